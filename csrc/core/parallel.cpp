@@ -1,0 +1,198 @@
+#include "core/parallel.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#else
+static inline void cpu_relax() {}
+#endif
+
+namespace fastnn {
+
+namespace {
+
+int detect_hardware_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+int initial_threads() {
+  if (const char* env = std::getenv("FASTNN_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1) return n;
+  }
+  return detect_hardware_threads();
+}
+
+// Workers spin this many pause-iterations (a few tens of microseconds) after a job before they
+// sleep: back-to-back kernel calls, as in a training step, then start without a wake-up.
+constexpr int kSpinIterations = 20000;
+
+class Pool {
+ public:
+  ~Pool() { stop(); }
+
+  // Runs the job on `nthreads` threads (the caller plus nthreads-1 workers). Returns false, doing
+  // nothing, when the pool is already busy.
+  bool run(int ntasks, int nthreads, void (*fn)(void*, int), void* ctx) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    ensure_workers(nthreads - 1);
+    fn_ = fn;
+    ctx_ = ctx;
+    ntasks_ = ntasks;
+    next_.store(0, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    finished_workers_.store(0, std::memory_order_relaxed);
+    active_workers_ = nthreads - 1;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    work();
+    // Wait for the tasks and for every worker to have left work(): after this no worker reads
+    // the job's fields, so the next job may overwrite them.
+    while (done_.load(std::memory_order_acquire) < ntasks ||
+           finished_workers_.load(std::memory_order_acquire) < active_workers_)
+      cpu_relax();
+    return true;
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    quit_ = false;
+  }
+
+  // After fork() only the forking thread exists in the child: forget the workers without joining.
+  void forget_after_fork() {
+    for (auto& t : threads_) t.detach();
+    threads_.clear();
+    new (&busy_) std::mutex();
+    new (&m_) std::mutex();
+    new (&cv_) std::condition_variable();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      int t = next_.fetch_add(1, std::memory_order_relaxed);
+      if (t >= ntasks_) return;
+      fn_(ctx_, t);
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void ensure_workers(int n) {
+    while (static_cast<int>(threads_.size()) < n) {
+      // The worker must start from the generation before the job that created it, or it could
+      // read the new generation as already seen and never join that job.
+      int index = static_cast<int>(threads_.size());
+      unsigned seen = generation_.load(std::memory_order_acquire);
+      threads_.emplace_back([this, index, seen] { worker_loop(index, seen); });
+    }
+  }
+
+  void worker_loop(int index, unsigned seen) {
+    for (;;) {
+      int spins = 0;
+      while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
+        cpu_relax();
+        ++spins;
+      }
+      if (generation_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> g(m_);
+        cv_.wait(g, [&] { return quit_ || generation_.load() != seen; });
+        if (quit_) return;
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      if (index < active_workers_) {
+        work();
+        finished_workers_.fetch_add(1, std::memory_order_release);
+      }
+    }
+  }
+
+  std::mutex busy_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;
+  std::atomic<unsigned> generation_{0};
+  bool quit_ = false;
+  void (*fn_)(void*, int) = nullptr;
+  void* ctx_ = nullptr;
+  int ntasks_ = 0;
+  int active_workers_ = 0;
+  std::atomic<int> next_{0};
+  std::atomic<int> done_{0};
+  std::atomic<int> finished_workers_{0};
+};
+
+std::atomic<int> g_num_threads{0};
+
+Pool& pool() {
+  // Leaked on purpose: joining threads during interpreter shutdown can deadlock.
+  static Pool* p = [] {
+    auto* created = new Pool();
+    pthread_atfork(nullptr, nullptr, [] { pool().forget_after_fork(); });
+    return created;
+  }();
+  return *p;
+}
+
+}  // namespace
+
+int hardware_threads() {
+  static const int n = detect_hardware_threads();
+  return n;
+}
+
+int get_num_threads() {
+  int n = g_num_threads.load(std::memory_order_relaxed);
+  if (n == 0) {
+    n = initial_threads();
+    g_num_threads.store(n);
+  }
+  return n;
+}
+
+void set_num_threads(int n) {
+  if (n < 1)
+    throw ValueError("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  g_num_threads.store(n);
+}
+
+void parallel_for(int ntasks, void (*fn)(void*, int), void* ctx) {
+  if (ntasks <= 0) return;
+  int nthreads = get_num_threads();
+  if (nthreads > ntasks) nthreads = ntasks;
+  if (nthreads <= 1 || !pool().run(ntasks, nthreads, fn, ctx)) {
+    for (int t = 0; t < ntasks; ++t) fn(ctx, t);
+  }
+}
+
+}  // namespace fastnn

@@ -1,0 +1,55 @@
+// AVX-512 GEMM: 12 x 32 (float) and 12 x 16 (double) micro-kernels, 24 of the 32 zmm registers
+// as accumulators, 2 for the B row, 1 for the broadcast A value.
+#define FASTNN_ISA avx512
+#include <immintrin.h>
+
+#include "cpu/gemm_driver.h"
+
+namespace fastnn {
+namespace cpu {
+namespace avx512 {
+
+struct VecF {
+  using T = float;
+  using R = __m512;
+  static constexpr int W = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R set1(float x) { return _mm512_set1_ps(x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  static R select_positive(R x, R if_pos, R otherwise) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_GT_OQ), otherwise, if_pos);
+  }
+};
+
+struct VecD {
+  using T = double;
+  using R = __m512d;
+  static constexpr int W = 8;
+  static R zero() { return _mm512_setzero_pd(); }
+  static R load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
+  static R set1(double x) { return _mm512_set1_pd(x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static R max(R a, R b) { return _mm512_max_pd(a, b); }
+  static R select_positive(R x, R if_pos, R otherwise) {
+    return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, zero(), _CMP_GT_OQ), otherwise, if_pos);
+  }
+};
+
+// KC keeps one A sliver (MR x KC) at ~12 KiB in L1; KC x NC of B at ~512 KiB in L2.
+using KernelF = Kernel<VecF, 12, 2, 256, 144, 512>;
+using KernelD = Kernel<VecD, 12, 2, 128, 144, 512>;
+
+void gemm(const GemmArgs<float>& g) { gemm_blocked<KernelF>(g); }
+void gemm(const GemmArgs<double>& g) { gemm_blocked<KernelD>(g); }
+
+}  // namespace avx512
+}  // namespace cpu
+}  // namespace fastnn

@@ -1,0 +1,320 @@
+// The blocked GEMM, written once and compiled once per instruction set.
+//
+// Include this file from a translation unit that defines FASTNN_ISA (avx512, avx2, scalar) and
+// is compiled with that instruction set's flags. Everything here lives in the namespace
+// fastnn::cpu::FASTNN_ISA, so the copies compiled with different flags never meet at link time
+// (one inline function shared by two such units could otherwise be linked with the wrong ISA).
+// For the same reason this file uses no std:: templates, only its own small helpers.
+//
+// Structure (Goto/BLIS, seen from row-major C = A B with vectors along N):
+//   for jc in N by NC:                     B block (KC x NC) packed once, lives in L2
+//     for pc in K by KC:
+//       pack B[pc:pc+KC, jc:jc+NC] into NR-wide slivers
+//       for ic in M by MC:
+//         pack A[ic:ic+MC, pc:pc+KC] into MR-tall slivers
+//         for ir in MC by MR:              one A sliver (MR x KC) stays in L1 ...
+//           for jr in NC by NR:            ... while B slivers stream from L2
+//             micro-kernel: MR x NR accumulators in registers, KC rank-1 updates
+// The epilogue (alpha, beta*C, bias, activation) runs on the accumulators before they are
+// stored, on the last K block only for bias and activation.
+#pragma once
+#ifndef FASTNN_ISA
+#error "define FASTNN_ISA before including gemm_driver.h"
+#endif
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/parallel.h"
+#include "cpu/gemm.h"
+
+namespace fastnn {
+namespace cpu {
+namespace FASTNN_ISA {
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+template <class T>
+inline T act_scalar(T x, Act act, T param) {
+  switch (act) {
+    case Act::None: return x;
+    case Act::Relu: return x > T(0) ? x : (x != x ? x : T(0));
+    case Act::LeakyRelu: return x > T(0) ? x : x * param;
+    case Act::Sigmoid: {
+      // exp of a non-positive number only: no overflow for any finite x.
+      if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+      T e = std::exp(x);
+      return e / (T(1) + e);
+    }
+    case Act::Tanh: return std::tanh(x);
+    case Act::Gelu: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+    case Act::Elu: return x > T(0) ? x : param * std::expm1(x);
+    case Act::Softplus:
+      // log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
+      return (x > T(0) ? x : T(0)) + std::log1p(std::exp(-std::fabs(x)));
+    case Act::Step: return x > T(0) ? T(1) : T(0);
+  }
+  return x;
+}
+
+// What the micro-kernel does with its accumulators once the K loop is done.
+template <class T>
+struct Epilogue {
+  T alpha;
+  bool read_c;      // add beta * C (first K block with beta != 0) or C (later K blocks)
+  T beta;           // 1 on later K blocks
+  bool last;        // last K block: add bias, apply activation
+  const T* bias;    // already offset to this tile's first column; null for none
+  int64_t bias_stride;
+  Act act;
+  T act_param;
+};
+
+// Scalar epilogue on a tile held in a temporary buffer: edge tiles and strided C.
+template <class T>
+inline void epilogue_scalar(const T* acc, int64_t ldacc, T* c, int64_t rsc, int64_t csc,
+                            int64_t m, int64_t n, const Epilogue<T>& ep) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      T* cij = c + i * rsc + j * csc;
+      T x = ep.alpha * acc[i * ldacc + j];
+      if (ep.read_c) x += ep.beta * *cij;
+      if (ep.last) {
+        if (ep.bias) x += ep.bias[j * ep.bias_stride];
+        x = act_scalar(x, ep.act, ep.act_param);
+      }
+      *cij = x;
+    }
+  }
+}
+
+// Activations that need transcendental functions run over each finished row of a full tile,
+// while it is still in L1.
+template <class T>
+inline bool act_in_registers(Act a) {
+  return a == Act::None || a == Act::Relu || a == Act::LeakyRelu || a == Act::Step;
+}
+
+// MR x (NV vectors) register-blocked micro-kernel. V wraps one SIMD register type.
+template <class V, int MR_, int NV, int KC_, int MC_, int NC_>
+struct Kernel {
+  using T = typename V::T;
+  using R = typename V::R;
+  static constexpr int MR = MR_;
+  static constexpr int NR = NV * V::W;
+  static constexpr int64_t KC = KC_, MC = MC_, NC = NC_;
+
+  // ap: packed A sliver, ap[k*MR + i]; bp: packed B sliver, bp[k*NR + j]; C tile at c.
+  static void run(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c, int64_t rsc,
+                  int64_t csc, int64_t m, int64_t n, const Epilogue<T>& ep) {
+    R acc[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kc; ++k) {
+      R b[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) b[j] = V::load(bp + j * V::W);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        R a = V::set1(ap[i]);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(a, b[j], acc[i][j]);
+      }
+      ap += MR;
+      bp += NR;
+    }
+
+    const bool full = m == MR && n == NR && csc == 1 && (!ep.bias || ep.bias_stride == 1);
+    if (!full) {
+      alignas(64) T tile[MR * NR];
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) V::store(tile + i * NR + j * V::W, acc[i][j]);
+      epilogue_scalar(tile, NR, c, rsc, csc, m, n, ep);
+      return;
+    }
+
+    const R alpha = V::set1(ep.alpha), beta = V::set1(ep.beta), zero = V::zero();
+    const bool scale = ep.alpha != T(1);
+    const bool bias = ep.last && ep.bias;
+    const Act act = ep.last ? ep.act : Act::None;
+    const R slope = V::set1(ep.act_param), one = V::set1(T(1));
+    R bvec[NV];
+    if (bias)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) bvec[j] = V::load(ep.bias + j * V::W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      T* ci = c + i * rsc;
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        R x = acc[i][j];
+        if (scale) x = V::mul(x, alpha);
+        if (ep.read_c) x = V::fma(beta, V::load(ci + j * V::W), x);
+        if (bias) x = V::add(x, bvec[j]);
+        switch (act) {
+          case Act::Relu: x = V::max(zero, x); break;  // max(0, NaN) keeps the NaN
+          case Act::LeakyRelu: x = V::select_positive(x, x, V::mul(x, slope)); break;
+          case Act::Step: x = V::select_positive(x, one, zero); break;
+          default: break;
+        }
+        V::store(ci + j * V::W, x);
+      }
+      if (!act_in_registers<T>(act))
+        for (int j = 0; j < NR; ++j) ci[j] = act_scalar(ci[j], act, ep.act_param);
+    }
+  }
+};
+
+// A buffer that grows on demand and is reused by the same thread across calls.
+template <class T>
+struct ScratchBuffer {
+  T* data = nullptr;
+  int64_t size = 0;
+  T* get(int64_t n) {
+    if (n > size) {
+      std::free(data);
+      // 64-byte alignment: packed slivers are read with full-width vector loads.
+      data = static_cast<T*>(std::aligned_alloc(64, round_up(n * sizeof(T), 64)));
+      if (!data) throw std::bad_alloc();
+      size = n;
+    }
+    return data;
+  }
+  ~ScratchBuffer() { std::free(data); }
+};
+
+// Packs op(A)[0:mc, 0:kc] (a points at its first element) into MR-tall slivers, zero-padded.
+template <int MR, class T>
+void pack_a(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* __restrict out) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, out += MR * kc) {
+    const int64_t mr = imin(MR, mc - i0);
+    if (mr == MR && rsa == 1) {
+      // Columns of op(A) are contiguous (A was transposed): copy MR values per k.
+      for (int64_t k = 0; k < kc; ++k)
+        for (int i = 0; i < MR; ++i) out[k * MR + i] = a[(i0 + i) + k * csa];
+      continue;
+    }
+    for (int64_t i = 0; i < MR; ++i) {
+      if (i < mr) {
+        const T* src = a + (i0 + i) * rsa;
+        for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = src[k * csa];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = T(0);
+      }
+    }
+  }
+}
+
+// Packs op(B)[0:kc, 0:nc] into NR-wide slivers, zero-padded.
+template <int NR, class T>
+void pack_b(int64_t kc, int64_t nc, const T* b, int64_t rsb, int64_t csb, T* __restrict out) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, out += NR * kc) {
+    const int64_t nr = imin(NR, nc - j0);
+    if (nr == NR && csb == 1) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* src = b + k * rsb + j0;
+        for (int j = 0; j < NR; ++j) out[k * NR + j] = src[j];
+      }
+      continue;
+    }
+    for (int64_t j = 0; j < NR; ++j) {
+      if (j < nr) {
+        const T* src = b + (j0 + j) * csb;
+        for (int64_t k = 0; k < kc; ++k) out[k * NR + j] = src[k * rsb];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) out[k * NR + j] = T(0);
+      }
+    }
+  }
+}
+
+// One thread's share: the C block [m0, m1) x [n0, n1), all of K.
+template <class Kern>
+void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int64_t n0,
+                int64_t n1) {
+  using T = typename Kern::T;
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  static thread_local ScratchBuffer<T> a_buf, b_buf;
+  T* ap = a_buf.get(round_up(Kern::MC, MR) * Kern::KC);
+  T* bp = b_buf.get(round_up(Kern::NC, NR) * Kern::KC);
+
+  for (int64_t jc = n0; jc < n1; jc += Kern::NC) {
+    const int64_t nc = imin(Kern::NC, n1 - jc);
+    for (int64_t pc = 0; pc < g.K; pc += Kern::KC) {
+      const int64_t kc = imin(Kern::KC, g.K - pc);
+      Epilogue<T> ep;
+      ep.alpha = g.alpha;
+      ep.read_c = pc > 0 || g.beta != T(0);
+      ep.beta = pc > 0 ? T(1) : g.beta;
+      ep.last = pc + kc >= g.K;
+      ep.bias_stride = g.bias_stride;
+      ep.act = g.act;
+      ep.act_param = g.act_param;
+      pack_b<NR>(kc, nc, g.B + pc * g.rsb + jc * g.csb, g.rsb, g.csb, bp);
+      for (int64_t ic = m0; ic < m1; ic += Kern::MC) {
+        const int64_t mc = imin(Kern::MC, m1 - ic);
+        pack_a<MR>(mc, kc, g.A + ic * g.rsa + pc * g.csa, g.rsa, g.csa, ap);
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const T* a_sliver = ap + ir * kc;
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            ep.bias = g.bias ? g.bias + (jc + jr) * g.bias_stride : nullptr;
+            T* c = g.C + (ic + ir) * g.rsc + (jc + jr) * g.csc;
+            Kern::run(kc, a_sliver, bp + jr * kc, c, g.rsc, g.csc, imin(MR, mc - ir),
+                      imin(NR, nc - jr), ep);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Splits C over threads into a tm x tn grid of MR/NR-aligned blocks. Every element is computed
+// by one task with the same K blocking whatever the grid, so results do not depend on threads.
+template <class Kern>
+void gemm_blocked(const GemmArgs<typename Kern::T>& g) {
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  const int64_t mblocks = (g.M + MR - 1) / MR, nblocks = (g.N + NR - 1) / NR;
+  // Below ~0.5 MFLOP, waking a second thread costs more than it saves.
+  const double macs = double(g.M) * double(g.N) * double(g.K);
+  int nt = macs < 262144.0 ? 1 : get_num_threads();
+  if (nt > mblocks * nblocks) nt = static_cast<int>(mblocks * nblocks);
+  if (nt <= 1) {
+    gemm_block<Kern>(g, 0, g.M, 0, g.N);
+    return;
+  }
+  // Choose the grid that minimises the largest block, preferring to split M on ties.
+  int best_tm = nt, best_tn = 1;
+  double best_cost = 1e300;
+  for (int tm = nt; tm >= 1; --tm) {
+    if (nt % tm) continue;
+    const int tn = nt / tm;
+    const double cost = double((mblocks + tm - 1) / tm) * MR * double((nblocks + tn - 1) / tn) * NR;
+    if (cost < best_cost) {
+      best_cost = cost;
+      best_tm = tm;
+      best_tn = tn;
+    }
+  }
+  const int tm = best_tm, tn = best_tn;
+  parallel_for(tm * tn, [&](int t) {
+    const int ti = t / tn, tj = t % tn;
+    const int64_t mb0 = mblocks * ti / tm, mb1 = mblocks * (ti + 1) / tm;
+    const int64_t nb0 = nblocks * tj / tn, nb1 = nblocks * (tj + 1) / tn;
+    const int64_t m0 = mb0 * MR, m1 = imin(mb1 * MR, g.M);
+    const int64_t n0 = nb0 * NR, n1 = imin(nb1 * NR, g.N);
+    if (m0 < m1 && n0 < n1) gemm_block<Kern>(g, m0, m1, n0, n1);
+  });
+}
+
+}  // namespace FASTNN_ISA
+}  // namespace cpu
+}  // namespace fastnn

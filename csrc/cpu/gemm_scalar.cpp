@@ -1,0 +1,39 @@
+// Portable GEMM: the same blocked driver on GCC/Clang vector extensions (16-byte vectors: SSE2 on
+// x86-64, NEON on Arm), compiled with no special flags, so it runs on any CPU.
+#define FASTNN_ISA scalar
+#include "cpu/gemm_driver.h"
+
+namespace fastnn {
+namespace cpu {
+namespace scalar {
+
+template <class T_, int W_>
+struct VecExt {
+  using T = T_;
+  static constexpr int W = W_;
+  typedef T R __attribute__((vector_size(sizeof(T) * W_)));
+  static R zero() { return R{} ; }
+  static R load(const T* p) {
+    R v;
+    std::memcpy(&v, p, sizeof(R));
+    return v;
+  }
+  static void store(T* p, R v) { std::memcpy(p, &v, sizeof(R)); }
+  static R set1(T x) { return R{} + x; }
+  static R fma(R a, R b, R c) { return a * b + c; }
+  static R mul(R a, R b) { return a * b; }
+  static R add(R a, R b) { return a + b; }
+  // Lane-wise "a > b ? a : b" keeping a NaN in b, as the SIMD paths do.
+  static R max(R a, R b) { return a > b ? a : b; }
+  static R select_positive(R x, R if_pos, R otherwise) { return x > zero() ? if_pos : otherwise; }
+};
+
+using KernelF = Kernel<VecExt<float, 4>, 4, 2, 256, 128, 512>;
+using KernelD = Kernel<VecExt<double, 2>, 4, 2, 256, 128, 256>;
+
+void gemm(const GemmArgs<float>& g) { gemm_blocked<KernelF>(g); }
+void gemm(const GemmArgs<double>& g) { gemm_blocked<KernelD>(g); }
+
+}  // namespace scalar
+}  // namespace cpu
+}  // namespace fastnn

@@ -1,0 +1,49 @@
+"""Argument checks shared by fastnn.ops: every message names the argument, what was expected and
+what was given."""
+
+import math
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(x, name, ndim=None):
+    """x as a float32/float64 NumPy array the kernels can read (native byte order, strides in
+    whole elements), without copying when it already is one."""
+    if not isinstance(x, np.ndarray):
+        if hasattr(x, "__array__") or isinstance(x, (list, tuple, numbers.Number)):
+            x = np.asarray(x)
+        else:
+            raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")
+    if x.dtype.newbyteorder("=") not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {x.dtype} "
+                        f"(convert with .astype(np.float32))")
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
+    if any(s % x.itemsize for s in x.strides):
+        x = np.ascontiguousarray(x)
+    return x
+
+
+def same_dtype(**arrays):
+    """Raise TypeError unless every given array has the same dtype."""
+    named = [(n, a) for n, a in arrays.items() if a is not None]
+    first_name, first = named[0]
+    for n, a in named[1:]:
+        if a.dtype != first.dtype:
+            raise TypeError(f"{n}: dtype {a.dtype} does not match {first_name}'s {first.dtype}; "
+                            f"all arrays must share one dtype")
+
+
+def finite_real(value, name):
+    """value as a float, raising unless it is a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    return value

@@ -1,0 +1,63 @@
+"""The CUDA backend, loaded lazily: importing fastnn never needs a GPU, a driver or the CUDA
+runtime. Without any of them, `is_available()` is False and `device_count()` is 0."""
+
+_module = None
+_import_error = None
+_probed = False
+
+
+def _load():
+    """Import fastnn._cuda once; None when it was not built or cannot load."""
+    global _module, _import_error, _probed
+    if not _probed:
+        _probed = True
+        try:
+            from fastnn import _cuda
+
+            _module = _cuda
+        except ImportError as exc:  # not built, or the runtime could not be loaded
+            _import_error = exc
+    return _module
+
+
+def is_compiled():
+    """True when this build of fastnn includes the CUDA backend."""
+    return _load() is not None
+
+
+def device_count():
+    """Number of usable CUDA devices (0 with no GPU, no driver, or a driver that is too old)."""
+    mod = _load()
+    if mod is None:
+        return 0
+    try:
+        return int(mod.device_count())
+    except Exception:  # any driver error means "no usable device"
+        return 0
+
+
+def is_available():
+    """True when at least one CUDA device can be used."""
+    return device_count() > 0
+
+
+def describe():
+    """Runtime, driver and device names, for show_config()."""
+    mod = _load()
+    if mod is None:
+        reason = "not compiled" if _import_error is None else f"not loaded ({_import_error})"
+        return {"cuda_runtime": reason, "cuda_driver": None, "gpus": []}
+    try:
+        return dict(mod.describe())
+    except Exception as exc:
+        return {"cuda_runtime": f"error: {exc}", "cuda_driver": None, "gpus": []}
+
+
+def _require():
+    mod = _load()
+    if mod is None:
+        raise RuntimeError("fastnn was built without CUDA support"
+                           if _import_error is None else f"fastnn._cuda failed to load: {_import_error}")
+    if device_count() == 0:
+        raise RuntimeError("no CUDA device is available (no GPU, no driver, or the driver is too old)")
+    return mod

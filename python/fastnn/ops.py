@@ -1,0 +1,95 @@
+"""fastnn.ops: one function per kernel. Each validates its arguments, picks the backend from
+where the inputs live, and calls the compiled kernel. Arrays in, arrays out."""
+
+import numpy as np
+
+from fastnn import _C
+from fastnn._checks import as_float_array, finite_real, same_dtype
+
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step")
+
+
+def _activation_arg(activation, negative_slope):
+    """(kernel name, parameter) for an activation given by name or None."""
+    if activation is None or activation == "linear":
+        return "none", 0.0
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"activation: expected None or one of {', '.join(ACTIVATIONS)}, "
+                         f"got {activation!r}")
+    if activation == "leaky_relu":
+        return activation, finite_real(negative_slope, "negative_slope")
+    if activation == "elu":
+        return activation, 1.0
+    return activation, 0.0
+
+
+def _gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, act, act_param):
+    # The kernel writes out while it reads a and b: when they overlap, compute into a fresh
+    # array and copy, as NumPy does.
+    if np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        tmp = np.array(out) if beta != 0.0 else np.empty(out.shape, out.dtype)
+        _C.gemm(a, b, tmp, trans_a, trans_b, alpha, beta, bias, act, act_param)
+        out[...] = tmp
+    else:
+        _C.gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, act, act_param)
+    return out
+
+
+def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+    """``alpha * op(a) @ op(b) + beta * out``, where op transposes when asked.
+
+    a, b: 2-D float32 or float64 arrays of one dtype, any strides; sizes may be 0.
+    out: written in place when given (its old contents are ignored when beta == 0);
+    a new array otherwise (then beta must be 0).
+    """
+    a = as_float_array(a, "a", ndim=2)
+    b = as_float_array(b, "b", ndim=2)
+    same_dtype(a=a, b=b)
+    alpha = finite_real(alpha, "alpha")
+    beta = finite_real(beta, "beta")
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != kb:
+        raise ValueError(f"matmul: inner dimensions differ: op(a) is {(m, k)}, op(b) is {(kb, n)} "
+                         f"(a.shape={a.shape}, trans_a={trans_a}, b.shape={b.shape}, "
+                         f"trans_b={trans_b})")
+    if out is None:
+        if beta != 0.0:
+            raise ValueError("beta: a non-zero beta needs an `out` array to scale and add to")
+        out = np.empty((m, n), dtype=a.dtype)
+    else:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out: expected a NumPy array, got {type(out).__name__}")
+        if out.dtype != a.dtype:
+            raise TypeError(f"out: expected dtype {a.dtype}, got {out.dtype}")
+        if out.shape != (m, n):
+            raise ValueError(f"out: expected shape {(m, n)}, got {out.shape}")
+        if not out.flags.writeable:
+            raise ValueError("out: array is read-only")
+        if any(s % out.itemsize for s in out.strides):
+            raise ValueError("out: strides must be whole multiples of the item size")
+    return _gemm(a, b, out, bool(trans_a), bool(trans_b), alpha, beta, None, "none", 0.0)
+
+
+def linear(x, w, b=None, activation=None, negative_slope=0.01):
+    """Fused dense layer ``act(x @ w + b)``: the bias and activation are applied to each output
+    tile while it is still in registers, with no extra pass over memory.
+
+    x: (N, in_features); w: (in_features, out_features); b: (out_features,) or None;
+    activation: None or one of relu, leaky_relu (with negative_slope), sigmoid, tanh, gelu,
+    elu, softplus, step.
+    """
+    x = as_float_array(x, "x", ndim=2)
+    w = as_float_array(w, "w", ndim=2)
+    if b is not None:
+        b = as_float_array(b, "b", ndim=1)
+    same_dtype(x=x, w=w, b=b)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"linear: x has {x.shape[1]} features (x.shape={x.shape}) but w expects "
+                         f"{w.shape[0]} (w.shape={w.shape})")
+    if b is not None and b.shape[0] != w.shape[1]:
+        raise ValueError(f"b: expected shape ({w.shape[1]},) to match w.shape={w.shape}, "
+                         f"got {b.shape}")
+    act, param = _activation_arg(activation, negative_slope)
+    out = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
+    return _gemm(x, w, out, False, False, 1.0, 0.0, b, act, param)
