@@ -1,0 +1,226 @@
+"""ops.matmul and ops.linear against the float64 oracle, on every SIMD path, at 1 and 2 threads.
+
+Sizes straddle the micro-kernel tiles (MR = 12/6/4 rows, NR = 32/16/8 float columns on
+avx512/avx2/scalar; half the columns for float64), the K block (256 float, 128 double), the M
+block (144) and the N block (512)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastnn
+from fastnn import ops
+
+import oracle
+
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+DTYPES = [np.float32, np.float64]
+
+
+def rel_err(got, ref):
+    denom = np.linalg.norm(ref)
+    return np.linalg.norm(got - ref) / (denom if denom > 0 else 1.0)
+
+
+def assert_close(got, ref, dtype):
+    assert got.shape == ref.shape
+    assert np.all(np.isfinite(got)), "unwritten (NaN-poisoned) or non-finite output"
+    err = rel_err(got.astype(np.float64), ref)
+    assert err < TOL[dtype], f"relative Frobenius error {err:.3g} >= {TOL[dtype]}"
+
+
+def operand(rng, shape, dtype, trans):
+    """A random matrix of logical shape `shape`, stored transposed when `trans`."""
+    rows, cols = shape
+    x = rng.standard_normal((cols, rows) if trans else (rows, cols)).astype(dtype)
+    return x
+
+
+# (M, N, K): ones, tile edges, odd sizes; the last rows cross the M/N/K cache blocks.
+SHAPES = [
+    (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1),
+    (6, 16, 8), (7, 17, 5), (11, 31, 13), (12, 32, 16), (13, 33, 17),
+    (4, 8, 129), (25, 65, 255), (23, 47, 257),
+    (145, 63, 31), (37, 513, 19), (143, 100, 300),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_matmul_matches_oracle(simd, threads, dtype, trans_a, trans_b, rng):
+    for m, n, k in SHAPES:
+        a = operand(rng, (m, k), dtype, trans_a)
+        b = operand(rng, (k, n), dtype, trans_b)
+        out = np.full((m, n), np.nan, dtype=dtype)
+        got = ops.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
+        assert got is out
+        assert_close(got, oracle.matmul(a, b, trans_a, trans_b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_large_blocks(simd, threads, dtype, rng):
+    # Several K, M and N cache blocks, with remainders in each.
+    m, n, k = 301, 529, 389
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    assert_close(ops.matmul(a, b), oracle.matmul(a, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_alpha_beta(simd, dtype, rng):
+    for m, n, k in [(1, 1, 1), (13, 33, 300), (50, 70, 20)]:
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        c = rng.standard_normal((m, n)).astype(dtype)
+        ref = oracle.matmul(a, b, alpha=-0.7, beta=1.3, c=c)
+        got = ops.matmul(a, b, alpha=-0.7, beta=1.3, out=c.copy())
+        assert_close(got, ref, dtype)
+        # beta == 0 ignores what out held, NaN included.
+        got = ops.matmul(a, b, alpha=2.5, out=np.full((m, n), np.nan, dtype))
+        assert_close(got, oracle.matmul(a, b, alpha=2.5), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_and_negative_strides(simd, dtype, rng):
+    base_a = rng.standard_normal((90, 70)).astype(dtype)
+    base_b = rng.standard_normal((120, 80)).astype(dtype)
+    a = base_a[::3, ::-2]            # (30, 35), negative column stride
+    b = base_b[1:71:2, ::-1][:, :40]  # (35, 40)
+    out_base = np.full((60, 120), np.nan, dtype)
+    out = out_base[::2, ::3]         # (30, 40), strided output
+    ops.matmul(a, b, out=out)
+    assert_close(out, oracle.matmul(a, b), dtype)
+    # Elements of out_base outside the view are untouched.
+    mask = np.ones_like(out_base, bool)
+    mask[::2, ::3] = False
+    assert np.all(np.isnan(out_base[mask]))
+    # Fortran-ordered operands and output.
+    fa, fb = np.asfortranarray(a), np.asfortranarray(b)
+    fout = np.asfortranarray(np.full((30, 40), np.nan, dtype))
+    ops.matmul(fa, fb, out=fout)
+    assert_close(fout, oracle.matmul(a, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_sizes(dtype):
+    for m, n, k in [(0, 3, 4), (3, 0, 4), (0, 0, 0)]:
+        got = ops.matmul(np.ones((m, k), dtype), np.ones((k, n), dtype))
+        assert got.shape == (m, n)
+    # K == 0: the product is empty, so out = beta * out.
+    got = ops.matmul(np.ones((3, 0), dtype), np.ones((0, 4), dtype), out=np.full((3, 4), np.nan, dtype))
+    assert np.array_equal(got, np.zeros((3, 4)))
+    c = np.arange(12, dtype=dtype).reshape(3, 4)
+    got = ops.matmul(np.ones((3, 0), dtype), np.ones((0, 4), dtype), beta=2.0, out=c.copy())
+    assert np.array_equal(got, 2 * c)
+    got = ops.linear(np.ones((3, 0), dtype), np.ones((0, 4), dtype), np.arange(4, dtype=dtype) - 1,
+                     activation="relu")
+    assert np.array_equal(got, np.tile([0, 0, 1, 2], (3, 1)))
+
+
+def test_results_do_not_depend_on_thread_count(simd, rng):
+    a = rng.standard_normal((157, 601)).astype(np.float32)
+    b = rng.standard_normal((601, 203)).astype(np.float32)
+    fastnn.set_num_threads(1)
+    one = ops.linear(a, b, b[0], activation="gelu")
+    fastnn.set_num_threads(2)
+    try:
+        two = ops.linear(a, b, b[0], activation="gelu")
+    finally:
+        fastnn.set_num_threads(fastnn._C.hardware_threads())
+    assert np.array_equal(one, two)
+
+
+def test_output_aliasing_input(rng):
+    a = rng.standard_normal((40, 40)).astype(np.float32)
+    b = rng.standard_normal((40, 40)).astype(np.float32)
+    ref = oracle.matmul(a, b)
+    ops.matmul(a, b, out=a)
+    assert_close(a, ref, np.float32)
+
+
+ACTS = [None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTS)
+def test_linear_matches_oracle(simd, dtype, activation, rng):
+    for n, fin, fout in [(1, 1, 1), (7, 13, 33), (32, 64, 128), (129, 300, 70)]:
+        x = rng.standard_normal((n, fin)).astype(dtype)
+        w = (rng.standard_normal((fin, fout)) / np.sqrt(fin)).astype(dtype)
+        b = rng.standard_normal(fout).astype(dtype)
+        got = ops.linear(x, w, b, activation=activation, negative_slope=0.2)
+        ref = oracle.linear(x, w, b, activation=activation, negative_slope=0.2)
+        if activation == "step":
+            # The step flips where x @ w + b rounds across 0; compare away from it.
+            z = oracle.linear(x, w, b)
+            keep = np.abs(z) > 1e-4
+            assert np.array_equal(got[keep], ref[keep])
+        else:
+            assert_close(got, ref, dtype)
+        assert_close(ops.linear(x, w, activation=activation, negative_slope=0.2) if activation != "step"
+                     else oracle.linear(x, w, activation="step"),
+                     oracle.linear(x, w, activation=activation, negative_slope=0.2), dtype)
+
+
+def test_linear_relu_propagates_nan():
+    x = np.array([[np.nan, 1.0]], np.float32)
+    w = np.ones((2, 3), np.float32)
+    assert np.all(np.isnan(ops.linear(x, w, activation="relu")))
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 300),
+       trans_a=st.booleans(), trans_b=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_matmul_random_shapes(m, n, k, trans_a, trans_b, seed):
+    rng = np.random.default_rng(seed)
+    a = operand(rng, (m, k), np.float32, trans_a)
+    b = operand(rng, (k, n), np.float32, trans_b)
+    assert_close(ops.matmul(a, b, trans_a=trans_a, trans_b=trans_b),
+                 oracle.matmul(a, b, trans_a, trans_b), np.float32)
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_dtypes():
+    f32 = np.ones((2, 2), np.float32)
+    with pytest.raises(TypeError, match="a: expected float32 or float64, got int64"):
+        ops.matmul(np.ones((2, 2), np.int64), f32)
+    with pytest.raises(TypeError, match="b: dtype float64 does not match a's float32"):
+        ops.matmul(f32, np.ones((2, 2)))
+    with pytest.raises(TypeError, match="out: expected dtype float32"):
+        ops.matmul(f32, f32, out=np.ones((2, 2)))
+    with pytest.raises(TypeError, match="b: dtype float64"):
+        ops.linear(f32, f32, np.ones(2))
+    with pytest.raises(TypeError, match="a: expected a NumPy array"):
+        ops.matmul("nope", f32)
+
+
+def test_bad_shapes_and_values():
+    f32 = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"inner dimensions differ.*\(2, 3\).*\(2, 3\)"):
+        ops.matmul(f32, f32)
+    with pytest.raises(ValueError, match="a: expected a 2-D array"):
+        ops.matmul(np.ones(3, np.float32), f32)
+    with pytest.raises(ValueError, match=r"out: expected shape \(2, 2\)"):
+        ops.matmul(f32, f32, trans_b=True, out=np.ones((3, 3), np.float32))
+    with pytest.raises(ValueError, match="beta"):
+        ops.matmul(f32, f32, trans_b=True, beta=1.0)
+    with pytest.raises(ValueError, match="alpha: expected a finite number"):
+        ops.matmul(f32, f32, trans_b=True, alpha=float("nan"))
+    with pytest.raises(ValueError, match="x has 3 features"):
+        ops.linear(f32, f32)
+    with pytest.raises(ValueError, match=r"b: expected shape \(3,\)"):
+        ops.linear(f32, np.ones((3, 3), np.float32), np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="activation: expected None or one of"):
+        ops.linear(f32, np.ones((3, 3), np.float32), activation="swish")
+    ro = np.ones((2, 2), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.matmul(f32, f32, trans_b=True, out=ro)
+
+
+def test_non_native_byte_order(rng):
+    a = rng.standard_normal((5, 6)).astype(">f4")
+    b = rng.standard_normal((6, 7)).astype("<f4")
+    assert_close(ops.matmul(a, b), oracle.matmul(a, b), np.float32)
