@@ -1,0 +1,1 @@
+"""Benchmark suites. Each module exposes NAME, DESCRIPTION and run(ctx) -> dict."""
