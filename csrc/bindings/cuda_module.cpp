@@ -106,10 +106,13 @@ Act parse_act(const py::object& activation) {
   return act_from_name(activation.cast<std::string>());
 }
 
-void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::array& out,
+void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj,
                bool trans_a, bool trans_b, double alpha, double beta, const py::object& bias_obj,
                const py::object& activation, double act_param) {
   CArray a = contiguous_f32(a_obj, "a", 2), b = contiguous_f32(b_obj, "b", 2);
+  // A list would be converted to a temporary array and the result silently lost.
+  if (!py::isinstance<py::array>(out_obj)) throw TypeError("out: expected a NumPy array");
+  const auto out = py::reinterpret_borrow<py::array>(out_obj);
   if (!out.writeable()) throw ValueError("out: array is read-only");
   CArray c = contiguous_f32(out, "out", 2);
 
@@ -121,7 +124,8 @@ void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::array
                      std::to_string(N) + "), out is (" + std::to_string(c.shape(0)) + ", " +
                      std::to_string(c.shape(1)) + ")");
   CArray bias;
-  if (!bias_obj.is_none()) {
+  const bool has_bias = !bias_obj.is_none();
+  if (has_bias) {
     bias = contiguous_f32(bias_obj, "bias", 1);
     if (bias.shape(0) != N) throw ValueError("bias: expected shape (" + std::to_string(N) + ",)");
   }
@@ -148,7 +152,7 @@ void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::array
   const float* ha = a.data();
   const float* hb = b.data();
   const float* hc = c.data();
-  const float* hbias = bias ? bias.data() : nullptr;
+  const float* hbias = has_bias ? bias.data() : nullptr;
   float* hr = result.mutable_data();
   const size_t na = size_t(a.size()), nb = size_t(b.size()), nc = size_t(M * N);
   {

@@ -15,7 +15,12 @@ def _load():
             from fastnn import _cuda
 
             _module = _cuda
-        except ImportError as exc:  # not built, or the runtime could not be loaded
+        except ModuleNotFoundError as exc:
+            # fastnn._cuda itself missing is a CPU-only build ("not compiled"); any other missing
+            # module is a real load failure worth reporting.
+            if exc.name != "fastnn._cuda":
+                _import_error = exc
+        except ImportError as exc:  # built, but the module or the runtime could not be loaded
             _import_error = exc
     return _module
 
@@ -61,3 +66,15 @@ def _require():
     if device_count() == 0:
         raise RuntimeError("no CUDA device is available (no GPU, no driver, or the driver is too old)")
     return mod
+
+
+def _gemm_host(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
+               activation=None, act_param=0.0):
+    """out = act(alpha * op(a) @ op(b) + beta * out + bias) on the GPU, in place, for tests.
+
+    float32 NumPy arrays of any strides; they are copied to the device and the result back, so
+    this measures correctness, not speed.
+    """
+    _require().gemm_host(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta), bias,
+                         activation, float(act_param))
+    return out
