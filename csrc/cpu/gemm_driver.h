@@ -131,8 +131,11 @@ struct Kernel {
       bp += NR;
     }
 
-    const bool full = m == MR && n == NR && csc == 1 && (!ep.bias || ep.bias_stride == 1);
-    if (!full) {
+    // Tiles with all NR columns contiguous in C take the vector epilogue, also when they have
+    // fewer than MR rows (the bottom edge, e.g. M = 32 with MR = 12); the rest go through a
+    // temporary tile and the scalar epilogue.
+    const bool vector_cols = n == NR && csc == 1 && (!ep.bias || ep.bias_stride == 1);
+    if (!vector_cols) {
       alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i)
@@ -153,6 +156,7 @@ struct Kernel {
       for (int j = 0; j < NV; ++j) bvec[j] = V::load(ep.bias + j * V::W);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
+      if (i >= m) break;
       T* ci = c + i * rsc;
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) {

@@ -12,6 +12,13 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def as_float_array(x, name, ndim=None):
     """x as a float32/float64 NumPy array the kernels can read (native byte order, strides in
     whole elements), without copying when it already is one."""
+    if type(x) is np.ndarray and x.dtype.char in "fd" and x.dtype.isnative:
+        # The common case, checked with the cheapest tests first (this runs on every op call).
+        if ndim is not None and x.ndim != ndim:
+            raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
+        if x.flags.c_contiguous or not any(s % x.itemsize for s in x.strides):
+            return x
+        return np.ascontiguousarray(x)
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, (list, tuple, numbers.Number)):
             x = np.asarray(x)
@@ -41,6 +48,8 @@ def same_dtype(**arrays):
 
 def finite_real(value, name):
     """value as a float, raising unless it is a finite real number."""
+    if type(value) is float and math.isfinite(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     value = float(value)
