@@ -1,8 +1,9 @@
 """ops.matmul and ops.linear against the float64 oracle, on every SIMD path, at 1 and 2 threads.
 
 Sizes straddle the micro-kernel tiles (MR = 12/6/4 rows, NR = 32/16/8 float columns on
-avx512/avx2/scalar; half the columns for float64), the K block (256 float, 128 double), the M
-block (144) and the N block (512)."""
+avx512/avx2/scalar; half the columns for float64; the M == 1 and short-M kernels), the K block
+(128 to 256), the M block (48 to 144) and the N block (256 to 2048), and the switch between
+packed and in-place B (M <= 4 MR)."""
 
 import numpy as np
 import pytest
@@ -40,6 +41,7 @@ def operand(rng, shape, dtype, trans):
 # (M, N, K): ones, tile edges, odd sizes; the last rows cross the M/N/K cache blocks.
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (5, 1, 9), (2, 3, 1),
+    (1, 513, 300), (3, 70, 260), (4, 129, 31),  # the one-row and short-M kernels
     (6, 16, 8), (7, 17, 5), (11, 31, 13), (12, 32, 16), (13, 33, 17),
     (4, 8, 129), (25, 65, 255), (23, 47, 257),
     (145, 63, 31), (37, 513, 19), (143, 100, 300),

@@ -44,10 +44,14 @@ struct VecD {
 };
 
 using KernelF = Kernel<VecF, 6, 2, 256, 144, 512>;
+using KernelFSmall = Kernel<VecF, 2, 4, 256, 144, 512>;
+using KernelFSingle = Kernel<VecF, 1, 4, 256, 144, 512>;
 using KernelD = Kernel<VecD, 6, 2, 256, 144, 256>;
+using KernelDSmall = Kernel<VecD, 2, 4, 256, 144, 256>;
+using KernelDSingle = Kernel<VecD, 1, 4, 256, 144, 256>;
 
-void gemm(const GemmArgs<float>& g) { gemm_blocked<KernelF>(g); }
-void gemm(const GemmArgs<double>& g) { gemm_blocked<KernelD>(g); }
+void gemm(const GemmArgs<float>& g) { gemm_by_rows<KernelF, KernelFSmall, KernelFSingle>(g); }
+void gemm(const GemmArgs<double>& g) { gemm_by_rows<KernelD, KernelDSmall, KernelDSingle>(g); }
 
 }  // namespace avx2
 }  // namespace cpu

@@ -47,10 +47,14 @@ struct VecD {
 // 1 thread, GFLOP/s at 1024/2048: (KC,MC,NC) = (256,144,512) 100/93, (256,96,1024) 101/99,
 // (384,144,384) 102/93, (256,48,2048) 102/104.
 using KernelF = Kernel<VecF, 12, 2, 256, 48, 2048>;
+using KernelFSmall = Kernel<VecF, 4, 4, 256, 48, 2048>;
+using KernelFSingle = Kernel<VecF, 1, 4, 256, 48, 2048>;
 using KernelD = Kernel<VecD, 12, 2, 128, 144, 512>;
+using KernelDSmall = Kernel<VecD, 4, 4, 128, 144, 512>;
+using KernelDSingle = Kernel<VecD, 1, 4, 128, 144, 512>;
 
-void gemm(const GemmArgs<float>& g) { gemm_blocked<KernelF>(g); }
-void gemm(const GemmArgs<double>& g) { gemm_blocked<KernelD>(g); }
+void gemm(const GemmArgs<float>& g) { gemm_by_rows<KernelF, KernelFSmall, KernelFSingle>(g); }
+void gemm(const GemmArgs<double>& g) { gemm_by_rows<KernelD, KernelDSmall, KernelDSingle>(g); }
 
 }  // namespace avx512
 }  // namespace cpu

@@ -107,8 +107,10 @@ struct Kernel {
   static constexpr int NR = NV * V::W;
   static constexpr int64_t KC = KC_, MC = MC_, NC = NC_;
 
-  // ap: packed A sliver, ap[k*MR + i]; bp: packed B sliver, bp[k*NR + j]; C tile at c.
-  static void run(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c, int64_t rsc,
+  // ap: packed A sliver, ap[k*MR + i]; bp: B sliver, bp[k*ldb + j] (ldb = NR when packed, the
+  // row stride of B when read in place); C tile at c.
+  static void run(int64_t kc, const T* __restrict ap, const T* __restrict bp, int64_t ldb, T* c,
+                  int64_t rsc,
                   int64_t csc, int64_t m, int64_t n, const Epilogue<T>& ep) {
     R acc[MR][NV];
 #pragma GCC unroll 32
@@ -128,7 +130,7 @@ struct Kernel {
         for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(a, b[j], acc[i][j]);
       }
       ap += MR;
-      bp += NR;
+      bp += ldb;
     }
 
     // Tiles with all NR columns contiguous in C take the vector epilogue, also when they have
@@ -263,7 +265,14 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
       ep.bias_stride = g.bias_stride;
       ep.act = g.act;
       ep.act_param = g.act_param;
-      pack_b<NR>(kc, nc, g.B + pc * g.rsb + jc * g.csb, g.rsb, g.csb, bp);
+      const T* b_block = g.B + pc * g.rsb + jc * g.csb;
+      // With few rows of A, each B sliver is used only a few times and packing it would cost
+      // as much as the product (batch-1 inference copies the whole weight matrix): when B's rows
+      // are contiguous, full-width slivers are then read in place and only the edge is packed.
+      const bool b_in_place = g.csb == 1 && (m1 - m0) <= 4 * MR;
+      const int64_t nc_full = b_in_place ? nc / NR * NR : 0;
+      if (nc_full < nc)
+        pack_b<NR>(kc, nc - nc_full, b_block + nc_full * g.csb, g.rsb, g.csb, bp + nc_full * kc);
       for (int64_t ic = m0; ic < m1; ic += Kern::MC) {
         const int64_t mc = imin(Kern::MC, m1 - ic);
         pack_a<MR>(mc, kc, g.A + ic * g.rsa + pc * g.csa, g.rsa, g.csa, ap);
@@ -272,8 +281,12 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
           for (int64_t jr = 0; jr < nc; jr += NR) {
             ep.bias = g.bias ? g.bias + (jc + jr) * g.bias_stride : nullptr;
             T* c = g.C + (ic + ir) * g.rsc + (jc + jr) * g.csc;
-            Kern::run(kc, a_sliver, bp + jr * kc, c, g.rsc, g.csc, imin(MR, mc - ir),
-                      imin(NR, nc - jr), ep);
+            if (jr < nc_full)
+              Kern::run(kc, a_sliver, b_block + jr, g.rsb, c, g.rsc, g.csc, imin(MR, mc - ir),
+                        NR, ep);
+            else
+              Kern::run(kc, a_sliver, bp + jr * kc, NR, c, g.rsc, g.csc, imin(MR, mc - ir),
+                        imin(NR, nc - jr), ep);
           }
         }
       }
@@ -318,6 +331,18 @@ void gemm_blocked(const GemmArgs<typename Kern::T>& g) {
     const int64_t n0 = nb0 * NR, n1 = imin(nb1 * NR, g.N);
     if (m0 < m1 && n0 < n1) gemm_block<Kern>(g, m0, m1, n0, n1);
   });
+}
+
+// Few rows (batch-1 inference, tiny batches) would waste most of a tall micro-kernel on the
+// zero padding of A: M == 1 gets a one-row kernel (a GEMV), small M a short one.
+template <class Big, class Small, class Single>
+void gemm_by_rows(const GemmArgs<typename Big::T>& g) {
+  if (g.M == 1)
+    gemm_blocked<Single>(g);
+  else if (g.M <= Small::MR)
+    gemm_blocked<Small>(g);
+  else
+    gemm_blocked<Big>(g);
 }
 
 }  // namespace FASTNN_ISA

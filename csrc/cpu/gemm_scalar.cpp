@@ -29,10 +29,12 @@ struct VecExt {
 };
 
 using KernelF = Kernel<VecExt<float, 4>, 4, 2, 256, 128, 512>;
+using KernelFSingle = Kernel<VecExt<float, 4>, 1, 4, 256, 128, 512>;
 using KernelD = Kernel<VecExt<double, 2>, 4, 2, 256, 128, 256>;
+using KernelDSingle = Kernel<VecExt<double, 2>, 1, 4, 256, 128, 256>;
 
-void gemm(const GemmArgs<float>& g) { gemm_blocked<KernelF>(g); }
-void gemm(const GemmArgs<double>& g) { gemm_blocked<KernelD>(g); }
+void gemm(const GemmArgs<float>& g) { gemm_by_rows<KernelF, KernelF, KernelFSingle>(g); }
+void gemm(const GemmArgs<double>& g) { gemm_by_rows<KernelD, KernelD, KernelDSingle>(g); }
 
 }  // namespace scalar
 }  // namespace cpu
