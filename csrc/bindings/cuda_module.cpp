@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "bindings/errors.h"
 #include "core/error.h"
 #include "cpu/activation.h"
 #include "cuda/gemm.h"
@@ -187,17 +188,7 @@ void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::objec
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "fastnn CUDA kernels (internal; use fastnn.cuda)";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const fastnn::TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const fastnn::ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    } catch (const fastnn::CudaError& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
-    }
-  });
+  fastnn::register_error_translators();
 
   m.def("device_count", &device_count,
         "Number of CUDA devices; 0 when there is no GPU or no usable driver (never raises)");

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/cpu_features.h"
+#include "bindings/errors.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "cpu/activation.h"
@@ -101,15 +102,7 @@ void gemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bo
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (internal; use fastnn.ops)";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const fastnn::TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const fastnn::ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    }
-  });
+  fastnn::register_error_translators();
 
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("bias"),
