@@ -100,6 +100,10 @@ void gemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bo
 
 }  // namespace
 
+// Each kernel family binds its own functions (bind_<family>.cpp).
+void bind_losses(py::module_& m);
+void bind_dropout(py::module_& m);
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (internal; use fastnn.ops)";
   fastnn::register_error_translators();
@@ -108,6 +112,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("bias"),
         py::arg("activation"), py::arg("act_param"), py::arg("reference") = false,
         "out = act(alpha * op(a) @ op(b) + beta * out + bias), in place");
+
+  bind_losses(m);
+  bind_dropout(m);
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
