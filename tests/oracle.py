@@ -47,3 +47,35 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01):
     if b is not None:
         z = z + np.asarray(b, np.float64)
     return _act(z, activation, negative_slope)
+
+
+def philox4x32_10(counter, key):
+    """Philox 4x32-10 on arrays: counter (n, 4) and key (2,) of uint32 -> (n, 4) uint32."""
+    c = [counter[:, i].astype(np.uint64) for i in range(4)]
+    k0, k1 = np.uint64(key[0]), np.uint64(key[1])
+    mask32 = np.uint64(0xFFFFFFFF)
+    for _ in range(10):
+        p0 = np.uint64(0xD2511F53) * c[0]
+        p1 = np.uint64(0xCD9E8D57) * c[2]
+        c = [(p1 >> np.uint64(32)) ^ c[1] ^ k0, p1 & mask32,
+             (p0 >> np.uint64(32)) ^ c[3] ^ k1, p0 & mask32]
+        k0 = (k0 + np.uint64(0x9E3779B9)) & mask32
+        k1 = (k1 + np.uint64(0xBB67AE85)) & mask32
+    return np.stack(c, axis=1).astype(np.uint32)
+
+
+def dropout(x, rate, seed):
+    """Inverted dropout with the Philox mask: element i keeps when
+    (bits_i >> 8) / 2**24 >= rate, bits_i = philox(counter=(i // 4, 0, 0, 0), key=seed)[i % 4]."""
+    x = np.asarray(x, np.float64)
+    n = x.size
+    blocks = (n + 3) // 4
+    counter = np.zeros((blocks, 4), np.uint64)
+    counter[:, 0] = np.arange(blocks) & 0xFFFFFFFF
+    counter[:, 1] = np.arange(blocks) >> 32
+    key = (seed & 0xFFFFFFFF, seed >> 32)
+    bits = philox4x32_10(counter, key).reshape(-1)[:n]
+    u = (bits >> 8).astype(np.float64) / 2.0**24
+    keep = (u >= np.float32(rate)).reshape(x.shape)
+    scale = 1.0 / (1.0 - rate) if rate < 1 else 0.0
+    return np.where(keep, x * scale, 0.0), keep.astype(np.uint8)

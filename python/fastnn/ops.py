@@ -93,3 +93,6 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01):
     act, param = _activation_arg(activation, negative_slope)
     out = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
     return _gemm(x, w, out, False, False, 1.0, 0.0, b, act, param)
+
+
+from fastnn._dropout import dropout, dropout_grad  # noqa: E402  (one module per kernel family)
