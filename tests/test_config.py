@@ -73,3 +73,22 @@ print(os.waitstatus_to_exitcode(status))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "0"
+
+
+def test_cli_demo_quick():
+    out = subprocess.run([sys.executable, "-m", "fastnn", "demo", "--quick"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK (tolerance 1e-5)" in out.stdout
+
+
+def test_bench_harness_smoke(tmp_path):
+    # The bench lives in the source tree: run it from the repository root.
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "bench", "linear", "--quick", "--json",
+                          str(tmp_path / "linear.json")], cwd=root, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "linear.json").exists()
