@@ -79,3 +79,54 @@ def dropout(x, rate, seed):
     keep = (u >= np.float32(rate)).reshape(x.shape)
     scale = 1.0 / (1.0 - rate) if rate < 1 else 0.0
     return np.where(keep, x * scale, 0.0), keep.astype(np.uint8)
+
+
+# ------------------------------------------------------------------ losses
+def _log_softmax(z):
+    z = np.asarray(z, np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels, class_weight=None, label_smoothing=0.0):
+    """(loss, dlogits) as torch.nn.functional.cross_entropy(reduction='mean') defines them.
+
+    Every row's target mass t (one-hot or given probabilities, smoothed towards uniform) is
+    scaled per class by the weights; the loss is sum of -t log q over the normaliser, which is
+    the summed weight of the labelled classes for index labels and N for probability labels."""
+    logp = _log_softmax(logits)
+    n, c = logp.shape
+    w = np.ones(c) if class_weight is None else np.asarray(class_weight, np.float64)
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        target = np.zeros((n, c))
+        target[np.arange(n), labels] = 1.0
+        norm = w[labels].sum()
+        # torch weights the smoothing term by w_c but normalises it by w[y], like the main term.
+        mass = (1.0 - label_smoothing) * target * w[labels][:, None] + label_smoothing / c * w
+    else:
+        target = np.asarray(labels, np.float64)
+        norm = float(n)
+        mass = w * ((1.0 - label_smoothing) * target + label_smoothing / c)
+    loss = -(mass * logp).sum() / norm
+    q = np.exp(logp)
+    grad = (mass.sum(axis=1, keepdims=True) * q - mass) / norm
+    return loss, grad
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    x = np.asarray(logits, np.float64)
+    t = np.asarray(targets, np.float64)
+    loss = np.mean(np.logaddexp(0.0, x) - x * t)
+    sigmoid = 0.5 * (1.0 + np.tanh(0.5 * x))
+    return loss, (sigmoid - t) / x.size
+
+
+def mse(pred, target):
+    d = np.asarray(pred, np.float64) - np.asarray(target, np.float64)
+    return np.mean(d * d), 2.0 * d / d.size
+
+
+def mae(pred, target):
+    d = np.asarray(pred, np.float64) - np.asarray(target, np.float64)
+    return np.mean(np.abs(d)), np.sign(d) / d.size

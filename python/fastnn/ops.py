@@ -95,4 +95,11 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01):
     return _gemm(x, w, out, False, False, 1.0, 0.0, b, act, param)
 
 
-from fastnn._dropout import dropout, dropout_grad  # noqa: E402  (one module per kernel family)
+# One module per kernel family, re-exported here so that `fastnn.ops` stays the one place to look.
+from fastnn._dropout import dropout, dropout_grad  # noqa: E402
+from fastnn._losses import (  # noqa: E402
+    binary_cross_entropy_with_logits,
+    mae,
+    mse,
+    softmax_cross_entropy,
+)
