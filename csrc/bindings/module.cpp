@@ -103,6 +103,9 @@ void gemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bo
 // Each kernel family binds its own functions (bind_<family>.cpp).
 void bind_losses(py::module_& m);
 void bind_dropout(py::module_& m);
+void bind_activations(py::module_& m);
+void bind_optim(py::module_& m);
+void bind_norm_init(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (internal; use fastnn.ops)";
@@ -115,6 +118,9 @@ PYBIND11_MODULE(_C, m) {
 
   bind_losses(m);
   bind_dropout(m);
+  bind_activations(m);
+  bind_optim(m);
+  bind_norm_init(m);
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
