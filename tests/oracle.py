@@ -130,3 +130,38 @@ def mse(pred, target):
 def mae(pred, target):
     d = np.asarray(pred, np.float64) - np.asarray(target, np.float64)
     return np.mean(np.abs(d)), np.sign(d) / d.size
+
+
+# ------------------------------------------------------------------ dense backward
+def _act_deriv(z, name, negative_slope=0.01):
+    """act'(z), in float64 (step's derivative is 0)."""
+    z = np.asarray(z, np.float64)
+    if name is None:
+        return np.ones_like(z)
+    if name == "relu":
+        return (z > 0).astype(np.float64)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, negative_slope)
+    if name == "sigmoid":
+        s = _act(z, "sigmoid")
+        return s * (1.0 - s)
+    if name == "tanh":
+        return 1.0 - np.tanh(z) ** 2
+    if name == "gelu":
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+        return 0.5 * (1.0 + erf(z / math.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    if name == "elu":
+        return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))
+    if name == "softplus":
+        return _act(z, "sigmoid")
+    if name == "step":
+        return np.zeros_like(z)
+    raise ValueError(name)
+
+
+def linear_grad(dy, x, w, z, activation=None, negative_slope=0.01):
+    """(dx, dw, db) of y = act(x @ w + b) given dy and the pre-activation z, in float64."""
+    dz = np.asarray(dy, np.float64) * _act_deriv(z, activation, negative_slope)
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    return dz @ w.T, x.T @ dz, dz.sum(axis=0)

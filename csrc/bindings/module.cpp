@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "cpu/activation.h"
+#include "cpu/dense.h"
 #include "cpu/gemm.h"
 
 namespace py = pybind11;
@@ -39,7 +40,7 @@ MatrixArg matrix_arg(const py::array& a, const char* name, bool writable) {
 template <class T>
 void run_gemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bool trans_b,
               double alpha, double beta, const py::object& bias, const std::string& act,
-              double act_param, bool reference) {
+              double act_param, bool reference, const py::object& z) {
   MatrixArg A = matrix_arg(a, "a", false), B = matrix_arg(b, "b", false),
             C = matrix_arg(c, "out", true);
   GemmArgs<T> g;
@@ -75,6 +76,14 @@ void run_gemm(const py::array& a, const py::array& b, py::array& c, bool trans_a
     g.bias = static_cast<const T*>(bias_arr.data());
     g.bias_stride = bias_arr.strides(0) / bias_arr.itemsize();
   }
+  py::array z_arr;
+  if (!z.is_none()) {
+    z_arr = py::reinterpret_borrow<py::array>(z);
+    MatrixArg Z = matrix_arg(z_arr, "z", true);
+    if (Z.rows != C.rows || Z.cols != C.cols || Z.rs != C.rs || Z.cs != C.cs)
+      throw ValueError("z: expected the shape and strides of out");
+    g.Z = static_cast<T*>(Z.data);
+  }
   py::gil_scoped_release release;
   if (reference)
     cpu::gemm_reference(g);
@@ -82,19 +91,107 @@ void run_gemm(const py::array& a, const py::array& b, py::array& c, bool trans_a
     cpu::gemm(g);
 }
 
+bool dtype_is(const py::object& o, const py::dtype& dt) {
+  return o.is_none() || py::reinterpret_borrow<py::array>(o).dtype().equal(dt);
+}
+
 void gemm(const py::array& a, const py::array& b, py::array& c, bool trans_a, bool trans_b,
           double alpha, double beta, const py::object& bias, const std::string& act,
-          double act_param, bool reference) {
+          double act_param, bool reference, const py::object& z) {
   const py::dtype dt = c.dtype();
-  if (!a.dtype().equal(dt) || !b.dtype().equal(dt) ||
-      (!bias.is_none() && !py::reinterpret_borrow<py::array>(bias).dtype().equal(dt)))
-    throw TypeError("matmul: a, b, bias and out must share one dtype");
+  if (!a.dtype().equal(dt) || !b.dtype().equal(dt) || !dtype_is(bias, dt) || !dtype_is(z, dt))
+    throw TypeError("matmul: a, b, bias, z and out must share one dtype");
   if (dt.equal(py::dtype::of<float>()))
-    run_gemm<float>(a, b, c, trans_a, trans_b, alpha, beta, bias, act, act_param, reference);
+    run_gemm<float>(a, b, c, trans_a, trans_b, alpha, beta, bias, act, act_param, reference, z);
   else if (dt.equal(py::dtype::of<double>()))
-    run_gemm<double>(a, b, c, trans_a, trans_b, alpha, beta, bias, act, act_param, reference);
+    run_gemm<double>(a, b, c, trans_a, trans_b, alpha, beta, bias, act, act_param, reference, z);
   else
     throw TypeError("matmul: expected float32 or float64, got " +
+                    std::string(py::str(dt)));
+}
+
+// A C-contiguous-rows matrix argument of the given shape (columns contiguous, any row stride).
+MatrixArg rows_arg(const py::array& a, const char* name, int64_t rows, int64_t cols,
+                   bool writable) {
+  MatrixArg m = matrix_arg(a, name, writable);
+  if (m.rows != rows || m.cols != cols)
+    throw ValueError(std::string(name) + ": expected shape (" + std::to_string(rows) + ", " +
+                     std::to_string(cols) + "), got (" + std::to_string(m.rows) + ", " +
+                     std::to_string(m.cols) + ")");
+  // (Empty arrays may carry any strides.)
+  if (m.cs != 1 && cols > 1 && rows > 0)
+    throw ValueError(std::string(name) + ": columns must be contiguous");
+  return m;
+}
+
+template <class T>
+void run_dense_backward(const py::array& dy, const py::array& x, const py::array& w,
+                        const py::object& gate, const std::string& act, double act_param,
+                        bool from_output, py::array& dw, const py::object& db,
+                        const py::object& dx, bool accumulate) {
+  DenseBackwardArgs<T> d;
+  MatrixArg X = matrix_arg(x, "x", false);
+  d.M = X.rows;
+  d.K = X.cols;
+  MatrixArg W = rows_arg(w, "w", d.K, w.ndim() == 2 ? w.shape(1) : 0, false);
+  d.N = W.cols;
+  MatrixArg DY = rows_arg(dy, "dy", d.M, d.N, false);
+  if (X.cs != 1 && d.K > 1 && d.M > 0) throw ValueError("x: columns must be contiguous");
+  MatrixArg DW = rows_arg(dw, "dw", d.K, d.N, true);
+  d.X = static_cast<const T*>(X.data);
+  d.ldx = X.rs;
+  d.W = static_cast<const T*>(W.data);
+  d.ldw = W.rs;
+  d.dY = static_cast<const T*>(DY.data);
+  d.ldy = DY.rs;
+  d.dW = static_cast<T*>(DW.data);
+  d.lddw = DW.rs;
+  d.accumulate = accumulate;
+  py::array gate_arr, db_arr, dx_arr;
+  const Act a = act_from_name(act);
+  if (a != Act::None) {
+    if (gate.is_none()) throw ValueError("dense backward: an activation needs z or y");
+    gate_arr = py::reinterpret_borrow<py::array>(gate);
+    MatrixArg G = rows_arg(gate_arr, from_output ? "y" : "z", d.M, d.N, false);
+    if (G.rs != DY.rs && d.M > 1) throw ValueError("dense backward: z/y must have dy's row stride");
+    d.gate.data = static_cast<const T*>(G.data);
+    d.gate.act = a;
+    d.gate.param = static_cast<T>(act_param);
+    d.gate.from_output = from_output;
+  }
+  if (!db.is_none()) {
+    db_arr = py::reinterpret_borrow<py::array>(db);
+    if (db_arr.ndim() != 1 || db_arr.shape(0) != d.N || !db_arr.writeable() ||
+        !(db_arr.flags() & py::array::c_style))
+      throw ValueError("db: expected a writable contiguous array of shape (" +
+                       std::to_string(d.N) + ",)");
+    d.db = static_cast<T*>(db_arr.mutable_data());
+  }
+  if (!dx.is_none()) {
+    dx_arr = py::reinterpret_borrow<py::array>(dx);
+    MatrixArg DX = rows_arg(dx_arr, "dx", d.M, d.K, true);
+    d.dX = static_cast<T*>(DX.data);
+    d.lddx = DX.rs;
+  }
+  py::gil_scoped_release release;
+  cpu::dense_backward(d);
+}
+
+void dense_backward(const py::array& dy, const py::array& x, const py::array& w,
+                    const py::object& gate, const std::string& act, double act_param,
+                    bool from_output, py::array& dw, const py::object& db, const py::object& dx,
+                    bool accumulate) {
+  const py::dtype dt = dw.dtype();
+  if (!dy.dtype().equal(dt) || !x.dtype().equal(dt) || !w.dtype().equal(dt) ||
+      !dtype_is(gate, dt) || !dtype_is(db, dt) || !dtype_is(dx, dt))
+    throw TypeError("dense backward: all arrays must share one dtype");
+  if (dt.equal(py::dtype::of<float>()))
+    run_dense_backward<float>(dy, x, w, gate, act, act_param, from_output, dw, db, dx, accumulate);
+  else if (dt.equal(py::dtype::of<double>()))
+    run_dense_backward<double>(dy, x, w, gate, act, act_param, from_output, dw, db, dx,
+                               accumulate);
+  else
+    throw TypeError("dense backward: expected float32 or float64, got " +
                     std::string(py::str(dt)));
 }
 
@@ -114,7 +211,13 @@ PYBIND11_MODULE(_C, m) {
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("bias"),
         py::arg("activation"), py::arg("act_param"), py::arg("reference") = false,
-        "out = act(alpha * op(a) @ op(b) + beta * out + bias), in place");
+        py::arg("z") = py::none(),
+        "out = act(alpha * op(a) @ op(b) + beta * out + bias), in place; z = the pre-activation");
+  m.def("dense_backward", &dense_backward, py::arg("dy"), py::arg("x"), py::arg("w"),
+        py::arg("gate"), py::arg("activation"), py::arg("act_param"), py::arg("from_output"),
+        py::arg("dw"), py::arg("db"), py::arg("dx"), py::arg("accumulate"),
+        "fused dense-layer backward: dw (+)= x^T dz, db (+)= colsum(dz), dx = dz w^T, "
+        "dz = dy * act'(gate)");
 
   bind_losses(m);
   bind_dropout(m);

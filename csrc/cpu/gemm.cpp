@@ -15,6 +15,10 @@ namespace cpu {
   void gemm(const GemmArgs<double>& args);  \
   }
 FASTNN_DECLARE_GEMM(scalar)
+namespace scalar {
+void gemm_colsum(const GemmArgs<float>& args);
+void gemm_colsum(const GemmArgs<double>& args);
+}  // namespace scalar
 #ifdef FASTNN_X86
 FASTNN_DECLARE_GEMM(avx2)
 FASTNN_DECLARE_GEMM(avx512)
@@ -48,6 +52,7 @@ void gemm_no_product(const GemmArgs<T>& g) {
       T* c = g.C + i * g.rsc + j * g.csc;
       T x = g.beta == T(0) ? T(0) : g.beta * *c;
       if (g.bias) x += g.bias[j * g.bias_stride];
+      if (g.Z) g.Z[i * g.rsc + j * g.csc] = x;
       *c = act_ref(x, g.act, g.act_param);
     }
 }
@@ -68,7 +73,11 @@ void gemm_reference_impl(const GemmArgs<T>& g) {
 
 template <class T>
 void gemm_dispatch(const GemmArgs<T>& g) {
-  if (g.M <= 0 || g.N <= 0) return;
+  if (g.N <= 0) return;
+  // The column sums of B do not depend on A, alpha or M: with no product to run they are formed
+  // on their own.
+  if (g.colsum_b && (g.M <= 0 || g.K == 0 || g.alpha == T(0))) scalar::gemm_colsum(g);
+  if (g.M <= 0) return;
   if (g.K == 0 || g.alpha == T(0)) return gemm_no_product(g);
   switch (active_simd()) {
 #ifdef FASTNN_X86

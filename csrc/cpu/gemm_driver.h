@@ -60,6 +60,87 @@ inline T act_scalar(T x, Act act, T param) {
   return x;
 }
 
+// act'(z), or act' expressed through y = act(z) when from_output (see OperandGate).
+template <class T>
+inline T act_deriv_scalar(T v, Act act, T param, bool from_output) {
+  switch (act) {
+    case Act::None: return T(1);
+    case Act::Relu: return v > T(0) ? T(1) : T(0);
+    case Act::LeakyRelu: return v > T(0) ? T(1) : param;
+    case Act::Sigmoid: {
+      const T s = from_output ? v : act_scalar(v, Act::Sigmoid, param);
+      return s * (T(1) - s);
+    }
+    case Act::Tanh: {
+      const T t = from_output ? v : std::tanh(v);
+      return T(1) - t * t;
+    }
+    case Act::Gelu:  // Phi(z) + z phi(z)
+      return T(0.5) * (T(1) + std::erf(v * T(0.70710678118654752440))) +
+             v * T(0.39894228040143267794) * std::exp(T(-0.5) * v * v);
+    case Act::Elu:  // y = alpha (e^z - 1) for z <= 0, so alpha e^z = y + alpha
+      if (v > T(0)) return T(1);
+      return from_output ? v + param : param * std::exp(v);
+    case Act::Softplus: return act_scalar(v, Act::Sigmoid, param);
+    case Act::Step: return T(0);
+  }
+  return T(1);
+}
+
+// d[i] = act'(g[i * stride]) for i < n, the switch hoisted out of the loop so that the common
+// cases vectorize.
+template <class T>
+inline void act_deriv_run(const T* g, int64_t stride, T* __restrict d, int64_t n,
+                          const OperandGate<T>& gate) {
+  const T param = gate.param;
+  switch (gate.act) {
+    case Act::Relu:
+      for (int64_t i = 0; i < n; ++i) d[i] = g[i * stride] > T(0) ? T(1) : T(0);
+      return;
+    case Act::LeakyRelu:
+      for (int64_t i = 0; i < n; ++i) d[i] = g[i * stride] > T(0) ? T(1) : param;
+      return;
+    case Act::Step:
+      for (int64_t i = 0; i < n; ++i) d[i] = T(0);
+      return;
+    case Act::Sigmoid:
+      if (gate.from_output) {
+        for (int64_t i = 0; i < n; ++i) d[i] = g[i * stride] * (T(1) - g[i * stride]);
+        return;
+      }
+      break;
+    case Act::Tanh:
+      if (gate.from_output) {
+        for (int64_t i = 0; i < n; ++i) d[i] = T(1) - g[i * stride] * g[i * stride];
+        return;
+      }
+      break;
+    default: break;
+  }
+  for (int64_t i = 0; i < n; ++i) d[i] = act_deriv_scalar(g[i * stride], gate.act, param,
+                                                          gate.from_output);
+}
+
+// Gated runs are formed through a small stack buffer, a chunk at a time.
+constexpr int64_t kGateChunk = 64;
+
+// dst[i * dst_stride] = src[i * stride], times act'(gate_src[i * stride]) when gated; i < n.
+template <class T>
+inline void load_run(const T* src, const T* gate_src, int64_t stride, int64_t n,
+                     const OperandGate<T>& gate, T* __restrict dst, int64_t dst_stride) {
+  if (!gate_src) {
+    for (int64_t i = 0; i < n; ++i) dst[i * dst_stride] = src[i * stride];
+  } else {
+    T d[kGateChunk];
+    for (int64_t i0 = 0; i0 < n; i0 += kGateChunk) {
+      const int64_t len = imin(kGateChunk, n - i0);
+      act_deriv_run(gate_src + i0 * stride, stride, d, len, gate);
+      for (int64_t i = 0; i < len; ++i)
+        dst[(i0 + i) * dst_stride] = src[(i0 + i) * stride] * d[i];
+    }
+  }
+}
+
 // What the micro-kernel does with its accumulators once the K loop is done.
 template <class T>
 struct Epilogue {
@@ -71,6 +152,7 @@ struct Epilogue {
   int64_t bias_stride;
   Act act;
   T act_param;
+  T* z;             // pre-activation output at this tile (C's strides); null for none
 };
 
 // Scalar epilogue on a tile held in a temporary buffer: edge tiles and strided C.
@@ -84,6 +166,7 @@ inline void epilogue_scalar(const T* acc, int64_t ldacc, T* c, int64_t rsc, int6
       if (ep.read_c) x += ep.beta * *cij;
       if (ep.last) {
         if (ep.bias) x += ep.bias[j * ep.bias_stride];
+        if (ep.z) ep.z[i * rsc + j * csc] = x;
         x = act_scalar(x, ep.act, ep.act_param);
       }
       *cij = x;
@@ -166,6 +249,7 @@ struct Kernel {
         if (scale) x = V::mul(x, alpha);
         if (ep.read_c) x = V::fma(beta, V::load(ci + j * V::W), x);
         if (bias) x = V::add(x, bvec[j]);
+        if (ep.last && ep.z) V::store(ep.z + i * rsc + j * V::W, x);
         switch (act) {
           case Act::Relu: x = V::max(zero, x); break;  // max(0, NaN) keeps the NaN
           case Act::LeakyRelu: x = V::select_positive(x, x, V::mul(x, slope)); break;
@@ -199,20 +283,26 @@ struct ScratchBuffer {
 };
 
 // Packs op(A)[0:mc, 0:kc] (a points at its first element) into MR-tall slivers, zero-padded.
+// With a gate (ga: the gate's element matching a[0]), each value is multiplied by act'(gate).
 template <int MR, class T>
-void pack_a(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* __restrict out) {
+void pack_a(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* __restrict out,
+            const T* ga = nullptr, const OperandGate<T>& gate = OperandGate<T>()) {
   for (int64_t i0 = 0; i0 < mc; i0 += MR, out += MR * kc) {
     const int64_t mr = imin(MR, mc - i0);
     if (mr == MR && rsa == 1) {
       // Columns of op(A) are contiguous (A was transposed): copy MR values per k.
-      for (int64_t k = 0; k < kc; ++k)
-        for (int i = 0; i < MR; ++i) out[k * MR + i] = a[(i0 + i) + k * csa];
+      for (int64_t k = 0; k < kc; ++k) {
+        if (ga)
+          load_run(a + i0 + k * csa, ga + i0 + k * csa, 1, MR, gate, out + k * MR, 1);
+        else
+          for (int i = 0; i < MR; ++i) out[k * MR + i] = a[(i0 + i) + k * csa];
+      }
       continue;
     }
     for (int64_t i = 0; i < MR; ++i) {
       if (i < mr) {
-        const T* src = a + (i0 + i) * rsa;
-        for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = src[k * csa];
+        const int64_t off = (i0 + i) * rsa;
+        load_run(a + off, ga ? ga + off : nullptr, csa, kc, gate, out + i, MR);
       } else {
         for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = T(0);
       }
@@ -220,41 +310,56 @@ void pack_a(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* __r
   }
 }
 
-// Packs op(B)[0:kc, 0:nc] into NR-wide slivers, zero-padded.
+// Packs op(B)[0:kc, 0:nc] into NR-wide slivers, zero-padded, gated like pack_a. With colsum,
+// each column's packed values are added to colsum[j] in k order.
 template <int NR, class T>
-void pack_b(int64_t kc, int64_t nc, const T* b, int64_t rsb, int64_t csb, T* __restrict out) {
+void pack_b(int64_t kc, int64_t nc, const T* b, int64_t rsb, int64_t csb, T* __restrict out,
+            const T* gb = nullptr, const OperandGate<T>& gate = OperandGate<T>(),
+            double* colsum = nullptr) {
   for (int64_t j0 = 0; j0 < nc; j0 += NR, out += NR * kc) {
     const int64_t nr = imin(NR, nc - j0);
     if (nr == NR && csb == 1) {
       for (int64_t k = 0; k < kc; ++k) {
         const T* src = b + k * rsb + j0;
-        for (int j = 0; j < NR; ++j) out[k * NR + j] = src[j];
+        if (gb)
+          load_run(src, gb + k * rsb + j0, 1, NR, gate, out + k * NR, 1);
+        else
+          for (int j = 0; j < NR; ++j) out[k * NR + j] = src[j];
       }
-      continue;
-    }
-    for (int64_t j = 0; j < NR; ++j) {
-      if (j < nr) {
-        const T* src = b + (j0 + j) * csb;
-        for (int64_t k = 0; k < kc; ++k) out[k * NR + j] = src[k * rsb];
-      } else {
-        for (int64_t k = 0; k < kc; ++k) out[k * NR + j] = T(0);
+    } else {
+      for (int64_t j = 0; j < NR; ++j) {
+        if (j < nr) {
+          const int64_t off = (j0 + j) * csb;
+          load_run(b + off, gb ? gb + off : nullptr, rsb, kc, gate, out + j, NR);
+        } else {
+          for (int64_t k = 0; k < kc; ++k) out[k * NR + j] = T(0);
+        }
       }
     }
+    if (colsum)
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = 0; j < nr; ++j) colsum[j0 + j] += double(out[k * NR + j]);
   }
 }
 
-// One thread's share: the C block [m0, m1) x [n0, n1), all of K.
+// One thread's share: the C block [m0, m1) x [n0, n1), all of K. The thread whose block starts
+// at row 0 also forms the column sums of B (colsum_b) for its columns: every column is then summed
+// by exactly one thread, in k order, whatever the thread grid.
 template <class Kern>
 void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int64_t n0,
                 int64_t n1) {
   using T = typename Kern::T;
   constexpr int MR = Kern::MR, NR = Kern::NR;
   static thread_local ScratchBuffer<T> a_buf, b_buf;
+  static thread_local ScratchBuffer<double> sum_buf;
   T* ap = a_buf.get(round_up(Kern::MC, MR) * Kern::KC);
   T* bp = b_buf.get(round_up(Kern::NC, NR) * Kern::KC);
+  double* colsum = (g.colsum_b && m0 == 0) ? sum_buf.get(Kern::NC) : nullptr;
 
   for (int64_t jc = n0; jc < n1; jc += Kern::NC) {
     const int64_t nc = imin(Kern::NC, n1 - jc);
+    if (colsum)
+      for (int64_t j = 0; j < nc; ++j) colsum[j] = 0.0;
     for (int64_t pc = 0; pc < g.K; pc += Kern::KC) {
       const int64_t kc = imin(Kern::KC, g.K - pc);
       Epilogue<T> ep;
@@ -265,22 +370,30 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
       ep.bias_stride = g.bias_stride;
       ep.act = g.act;
       ep.act_param = g.act_param;
-      const T* b_block = g.B + pc * g.rsb + jc * g.csb;
+      const int64_t b_off = pc * g.rsb + jc * g.csb;
+      const T* b_block = g.B + b_off;
+      const T* gb_block = g.gate_b.data ? g.gate_b.data + b_off : nullptr;
       // With few rows of A, each B sliver is used only a few times and packing it would cost
       // as much as the product (batch-1 inference copies the whole weight matrix): when B's rows
       // are contiguous, full-width slivers are then read in place and only the edge is packed.
-      const bool b_in_place = g.csb == 1 && (m1 - m0) <= 4 * MR;
+      // A gated or summed B has to go through the packing, where the gate and sums are applied.
+      const bool b_in_place = g.csb == 1 && (m1 - m0) <= 4 * MR && !gb_block && !g.colsum_b;
       const int64_t nc_full = b_in_place ? nc / NR * NR : 0;
       if (nc_full < nc)
-        pack_b<NR>(kc, nc - nc_full, b_block + nc_full * g.csb, g.rsb, g.csb, bp + nc_full * kc);
+        pack_b<NR>(kc, nc - nc_full, b_block + nc_full * g.csb, g.rsb, g.csb, bp + nc_full * kc,
+                   gb_block, g.gate_b, colsum);
       for (int64_t ic = m0; ic < m1; ic += Kern::MC) {
         const int64_t mc = imin(Kern::MC, m1 - ic);
-        pack_a<MR>(mc, kc, g.A + ic * g.rsa + pc * g.csa, g.rsa, g.csa, ap);
+        const int64_t a_off = ic * g.rsa + pc * g.csa;
+        pack_a<MR>(mc, kc, g.A + a_off, g.rsa, g.csa, ap,
+                   g.gate_a.data ? g.gate_a.data + a_off : nullptr, g.gate_a);
         for (int64_t ir = 0; ir < mc; ir += MR) {
           const T* a_sliver = ap + ir * kc;
           for (int64_t jr = 0; jr < nc; jr += NR) {
             ep.bias = g.bias ? g.bias + (jc + jr) * g.bias_stride : nullptr;
-            T* c = g.C + (ic + ir) * g.rsc + (jc + jr) * g.csc;
+            const int64_t c_off = (ic + ir) * g.rsc + (jc + jr) * g.csc;
+            T* c = g.C + c_off;
+            ep.z = g.Z ? g.Z + c_off : nullptr;
             if (jr < nc_full)
               Kern::run(kc, a_sliver, b_block + jr, g.rsb, c, g.rsc, g.csc, imin(MR, mc - ir),
                         NR, ep);
@@ -291,6 +404,8 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
         }
       }
     }
+    if (colsum)
+      for (int64_t j = 0; j < nc; ++j) g.colsum_b[jc + j] = T(colsum[j]);
   }
 }
 
@@ -331,6 +446,23 @@ void gemm_blocked(const GemmArgs<typename Kern::T>& g) {
     const int64_t n0 = nb0 * NR, n1 = imin(nb1 * NR, g.N);
     if (m0 < m1 && n0 < n1) gemm_block<Kern>(g, m0, m1, n0, n1);
   });
+}
+
+// colsum_b alone, for a product with no rows (M == 0) that still wants B's column sums.
+template <class T>
+void colsum_only(const GemmArgs<T>& g) {
+  T buf[kGateChunk];
+  for (int64_t j = 0; j < g.N; ++j) {
+    double s = 0;
+    for (int64_t k0 = 0; k0 < g.K; k0 += kGateChunk) {
+      const int64_t len = imin(kGateChunk, g.K - k0);
+      const int64_t off = j * g.csb + k0 * g.rsb;
+      load_run(g.B + off, g.gate_b.data ? g.gate_b.data + off : nullptr, g.rsb, len, g.gate_b,
+               buf, 1);
+      for (int64_t k = 0; k < len; ++k) s += double(buf[k]);
+    }
+    g.colsum_b[j] = T(s);
+  }
 }
 
 // Few rows (batch-1 inference, tiny batches) would waste most of a tall micro-kernel on the

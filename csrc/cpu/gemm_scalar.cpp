@@ -35,6 +35,8 @@ using KernelDSingle = Kernel<VecExt<double, 2>, 1, 4, 256, 128, 256>;
 
 void gemm(const GemmArgs<float>& g) { gemm_by_rows<KernelF, KernelF, KernelFSingle>(g); }
 void gemm(const GemmArgs<double>& g) { gemm_by_rows<KernelD, KernelD, KernelDSingle>(g); }
+void gemm_colsum(const GemmArgs<float>& g) { colsum_only(g); }
+void gemm_colsum(const GemmArgs<double>& g) { colsum_only(g); }
 
 }  // namespace scalar
 }  // namespace cpu

@@ -71,13 +71,16 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     return _gemm(a, b, out, bool(trans_a), bool(trans_b), alpha, beta, None, "none", 0.0)
 
 
-def linear(x, w, b=None, activation=None, negative_slope=0.01):
+def linear(x, w, b=None, activation=None, negative_slope=0.01, return_preactivation=False):
     """Fused dense layer ``act(x @ w + b)``: the bias and activation are applied to each output
     tile while it is still in registers, with no extra pass over memory.
 
     x: (N, in_features); w: (in_features, out_features); b: (out_features,) or None;
     activation: None or one of relu, leaky_relu (with negative_slope), sigmoid, tanh, gelu,
     elu, softplus, step.
+    return_preactivation: also return ``z = x @ w + b``, stored by the same pass, as ``(y, z)``.
+    Only gelu and softplus need z for the backward pass (``linear_grad``); the others can
+    work from y, so a training step keeps z only for those.
     """
     x = as_float_array(x, "x", ndim=2)
     w = as_float_array(w, "w", ndim=2)
@@ -92,8 +95,16 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01):
                          f"got {b.shape}")
     act, param = _activation_arg(activation, negative_slope)
     out = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
+    if return_preactivation:
+        z = np.empty_like(out)
+        if np.may_share_memory(out, x) or np.may_share_memory(out, w):  # pragma: no cover
+            raise AssertionError("fresh outputs cannot overlap the inputs")
+        _C.gemm(x, w, out, False, False, 1.0, 0.0, b, act, param, z=z)
+        return out, z
     return _gemm(x, w, out, False, False, 1.0, 0.0, b, act, param)
 
+
+from fastnn._dense import GRAD_FROM_OUTPUT, linear_grad  # noqa: E402,F401
 
 # One module per kernel family, re-exported here so that `fastnn.ops` stays the one place to look.
 from fastnn._dropout import dropout, dropout_grad  # noqa: E402
