@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suites import gemm, linear
+from bench.suites import gemm, kernels, linear
 
-SUITES = {mod.NAME: mod for mod in (gemm, linear)}
+SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels)}
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 

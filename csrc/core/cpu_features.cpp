@@ -17,7 +17,7 @@ namespace {
 
 struct Features {
   bool avx2 = false, fma = false, avx512f = false, avx512vl = false, avx512dq = false,
-       avx512bw = false;
+       avx512bw = false, bmi2 = false;
 };
 
 #ifdef FASTNN_HAVE_CPUID
@@ -42,6 +42,7 @@ Features detect() {
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
   f.fma = has_fma;
   f.avx2 = b & (1u << 5);
+  f.bmi2 = b & (1u << 8);
   if (zmm_ok) {
     f.avx512f = b & (1u << 16);
     f.avx512dq = b & (1u << 17);
@@ -100,7 +101,8 @@ bool cpu_supports(Simd s) {
   switch (s) {
     case Simd::Avx512:
 #ifdef FASTNN_X86
-      return f.avx512f && f.avx512vl && f.avx512dq && f.avx512bw && f.avx2 && f.fma;
+      // BMI2 (pdep) is used next to AVX-512 (dropout); every AVX-512 CPU has it.
+      return f.avx512f && f.avx512vl && f.avx512dq && f.avx512bw && f.avx2 && f.fma && f.bmi2;
 #else
       return false;
 #endif

@@ -1,10 +1,40 @@
 #include "cpu/dropout.h"
 
+#include <cmath>
+
+#include "core/cpu_features.h"
 #include "core/parallel.h"
-#include "core/philox.h"
+
+// The portable build of the mask loop; the AVX2 and AVX-512 builds are in dropout_<isa>.cpp.
+#define FASTNN_ISA scalar
+#include "cpu/dropout_impl.h"
+#undef FASTNN_ISA
 
 namespace fastnn {
 namespace cpu {
+namespace scalar {
+template <class T>
+void dropout_range(const T* x, T* y, uint8_t* mask, int64_t begin, int64_t end,
+                   uint32_t keep_from, T scale, uint32_t k0, uint32_t k1) {
+  dropout_range_generic(x, y, mask, begin, end, keep_from, scale, k0, k1);
+}
+}  // namespace scalar
+}  // namespace cpu
+}  // namespace fastnn
+
+namespace fastnn {
+namespace cpu {
+
+#ifdef FASTNN_X86
+#define FASTNN_DECLARE_DROPOUT(isa)                                                           \
+  namespace isa {                                                                             \
+  template <class T>                                                                          \
+  void dropout_range(const T*, T*, uint8_t*, int64_t, int64_t, uint32_t, T, uint32_t, uint32_t); \
+  }
+FASTNN_DECLARE_DROPOUT(avx2)
+FASTNN_DECLARE_DROPOUT(avx512)
+#undef FASTNN_DECLARE_DROPOUT
+#endif
 
 namespace {
 
@@ -25,25 +55,32 @@ void for_chunks(int64_t n, F&& body) {
     parallel_for(static_cast<int>(chunks), run);
 }
 
+template <class T>
+using RangeFn = void (*)(const T*, T*, uint8_t*, int64_t, int64_t, uint32_t, T, uint32_t, uint32_t);
+
+template <class T>
+RangeFn<T> pick_range() {
+  switch (active_simd()) {
+#ifdef FASTNN_X86
+    case Simd::Avx512: return &avx512::dropout_range<T>;
+    case Simd::Avx2: return &avx2::dropout_range<T>;
+#endif
+    default: return &scalar::dropout_range<T>;
+  }
+}
+
 }  // namespace
 
 template <class T>
 void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double rate, uint64_t seed) {
   const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  const float threshold = float(rate);
+  // uniform01(bits) = (bits >> 8) / 2^24 >= float(rate) exactly when (bits >> 8) >= this; with
+  // rate == 1 it is 2^24 and nothing is kept.
+  const uint32_t keep_from = uint32_t(std::ceil(double(float(rate)) * 16777216.0));
   const T scale = rate < 1.0 ? T(1.0 / (1.0 - rate)) : T(0);
+  const RangeFn<T> range = pick_range<T>();
   for_chunks(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += 4) {
-      const uint64_t block = uint64_t(i) >> 2;
-      const Philox4x32 r = philox4x32_10(uint32_t(block), uint32_t(block >> 32), 0, 0, k0, k1);
-      const int64_t stop = i + 4 < end ? i + 4 : end;
-      for (int64_t j = i; j < stop; ++j) {
-        // u < 1 always, so rate == 1 drops every element with no special case.
-        const bool keep = uniform01(r.v[j - i]) >= threshold;
-        mask[j] = keep;
-        y[j] = keep ? x[j] * scale : T(0);
-      }
-    }
+    range(x, y, mask, begin, end, keep_from, scale, k0, k1);
   });
 }
 

@@ -1,0 +1,88 @@
+// The dropout mask loop, compiled once per instruction set (like gemm_driver.h: include it from a
+// translation unit that defines FASTNN_ISA and has that ISA's flags; everything lives in
+// fastnn::cpu::FASTNN_ISA and calls no inline function shared with other units, so no copy built
+// for a wider ISA can be linked into a narrower path).
+//
+// Philox 4x32-10 runs on kLanes counter blocks at once, one block per vector lane (structure of
+// arrays), which the compiler turns into 32x32->64-bit vector multiplies; the keep test is an
+// integer compare of the top 24 bits, exactly `uniform01(bits) >= float(rate)` (see dropout.h).
+#pragma once
+#ifndef FASTNN_ISA
+#error "define FASTNN_ISA before including dropout_impl.h"
+#endif
+
+#include <cstdint>
+
+namespace fastnn {
+namespace cpu {
+namespace FASTNN_ISA {
+
+namespace dropout_detail {
+
+constexpr int kLanes = 16;  // Philox blocks per batch: 64 elements
+constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+
+// Philox 4x32-10 of the counters (block0 + l, 0, 0) for l < kLanes, into c[word][lane].
+inline void philox_lanes(uint64_t block0, uint32_t k0, uint32_t k1, uint32_t c[4][kLanes]) {
+  uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    const uint64_t b = block0 + uint64_t(l);
+    c0[l] = uint32_t(b);
+    c1[l] = uint32_t(b >> 32);
+    c2[l] = 0;
+    c3[l] = 0;
+  }
+  for (int round = 0; round < 10; ++round) {
+    for (int l = 0; l < kLanes; ++l) {
+      const uint64_t p0 = uint64_t(M0) * c0[l], p1 = uint64_t(M1) * c2[l];
+      const uint32_t n0 = uint32_t(p1 >> 32) ^ c1[l] ^ k0;
+      const uint32_t n2 = uint32_t(p0 >> 32) ^ c3[l] ^ k1;
+      c1[l] = uint32_t(p1);
+      c3[l] = uint32_t(p0);
+      c0[l] = n0;
+      c2[l] = n2;
+    }
+    k0 += W0;
+    k1 += W1;
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    c[0][l] = c0[l];
+    c[1][l] = c1[l];
+    c[2][l] = c2[l];
+    c[3][l] = c3[l];
+  }
+}
+
+}  // namespace dropout_detail
+
+// Elements [begin, end) of inverted dropout; begin is a multiple of 4 (a Philox block).
+// keep_from: the smallest top-24-bit value that keeps an element.
+template <class T>
+void dropout_range_generic(const T* x, T* y, uint8_t* mask, int64_t begin, int64_t end,
+                   uint32_t keep_from, T scale, uint32_t k0, uint32_t k1) {
+  using namespace dropout_detail;
+  uint32_t c[4][kLanes];
+  for (int64_t i = begin; i < end; i += 4 * kLanes) {
+    philox_lanes(uint64_t(i) >> 2, k0, k1, c);
+    if (i + 4 * kLanes <= end) {
+      for (int l = 0; l < kLanes; ++l)
+        for (int j = 0; j < 4; ++j) {
+          const int64_t e = i + 4 * l + j;
+          const bool keep = (c[j][l] >> 8) >= keep_from;
+          mask[e] = keep;
+          y[e] = keep ? x[e] * scale : T(0);
+        }
+    } else {
+      for (int64_t e = i; e < end; ++e) {
+        const int64_t d = e - i;
+        const bool keep = (c[d & 3][d >> 2] >> 8) >= keep_from;
+        mask[e] = keep;
+        y[e] = keep ? x[e] * scale : T(0);
+      }
+    }
+  }
+}
+
+}  // namespace FASTNN_ISA
+}  // namespace cpu
+}  // namespace fastnn
