@@ -5,15 +5,56 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/parallel.h"
 
 namespace fastnn {
 namespace cpu {
 
+// Float32 hot loops on vector math (losses_simd.h), one build per instruction set.
+#ifdef FASTNN_X86
+#define FASTNN_DECLARE_LOSSES(isa)                                                          \
+  namespace isa {                                                                           \
+  double xent_index_rows(const float* logits, const int64_t* labels, const float* weight,   \
+                         int64_t C, int64_t begin, int64_t end, double inv_norm, float* grad); \
+  double bce_range(const float* x, const float* t, int64_t begin, int64_t end, float inv_n, \
+                   float* grad);                                                            \
+  }
+FASTNN_DECLARE_LOSSES(avx2)
+FASTNN_DECLARE_LOSSES(avx512)
+#undef FASTNN_DECLARE_LOSSES
+#endif
+
 namespace {
+
+using XentRowsFn = double (*)(const float*, const int64_t*, const float*, int64_t, int64_t,
+                              int64_t, double, float*);
+using BceRangeFn = double (*)(const float*, const float*, int64_t, int64_t, float, float*);
+
+// The vector loops for this CPU, or null for the portable code.
+XentRowsFn simd_xent_rows() {
+  switch (active_simd()) {
+#ifdef FASTNN_X86
+    case Simd::Avx512: return &avx512::xent_index_rows;
+    case Simd::Avx2: return &avx2::xent_index_rows;
+#endif
+    default: return nullptr;
+  }
+}
+
+BceRangeFn simd_bce_range() {
+  switch (active_simd()) {
+#ifdef FASTNN_X86
+    case Simd::Avx512: return &avx512::bce_range;
+    case Simd::Avx2: return &avx2::bce_range;
+#endif
+    default: return nullptr;
+  }
+}
 
 // Elements per chunk: big enough that a task outweighs the pool's hand-off, small enough that
 // a few million elements still spread over many cores.
@@ -128,6 +169,17 @@ double softmax_cross_entropy_impl(const SoftmaxXentArgs<T>& a) {
   p.inv_norm = 1.0 / norm;
 
   const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkElems / a.C);
+  if constexpr (std::is_same<T, float>::value) {
+    // The common case -- class indices, no smoothing -- on vector math.
+    const XentRowsFn rows = simd_xent_rows();
+    if (rows && a.labels && a.label_smoothing == 0) {
+      const double total =
+          chunked_sum(a.N, rows_per_chunk, a.C, [&](int64_t begin, int64_t end) {
+            return rows(a.logits, a.labels, a.weight, a.C, begin, end, p.inv_norm, a.grad);
+          });
+      return total / norm;
+    }
+  }
   const double total = chunked_sum(a.N, rows_per_chunk, a.C, [&](int64_t begin, int64_t end) {
     double sum = 0;
     for (int64_t i = begin; i < end; ++i) sum += xent_row(p, i);
@@ -153,6 +205,16 @@ double elementwise_mean(int64_t n, const F& f) {
 
 template <class T>
 double bce_impl(const T* x, const T* t, int64_t n, T* grad) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (const BceRangeFn range = simd_bce_range()) {
+      FASTNN_CHECK(n > 0, "expected at least one element, got 0");
+      const float inv_n = float(1.0 / double(n));
+      const double total = chunked_sum(n, kChunkElems, 1, [&](int64_t begin, int64_t end) {
+        return range(x, t, begin, end, inv_n, grad);
+      });
+      return total / double(n);
+    }
+  }
   const double inv_n = 1.0 / double(n);
   return elementwise_mean(n, [=](int64_t i) {
     const double xi = x[i], ti = t[i];
