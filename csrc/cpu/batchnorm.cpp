@@ -13,16 +13,18 @@ namespace cpu {
 
 namespace {
 
-// y = x * scale + shift per feature, scale and shift in double: the one element-wise sweep
-// both forwards end with.
+// y = (x - mean) * scale + shift per feature, in double: the one element-wise sweep both
+// forwards end with. Subtracting the mean first (rather than folding it into the shift) keeps
+// digits when |mean| >> std: x * scale and mean * scale would cancel.
 template <class T>
-void affine_rows(const T* x, int64_t N, int64_t F, const double* scale, const double* shift,
-                 T* y) {
+void normalize_rows(const T* x, int64_t N, int64_t F, const double* mean, const double* scale,
+                    const double* shift, T* y) {
   for_row_chunks(N, F, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const T* xr = x + i * F;
       T* yr = y + i * F;
-      for (int64_t f = 0; f < F; ++f) yr[f] = static_cast<T>(double(xr[f]) * scale[f] + shift[f]);
+      for (int64_t f = 0; f < F; ++f)
+        yr[f] = static_cast<T>((double(xr[f]) - mean[f]) * scale[f] + shift[f]);
     }
   });
 }
@@ -37,13 +39,14 @@ void batch_norm_forward_train(const BatchNormArgs<T>& a) {
                            std::to_string(N));
   const T* x = a.x;
   std::vector<double> mean(F), var(F);
-  // Pass 1: the mean. Pass 2: squared deviations from it; never E[x^2] - E[x]^2, which
-  // cancels catastrophically when |mean| >> std.
+  // Pass 1: the mean, summed as deviations from the first row: when |mean| >> std the terms
+  // stay small and so does the rounding of a long running sum. Pass 2: squared deviations
+  // from the mean; never E[x^2] - E[x]^2, which cancels catastrophically.
   column_sums(N, F, 1, [&](int64_t i, int64_t f0, int64_t f1, double* acc) {
     const T* xr = x + i * F;
-    for (int64_t f = f0; f < f1; ++f) acc[f - f0] += double(xr[f]);
+    for (int64_t f = f0; f < f1; ++f) acc[f - f0] += double(xr[f]) - double(x[f]);
   }, mean.data());
-  for (int64_t f = 0; f < F; ++f) mean[f] /= double(N);
+  for (int64_t f = 0; f < F; ++f) mean[f] = double(x[f]) + mean[f] / double(N);
   column_sums(N, F, 1, [&](int64_t i, int64_t f0, int64_t f1, double* acc) {
     const T* xr = x + i * F;
     for (int64_t f = f0; f < f1; ++f) {
@@ -61,13 +64,13 @@ void batch_norm_forward_train(const BatchNormArgs<T>& a) {
     a.save_invstd[f] = static_cast<T>(invstd);
     const double g = a.gamma ? double(a.gamma[f]) : 1.0, b = a.beta ? double(a.beta[f]) : 0.0;
     scale[f] = g * invstd;
-    shift[f] = b - mean[f] * scale[f];
+    shift[f] = b;
     if (a.running_mean)
       a.running_mean[f] = static_cast<T>((1.0 - m) * double(a.running_mean[f]) + m * mean[f]);
     if (a.running_var)
       a.running_var[f] = static_cast<T>((1.0 - m) * double(a.running_var[f]) + m * v * unbias);
   }
-  affine_rows(x, N, F, scale.data(), shift.data(), a.y);
+  normalize_rows(x, N, F, mean.data(), scale.data(), shift.data(), a.y);
 }
 
 template <class T>
@@ -75,14 +78,14 @@ void batch_norm_forward_infer(const BatchNormArgs<T>& a) {
   const int64_t F = a.F;
   FASTNN_CHECK(a.running_mean && a.running_var,
                "running_mean, running_var: inference needs the running statistics");
-  std::vector<double> scale(F), shift(F);
+  std::vector<double> mean(F), scale(F), shift(F);
   for (int64_t f = 0; f < F; ++f) {
     const double invstd = 1.0 / std::sqrt(double(a.running_var[f]) + a.eps);
-    const double g = a.gamma ? double(a.gamma[f]) : 1.0, b = a.beta ? double(a.beta[f]) : 0.0;
-    scale[f] = g * invstd;
-    shift[f] = b - double(a.running_mean[f]) * scale[f];
+    mean[f] = double(a.running_mean[f]);
+    scale[f] = (a.gamma ? double(a.gamma[f]) : 1.0) * invstd;
+    shift[f] = a.beta ? double(a.beta[f]) : 0.0;
   }
-  affine_rows(a.x, a.N, F, scale.data(), shift.data(), a.y);
+  normalize_rows(a.x, a.N, F, mean.data(), scale.data(), shift.data(), a.y);
 }
 
 template <class T>
