@@ -239,16 +239,15 @@ def argmax_rows(x):
 
 
 def top_k_correct(scores, labels, k):
-    """Rows whose label's rank (classes scoring higher, NaN highest, ties to the lower index)
-    is below k, by an explicit stable sort of each row."""
+    """Rows whose label is among the first k of the row sorted best first: NaN first, then
+    descending score, ties in index order (two stable sorts, least significant key first)."""
     scores = np.asarray(scores, np.float64)
-    hits = 0
-    for row, y in zip(scores, labels):
-        # Sort key: NaN first, then descending score; stable, so ties keep index order.
-        key = np.where(np.isnan(row), -np.inf, -row)
-        nan_first = np.lexsort((key, ~np.isnan(row)))
-        hits += int(y in nan_first[:k])
-    return hits
+    labels = np.asarray(labels).astype(np.int64)
+    key = np.where(np.isnan(scores), 0.0, -scores)
+    order = np.argsort(key, axis=1, kind="stable")
+    is_number = np.take_along_axis(~np.isnan(scores), order, axis=1)
+    order = np.take_along_axis(order, np.argsort(is_number, axis=1, kind="stable"), axis=1)
+    return int(np.sum(np.any(order[:, :k] == labels[:, None], axis=1)))
 
 
 def binary_correct(logits, targets, threshold=0.0):
