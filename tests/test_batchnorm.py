@@ -88,9 +88,15 @@ def test_backward(threads, dtype, affine, rng):
         dx, dgamma, dbeta = ops.batch_norm_grad(dy, x, gamma, mean, invstd)
         assert dx.dtype == dgamma.dtype == dbeta.dtype == dtype
         ref = oracle.batch_norm_grad(dy, x, gamma, mean, invstd)
-        # dx is a difference of O(N)-sized sums divided by N: measure against dy's scale.
-        tol = 50 * TOL[dtype] if dtype == np.float32 else TOL[dtype]
-        err = np.max(np.abs(dx - ref[0])) / max(np.max(np.abs(ref[0])), 1.0)
+        # dx = gamma invstd (dy - ...) cancels when N is small: measure the error against the
+        # size of the terms, gamma invstd dy, not of the result.
+        g = np.ones(f) if gamma is None else gamma.astype(np.float64)
+        scale = max(np.max(np.abs(ref[0])), np.max(np.abs(g * invstd * dy)))
+        # The saved statistics are rounded to float32 (torch keeps them in float32 too), and the
+        # oracle's chain rule, unlike the fused form, does not assume that they are the exact
+        # mean and std of x: up to |mean| / std * 2**-24 apart, amplified when N is small.
+        tol = 5e-5 if dtype == np.float32 else TOL[dtype]
+        err = np.max(np.abs(dx - ref[0])) / scale
         assert err < tol, f"dx {n}x{f}: error {err:.3g}"
         sums_scale = np.sqrt(n)  # sums of n O(1) terms
         for got, want, name in ((dgamma, ref[1], "dgamma"), (dbeta, ref[2], "dbeta")):
