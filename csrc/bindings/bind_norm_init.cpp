@@ -236,9 +236,6 @@ void bind_norm_init(py::module_& m) {
   m.def("init_weights", &init_weights, py::arg("kind"), py::arg("out").noconvert(),
         py::arg("fan_in"), py::arg("fan_out"), py::arg("seed"), py::arg("gain"),
         "fill out in place; gain < 0 = the kind's default");
-  m.def("init_default_gain",
-        [](const std::string& kind) { return cpu::init_default_gain(cpu::init_from_name(kind)); },
-        py::arg("kind"));
 
   m.def("sum_rows",
         [](const py::array& x) {
