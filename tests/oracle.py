@@ -165,3 +165,125 @@ def linear_grad(dy, x, w, z, activation=None, negative_slope=0.01):
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     return dz @ w.T, x.T @ dz, dz.sum(axis=0)
+
+# ------------------------------------------------------------------ batch norm, initializers, reductions
+def batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps):
+    """torch.nn.BatchNorm1d in training: returns (y, save_mean, save_invstd, new_running_mean,
+    new_running_var); gamma/beta/running stats may be None."""
+    x = np.asarray(x, np.float64)
+    n, f = x.shape
+    # math.fsum: correctly rounded, so the oracle's own summation error (numpy adds down a
+    # column one row at a time) cannot hide or fake a kernel error when |mean| >> std.
+    mean = np.array([math.fsum(col) for col in x.T]) / n
+    var = np.array([math.fsum(col) for col in ((x - mean) ** 2).T]) / n  # biased: normalizes
+    invstd = 1.0 / np.sqrt(var + eps)
+    g = np.ones(f) if gamma is None else np.asarray(gamma, np.float64)
+    b = np.zeros(f) if beta is None else np.asarray(beta, np.float64)
+    y = (x - mean) * invstd * g + b
+    new_rm = new_rv = None
+    if running_mean is not None:
+        new_rm = (1 - momentum) * np.asarray(running_mean, np.float64) + momentum * mean
+    if running_var is not None:
+        unbiased = var * n / (n - 1)
+        new_rv = (1 - momentum) * np.asarray(running_var, np.float64) + momentum * unbiased
+    return y, mean, invstd, new_rm, new_rv
+
+
+def batch_norm_infer(x, gamma, beta, running_mean, running_var, eps):
+    x = np.asarray(x, np.float64)
+    f = x.shape[1]
+    g = np.ones(f) if gamma is None else np.asarray(gamma, np.float64)
+    b = np.zeros(f) if beta is None else np.asarray(beta, np.float64)
+    rm = np.asarray(running_mean, np.float64)
+    rv = np.asarray(running_var, np.float64)
+    return (x - rm) / np.sqrt(rv + eps) * g + b
+
+
+def batch_norm_grad(dy, x, gamma, mean, invstd):
+    """(dx, dgamma, dbeta) of training-mode batch norm, by the chain rule written out term by
+    term (not the fused form): y = xhat * g + b, xhat = (x - mu) * s, s = (var + eps)^-1/2."""
+    dy = np.asarray(dy, np.float64)
+    x = np.asarray(x, np.float64)
+    n, f = x.shape
+    g = np.ones(f) if gamma is None else np.asarray(gamma, np.float64)
+    mean = np.asarray(mean, np.float64)
+    invstd = np.asarray(invstd, np.float64)
+    xhat = (x - mean) * invstd
+    dxhat = dy * g
+    # d var = sum(dxhat * (x - mu)) * -1/2 s^3; d mu = -s sum(dxhat) + d var * mean(-2 (x - mu))
+    dvar = np.sum(dxhat * (x - mean), axis=0) * -0.5 * invstd**3
+    dmu = -invstd * np.sum(dxhat, axis=0) + dvar * np.mean(-2.0 * (x - mean), axis=0)
+    dx = dxhat * invstd + dvar * 2.0 * (x - mean) / n + dmu / n
+    return dx, np.sum(dy * xhat, axis=0), np.sum(dy, axis=0)
+
+
+def _philox_words(n, seed):
+    """The Philox words for elements 0..n-1: word i % 4 of block (counter = i // 4, key = seed),
+    as (blocks, 4) uint32."""
+    blocks = (n + 3) // 4
+    counter = np.zeros((blocks, 4), np.uint64)
+    counter[:, 0] = np.arange(blocks) & 0xFFFFFFFF
+    counter[:, 1] = np.arange(blocks) >> 32
+    return philox4x32_10(counter, (seed & 0xFFFFFFFF, seed >> 32))
+
+
+def init_scale(kind, fan_in, fan_out, gain=None):
+    """("uniform", bound) or ("normal", std) with torch.nn.init's formulas."""
+    if kind in ("glorot_uniform", "xavier_uniform"):
+        return "uniform", (1.0 if gain is None else gain) * math.sqrt(6.0 / (fan_in + fan_out))
+    if kind in ("glorot_normal", "xavier_normal"):
+        return "normal", (1.0 if gain is None else gain) * math.sqrt(2.0 / (fan_in + fan_out))
+    if kind in ("he_uniform", "kaiming_uniform"):
+        return "uniform", (math.sqrt(2.0) if gain is None else gain) * math.sqrt(3.0 / fan_in)
+    if kind in ("he_normal", "kaiming_normal"):
+        return "normal", (math.sqrt(2.0) if gain is None else gain) / math.sqrt(fan_in)
+    if kind == "lecun_uniform":
+        return "uniform", (1.0 if gain is None else gain) * math.sqrt(3.0 / fan_in)
+    if kind == "lecun_normal":
+        return "normal", (1.0 if gain is None else gain) / math.sqrt(fan_in)
+    raise ValueError(kind)
+
+
+def init_weights(kind, shape, seed, gain=None):
+    """The exact draw, float64: uniform -a + 2a * word / 2**32; normal by Box-Muller on the word
+    pairs (0, 1) and (2, 3) of each block, u1 = (w0 + 1) / 2**32, u2 = w1 / 2**32,
+    elements r cos(2 pi u2), r sin(2 pi u2) with r = sqrt(-2 log u1)."""
+    n = int(np.prod(shape))
+    if kind == "zeros":
+        return np.zeros(shape)
+    if kind == "ones":
+        return np.ones(shape)
+    dist, scale = init_scale(kind, shape[0], shape[1], gain)
+    words = _philox_words(n, seed).astype(np.float64)
+    if dist == "uniform":
+        u = words.reshape(-1)[:n] / 2.0**32
+        return (-scale + 2.0 * scale * u).reshape(shape)
+    u1 = (words[:, 0::2] + 1.0) / 2.0**32
+    u2 = words[:, 1::2] / 2.0**32
+    r = np.sqrt(-2.0 * np.log(u1))
+    z = np.empty(words.shape)
+    z[:, 0::2] = r * np.cos(2.0 * math.pi * u2)
+    z[:, 1::2] = r * np.sin(2.0 * math.pi * u2)
+    return (scale * z.reshape(-1)[:n]).reshape(shape)
+
+
+def argmax_rows(x):
+    """First maximum per row; NaN above every number (numpy.argmax does the same)."""
+    return np.argmax(np.asarray(x, np.float64), axis=1)
+
+
+def top_k_correct(scores, labels, k):
+    """Rows whose label is among the first k of the row sorted best first: NaN first, then
+    descending score, ties in index order (two stable sorts, least significant key first)."""
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels).astype(np.int64)
+    key = np.where(np.isnan(scores), 0.0, -scores)
+    order = np.argsort(key, axis=1, kind="stable")
+    is_number = np.take_along_axis(~np.isnan(scores), order, axis=1)
+    order = np.take_along_axis(order, np.argsort(is_number, axis=1, kind="stable"), axis=1)
+    return int(np.sum(np.any(order[:, :k] == labels[:, None], axis=1)))
+
+
+def binary_correct(logits, targets, threshold=0.0):
+    pred = np.asarray(logits, np.float64) > threshold
+    return int(np.sum(pred == (np.asarray(targets, np.float64) >= 0.5)))

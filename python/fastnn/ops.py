@@ -114,3 +114,13 @@ from fastnn._losses import (  # noqa: E402
     mse,
     softmax_cross_entropy,
 )
+from fastnn._init import init_weights  # noqa: E402
+from fastnn._norm import batch_norm, batch_norm_grad  # noqa: E402
+from fastnn._reduce import (  # noqa: E402
+    argmax_rows,
+    binary_correct,
+    count_correct,
+    mean_rows,
+    sum_rows,
+    top_k_correct,
+)

@@ -1,0 +1,101 @@
+"""Batch normalization over the rows of (N, F) inputs, as torch.nn.BatchNorm1d computes it
+(re-exported by fastnn.ops)."""
+
+import numpy as np
+
+from fastnn import _C
+from fastnn._checks import as_float_array, finite_real
+
+
+def _features(v, name, like, writable=False, required=False):
+    """A per-feature (F,) vector of like's dtype, or None. One that is updated in place must
+    already be exactly what the kernel writes: a copy would leave the caller's array stale."""
+    if v is None:
+        if required:
+            raise ValueError(f"{name}: required here, got None")
+        return None
+    f = like.shape[1]
+    if writable:
+        if not isinstance(v, np.ndarray):
+            raise TypeError(f"{name}: expected a NumPy array (updated in place), "
+                            f"got {type(v).__name__}")
+        if v.dtype != like.dtype:
+            raise TypeError(f"{name}: expected dtype {like.dtype} (x's), got {v.dtype}")
+        if v.shape != (f,):
+            raise ValueError(f"{name}: expected shape ({f},), one value per feature of x "
+                             f"{like.shape}, got {v.shape}")
+        if not v.flags.c_contiguous or not v.flags.writeable:
+            raise ValueError(f"{name}: expected a writable C-contiguous array (it is updated "
+                             f"in place)")
+        return v
+    v = as_float_array(v, name)
+    if v.dtype != like.dtype:
+        raise TypeError(f"{name}: expected dtype {like.dtype} (x's), got {v.dtype}")
+    if v.shape != (f,):
+        raise ValueError(f"{name}: expected shape ({f},), one value per feature of x "
+                         f"{like.shape}, got {v.shape}")
+    return np.ascontiguousarray(v)
+
+
+def _matrix(x, name):
+    x = as_float_array(x, name)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D (N, F) array, got shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1,
+               eps=1e-5):
+    """Batch normalization of x (N, F), one statistic per feature (column).
+
+    training=True: normalizes with the batch mean and biased variance, updates running_mean
+    and running_var IN PLACE (unless None) with ``(1 - momentum) * running + momentum * batch``,
+    the batch variance unbiased there (N / (N - 1)), and returns ``(y, save_mean, save_invstd)``
+    for batch_norm_grad (save_invstd = 1 / sqrt(biased var + eps)). Needs N >= 2.
+    training=False: normalizes with the running statistics (required) and returns
+    ``(y, None, None)``.
+
+    gamma, beta: (F,) or None (scale 1, shift 0). Statistics are computed in double, two-pass.
+    """
+    x = _matrix(x, "x")
+    momentum = finite_real(momentum, "momentum")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
+    eps = finite_real(eps, "eps")
+    if eps < 0.0:
+        raise ValueError(f"eps: expected a number >= 0, got {eps}")
+    gamma = _features(gamma, "gamma", x)
+    beta = _features(beta, "beta", x)
+    if training:
+        if x.shape[0] < 2:
+            raise ValueError(f"x: batch normalization in training needs at least 2 rows (a "
+                             f"variance), got shape {x.shape}")
+        running_mean = _features(running_mean, "running_mean", x, writable=True)
+        running_var = _features(running_var, "running_var", x, writable=True)
+        return _C.batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps)
+    running_mean = _features(running_mean, "running_mean", x, required=True)
+    running_var = _features(running_var, "running_var", x, required=True)
+    return _C.batch_norm_infer(x, gamma, beta, running_mean, running_var, eps), None, None
+
+
+def batch_norm_grad(dy, x, gamma, save_mean, save_invstd):
+    """Gradients of training-mode batch_norm: ``(dx, dgamma, dbeta)``.
+
+    dx = gamma * invstd / N * (N dy - sum(dy) - xhat * sum(dy * xhat)), dgamma = sum(dy * xhat),
+    dbeta = sum(dy), sums over rows, xhat = (x - save_mean) * save_invstd. gamma may be None
+    (scale 1; dgamma is still returned)."""
+    x = _matrix(x, "x")
+    dy = _matrix(dy, "dy")
+    if dy.dtype != x.dtype:
+        raise TypeError(f"dy: expected dtype {x.dtype} (x's), got {dy.dtype}")
+    if dy.shape != x.shape:
+        raise ValueError(f"dy: expected shape {x.shape} (x's), got {dy.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"x: expected at least one row, got shape {x.shape}")
+    gamma = _features(gamma, "gamma", x)
+    save_mean = _features(save_mean, "save_mean", x, required=True)
+    save_invstd = _features(save_invstd, "save_invstd", x, required=True)
+    return _C.batch_norm_backward(dy, x, gamma, save_mean, save_invstd)
+
+
+__all__ = ["batch_norm", "batch_norm_grad"]
