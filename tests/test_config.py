@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -39,8 +40,13 @@ def test_set_simd():
 
 def test_simd_env_variable():
     code = "import fastnn; print(fastnn.get_simd())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"FASTNN_SIMD": "scalar", "PATH": ""}, check=True)
+    # A bare environment, but keep where fastnn was imported from (an in-place or --target
+    # install is found through PYTHONPATH).
+    env = {"FASTNN_SIMD": "scalar", "PATH": ""}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
     assert out.stdout.strip() == "scalar"
 
 
