@@ -103,3 +103,12 @@ from fastnn._losses import (  # noqa: E402
     mse,
     softmax_cross_entropy,
 )
+from fastnn._optim_ops import (  # noqa: E402
+    adagrad_step,
+    adam_step,
+    adamw_step,
+    clip_grad_norm,
+    global_norm,
+    rmsprop_step,
+    sgd_step,
+)
