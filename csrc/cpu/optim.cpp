@@ -1,15 +1,17 @@
-// Fused multi-tensor optimizer updates (see optim.h). Each optimizer is a plain loop over one
-// chunk of one tensor; the loop bodies are written so that GCC/Clang vectorize them at -O3 (no
-// calls, no data-dependent branches, __restrict pointers, constants in locals). The work is
-// memory-bound (Adam moves 7 arrays per element), so the plain vectorized loop reaches the
-// copy bandwidth without per-ISA variants.
+// Fused multi-tensor optimizer updates (see optim.h): the chunking, the scalars computed once
+// per call, and the choice of loops. The loops themselves (optim_loops.h) are plain C++ compiled
+// once per instruction set: at SSE2 width the sqrt and two divisions of an Adam element cost
+// more than its 28 bytes of memory traffic, so wider vectors are needed to reach the copy
+// bandwidth.
 #include "cpu/optim.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "cpu/optim_kernels.h"
 
 namespace fastnn {
 namespace cpu {
@@ -60,106 +62,44 @@ void for_each_chunk(const OptimTensor<T>* t, int64_t count, const Loop& loop) {
   run_chunks(chunks, [&](int, const Chunk& c) { loop(t[c.tensor], c.begin, c.end - c.begin); });
 }
 
-// What every optimizer does first: g = scale * grad + l1 * sign(p) + 2 * l2 * p. With the
-// defaults (1, 0, 0) this is g exactly for finite p, so no variant without it is needed.
-template <class T>
-struct GradIn {
-  T scale, l1, l2x2;
-};
-
 template <class T>
 GradIn<T> grad_in(const OptimTensor<T>& t, double grad_scale) {
   return {T(grad_scale), T(t.l1), T(2.0 * t.l2)};
 }
 
-template <class T>
-inline T read_grad(T g, T p, T scale, T l1, T l2x2) {
-  const T sign = T(p > T(0)) - T(p < T(0));  // sign(0) = 0: the subgradient torch.sign picks
-  return scale * g + l1 * sign + l2x2 * p;
-}
-
-// torch.lerp's formula (ATen Lerp.h): exact at both ends, whichever half the weight is in.
-template <class T>
-inline T lerp(T self, T end, T w) {
-  return std::abs(w) < T(0.5) ? self + w * (end - self) : end - (end - self) * (T(1) - w);
-}
-
-// ------------------------------------------------------------------ SGD
-// p (n), g (n), buf (n) momentum buffer.
-enum class Momentum { kNone, kFirst, kLater };
-
-template <class T>
-struct SgdConst {
-  T neg_lr, wd, momentum, keep;  // keep = 1 - dampening
-  bool nesterov;
-};
-
-template <class T, Momentum M>
-void sgd_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict buf, GradIn<T> in,
-              SgdConst<T> c) {
-  const T scale = in.scale, l1 = in.l1, l2x2 = in.l2x2;
-  const T neg_lr = c.neg_lr, wd = c.wd, mom = c.momentum, keep = c.keep;
-  const bool nesterov = c.nesterov;
-  for (int64_t i = 0; i < n; ++i) {
-    const T pi = p[i];
-    T d = read_grad(g[i], pi, scale, l1, l2x2);
-    d = d + wd * pi;
-    if (M != Momentum::kNone) {
-      const T b = M == Momentum::kFirst ? d : buf[i] * mom + keep * d;
-      buf[i] = b;
-      d = nesterov ? d + mom * b : b;
-    }
-    p[i] = pi + neg_lr * d;
+// The loops of the active instruction set.
+const OptimLoops<float>& loops(float*) {
+  switch (active_simd()) {
+#ifdef FASTNN_X86
+    case Simd::Avx512: return avx512::optim_loops_f32();
+    case Simd::Avx2: return avx2::optim_loops_f32();
+#endif
+    default: return scalar::optim_loops_f32();
   }
+}
+const OptimLoops<double>& loops(double*) {
+  switch (active_simd()) {
+#ifdef FASTNN_X86
+    case Simd::Avx512: return avx512::optim_loops_f64();
+    case Simd::Avx2: return avx2::optim_loops_f64();
+#endif
+    default: return scalar::optim_loops_f64();
+  }
+}
+template <class T>
+const OptimLoops<T>& loops() {
+  return loops(static_cast<T*>(nullptr));
 }
 
 template <class T>
 void sgd_impl(const OptimTensor<T>* t, int64_t count, const SgdOptions& o) {
   const SgdConst<T> c{T(-o.lr), T(o.weight_decay), T(o.momentum), T(1.0 - o.dampening),
                       o.nesterov};
-  const Momentum mode =
-      o.momentum == 0 ? Momentum::kNone : o.first_step ? Momentum::kFirst : Momentum::kLater;
+  const auto loop = loops<T>().sgd[o.momentum == 0 ? 0 : o.first_step ? 1 : 2];
   for_each_chunk(t, count, [&](const OptimTensor<T>& x, int64_t b, int64_t n) {
-    T* buf = x.state[0] ? x.state[0] + b : nullptr;
-    const GradIn<T> in = grad_in(x, o.grad_scale);
-    if (mode == Momentum::kNone)
-      sgd_loop<T, Momentum::kNone>(n, x.param + b, x.grad + b, buf, in, c);
-    else if (mode == Momentum::kFirst)
-      sgd_loop<T, Momentum::kFirst>(n, x.param + b, x.grad + b, buf, in, c);
-    else
-      sgd_loop<T, Momentum::kLater>(n, x.param + b, x.grad + b, buf, in, c);
+    loop(n, x.param + b, x.grad + b, x.state[0] ? x.state[0] + b : nullptr,
+         grad_in(x, o.grad_scale), c);
   });
-}
-
-// ------------------------------------------------------------------ Adam / AdamW
-// p (n), g (n), m (n) exp_avg, v (n) exp_avg_sq, vmax (n) max_exp_avg_sq (amsgrad).
-template <class T>
-struct AdamConst {
-  T decay, wd, w1, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step_size;
-};
-
-template <class T, bool kAmsgrad>
-void adam_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
-               T* __restrict v, T* __restrict vmax, GradIn<T> in, AdamConst<T> c) {
-  const T scale = in.scale, l1 = in.l1, l2x2 = in.l2x2;
-  const T decay = c.decay, wd = c.wd, w1 = c.w1, beta2 = c.beta2, omb2 = c.one_minus_beta2,
-          bc2_sqrt = c.bc2_sqrt, eps = c.eps, neg_step = c.neg_step_size;
-  for (int64_t i = 0; i < n; ++i) {
-    const T pi = p[i];
-    T d = read_grad(g[i], pi, scale, l1, l2x2);
-    d = d + wd * pi;  // Adam's L2 term (0 for AdamW)
-    const T mi = lerp(m[i], d, w1);
-    const T vi = v[i] * beta2 + omb2 * d * d;
-    m[i] = mi;
-    v[i] = vi;
-    T vv = vi;
-    if (kAmsgrad) {
-      vv = vmax[i] >= vi ? vmax[i] : vi;
-      vmax[i] = vv;
-    }
-    const T denom = std::sqrt(vv) / bc2_sqrt + eps;
-    p[i] = pi * decay + (neg_step * mi) / denom;  // decay: AdamW's 1 - lr * wd (1 for Adam)
-  }
 }
 
 template <class T>
@@ -176,78 +116,21 @@ void adam_impl(const OptimTensor<T>* t, int64_t count, const AdamOptions& o) {
                        T(std::sqrt(bc2)),
                        T(o.eps),
                        T(-(o.lr / bc1))};
+  const auto loop = loops<T>().adam[o.amsgrad ? 1 : 0];
   for_each_chunk(t, count, [&](const OptimTensor<T>& x, int64_t b, int64_t n) {
-    const GradIn<T> in = grad_in(x, o.grad_scale);
-    if (o.amsgrad)
-      adam_loop<T, true>(n, x.param + b, x.grad + b, x.state[0] + b, x.state[1] + b,
-                         x.state[2] + b, in, c);
-    else
-      adam_loop<T, false>(n, x.param + b, x.grad + b, x.state[0] + b, x.state[1] + b, nullptr,
-                          in, c);
+    loop(n, x.param + b, x.grad + b, x.state[0] + b, x.state[1] + b,
+         o.amsgrad ? x.state[2] + b : nullptr, grad_in(x, o.grad_scale), c);
   });
-}
-
-// ------------------------------------------------------------------ Adagrad
-// p (n), g (n), s (n) state_sum.
-template <class T>
-void adagrad_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict s,
-                  GradIn<T> in, T wd, T eps, T neg_clr) {
-  const T scale = in.scale, l1 = in.l1, l2x2 = in.l2x2;
-  for (int64_t i = 0; i < n; ++i) {
-    const T pi = p[i];
-    T d = read_grad(g[i], pi, scale, l1, l2x2);
-    d = d + wd * pi;
-    const T si = s[i] + d * d;
-    s[i] = si;
-    p[i] = pi + (neg_clr * d) / (std::sqrt(si) + eps);
-  }
 }
 
 template <class T>
 void adagrad_impl(const OptimTensor<T>* t, int64_t count, const AdagradOptions& o) {
   const double clr = o.lr / (1.0 + double(o.step - 1) * o.lr_decay);
+  const AdagradConst<T> c{T(o.weight_decay), T(o.eps), T(-clr)};
+  const auto loop = loops<T>().adagrad;
   for_each_chunk(t, count, [&](const OptimTensor<T>& x, int64_t b, int64_t n) {
-    adagrad_loop<T>(n, x.param + b, x.grad + b, x.state[0] + b, grad_in(x, o.grad_scale),
-                    T(o.weight_decay), T(o.eps), T(-clr));
+    loop(n, x.param + b, x.grad + b, x.state[0] + b, grad_in(x, o.grad_scale), c);
   });
-}
-
-// ------------------------------------------------------------------ RMSprop
-// p (n), g (n), sq (n) square_avg, buf (n) momentum buffer, ga (n) grad_avg (centered).
-template <class T>
-struct RmspropConst {
-  T neg_lr, wd, alpha, one_minus_alpha, eps, momentum;
-};
-
-template <class T, bool kCentered, bool kMomentum>
-void rmsprop_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict sq,
-                  T* __restrict buf, T* __restrict ga, GradIn<T> in, RmspropConst<T> c) {
-  const T scale = in.scale, l1 = in.l1, l2x2 = in.l2x2;
-  const T neg_lr = c.neg_lr, wd = c.wd, alpha = c.alpha, oma = c.one_minus_alpha, eps = c.eps,
-          mom = c.momentum;
-  for (int64_t i = 0; i < n; ++i) {
-    const T pi = p[i];
-    T d = read_grad(g[i], pi, scale, l1, l2x2);
-    d = d + wd * pi;
-    const T si = sq[i] * alpha + oma * d * d;
-    sq[i] = si;
-    T avg;
-    if (kCentered) {
-      const T gai = lerp(ga[i], d, oma);
-      ga[i] = gai;
-      avg = std::sqrt(si + T(-1) * gai * gai);
-    } else {
-      avg = std::sqrt(si);
-    }
-    avg = avg + eps;
-    if (kMomentum) {
-      const T b = buf[i] * mom + d / avg;
-      buf[i] = b;
-      p[i] = pi + neg_lr * b;
-    } else {
-      p[i] = pi + (neg_lr * d) / avg;
-    }
-  }
 }
 
 template <class T>
@@ -255,41 +138,19 @@ void rmsprop_impl(const OptimTensor<T>* t, int64_t count, const RmspropOptions& 
   const RmspropConst<T> c{T(-o.lr), T(o.weight_decay), T(o.alpha), T(1.0 - o.alpha), T(o.eps),
                           T(o.momentum)};
   const bool centered = o.centered, momentum = o.momentum > 0;
+  const auto loop = loops<T>().rmsprop[centered][momentum];
   for_each_chunk(t, count, [&](const OptimTensor<T>& x, int64_t b, int64_t n) {
-    T* p = x.param + b;
-    const T* g = x.grad + b;
-    T* sq = x.state[0] + b;
-    T* buf = momentum ? x.state[1] + b : nullptr;
-    T* ga = centered ? x.state[2] + b : nullptr;
-    const GradIn<T> in = grad_in(x, o.grad_scale);
-    if (centered && momentum)
-      rmsprop_loop<T, true, true>(n, p, g, sq, buf, ga, in, c);
-    else if (centered)
-      rmsprop_loop<T, true, false>(n, p, g, sq, buf, ga, in, c);
-    else if (momentum)
-      rmsprop_loop<T, false, true>(n, p, g, sq, buf, ga, in, c);
-    else
-      rmsprop_loop<T, false, false>(n, p, g, sq, buf, ga, in, c);
+    loop(n, x.param + b, x.grad + b, x.state[0] + b, momentum ? x.state[1] + b : nullptr,
+         centered ? x.state[2] + b : nullptr, grad_in(x, o.grad_scale), c);
   });
 }
 
 // ------------------------------------------------------------------ norms
-// Four partial sums break the add chain so the loop vectorizes without -ffast-math; the order
-// is fixed by the code, so the result is still the same on every run.
-template <class T>
-double sum_squares(const T* __restrict x, int64_t n) {
-  double s[4] = {0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) s[j] += double(x[i + j]) * double(x[i + j]);
-  for (; i < n; ++i) s[0] += double(x[i]) * double(x[i]);
-  return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
 template <class T>
 double global_norm_impl(const T* const* data, const int64_t* sizes, int64_t count) {
   const std::vector<Chunk> chunks = plan_chunks(count, [&](int64_t i) { return sizes[i]; });
   std::vector<double> partial(chunks.size());
+  const auto sum_squares = loops<T>().sum_squares;
   run_chunks(chunks, [&](int k, const Chunk& c) {
     partial[k] = sum_squares(data[c.tensor] + c.begin, c.end - c.begin);
   });
@@ -301,10 +162,9 @@ double global_norm_impl(const T* const* data, const int64_t* sizes, int64_t coun
 template <class T>
 void scale_impl(T* const* data, const int64_t* sizes, int64_t count, double factor) {
   const std::vector<Chunk> chunks = plan_chunks(count, [&](int64_t i) { return sizes[i]; });
-  const T f = T(factor);
+  const auto scale = loops<T>().scale;
   run_chunks(chunks, [&](int, const Chunk& c) {
-    T* __restrict x = data[c.tensor] + c.begin;
-    for (int64_t i = 0, n = c.end - c.begin; i < n; ++i) x[i] *= f;
+    scale(data[c.tensor] + c.begin, c.end - c.begin, T(factor));
   });
 }
 
