@@ -4,7 +4,8 @@ torch.optim itself when torch is importable, across thread counts, with grad_sca
 folding, and on bad input.
 
 The kernels cut every tensor into chunks of 2**15 elements and go parallel from 2**16 elements in
-all: the 100003-element tensor spans four chunks, the small ones one chunk each."""
+all: the 100003-element tensor spans four chunks, the small ones one chunk each. The loops are
+compiled per SIMD path (scalar/AVX2/AVX-512); the paths must agree bit for bit."""
 
 import itertools
 
@@ -230,6 +231,35 @@ def test_thread_invariance(dtype, rng):
         assert norms[0] == norms[1]
     finally:
         fastnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_simd_paths_agree(simd, dtype, rng):
+    """The loops are compiled per instruction set without FMA contraction: every path must give
+    the scalar path's bits (and so the oracle checks above hold for all of them)."""
+    for kind, opts in [("sgd", SGD_OPTS[5]), ("adam", ADAM_OPTS[7]), ("adam", ADAM_OPTS[0]),
+                       ("adagrad", ADAGRAD_OPTS[3]), ("rmsprop", RMSPROP_OPTS[7]),
+                       ("rmsprop", RMSPROP_OPTS[0])]:
+        shapes = [(1,), (7,), (8,), (9,), (15,), (16,), (17,), (31,), (32,), (33,), (100003,)]
+        params, state = make_problem(kind, opts, dtype, rng, shapes)
+        grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        results = []
+        for path in (simd, "scalar"):
+            fastnn.set_simd(path)
+            p = [x.copy() for x in params]
+            st = {n: [x.copy() for x in xs] for n, xs in state.items()}
+            for step in (1, 2):
+                fastnn_step(kind, p, grads, st, step, opts, grad_scale=0.7, l1=0.01, l2=0.02)
+            results.append(p + [x for n in sorted(st) for x in st[n]])
+            fastnn.set_simd(simd)
+        for x, y in zip(*results):
+            assert np.array_equal(x, y), f"{kind} {opts} on {simd}"
+    tensors = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    norm = ops.global_norm(tensors)
+    fastnn.set_simd("scalar")
+    assert ops.global_norm(tensors) == norm
+    fastnn.set_simd(simd)
+    check_against_oracle("adam", ADAM_OPTS[5], dtype, rng)
 
 
 # ------------------------------------------------------------------ norms and clipping
