@@ -17,13 +17,16 @@ using namespace fastnn;
 
 namespace {
 
-std::string at(const char* list, size_t i) { return std::string(list) + "[" + std::to_string(i) + "]"; }
+std::string at(const char* list, size_t i) {
+  return std::string(list) + "[" + std::to_string(i) + "]";
+}
 
 // The data pointer of list[i], checked to be a C-contiguous array of dtype T with n elements
 // (n < 0: any size) and writable when asked.
 template <class T>
 T* array_ptr(const py::list& list, size_t i, const char* name, int64_t n, bool writable) {
-  if (!py::isinstance<py::array>(list[i])) throw TypeError(at(name, i) + ": expected a NumPy array");
+  if (!py::isinstance<py::array>(list[i]))
+    throw TypeError(at(name, i) + ": expected a NumPy array");
   py::array a = py::reinterpret_borrow<py::array>(list[i]);
   if (!a.dtype().equal(py::dtype::of<T>()))
     throw TypeError(at(name, i) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
@@ -63,7 +66,8 @@ std::vector<cpu::OptimTensor<T>> gather(const py::list& params, const py::list& 
     t[i].n = py::reinterpret_borrow<py::array>(params[i]).size();
     t[i].grad = array_ptr<T>(grads, i, "grads", t[i].n, false);
     for (size_t k = 0; k < states.size(); ++k)
-      if (!states[k].is_none()) t[i].state[k] = array_ptr<T>(state_lists[k], i, kStateNames[k], t[i].n, true);
+      if (!states[k].is_none())
+        t[i].state[k] = array_ptr<T>(state_lists[k], i, kStateNames[k], t[i].n, true);
     t[i].l1 = l1[i];
     t[i].l2 = l2[i];
   }
@@ -72,9 +76,9 @@ std::vector<cpu::OptimTensor<T>> gather(const py::list& params, const py::list& 
 
 // Runs kernel(tensors, count, options) in the dtype of params[0], without the GIL.
 template <class Options, class Kernel>
-void dispatch(const py::list& params, const py::list& grads, const std::vector<py::object>& states,
-              const std::vector<double>& l1, const std::vector<double>& l2, const Options& o,
-              const Kernel& kernel) {
+void dispatch(const py::list& params, const py::list& grads,
+              const std::vector<py::object>& states, const std::vector<double>& l1,
+              const std::vector<double>& l2, const Options& o, const Kernel& kernel) {
   if (params.size() == 0) return;
   py::array first = py::reinterpret_borrow<py::array>(params[0]);
   if (first.dtype().equal(py::dtype::of<float>())) {
@@ -92,7 +96,8 @@ void dispatch(const py::list& params, const py::list& grads, const std::vector<p
 }
 
 // A kernel overloaded on float/double as one callable.
-#define FASTNN_OVERLOADS(fn) [](const auto* t, int64_t count, const auto& o) { cpu::fn(t, count, o); }
+#define FASTNN_OVERLOADS(fn) \
+  [](const auto* t, int64_t count, const auto& o) { cpu::fn(t, count, o); }
 
 template <class T>
 double norm_of(const py::list& tensors) {
@@ -139,7 +144,8 @@ void bind_optim(py::module_& m) {
           o.weight_decay = weight_decay;
           o.first_step = first_step;
           o.grad_scale = grad_scale;
-          if (momentum != 0 && bufs.is_none()) throw ValueError("momentum_buffers: needed when momentum != 0");
+          if (momentum != 0 && bufs.is_none())
+            throw ValueError("momentum_buffers: needed when momentum != 0");
           dispatch(params, grads, {momentum != 0 ? bufs : py::none()}, l1, l2, o,
                    FASTNN_OVERLOADS(sgd_step));
         },
@@ -206,8 +212,9 @@ void bind_optim(py::module_& m) {
           o.grad_scale = grad_scale;
           if (momentum > 0 && momentum_buffers.is_none())
             throw ValueError("momentum_buffers: needed when momentum > 0");
-          dispatch(params, grads, {square_avgs, momentum > 0 ? momentum_buffers : py::none(), grad_avgs},
-                   l1, l2, o, FASTNN_OVERLOADS(rmsprop_step));
+          const py::object bufs = momentum > 0 ? momentum_buffers : py::none();
+          dispatch(params, grads, {square_avgs, bufs, grad_avgs}, l1, l2, o,
+                   FASTNN_OVERLOADS(rmsprop_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("square_avgs"),
         py::arg("momentum_buffers"), py::arg("grad_avgs"), py::arg("l1"), py::arg("l2"),

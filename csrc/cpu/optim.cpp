@@ -40,7 +40,8 @@ std::vector<Chunk> plan_chunks(int64_t count, const SizeOf& size_of) {
   std::vector<Chunk> chunks;
   chunks.reserve(static_cast<size_t>(total / chunk + count));
   for (int64_t i = 0; i < count; ++i)
-    for (int64_t b = 0, n = size_of(i); b < n; b += chunk) chunks.push_back({i, b, std::min(n, b + chunk)});
+    for (int64_t b = 0, n = size_of(i); b < n; b += chunk)
+      chunks.push_back({i, b, std::min(n, b + chunk)});
   return chunks;
 }
 
@@ -170,10 +171,18 @@ void scale_impl(T* const* data, const int64_t* sizes, int64_t count, double fact
 
 }  // namespace
 
-void sgd_step(const OptimTensor<float>* t, int64_t count, const SgdOptions& o) { sgd_impl(t, count, o); }
-void sgd_step(const OptimTensor<double>* t, int64_t count, const SgdOptions& o) { sgd_impl(t, count, o); }
-void adam_step(const OptimTensor<float>* t, int64_t count, const AdamOptions& o) { adam_impl(t, count, o); }
-void adam_step(const OptimTensor<double>* t, int64_t count, const AdamOptions& o) { adam_impl(t, count, o); }
+void sgd_step(const OptimTensor<float>* t, int64_t count, const SgdOptions& o) {
+  sgd_impl(t, count, o);
+}
+void sgd_step(const OptimTensor<double>* t, int64_t count, const SgdOptions& o) {
+  sgd_impl(t, count, o);
+}
+void adam_step(const OptimTensor<float>* t, int64_t count, const AdamOptions& o) {
+  adam_impl(t, count, o);
+}
+void adam_step(const OptimTensor<double>* t, int64_t count, const AdamOptions& o) {
+  adam_impl(t, count, o);
+}
 void adagrad_step(const OptimTensor<float>* t, int64_t count, const AdagradOptions& o) {
   adagrad_impl(t, count, o);
 }

@@ -40,7 +40,10 @@ def _tensors(xs, name, like=None, writable=True):
     xs = _as_list(xs, name)
     if like is not None and len(xs) != len(like):
         raise ValueError(f"{name}: expected {len(like)} arrays, one per param, got {len(xs)}")
-    dtype = like[0].dtype if like else (xs[0].dtype if xs and isinstance(xs[0], np.ndarray) else None)
+    if like:
+        dtype = like[0].dtype
+    else:
+        dtype = xs[0].dtype if xs and isinstance(xs[0], np.ndarray) else None
     for i, x in enumerate(xs):
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{name}[{i}]: expected a NumPy array, got {type(x).__name__}")
@@ -104,7 +107,8 @@ def _non_negative(value, name):
 
 def _step(step):
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step: expected an int (the 1-based step count), got {type(step).__name__}")
+        raise TypeError(f"step: expected an int (the 1-based step count), "
+                        f"got {type(step).__name__}")
     if step < 1:
         raise ValueError(f"step: expected the 1-based step count (>= 1), got {step}")
     return int(step)
@@ -259,9 +263,9 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
 
 
 def global_norm(tensors):
-    """The 2-norm of all elements of all tensors together, ``sqrt(sum of x**2)``, accumulated
-    in double. inf or NaN when an element is. Arrays may have any strides (non-contiguous ones
-    are copied first)."""
+    """The 2-norm of all elements of all tensors (one float dtype) together, ``sqrt(sum x**2)``,
+    accumulated in double. inf or NaN when an element is. Arrays may have any strides
+    (non-contiguous ones are copied first)."""
     tensors = _as_list(tensors, "tensors")
     tensors = [np.ascontiguousarray(t) if isinstance(t, np.ndarray) else t for t in tensors]
     tensors = _tensors(tensors, "tensors", writable=False)
