@@ -287,3 +287,74 @@ def top_k_correct(scores, labels, k):
 def binary_correct(logits, targets, threshold=0.0):
     pred = np.asarray(logits, np.float64) > threshold
     return int(np.sum(pred == (np.asarray(targets, np.float64) >= 0.5)))
+
+# ------------------------------------------------------------------ optimizers
+# torch.optim's single-tensor update rules, one tensor at a time, in float64. Each takes the
+# state arrays and returns the new ones (nothing is updated in place).
+def penalized_grad(p, g, grad_scale=1.0, l1=0.0, l2=0.0):
+    """The gradient the optimizer sees: the scaled gradient plus that of
+    l1 * sum|p| + l2 * sum p**2."""
+    p = np.asarray(p, np.float64)
+    return grad_scale * np.asarray(g, np.float64) + l1 * np.sign(p) + 2.0 * l2 * p
+
+
+def sgd_step(p, g, buf, step, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    p, g = np.asarray(p, np.float64), np.asarray(g, np.float64)
+    g = g + weight_decay * p
+    if momentum != 0:
+        # torch creates the buffer from the first gradient, undamped.
+        buf = g.copy() if step == 1 else momentum * np.asarray(buf, np.float64) + (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    return p - lr * g, buf
+
+
+def adam_step(p, g, m, v, vmax, step, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+              decoupled=False, amsgrad=False):
+    p, g = np.asarray(p, np.float64), np.asarray(g, np.float64)
+    beta1, beta2 = betas
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    m = beta1 * np.asarray(m, np.float64) + (1 - beta1) * g
+    v = beta2 * np.asarray(v, np.float64) + (1 - beta2) * g * g
+    if amsgrad:
+        vmax = np.maximum(np.asarray(vmax, np.float64), v)
+    second = vmax if amsgrad else v
+    denom = np.sqrt(second) / math.sqrt(1 - beta2**step) + eps
+    return p - lr / (1 - beta1**step) * m / denom, m, v, vmax
+
+
+def adagrad_step(p, g, state_sum, step, lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10):
+    p, g = np.asarray(p, np.float64), np.asarray(g, np.float64)
+    g = g + weight_decay * p
+    state_sum = np.asarray(state_sum, np.float64) + g * g
+    clr = lr / (1 + (step - 1) * lr_decay)
+    return p - clr * g / (np.sqrt(state_sum) + eps), state_sum
+
+
+def rmsprop_step(p, g, square_avg, buf, grad_avg, lr=1e-2, alpha=0.99, eps=1e-8,
+                 weight_decay=0.0, momentum=0.0, centered=False):
+    p, g = np.asarray(p, np.float64), np.asarray(g, np.float64)
+    g = g + weight_decay * p
+    square_avg = alpha * np.asarray(square_avg, np.float64) + (1 - alpha) * g * g
+    if centered:
+        grad_avg = alpha * np.asarray(grad_avg, np.float64) + (1 - alpha) * g
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        buf = momentum * np.asarray(buf, np.float64) + g / avg
+        return p - lr * buf, square_avg, buf, grad_avg
+    return p - lr * g / avg, square_avg, buf, grad_avg
+
+
+def global_norm(tensors):
+    return math.sqrt(sum(float(np.sum(np.asarray(t, np.float64) ** 2)) for t in tensors))
+
+
+def clip_grad_norm(grads, max_norm):
+    """(total norm, clipped grads) as torch.nn.utils.clip_grad_norm_ defines them."""
+    norm = global_norm(grads)
+    coef = min(max_norm / (norm + 1e-6), 1.0)
+    return norm, [np.asarray(g, np.float64) * coef for g in grads]

@@ -124,3 +124,12 @@ from fastnn._reduce import (  # noqa: E402
     sum_rows,
     top_k_correct,
 )
+from fastnn._optim_ops import (  # noqa: E402
+    adagrad_step,
+    adam_step,
+    adamw_step,
+    clip_grad_norm,
+    global_norm,
+    rmsprop_step,
+    sgd_step,
+)

@@ -1,0 +1,294 @@
+"""Fused multi-tensor optimizer steps and gradient clipping.
+
+Each ``*_step`` updates a whole list of parameters in one kernel call: for every parameter it
+reads the gradient once and rewrites the parameter and its optimizer state in place, in a single
+pass, with the work of all tensors cut into chunks shared by the thread pool. The formulas are
+``torch.optim``'s (SGD, Adam, AdamW, Adagrad, RMSprop), hyper-parameter for hyper-parameter.
+
+Common arguments:
+- params: a list of float32 or float64 arrays (all of one dtype), C-contiguous and writable.
+- grads: a list of arrays, grads[i] of params[i]'s shape and dtype; only read.
+- state lists (momentum_buffers, exp_avgs, ...): like params, owned by the caller, updated in
+  place; create them with ``np.zeros_like`` (Adagrad: filled with initial_accumulator_value).
+- l1, l2: None, one number for every tensor, or one number per tensor (0 for biases): the
+  penalty ``l1 * sum|p| + l2 * sum p**2`` is folded into the gradient as
+  ``g = grad_scale * grad + l1 * sign(p) + 2 * l2 * p``.
+- grad_scale: multiplies each gradient as it is read (1/k to average k accumulated batches; a
+  clipping factor), so neither costs an extra pass. It does not scale the penalty terms.
+
+A single array is accepted wherever a list is. Results do not depend on the thread count."""
+
+import numbers
+
+import numpy as np
+
+from fastnn import _C
+from fastnn._checks import FLOAT_DTYPES, finite_real
+
+
+def _as_list(xs, name):
+    if isinstance(xs, np.ndarray):
+        return [xs]
+    if isinstance(xs, (list, tuple)):
+        return list(xs)
+    raise TypeError(f"{name}: expected a list of NumPy arrays, got {type(xs).__name__}")
+
+
+def _tensors(xs, name, like=None, writable=True):
+    """xs as a list of arrays the kernels can update: one float dtype, C-contiguous, writable
+    when asked, and matching `like` (the params list) index by index."""
+    xs = _as_list(xs, name)
+    if like is not None and len(xs) != len(like):
+        raise ValueError(f"{name}: expected {len(like)} arrays, one per param, got {len(xs)}")
+    if like:
+        dtype = like[0].dtype
+    else:
+        dtype = xs[0].dtype if xs and isinstance(xs[0], np.ndarray) else None
+    for i, x in enumerate(xs):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{name}[{i}]: expected a NumPy array, got {type(x).__name__}")
+        if x.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name}[{i}]: expected float32 or float64, got {x.dtype}")
+        if x.dtype != dtype:
+            raise TypeError(f"{name}[{i}]: expected dtype {dtype} (all arrays of one call share "
+                            f"one dtype), got {x.dtype}")
+        if like is not None and x.shape != like[i].shape:
+            raise ValueError(f"{name}[{i}]: expected shape {like[i].shape} to match "
+                             f"params[{i}], got {x.shape}")
+        if not x.flags.c_contiguous:
+            raise ValueError(f"{name}[{i}]: expected a C-contiguous array (use "
+                             f"np.ascontiguousarray once, when creating it)")
+        if writable and not x.flags.writeable:
+            raise ValueError(f"{name}[{i}]: array is read-only; it is updated in place")
+    return xs
+
+
+def _no_overlap(named_lists):
+    """The kernel reads and writes each tensor's arrays as distinct memory (restrict pointers):
+    refuse a param, grad or state that overlaps another of the same index."""
+    names = [n for n, xs in named_lists]
+    lists = [xs for n, xs in named_lists]
+    for i in range(len(lists[0])):
+        for a in range(len(lists)):
+            for b in range(a + 1, len(lists)):
+                if lists[a][i].size and np.may_share_memory(lists[a][i], lists[b][i]):
+                    raise ValueError(f"{names[b]}[{i}]: shares memory with {names[a]}[{i}]; "
+                                     f"each needs its own array")
+
+
+def _penalty(value, name, count):
+    """Per-tensor penalty weights: None -> zeros, a number -> that number for every tensor."""
+    if value is None:
+        return [0.0] * count
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        values = [value] * count
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        values = list(value)
+        if len(values) != count:
+            raise ValueError(f"{name}: expected one value per param ({count}), got {len(values)}")
+    else:
+        raise TypeError(f"{name}: expected None, a number or a list of numbers, "
+                        f"got {type(value).__name__}")
+    out = []
+    for i, v in enumerate(values):
+        v = finite_real(v, f"{name}[{i}]" if len(values) > 1 else name)
+        if v < 0:
+            raise ValueError(f"{name}: expected penalty weights >= 0, got {v}")
+        out.append(v)
+    return out
+
+
+def _non_negative(value, name):
+    value = finite_real(value, name)
+    if value < 0:
+        raise ValueError(f"{name}: expected a value >= 0, got {value}")
+    return value
+
+
+def _step(step):
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step: expected an int (the 1-based step count), "
+                        f"got {type(step).__name__}")
+    if step < 1:
+        raise ValueError(f"step: expected the 1-based step count (>= 1), got {step}")
+    return int(step)
+
+
+def _common(params, grads, l1, l2, grad_scale):
+    params = _tensors(params, "params")
+    grads = _tensors(grads, "grads", like=params, writable=False)
+    return (params, grads, _penalty(l1, "l1", len(params)), _penalty(l2, "l2", len(params)),
+            finite_real(grad_scale, "grad_scale"))
+
+
+def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+             momentum_buffers=None, step=1, l1=None, l2=None, grad_scale=1.0):
+    """One ``torch.optim.SGD`` step, in place: ``g += weight_decay * p``; with momentum,
+    ``buf = g`` on step 1 (the buffers' old contents are ignored) and
+    ``buf = momentum * buf + (1 - dampening) * g`` later, then ``g = g + momentum * buf``
+    (nesterov) or ``g = buf``; finally ``p -= lr * g``.
+
+    momentum_buffers is needed when momentum != 0; pass the real 1-based ``step`` count so that
+    the buffers are only initialised on the first step.
+    """
+    params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
+    lr = _non_negative(lr, "lr")
+    momentum = _non_negative(momentum, "momentum")
+    dampening = finite_real(dampening, "dampening")
+    weight_decay = _non_negative(weight_decay, "weight_decay")
+    step = _step(step)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"nesterov: needs momentum > 0 and dampening == 0, got "
+                         f"momentum={momentum}, dampening={dampening}")
+    named = [("params", params), ("grads", grads)]
+    if momentum != 0:
+        if momentum_buffers is None:
+            raise ValueError("momentum_buffers: needed when momentum != 0 (create them with "
+                             "np.zeros_like(p) for each param)")
+        momentum_buffers = _tensors(momentum_buffers, "momentum_buffers", like=params)
+        named.append(("momentum_buffers", momentum_buffers))
+    else:
+        momentum_buffers = None
+    _no_overlap(named)
+    _C.sgd_step(params, grads, momentum_buffers, l1, l2, lr, momentum, dampening,
+                bool(nesterov), weight_decay, step == 1, grad_scale)
+
+
+def _betas(betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+    b1, b2 = finite_real(betas[0], "betas[0]"), finite_real(betas[1], "betas[1]")
+    for i, b in enumerate((b1, b2)):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"betas[{i}]: expected a value in [0, 1), got {b}")
+    return b1, b2
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0.999),
+              eps=1e-8, weight_decay=0.0, decoupled=False, amsgrad=False, max_exp_avg_sqs=None,
+              l1=None, l2=None, grad_scale=1.0):
+    """One ``torch.optim.Adam`` step (``decoupled=True``: ``torch.optim.AdamW``), in place.
+
+    ``g += weight_decay * p`` (Adam) or ``p *= 1 - lr * weight_decay`` (AdamW);
+    ``m = lerp(m, g, 1 - beta1)``; ``v = beta2 * v + (1 - beta2) * g * g``;
+    ``p -= lr / (1 - beta1**step) * m / (sqrt(v) / sqrt(1 - beta2**step) + eps)``; with
+    amsgrad, ``max_exp_avg_sqs = max(max_exp_avg_sqs, v)`` replaces v in the denominator.
+    step: the 1-based count of this update, shared by every tensor.
+    """
+    params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
+    exp_avgs = _tensors(exp_avgs, "exp_avgs", like=params)
+    exp_avg_sqs = _tensors(exp_avg_sqs, "exp_avg_sqs", like=params)
+    step = _step(step)
+    lr = _non_negative(lr, "lr")
+    beta1, beta2 = _betas(betas)
+    eps = _non_negative(eps, "eps")
+    weight_decay = _non_negative(weight_decay, "weight_decay")
+    named = [("params", params), ("grads", grads), ("exp_avgs", exp_avgs),
+             ("exp_avg_sqs", exp_avg_sqs)]
+    if amsgrad:
+        if max_exp_avg_sqs is None:
+            raise ValueError("max_exp_avg_sqs: needed when amsgrad=True (np.zeros_like(p) each)")
+        max_exp_avg_sqs = _tensors(max_exp_avg_sqs, "max_exp_avg_sqs", like=params)
+        named.append(("max_exp_avg_sqs", max_exp_avg_sqs))
+    else:
+        max_exp_avg_sqs = None
+    _no_overlap(named)
+    _C.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, l1, l2, step, lr, beta1,
+                 beta2, eps, weight_decay, bool(decoupled), grad_scale)
+
+
+def adamw_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0.999),
+               eps=1e-8, weight_decay=1e-2, amsgrad=False, max_exp_avg_sqs=None, l1=None,
+               l2=None, grad_scale=1.0):
+    """One ``torch.optim.AdamW`` step: Adam with the decoupled decay ``p *= 1 - lr * wd``."""
+    adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=lr, betas=betas, eps=eps,
+              weight_decay=weight_decay, decoupled=True, amsgrad=amsgrad,
+              max_exp_avg_sqs=max_exp_avg_sqs, l1=l1, l2=l2, grad_scale=grad_scale)
+
+
+def adagrad_step(params, grads, state_sums, step, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 eps=1e-10, l1=None, l2=None, grad_scale=1.0):
+    """One ``torch.optim.Adagrad`` step, in place: ``g += weight_decay * p``;
+    ``state_sum += g * g``; ``p -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)``.
+
+    state_sums: start them at torch's ``initial_accumulator_value`` (np.full_like(p, value)).
+    """
+    params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
+    state_sums = _tensors(state_sums, "state_sums", like=params)
+    step = _step(step)
+    lr = _non_negative(lr, "lr")
+    lr_decay = _non_negative(lr_decay, "lr_decay")
+    weight_decay = _non_negative(weight_decay, "weight_decay")
+    eps = _non_negative(eps, "eps")
+    _no_overlap([("params", params), ("grads", grads), ("state_sums", state_sums)])
+    _C.adagrad_step(params, grads, state_sums, l1, l2, step, lr, lr_decay, weight_decay, eps,
+                    grad_scale)
+
+
+def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0, centered=False, momentum_buffers=None, grad_avgs=None, l1=None,
+                 l2=None, grad_scale=1.0):
+    """One ``torch.optim.RMSprop`` step, in place: ``g += weight_decay * p``;
+    ``sq = alpha * sq + (1 - alpha) * g * g``; ``avg = sqrt(sq) + eps``, or when centered
+    ``grad_avg = lerp(grad_avg, g, 1 - alpha)``, ``avg = sqrt(sq - grad_avg**2) + eps``; then
+    ``buf = momentum * buf + g / avg``, ``p -= lr * buf`` (momentum > 0) or ``p -= lr * g / avg``.
+
+    momentum_buffers are needed when momentum > 0, grad_avgs when centered (zeros at the start).
+    """
+    params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
+    square_avgs = _tensors(square_avgs, "square_avgs", like=params)
+    lr = _non_negative(lr, "lr")
+    alpha = _non_negative(alpha, "alpha")
+    eps = _non_negative(eps, "eps")
+    weight_decay = _non_negative(weight_decay, "weight_decay")
+    momentum = _non_negative(momentum, "momentum")
+    named = [("params", params), ("grads", grads), ("square_avgs", square_avgs)]
+    if momentum > 0:
+        if momentum_buffers is None:
+            raise ValueError("momentum_buffers: needed when momentum > 0 (np.zeros_like(p) each)")
+        momentum_buffers = _tensors(momentum_buffers, "momentum_buffers", like=params)
+        named.append(("momentum_buffers", momentum_buffers))
+    else:
+        momentum_buffers = None
+    if centered:
+        if grad_avgs is None:
+            raise ValueError("grad_avgs: needed when centered=True (np.zeros_like(p) each)")
+        grad_avgs = _tensors(grad_avgs, "grad_avgs", like=params)
+        named.append(("grad_avgs", grad_avgs))
+    else:
+        grad_avgs = None
+    _no_overlap(named)
+    _C.rmsprop_step(params, grads, square_avgs, momentum_buffers, grad_avgs, l1, l2, lr, alpha,
+                    eps, weight_decay, momentum, grad_scale)
+
+
+def global_norm(tensors):
+    """The 2-norm of all elements of all tensors (one float dtype) together, ``sqrt(sum x**2)``,
+    accumulated in double. inf or NaN when an element is. Arrays may have any strides
+    (non-contiguous ones are copied first)."""
+    tensors = _as_list(tensors, "tensors")
+    tensors = [np.ascontiguousarray(t) if isinstance(t, np.ndarray) else t for t in tensors]
+    tensors = _tensors(tensors, "tensors", writable=False)
+    return _C.global_norm(tensors) if tensors else 0.0
+
+
+def clip_grad_norm(grads, max_norm):
+    """``torch.nn.utils.clip_grad_norm_``: scales every gradient in place by
+    ``max_norm / (total_norm + 1e-6)`` when that is below 1, and returns the total 2-norm of
+    the gradients before clipping.
+
+    A non-finite norm is returned as it is and the gradients are left untouched, so that the
+    caller can skip the step, raise or warn. grads: C-contiguous and writable.
+    """
+    grads = _tensors(grads, "grads")
+    max_norm = _non_negative(max_norm, "max_norm")
+    norm = _C.global_norm(grads) if grads else 0.0
+    if np.isfinite(norm):
+        coef = max_norm / (norm + 1e-6)
+        if coef < 1.0:
+            _C.scale_tensors(grads, coef)
+    return norm
+
+
+__all__ = ["sgd_step", "adam_step", "adamw_step", "adagrad_step", "rmsprop_step",
+           "global_norm", "clip_grad_norm"]
