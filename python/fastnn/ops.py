@@ -103,3 +103,4 @@ from fastnn._losses import (  # noqa: E402
     mse,
     softmax_cross_entropy,
 )
+from fastnn._sampled import sample_candidates, sampled_softmax_cross_entropy  # noqa: E402
