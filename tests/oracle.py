@@ -153,7 +153,8 @@ def sampler_probability(classes, num_classes, sampler):
     c = np.asarray(classes, np.float64)
     if sampler == "uniform":
         return np.full(c.shape, 1.0 / num_classes)
-    return np.log((c + 2.0) / (c + 1.0)) / np.log(num_classes + 1.0)
+    # log((c+2)/(c+1)) written as log1p(1/(c+1)): the ratio itself rounds away for c ~ 1e12.
+    return np.log1p(1.0 / (c + 1.0)) / np.log(num_classes + 1.0)
 
 
 def _draw_classes(u, num_classes, sampler):
@@ -185,7 +186,9 @@ def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", uni
 
 def expected_count(classes, num_classes, sampler, unique, num_sampled, tries):
     p = sampler_probability(classes, num_classes, sampler)
-    return 1.0 - (1.0 - p) ** tries if unique else num_sampled * p
+    # 1 - (1 - p)^tries, in the form that keeps its digits for p ~ 1e-12.
+    with np.errstate(divide="ignore"):  # p == 1 (one class): log1p(-1) = -inf, count 1
+        return -np.expm1(tries * np.log1p(-p)) if unique else num_sampled * p
 
 
 def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",
