@@ -192,7 +192,8 @@ def expected_count(classes, num_classes, sampler, unique, num_sampled, tries):
 
 
 def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",
-                                  unique=True, subtract_log_q=True, remove_accidental_hits=True):
+                                  unique=True, subtract_log_q=True, remove_accidental_hits=True,
+                                  correct_true_logit=True):
     """-> (loss, dh, dW, db) with dW (D, C) and db (C,) full-size, computed through the full
     logits matrix: row i's candidates [y_i, ids...] pick columns of h @ W + b."""
     h = np.asarray(h, np.float64)
@@ -204,7 +205,10 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
     cand = np.concatenate([labels[:, None], np.broadcast_to(ids, (n, ids.size))], axis=1)
     z = np.take_along_axis(logits, cand, axis=1)
     if subtract_log_q:
-        z = z - np.log(expected_count(cand, c, sampler, unique, num_sampled, tries))
+        log_q = np.log(expected_count(cand, c, sampler, unique, num_sampled, tries))
+        if not correct_true_logit:
+            log_q[:, 0] = 0.0
+        z = z - log_q
     if remove_accidental_hits:
         z[:, 1:][cand[:, 1:] == labels[:, None]] = -np.inf
     shifted = z - z.max(axis=1, keepdims=True)

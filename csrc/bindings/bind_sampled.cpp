@@ -50,7 +50,7 @@ template <class T>
 py::tuple run_sampled(const py::array& h, const py::array& W, const py::object& b,
                       const py::array& labels, int64_t num_sampled, uint64_t seed,
                       const std::string& sampler, bool unique, bool subtract_log_q,
-                      bool remove_accidental_hits) {
+                      bool remove_accidental_hits, bool correct_true_logit) {
   const py::dtype dt = py::dtype::of<T>();
   require(h, dt, "h", 2);
   require(W, dt, "W", 2);
@@ -75,6 +75,7 @@ py::tuple run_sampled(const py::array& h, const py::array& W, const py::object& 
   a.unique = unique;
   a.subtract_log_q = subtract_log_q;
   a.remove_accidental_hits = remove_accidental_hits;
+  a.correct_true_logit = correct_true_logit;
 
   cpu::SampledPlan plan;
   {
@@ -107,15 +108,16 @@ py::tuple sampled_softmax_cross_entropy(const py::array& h, const py::array& W,
                                         const py::object& b, const py::array& labels,
                                         int64_t num_sampled, uint64_t seed,
                                         const std::string& sampler, bool unique,
-                                        bool subtract_log_q, bool remove_accidental_hits) {
+                                        bool subtract_log_q, bool remove_accidental_hits,
+                                        bool correct_true_logit) {
   if (!b.is_none() && !py::isinstance<py::array>(b))
     throw TypeError("b: expected a NumPy array or None");
   if (h.dtype().equal(py::dtype::of<float>()))
     return run_sampled<float>(h, W, b, labels, num_sampled, seed, sampler, unique,
-                              subtract_log_q, remove_accidental_hits);
+                              subtract_log_q, remove_accidental_hits, correct_true_logit);
   if (h.dtype().equal(py::dtype::of<double>()))
     return run_sampled<double>(h, W, b, labels, num_sampled, seed, sampler, unique,
-                               subtract_log_q, remove_accidental_hits);
+                               subtract_log_q, remove_accidental_hits, correct_true_logit);
   throw TypeError("h: expected float32 or float64, got " + std::string(py::str(h.dtype())));
 }
 
@@ -176,6 +178,7 @@ void bind_sampled(py::module_& m) {
         py::arg("W").noconvert(), py::arg("b"), py::arg("labels").noconvert(),
         py::arg("num_sampled"), py::arg("seed"), py::arg("sampler"), py::arg("unique"),
         py::arg("subtract_log_q"), py::arg("remove_accidental_hits"),
+        py::arg("correct_true_logit"),
         "(mean loss, dh, cols, dW_cols, db_cols or None)");
   m.def("scatter_add_columns", &scatter_add_columns, py::arg("cols").noconvert(),
         py::arg("dW_cols").noconvert(), py::arg("db_cols"), py::arg("dW").noconvert(),
