@@ -310,6 +310,12 @@ def test_bad_input(rng):
         ops.sample_candidates(1, 0, 0)
     with pytest.raises(ValueError, match="num_sampled: unique sampling"):
         ops.sample_candidates(6, 5, 0)
+    with pytest.raises(ValueError, match=r"num_classes: expected at most 2\*\*53"):
+        ops.sample_candidates(1, 2**53 + 1, 0)
+    with pytest.raises(TypeError, match="seed: expected an int"):
+        ops.sample_candidates(1, 5, 1.5)
+    with pytest.raises(ValueError, match="sampler: expected one of"):
+        ops.sample_candidates(1, 5, 0, sampler="zipf")
 
 
 def test_non_contiguous_inputs(rng):

@@ -93,6 +93,9 @@ CandidateSample sample_candidates(int64_t num_sampled, int64_t num_classes, uint
                                   Sampler sampler, bool unique) {
   FASTNN_CHECK(num_classes >= 1,
                "num_classes: expected at least 1, got " + std::to_string(num_classes));
+  // Class ids go through doubles (u * C, exp): beyond 2^53 they would no longer be exact.
+  FASTNN_CHECK(num_classes <= (int64_t(1) << 53),
+               "num_classes: expected at most 2**53, got " + std::to_string(num_classes));
   FASTNN_CHECK(num_sampled >= 1,
                "num_sampled: expected at least 1, got " + std::to_string(num_sampled));
   if (unique && num_sampled > num_classes)

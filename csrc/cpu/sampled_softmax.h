@@ -36,7 +36,7 @@ struct CandidateSample {
   int64_t tries = 0;              // draws made (== num_sampled with replacement)
 };
 
-// Throws ValueError unless 1 <= num_sampled, 1 <= num_classes and (unique =>
+// Throws ValueError unless 1 <= num_sampled, 1 <= num_classes <= 2^53 and (unique =>
 // num_sampled <= num_classes).
 CandidateSample sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t seed,
                                   Sampler sampler, bool unique);

@@ -34,6 +34,9 @@ def _seed_arg(seed):
 def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
     num_sampled = _int_arg(num_sampled, "num_sampled", 1)
     num_classes = _int_arg(num_classes, "num_classes", 1)
+    if num_classes > 2**53:
+        # Class ids are computed in double precision, exact up to 2**53.
+        raise ValueError(f"num_classes: expected at most 2**53, got {num_classes}")
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if unique and num_sampled > num_classes:
