@@ -358,3 +358,92 @@ def clip_grad_norm(grads, max_norm):
     norm = global_norm(grads)
     coef = min(max_norm / (norm + 1e-6), 1.0)
     return norm, [np.asarray(g, np.float64) * coef for g in grads]
+
+# ------------------------------------------------------------------ sampled softmax
+# Candidate sampling as TensorFlow's sampled_softmax_loss defines it; the sample stream is
+# Philox 4x32-10 (counter = (t // 2, 0x53414D50), key = seed), draw t from words (0, 1) of its
+# block when t is even and (2, 3) when odd, as a 53-bit uniform.
+def _sampler_uniforms(first_draw, count, seed):
+    blocks = np.arange(first_draw // 2, (first_draw + count + 1) // 2 + 1, dtype=np.uint64)
+    counter = np.zeros((blocks.size, 4), np.uint64)
+    counter[:, 0] = blocks & np.uint64(0xFFFFFFFF)
+    counter[:, 1] = blocks >> np.uint64(32)
+    counter[:, 2] = 0x53414D50
+    bits = philox4x32_10(counter, (seed & 0xFFFFFFFF, seed >> 32)).astype(np.float64)
+    words = bits.reshape(-1, 2)  # one row per draw, starting at draw 2 * blocks[0]
+    u = (np.floor(words[:, 0] / 32) * 2.0**26 + np.floor(words[:, 1] / 64)) / 2.0**53
+    start = first_draw - 2 * (first_draw // 2)
+    return u[start:start + count]
+
+
+def sampler_probability(classes, num_classes, sampler):
+    c = np.asarray(classes, np.float64)
+    if sampler == "uniform":
+        return np.full(c.shape, 1.0 / num_classes)
+    # log((c+2)/(c+1)) written as log1p(1/(c+1)): the ratio itself rounds away for c ~ 1e12.
+    return np.log1p(1.0 / (c + 1.0)) / np.log(num_classes + 1.0)
+
+
+def _draw_classes(u, num_classes, sampler):
+    if sampler == "uniform":
+        c = np.floor(u * num_classes)
+    else:
+        c = np.floor(np.exp(u * np.log(num_classes + 1.0))) - 1
+    return np.clip(c, 0, num_classes - 1).astype(np.int64)
+
+
+def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", unique=True):
+    """-> (ids, expected counts, tries): draws until num_sampled distinct ids (unique) or
+    exactly num_sampled draws; expected count 1 - (1 - P)^tries or num_sampled * P."""
+    if not unique:
+        ids = _draw_classes(_sampler_uniforms(0, num_sampled, seed), num_classes, sampler)
+        return ids, num_sampled * sampler_probability(ids, num_classes, sampler), num_sampled
+    ids, seen, tries = [], set(), 0
+    while len(ids) < num_sampled:
+        for c in _draw_classes(_sampler_uniforms(tries, 4096, seed), num_classes, sampler):
+            tries += 1
+            if int(c) not in seen:
+                seen.add(int(c))
+                ids.append(int(c))
+                if len(ids) == num_sampled:
+                    break
+    ids = np.array(ids, np.int64)
+    return ids, expected_count(ids, num_classes, sampler, True, num_sampled, tries), tries
+
+
+def expected_count(classes, num_classes, sampler, unique, num_sampled, tries):
+    p = sampler_probability(classes, num_classes, sampler)
+    # 1 - (1 - p)^tries, in the form that keeps its digits for p ~ 1e-12.
+    with np.errstate(divide="ignore"):  # p == 1 (one class): log1p(-1) = -inf, count 1
+        return -np.expm1(tries * np.log1p(-p)) if unique else num_sampled * p
+
+
+def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",
+                                  unique=True, subtract_log_q=True, remove_accidental_hits=True,
+                                  correct_true_logit=True):
+    """-> (loss, dh, dW, db) with dW (D, C) and db (C,) full-size, computed through the full
+    logits matrix: row i's candidates [y_i, ids...] pick columns of h @ W + b."""
+    h = np.asarray(h, np.float64)
+    W = np.asarray(W, np.float64)
+    n, c = h.shape[0], W.shape[1]
+    labels = np.asarray(labels, np.int64)
+    ids, _, tries = sample_candidates(num_sampled, c, seed, sampler, unique)
+    logits = h @ W + (0.0 if b is None else np.asarray(b, np.float64))
+    cand = np.concatenate([labels[:, None], np.broadcast_to(ids, (n, ids.size))], axis=1)
+    z = np.take_along_axis(logits, cand, axis=1)
+    if subtract_log_q:
+        log_q = np.log(expected_count(cand, c, sampler, unique, num_sampled, tries))
+        if not correct_true_logit:
+            log_q[:, 0] = 0.0
+        z = z - log_q
+    if remove_accidental_hits:
+        z[:, 1:][cand[:, 1:] == labels[:, None]] = -np.inf
+    shifted = z - z.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -logp[:, 0].mean()
+    dz = np.exp(logp)
+    dz[:, 0] -= 1.0
+    dz /= n
+    dlogits = np.zeros((n, c))
+    np.add.at(dlogits, (np.repeat(np.arange(n), cand.shape[1]), cand.ravel()), dz.ravel())
+    return loss, dlogits @ W.T, h.T @ dlogits, dlogits.sum(axis=0)

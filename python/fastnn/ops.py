@@ -133,3 +133,4 @@ from fastnn._optim_ops import (  # noqa: E402
     rmsprop_step,
     sgd_step,
 )
+from fastnn._sampled import sample_candidates, sampled_softmax_cross_entropy  # noqa: E402

@@ -1,0 +1,283 @@
+// Sampled softmax (see sampled_softmax.h). The dense work is three GEMMs on the gathered sampled
+// columns, as TensorFlow does it:
+//   Zs (N,S) = h (N,D) @ Ws (D,S) + bs      sampled logits
+//   dh (N,D) = dZs (N,S) @ Ws^T + dzt * W[:, y]
+//   dWs (D,S) = h^T @ dZs
+// and the true-class logits are N row dot products, so the cost is O(N (S + 1) D), not O(N C D).
+// The per-row softmax sums are added in chunk order and every output element is accumulated in a
+// fixed order, so results are bit-identical for any thread count.
+#include "cpu/sampled_softmax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/philox.h"
+#include "cpu/gemm.h"
+
+namespace fastnn {
+namespace cpu {
+
+namespace {
+
+// Work items are grouped into chunks of about this many elements; below kParallelMin elements
+// in all, the pool's hand-off costs more than it saves.
+constexpr int64_t kChunkElems = int64_t(1) << 14;
+constexpr int64_t kParallelMin = int64_t(1) << 16;
+
+// body(begin, end) over [0, n) in chunks of `chunk` items, each item `item_cost` elements of
+// work; returns the chunk results added in chunk order, whichever threads ran them.
+template <class Body>
+double chunked(int64_t n, int64_t chunk, int64_t item_cost, const Body& body) {
+  chunk = std::max<int64_t>(chunk, (n + (int64_t(1) << 24) - 1) >> 24);  // task count fits an int
+  const int64_t nchunks = (n + chunk - 1) / chunk;
+  std::vector<double> partial(static_cast<size_t>(nchunks));
+  auto task = [&](int c) {
+    const int64_t begin = int64_t(c) * chunk;
+    partial[c] = body(begin, std::min(n, begin + chunk));
+  };
+  if (nchunks > 1 && n * item_cost >= kParallelMin)
+    parallel_for(static_cast<int>(nchunks), task);
+  else
+    for (int64_t c = 0; c < nchunks; ++c) task(static_cast<int>(c));
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+int64_t rows_per_chunk(int64_t row_cost) {
+  return std::max<int64_t>(1, kChunkElems / std::max<int64_t>(1, row_cost));
+}
+
+// Draw t of the stream as a 53-bit uniform in [0, 1): a float's 24 bits would leave classes
+// beyond ~1e6 unreachable for the log-uniform sampler's steep exp.
+double uniform53(uint64_t t, uint32_t k0, uint32_t k1) {
+  const uint64_t block = t >> 1;
+  const Philox4x32 r =
+      philox4x32_10(uint32_t(block), uint32_t(block >> 32), kSamplerStream, 0, k0, k1);
+  const int w = int(t & 1) * 2;
+  return (double(r.v[w] >> 5) * 67108864.0 + double(r.v[w + 1] >> 6)) * (1.0 / 9007199254740992.0);
+}
+
+struct ClassDraw {
+  int64_t C;
+  Sampler sampler;
+  double log_range;  // log(C + 1)
+
+  int64_t operator()(double u) const {
+    // Inverse CDF of P(c) = log((c+2)/(c+1)) / log(C+1): the CDF of c is log(c+2) / log(C+1).
+    const int64_t c = sampler == Sampler::LogUniform ? int64_t(std::exp(u * log_range)) - 1
+                                                     : int64_t(u * double(C));
+    return std::min(std::max<int64_t>(c, 0), C - 1);  // rounding at u -> 1 must not give C
+  }
+};
+
+}  // namespace
+
+double sampler_probability(int64_t c, int64_t num_classes, Sampler sampler) {
+  if (sampler == Sampler::Uniform) return 1.0 / double(num_classes);
+  return std::log1p(1.0 / double(c + 1)) / std::log(double(num_classes) + 1.0);
+}
+
+double expected_count(int64_t c, int64_t num_classes, Sampler sampler, bool unique,
+                      int64_t num_sampled, int64_t tries) {
+  const double p = sampler_probability(c, num_classes, sampler);
+  // 1 - (1 - p)^tries without cancellation for tiny p; p == 1 (one class) gives exactly 1.
+  return unique ? -std::expm1(double(tries) * std::log1p(-p)) : double(num_sampled) * p;
+}
+
+CandidateSample sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t seed,
+                                  Sampler sampler, bool unique) {
+  FASTNN_CHECK(num_classes >= 1,
+               "num_classes: expected at least 1, got " + std::to_string(num_classes));
+  // Class ids go through doubles (u * C, exp): beyond 2^53 they would no longer be exact.
+  FASTNN_CHECK(num_classes <= (int64_t(1) << 53),
+               "num_classes: expected at most 2**53, got " + std::to_string(num_classes));
+  FASTNN_CHECK(num_sampled >= 1,
+               "num_sampled: expected at least 1, got " + std::to_string(num_sampled));
+  if (unique && num_sampled > num_classes)
+    throw ValueError("num_sampled: unique sampling needs num_sampled <= num_classes (" +
+                     std::to_string(num_classes) + "), got " + std::to_string(num_sampled));
+  const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  const ClassDraw draw{num_classes, sampler, std::log(double(num_classes) + 1.0)};
+  CandidateSample s;
+  s.ids.reserve(static_cast<size_t>(num_sampled));
+  uint64_t t = 0;
+  if (unique) {
+    // Rejection of repeats, as TF's range samplers do; the number of tries feeds E(c).
+    std::unordered_set<int64_t> seen;
+    seen.reserve(size_t(num_sampled) * 2);
+    while (int64_t(s.ids.size()) < num_sampled) {
+      const int64_t c = draw(uniform53(t++, k0, k1));
+      if (seen.insert(c).second) s.ids.push_back(c);
+    }
+  } else {
+    for (; int64_t(t) < num_sampled; ++t) s.ids.push_back(draw(uniform53(t, k0, k1)));
+  }
+  s.tries = int64_t(t);
+  s.expected.resize(s.ids.size());
+  for (size_t j = 0; j < s.ids.size(); ++j)
+    s.expected[j] = expected_count(s.ids[j], num_classes, sampler, unique, num_sampled, s.tries);
+  return s;
+}
+
+template <class T>
+SampledPlan sampled_softmax_plan(const SampledSoftmaxArgs<T>& a) {
+  FASTNN_CHECK(a.N >= 1, "h: expected at least one row, got 0");
+  FASTNN_CHECK(a.C >= 1, "W: expected at least one class (column), got 0");
+  for (int64_t i = 0; i < a.N; ++i)
+    if (a.labels[i] < 0 || a.labels[i] >= a.C)
+      throw ValueError("labels: expected class indices in [0, " + std::to_string(a.C) + "), got " +
+                       std::to_string(a.labels[i]) + " at position " + std::to_string(i));
+  SampledPlan p;
+  p.sample = sample_candidates(a.num_sampled, a.C, a.seed, a.sampler, a.unique);
+  p.cols = p.sample.ids;
+  p.cols.insert(p.cols.end(), a.labels, a.labels + a.N);
+  std::sort(p.cols.begin(), p.cols.end());
+  p.cols.erase(std::unique(p.cols.begin(), p.cols.end()), p.cols.end());
+  return p;
+}
+
+template <class T>
+double sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const SampledPlan& plan,
+                                     T* dh, T* dW_cols, T* db_cols) {
+  // h (N,D), W (D,C), b (C,); samples s (S,); touched columns cols (k,).
+  const int64_t N = a.N, D = a.D, C = a.C;
+  const std::vector<int64_t>& s = plan.sample.ids;
+  const std::vector<int64_t>& cols = plan.cols;
+  const int64_t S = int64_t(s.size()), k = int64_t(cols.size());
+  const int64_t* y = a.labels;
+  auto slot_of = [&](int64_t c) {
+    return std::lower_bound(cols.begin(), cols.end(), c) - cols.begin();
+  };
+
+  std::vector<int64_t> slot_s(S), slot_y(N);
+  std::vector<double> logq_s(S, 0.0), logq_y(N, 0.0);
+  for (int64_t j = 0; j < S; ++j) {
+    slot_s[j] = slot_of(s[j]);
+    if (a.subtract_log_q) logq_s[j] = std::log(plan.sample.expected[j]);
+  }
+  for (int64_t i = 0; i < N; ++i) {
+    slot_y[i] = slot_of(y[i]);
+    if (a.subtract_log_q && a.correct_true_logit)
+      logq_y[i] = std::log(expected_count(y[i], C, a.sampler, a.unique, a.num_sampled,
+                                          plan.sample.tries));
+  }
+
+  // Ws (D,S) = W[:, s], bs (S,) = b[s]: gathered once so that the GEMMs read contiguous rows.
+  std::vector<T> Ws(static_cast<size_t>(D * S)), bs(static_cast<size_t>(S));
+  std::vector<T> Z(static_cast<size_t>(N * S)), dWs(static_cast<size_t>(D * S));
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t j = 0; j < S; ++j) Ws[d * S + j] = a.W[d * C + s[j]];
+  if (a.b)
+    for (int64_t j = 0; j < S; ++j) bs[j] = a.b[s[j]];
+
+  GemmArgs<T> g;  // Z = h @ Ws + bs
+  g.M = N, g.N = S, g.K = D;
+  g.A = a.h, g.rsa = D, g.csa = 1;
+  g.B = Ws.data(), g.rsb = S, g.csb = 1;
+  g.C = Z.data(), g.rsc = S, g.csc = 1;
+  g.bias = a.b ? bs.data() : nullptr;
+  gemm(g);
+
+  // Row softmax over [z_i0, z_i1..z_iS]; Z's row becomes dloss/dZs, dzt[i] = dloss/dz_i0.
+  std::vector<double> dzt(static_cast<size_t>(N));
+  const double inv_n = 1.0 / double(N);
+  const double total = chunked(N, rows_per_chunk(S + D), S + D, [&](int64_t begin, int64_t end) {
+    double sum = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const T* hi = a.h + i * D;
+      T* zi = Z.data() + i * S;
+      double zt = a.b ? double(a.b[y[i]]) : 0.0;
+      for (int64_t d = 0; d < D; ++d) zt += double(hi[d]) * double(a.W[d * C + y[i]]);
+      zt -= logq_y[i];
+      // An accidental hit is the true class posing as a negative: it leaves the softmax.
+      auto masked = [&](int64_t j) { return a.remove_accidental_hits && s[j] == y[i]; };
+      double m = zt;  // the shift by the row maximum keeps every exp in (0, 1]
+      for (int64_t j = 0; j < S; ++j)
+        if (!masked(j)) m = std::max(m, double(zi[j]) - logq_s[j]);
+      double e_sum = std::exp(zt - m);
+      for (int64_t j = 0; j < S; ++j)
+        if (!masked(j)) e_sum += std::exp(double(zi[j]) - logq_s[j] - m);
+      const double inv_s = 1.0 / e_sum;
+      sum += std::log(e_sum) + m - zt;
+      dzt[i] = (std::exp(zt - m) * inv_s - 1.0) * inv_n;
+      for (int64_t j = 0; j < S; ++j)
+        zi[j] = masked(j) ? T(0) : T(std::exp(double(zi[j]) - logq_s[j] - m) * inv_s * inv_n);
+    }
+    return sum;
+  });
+
+  // dh = dZs @ Ws^T, then the true class's term dzt_i W[:, y_i].
+  GemmArgs<T> gh;
+  gh.M = N, gh.N = D, gh.K = S;
+  gh.A = Z.data(), gh.rsa = S, gh.csa = 1;
+  gh.B = Ws.data(), gh.rsb = 1, gh.csb = S;
+  gh.C = dh, gh.rsc = D, gh.csc = 1;
+  gemm(gh);
+  chunked(N, rows_per_chunk(D), D, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      for (int64_t d = 0; d < D; ++d)
+        dh[i * D + d] = T(double(dh[i * D + d]) + dzt[i] * double(a.W[d * C + y[i]]));
+    return 0.0;
+  });
+
+  // dWs = h^T @ dZs.
+  GemmArgs<T> gw;
+  gw.M = D, gw.N = S, gw.K = N;
+  gw.A = a.h, gw.rsa = 1, gw.csa = D;
+  gw.B = Z.data(), gw.rsb = S, gw.csb = 1;
+  gw.C = dWs.data(), gw.rsc = S, gw.csc = 1;
+  gemm(gw);
+
+  // dW_cols row d: the sampled columns' part, then every row's true-class part, in that fixed
+  // order (repeated samples and rows sharing a label add into one column), summed in double.
+  chunked(D, rows_per_chunk(S + N), S + N, [&](int64_t begin, int64_t end) {
+    std::vector<double> acc(static_cast<size_t>(k));
+    for (int64_t d = begin; d < end; ++d) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = 0; j < S; ++j) acc[slot_s[j]] += double(dWs[d * S + j]);
+      for (int64_t i = 0; i < N; ++i) acc[slot_y[i]] += dzt[i] * double(a.h[i * D + d]);
+      for (int64_t c = 0; c < k; ++c) dW_cols[d * k + c] = T(acc[c]);
+    }
+    return 0.0;
+  });
+
+  if (db_cols) {
+    std::vector<double> col_sum(size_t(S), 0.0), acc(size_t(k), 0.0);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < S; ++j) col_sum[j] += double(Z[i * S + j]);
+    for (int64_t j = 0; j < S; ++j) acc[slot_s[j]] += col_sum[j];
+    for (int64_t i = 0; i < N; ++i) acc[slot_y[i]] += dzt[i];
+    for (int64_t c = 0; c < k; ++c) db_cols[c] = T(acc[c]);
+  }
+  return total * inv_n;
+}
+
+template <class T>
+void scatter_add_columns(const int64_t* cols, int64_t k, int64_t D, int64_t C, const T* dW_cols,
+                         const T* db_cols, T* dW, T* db) {
+  chunked(D, rows_per_chunk(k), k, [&](int64_t begin, int64_t end) {
+    for (int64_t d = begin; d < end; ++d)
+      for (int64_t c = 0; c < k; ++c) dW[d * C + cols[c]] += dW_cols[d * k + c];
+    return 0.0;
+  });
+  if (db && db_cols)
+    for (int64_t c = 0; c < k; ++c) db[cols[c]] += db_cols[c];
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                  \
+  template SampledPlan sampled_softmax_plan<T>(const SampledSoftmaxArgs<T>&);                  \
+  template double sampled_softmax_cross_entropy<T>(const SampledSoftmaxArgs<T>&,               \
+                                                   const SampledPlan&, T*, T*, T*);            \
+  template void scatter_add_columns<T>(const int64_t*, int64_t, int64_t, int64_t, const T*,    \
+                                       const T*, T*, T*);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace fastnn

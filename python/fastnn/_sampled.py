@@ -1,0 +1,164 @@
+"""Sampled softmax for very many classes (re-exported by fastnn.ops).
+
+Semantics follow TensorFlow's ``tf.nn.sampled_softmax_loss``: one set of negatives per batch,
+shared by all rows, drawn by a seeded Philox stream; logits corrected by the log of each class's
+expected count; accidental hits masked; loss = mean over rows of the cross-entropy with the true
+class as target. Only the touched columns of W and b get gradients."""
+
+import numbers
+
+import numpy as np
+
+from fastnn import _C
+from fastnn._checks import as_float_array, same_dtype
+
+SAMPLERS = ("log_uniform", "uniform")
+
+
+def _int_arg(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name}: expected an int >= {low}, got {value}")
+    return int(value)
+
+
+def _seed_arg(seed):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed: expected 0 <= seed < 2**64, got {seed}")
+    return int(seed)
+
+
+def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
+    num_sampled = _int_arg(num_sampled, "num_sampled", 1)
+    num_classes = _int_arg(num_classes, "num_classes", 1)
+    if num_classes > 2**53:
+        # Class ids are computed in double precision, exact up to 2**53.
+        raise ValueError(f"num_classes: expected at most 2**53, got {num_classes}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if unique and num_sampled > num_classes:
+        raise ValueError(f"num_sampled: unique sampling draws at most num_classes = {num_classes} "
+                         f"distinct classes, got num_sampled = {num_sampled} "
+                         f"(pass unique=False to sample with replacement)")
+    return num_sampled, num_classes, _seed_arg(seed), sampler, bool(unique)
+
+
+def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", unique=True):
+    """Draw ``num_sampled`` class ids in [0, num_classes) -> ``(ids, expected_counts)``.
+
+    sampler: "log_uniform" (Zipf: P(c) = log((c+2)/(c+1)) / log(C+1), for classes sorted by
+    decreasing frequency) or "uniform" (P(c) = 1/C). unique=True draws until num_sampled
+    distinct ids are seen (ids in first-seen order) and the expected count of c is
+    ``-expm1(tries * log1p(-P(c)))`` for the number of draws made, as TensorFlow computes it;
+    unique=False gives num_sampled independent draws and ``num_sampled * P(c)``.
+
+    The ids are a function of the arguments alone (Philox 4x32-10 keyed by seed): the same
+    call gives the same sample on any machine and for any thread count. ids is int64,
+    expected_counts float64, both of shape (num_sampled,).
+    """
+    args = _sampling_args(num_sampled, num_classes, seed, sampler, unique)
+    ids, expected, _ = _C.sample_candidates(*args)
+    return ids, expected
+
+
+def _labels_arg(labels, n, c):
+    if not isinstance(labels, np.ndarray):
+        if hasattr(labels, "__array__") or isinstance(labels, (list, tuple)):
+            labels = np.asarray(labels)
+        else:
+            raise TypeError(f"labels: expected a NumPy array, got {type(labels).__name__}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels: expected integer class indices, got dtype {labels.dtype}")
+    if labels.shape != (n,):
+        raise ValueError(f"labels: expected shape ({n},), one class index per row of h, "
+                         f"got {labels.shape}")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= c:
+        raise ValueError(f"labels: expected class indices in [0, {c}) (W has {c} columns), "
+                         f"got {lo if lo < 0 else hi}")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def _grad_out(arr, name, shape, dtype):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype}, got {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array (it is added into in place)")
+    if not arr.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    return arr
+
+
+def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",
+                                  unique=True, subtract_log_q=True, remove_accidental_hits=True,
+                                  correct_true_logit=True, dW=None, db=None):
+    """Sampled softmax loss of the output layer ``logits = h @ W + b`` and its gradients.
+
+    h: (N, D) inputs of the output layer; W: (D, C); b: (C,) or None; labels: (N,) integer
+    classes. num_sampled negatives are drawn once for the batch as ``sample_candidates(
+    num_sampled, C, seed, sampler, unique)`` does; each row's candidates are its true class
+    and those negatives, each logit minus log(expected count) when subtract_log_q, a negative
+    equal to the row's class removed when remove_accidental_hits. The loss is the mean over
+    rows of the cross-entropy with the true class as target.
+
+    correct_true_logit=True subtracts log(expected count) from the true class's logit too, as
+    TensorFlow does. False corrects the sampled logits only: each row's normaliser is then its
+    true class's term plus an importance-sampling estimate of the other classes' sum. With a
+    Zipf class distribution and the log-uniform sampler, False learns the rare classes much
+    faster (in our 1000-class test it matches full-softmax accuracy; True trails by ~7 points).
+
+    Returns ``(loss, dh, cols, dW_cols, db_cols)``: cols (k,) int64, ascending, are the touched
+    classes (the distinct labels and samples); dW_cols (D, k) and db_cols (k,) are the gradient
+    of W[:, cols] and b[cols] (db_cols is None when b is). Every other column's gradient is 0.
+    Given dW (D, C) and/or db (C,) (C-contiguous, h's dtype), the gradients are also added
+    into them, touching only the columns in cols: the usual way to feed a full-size optimizer.
+
+    With num_sampled = C, unique=True, subtract_log_q=False and remove_accidental_hits=True
+    this is exactly the full softmax cross-entropy.
+    """
+    h = as_float_array(h, "h", ndim=2)
+    W = as_float_array(W, "W", ndim=2)
+    if b is not None:
+        b = as_float_array(b, "b", ndim=1)
+    same_dtype(h=h, W=W, b=b)
+    n, d = h.shape
+    if n == 0:
+        raise ValueError(f"h: expected at least one row, got shape {h.shape}")
+    if W.shape[0] != d:
+        raise ValueError(f"W: expected {d} rows to match h's {d} features (h.shape={h.shape}), "
+                         f"got W.shape={W.shape}")
+    c = W.shape[1]
+    if c == 0:
+        raise ValueError(f"W: expected at least one class (column), got shape {W.shape}")
+    if b is not None and b.shape != (c,):
+        raise ValueError(f"b: expected shape ({c},) to match W.shape={W.shape}, got {b.shape}")
+    labels = _labels_arg(labels, n, c)
+    num_sampled, c, seed, sampler, unique = _sampling_args(num_sampled, c, seed, sampler, unique)
+    if dW is not None:
+        dW = _grad_out(dW, "dW", W.shape, h.dtype)
+    if db is not None:
+        if b is None:
+            raise ValueError("db: there is no bias gradient when b is None")
+        db = _grad_out(db, "db", (c,), h.dtype)
+    h, W = np.ascontiguousarray(h), np.ascontiguousarray(W)
+    b = None if b is None else np.ascontiguousarray(b)
+    loss, dh, cols, dW_cols, db_cols = _C.sampled_softmax_cross_entropy(
+        h, W, b, labels, num_sampled, seed, sampler, unique, bool(subtract_log_q),
+        bool(remove_accidental_hits), bool(correct_true_logit))
+    if dW is not None or db is not None:
+        # An empty (0, C) target stands in for a dW that was not given: the kernel then only
+        # adds into db.
+        k = cols.shape[0]
+        _C.scatter_add_columns(cols, dW_cols if dW is not None else np.empty((0, k), h.dtype),
+                               db_cols, dW if dW is not None else np.empty((0, c), h.dtype), db)
+    return loss, dh, cols, dW_cols, db_cols
+
+
+__all__ = ["sample_candidates", "sampled_softmax_cross_entropy"]
