@@ -1,0 +1,69 @@
+// The float32 AVX2 + FMA register wrapper that simd_math.h and the activation kernels are
+// written against (see simd_math.h for the contract). Include only from files compiled with
+// -mavx2 -mfma.
+#pragma once
+#include <immintrin.h>
+
+namespace fastnn {
+namespace avx2 {
+
+struct VecF32 {
+  using T = float;
+  using R = __m256;
+  using M = __m256;  // a lane mask is all ones / all zeros bits, as blendv wants
+  static constexpr int W = 8;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(float x) { return _mm256_set1_ps(x); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R min(R a, R b) { return _mm256_min_ps(a, b); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), a); }
+  static R copysign(R mag, R sgn) {
+    const R s = _mm256_set1_ps(-0.f);
+    return _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sgn));
+  }
+  static R round(R a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static M cmp_gt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static M cmp_ge(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+  static M cmp_eq(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+  static M is_nan(R a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static R select(M m, R t, R f) { return _mm256_blendv_ps(f, t, m); }
+  // 2^n built in the exponent field: valid for integer-valued n in [-126, 127].
+  static R pow2(R n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+  }
+  // y positive, normal, finite: exponent and mantissa fields read directly; mantissas >= 1.5
+  // are halved (and k bumped) to land in [0.75, 1.5).
+  static R frexp(R y, R& k) {
+    const __m256i b = _mm256_castps_si256(y);
+    const __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(127));
+    R m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi32(0x007fffff)),
+                                              _mm256_set1_epi32(0x3f800000)));
+    const R big = _mm256_cmp_ps(m, _mm256_set1_ps(1.5f), _CMP_GE_OQ);
+    m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
+    k = _mm256_add_ps(_mm256_cvtepi32_ps(e), _mm256_and_ps(big, _mm256_set1_ps(1.f)));
+    return m;
+  }
+  static float hsum(R a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float hmax(R a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+}  // namespace avx2
+}  // namespace fastnn

@@ -1,0 +1,49 @@
+// The float32 AVX-512 register wrapper that simd_math.h and the activation kernels are written
+// against (see simd_math.h for the contract). Include only from files compiled with -mavx512f.
+#pragma once
+#include <immintrin.h>
+
+namespace fastnn {
+namespace avx512 {
+
+struct VecF32 {
+  using T = float;
+  using R = __m512;
+  using M = __mmask16;
+  static constexpr int W = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(float x) { return _mm512_set1_ps(x); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R min(R a, R b) { return _mm512_min_ps(a, b); }
+  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  static R abs(R a) { return _mm512_abs_ps(a); }
+  static R copysign(R mag, R sgn) {
+    const __m512i s = _mm512_set1_epi32(int(0x80000000u));
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(s, _mm512_castps_si512(sgn),
+                                                         _mm512_castps_si512(mag), 0xca));  // s ? sgn : mag
+  }
+  static R round(R a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static M cmp_gt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static M cmp_ge(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+  static M cmp_eq(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+  static M is_nan(R a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static R select(M m, R t, R f) { return _mm512_mask_blend_ps(m, f, t); }
+  // scalef handles any exponent; the callers keep n in the normal range anyway.
+  static R pow2(R n) { return _mm512_scalef_ps(_mm512_set1_ps(1.f), n); }
+  static R frexp(R y, R& k) {
+    const R m = _mm512_getmant_ps(y, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
+    k = _mm512_sub_ps(_mm512_getexp_ps(y), _mm512_getexp_ps(m));  // getexp(m) is -1 or 0
+    return m;
+  }
+  static float hsum(R a) { return _mm512_reduce_add_ps(a); }
+  static float hmax(R a) { return _mm512_reduce_max_ps(a); }
+};
+
+}  // namespace avx512
+}  // namespace fastnn
