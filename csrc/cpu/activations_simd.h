@@ -60,7 +60,7 @@ void act_forward(Act act, float param, const float* x, float* y, int64_t n) {
     case Act::Sigmoid: return map1<V>(x, y, n, 0.f, [](R v) { return sm::sigmoid<V>(v); });
     case Act::Tanh: return map1<V>(x, y, n, 0.f, [](R v) { return sm::tanh<V>(v); });
     case Act::Gelu:
-      return map1<V>(x, y, n, 0.f, [](R v) { return V::mul(v, sm::normal_cdf<V>(v)); });
+      return map1<V>(x, y, n, 0.f, [](R v) { return sm::gelu<V>(v); });
     case Act::Elu:
       return map1<V>(x, y, n, 0.f, [&](R v) {
         return V::select(V::cmp_gt(v, zero), v, V::mul(p, sm::expm1<V>(v)));
@@ -99,17 +99,12 @@ inline typename V::R derivative(Act act, typename V::R x, typename V::R p) {
       const R d = V::div(one, V::add(one, e));
       return V::mul(V::mul(V::set1(4.f), e), V::mul(d, d));
     }
-    case Act::Gelu: {
-      // Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi) from the exact x^2/2 pair.
-      R hi, lo;
-      const R q = sm::normal_tail<V>(x, hi, lo);
-      const R cdf = V::select(V::cmp_gt(x, zero), V::sub(one, q), q);
-      const R pdf = V::mul(V::set1(0.398942280401432678f),
-                           sm::exp_lo<V>(V::sub(zero, hi), V::sub(zero, lo)));
-      return V::fma(x, pdf, cdf);
+    case Act::Gelu: return sm::gelu_derivative<V>(x);
+    case Act::Elu: {
+      // alpha e^x formed at scale 2^64 (see simd_math::exp_lo): one rounding into the denormals.
+      const R es = sm::exp_lo<V>(V::min(zero, x), zero, 64.f);
+      return V::select(V::cmp_gt(x, zero), one, V::mul(V::mul(p, es), V::set1(5.42101086e-20f)));
     }
-    case Act::Elu:
-      return V::select(V::cmp_gt(x, zero), one, V::mul(p, sm::exp<V>(V::min(zero, x))));
     case Act::Step: return zero;
   }
   return one;
@@ -170,6 +165,9 @@ void act_backward(Act act, float param, const float* dy, const float* v, float* 
   }
 }
 
+// Row sums add kBlock vectors in float lanes, then the block's total in double.
+constexpr int64_t kBlock = 8;
+
 // One row of (log-)softmax: x, y (n,), y may be x.
 template <class V>
 void softmax_row(const float* x, float* y, int64_t n, bool log) {
@@ -183,11 +181,17 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
   // Every exponent is x - max <= 0: no overflow for any finite row (softmax([1e4, 0]) = [1, 0]).
   const R mb = V::set1(m);
   R acc = V::zero();
+  double s = 0;  // float lanes for kBlock vectors, then double: long rows keep ~1e-7
   i = 0;
+  int64_t k = 0;
   for (; i + V::W <= n; i += V::W) {
     const R e = sm::exp<V>(V::sub(V::load(x + i), mb));
     if (!log) V::store(y + i, e);
     acc = V::add(acc, e);
+    if (++k % kBlock == 0) {
+      s += V::hsum(acc);
+      acc = V::zero();
+    }
   }
   if (i < n) {
     alignas(64) float buf[V::W];
@@ -197,13 +201,13 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
     V::store(buf, e);
     if (!log) std::memcpy(y + i, buf, sizeof(float) * static_cast<size_t>(n - i));
   }
-  const float s = V::hsum(acc);
+  s += V::hsum(acc);
   if (log) {
     // log_softmax = (x - max) - log(sum e^(x - max)): finite for any finite row.
-    const R ls = V::set1(static_cast<float>(std::log(double(s))));
+    const R ls = V::set1(static_cast<float>(std::log(s)));
     map1<V>(x, y, n, 0.f, [&](R v) { return V::sub(V::sub(v, mb), ls); });
   } else {
-    const R inv = V::set1(1.f / s);
+    const R inv = V::set1(static_cast<float>(1.0 / s));
     map1<V>(y, y, n, 0.f, [&](R v) { return V::mul(v, inv); });
   }
 }
@@ -213,14 +217,19 @@ template <class V>
 void softmax_row_backward(const float* dy, const float* y, float* dx, int64_t n, bool log) {
   using R = typename V::R;
   R acc = V::zero();
-  int64_t i = 0;
+  double s = 0;  // blocked as in softmax_row
+  int64_t i = 0, k = 0;
   for (; i + V::W <= n; i += V::W) {
     const R g = V::load(dy + i);
     acc = log ? V::add(acc, g) : V::fma(g, V::load(y + i), acc);
+    if (++k % kBlock == 0) {
+      s += V::hsum(acc);
+      acc = V::zero();
+    }
   }
-  float s = V::hsum(acc);
-  for (int64_t j = i; j < n; ++j) s += log ? dy[j] : dy[j] * y[j];
-  const R sb = V::set1(s);
+  s += V::hsum(acc);
+  for (int64_t j = i; j < n; ++j) s += log ? double(dy[j]) : double(dy[j]) * y[j];
+  const R sb = V::set1(static_cast<float>(s));
   if (log)
     map2<V>(dy, y, dx, n, [&](R g, R yv) { return V::sub(g, V::mul(sm::exp<V>(yv), sb)); });
   else

@@ -42,15 +42,20 @@ inline void exp_reduce(typename V::R x, typename V::R lo, typename V::R& n, type
   r = V::add(r, lo);
 }
 
-// e^(x + lo). x is clamped to [-104, 89] first: e^-104 is below half the least denormal (so 0),
-// e^89 is above FLT_MAX (so inf). 2^n is applied as two factors 2^n1 * 2^n2, both normal floats,
-// so that results in the denormal range (n down to -150) are rounded once, correctly.
+// e^(x + lo) * 2^k, k an integer (default 0). x is clamped to [-104, 89] - k ln2 first:
+// below, the result is under half the least denormal (so 0); above, over FLT_MAX (so inf). The
+// power of two is applied as two factors 2^n1 * 2^n2, both normal floats, so that a result in the
+// denormal range is rounded once, correctly. A caller that multiplies the result by more
+// factors passes k > 0 and scales back at the end, so that the product, not e^x, is rounded
+// into the denormals (gelu(-13.6) = -7.65e-40 would otherwise keep only 5 digits).
 template <class V>
-inline typename V::R exp_lo(typename V::R x, typename V::R lo) {
+inline typename V::R exp_lo(typename V::R x, typename V::R lo, float k = 0.f) {
   using R = typename V::R;
-  x = V::min(V::set1(89.f), V::max(V::set1(-104.f), x));  // NaN passes through both
+  const float shift = k * 0.693147181f;
+  x = V::min(V::set1(89.f - shift), V::max(V::set1(-104.f - shift), x));  // NaN passes through
   R n, r;
   exp_reduce<V>(x, lo, n, r);
+  n = V::add(n, V::set1(k));
   const R n1 = V::round(V::mul(n, V::set1(0.5f)));
   const R n2 = V::sub(n, n1);
   const R p = V::add(expm1_reduced<V>(r), V::set1(1.f));
@@ -136,12 +141,13 @@ inline typename V::R tanh(typename V::R x) {
   return V::copysign(t, x);
 }
 
-// erfc(z) for z >= 0, given z and z^2 = z2_hi + z2_lo (the caller's exact square).
+// erfc(z) 2^k for z >= 0, given z and z^2 = z2_hi + z2_lo (the caller's exact square).
 // Numerical Recipes' Chebyshev fit (erfcc, fractional error < 1.2e-7 for all z >= 0):
 // erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2). e^-z^2 is the sensitive factor: at z = 9 a
 // one-ulp error in z^2 alone would be 5e-6 of the result, hence the exact square.
 template <class V>
-inline typename V::R erfc_core(typename V::R z, typename V::R z2_hi, typename V::R z2_lo) {
+inline typename V::R erfc_core(typename V::R z, typename V::R z2_hi, typename V::R z2_lo,
+                               float k = 0.f) {
   using R = typename V::R;
   const R t = V::div(V::set1(1.f), V::fma(V::set1(0.5f), z, V::set1(1.f)));
   R p = V::set1(0.17087277f);
@@ -154,7 +160,7 @@ inline typename V::R erfc_core(typename V::R z, typename V::R z2_hi, typename V:
   p = V::fma(p, t, V::set1(0.37409196f));
   p = V::fma(p, t, V::set1(1.00002368f));
   p = V::fma(p, t, V::set1(-1.26551223f));
-  return V::mul(t, exp_lo<V>(V::sub(V::zero(), z2_hi), V::sub(p, z2_lo)));
+  return V::mul(t, exp_lo<V>(V::sub(V::zero(), z2_hi), V::sub(p, z2_lo), k));
 }
 
 // erfc(x) for any x: erfc(-z) = 2 - erfc(z). |x| is clamped at 10 (erfc(10) = 2e-45, the least
@@ -169,18 +175,20 @@ inline typename V::R erfc(typename V::R x) {
   return V::select(V::cmp_gt(V::zero(), x), V::sub(V::set1(2.f), q), q);
 }
 
-// Phi(-|x|) = erfc(|x| / sqrt 2) / 2, and x^2 / 2 as an exact pair: z = |x|/sqrt 2 rounded would
-// cost 5e-6 relative at x = -13. |x| is clamped at 15 (Phi(-15) = 4e-51, zero in float).
-// Also returns the pair through h_hi / h_lo for the callers that need e^(-x^2/2).
+// Phi(-|x|) 2^k = erfc(|x| / sqrt 2) 2^k / 2 (k as in exp_lo), and x^2 / 2 as an exact pair:
+// z = |x|/sqrt 2 rounded would cost 5e-6 relative at x = -13. |x| is clamped at 20 (Phi(-20) =
+// 3e-89: zero in float even scaled by 2^64). Also returns the pair through h_hi / h_lo for the
+// callers that need e^(-x^2/2).
 template <class V>
-inline typename V::R normal_tail(typename V::R x, typename V::R& h_hi, typename V::R& h_lo) {
+inline typename V::R normal_tail(typename V::R x, typename V::R& h_hi, typename V::R& h_lo,
+                                 float k = 0.f) {
   using R = typename V::R;
-  const R a = V::min(V::set1(15.f), V::abs(x));
+  const R a = V::min(V::set1(20.f), V::abs(x));
   const R sq = V::mul(a, a);
   h_hi = V::mul(V::set1(0.5f), sq);
   h_lo = V::mul(V::set1(0.5f), V::fma(a, a, V::sub(V::zero(), sq)));
   const R z = V::mul(a, V::set1(0.707106781186547524f));
-  return V::mul(V::set1(0.5f), erfc_core<V>(z, h_hi, h_lo));
+  return V::mul(V::set1(0.5f), erfc_core<V>(z, h_hi, h_lo, k));
 }
 
 // Phi(x), the standard normal CDF: Phi(-|x|) from normal_tail, 1 - that for x > 0.
@@ -189,6 +197,34 @@ inline typename V::R normal_cdf(typename V::R x) {
   typename V::R hi, lo;
   const typename V::R q = normal_tail<V>(x, hi, lo);
   return V::select(V::cmp_gt(x, V::zero()), V::sub(V::set1(1.f), q), q);
+}
+
+// gelu(x) = x Phi(x). For x < 0 the product is formed at scale 2^64 and scaled back last, so
+// that results in the denormal range are rounded once (see exp_lo).
+template <class V>
+inline typename V::R gelu(typename V::R x) {
+  using R = typename V::R;
+  R hi, lo;
+  const R qs = normal_tail<V>(x, hi, lo, 64.f);  // Phi(-|x|) 2^64
+  const R down = V::set1(5.42101086e-20f);       // 2^-64
+  const R pos = V::mul(x, V::sub(V::set1(1.f), V::mul(qs, down)));
+  const R neg = V::mul(V::mul(x, qs), down);
+  return V::select(V::cmp_gt(x, V::zero()), pos, neg);
+}
+
+// gelu'(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi) from the exact x^2/2 pair;
+// scaled by 2^64 for x < 0 as in gelu.
+template <class V>
+inline typename V::R gelu_derivative(typename V::R x) {
+  using R = typename V::R;
+  R hi, lo;
+  const R qs = normal_tail<V>(x, hi, lo, 64.f);
+  const R pdfs = V::mul(V::set1(0.398942280401432678f),
+                        exp_lo<V>(V::sub(V::zero(), hi), V::sub(V::zero(), lo), 64.f));
+  const R down = V::set1(5.42101086e-20f);
+  const R pos = V::fma(x, V::mul(pdfs, down), V::sub(V::set1(1.f), V::mul(qs, down)));
+  const R neg = V::mul(V::fma(x, pdfs, qs), down);
+  return V::select(V::cmp_gt(x, V::zero()), pos, neg);
 }
 
 }  // namespace simd_math

@@ -103,3 +103,16 @@ from fastnn._losses import (  # noqa: E402
     mse,
     softmax_cross_entropy,
 )
+from fastnn._activations import (  # noqa: E402
+    activation_grad,
+    elu,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    step,
+    tanh,
+)
