@@ -67,7 +67,7 @@ void act_forward(Act act, float param, const float* x, float* y, int64_t n) {
       });
     case Act::Softplus:  // max(x, 0) + log1p(e^-|x|): the exp argument is never positive
       return map1<V>(x, y, n, 0.f, [&](R v) {
-        return V::add(V::max(zero, v), sm::log1p<V>(sm::exp<V>(V::sub(zero, V::abs(v)))));
+        return V::add(V::max(zero, v), sm::log1p<V>(sm::exp<V>(V::neg_abs(v))));
       });
     case Act::Step:
       return map1<V>(x, y, n, 0.f, [&](R v) {
@@ -88,7 +88,7 @@ inline typename V::R derivative(Act act, typename V::R x, typename V::R p) {
     case Act::Softplus:  // softplus' = sigmoid
     case Act::Sigmoid: {
       // s (1 - s) = e / (1 + e)^2 with e = e^-|x|: no 1 - s cancellation for large x.
-      const R e = sm::exp<V>(V::sub(zero, V::abs(x)));
+      const R e = sm::exp<V>(V::neg_abs(x));
       const R d = V::div(one, V::add(one, e));
       return act == Act::Softplus ? V::select(V::cmp_gt(x, zero), d, V::mul(e, d))
                                   : V::mul(e, V::mul(d, d));

@@ -3,10 +3,11 @@
 // the GEMM epilogue) share one implementation; simd_vec_avx512.h / simd_vec_avx2.h provide V.
 //
 // V must provide (all static): T (float), R (register), M (lane mask), W (lanes),
-//   set1, zero, add, sub, mul, div, fma(a, b, c) = a*b + c, abs, copysign(mag, sgn),
+//   set1, zero, add, sub, mul, div, fma(a, b, c) = a*b + c, abs, neg_abs (-|a|), copysign(mag, sgn),
 //   min(a, b), max(a, b) with Intel's NaN rule (the SECOND operand is returned when either is NaN:
 //   min(bound, x) keeps a NaN x), round (to nearest), cmp_gt, cmp_ge, cmp_eq, is_nan,
 //   select(m, if_true, if_false), pow2(n) = 2^n for integer-valued n in [-126, 127],
+//   ldexp(p, n) = p 2^n rounded once, for p in [0.5, 2] and integer-valued n in [-151, 129],
 //   frexp(y, &k): y = m * 2^k, m in [0.75, 1.5), for positive normal finite y.
 //
 // Accuracy (measured against a float64 oracle by tests/test_activations.py): exp, expm1, log1p,
@@ -43,9 +44,8 @@ inline void exp_reduce(typename V::R x, typename V::R lo, typename V::R& n, type
 }
 
 // e^(x + lo) * 2^k, k an integer (default 0). x is clamped to [-104, 89] - k ln2 first:
-// below, the result is under half the least denormal (so 0); above, over FLT_MAX (so inf). The
-// power of two is applied as two factors 2^n1 * 2^n2, both normal floats, so that a result in the
-// denormal range is rounded once, correctly. A caller that multiplies the result by more
+// below, the result is under half the least denormal (so 0); above, over FLT_MAX (so inf).
+// V::ldexp rounds a result in the denormal range once, correctly. A caller that multiplies the result by more
 // factors passes k > 0 and scales back at the end, so that the product, not e^x, is rounded
 // into the denormals (gelu(-13.6) = -7.65e-40 would otherwise keep only 5 digits).
 template <class V>
@@ -55,22 +55,34 @@ inline typename V::R exp_lo(typename V::R x, typename V::R lo, float k = 0.f) {
   x = V::min(V::set1(89.f - shift), V::max(V::set1(-104.f - shift), x));  // NaN passes through
   R n, r;
   exp_reduce<V>(x, lo, n, r);
-  n = V::add(n, V::set1(k));
-  const R n1 = V::round(V::mul(n, V::set1(0.5f)));
-  const R n2 = V::sub(n, n1);
   const R p = V::add(expm1_reduced<V>(r), V::set1(1.f));
-  return V::mul(V::mul(p, V::pow2(n1)), V::pow2(n2));
+  return V::ldexp(p, V::add(n, V::set1(k)));
 }
 
+// e^x, the hot path of sigmoid and softmax: exp_lo without the lo term, and e^r as one
+// degree-7 Horner chain (7 FMAs; truncation r^8/8! < 2e-8 relative).
 template <class V>
 inline typename V::R exp(typename V::R x) {
-  return exp_lo<V>(x, V::zero());
+  using R = typename V::R;
+  x = V::min(V::set1(89.f), V::max(V::set1(-104.f), x));  // NaN passes through
+  const R n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  R r = V::fma(n, V::set1(-0.693359375f), x);
+  r = V::fma(n, V::set1(2.12194440e-4f), r);
+  R p = V::set1(1.f / 5040);
+  p = V::fma(p, r, V::set1(1.f / 720));
+  p = V::fma(p, r, V::set1(1.f / 120));
+  p = V::fma(p, r, V::set1(1.f / 24));
+  p = V::fma(p, r, V::set1(1.f / 6));
+  p = V::fma(p, r, V::set1(0.5f));
+  p = V::fma(p, r, V::set1(1.f));
+  p = V::fma(p, r, V::set1(1.f));
+  return V::ldexp(p, n);
 }
 
 // e^x - 1 without the cancellation of exp(x) - 1 near 0: with x = n ln2 + r,
 // e^x - 1 = 2^n expm1(r) + (2^n - 1), and 2^n - 1 is exact for -24 <= n <= 24. Above that the -1
-// is below half an ulp and e^x itself is returned (split as in exp_lo, so it overflows only when
-// the true result does). Below -30 the result is -1 in float.
+// is below half an ulp and e^x itself is returned (through ldexp, so it overflows only when the
+// true result does). Below -30 the result is -1 in float.
 template <class V>
 inline typename V::R expm1(typename V::R x) {
   using R = typename V::R;
@@ -79,11 +91,9 @@ inline typename V::R expm1(typename V::R x) {
   R n, r;
   exp_reduce<V>(x, V::zero(), n, r);
   const R em = expm1_reduced<V>(r);
-  const R n1 = V::round(V::mul(n, V::set1(0.5f)));
-  const R s1 = V::pow2(n1), s2 = V::pow2(V::sub(n, n1));
-  const R s = V::mul(s1, s2);
+  const R s = V::pow2(V::min(n, V::set1(25.f)));  // n >= -44 here
   const R small = V::fma(s, em, V::sub(s, one));
-  const R big = V::mul(V::mul(V::add(em, one), s1), s2);
+  const R big = V::ldexp(V::add(em, one), n);
   return V::select(V::cmp_gt(n, V::set1(24.f)), big, small);
 }
 
@@ -125,7 +135,7 @@ inline typename V::R log1p(typename V::R u) {
 template <class V>
 inline typename V::R sigmoid(typename V::R x) {
   using R = typename V::R;
-  const R e = exp<V>(V::sub(V::zero(), V::abs(x)));
+  const R e = exp<V>(V::neg_abs(x));
   const R d = V::div(V::set1(1.f), V::add(V::set1(1.f), e));
   return V::select(V::cmp_gt(x, V::zero()), d, V::mul(e, d));
 }
