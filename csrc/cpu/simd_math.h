@@ -32,6 +32,21 @@ inline typename V::R expm1_reduced(typename V::R r) {
   return V::fma(V::mul(r, r), p, r);
 }
 
+// e^r for |r| <= ln2/2 (+ rounding): one degree-7 Horner chain (7 FMAs); the truncation,
+// r^8/8!, is below 2e-8 relative.
+template <class V>
+inline typename V::R exp_reduced(typename V::R r) {
+  using R = typename V::R;
+  R p = V::set1(1.f / 5040);
+  p = V::fma(p, r, V::set1(1.f / 720));
+  p = V::fma(p, r, V::set1(1.f / 120));
+  p = V::fma(p, r, V::set1(1.f / 24));
+  p = V::fma(p, r, V::set1(1.f / 6));
+  p = V::fma(p, r, V::set1(0.5f));
+  p = V::fma(p, r, V::set1(1.f));
+  return V::fma(p, r, V::set1(1.f));
+}
+
 // x + lo = n ln2 + r with n integer-valued and |r| <= ln2/2 (Cody-Waite: ln2 in two parts, so
 // x - n ln2 loses nothing for |n| <= 150). lo carries digits that x alone cannot hold (erfc
 // passes the rounding error of z^2 here); it must be small next to x's ulp budget, |lo| < ~2.
@@ -55,12 +70,10 @@ inline typename V::R exp_lo(typename V::R x, typename V::R lo, float k = 0.f) {
   x = V::min(V::set1(89.f - shift), V::max(V::set1(-104.f - shift), x));  // NaN passes through
   R n, r;
   exp_reduce<V>(x, lo, n, r);
-  const R p = V::add(expm1_reduced<V>(r), V::set1(1.f));
-  return V::ldexp(p, V::add(n, V::set1(k)));
+  return V::ldexp(exp_reduced<V>(r), V::add(n, V::set1(k)));
 }
 
-// e^x, the hot path of sigmoid and softmax: exp_lo without the lo term, and e^r as one
-// degree-7 Horner chain (7 FMAs; truncation r^8/8! < 2e-8 relative).
+// e^x, the hot path of sigmoid and softmax: exp_lo without the lo and k terms.
 template <class V>
 inline typename V::R exp(typename V::R x) {
   using R = typename V::R;
@@ -68,15 +81,7 @@ inline typename V::R exp(typename V::R x) {
   const R n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
   R r = V::fma(n, V::set1(-0.693359375f), x);
   r = V::fma(n, V::set1(2.12194440e-4f), r);
-  R p = V::set1(1.f / 5040);
-  p = V::fma(p, r, V::set1(1.f / 720));
-  p = V::fma(p, r, V::set1(1.f / 120));
-  p = V::fma(p, r, V::set1(1.f / 24));
-  p = V::fma(p, r, V::set1(1.f / 6));
-  p = V::fma(p, r, V::set1(0.5f));
-  p = V::fma(p, r, V::set1(1.f));
-  p = V::fma(p, r, V::set1(1.f));
-  return V::ldexp(p, n);
+  return V::ldexp(exp_reduced<V>(r), n);
 }
 
 // e^x - 1 without the cancellation of exp(x) - 1 near 0: with x = n ln2 + r,
