@@ -256,6 +256,7 @@ def test_named_stability_cases(simd, dtype):
     assert np.isfinite(g) and -1e-30 < g <= 0
     assert np.array_equal(ops.tanh(a(1e30, -1e30)), [1, -1])
     assert ops.tanh(a(-0.0))[0] == 0 and math.copysign(1, ops.tanh(a(-0.0))[0]) == -1
+    assert math.copysign(1, ops.relu(a(-0.0))[0]) == 1  # +0 on every path
     # A row with masked (-inf) entries: zero probability there, the rest renormalised.
     s = ops.softmax(a(0, -np.inf, 0))
     assert np.array_equal(s, [0.5, 0, 0.5])

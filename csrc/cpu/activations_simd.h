@@ -53,8 +53,10 @@ void act_forward(Act act, float param, const float* x, float* y, int64_t n) {
     case Act::None:
       if (x != y) std::memmove(y, x, sizeof(float) * static_cast<size_t>(n));
       return;
-    case Act::Relu:  // max(0, NaN) is the NaN (Intel's rule: the second operand)
-      return map1<V>(x, y, n, 0.f, [&](R v) { return V::max(zero, v); });
+    case Act::Relu:
+      // max(0, NaN) is the NaN (Intel's rule: the second operand); max(0, -0) is -0, and
+      // -0 + 0 = +0 makes it the scalar path's +0.
+      return map1<V>(x, y, n, 0.f, [&](R v) { return V::add(V::max(zero, v), zero); });
     case Act::LeakyRelu:
       return map1<V>(x, y, n, 0.f, [&](R v) { return V::select(V::cmp_gt(v, zero), v, V::mul(v, p)); });
     case Act::Sigmoid: return map1<V>(x, y, n, 0.f, [](R v) { return sm::sigmoid<V>(v); });
