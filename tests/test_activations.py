@@ -255,6 +255,8 @@ def test_named_stability_cases(simd, dtype):
     g = ops.gelu(a(-40))[0]
     assert np.isfinite(g) and -1e-30 < g <= 0
     assert np.array_equal(ops.tanh(a(1e30, -1e30)), [1, -1])
+    assert np.array_equal(ops.gelu(a(-np.inf, np.inf)), [0, np.inf])  # the limits
+    assert ops.activation_grad("gelu", a(1), a(-np.inf))[0] == 0
     assert ops.tanh(a(-0.0))[0] == 0 and math.copysign(1, ops.tanh(a(-0.0))[0]) == -1
     assert math.copysign(1, ops.relu(a(-0.0))[0]) == 1  # +0 on every path
     # A row with masked (-inf) entries: zero probability there, the rest renormalised.

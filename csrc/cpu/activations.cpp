@@ -69,7 +69,9 @@ double forward_ref(Act act, double p, double x) {
     }
     case Act::Tanh: return std::tanh(x);
     // x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2: no 1 + erf cancellation for x << 0.
-    case Act::Gelu: return 0.5 * x * std::erfc(-x * kInvSqrt2);
+    case Act::Gelu:
+      if (x < -40) return -0.0;  // Phi(x) underflows: the limit, also at -inf (not -inf * 0)
+      return 0.5 * x * std::erfc(-x * kInvSqrt2);
     case Act::Elu: return x > 0 ? x : p * std::expm1(x);
     case Act::Softplus: return (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
     case Act::Step: return std::isnan(x) ? x : (x > 0 ? 1.0 : 0.0);
@@ -92,6 +94,7 @@ double derivative_ref(Act act, double p, double x) {
       return 4 * e / ((1 + e) * (1 + e));
     }
     case Act::Gelu:
+      if (x < -40) return -0.0;  // as in forward_ref
       return 0.5 * std::erfc(-x * kInvSqrt2) + x * kInvSqrt2Pi * std::exp(-0.5 * x * x);
     case Act::Elu: return x > 0 ? 1 : p * std::exp(x);
     case Act::Softplus: return forward_ref(Act::Sigmoid, p, x);

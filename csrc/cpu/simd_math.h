@@ -223,7 +223,8 @@ inline typename V::R gelu(typename V::R x) {
   const R qs = normal_tail<V>(x, hi, lo, 64.f);  // Phi(-|x|) 2^64
   const R down = V::set1(5.42101086e-20f);       // 2^-64
   const R pos = V::mul(x, V::sub(V::set1(1.f), V::mul(qs, down)));
-  const R neg = V::mul(V::mul(x, qs), down);
+  // Phi is already 0 below -20: clamping x there makes gelu(-inf) = -0, the limit, not -inf * 0.
+  const R neg = V::mul(V::mul(V::max(V::set1(-20.f), x), qs), down);
   return V::select(V::cmp_gt(x, V::zero()), pos, neg);
 }
 
@@ -238,7 +239,7 @@ inline typename V::R gelu_derivative(typename V::R x) {
                         exp_lo<V>(V::sub(V::zero(), hi), V::sub(V::zero(), lo), 64.f));
   const R down = V::set1(5.42101086e-20f);
   const R pos = V::fma(x, V::mul(pdfs, down), V::sub(V::set1(1.f), V::mul(qs, down)));
-  const R neg = V::mul(V::fma(x, pdfs, qs), down);
+  const R neg = V::mul(V::fma(V::max(V::set1(-20.f), x), pdfs, qs), down);  // as in gelu
   return V::select(V::cmp_gt(x, V::zero()), pos, neg);
 }
 
