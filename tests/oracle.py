@@ -447,3 +447,97 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
     dlogits = np.zeros((n, c))
     np.add.at(dlogits, (np.repeat(np.arange(n), cand.shape[1]), cand.ravel()), dz.ravel())
     return loss, dlogits @ W.T, h.T @ dlogits, dlogits.sum(axis=0)
+
+# ------------------------------------------------------------------ activations
+# Element-wise activations and their derivatives, written from the textbook formulas in float64.
+# Forms are chosen so that the oracle itself stays accurate in the tails: sigmoid' as
+# sigmoid(x) sigmoid(-x), tanh' as 1 / cosh^2, Phi through erfc (no 1 + erf cancellation).
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def _normal_cdf(x):
+    return 0.5 * _erfc(-x / math.sqrt(2.0))
+
+
+def activation(name, x, negative_slope=0.01, alpha=1.0):
+    """act(x) in float64; NaN in gives NaN out."""
+    x = np.asarray(x, np.float64)
+    if name == "relu":
+        y = np.where(x > 0, x, 0.0)
+    elif name == "leaky_relu":
+        y = np.where(x > 0, x, negative_slope * x)
+    elif name == "sigmoid":
+        y = _sigmoid(x)
+    elif name == "tanh":
+        y = np.tanh(x)
+    elif name == "gelu":
+        y = x * _normal_cdf(x)
+    elif name == "elu":
+        y = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+    elif name == "softplus":
+        y = np.logaddexp(0.0, x)
+    elif name == "step":
+        y = np.where(x > 0, 1.0, 0.0)
+    else:
+        raise ValueError(name)
+    return np.where(np.isnan(x), np.nan, y)
+
+
+def activation_derivative(name, x, negative_slope=0.01, alpha=1.0):
+    """act'(x) in float64 (0 for step, and for relu at 0); NaN in gives NaN out."""
+    x = np.asarray(x, np.float64)
+    with np.errstate(over="ignore"):
+        if name == "relu":
+            d = np.where(x > 0, 1.0, 0.0)
+        elif name == "leaky_relu":
+            d = np.where(x > 0, 1.0, negative_slope)
+        elif name in ("sigmoid", "softplus"):
+            d = _sigmoid(x) * _sigmoid(-x) if name == "sigmoid" else _sigmoid(x)
+        elif name == "tanh":
+            d = 1.0 / np.cosh(x) ** 2
+        elif name == "gelu":
+            d = _normal_cdf(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+        elif name == "elu":
+            d = np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))
+        elif name == "step":
+            d = np.zeros_like(x)
+        else:
+            raise ValueError(name)
+    return np.where(np.isnan(x), np.nan, d)
+
+
+def softmax(x):
+    """Over the last axis."""
+    z = np.asarray(x, np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(x):
+    z = np.asarray(x, np.float64)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _rowwise_vjp(dy, x, jacobian):
+    """dy^T J(row) for each row of the last axis, one explicit Jacobian at a time."""
+    x = np.asarray(x, np.float64)
+    dy = np.asarray(dy, np.float64).reshape(-1, x.shape[-1])
+    s = softmax(x).reshape(-1, x.shape[-1])
+    dx = np.stack([g @ jacobian(row) for g, row in zip(dy, s)]) if len(s) else dy
+    return dx.reshape(x.shape)
+
+
+def softmax_vjp(dy, x):
+    """J = d softmax / dx: J[i, j] = s_i (delta_ij - s_j)."""
+    return _rowwise_vjp(dy, x, lambda s: np.diag(s) - np.outer(s, s))
+
+
+def log_softmax_vjp(dy, x):
+    """J = d log_softmax / dx: J[i, j] = delta_ij - s_j."""
+    return _rowwise_vjp(dy, x, lambda s: np.eye(len(s)) - s[None, :])

@@ -3,10 +3,11 @@
 // the GEMM epilogue) share one implementation; simd_vec_avx512.h / simd_vec_avx2.h provide V.
 //
 // V must provide (all static): T (float), R (register), M (lane mask), W (lanes),
-//   set1, zero, add, sub, mul, div, fma(a, b, c) = a*b + c, abs, copysign(mag, sgn),
+//   set1, zero, add, sub, mul, div, fma(a, b, c) = a*b + c, abs, neg_abs (-|a|), copysign(mag, sgn),
 //   min(a, b), max(a, b) with Intel's NaN rule (the SECOND operand is returned when either is NaN:
 //   min(bound, x) keeps a NaN x), round (to nearest), cmp_gt, cmp_ge, cmp_eq, is_nan,
 //   select(m, if_true, if_false), pow2(n) = 2^n for integer-valued n in [-126, 127],
+//   ldexp(p, n) = p 2^n rounded once, for p in [0.5, 2] and integer-valued n in [-151, 129],
 //   frexp(y, &k): y = m * 2^k, m in [0.75, 1.5), for positive normal finite y.
 //
 // Accuracy (measured against a float64 oracle by tests/test_activations.py): exp, expm1, log1p,
@@ -31,6 +32,21 @@ inline typename V::R expm1_reduced(typename V::R r) {
   return V::fma(V::mul(r, r), p, r);
 }
 
+// e^r for |r| <= ln2/2 (+ rounding): one degree-7 Horner chain (7 FMAs); the truncation,
+// r^8/8!, is below 2e-8 relative.
+template <class V>
+inline typename V::R exp_reduced(typename V::R r) {
+  using R = typename V::R;
+  R p = V::set1(1.f / 5040);
+  p = V::fma(p, r, V::set1(1.f / 720));
+  p = V::fma(p, r, V::set1(1.f / 120));
+  p = V::fma(p, r, V::set1(1.f / 24));
+  p = V::fma(p, r, V::set1(1.f / 6));
+  p = V::fma(p, r, V::set1(0.5f));
+  p = V::fma(p, r, V::set1(1.f));
+  return V::fma(p, r, V::set1(1.f));
+}
+
 // x + lo = n ln2 + r with n integer-valued and |r| <= ln2/2 (Cody-Waite: ln2 in two parts, so
 // x - n ln2 loses nothing for |n| <= 150). lo carries digits that x alone cannot hold (erfc
 // passes the rounding error of z^2 here); it must be small next to x's ulp budget, |lo| < ~2.
@@ -42,30 +58,36 @@ inline void exp_reduce(typename V::R x, typename V::R lo, typename V::R& n, type
   r = V::add(r, lo);
 }
 
-// e^(x + lo). x is clamped to [-104, 89] first: e^-104 is below half the least denormal (so 0),
-// e^89 is above FLT_MAX (so inf). 2^n is applied as two factors 2^n1 * 2^n2, both normal floats,
-// so that results in the denormal range (n down to -150) are rounded once, correctly.
+// e^(x + lo) * 2^k, k an integer (default 0). x is clamped to [-104, 89] - k ln2 first:
+// below, the result is under half the least denormal (so 0); above, over FLT_MAX (so inf).
+// V::ldexp rounds a result in the denormal range once, correctly. A caller that multiplies the result by more
+// factors passes k > 0 and scales back at the end, so that the product, not e^x, is rounded
+// into the denormals (gelu(-13.6) = -7.65e-40 would otherwise keep only 5 digits).
 template <class V>
-inline typename V::R exp_lo(typename V::R x, typename V::R lo) {
+inline typename V::R exp_lo(typename V::R x, typename V::R lo, float k = 0.f) {
   using R = typename V::R;
-  x = V::min(V::set1(89.f), V::max(V::set1(-104.f), x));  // NaN passes through both
+  const float shift = k * 0.693147181f;
+  x = V::min(V::set1(89.f - shift), V::max(V::set1(-104.f - shift), x));  // NaN passes through
   R n, r;
   exp_reduce<V>(x, lo, n, r);
-  const R n1 = V::round(V::mul(n, V::set1(0.5f)));
-  const R n2 = V::sub(n, n1);
-  const R p = V::add(expm1_reduced<V>(r), V::set1(1.f));
-  return V::mul(V::mul(p, V::pow2(n1)), V::pow2(n2));
+  return V::ldexp(exp_reduced<V>(r), V::add(n, V::set1(k)));
 }
 
+// e^x, the hot path of sigmoid and softmax: exp_lo without the lo and k terms.
 template <class V>
 inline typename V::R exp(typename V::R x) {
-  return exp_lo<V>(x, V::zero());
+  using R = typename V::R;
+  x = V::min(V::set1(89.f), V::max(V::set1(-104.f), x));  // NaN passes through
+  const R n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  R r = V::fma(n, V::set1(-0.693359375f), x);
+  r = V::fma(n, V::set1(2.12194440e-4f), r);
+  return V::ldexp(exp_reduced<V>(r), n);
 }
 
 // e^x - 1 without the cancellation of exp(x) - 1 near 0: with x = n ln2 + r,
 // e^x - 1 = 2^n expm1(r) + (2^n - 1), and 2^n - 1 is exact for -24 <= n <= 24. Above that the -1
-// is below half an ulp and e^x itself is returned (split as in exp_lo, so it overflows only when
-// the true result does). Below -30 the result is -1 in float.
+// is below half an ulp and e^x itself is returned (through ldexp, so it overflows only when the
+// true result does). Below -30 the result is -1 in float.
 template <class V>
 inline typename V::R expm1(typename V::R x) {
   using R = typename V::R;
@@ -74,11 +96,9 @@ inline typename V::R expm1(typename V::R x) {
   R n, r;
   exp_reduce<V>(x, V::zero(), n, r);
   const R em = expm1_reduced<V>(r);
-  const R n1 = V::round(V::mul(n, V::set1(0.5f)));
-  const R s1 = V::pow2(n1), s2 = V::pow2(V::sub(n, n1));
-  const R s = V::mul(s1, s2);
+  const R s = V::pow2(V::min(n, V::set1(25.f)));  // n >= -44 here
   const R small = V::fma(s, em, V::sub(s, one));
-  const R big = V::mul(V::mul(V::add(em, one), s1), s2);
+  const R big = V::ldexp(V::add(em, one), n);
   return V::select(V::cmp_gt(n, V::set1(24.f)), big, small);
 }
 
@@ -120,7 +140,7 @@ inline typename V::R log1p(typename V::R u) {
 template <class V>
 inline typename V::R sigmoid(typename V::R x) {
   using R = typename V::R;
-  const R e = exp<V>(V::sub(V::zero(), V::abs(x)));
+  const R e = exp<V>(V::neg_abs(x));
   const R d = V::div(V::set1(1.f), V::add(V::set1(1.f), e));
   return V::select(V::cmp_gt(x, V::zero()), d, V::mul(e, d));
 }
@@ -136,12 +156,13 @@ inline typename V::R tanh(typename V::R x) {
   return V::copysign(t, x);
 }
 
-// erfc(z) for z >= 0, given z and z^2 = z2_hi + z2_lo (the caller's exact square).
+// erfc(z) 2^k for z >= 0, given z and z^2 = z2_hi + z2_lo (the caller's exact square).
 // Numerical Recipes' Chebyshev fit (erfcc, fractional error < 1.2e-7 for all z >= 0):
 // erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2). e^-z^2 is the sensitive factor: at z = 9 a
 // one-ulp error in z^2 alone would be 5e-6 of the result, hence the exact square.
 template <class V>
-inline typename V::R erfc_core(typename V::R z, typename V::R z2_hi, typename V::R z2_lo) {
+inline typename V::R erfc_core(typename V::R z, typename V::R z2_hi, typename V::R z2_lo,
+                               float k = 0.f) {
   using R = typename V::R;
   const R t = V::div(V::set1(1.f), V::fma(V::set1(0.5f), z, V::set1(1.f)));
   R p = V::set1(0.17087277f);
@@ -154,7 +175,7 @@ inline typename V::R erfc_core(typename V::R z, typename V::R z2_hi, typename V:
   p = V::fma(p, t, V::set1(0.37409196f));
   p = V::fma(p, t, V::set1(1.00002368f));
   p = V::fma(p, t, V::set1(-1.26551223f));
-  return V::mul(t, exp_lo<V>(V::sub(V::zero(), z2_hi), V::sub(p, z2_lo)));
+  return V::mul(t, exp_lo<V>(V::sub(V::zero(), z2_hi), V::sub(p, z2_lo), k));
 }
 
 // erfc(x) for any x: erfc(-z) = 2 - erfc(z). |x| is clamped at 10 (erfc(10) = 2e-45, the least
@@ -169,18 +190,20 @@ inline typename V::R erfc(typename V::R x) {
   return V::select(V::cmp_gt(V::zero(), x), V::sub(V::set1(2.f), q), q);
 }
 
-// Phi(-|x|) = erfc(|x| / sqrt 2) / 2, and x^2 / 2 as an exact pair: z = |x|/sqrt 2 rounded would
-// cost 5e-6 relative at x = -13. |x| is clamped at 15 (Phi(-15) = 4e-51, zero in float).
-// Also returns the pair through h_hi / h_lo for the callers that need e^(-x^2/2).
+// Phi(-|x|) 2^k = erfc(|x| / sqrt 2) 2^k / 2 (k as in exp_lo), and x^2 / 2 as an exact pair:
+// z = |x|/sqrt 2 rounded would cost 5e-6 relative at x = -13. |x| is clamped at 20 (Phi(-20) =
+// 3e-89: zero in float even scaled by 2^64). Also returns the pair through h_hi / h_lo for the
+// callers that need e^(-x^2/2).
 template <class V>
-inline typename V::R normal_tail(typename V::R x, typename V::R& h_hi, typename V::R& h_lo) {
+inline typename V::R normal_tail(typename V::R x, typename V::R& h_hi, typename V::R& h_lo,
+                                 float k = 0.f) {
   using R = typename V::R;
-  const R a = V::min(V::set1(15.f), V::abs(x));
+  const R a = V::min(V::set1(20.f), V::abs(x));
   const R sq = V::mul(a, a);
   h_hi = V::mul(V::set1(0.5f), sq);
   h_lo = V::mul(V::set1(0.5f), V::fma(a, a, V::sub(V::zero(), sq)));
   const R z = V::mul(a, V::set1(0.707106781186547524f));
-  return V::mul(V::set1(0.5f), erfc_core<V>(z, h_hi, h_lo));
+  return V::mul(V::set1(0.5f), erfc_core<V>(z, h_hi, h_lo, k));
 }
 
 // Phi(x), the standard normal CDF: Phi(-|x|) from normal_tail, 1 - that for x > 0.
@@ -189,6 +212,35 @@ inline typename V::R normal_cdf(typename V::R x) {
   typename V::R hi, lo;
   const typename V::R q = normal_tail<V>(x, hi, lo);
   return V::select(V::cmp_gt(x, V::zero()), V::sub(V::set1(1.f), q), q);
+}
+
+// gelu(x) = x Phi(x). For x < 0 the product is formed at scale 2^64 and scaled back last, so
+// that results in the denormal range are rounded once (see exp_lo).
+template <class V>
+inline typename V::R gelu(typename V::R x) {
+  using R = typename V::R;
+  R hi, lo;
+  const R qs = normal_tail<V>(x, hi, lo, 64.f);  // Phi(-|x|) 2^64
+  const R down = V::set1(5.42101086e-20f);       // 2^-64
+  const R pos = V::mul(x, V::sub(V::set1(1.f), V::mul(qs, down)));
+  // Phi is already 0 below -20: clamping x there makes gelu(-inf) = -0, the limit, not -inf * 0.
+  const R neg = V::mul(V::mul(V::max(V::set1(-20.f), x), qs), down);
+  return V::select(V::cmp_gt(x, V::zero()), pos, neg);
+}
+
+// gelu'(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi) from the exact x^2/2 pair;
+// scaled by 2^64 for x < 0 as in gelu.
+template <class V>
+inline typename V::R gelu_derivative(typename V::R x) {
+  using R = typename V::R;
+  R hi, lo;
+  const R qs = normal_tail<V>(x, hi, lo, 64.f);
+  const R pdfs = V::mul(V::set1(0.398942280401432678f),
+                        exp_lo<V>(V::sub(V::zero(), hi), V::sub(V::zero(), lo), 64.f));
+  const R down = V::set1(5.42101086e-20f);
+  const R pos = V::fma(x, V::mul(pdfs, down), V::sub(V::set1(1.f), V::mul(qs, down)));
+  const R neg = V::mul(V::fma(V::max(V::set1(-20.f), x), pdfs, qs), down);  // as in gelu
+  return V::select(V::cmp_gt(x, V::zero()), pos, neg);
 }
 
 }  // namespace simd_math

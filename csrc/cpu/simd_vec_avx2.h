@@ -24,6 +24,7 @@ struct VecF32 {
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), a); }
+  static R neg_abs(R a) { return _mm256_or_ps(a, _mm256_set1_ps(-0.f)); }
   static R copysign(R mag, R sgn) {
     const R s = _mm256_set1_ps(-0.f);
     return _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sgn));
@@ -41,6 +42,12 @@ struct VecF32 {
   }
   // y positive, normal, finite: exponent and mantissa fields read directly; mantissas >= 1.5
   // are halved (and k bumped) to land in [0.75, 1.5).
+  // Two normal factors 2^n1 2^n2 (n1 = n/2 rounded): only the last product can round into the
+  // denormals or overflow, so it is rounded once.
+  static R ldexp(R p, R n) {
+    const R n1 = round(_mm256_mul_ps(n, _mm256_set1_ps(0.5f)));
+    return _mm256_mul_ps(_mm256_mul_ps(p, pow2(n1)), pow2(_mm256_sub_ps(n, n1)));
+  }
   static R frexp(R y, R& k) {
     const __m256i b = _mm256_castps_si256(y);
     const __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(b, 23), _mm256_set1_epi32(127));

@@ -23,6 +23,9 @@ struct VecF32 {
   static R min(R a, R b) { return _mm512_min_ps(a, b); }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
   static R abs(R a) { return _mm512_abs_ps(a); }
+  static R neg_abs(R a) {
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_set1_epi32(int(0x80000000u))));
+  }
   static R copysign(R mag, R sgn) {
     const __m512i s = _mm512_set1_epi32(int(0x80000000u));
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(s, _mm512_castps_si512(sgn),
@@ -36,6 +39,7 @@ struct VecF32 {
   static R select(M m, R t, R f) { return _mm512_mask_blend_ps(m, f, t); }
   // scalef handles any exponent; the callers keep n in the normal range anyway.
   static R pow2(R n) { return _mm512_scalef_ps(_mm512_set1_ps(1.f), n); }
+  static R ldexp(R p, R n) { return _mm512_scalef_ps(p, n); }  // one rounding, denormals too
   static R frexp(R y, R& k) {
     const R m = _mm512_getmant_ps(y, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
     k = _mm512_sub_ps(_mm512_getexp_ps(y), _mm512_getexp_ps(m));  // getexp(m) is -1 or 0

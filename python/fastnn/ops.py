@@ -134,3 +134,16 @@ from fastnn._optim_ops import (  # noqa: E402
     sgd_step,
 )
 from fastnn._sampled import sample_candidates, sampled_softmax_cross_entropy  # noqa: E402
+from fastnn._activations import (  # noqa: E402
+    activation_grad,
+    elu,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    softplus,
+    step,
+    tanh,
+)
