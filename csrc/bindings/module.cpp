@@ -203,6 +203,7 @@ void bind_dropout(py::module_& m);
 void bind_activations(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_norm_init(py::module_& m);
+void bind_engine(py::module_& m);
 void bind_sampled(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
@@ -225,6 +226,7 @@ PYBIND11_MODULE(_C, m) {
   bind_activations(m);
   bind_optim(m);
   bind_norm_init(m);
+  bind_engine(m);
   bind_sampled(m);
 
   m.def("get_num_threads", &get_num_threads);

@@ -1,0 +1,674 @@
+// The training engine (see network.h).
+#include "engine/network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+#include "cpu/activations.h"
+#include "cpu/batchnorm.h"
+#include "cpu/dense.h"
+#include "cpu/dropout.h"
+#include "cpu/gemm.h"
+#include "cpu/losses.h"
+#include "cpu/optim.h"
+#include "cpu/reduce.h"
+
+namespace fastnn {
+namespace engine {
+
+namespace {
+
+// SplitMix64: turns (seed, counters) into well-mixed 64-bit keys for the shuffle and dropout.
+inline uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Activations whose derivative the fused dense backward can take from the output y.
+bool dense_grad_from_output(Act a) {
+  switch (a) {
+    case Act::None: case Act::Relu: case Act::Sigmoid: case Act::Tanh: case Act::Step:
+    case Act::LeakyRelu: case Act::Elu:
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <class T>
+double sum_abs(const std::vector<T>& v) {
+  double s = 0;
+  for (T x : v) s += std::fabs(double(x));
+  return s;
+}
+
+template <class T>
+double sum_sq(const T* v, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(v[i]) * double(v[i]);
+  return s;
+}
+
+}  // namespace
+
+LossKind loss_from_name(const std::string& name) {
+  if (name == "softmax_cross_entropy") return LossKind::SoftmaxCrossEntropy;
+  if (name == "binary_cross_entropy") return LossKind::BinaryCrossEntropy;
+  if (name == "mse") return LossKind::MeanSquaredError;
+  if (name == "mae") return LossKind::MeanAbsoluteError;
+  throw ValueError("loss: expected one of softmax_cross_entropy, binary_cross_entropy, mse, mae, "
+                   "got '" + name + "'");
+}
+
+OptimKind optim_from_name(const std::string& name) {
+  if (name == "sgd") return OptimKind::Sgd;
+  if (name == "adam") return OptimKind::Adam;
+  if (name == "adamw") return OptimKind::AdamW;
+  if (name == "adagrad") return OptimKind::Adagrad;
+  if (name == "rmsprop") return OptimKind::RmsProp;
+  throw ValueError("optimizer: expected one of sgd, adam, adamw, adagrad, rmsprop, got '" + name +
+                   "'");
+}
+
+template <class T>
+struct Network<T>::Impl {
+  struct LayerState {
+    LayerSpec spec;
+    int w = -1, b = -1, gamma = -1, beta = -1;
+    bool keep_z = false;             // Dense whose activation needs z for its derivative
+    std::vector<T> y, z;             // outputs (rows x width)
+    std::vector<uint8_t> mask;       // Dropout
+    std::vector<T> mean, invstd;     // BatchNorm batch statistics
+    std::vector<T> running_mean, running_var;
+    std::vector<T> acc_gamma, acc_beta;  // BatchNorm gradients before accumulation
+    const T* out = nullptr;          // this layer's output in the current pass
+  };
+
+  Network<T>* net;
+  LossKind loss;
+  uint64_t seed;
+  std::vector<LayerState> layers;
+  int64_t rows = 0;                 // buffers hold this many rows
+  int64_t max_width = 0;
+  std::vector<T> xbatch, tbatch, d0, d1;
+  std::vector<int64_t> lbatch;
+  std::vector<int64_t> order;
+  int64_t epoch_n = 0;
+  uint64_t batches_run = 0;         // keys the dropout masks: a new mask for every batch
+  std::vector<cpu::OptimTensor<T>> otensors;
+  std::vector<LayerDiagnostics> diag;
+  bool any_penalty = false;
+
+  int64_t width(size_t i) const { return net->widths_[i]; }
+
+  void ensure_rows(int64_t r) {
+    if (r <= rows) return;
+    rows = r;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      LayerState& L = layers[i];
+      const size_t n = size_t(r * width(i + 1));
+      const LayerKind k = L.spec.kind;
+      if (k == LayerKind::Dense || k == LayerKind::BatchNorm ||
+          (k == LayerKind::Activation && L.spec.act != Act::None) || k == LayerKind::Dropout)
+        L.y.resize(n);
+      if (L.keep_z) L.z.resize(n);
+      if (k == LayerKind::Dropout) L.mask.resize(n);
+    }
+    xbatch.resize(size_t(r * width(0)));
+    tbatch.resize(size_t(r * width(layers.size())));
+    lbatch.resize(size_t(r));
+    d0.resize(size_t(r * max_width));
+    d1.resize(size_t(r * max_width));
+  }
+
+  uint64_t dropout_seed(size_t layer) const {
+    return mix64(mix64(seed ^ 0xD1B54A32D192ED03ull) + batches_run * 0x9E3779B97F4A7C15ull +
+                 uint64_t(layer));
+  }
+
+  // Runs the layers on x (rows N); each layer's output pointer is left in layers[i].out.
+  const T* forward(const T* x, int64_t N, bool training) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      LayerState& L = layers[i];
+      const int64_t in = width(i), out = width(i + 1);
+      switch (L.spec.kind) {
+        case LayerKind::Dense: {
+          GemmArgs<T> g;
+          g.M = N;
+          g.N = out;
+          g.K = in;
+          g.A = x;
+          g.rsa = in;
+          g.csa = 1;
+          g.B = net->params_[L.w].value.data();
+          g.rsb = out;
+          g.csb = 1;
+          g.C = L.y.data();
+          g.rsc = out;
+          g.csc = 1;
+          if (L.b >= 0) g.bias = net->params_[L.b].value.data();
+          g.act = L.spec.act;
+          g.act_param = T(L.spec.act_param);
+          if (L.keep_z) g.Z = L.z.data();
+          cpu::gemm(g);
+          L.out = L.y.data();
+          break;
+        }
+        case LayerKind::Activation:
+          if (L.spec.act == Act::None) {
+            L.out = x;
+          } else {
+            cpu::act_forward(L.spec.act, T(L.spec.act_param), x, L.y.data(), N * out);
+            L.out = L.y.data();
+          }
+          break;
+        case LayerKind::Dropout:
+          if (training && L.spec.rate > 0) {
+            cpu::dropout_forward(x, L.y.data(), L.mask.data(), N * out, L.spec.rate,
+                                 dropout_seed(i));
+            L.out = L.y.data();
+          } else {
+            L.out = x;
+          }
+          break;
+        case LayerKind::BatchNorm: {
+          cpu::BatchNormArgs<T> a;
+          a.x = x;
+          a.N = N;
+          a.F = out;
+          a.gamma = net->params_[L.gamma].value.data();
+          a.beta = net->params_[L.beta].value.data();
+          a.running_mean = L.running_mean.data();
+          a.running_var = L.running_var.data();
+          a.momentum = L.spec.momentum;
+          a.eps = L.spec.eps;
+          a.y = L.y.data();
+          if (training) {
+            if (N < 2)
+              throw ValueError("BatchNorm: training needs at least 2 samples per batch, got a "
+                               "batch of 1 (choose a batch_size that leaves no batch of 1)");
+            a.save_mean = L.mean.data();
+            a.save_invstd = L.invstd.data();
+            cpu::batch_norm_forward_train(a);
+          } else {
+            cpu::batch_norm_forward_infer(a);
+          }
+          L.out = L.y.data();
+          break;
+        }
+      }
+      x = L.out;
+    }
+    return x;
+  }
+
+  // Back through the layers from dL/d(output) in d0; gradients written (accumulate = false) or
+  // added (accumulate = true) into the parameters' grad buffers.
+  void backward(const T* x0, int64_t N, bool accumulate) {
+    T* dcur = d0.data();
+    T* dnext = d1.data();
+    for (size_t ii = layers.size(); ii-- > 0;) {
+      LayerState& L = layers[ii];
+      const int64_t in = width(ii), out = width(ii + 1);
+      const T* x_in = ii == 0 ? x0 : layers[ii - 1].out;
+      const bool need_dx = ii > 0;
+      switch (L.spec.kind) {
+        case LayerKind::Dense: {
+          DenseBackwardArgs<T> a;
+          a.M = N;
+          a.K = in;
+          a.N = out;
+          a.X = x_in;
+          a.ldx = in;
+          a.W = net->params_[L.w].value.data();
+          a.ldw = out;
+          a.dY = dcur;
+          a.ldy = out;
+          if (L.spec.act != Act::None) {
+            a.gate.data = L.keep_z ? L.z.data() : L.y.data();
+            a.gate.act = L.spec.act;
+            a.gate.param = T(L.spec.act_param);
+            a.gate.from_output = !L.keep_z;
+          }
+          a.dW = net->params_[L.w].grad.data();
+          a.lddw = out;
+          if (L.b >= 0) a.db = net->params_[L.b].grad.data();
+          a.dX = need_dx ? dnext : nullptr;
+          a.lddx = in;
+          a.accumulate = accumulate;
+          cpu::dense_backward(a);
+          break;
+        }
+        case LayerKind::Activation:
+          if (L.spec.act == Act::None || !need_dx) continue;
+          if (cpu::act_grad_from_output_ok(L.spec.act, L.spec.act_param))
+            cpu::act_backward_from_output(L.spec.act, T(L.spec.act_param), dcur, L.y.data(),
+                                          dnext, N * out);
+          else
+            cpu::act_backward(L.spec.act, T(L.spec.act_param), dcur, x_in, dnext, N * out);
+          break;
+        case LayerKind::Dropout:
+          if (L.spec.rate <= 0 || !need_dx) continue;
+          cpu::dropout_backward(dcur, L.mask.data(), dnext, N * out, L.spec.rate);
+          break;
+        case LayerKind::BatchNorm: {
+          Param<T>& g = net->params_[L.gamma];
+          Param<T>& b = net->params_[L.beta];
+          T* dg = accumulate ? L.acc_gamma.data() : g.grad.data();
+          T* dbt = accumulate ? L.acc_beta.data() : b.grad.data();
+          // dx is needed for the layers below; with none (BatchNorm first) it still goes to
+          // the scratch buffer, which nothing reads.
+          cpu::batch_norm_backward(dcur, x_in, N, out, g.value.data(), L.mean.data(),
+                                   L.invstd.data(), dnext, dg, dbt);
+          if (accumulate)
+            for (int64_t f = 0; f < out; ++f) {
+              g.grad[f] += dg[f];
+              b.grad[f] += dbt[f];
+            }
+          break;
+        }
+      }
+      std::swap(dcur, dnext);
+    }
+  }
+
+  // Mean loss of the batch (N rows of outputs at `out`), its gradient into d0 (when grad),
+  // and the accuracy counts.
+  double batch_loss(const T* out, int64_t N, const int64_t* labels, const T* targets,
+                    const T* class_weight, BatchStats& s) {
+    const int64_t C = width(layers.size());
+    double loss = 0;
+    T* g = d0.data();
+    switch (loss_kind()) {
+      case LossKind::SoftmaxCrossEntropy: {
+        cpu::SoftmaxXentArgs<T> a;
+        a.logits = out;
+        a.N = N;
+        a.C = C;
+        a.labels = labels;
+        a.weight = class_weight;
+        a.grad = g;  // evaluate writes it too: the loss and gradient come from one pass
+        loss = cpu::softmax_cross_entropy(a);
+        s.correct += cpu::count_correct(out, labels, N, C);
+        s.counted += N;
+        break;
+      }
+      case LossKind::BinaryCrossEntropy:
+        loss = cpu::binary_cross_entropy_with_logits(out, targets, N * C, g);
+        s.correct += cpu::binary_correct(out, targets, N * C, 0.0);
+        s.counted += N * C;
+        break;
+      case LossKind::MeanSquaredError:
+        loss = cpu::mse(out, targets, N * C, g);
+        break;
+      case LossKind::MeanAbsoluteError:
+        loss = cpu::mae(out, targets, N * C, g);
+        break;
+    }
+    return loss;
+  }
+
+  LossKind loss_kind() const { return loss; }
+
+  double penalty() const {
+    if (!any_penalty) return 0.0;
+    double p = 0;
+    for (const Param<T>& q : net->params_) {
+      if (q.l1 != 0) p += q.l1 * sum_abs(q.value);
+      if (q.l2 != 0) p += q.l2 * sum_sq(q.value.data(), q.size());
+    }
+    return p;
+  }
+
+  // One optimizer update from gradients summed over `micro` batches (each a batch mean).
+  void update(int64_t micro, double clipnorm, BatchStats& s, bool diagnose) {
+    double scale = 1.0 / double(micro);
+    std::vector<const T*> ptrs;
+    std::vector<int64_t> sizes;
+    for (const Param<T>& q : net->params_) {
+      ptrs.push_back(q.grad.data());
+      sizes.push_back(q.size());
+    }
+    const double norm = cpu::global_norm(ptrs.data(), sizes.data(), int64_t(ptrs.size())) * scale;
+    s.grad_norm = norm;
+    if (!std::isfinite(norm)) {
+      net->nonfinite_ = true;
+      return;
+    }
+    if (clipnorm > 0 && norm > clipnorm) scale *= clipnorm / (norm + 1e-6);
+    if (diagnose) gather_diagnostics(scale);
+
+    ++net->step_;
+    const OptimSpec& o = net->optim_;
+    const int64_t count = int64_t(otensors.size());
+    switch (o.kind) {
+      case OptimKind::Sgd: {
+        cpu::SgdOptions so;
+        so.lr = o.lr;
+        so.momentum = o.momentum;
+        so.dampening = o.dampening;
+        so.weight_decay = o.weight_decay;
+        so.nesterov = o.nesterov;
+        so.first_step = net->step_ == 1;
+        so.grad_scale = scale;
+        cpu::sgd_step(otensors.data(), count, so);
+        break;
+      }
+      case OptimKind::Adam:
+      case OptimKind::AdamW: {
+        cpu::AdamOptions ao;
+        ao.lr = o.lr;
+        ao.beta1 = o.beta1;
+        ao.beta2 = o.beta2;
+        ao.eps = o.eps;
+        ao.weight_decay = o.weight_decay;
+        ao.decoupled = o.kind == OptimKind::AdamW;
+        ao.amsgrad = o.amsgrad;
+        ao.step = net->step_;
+        ao.grad_scale = scale;
+        cpu::adam_step(otensors.data(), count, ao);
+        break;
+      }
+      case OptimKind::Adagrad: {
+        cpu::AdagradOptions ag;
+        ag.lr = o.lr;
+        ag.lr_decay = o.lr_decay;
+        ag.weight_decay = o.weight_decay;
+        ag.eps = o.eps;
+        ag.step = net->step_;
+        ag.grad_scale = scale;
+        cpu::adagrad_step(otensors.data(), count, ag);
+        break;
+      }
+      case OptimKind::RmsProp: {
+        cpu::RmspropOptions ro;
+        ro.lr = o.lr;
+        ro.alpha = o.alpha;
+        ro.eps = o.eps;
+        ro.weight_decay = o.weight_decay;
+        ro.momentum = o.momentum;
+        ro.centered = o.centered;
+        ro.grad_scale = scale;
+        cpu::rmsprop_step(otensors.data(), count, ro);
+        break;
+      }
+    }
+    ++s.updates;
+  }
+
+  // Per Dense layer: kernel gradient norm, |lr * g| / |W| (the size of an SGD-like step next
+  // to the weights), and the fraction of ReLU units with no positive output in the batch.
+  void gather_diagnostics(double scale) {
+    const double lr = net->optim_.lr;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense) continue;
+      const Param<T>& w = net->params_[L.w];
+      const double g = std::sqrt(sum_sq(w.grad.data(), w.size())) * scale;
+      const double v = std::sqrt(sum_sq(w.value.data(), w.size()));
+      diag[i].grad_norm_sum += g;
+      diag[i].update_ratio_sum += v > 0 ? lr * g / v : 0.0;
+      ++diag[i].updates;
+    }
+  }
+
+  void count_dead_units(int64_t N) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense || L.spec.act != Act::Relu) continue;
+      const int64_t out = width(i + 1);
+      std::vector<uint8_t> alive(size_t(out), 0);
+      for (int64_t r = 0; r < N; ++r) {
+        const T* y = L.y.data() + r * out;
+        for (int64_t j = 0; j < out; ++j) alive[j] |= y[j] > T(0);
+      }
+      int64_t dead = 0;
+      for (uint8_t a : alive) dead += !a;
+      diag[i].dead_fraction_sum += double(dead) / double(out);
+      ++diag[i].batches;
+    }
+  }
+};
+
+template <class T>
+Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss,
+                    OptimSpec optim, uint64_t seed)
+    : impl_(new Impl), input_dim_(input_dim), optim_(optim) {
+  FASTNN_CHECK(input_dim > 0, "input_dim: expected a positive number of features");
+  FASTNN_CHECK(!layers.empty(), "layers: a model needs at least one layer");
+  Impl& m = *impl_;
+  m.net = this;
+  m.loss = loss;
+  m.seed = seed;
+  widths_.push_back(input_dim);
+  int dense_count = 0, bn_count = 0;
+  for (const LayerSpec& s : layers) {
+    typename Impl::LayerState L;
+    L.spec = s;
+    const int64_t in = widths_.back();
+    int64_t out = in;
+    switch (s.kind) {
+      case LayerKind::Dense: {
+        FASTNN_CHECK(s.units > 0, "Dense: units must be positive");
+        out = s.units;
+        const std::string base = "dense_" + std::to_string(dense_count++);
+        Param<T> w;
+        w.name = base + "/kernel";
+        w.rows = in;
+        w.cols = out;
+        w.l1 = s.l1;
+        w.l2 = s.l2;
+        L.w = int(params_.size());
+        params_.push_back(std::move(w));
+        if (s.use_bias) {
+          Param<T> b;
+          b.name = base + "/bias";
+          b.rows = 1;
+          b.cols = out;
+          L.b = int(params_.size());
+          params_.push_back(std::move(b));
+        }
+        // From the output only where y > 0 exactly when z > 0 (non-negative slope / alpha).
+        L.keep_z = !dense_grad_from_output(s.act) ||
+                   ((s.act == Act::LeakyRelu || s.act == Act::Elu) && s.act_param < 0);
+        if (s.l1 != 0 || s.l2 != 0) m.any_penalty = true;
+        break;
+      }
+      case LayerKind::Activation:
+        break;
+      case LayerKind::Dropout:
+        FASTNN_CHECK(s.rate >= 0 && s.rate < 1, "Dropout: rate must be in [0, 1)");
+        break;
+      case LayerKind::BatchNorm: {
+        const std::string base = "batch_norm_" + std::to_string(bn_count++);
+        Param<T> g, b;
+        g.name = base + "/gamma";
+        b.name = base + "/beta";
+        g.rows = b.rows = 1;
+        g.cols = b.cols = out;
+        g.value.assign(size_t(out), T(1));
+        L.gamma = int(params_.size());
+        params_.push_back(std::move(g));
+        L.beta = int(params_.size());
+        params_.push_back(std::move(b));
+        L.running_mean.assign(size_t(out), T(0));
+        L.running_var.assign(size_t(out), T(1));
+        L.mean.resize(size_t(out));
+        L.invstd.resize(size_t(out));
+        L.acc_gamma.resize(size_t(out));
+        L.acc_beta.resize(size_t(out));
+        break;
+      }
+    }
+    widths_.push_back(out);
+    m.max_width = std::max(m.max_width, out);
+    m.layers.push_back(std::move(L));
+  }
+  m.max_width = std::max(m.max_width, input_dim);
+  m.diag.resize(m.layers.size());
+
+  // Buffers never move after this: the optimizer's tensor list points into them.
+  const int states = optim.kind == OptimKind::Sgd ? 1
+                     : optim.kind == OptimKind::Adagrad ? 1
+                     : 3;
+  for (Param<T>& p : params_) {
+    const size_t n = size_t(p.size());
+    if (p.value.size() != n) p.value.assign(n, T(0));
+    p.grad.assign(n, T(0));
+    for (int k = 0; k < states; ++k) p.state[k].assign(n, T(0));
+    if (optim.kind == OptimKind::Adagrad)
+      std::fill(p.state[0].begin(), p.state[0].end(), T(optim.initial_accumulator_value));
+    cpu::OptimTensor<T> t;
+    t.param = p.value.data();
+    t.grad = p.grad.data();
+    for (int k = 0; k < states; ++k) t.state[k] = p.state[k].data();
+    t.n = p.size();
+    t.l1 = p.l1;
+    t.l2 = p.l2;
+    m.otensors.push_back(t);
+  }
+}
+
+template <class T>
+Network<T>::~Network() = default;
+
+template <class T>
+std::vector<std::vector<T>*> Network<T>::buffers() {
+  std::vector<std::vector<T>*> out;
+  for (auto& L : impl_->layers)
+    if (L.spec.kind == LayerKind::BatchNorm) {
+      out.push_back(&L.running_mean);
+      out.push_back(&L.running_var);
+    }
+  return out;
+}
+
+template <class T>
+void Network<T>::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
+  Impl& m = *impl_;
+  m.order.resize(size_t(n));
+  std::iota(m.order.begin(), m.order.end(), int64_t(0));
+  m.epoch_n = n;
+  if (!shuffle) return;
+  // Fisher-Yates from a SplitMix64 stream keyed by (seed, epoch): the same seed gives the same
+  // order on every machine and thread count.
+  uint64_t state = mix64(m.seed ^ mix64(uint64_t(epoch) + 0x5851F42D4C957F2Dull));
+  for (int64_t i = n - 1; i > 0; --i) {
+    state = mix64(state);
+    // Multiply-shift maps the 64 random bits onto [0, i]; the bias is below 2^-40 here.
+    const int64_t j = int64_t((unsigned __int128)(state) * uint64_t(i + 1) >> 64);
+    std::swap(m.order[size_t(i)], m.order[size_t(j)]);
+  }
+}
+
+template <class T>
+BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64_t first,
+                                     int64_t last, int64_t accumulate_steps, double clipnorm) {
+  Impl& m = *impl_;
+  FASTNN_CHECK(d.n == m.epoch_n, "train_batches: call begin_epoch with the data size first");
+  FASTNN_CHECK(batch_size > 0 && accumulate_steps > 0, "batch_size and accumulate_steps must be positive");
+  const int64_t in = input_dim_, C = output_dim();
+  const int64_t nbatches = (d.n + batch_size - 1) / batch_size;
+  last = std::min(last, nbatches);
+  // Gradients summed over an accumulation group live only within one call: a slice must hold
+  // whole groups, or end the epoch.
+  FASTNN_CHECK(first >= 0 && first <= last &&
+               (first % accumulate_steps == 0) &&
+               ((last - first) % accumulate_steps == 0 || last == nbatches),
+               "train_batches: slices must hold whole accumulation groups");
+  m.ensure_rows(std::min(batch_size, d.n));
+  nonfinite_ = false;
+  BatchStats s;
+  int64_t micro = 0;  // batches summed into the gradients since the last update
+  for (int64_t bi = first; bi < last; ++bi) {
+    const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
+    const int64_t* idx = m.order.data() + r0;
+    for (int64_t r = 0; r < N; ++r) {
+      std::memcpy(m.xbatch.data() + r * in, d.X + idx[r] * in, size_t(in) * sizeof(T));
+      if (d.labels) m.lbatch[size_t(r)] = d.labels[idx[r]];
+      if (d.targets)
+        std::memcpy(m.tbatch.data() + r * C, d.targets + idx[r] * C, size_t(C) * sizeof(T));
+    }
+    const T* out = m.forward(m.xbatch.data(), N, true);
+    double loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), d.class_weight, s);
+    loss += m.penalty();
+    ++m.batches_run;
+    if (!std::isfinite(loss)) {
+      nonfinite_ = true;
+      s.loss_sum += loss * double(N);
+      s.rows += N;
+      ++s.batches;
+      return s;
+    }
+    m.backward(m.xbatch.data(), N, micro > 0);
+    ++micro;
+    s.loss_sum += loss * double(N);
+    s.rows += N;
+    ++s.batches;
+    // An update after every accumulate_steps batches, and after the epoch's last batch.
+    const bool last_batch = bi == nbatches - 1;
+    if (micro == accumulate_steps || last_batch) {
+      m.update(micro, clipnorm, s, bi == last - 1);
+      micro = 0;
+      if (nonfinite_) return s;
+    }
+    if (bi == last - 1) m.count_dead_units(N);
+  }
+  return s;
+}
+
+template <class T>
+BatchStats Network<T>::evaluate(const Data<T>& d, int64_t batch_size) {
+  Impl& m = *impl_;
+  FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
+  const int64_t in = input_dim_, C = output_dim();
+  m.ensure_rows(std::min(batch_size, std::max<int64_t>(d.n, 1)));
+  BatchStats s;
+  for (int64_t r0 = 0; r0 < d.n; r0 += batch_size) {
+    const int64_t N = std::min(batch_size, d.n - r0);
+    const T* out = m.forward(d.X + r0 * in, N, false);
+    double loss = m.batch_loss(out, N, d.labels ? d.labels + r0 : nullptr,
+                               d.targets ? d.targets + r0 * C : nullptr, d.class_weight, s);
+    s.loss_sum += loss * double(N);
+    s.rows += N;
+    ++s.batches;
+  }
+  if (s.rows) s.loss_sum += m.penalty() * double(s.rows);
+  return s;
+}
+
+template <class T>
+void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out) {
+  Impl& m = *impl_;
+  FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
+  const int64_t in = input_dim_, C = output_dim();
+  m.ensure_rows(std::min(batch_size, std::max<int64_t>(n, 1)));
+  for (int64_t r0 = 0; r0 < n; r0 += batch_size) {
+    const int64_t N = std::min(batch_size, n - r0);
+    const T* y = m.forward(X + r0 * in, N, false);
+    T* dst = out + r0 * C;
+    switch (m.loss) {
+      case LossKind::SoftmaxCrossEntropy: cpu::softmax_rows(y, dst, N, C); break;
+      case LossKind::BinaryCrossEntropy: cpu::act_forward(Act::Sigmoid, T(0), y, dst, N * C); break;
+      default: std::memcpy(dst, y, size_t(N * C) * sizeof(T)); break;
+    }
+  }
+}
+
+template <class T>
+std::vector<typename Network<T>::LayerDiagnostics> Network<T>::take_diagnostics() {
+  std::vector<LayerDiagnostics> out = impl_->diag;
+  for (auto& d : impl_->diag) d = LayerDiagnostics();
+  return out;
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace engine
+}  // namespace fastnn
