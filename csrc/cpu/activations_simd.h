@@ -20,12 +20,12 @@ namespace sm = simd_math;
 // y[i] = f(x[i]). The tail (n % W elements) goes through a padded stack vector, so every element
 // is computed by the same lane arithmetic whichever chunk or position it falls in.
 template <class V, class F>
-inline void map1(const float* x, float* y, int64_t n, float pad, const F& f) {
+inline void map1(const float* x, float* y, int64_t n, const F& f) {
   int64_t i = 0;
   for (; i + V::W <= n; i += V::W) V::store(y + i, f(V::load(x + i)));
   if (i == n) return;
   alignas(64) float buf[V::W];
-  for (int j = 0; j < V::W; ++j) buf[j] = i + j < n ? x[i + j] : pad;
+  for (int j = 0; j < V::W; ++j) buf[j] = i + j < n ? x[i + j] : 0.f;
   V::store(buf, f(V::load(buf)));
   std::memcpy(y + i, buf, sizeof(float) * static_cast<size_t>(n - i));
 }
@@ -56,23 +56,23 @@ void act_forward(Act act, float param, const float* x, float* y, int64_t n) {
     case Act::Relu:
       // max(0, NaN) is the NaN (Intel's rule: the second operand); max(0, -0) is -0, and
       // -0 + 0 = +0 makes it the scalar path's +0.
-      return map1<V>(x, y, n, 0.f, [&](R v) { return V::add(V::max(zero, v), zero); });
+      return map1<V>(x, y, n, [&](R v) { return V::add(V::max(zero, v), zero); });
     case Act::LeakyRelu:
-      return map1<V>(x, y, n, 0.f, [&](R v) { return V::select(V::cmp_gt(v, zero), v, V::mul(v, p)); });
-    case Act::Sigmoid: return map1<V>(x, y, n, 0.f, [](R v) { return sm::sigmoid<V>(v); });
-    case Act::Tanh: return map1<V>(x, y, n, 0.f, [](R v) { return sm::tanh<V>(v); });
+      return map1<V>(x, y, n, [&](R v) { return V::select(V::cmp_gt(v, zero), v, V::mul(v, p)); });
+    case Act::Sigmoid: return map1<V>(x, y, n, [](R v) { return sm::sigmoid<V>(v); });
+    case Act::Tanh: return map1<V>(x, y, n, [](R v) { return sm::tanh<V>(v); });
     case Act::Gelu:
-      return map1<V>(x, y, n, 0.f, [](R v) { return sm::gelu<V>(v); });
+      return map1<V>(x, y, n, [](R v) { return sm::gelu<V>(v); });
     case Act::Elu:
-      return map1<V>(x, y, n, 0.f, [&](R v) {
+      return map1<V>(x, y, n, [&](R v) {
         return V::select(V::cmp_gt(v, zero), v, V::mul(p, sm::expm1<V>(v)));
       });
     case Act::Softplus:  // max(x, 0) + log1p(e^-|x|): the exp argument is never positive
-      return map1<V>(x, y, n, 0.f, [&](R v) {
+      return map1<V>(x, y, n, [&](R v) {
         return V::add(V::max(zero, v), sm::log1p<V>(sm::exp<V>(V::neg_abs(v))));
       });
     case Act::Step:
-      return map1<V>(x, y, n, 0.f, [&](R v) {
+      return map1<V>(x, y, n, [&](R v) {
         return V::select(V::is_nan(v), v, V::select(V::cmp_gt(v, zero), one, zero));
       });
   }
@@ -207,10 +207,10 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
   if (log) {
     // log_softmax = (x - max) - log(sum e^(x - max)): finite for any finite row.
     const R ls = V::set1(static_cast<float>(std::log(s)));
-    map1<V>(x, y, n, 0.f, [&](R v) { return V::sub(V::sub(v, mb), ls); });
+    map1<V>(x, y, n, [&](R v) { return V::sub(V::sub(v, mb), ls); });
   } else {
     const R inv = V::set1(static_cast<float>(1.0 / s));
-    map1<V>(y, y, n, 0.f, [&](R v) { return V::mul(v, inv); });
+    map1<V>(y, y, n, [&](R v) { return V::mul(v, inv); });
   }
 }
 
