@@ -93,3 +93,23 @@ def test_oracle_philox_known_answers():
     for counter, key, expected in cases:
         got = oracle.philox4x32_10(np.array([counter], np.uint64), key)[0]
         assert tuple(int(v) for v in got) == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_into_given_arrays(dtype, rng):
+    x = rng.standard_normal(1001).astype(dtype)
+    y_ref, m_ref = ops.dropout(x, 0.3, 11)
+    out = np.full_like(x, np.nan)
+    mask = np.full(x.shape, 7, np.uint8)
+    got = ops.dropout(x, 0.3, 11, out=out, mask=mask)
+    assert got[0] is out and got[1] is mask
+    assert np.array_equal(out, y_ref) and np.array_equal(mask, m_ref)
+    xi = x.copy()
+    ops.dropout(xi, 0.3, 11, out=xi, mask=mask)  # in place
+    assert np.array_equal(xi, y_ref)
+    with pytest.raises(ValueError, match="both arrays"):
+        ops.dropout(x, 0.3, 11, out=out)
+    with pytest.raises(TypeError, match="mask: expected dtype uint8"):
+        ops.dropout(x, 0.3, 11, out=out, mask=np.zeros(x.shape, np.int8))
+    with pytest.raises(ValueError, match="out: expected shape"):
+        ops.dropout(x, 0.3, 11, out=out[:-1], mask=mask)

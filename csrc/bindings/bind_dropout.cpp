@@ -25,6 +25,22 @@ py::tuple forward(const py::array_t<T, py::array::c_style>& x, double rate, uint
   return py::make_tuple(y, mask);
 }
 
+// Into caller-provided y and mask (the training engine's way: no allocation per call).
+template <class T>
+void forward_into(const py::array_t<T, py::array::c_style>& x,
+                  py::array_t<T, py::array::c_style>& y,
+                  py::array_t<uint8_t, py::array::c_style>& mask, double rate, uint64_t seed) {
+  if (y.size() != x.size() || mask.size() != x.size())
+    throw ValueError("out / mask: expected as many elements as x");
+  if (!y.writeable() || !mask.writeable()) throw ValueError("out / mask: arrays are read-only");
+  const T* xp = x.data();
+  T* yp = y.mutable_data();
+  uint8_t* mp = mask.mutable_data();
+  const int64_t n = x.size();
+  py::gil_scoped_release release;
+  cpu::dropout_forward(xp, yp, mp, n, rate, seed);
+}
+
 template <class T>
 py::array backward(const py::array_t<T, py::array::c_style>& dy,
                    const py::array_t<uint8_t, py::array::c_style>& mask, double rate) {
@@ -50,6 +66,10 @@ void bind_dropout(py::module_& m) {
         py::arg("seed"));
   m.def("dropout_forward", &forward<float>, py::arg("x").noconvert(), py::arg("rate"),
         py::arg("seed"));
+  m.def("dropout_forward_into", &forward_into<double>, py::arg("x").noconvert(),
+        py::arg("out").noconvert(), py::arg("mask").noconvert(), py::arg("rate"), py::arg("seed"));
+  m.def("dropout_forward_into", &forward_into<float>, py::arg("x").noconvert(),
+        py::arg("out").noconvert(), py::arg("mask").noconvert(), py::arg("rate"), py::arg("seed"));
   m.def("dropout_backward", &backward<double>, py::arg("dy").noconvert(),
         py::arg("mask").noconvert(), py::arg("rate"));
   m.def("dropout_backward", &backward<float>, py::arg("dy").noconvert(),

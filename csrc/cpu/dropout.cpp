@@ -88,7 +88,8 @@ template <class T>
 void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double rate) {
   const T scale = rate < 1.0 ? T(1.0 / (1.0 - rate)) : T(0);
   for_chunks(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) dx[i] = mask[i] ? dy[i] * scale : T(0);
+    for (int64_t i = begin; i < end; ++i)
+      dx[i] = scalar::dropout_detail::keep_or_zero(dy[i] * scale, mask[i] != 0);
   });
 }
 

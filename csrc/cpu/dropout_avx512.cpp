@@ -73,6 +73,9 @@ inline void apply(const double* x, double* y, uint64_t m, double scale) {
                      _mm512_maskz_mul_pd(__mmask8(m >> (8 * q)), _mm512_loadu_pd(x + 8 * q), s));
 }
 
+// Elements ahead of the current batch of 64 whose cache lines are requested early.
+constexpr int64_t kPrefetchAhead = 64 * 8;
+
 }  // namespace
 
 template <class T>
@@ -82,6 +85,11 @@ void dropout_range(const T* x, T* y, uint8_t* mask, int64_t begin, int64_t end,
   const __m512i ones = _mm512_set1_epi8(1);
   int64_t i = begin;
   for (; i + 64 <= end; i += 64) {
+    // The Philox rounds leave long gaps between memory accesses, in which the hardware
+    // prefetchers fall behind on arrays beyond the caches (measured: 1.3 ns per element at 4M
+    // elements against 0.43 at 256K): ask for x a few iterations ahead.
+    for (int q = 0; q < int(64 * sizeof(T)); q += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(x + i + kPrefetchAhead) + q, _MM_HINT_T0);
     const uint64_t m = keep_mask64(uint64_t(i) >> 2, k0, k1, keep_vec);
     _mm512_storeu_si512(mask + i, _mm512_maskz_mov_epi8(m, ones));
     apply(x + i, y + i, m, scale);

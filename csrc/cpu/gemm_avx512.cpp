@@ -9,6 +9,16 @@ namespace fastnn {
 namespace cpu {
 namespace avx512 {
 
+// Defined in activations_avx512.cpp (same ISA flags).
+void act_backward(Act act, float param, const float* dy, const float* v, float* dx, int64_t n,
+                  bool from_output);
+
+bool gate_run_vector(const float* src, const float* gate, int64_t n, const OperandGate<float>& g,
+                     float* dst) {
+  act_backward(g.act, g.param, src, gate, dst, n, g.from_output);
+  return true;
+}
+
 struct VecF {
   using T = float;
   using R = __m512;

@@ -124,20 +124,41 @@ inline void act_deriv_run(const T* g, int64_t stride, T* __restrict d, int64_t n
 // Gated runs are formed through a small stack buffer, a chunk at a time.
 constexpr int64_t kGateChunk = 64;
 
+// dst[i] = src[i] * act'(gate[i]) for i < n on this ISA's vector math (activations_<isa>.cpp),
+// for float runs with unit stride. Each gemm_<isa>.cpp defines it; false means "not available
+// here", and the caller falls back to act_deriv_run.
+bool gate_run_vector(const float* src, const float* gate, int64_t n, const OperandGate<float>& g,
+                     float* dst);
+inline bool gate_run_vector(const double*, const double*, int64_t, const OperandGate<double>&,
+                            double*) {
+  return false;
+}
+
 // dst[i * dst_stride] = src[i * stride], times act'(gate_src[i * stride]) when gated; i < n.
 template <class T>
 inline void load_run(const T* src, const T* gate_src, int64_t stride, int64_t n,
                      const OperandGate<T>& gate, T* __restrict dst, int64_t dst_stride) {
   if (!gate_src) {
     for (int64_t i = 0; i < n; ++i) dst[i * dst_stride] = src[i * stride];
-  } else {
-    T d[kGateChunk];
-    for (int64_t i0 = 0; i0 < n; i0 += kGateChunk) {
-      const int64_t len = imin(kGateChunk, n - i0);
-      act_deriv_run(gate_src + i0 * stride, stride, d, len, gate);
-      for (int64_t i = 0; i < len; ++i)
-        dst[(i0 + i) * dst_stride] = src[(i0 + i) * stride] * d[i];
+    return;
+  }
+  T d[kGateChunk];
+  for (int64_t i0 = 0; i0 < n; i0 += kGateChunk) {
+    const int64_t len = imin(kGateChunk, n - i0);
+    if (stride == 1) {
+      // Transcendental derivatives (gelu, softplus, sigmoid or tanh of z) cost far more in
+      // scalar libm than the product they feed: the vector path keeps the fused backward close
+      // to the cost of its two GEMMs.
+      T* out = dst_stride == 1 ? dst + i0 : d;
+      if (gate_run_vector(src + i0, gate_src + i0, len, gate, out)) {
+        if (dst_stride != 1)
+          for (int64_t i = 0; i < len; ++i) dst[(i0 + i) * dst_stride] = d[i];
+        continue;
+      }
     }
+    act_deriv_run(gate_src + i0 * stride, stride, d, len, gate);
+    for (int64_t i = 0; i < len; ++i)
+      dst[(i0 + i) * dst_stride] = src[(i0 + i) * stride] * d[i];
   }
 }
 

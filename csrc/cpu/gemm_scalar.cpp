@@ -7,6 +7,11 @@ namespace fastnn {
 namespace cpu {
 namespace scalar {
 
+// No vector math in the portable build: gated runs take the scalar derivative.
+bool gate_run_vector(const float*, const float*, int64_t, const OperandGate<float>&, float*) {
+  return false;
+}
+
 template <class T_, int W_>
 struct VecExt {
   using T = T_;
