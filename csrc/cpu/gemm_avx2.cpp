@@ -9,13 +9,19 @@ namespace fastnn {
 namespace cpu {
 namespace avx2 {
 
-// Defined in activations_avx2.cpp (same ISA flags).
+// Both defined in activations_avx2.cpp (same ISA flags).
+void act_forward(Act act, float param, const float* x, float* y, int64_t n);
 void act_backward(Act act, float param, const float* dy, const float* v, float* dx, int64_t n,
                   bool from_output);
 
 bool gate_run_vector(const float* src, const float* gate, int64_t n, const OperandGate<float>& g,
                      float* dst) {
   act_backward(g.act, g.param, src, gate, dst, n, g.from_output);
+  return true;
+}
+
+bool act_run_vector(float* x, int64_t n, Act act, float param) {
+  act_forward(act, param, x, x, n);
   return true;
 }
 

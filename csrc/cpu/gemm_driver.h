@@ -134,6 +134,11 @@ inline bool gate_run_vector(const double*, const double*, int64_t, const Operand
   return false;
 }
 
+// x[i] = act(x[i]) for i < n, in place, on this ISA's vector math; false: not available here
+// (the epilogue then applies act_scalar). Defined next to gate_run_vector.
+bool act_run_vector(float* x, int64_t n, Act act, float param);
+inline bool act_run_vector(double*, int64_t, Act, double) { return false; }
+
 // dst[i * dst_stride] = src[i * stride], times act'(gate_src[i * stride]) when gated; i < n.
 template <class T>
 inline void load_run(const T* src, const T* gate_src, int64_t stride, int64_t n,
@@ -279,7 +284,7 @@ struct Kernel {
         }
         V::store(ci + j * V::W, x);
       }
-      if (!act_in_registers<T>(act))
+      if (!act_in_registers<T>(act) && !act_run_vector(ci, NR, act, ep.act_param))
         for (int j = 0; j < NR; ++j) ci[j] = act_scalar(ci[j], act, ep.act_param);
     }
   }

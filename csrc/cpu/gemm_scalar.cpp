@@ -11,6 +11,7 @@ namespace scalar {
 bool gate_run_vector(const float*, const float*, int64_t, const OperandGate<float>&, float*) {
   return false;
 }
+bool act_run_vector(float*, int64_t, Act, float) { return false; }
 
 template <class T_, int W_>
 struct VecExt {
