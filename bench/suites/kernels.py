@@ -76,8 +76,13 @@ def _elementwise_cases(rng, n):
         keep = np_rng.random(n, dtype=np.float32) >= rate
         return x * keep / (1 - rate), keep
 
-    # Read x; write y and a one-byte mask.
-    cases.append(("dropout fwd", 9 * n, lambda: ops.dropout(x, rate, 7), numpy_dropout, None))
+    # Read x; write y and a one-byte mask (into given arrays, as the training engine does).
+    y_buf, mask_buf = np.empty_like(x), np.empty(n, np.uint8)
+    cases.append(("dropout fwd", 9 * n, lambda: ops.dropout(x, rate, 7, out=y_buf, mask=mask_buf),
+                  numpy_dropout, None))
+    _, mask = ops.dropout(x, rate, 7)
+    cases.append(("dropout grad", 9 * n, lambda: ops.dropout_grad(dy, mask, rate),
+                  lambda: dy * mask / (1 - rate)))
     return cases
 
 
