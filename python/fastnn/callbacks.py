@@ -1,0 +1,565 @@
+"""Callbacks: hooks that model.fit calls between epochs, with Keras's names and arguments.
+
+fit calls, in order: ``set_model(model)``, ``set_params(params)``, ``on_train_begin(logs)``, then
+per epoch ``on_epoch_begin(epoch, logs)``, ``on_batch_end(batch, logs)`` every few batches (the
+engine runs batches in C++ and reports back only now and then), ``on_epoch_end(epoch, logs)``, and
+finally ``on_train_end(logs)``. Epochs and batches are 0-based. Epoch ``logs`` hold "loss", metrics,
+their "val_" twins and "lr"; batch ``logs`` hold the running means of the epoch so far.
+
+What a callback may use of the model: ``stop_training`` (set True to stop after this epoch),
+``get_weights()``, ``set_weights(ws)``, ``save(path)`` and ``optimizer.lr`` (settable).
+"""
+
+import csv
+import inspect
+import math
+import numbers
+import os
+import types
+import warnings
+
+from fastnn._checks import finite_real
+
+__all__ = ["Callback", "CallbackList", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
+           "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger",
+           "configure_callbacks"]
+
+
+class Callback:
+    """Base class: override the hooks you need; each default does nothing."""
+
+    # Class-level defaults, so a subclass that skips super().__init__() still works; the empty
+    # params are read-only because a class attribute would be shared by every instance.
+    model = None
+    params = types.MappingProxyType({})
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = dict(params)
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+
+    _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_end")
+
+    def __init__(self, on_train_begin=None, on_train_end=None, on_epoch_begin=None,
+                 on_epoch_end=None, on_batch_end=None):
+        super().__init__()
+        given = dict(on_train_begin=on_train_begin, on_train_end=on_train_end,
+                     on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                     on_batch_end=on_batch_end)
+        for name, fn in given.items():
+            if fn is None:
+                continue
+            if not callable(fn):
+                raise TypeError(f"{name}: expected a function, got {type(fn).__name__}")
+            setattr(self, name, fn)  # the instance attribute shadows the no-op method
+
+
+class CallbackList:
+    """The callbacks of one fit call, called in order. The same ``logs`` dict goes to each, so a
+    key one callback adds (e.g. "lr") is seen by the ones after it."""
+
+    def __init__(self, callbacks=(), model=None, params=None):
+        if callbacks is None:
+            callbacks = ()
+        if isinstance(callbacks, Callback):
+            callbacks = (callbacks,)
+        try:
+            callbacks = list(callbacks)
+        except TypeError:
+            raise TypeError(f"callbacks: expected a list of fastnn.callbacks.Callback, "
+                            f"got {type(callbacks).__name__}") from None
+        for i, cb in enumerate(callbacks):
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks[{i}]: expected a fastnn.callbacks.Callback "
+                                f"(subclass it for your own), got {type(cb).__name__}")
+        self.callbacks = callbacks
+        self.model = None
+        self.params = {}
+        if model is not None:
+            self.set_model(model)
+        if params is not None:
+            self.set_params(params)
+
+    def append(self, callback):
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callback: expected a fastnn.callbacks.Callback, "
+                            f"got {type(callback).__name__}")
+        self.callbacks.append(callback)
+        if self.model is not None:
+            callback.set_model(self.model)
+        if self.params:
+            callback.set_params(self.params)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __len__(self):
+        return len(self.callbacks)
+
+    def set_model(self, model):
+        self.model = model
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def set_params(self, params):
+        self.params = dict(params)
+        for cb in self.callbacks:
+            cb.set_params(self.params)
+
+    def on_train_begin(self, logs=None):
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        logs = {} if logs is None else logs
+        for cb in self.callbacks:
+            cb.on_batch_end(batch, logs)
+
+
+def configure_callbacks(callbacks, model, params, verbose=1, history=None, stream=None):
+    """The CallbackList fit uses: the user's callbacks, then the History (so it records keys the
+    user's callbacks add, such as "lr"), then the progress printer for ``verbose`` (last, so it
+    prints the final logs). Returns (callback_list, history)."""
+    # Imported here: history and progress import this module for the Callback base class.
+    from fastnn.history import History
+    from fastnn.progress import progress_callback
+
+    cbs = CallbackList(callbacks)
+    history = History() if history is None else history
+    cbs.append(history)
+    progress = progress_callback(verbose, stream=stream)
+    if progress is not None:
+        cbs.append(progress)
+    cbs.set_model(model)
+    cbs.set_params(params)
+    return cbs, history
+
+
+# --- monitoring helpers shared by EarlyStopping, ModelCheckpoint and ReduceLROnPlateau ----------
+
+# Quantities that improve upwards; anything else (losses, errors) improves downwards.
+_MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "r2")
+
+
+def _resolve_mode(mode, monitor):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor: expected a log key such as 'val_loss', "
+                        f"got {type(monitor).__name__}")
+    if mode == "auto":
+        name = monitor[4:] if monitor.startswith("val_") else monitor
+        mode = "max" if any(w in name for w in _MAX_WORDS) else "min"
+    return mode
+
+
+def _monitor_value(logs, monitor, who):
+    """logs[monitor] as a float, or None with a warning naming the keys there are (as Keras)."""
+    logs = logs or {}
+    value = logs.get(monitor)
+    if value is None:
+        warnings.warn(f"{who} is conditioned on {monitor!r}, which is not in the logs; "
+                      f"available keys: {sorted(logs)}", RuntimeWarning, stacklevel=3)
+        return None
+    return float(value)
+
+
+def _count(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name}: expected an integer >= 0, got {value}")
+    return int(value)
+
+
+def _verbose(value):
+    if value not in (0, 1, 2) or isinstance(value, float):
+        raise ValueError(f"verbose: expected 0, 1 or 2, got {value!r}")
+    return int(value)
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has stopped improving (Keras semantics).
+
+    An epoch improves when ``current - min_delta`` beats the best so far (mode "min"; in mode
+    "max" ``current + min_delta`` must exceed it): ``min_delta``'s sign is ignored and set by the
+    mode. After ``patience`` epochs without improvement ``model.stop_training`` is set. With a
+    ``baseline``, the wait is only reset by epochs that also beat the baseline, so training stops
+    after ``patience`` epochs if the baseline is never reached. ``restore_best_weights`` puts back
+    the weights of the best epoch at the end of training. Epochs before ``start_from_epoch`` are
+    ignored (warm-up). ``stopped_epoch`` and ``best_epoch`` are 0-based.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.mode = _resolve_mode(mode, monitor)
+        self.monitor = monitor
+        self.min_delta = abs(finite_real(min_delta, "min_delta"))
+        self.patience = _count(patience, "patience")
+        self.verbose = _verbose(verbose)
+        self.baseline = None if baseline is None else finite_real(baseline, "baseline")
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = _count(start_from_epoch, "start_from_epoch")
+        self._reset()
+
+    def _reset(self):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = None
+        self.best_epoch = 0
+        self.best_weights = None
+
+    def _is_improvement(self, value, reference):
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return value - self.min_delta < reference
+        return value + self.min_delta > reference
+
+    def on_train_begin(self, logs=None):
+        self._reset()  # the same instance may serve several fit calls
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = _monitor_value(logs, self.monitor, "EarlyStopping")
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            # Nothing better seen yet: the current weights are the best there are.
+            self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (``model.save``) at the end of each epoch, or only when ``monitor`` improves
+    with ``save_best_only``.
+
+    filepath may hold ``str.format`` fields filled from the epoch number (counted from 1, as Keras)
+    and the logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.fastnn"``. Missing folders are created.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto",
+                 initial_value_threshold=None):
+        super().__init__()
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise TypeError(f"filepath: expected a path string, got {type(filepath).__name__}")
+        self.filepath = os.fspath(filepath)
+        self.mode = _resolve_mode(mode, monitor)
+        self.monitor = monitor
+        self.verbose = _verbose(verbose)
+        self.save_best_only = bool(save_best_only)
+        self.initial_value_threshold = (None if initial_value_threshold is None else
+                                        finite_real(initial_value_threshold,
+                                                    "initial_value_threshold"))
+        self._reset()
+
+    def _reset(self):
+        if self.initial_value_threshold is not None:
+            self.best = self.initial_value_threshold
+        else:
+            self.best = math.inf if self.mode == "min" else -math.inf
+        self.last_saved = None
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def _path(self, epoch, logs):
+        try:
+            return self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f"filepath: {self.filepath!r} names {e.args[0]!r}, which is not in the "
+                           f"logs; available keys: {['epoch'] + sorted(logs)}") from None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self._path(epoch, logs)
+        if self.save_best_only:
+            current = _monitor_value(logs, self.monitor, "ModelCheckpoint")
+            if current is None:
+                return
+            better = current < self.best if self.mode == "min" else current > self.best
+            if not better:  # NaN never counts as better
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
+                      f"{current:.5f}, saving model to {path}")
+            self.best = current
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        self.model.save(path)
+        self.last_saved = path
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of each epoch.
+
+    schedule: ``schedule(epoch, lr) -> new_lr`` (epoch 0-based, lr the current rate), or Keras 1's
+    ``schedule(epoch) -> new_lr``, or a fastnn.optim schedule counting epochs (evaluated at the
+    learning rate the optimizer had when training began)."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        from fastnn.schedules import Schedule  # optim is a sibling; keep import-time light
+
+        if isinstance(schedule, Schedule):
+            if schedule.per != "epoch":
+                raise ValueError(f"schedule: LearningRateScheduler steps per epoch, got a "
+                                 f"schedule with per={schedule.per!r}; give it to the optimizer "
+                                 f"instead (optimizer.schedule)")
+            self._arity = "base"
+        elif callable(schedule):
+            self._arity = _positional_arity(schedule)
+        else:
+            raise TypeError(f"schedule: expected a function (epoch, lr) -> lr or a fastnn.optim "
+                            f"schedule, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.verbose = _verbose(verbose)
+        self._base_lr = None
+
+    def on_train_begin(self, logs=None):
+        self._base_lr = float(self.model.optimizer.lr)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        if self._arity == "base":
+            base = self._base_lr if self._base_lr is not None else float(optimizer.lr)
+            lr = self.schedule(base, epoch)
+        elif self._arity == 1:
+            lr = self.schedule(epoch)
+        else:
+            lr = self.schedule(epoch, float(optimizer.lr))
+        lr = finite_real(lr, "schedule(epoch, lr)")
+        if lr < 0:
+            raise ValueError(f"schedule(epoch, lr): expected a learning rate >= 0, got {lr}")
+        optimizer.lr = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(self.model.optimizer.lr)
+
+
+def _positional_arity(fn):
+    """1 if fn takes just the epoch, else 2 (Keras 2's (epoch, lr)); 2 when it cannot be told."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 2
+    return 1 if len(positional) == 1 else 2
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved (by more than
+    ``min_delta``) for ``patience`` epochs, then wait ``cooldown`` epochs before watching again;
+    never below ``min_lr`` (Keras semantics)."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__()
+        self.mode = _resolve_mode(mode, monitor)
+        self.monitor = monitor
+        factor = finite_real(factor, "factor")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor: expected a number in (0, 1) (it multiplies the rate), "
+                             f"got {factor}")
+        self.factor = factor
+        self.patience = _count(patience, "patience")
+        self.verbose = _verbose(verbose)
+        self.min_delta = abs(finite_real(min_delta, "min_delta"))
+        self.cooldown = _count(cooldown, "cooldown")
+        min_lr = finite_real(min_lr, "min_lr")
+        if min_lr < 0:
+            raise ValueError(f"min_lr: expected a number >= 0, got {min_lr}")
+        self.min_lr = min_lr
+        self._reset()
+
+    def _reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = 0
+        self.cooldown_counter = 0
+
+    def _better(self, current):
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {} if logs is None else logs
+        optimizer = self.model.optimizer
+        logs["lr"] = float(optimizer.lr)  # the rate this epoch ran with
+        current = _monitor_value(logs, self.monitor, "ReduceLROnPlateau")
+        if current is None:
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._better(current):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                old_lr = float(optimizer.lr)
+                if old_lr > self.min_lr:
+                    new_lr = max(old_lr * self.factor, self.min_lr)
+                    optimizer.lr = new_lr
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                              f"to {new_lr}.")
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as the loss is NaN or infinite (checked whenever logs arrive)."""
+
+    def _check(self, where, logs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            warnings.warn(f"TerminateOnNaN: invalid loss {float(loss)} at {where}, "
+                          f"terminating training", RuntimeWarning, stacklevel=3)
+            self.model.stop_training = True
+
+    def on_batch_end(self, batch, logs=None):
+        self._check(f"batch {batch}", logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(f"epoch {epoch + 1}", logs)
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch: ``epoch`` (0-based, as Keras) then the logs' keys, sorted.
+
+    append=True continues an existing file, reusing its header's columns. A key missing in an
+    epoch is written as "NA"; keys that first appear after the header are left out."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        if not isinstance(filename, (str, os.PathLike)):
+            raise TypeError(f"filename: expected a path string, got {type(filename).__name__}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"separator: expected a single character, got {separator!r}")
+        self.filename = os.fspath(filename)
+        self.separator = separator
+        self.append = bool(append)
+        self.keys = None
+        self._file = None
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self.keys = None
+        self._writer = None
+        existing = None
+        if self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0:
+            with open(self.filename, newline="") as f:
+                existing = next(csv.reader(f, delimiter=self.separator), None)
+        if existing and existing[0] == "epoch":
+            self.keys = existing[1:]
+        self._needs_header = existing is None
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._file is None:  # used without on_train_begin (a hand-driven loop)
+            self.on_train_begin()
+        if self.keys is None:
+            self.keys = sorted(logs)
+        if self._writer is None:
+            self._writer = csv.writer(self._file, delimiter=self.separator)
+            if self._needs_header:
+                self._writer.writerow(["epoch"] + self.keys)
+        self._writer.writerow([epoch] + [_csv_value(logs.get(k, "NA")) for k in self.keys])
+        self._file.flush()  # a run that crashes later still leaves its rows on disk
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._writer = None
+
+
+def _csv_value(value):
+    # NumPy 2 scalars repr as "np.float32(0.5)"; write the plain number, full precision.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    return value

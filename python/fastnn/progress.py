@@ -1,0 +1,231 @@
+"""Progress output of model.fit: a bar per epoch (verbose=1) or a line per epoch (verbose=2).
+
+Both are callbacks. They read from ``params``: "epochs", "steps" (batches per epoch), and for the
+samples/s figure "samples" (per epoch) and "batch_size". Batch logs may carry "samples" (samples
+done so far this epoch) when the engine knows better than ``(batch + 1) * batch_size``.
+"""
+
+import sys
+import time
+
+from fastnn.callbacks import Callback
+
+__all__ = ["ProgressBar", "EpochLogger", "progress_callback", "format_logs"]
+
+# Keys of batch/epoch logs that are bookkeeping, not quantities to show.
+_HIDDEN = ("samples", "size", "batch")
+
+
+def _number(value):
+    # Keras shows 4 decimals; tiny values (learning rates, small losses) would print as 0.0000.
+    value = float(value)
+    if value != 0.0 and abs(value) < 1e-3:
+        return f"{value:.3e}"
+    return f"{value:.4f}"
+
+
+def format_logs(logs):
+    """``"loss: 0.4321 - accuracy: 0.8812"``, in the logs' order."""
+    parts = []
+    for key, value in logs.items():
+        if key in _HIDDEN:
+            continue
+        try:
+            parts.append(f"{key}: {_number(value)}")
+        except (TypeError, ValueError):
+            parts.append(f"{key}: {value}")
+    return " - ".join(parts)
+
+
+def _duration(seconds):
+    """0:07, 12:03, 1:02:03."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _rate(samples, seconds):
+    return f"{samples / seconds:,.0f} samples/s" if seconds > 0 and samples else None
+
+
+class _Timed(Callback):
+    """Shared by both printers: the stream, the clock, and samples done so far."""
+
+    def __init__(self, stream=None, clock=None):
+        super().__init__()
+        self.stream = stream
+        self.clock = time.perf_counter if clock is None else clock
+        self._epoch_start = None
+
+    def _out(self):
+        # Looked up at write time, so pytest's capsys and redirect_stdout see the output.
+        return sys.stdout if self.stream is None else self.stream
+
+    def _samples_done(self, batch, logs):
+        if logs and "samples" in logs:
+            return int(logs["samples"])
+        batch_size = self.params.get("batch_size")
+        if not batch_size:
+            return None
+        done = (batch + 1) * batch_size
+        total = self.params.get("samples")
+        return min(done, total) if total else done
+
+    def _epoch_title(self, epoch):
+        epochs = self.params.get("epochs")
+        return f"Epoch {epoch + 1}/{epochs}" if epochs else f"Epoch {epoch + 1}"
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.clock()
+
+
+class EpochLogger(_Timed):
+    """verbose=2: one line at the end of each epoch, e.g.
+    ``Epoch 3/10 - 1s - loss: 0.4321 - val_loss: 0.5012 - 52,000 samples/s``."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = self.clock() - self._epoch_start if self._epoch_start is not None else 0.0
+        parts = [self._epoch_title(epoch), f"{elapsed:.1f}s" if elapsed < 10 else
+                 _duration(elapsed)]
+        shown = format_logs(logs or {})
+        if shown:
+            parts.append(shown)
+        steps = self.params.get("steps")
+        samples = self.params.get("samples") or (self._samples_done(steps - 1, logs)
+                                                  if steps else None)
+        rate = _rate(samples, elapsed)
+        if rate:
+            parts.append(rate)
+        out = self._out()
+        out.write(" - ".join(parts) + "\n")
+        out.flush()
+
+
+class ProgressBar(_Timed):
+    """verbose=1: a bar per epoch with loss, metrics, samples/s and ETA.
+
+    use_tqdm: None uses tqdm when it is installed, True requires it, False always draws the plain
+    bar (a line rewritten with carriage returns). min_interval: seconds between redraws of the plain
+    bar (the last batch of an epoch is always drawn)."""
+
+    width = 20
+
+    def __init__(self, stream=None, use_tqdm=None, clock=None, min_interval=0.1):
+        super().__init__(stream, clock)
+        if use_tqdm not in (None, True, False):
+            raise ValueError(f"use_tqdm: expected None, True or False, got {use_tqdm!r}")
+        self._tqdm = _import_tqdm() if use_tqdm is not False else None
+        if use_tqdm is True and self._tqdm is None:
+            raise ImportError("ProgressBar(use_tqdm=True) needs tqdm: pip install tqdm")
+        self.min_interval = float(min_interval)
+        self._bar = None
+        self._last_draw = None
+        self._last_len = 0
+
+    # -- tqdm --------------------------------------------------------------------------------
+    def _tqdm_begin(self, epoch):
+        self._bar = self._tqdm(total=self.params.get("steps"), desc=self._epoch_title(epoch),
+                               file=self._out(), unit="batch", leave=True)
+
+    def _tqdm_postfix(self, logs, samples, elapsed):
+        post = {}
+        for key, value in logs.items():
+            if key in _HIDDEN:
+                continue
+            try:
+                post[key] = _number(value)
+            except (TypeError, ValueError):
+                post[key] = str(value)
+        rate = _rate(samples, elapsed)
+        if rate:
+            post["speed"] = rate
+        self._bar.set_postfix(post, refresh=False)
+
+    # -- plain -------------------------------------------------------------------------------
+    def _draw(self, text, end=""):
+        out = self._out()
+        # Pad with spaces to wipe the tail of a longer previous line.
+        pad = " " * max(0, self._last_len - len(text))
+        out.write("\r" + text + pad + end)
+        out.flush()
+        self._last_len = 0 if end else len(text)
+
+    def _plain_line(self, epoch, batch, logs, elapsed, final):
+        steps = self.params.get("steps")
+        done = batch + 1
+        parts = [self._epoch_title(epoch)]
+        if steps:
+            filled = int(self.width * min(done, steps) / steps)
+            arrow = ">" if filled < self.width else ""
+            bar = "=" * filled + arrow + "." * (self.width - filled - len(arrow))
+            parts[0] += f" {done}/{steps} [{bar}]"
+        shown = format_logs(logs)
+        if shown:
+            parts.append(shown)
+        rate = _rate(self._samples_done(batch, logs), elapsed)
+        if rate:
+            parts.append(rate)
+        if final:
+            parts.insert(1, _duration(elapsed))
+        elif steps and done < steps and elapsed > 0:
+            parts.append(f"ETA {_duration(elapsed / done * (steps - done))}")
+        return " - ".join(parts)
+
+    # -- hooks -------------------------------------------------------------------------------
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._epoch = epoch
+        self._last_batch = -1
+        self._last_draw = None
+        self._last_len = 0
+        if self._tqdm is not None:
+            self._tqdm_begin(epoch)
+
+    def on_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        now = self.clock()
+        elapsed = now - self._epoch_start
+        self._last_batch = batch
+        if self._bar is not None:
+            self._bar.update(batch + 1 - self._bar.n)
+            self._tqdm_postfix(logs, self._samples_done(batch, logs), elapsed)
+            return
+        steps = self.params.get("steps")
+        last = steps is not None and batch + 1 >= steps
+        if (self._last_draw is not None and now - self._last_draw < self.min_interval
+                and not last):
+            return  # redrawing faster than the eye can read only costs time
+        self._last_draw = now
+        self._draw(self._plain_line(self._epoch, batch, logs, elapsed, final=False))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        elapsed = self.clock() - self._epoch_start
+        steps = self.params.get("steps")
+        batch = steps - 1 if steps else max(self._last_batch, 0)
+        if self._bar is not None:
+            self._bar.update(max(0, (steps or 0) - self._bar.n))
+            self._tqdm_postfix(logs, self._samples_done(batch, logs), elapsed)
+            self._bar.close()
+            self._bar = None
+            return
+        self._draw(self._plain_line(epoch, batch, logs, elapsed, final=True), end="\n")
+
+
+def _import_tqdm():
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def progress_callback(verbose, stream=None):
+    """The printer for fit's ``verbose``: 0 -> None, 1 -> ProgressBar, 2 -> EpochLogger."""
+    if isinstance(verbose, float) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 0 (silent), 1 (progress bar) or 2 (a line per "
+                         f"epoch), got {verbose!r}")
+    if verbose == 0:
+        return None
+    return ProgressBar(stream=stream) if verbose == 1 else EpochLogger(stream=stream)
