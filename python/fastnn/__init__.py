@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from fastnn import cuda, ops
+from fastnn import callbacks, cuda, layers, ops, optim
 from fastnn._config import (
     get_num_threads,
     get_simd,
@@ -11,7 +11,17 @@ from fastnn._config import (
     show_config,
 )
 
+from fastnn.model import Sequential
+from fastnn.perceptron import Perceptron
+from fastnn.serialization import load
+
 __all__ = [
+    "Sequential",
+    "Perceptron",
+    "load",
+    "layers",
+    "optim",
+    "callbacks",
     "__version__",
     "cuda",
     "ops",

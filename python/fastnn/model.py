@@ -1,0 +1,510 @@
+"""fastnn.Sequential: a stack of layers trained by the C++ engine.
+
+Python validates and converts the data once per call, builds the engine's plan once per
+compile, and then only calls into the engine between epochs (or every few batches, for the
+progress bar and Ctrl-C): no Python runs per batch."""
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from fastnn import _C, layers as layers_mod
+from fastnn._checks import finite_real
+from fastnn._model_data import as_features, as_targets, split_validation
+from fastnn.ops import init_weights
+
+LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae")
+LOSS_ALIASES = {"categorical_crossentropy": "softmax_cross_entropy",
+                "sparse_categorical_crossentropy": "softmax_cross_entropy",
+                "cross_entropy": "softmax_cross_entropy",
+                "binary_crossentropy": "binary_cross_entropy",
+                "mean_squared_error": "mse", "mean_absolute_error": "mae"}
+# The link each loss puts between the logits and predict's output.
+LINKS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+METRICS = ("accuracy", "binary_accuracy", "top_k_accuracy", "mse", "mae")
+
+
+def _seed_arg(seed):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed: expected 0 <= seed < 2**63, got {seed}")
+    return int(seed)
+
+
+def _engine_optimizer(opt):
+    """The engine's description of a fastnn.optim optimizer."""
+    hp = opt.hyperparams()
+    d = {"kind": opt.kind, "lr": float(hp["lr"])}
+    for key in ("momentum", "dampening", "weight_decay", "eps", "lr_decay",
+                "initial_accumulator_value", "alpha"):
+        if key in hp:
+            d[key] = float(hp[key])
+    for key in ("nesterov", "amsgrad", "centered"):
+        if key in hp:
+            d[key] = bool(hp[key])
+    if "betas" in hp:
+        d["beta1"], d["beta2"] = (float(b) for b in hp["betas"])
+    return d
+
+
+def _sub_seed(seed, index):
+    """A seed of its own for each weight tensor, derived from the model's seed."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint32).view(np.uint64)[0])
+
+
+class Sequential:
+    """A feed-forward network: ``Sequential([Dense(64, "relu"), Dense(10)], input_dim=784)``.
+
+    See API.md for the contract; in short: ``compile(loss, optimizer, metrics, clipnorm)``,
+    ``fit``, ``evaluate``, ``predict``, ``predict_classes``, ``get_weights``/``set_weights``,
+    ``save`` (and ``fastnn.load``), ``summary``.
+    """
+
+    def __init__(self, layers, input_dim, seed=0, device="cpu"):
+        if isinstance(layers, layers_mod.Layer) or not isinstance(layers, (list, tuple)):
+            raise TypeError("layers: expected a list of fastnn.layers objects")
+        if not layers:
+            raise ValueError("layers: a model needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, layers_mod.Layer):
+                raise TypeError(f"layers[{i}]: expected a fastnn.layers object, got "
+                                f"{type(layer).__name__}")
+        if isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral):
+            raise TypeError(f"input_dim: expected an int, got {type(input_dim).__name__}")
+        if input_dim <= 0:
+            raise ValueError(f"input_dim: expected a positive number of features, got {input_dim}")
+        if device != "cpu":
+            if device in ("cuda", "gpu") or str(device).startswith("cuda:"):
+                raise NotImplementedError("device: training on the GPU is not available yet; "
+                                          "use device='cpu'")
+            raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+        self.layers = list(layers)
+        self.input_dim = int(input_dim)
+        self.seed = _seed_arg(seed)
+        self.device = device
+        counts = {}
+        widths = [self.input_dim]
+        for i, layer in enumerate(self.layers):
+            k = counts.get(layer.kind, 0)
+            counts[layer.kind] = k + 1
+            layer.name = f"{layer.kind}_{k}"
+            act = getattr(layer, "activation", None)
+            if act == "softmax" and i != len(self.layers) - 1:
+                raise ValueError(f"{layer.name}: softmax is only allowed as the last layer's "
+                                 f"activation (the classifier's output link)")
+            widths.append(layer.units if isinstance(layer, layers_mod.Dense) else widths[-1])
+        self._widths = widths
+        self.output_dim = widths[-1]
+        self.loss = None
+        self.optimizer = None
+        self.metrics = ()
+        self.clipnorm = None
+        self.stop_training = False
+        self.history = None
+        self._net = None
+        self._weights = self._initial_weights()
+
+    # ------------------------------------------------------------------ weights
+    def _initial_weights(self):
+        """[W, b] per Dense and [gamma, beta, running mean, running var] per BatchNorm."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            fin, fout = self._widths[i], self._widths[i + 1]
+            if isinstance(layer, layers_mod.Dense):
+                out.append(init_weights(layer.initializer(), (fin, fout), _sub_seed(self.seed, i)))
+                if layer.use_bias:
+                    out.append(np.zeros(fout, np.float32))
+            elif isinstance(layer, layers_mod.BatchNorm):
+                out += [np.ones(fout, np.float32), np.zeros(fout, np.float32),
+                        np.zeros(fout, np.float32), np.ones(fout, np.float32)]
+        return out
+
+    def _engine_arrays(self):
+        """The engine's arrays in get_weights order (views, not copies)."""
+        params, buffers = self._net.params(), self._net.buffers()
+        out, p, b = [], 0, 0
+        for layer in self.layers:
+            if isinstance(layer, layers_mod.Dense):
+                n = 2 if layer.use_bias else 1
+                out += params[p:p + n]
+                p += n
+            elif isinstance(layer, layers_mod.BatchNorm):
+                out += params[p:p + 2] + buffers[b:b + 2]
+                p += 2
+                b += 2
+        return out
+
+    def get_weights(self):
+        """Copies of the weights: ``[W1, b1, W2, b2, ...]`` in layer order; a BatchNorm adds
+        gamma, beta, running mean and running variance."""
+        arrays = self._engine_arrays() if self._net is not None else self._weights
+        return [np.array(a, copy=True) for a in arrays]
+
+    def set_weights(self, weights):
+        current = self._engine_arrays() if self._net is not None else self._weights
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(current):
+            raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
+                             f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
+        converted = []
+        for i, (w, cur) in enumerate(zip(weights, current)):
+            w = np.asarray(w)
+            if w.shape != cur.shape:
+                raise ValueError(f"weights[{i}]: expected shape {cur.shape}, got {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"weights[{i}]: contains NaN or infinity")
+            converted.append(w)
+        for w, cur in zip(converted, current):
+            cur[...] = w
+
+    def count_params(self):
+        return sum(int(w.size) for w, kind in zip(self._weights, self._weight_kinds()) if kind)
+
+    def _weight_kinds(self):
+        """True for trainable arrays, False for BatchNorm's running statistics."""
+        kinds = []
+        for layer in self.layers:
+            if isinstance(layer, layers_mod.Dense):
+                kinds += [True] * (2 if layer.use_bias else 1)
+            elif isinstance(layer, layers_mod.BatchNorm):
+                kinds += [True, True, False, False]
+        return kinds
+
+    # ------------------------------------------------------------------ compile
+    def _link(self, loss):
+        """(link applied by predict, whether the last layer's activation is that link)."""
+        last = self.layers[-1]
+        act = getattr(last, "activation", None)
+        link = LINKS.get(loss)
+        if act == "softmax" and loss != "softmax_cross_entropy":
+            raise ValueError(f"loss: a softmax output goes with 'softmax_cross_entropy', "
+                             f"not {loss!r}")
+        return link, act is not None and act == link
+
+    def _engine_layers(self, loss):
+        _, strip = self._link(loss)
+        specs = []
+        for i, layer in enumerate(self.layers):
+            d = {"kind": layer.kind}
+            if isinstance(layer, (layers_mod.Dense, layers_mod.Activation)):
+                act = layer.activation
+                if (i == len(self.layers) - 1 and strip) or act == "linear":
+                    act = "none"  # the loss computes from the logits; predict applies the link
+                d["activation"] = act
+                d["act_param"] = layer.act_param()
+            if isinstance(layer, layers_mod.Dense):
+                d.update(units=layer.units, use_bias=layer.use_bias, l1=layer.l1, l2=layer.l2)
+            elif isinstance(layer, layers_mod.Dropout):
+                d["rate"] = layer.rate
+            elif isinstance(layer, layers_mod.BatchNorm):
+                d.update(momentum=layer.momentum, eps=layer.eps)
+            specs.append(d)
+        return specs
+
+    def compile(self, loss, optimizer="adam", metrics=(), clipnorm=None):
+        """Choose the loss, optimizer (a `fastnn.optim` object or its name) and metrics.
+
+        loss: "softmax_cross_entropy" (labels are class indices or one-hot rows),
+        "binary_cross_entropy" (targets in [0, 1], one sigmoid per output), "mse" or "mae".
+        clipnorm: rescale each update's gradient to this global norm at most.
+        Compiling again keeps the weights and starts the optimizer afresh.
+        """
+        from fastnn import optim as optim_mod
+
+        if not isinstance(loss, str):
+            raise TypeError(f"loss: expected a loss name, got {type(loss).__name__}")
+        loss = LOSS_ALIASES.get(loss, loss)
+        if loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
+        self._link(loss)
+        if isinstance(metrics, str):
+            metrics = (metrics,)
+        for m in metrics:
+            if m not in METRICS:
+                raise ValueError(f"metrics: expected names from {', '.join(METRICS)}, got {m!r}")
+        if clipnorm is not None:
+            clipnorm = finite_real(clipnorm, "clipnorm")
+            if clipnorm <= 0:
+                raise ValueError(f"clipnorm: expected a positive number, got {clipnorm}")
+        optimizer = optim_mod.get(optimizer)
+        weights = self.get_weights()
+        self._net = _C.Network32(self.input_dim, self._engine_layers(loss), loss,
+                                 _engine_optimizer(optimizer), self.seed)
+        self.loss, self.optimizer, self.metrics, self.clipnorm = loss, optimizer, tuple(metrics), clipnorm
+        self.set_weights(weights)
+        self._weights = None
+        return self
+
+    def _require_compiled(self, what):
+        if self._net is None:
+            raise RuntimeError(f"{what}: call compile(loss, optimizer) first")
+
+    # ------------------------------------------------------------------ data
+    def _x(self, X, name="X"):
+        return as_features(X, self.input_dim, name)
+
+    def _y(self, y, n, name="y"):
+        """(labels, targets) in the engine's form for this loss."""
+        return as_targets(y, n, self.loss, self.output_dim, name)
+
+    def _class_weight(self, class_weight):
+        if class_weight is None:
+            return None
+        if self.loss != "softmax_cross_entropy":
+            raise ValueError("class_weight: only the softmax cross-entropy loss takes class "
+                             "weights")
+        w = np.ones(self.output_dim, np.float32)
+        if isinstance(class_weight, dict):
+            for k, v in class_weight.items():
+                if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < self.output_dim:
+                    raise ValueError(f"class_weight: class {k!r} is not in [0, {self.output_dim})")
+                w[int(k)] = finite_real(v, f"class_weight[{k}]")
+        else:
+            w = np.asarray(class_weight, np.float32)
+            if w.shape != (self.output_dim,):
+                raise ValueError(f"class_weight: expected {self.output_dim} weights, got shape {w.shape}")
+        if np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise ValueError("class_weight: weights must be finite and >= 0")
+        return np.ascontiguousarray(w)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
+            validation_data=None, callbacks=(), class_weight=None, accumulate_steps=1,
+            verbose=1, initial_epoch=0):
+        """Train for `epochs` epochs; returns a `History`.
+
+        batch_size=None trains on the whole data set per step (full-batch gradient descent),
+        batch_size=1 is pure stochastic gradient descent; the last partial batch is used.
+        validation_split: the LAST fraction of X and y (taken before any shuffling, as Keras
+        does) is held out for validation. accumulate_steps=k averages the gradients of k batches
+        into one update. Ctrl-C stops training after the current slice of batches and returns
+        the history so far: the model stays usable.
+        """
+        from fastnn.callbacks import configure_callbacks
+
+        self._require_compiled("fit")
+        X = self._x(X)
+        labels, targets = self._y(y, len(X))
+        epochs = self._int_arg(epochs, "epochs", 0)
+        initial_epoch = self._int_arg(initial_epoch, "initial_epoch", 0)
+        accumulate_steps = self._int_arg(accumulate_steps, "accumulate_steps", 1)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data: expected a tuple (X_val, y_val)")
+            vx = self._x(validation_data[0], "validation_data[0]")
+            val = (vx, *self._y(validation_data[1], len(vx), "validation_data[1]"))
+        elif validation_split:
+            split = finite_real(validation_split, "validation_split")
+            (X, labels, targets), val = split_validation(X, labels, targets, split)
+        n = len(X)
+        if n == 0:
+            raise ValueError("X: no samples to train on")
+        if batch_size is None:
+            batch_size = n
+        batch_size = self._int_arg(batch_size, "batch_size", 1)
+        cw = self._class_weight(class_weight)
+        nb = -(-n // batch_size)
+
+        params = {"epochs": epochs, "steps": nb, "batch_size": batch_size, "samples": n,
+                  "verbose": verbose}
+        cbs, history = configure_callbacks(callbacks, self, params, verbose=verbose)
+        self.history = history
+        self.stop_training = False
+        schedule = self.optimizer.schedule
+        per_step = schedule is not None and schedule.per == "step"
+        # Batches per engine call: one accumulation group for per-step schedules, ~50 slices
+        # per epoch for the progress bar, else ~8 (so that Ctrl-C is answered promptly).
+        slices = 50 if verbose == 1 else 8
+        slice_len = accumulate_steps if per_step else max(1, -(-nb // slices))
+        slice_len = -(-slice_len // accumulate_steps) * accumulate_steps
+        cbs.on_train_begin({})
+        interrupted = False
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch, {})
+            self._net.begin_epoch(n, epoch, bool(shuffle))
+            loss_sum = correct = counted = rows = 0
+            nonfinite = False
+            try:
+                for first in range(0, nb, slice_len):
+                    # Callbacks (LearningRateScheduler, ReduceLROnPlateau) set optimizer.lr; a
+                    # schedule maps it to this epoch's or step's value.
+                    self._net.lr = float(self.optimizer.lr_at(epoch, self._net.step))
+                    s = self._net.train_batches(X, labels, targets, cw, batch_size, first,
+                                                first + slice_len, accumulate_steps,
+                                                float(self.clipnorm or 0.0))
+                    loss_sum += s["loss_sum"]
+                    correct += s["correct"]
+                    counted += s["counted"]
+                    rows += s["rows"]
+                    logs = self._train_logs(loss_sum, correct, counted, rows)
+                    logs["samples"] = rows
+                    cbs.on_batch_end(min(first + slice_len, nb) - 1, logs)
+                    if s["nonfinite"]:
+                        nonfinite = True
+                        break
+            except KeyboardInterrupt:
+                interrupted = True
+            logs = self._train_logs(loss_sum, correct, counted, rows)
+            if val is not None and not interrupted:
+                for k, v in self._evaluate_arrays(*val, batch_size=max(256, batch_size)).items():
+                    logs["val_" + k] = v
+            logs["lr"] = float(self._net.lr)
+            self._record_diagnostics(history)
+            if nonfinite:
+                warnings.warn(f"epoch {epoch + 1}: the loss became {logs['loss']}; training "
+                              f"stopped. Lower the learning rate, check the inputs for extreme "
+                              f"values, or pass clipnorm= to compile", RuntimeWarning, stacklevel=2)
+            cbs.on_epoch_end(epoch, logs)
+            if interrupted:
+                warnings.warn("fit: interrupted; the model keeps the weights reached so far",
+                              RuntimeWarning, stacklevel=2)
+            if self.stop_training or nonfinite or interrupted:
+                break
+        cbs.on_train_end({})
+        return history
+
+    @staticmethod
+    def _int_arg(value, name, minimum):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+        if value < minimum:
+            raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+        return int(value)
+
+    def _train_logs(self, loss_sum, correct, counted, rows):
+        logs = {"loss": loss_sum / rows if rows else float("nan")}
+        for m in self.metrics:
+            if m in ("accuracy", "binary_accuracy") and counted:
+                logs[m] = correct / counted
+        return logs
+
+    def _record_diagnostics(self, history):
+        """Per-layer gradient norms, update ratios and dead-ReLU fractions of the epoch, with a
+        warning when they show a classic failure."""
+        diag = self._net.take_diagnostics()
+        for layer, d in zip(self.layers, diag):
+            if not isinstance(layer, layers_mod.Dense) or not d["updates"]:
+                continue
+            entry = history.diagnostics.setdefault(layer.name, {
+                "grad_norm": [], "update_ratio": [], "dead_fraction": []})
+            g = d["grad_norm_sum"] / d["updates"]
+            r = d["update_ratio_sum"] / d["updates"]
+            dead = d["dead_fraction_sum"] / d["batches"] if d["batches"] else None
+            entry["grad_norm"].append(g)
+            entry["update_ratio"].append(r)
+            entry["dead_fraction"].append(dead)
+            if not math.isfinite(g):
+                warnings.warn(f"{layer.name}: gradient norm is {g}; lower the learning rate or "
+                              f"pass clipnorm= to compile", RuntimeWarning, stacklevel=3)
+            elif g > 1e4:
+                warnings.warn(f"{layer.name}: exploding gradients (norm {g:.3g}); lower the "
+                              f"learning rate, pass clipnorm= to compile, or add BatchNorm",
+                              RuntimeWarning, stacklevel=3)
+            elif 0 < g < 1e-7:
+                warnings.warn(f"{layer.name}: vanishing gradients (norm {g:.3g}); prefer relu "
+                              f"with he initialization over sigmoid/tanh in deep stacks, or add "
+                              f"BatchNorm", RuntimeWarning, stacklevel=3)
+            if dead is not None and dead > 0.9:
+                warnings.warn(f"{layer.name}: {dead:.0%} of its ReLU units are dead (never "
+                              f"positive); lower the learning rate or use leaky_relu",
+                              RuntimeWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ inference
+    def _evaluate_arrays(self, X, labels, targets, class_weight=None, batch_size=256):
+        s = self._net.evaluate(X, labels, targets, class_weight, batch_size)
+        out = {"loss": s["loss_sum"] / s["rows"] if s["rows"] else float("nan")}
+        need_pred = any(m in ("top_k_accuracy", "mse", "mae") for m in self.metrics)
+        pred = self._net.predict(X, batch_size) if need_pred else None
+        for m in self.metrics:
+            if m in ("accuracy", "binary_accuracy"):
+                if s["counted"]:
+                    out[m] = s["correct"] / s["counted"]
+            elif m == "top_k_accuracy" and labels is not None:
+                from fastnn.ops import top_k_correct
+
+                out[m] = top_k_correct(pred, labels, min(5, self.output_dim)) / len(X)
+            elif m in ("mse", "mae"):
+                t = targets if targets is not None else np.eye(self.output_dim, dtype=np.float32)[labels]
+                d = pred.astype(np.float64) - t
+                out[m] = float(np.mean(d * d) if m == "mse" else np.mean(np.abs(d)))
+        return out
+
+    def evaluate(self, X, y, batch_size=256, verbose=0):
+        """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``."""
+        self._require_compiled("evaluate")
+        X = self._x(X)
+        labels, targets = self._y(y, len(X))
+        if len(X) == 0:
+            raise ValueError("X: no samples to evaluate")
+        out = self._evaluate_arrays(X, labels, targets, None,
+                                    self._int_arg(batch_size, "batch_size", 1))
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
+        return out
+
+    def _inference_net(self):
+        """The engine, or for a model never compiled, one built just for inference."""
+        if self._net is None:
+            last = getattr(self.layers[-1], "activation", None)
+            loss = {"softmax": "softmax_cross_entropy", "sigmoid": "binary_cross_entropy"}.get(last, "mse")
+            from fastnn.optim import SGD
+
+            weights = self._weights
+            self._net = _C.Network32(self.input_dim, self._engine_layers(loss), loss,
+                                     _engine_optimizer(SGD(lr=0.01)), self.seed)
+            self.set_weights(weights)
+            self._weights = None
+            self._inference_loss = loss
+        return self._net
+
+    def predict(self, X, batch_size=256):
+        """Outputs after the loss's link: class probabilities for the cross-entropies, raw
+        outputs for regression. (n, outputs) float32."""
+        X = self._x(X)
+        return self._inference_net().predict(X, self._int_arg(batch_size, "batch_size", 1))
+
+    def predict_classes(self, X, batch_size=256):
+        """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
+        p = self.predict(X, batch_size)
+        if p.shape[1] == 1:
+            return (p[:, 0] > 0.5).astype(np.int64)
+        from fastnn.ops import argmax_rows
+
+        return argmax_rows(p)
+
+    # ------------------------------------------------------------------ description
+    def summary(self, print_fn=print):
+        """A table of layers, output shapes and parameter counts; printed and returned."""
+        lines = [f"Sequential (input_dim={self.input_dim})",
+                 f"{'layer':<16}{'type':<18}{'output':<14}{'params':>10}"]
+        total = 0
+        for i, layer in enumerate(self.layers):
+            fin, fout = self._widths[i], self._widths[i + 1]
+            if isinstance(layer, layers_mod.Dense):
+                n = fin * fout + (fout if layer.use_bias else 0)
+                kind = f"Dense({layer.activation})" if layer.activation != "linear" else "Dense"
+            elif isinstance(layer, layers_mod.BatchNorm):
+                n, kind = 2 * fout, "BatchNorm"
+            else:
+                n, kind = 0, type(layer).__name__
+            total += n
+            lines.append(f"{layer.name:<16}{kind:<18}{str((None, fout)):<14}{n:>10,}")
+        lines.append(f"total trainable parameters: {total:,}")
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self):
+        return {"input_dim": self.input_dim, "seed": self.seed,
+                "layers": [layer.get_config() for layer in self.layers]}
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path, include_optimizer=True):
+        """Write the model to `path` (safetensors; atomic). See `fastnn.load`."""
+        from fastnn.serialization import save_model
+
+        save_model(self, path, include_optimizer)
