@@ -14,7 +14,7 @@ def _cmd_info(args):
 def _cmd_demo(args):
     from fastnn import _demo
 
-    return _demo.run(quick=args.quick)
+    return _demo.run(quick=args.quick, out=args.out, verbose=0 if args.quiet else 1)
 
 
 def _cmd_bench(args):
@@ -32,8 +32,12 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, compiler, SIMD path, threads, CUDA").set_defaults(
         fn=_cmd_info)
-    demo = sub.add_parser("demo", help="check the kernels against NumPy and time them")
-    demo.add_argument("--quick", action="store_true", help="smaller sizes, a few seconds")
+    demo = sub.add_parser("demo", help="train MLPs on a generated spiral and (with "
+                          "scikit-learn) the bundled digits")
+    demo.add_argument("--quick", action="store_true", help="smaller data and fewer epochs")
+    demo.add_argument("--out", default="fastnn_spiral.png",
+                      help="decision-boundary picture (needs matplotlib); '' for none")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(fn=_cmd_demo)
     bench = sub.add_parser("bench", help="run bench suites (from a source checkout)")
     bench.add_argument("suites", nargs="*", help="suite names (default: all)")
