@@ -225,3 +225,46 @@ def test_perceptron_learns_separable_gates_only():
     assert not xor.converged_ and len(xor.errors_) == 30
     with pytest.raises(ValueError, match="0 or 1"):
         fastnn.Perceptron().fit(X, [0, 2, 1, 0])
+
+
+def test_save_load_round_trip_and_resume(rng, tmp_path):
+    X, y = blobs(rng, n=300)
+    model = fastnn.Sequential([Dense(8, "relu"), BatchNorm(), Dropout(0.1), Dense(4, "softmax")],
+                              input_dim=8, seed=4)
+    model.compile("softmax_cross_entropy", optim.Adam(lr=1e-2), metrics=["accuracy"])
+    model.fit(X, y, epochs=2, verbose=0)
+    path = tmp_path / "m.fastnn"
+    model.save(path)
+    loaded = fastnn.load(path)
+    assert np.array_equal(model.predict(X), loaded.predict(X))
+    assert loaded.loss == model.loss and loaded.metrics == model.metrics
+    # The optimizer state came along: one more epoch gives the same weights on both.
+    for m in (model, loaded):
+        m.fit(X, y, epochs=1, shuffle=False, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), loaded.get_weights()))
+
+    # Without the optimizer, an uncompiled model, and a damaged file.
+    model.save(tmp_path / "w.fastnn", include_optimizer=False)
+    assert np.array_equal(fastnn.load(tmp_path / "w.fastnn").predict(X), model.predict(X))
+    plain = fastnn.Sequential([Dense(3)], input_dim=2)
+    plain.save(tmp_path / "p.fastnn")
+    assert fastnn.load(tmp_path / "p.fastnn").loss is None
+    blob = bytearray(path.read_bytes())
+    blob[-5] ^= 0xFF
+    (tmp_path / "bad.fastnn").write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="damaged"):
+        fastnn.load(tmp_path / "bad.fastnn")
+    (tmp_path / "short.fastnn").write_bytes(bytes(blob[:40]))
+    with pytest.raises(ValueError):
+        fastnn.load(tmp_path / "short.fastnn")
+
+
+def test_model_checkpoint_keeps_the_best(rng, tmp_path):
+    X, y = blobs(rng, n=300)
+    model = fastnn.Sequential([Dense(8, "relu"), Dense(4)], input_dim=8)
+    model.compile("softmax_cross_entropy", "adam")
+    path = tmp_path / "best.fastnn"
+    model.fit(X, y, epochs=3, verbose=0, validation_split=0.2,
+              callbacks=[callbacks.ModelCheckpoint(str(path), save_best_only=True)])
+    assert path.exists()
+    assert fastnn.load(path).predict(X).shape == (300, 4)

@@ -16,8 +16,9 @@ namespace losses_simd {
 
 // Softmax cross-entropy rows [begin, end) with class-index labels and no label smoothing:
 // loss_i = w_y (log s + m - z_y), s = sum_c e^(z_c - m); grad_c = w_y / D (e^(z_c - m) / s - [c == y]).
-// Returns the sum of the rows' losses (before division by D = 1 / inv_norm).
-template <class V>
+// Returns the sum of the rows' losses (before division by D = 1 / inv_norm). A accumulates
+// float vectors in double (see bce_range).
+template <class V, class A>
 double xent_index_rows(const float* logits, const int64_t* labels, const float* weight,
                        int64_t C, int64_t begin, int64_t end, double inv_norm, float* grad) {
   using R = typename V::R;
@@ -36,23 +37,23 @@ double xent_index_rows(const float* logits, const int64_t* labels, const float* 
     float m = V::hmax(mv);
     for (int64_t c = full; c < C; ++c) m = z[c] > m ? z[c] : m;
 
-    // e = exp(z - m) into the gradient row, and its sum. A float sum is enough here: the terms
-    // are in (0, 1] with at least one equal to 1, and each lane adds only C / W of them.
+    // e = exp(z - m) into the gradient row, and its sum s, in double: when one class dominates,
+    // s = 1 + (a little) and the loss is log s, which a float sum would give to ~1e-4 only.
     const R mm = V::set1(m);
-    R sv = V::zero();
+    A sv;
     for (int64_t c = 0; c < full; c += W) {
       const R e = simd_math::exp<V>(V::sub(V::load(z + c), mm));
       V::store(g + c, e);
-      sv = V::add(sv, e);
+      sv.add(e);
     }
     if (rest) {
       for (int j = 0; j < W; ++j) pad[j] = j < rest ? z[full + j] : neg_inf;  // e^-inf = 0
       const R e = simd_math::exp<V>(V::sub(V::load(pad), mm));
-      sv = V::add(sv, e);
+      sv.add(e);
       V::store(pad, e);
       for (int64_t j = 0; j < rest; ++j) g[full + j] = pad[j];
     }
-    const double s = double(V::hsum(sv));
+    const double s = sv.total();
 
     const int64_t y = labels[i];
     const double wy = weight ? double(weight[y]) : 1.0;

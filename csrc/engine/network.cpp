@@ -99,7 +99,10 @@ struct Network<T>::Impl {
   std::vector<int64_t> lbatch;
   std::vector<int64_t> order;
   int64_t epoch_n = 0;
-  uint64_t batches_run = 0;         // keys the dropout masks: a new mask for every batch
+  // Dropout masks are keyed by (seed, optimizer step, batch within the accumulation group,
+  // layer): a new mask for every batch, and the same ones again after save / load, since the
+  // step count is saved.
+  int64_t micro = 0;
   std::vector<cpu::OptimTensor<T>> otensors;
   std::vector<LayerDiagnostics> diag;
   bool any_penalty = false;
@@ -127,7 +130,8 @@ struct Network<T>::Impl {
   }
 
   uint64_t dropout_seed(size_t layer) const {
-    return mix64(mix64(seed ^ 0xD1B54A32D192ED03ull) + batches_run * 0x9E3779B97F4A7C15ull +
+    const uint64_t batch = mix64(uint64_t(net->step_)) ^ (uint64_t(micro) << 20);
+    return mix64(mix64(seed ^ 0xD1B54A32D192ED03ull) + batch * 0x9E3779B97F4A7C15ull +
                  uint64_t(layer));
   }
 
@@ -594,10 +598,10 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
       if (d.targets)
         std::memcpy(m.tbatch.data() + r * C, d.targets + idx[r] * C, size_t(C) * sizeof(T));
     }
+    m.micro = micro;
     const T* out = m.forward(m.xbatch.data(), N, true);
     double loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), d.class_weight, s);
     loss += m.penalty();
-    ++m.batches_run;
     if (!std::isfinite(loss)) {
       nonfinite_ = true;
       s.loss_sum += loss * double(N);

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from fastnn import callbacks, cuda, layers, ops, optim
+from fastnn import callbacks, cuda, data, io, layers, ops, optim
 from fastnn._config import (
     get_num_threads,
     get_simd,
@@ -22,6 +22,8 @@ __all__ = [
     "layers",
     "optim",
     "callbacks",
+    "data",
+    "io",
     "__version__",
     "cuda",
     "ops",

@@ -4,8 +4,6 @@ The file is a safetensors file (fastnn.io): the weights in get_weights order, op
 optimizer state, and in the metadata the architecture, the compile arguments and the step count,
 so that `load` gives back a model that predicts the same and can resume training."""
 
-import json
-
 import numpy as np
 
 FORMAT_KEY = "fastnn_model"
@@ -16,15 +14,14 @@ def save_model(model, path, include_optimizer=True):
     from fastnn.io import save_arrays
 
     arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
-    meta = {FORMAT_KEY: json.dumps(model.get_config()), "fastnn_version": __version__}
+    meta = {FORMAT_KEY: model.get_config(), "fastnn_version": __version__}
     if model.loss is not None:
-        meta["compile"] = json.dumps({
-            "loss": model.loss, "optimizer": model.optimizer.get_config(),
-            "metrics": list(model.metrics), "clipnorm": model.clipnorm})
-        if include_optimizer and model._net is not None:
+        meta["compile"] = {"loss": model.loss, "optimizer": model.optimizer.get_config(),
+                           "metrics": list(model.metrics), "clipnorm": model.clipnorm}
+        if include_optimizer:
             for i, s in enumerate(model._net.optimizer_state()):
                 arrays[f"optimizer/{i:04d}"] = np.array(s)
-            meta["step"] = str(model._net.step)
+            meta["step"] = int(model._net.step)
     save_arrays(path, arrays, meta)
 
 
@@ -40,16 +37,16 @@ def load(path):
     if FORMAT_KEY not in meta:
         raise ValueError(f"{path}: not a fastnn model file (no {FORMAT_KEY!r} in its metadata)")
     try:
-        config = json.loads(meta[FORMAT_KEY]) if isinstance(meta[FORMAT_KEY], str) else meta[FORMAT_KEY]
+        config = meta[FORMAT_KEY]
         model = Sequential([layers_mod.from_config(c) for c in config["layers"]],
                            input_dim=config["input_dim"], seed=config["seed"])
+        if "compile" in meta:
+            c = meta["compile"]
+            model.compile(c["loss"], optim_mod.get(c["optimizer"]), c["metrics"], c["clipnorm"])
+        weights = [arrays[k] for k in sorted(k for k in arrays if k.startswith("weights/"))]
+        model.set_weights(weights)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: damaged model description: {e}") from None
-    if "compile" in meta:
-        c = json.loads(meta["compile"]) if isinstance(meta["compile"], str) else meta["compile"]
-        model.compile(c["loss"], optim_mod.from_config(c["optimizer"]), c["metrics"], c["clipnorm"])
-    weights = [arrays[k] for k in sorted(k for k in arrays if k.startswith("weights/"))]
-    model.set_weights(weights)
     state_keys = sorted(k for k in arrays if k.startswith("optimizer/"))
     if state_keys and model._net is not None:
         views = model._net.optimizer_state()
