@@ -334,6 +334,7 @@ def test_reduce_lr_on_plateau_patience_cooldown_min_lr():
     # The "lr" logged is the rate the epoch ran with.
     fit(model, [cb, hist], val(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0))
     assert hist.history["lr"] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2]
+    assert model.optimizer.lr == 0.2
     # a longer cooldown holds the wait at 0 for its epochs
     model = FakeModel(lr=1.0)
     hist = History()
@@ -341,7 +342,6 @@ def test_reduce_lr_on_plateau_patience_cooldown_min_lr():
     fit(model, [cb, hist], val(1.0, 1.0, 1.0, 1.0, 1.0, 1.0))
     # reduce after 1; cooldown: epoch 2 skipped, epoch 3 counts (wait 1) -> reduce after 3
     assert hist.history["lr"] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
-    assert model.optimizer.lr == 0.2
 
 
 def test_reduce_lr_min_delta_and_max_mode():
