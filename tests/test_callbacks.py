@@ -476,6 +476,8 @@ def test_plain_progress_bar_content():
     assert first.startswith("Epoch 1/2 1/4 [=====>")
     assert "loss: 1.0000 - accuracy: 0.5000" in first
     assert "50 samples/s" in first and "ETA 0:02" in first
+    # batch 2/4 after 1 s: 0.5 s per batch, 2 left
+    assert "2/4" in lines[0].split("\r")[2] and "ETA 0:01" in lines[0].split("\r")[2]
     final = lines[1].split("\r")[-1]
     assert final.startswith("Epoch 2/2 4/4 [====================] - 0:02 - loss: 0.2500")
     assert "val_loss: 0.5000 - lr: 1.000e-04 - 50 samples/s" in final and "ETA" not in final
