@@ -551,3 +551,14 @@ def test_verbose_levels(capsys):
 
 def test_format_logs_hides_bookkeeping():
     assert format_logs({"loss": 2, "samples": 100, "tag": "x"}) == "loss: 2.0000 - tag: x"
+
+
+def test_progress_bar_without_params_or_epoch_begin():
+    out, clock = io.StringIO(), FakeClock()
+    bar = ProgressBar(stream=out, use_tqdm=False, clock=clock)
+    clock.t = 1.0
+    bar.on_batch_end(0, {"loss": 0.5})
+    bar.on_epoch_end(0, {"loss": 0.5})
+    lines = out.getvalue().split("\r")
+    assert lines[1].startswith("Epoch 1 - loss: 0.5000") and "ETA" not in lines[1]
+    assert lines[-1].endswith("\n")

@@ -19,6 +19,7 @@ import types
 import warnings
 
 from fastnn._checks import finite_real
+from fastnn.schedules import Schedule
 
 __all__ = ["Callback", "CallbackList", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger",
@@ -368,8 +369,6 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
-        from fastnn.schedules import Schedule  # optim is a sibling; keep import-time light
-
         if isinstance(schedule, Schedule):
             if schedule.per != "epoch":
                 raise ValueError(f"schedule: LearningRateScheduler steps per epoch, got a "
