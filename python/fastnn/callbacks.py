@@ -19,6 +19,7 @@ import types
 import warnings
 
 from fastnn._checks import finite_real
+from fastnn.schedules import Schedule
 
 __all__ = ["Callback", "CallbackList", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger",
@@ -60,7 +61,8 @@ class Callback:
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``."""
+    """A callback made of plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
+    """
 
     _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_end")
 
@@ -221,13 +223,15 @@ def _verbose(value):
 class EarlyStopping(Callback):
     """Stop training when ``monitor`` has stopped improving (Keras semantics).
 
-    An epoch improves when ``current - min_delta`` beats the best so far (mode "min"; in mode
-    "max" ``current + min_delta`` must exceed it): ``min_delta``'s sign is ignored and set by the
-    mode. After ``patience`` epochs without improvement ``model.stop_training`` is set. With a
-    ``baseline``, the wait is only reset by epochs that also beat the baseline, so training stops
-    after ``patience`` epochs if the baseline is never reached. ``restore_best_weights`` puts back
-    the weights of the best epoch at the end of training. Epochs before ``start_from_epoch`` are
-    ignored (warm-up). ``stopped_epoch`` and ``best_epoch`` are 0-based.
+    An epoch improves when it beats the best so far by more than ``min_delta``: in mode "min"
+    ``current + min_delta < best``, in mode "max" ``current - min_delta > best`` (``min_delta``'s
+    sign is ignored; the mode sets it). Every epoch adds 1 to ``wait``; an improving epoch resets it
+    to 0, and once ``wait >= patience`` a non-improving epoch sets ``model.stop_training``. With a
+    ``baseline``, an improving epoch only resets ``wait`` when it also beats the baseline, so
+    training stops at the first non-improving epoch after ``patience`` epochs short of it.
+    ``restore_best_weights`` puts back the weights of the best epoch at the end of training.
+    Epochs before ``start_from_epoch`` are ignored (warm-up). ``stopped_epoch``, ``best_epoch``
+    are 0-based.
     """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
@@ -254,8 +258,8 @@ class EarlyStopping(Callback):
         if reference is None:
             return True
         if self.mode == "min":
-            return value - self.min_delta < reference
-        return value + self.min_delta > reference
+            return value + self.min_delta < reference
+        return value - self.min_delta > reference
 
     def on_train_begin(self, logs=None):
         self._reset()  # the same instance may serve several fit calls
@@ -365,8 +369,6 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
-        from fastnn.schedules import Schedule  # optim is a sibling; keep import-time light
-
         if isinstance(schedule, Schedule):
             if schedule.per != "epoch":
                 raise ValueError(f"schedule: LearningRateScheduler steps per epoch, got a "

@@ -67,6 +67,7 @@ class History(Callback):
         if "matplotlib.pyplot" not in sys.modules:
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         names = self._plot_names(metrics)
         if not names:
@@ -80,6 +81,9 @@ class History(Callback):
                 ax.plot(x, self.history["val_" + name], marker=".", linestyle="--",
                         label="val_" + name)
             ax.set_ylabel(name)
+            if name == "lr" and all(v > 0 for v in self.history["lr"] if v == v):
+                ax.set_yscale("log")  # schedules decay geometrically; a log axis shows the steps
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(True, alpha=0.3)
             ax.legend(loc="best")
         axes[-1, 0].set_xlabel("epoch")

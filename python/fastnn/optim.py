@@ -112,7 +112,8 @@ class Optimizer:
     def from_config(config):
         """The optimizer described by ``config`` (from ``get_config``), of the class it names."""
         if not isinstance(config, dict):
-            raise TypeError(f"config: expected a dict from get_config(), got {type(config).__name__}")
+            raise TypeError(f"config: expected a dict from get_config(), "
+                            f"got {type(config).__name__}")
         kind = config.get("kind")
         if kind not in OPTIMIZERS:
             raise ValueError(f"config: unknown optimizer kind {kind!r}; "
@@ -231,7 +232,8 @@ OPTIMIZERS = {cls.kind: cls for cls in (SGD, Adam, AdamW, Adagrad, RMSprop)}
 
 def get(identifier):
     """An optimizer from a name ("sgd", "adam", "adamw", "adagrad", "rmsprop", any case; default
-    hyper-parameters, SGD with lr=0.01 as Keras), a config dict, or an Optimizer (returned as is)."""
+    hyper-parameters, SGD with lr=0.01 as Keras), a config dict, or an Optimizer (returned as
+    is)."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, dict):

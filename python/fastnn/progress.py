@@ -185,6 +185,8 @@ class ProgressBar(_Timed):
     def on_batch_end(self, batch, logs=None):
         logs = logs or {}
         now = self.clock()
+        if self._epoch_start is None:  # driven without on_epoch_begin: start the clock here
+            self.on_epoch_begin(0)
         elapsed = now - self._epoch_start
         self._last_batch = batch
         if self._bar is not None:
@@ -201,6 +203,8 @@ class ProgressBar(_Timed):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self._epoch_start is None:
+            self.on_epoch_begin(epoch)
         elapsed = self.clock() - self._epoch_start
         steps = self.params.get("steps")
         batch = steps - 1 if steps else max(self._last_batch, 0)

@@ -60,7 +60,8 @@ class Schedule:
 
 
 class StepLR(Schedule):
-    """``base_lr * gamma ** (t // step_size)``: decay by ``gamma`` every ``step_size`` epochs/steps."""
+    """``base_lr * gamma ** (t // step_size)``: decay by ``gamma`` every ``step_size`` epochs or
+    steps."""
 
     _ARGS = ("step_size", "gamma")
 
