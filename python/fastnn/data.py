@@ -223,7 +223,8 @@ def validate_xy(X, y=None, dtype=np.float32):
         raise TypeError(f"X: expected numeric data, got dtype {arr.dtype}")
     if arr.ndim != 2:
         hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
-        raise ValueError(f"X: expected a 2-D array (samples, features), got shape {arr.shape}{hint}")
+        raise ValueError(f"X: expected a 2-D array (samples, features), got shape "
+                         f"{arr.shape}{hint}")
     if arr.shape[0] == 0:
         raise ValueError(f"X: expected at least one sample, got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)

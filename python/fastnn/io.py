@@ -14,7 +14,6 @@ bytes only: no pickle, no eval, nothing in a file can run code."""
 
 import hashlib
 import json
-import numbers
 import os
 import tempfile
 
@@ -178,8 +177,8 @@ def _parse_header(blob, where):
     if n < 2 or n > _MAX_HEADER:
         raise ValueError(f"{where}: not a safetensors file (header length {n} is impossible)")
     if 8 + n > size:
-        raise ValueError(f"{where}: truncated: header of {n} bytes but only {size - 8} bytes follow "
-                         f"the length")
+        raise ValueError(f"{where}: truncated: header of {n} bytes but only {size - 8} bytes "
+                         f"follow the length")
     try:
         header = json.loads(blob[8:8 + n].decode("utf-8"), object_pairs_hook=_no_duplicates)
     except UnicodeDecodeError:

@@ -1,0 +1,229 @@
+"""Model selection: k-fold splitters (plain and stratified, like sklearn's), cross-validation, and
+random restarts that keep the model with the lowest validation loss.
+
+A `build_fn` returns a fresh compiled model with fit(X, y, **kw) and evaluate(X, y) -> dict (at
+least "loss"); fastnn.Sequential is one, but any object with those two methods works."""
+
+import inspect
+import math
+import numbers
+import time
+
+import numpy as np
+
+from .data import _group_ids, split_validation, validate_xy
+
+__all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
+
+
+def _check_n_splits(n_splits):
+    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral):
+        raise TypeError(f"n_splits: expected an int, got {type(n_splits).__name__}")
+    if n_splits < 2:
+        raise ValueError(f"n_splits: expected >= 2 (one fold is no cross-validation), "
+                         f"got {n_splits}")
+    return int(n_splits)
+
+
+def _n_samples(X):
+    if hasattr(X, "shape") and len(X.shape) > 0:
+        return int(X.shape[0])
+    if isinstance(X, numbers.Integral) and not isinstance(X, bool):
+        return int(X)                 # split(n) also works: only the count matters
+    return len(X)
+
+
+class KFold:
+    """k consecutive folds; each is the test set once while the other k - 1 train.
+
+    The first n % k folds hold one sample more, as in sklearn. shuffle=True permutes the samples
+    once with np.random.default_rng(seed) before cutting the folds (seed=None draws fresh
+    randomness; pass a seed for repeatable folds)."""
+
+    def __init__(self, n_splits=5, shuffle=False, seed=None):
+        self.n_splits = _check_n_splits(n_splits)
+        self.shuffle = bool(shuffle)
+        if seed is not None and not shuffle:
+            raise ValueError("seed: has no effect with shuffle=False; pass shuffle=True or "
+                             "seed=None")
+        self.seed = seed
+
+    def __repr__(self):
+        return f"{type(self).__name__}(n_splits={self.n_splits}, shuffle={self.shuffle}, " \
+               f"seed={self.seed})"
+
+    def get_n_splits(self, X=None, y=None):
+        return self.n_splits
+
+    def _test_folds(self, n, y):
+        """Fold number of every sample."""
+        if self.n_splits > n:
+            raise ValueError(f"n_splits: {self.n_splits} folds need at least {self.n_splits} "
+                             f"samples, got {n}")
+        sizes = np.full(self.n_splits, n // self.n_splits)
+        sizes[:n % self.n_splits] += 1
+        folds = np.repeat(np.arange(self.n_splits), sizes)
+        if self.shuffle:
+            order = np.random.default_rng(self.seed).permutation(n)
+            shuffled = np.empty(n, dtype=folds.dtype)
+            shuffled[order] = folds
+            folds = shuffled
+        return folds
+
+    def split(self, X, y=None):
+        """Yield (train_idx, test_idx): sorted int64 index arrays, every sample in exactly one
+        test fold."""
+        n = _n_samples(X)
+        if y is not None and len(y) != n:
+            raise ValueError(f"y: expected {n} rows to match X, got {len(y)}")
+        folds = self._test_folds(n, y)
+        for k in range(self.n_splits):
+            yield np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+
+
+class StratifiedKFold(KFold):
+    """KFold that keeps every class's share of y in each fold (sklearn's allocation: the sorted
+    labels are dealt round-robin to the folds, so fold sizes differ by at most one).
+
+    Every class needs at least n_splits samples (ValueError otherwise): a fold without a class
+    cannot measure it. y may be labels or one-hot rows."""
+
+    def _test_folds(self, n, y):
+        if y is None:
+            raise ValueError("y: StratifiedKFold needs the class labels, got None")
+        groups = _group_ids(y)
+        counts = np.bincount(groups)
+        if counts.min() < self.n_splits:
+            worst = int(np.argmin(counts))
+            raise ValueError(f"n_splits: {self.n_splits} stratified folds need at least "
+                             f"{self.n_splits} samples of every class, class #{worst} (in sorted "
+                             f"order) has {int(counts[worst])}")
+        # Deal the label-sorted samples round-robin: allocation[k, c] is how many samples of class
+        # c fold k gets; this balances the total fold sizes as well as every class.
+        sorted_groups = np.sort(groups)
+        allocation = np.stack([np.bincount(sorted_groups[k::self.n_splits],
+                                           minlength=len(counts))
+                               for k in range(self.n_splits)])
+        rng = np.random.default_rng(self.seed) if self.shuffle else None
+        folds = np.empty(n, dtype=np.int64)
+        for c in range(len(counts)):
+            fold_of_class = np.repeat(np.arange(self.n_splits), allocation[:, c])
+            if rng is not None:
+                rng.shuffle(fold_of_class)
+            folds[groups == c] = fold_of_class
+        return folds
+
+
+def _is_class_labels(y):
+    y = np.asarray(y)
+    return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+
+
+def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0):
+    """Fit a fresh model on each of k folds and evaluate it on the held-out fold.
+
+    Returns a dict of per-fold lists: every key of model.evaluate(X_test, y_test) plus "fit_time"
+    (seconds). stratified=None stratifies when y holds integer class labels (1-D); True forces it
+    (one-hot y works), False turns it off. seed shuffles the samples before the folds are cut;
+    seed=None keeps them in order. fit_kwargs are passed to every fit (epochs, batch_size, ...)."""
+    if not callable(build_fn):
+        raise TypeError(f"build_fn: expected a callable returning a compiled model, "
+                        f"got {type(build_fn).__name__}")
+    X, y = validate_xy(X, y)
+    fit_kwargs = dict(fit_kwargs or {})
+    if stratified is None:
+        stratified = _is_class_labels(y)
+    splitter_cls = StratifiedKFold if stratified else KFold
+    splitter = splitter_cls(k, shuffle=seed is not None, seed=seed)
+    results = {}
+    for fold, (train, test) in enumerate(splitter.split(X, y)):
+        model = build_fn()
+        start = time.perf_counter()
+        model.fit(X[train], y[train], **fit_kwargs)
+        fit_time = time.perf_counter() - start
+        scores = model.evaluate(X[test], y[test])
+        if not isinstance(scores, dict):
+            raise TypeError(f"build_fn: the model's evaluate must return a dict of metrics, "
+                            f"got {type(scores).__name__}")
+        scores = dict(scores, fit_time=fit_time)
+        if fold and set(scores) != set(results):
+            raise ValueError(f"evaluate returned keys {sorted(scores)} in fold {fold}, "
+                             f"{sorted(results)} before")
+        for name, value in scores.items():
+            results.setdefault(name, []).append(float(value))
+    return results
+
+
+def _seeded_builder(build_fn):
+    """build_fn as a function of the seed: build_fn(seed=s) if it has a `seed` parameter,
+    build_fn(s) if it has a required positional parameter, else build_fn() (seed ignored)."""
+    try:
+        params = inspect.signature(build_fn).parameters.values()
+    except (TypeError, ValueError):
+        return lambda s: build_fn()
+    if any(p.name == "seed" and p.kind != p.POSITIONAL_ONLY for p in params):
+        return lambda s: build_fn(seed=s)
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind in positional and p.default is p.empty for p in params):
+        return lambda s: build_fn(s)
+    return lambda s: build_fn()
+
+
+def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=None,
+                    fit_kwargs=None, seed=0):
+    """Fit n fresh models and keep the one with the lowest validation loss.
+
+    Model i is build_fn(seed + i) when build_fn takes a seed (see below), else build_fn(), so
+    initialisations differ. Validation data is validation_data=(X_val, y_val) if given, else the
+    last validation_split of (X, y) before any shuffling (Keras's rule, see
+    fastnn.data.split_validation); the models train on the rest, get that data as fit's
+    validation_data, and are scored by model.evaluate(X_val, y_val)["loss"].
+
+    build_fn gets the seed as seed=... when it has a `seed` parameter, positionally when it has a
+    required positional parameter, and not at all otherwise.
+
+    Returns (best_model, val_losses) with val_losses the n losses in run order. Runs whose loss is
+    NaN or infinite never win; RuntimeError if all of them are."""
+    if not callable(build_fn):
+        raise TypeError(f"build_fn: expected a callable returning a compiled model, "
+                        f"got {type(build_fn).__name__}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n: expected an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n: expected >= 1 restarts, got {n}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    fit_kwargs = dict(fit_kwargs or {})
+    for key in ("validation_split", "validation_data"):
+        if key in fit_kwargs:
+            raise ValueError(f"fit_kwargs: pass {key} to random_restarts itself, not in "
+                             f"fit_kwargs")
+    X, y = validate_xy(X, y)
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data: expected a pair (X_val, y_val)")
+        X_val, y_val = validate_xy(*validation_data)
+        if X_val.shape[1:] != X.shape[1:]:
+            raise ValueError(f"validation_data: X_val has {X_val.shape[1:]} features per "
+                             f"sample, X has {X.shape[1:]}")
+        X_tr, y_tr = X, y
+    else:
+        (X_tr, y_tr), (X_val, y_val) = split_validation(X, y, validation_split)
+    build = _seeded_builder(build_fn)
+    best_model, best_loss, losses = None, math.inf, []
+    for i in range(int(n)):
+        model = build(int(seed) + i)
+        model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
+        scores = model.evaluate(X_val, y_val)
+        try:
+            loss = float(scores["loss"])
+        except (TypeError, KeyError):
+            raise TypeError(f"build_fn: the model's evaluate must return a dict with 'loss', "
+                            f"got {scores!r}") from None
+        losses.append(loss)
+        if math.isfinite(loss) and loss < best_loss:
+            best_model, best_loss = model, loss
+    if best_model is None:
+        raise RuntimeError(f"random_restarts: all {n} runs ended with a non-finite validation "
+                           f"loss {losses}")
+    return best_model, losses
