@@ -22,8 +22,9 @@ DTYPES = [np.float32, np.float64]
 # float32 updates are computed in float32 (as torch does): a few roundings per step, which an
 # ill-conditioned element (centered RMSprop's sq - grad_avg**2 when they nearly cancel) can
 # amplify. So each array is held to a tight relative error in norm, and each element to a
-# looser one that still catches a wrong formula.
-NORM_TOL = {np.float32: 2e-6, np.float64: 1e-13}
+# looser one that still catches a wrong formula. (A one-element array's norm error is that
+# element's error: 2e-6 failed about one run in eight on random data.)
+NORM_TOL = {np.float32: 2e-5, np.float64: 1e-13}
 TOL = {np.float32: dict(rtol=1e-3, atol=1e-5), np.float64: dict(rtol=1e-9, atol=1e-12)}
 STEPS = 3
 
