@@ -541,3 +541,27 @@ def softmax_vjp(dy, x):
 def log_softmax_vjp(dy, x):
     """J = d log_softmax / dx: J[i, j] = delta_ij - s_j."""
     return _rowwise_vjp(dy, x, lambda s: np.eye(len(s)) - s[None, :])
+
+
+def act_deriv_from_output(y, name, negative_slope=0.01, alpha=1.0):
+    """act'(z) written as a function of y = act(z), in float64 (for kernels that keep only y)."""
+    y = np.asarray(y, np.float64)
+    if name in ("relu", "step"):
+        return (y > 0).astype(np.float64) if name == "relu" else np.zeros_like(y)
+    if name == "leaky_relu":
+        return np.where(y > 0, 1.0, negative_slope)
+    if name == "sigmoid":
+        return y * (1.0 - y)
+    if name == "tanh":
+        return 1.0 - y * y
+    if name == "elu":
+        return np.where(y > 0, 1.0, y + alpha)
+    raise ValueError(name)
+
+
+def linear_grad_from_output(dy, x, w, y, activation, negative_slope=0.01):
+    """(dx, dw, db) as linear_grad, with act' taken from the (rounded) output y."""
+    dz = np.asarray(dy, np.float64) * act_deriv_from_output(y, activation, negative_slope)
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    return dz @ w.T, x.T @ dz, dz.sum(axis=0)

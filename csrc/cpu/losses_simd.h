@@ -59,11 +59,14 @@ double xent_index_rows(const float* logits, const int64_t* labels, const float* 
     const double wy = weight ? double(weight[y]) : 1.0;
     // A zero weight contributes nothing, also when its logit is -inf (0 * inf would be NaN).
     if (wy != 0) total += wy * (__builtin_log(s) + (double(m) - double(z[y])));
+    const double ey = g[y];  // e^(z_y - m), before scaling
     const R alpha = V::set1(float(wy * inv_norm / s));
     for (int64_t c = 0; c < full; c += W) V::store(g + c, V::mul(V::load(g + c), alpha));
     const float alpha_s = float(wy * inv_norm / s);
     for (int64_t c = full; c < C; ++c) g[c] *= alpha_s;
-    g[y] = float(double(g[y]) - wy * inv_norm);
+    // p_y - 1 = (e_y - s) / s in double: when y is the likely class, p_y rounded to float
+    // first would lose the small difference (a relative error of 1e-4 in this element).
+    g[y] = float((ey - s) * (wy * inv_norm / s));
   }
   return total;
 }
