@@ -26,7 +26,7 @@ struct AccD {
 
 double xent_index_rows(const float* logits, const int64_t* labels, const float* weight, int64_t C,
                        int64_t begin, int64_t end, double inv_norm, float* grad) {
-  return losses_simd::xent_index_rows<fastnn::avx2::VecF32, AccD>(logits, labels, weight, C, begin,
+  return losses_simd::xent_index_rows<fastnn::avx2::VecF32>(logits, labels, weight, C, begin,
                                                             end, inv_norm, grad);
 }
 

@@ -14,11 +14,13 @@ namespace fastnn {
 namespace cpu {
 namespace losses_simd {
 
+// Vectors summed in float lanes before the partial sum moves to double.
+constexpr int64_t kBlock = 8;
+
 // Softmax cross-entropy rows [begin, end) with class-index labels and no label smoothing:
 // loss_i = w_y (log s + m - z_y), s = sum_c e^(z_c - m); grad_c = w_y / D (e^(z_c - m) / s - [c == y]).
-// Returns the sum of the rows' losses (before division by D = 1 / inv_norm). A accumulates
-// float vectors in double (see bce_range).
-template <class V, class A>
+// Returns the sum of the rows' losses (before division by D = 1 / inv_norm).
+template <class V>
 double xent_index_rows(const float* logits, const int64_t* labels, const float* weight,
                        int64_t C, int64_t begin, int64_t end, double inv_norm, float* grad) {
   using R = typename V::R;
@@ -37,28 +39,48 @@ double xent_index_rows(const float* logits, const int64_t* labels, const float* 
     float m = V::hmax(mv);
     for (int64_t c = full; c < C; ++c) m = z[c] > m ? z[c] : m;
 
-    // e = exp(z - m) into the gradient row, and its sum s, in double: when one class dominates,
-    // s = 1 + (a little) and the loss is log s, which a float sum would give to ~1e-4 only.
-    const R mm = V::set1(m);
-    A sv;
+    // e = exp(z - m) into the gradient row, and its sum s = n_max + rest: the elements equal
+    // to the maximum contribute exactly 1 each and are counted apart, so that when one class
+    // dominates (s = 1 + a little, loss = log s) the little part keeps its float precision
+    // (summed in float lanes, flushed to double every kBlock vectors) instead of being
+    // rounded against the 1.
+    const R mm = V::set1(m), zero = V::zero(), one = V::set1(1.f);
+    R sv = zero, nv = zero;
+    double rest_sum = 0;
+    int64_t k = 0;
     for (int64_t c = 0; c < full; c += W) {
-      const R e = simd_math::exp<V>(V::sub(V::load(z + c), mm));
+      const R zv = V::load(z + c);
+      const R e = simd_math::exp<V>(V::sub(zv, mm));
       V::store(g + c, e);
-      sv.add(e);
+      const auto is_max = V::cmp_eq(zv, mm);
+      sv = V::add(sv, V::select(is_max, zero, e));
+      nv = V::add(nv, V::select(is_max, one, zero));
+      if (++k % kBlock == 0) {
+        rest_sum += double(V::hsum(sv));
+        sv = zero;
+      }
     }
     if (rest) {
       for (int j = 0; j < W; ++j) pad[j] = j < rest ? z[full + j] : neg_inf;  // e^-inf = 0
-      const R e = simd_math::exp<V>(V::sub(V::load(pad), mm));
-      sv.add(e);
+      const R zv = V::load(pad);
+      const R e = simd_math::exp<V>(V::sub(zv, mm));
+      const auto is_max = V::cmp_eq(zv, mm);
+      sv = V::add(sv, V::select(is_max, zero, e));
+      nv = V::add(nv, V::select(is_max, one, zero));
       V::store(pad, e);
       for (int64_t j = 0; j < rest; ++j) g[full + j] = pad[j];
     }
-    const double s = sv.total();
+    rest_sum += double(V::hsum(sv));
+    const double n_max = double(V::hsum(nv));
+    const double s = n_max + rest_sum;
+    // log s = log1p(s - 1) with s - 1 formed without rounding against the 1. (A NaN row has
+    // no element equal to its maximum: n_max = 0 and the NaN flows through rest_sum.)
+    const double log_s = __builtin_log1p((n_max - 1.0) + rest_sum);
 
     const int64_t y = labels[i];
     const double wy = weight ? double(weight[y]) : 1.0;
     // A zero weight contributes nothing, also when its logit is -inf (0 * inf would be NaN).
-    if (wy != 0) total += wy * (__builtin_log(s) + (double(m) - double(z[y])));
+    if (wy != 0) total += wy * (log_s + (double(m) - double(z[y])));
     const double ey = g[y];  // e^(z_y - m), before scaling
     const R alpha = V::set1(float(wy * inv_norm / s));
     for (int64_t c = 0; c < full; c += W) V::store(g + c, V::mul(V::load(g + c), alpha));
