@@ -6,7 +6,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "core/error.h"
 #include "engine/network.h"
@@ -110,6 +112,21 @@ py::dict stats_dict(const BatchStats& s, bool nonfinite) {
   d["grad_norm"] = s.grad_norm;
   d["nonfinite"] = nonfinite;
   return d;
+}
+
+// Whether no element is NaN or infinite: an all-ones exponent marks both. Integer ORs, which
+// the compiler vectorizes (a floating-point sum would be kept in order, one element at a time).
+template <class T>
+bool all_finite(const T* x, int64_t n) {
+  using U = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
+  const U exp_mask = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    U bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bad |= U((bits & exp_mask) == exp_mask);
+  }
+  return bad == 0;
 }
 
 // A NumPy view of engine memory that keeps the network alive.
@@ -218,10 +235,13 @@ void bind_network(py::module_& m, const char* name) {
              const T* xp = X.data();
              T* op = out.mutable_data();
              const int64_t rows = X.shape(0);
+             bool finite = true;
              {
                py::gil_scoped_release release;
-               n.predict(xp, rows, batch_size, op);
+               finite = all_finite(xp, rows * n.input_dim());
+               if (finite) n.predict(xp, rows, batch_size, op);
              }
+             if (!finite) throw ValueError("X: contains NaN or infinity");
              return out;
            },
            py::arg("X"), py::arg("batch_size"))

@@ -66,8 +66,18 @@ using KernelD = Kernel<VecD, 6, 2, 256, 144, 256>;
 using KernelDSmall = Kernel<VecD, 2, 4, 256, 144, 256>;
 using KernelDSingle = Kernel<VecD, 1, 4, 256, 144, 256>;
 
-void gemm(const GemmArgs<float>& g) { gemm_by_rows<KernelF, KernelFSmall, KernelFSingle>(g); }
-void gemm(const GemmArgs<double>& g) { gemm_by_rows<KernelD, KernelDSmall, KernelDSingle>(g); }
+// One vector wide, for few output columns (a classifier's last layer).
+using KernelFNarrow = Kernel<VecF, 6, 1, 256, 144, 512>;
+using KernelFNarrowSingle = Kernel<VecF, 1, 1, 256, 144, 512>;
+using KernelDNarrow = Kernel<VecD, 6, 1, 256, 144, 256>;
+using KernelDNarrowSingle = Kernel<VecD, 1, 1, 256, 144, 256>;
+
+void gemm(const GemmArgs<float>& g) {
+  gemm_by_rows<KernelF, KernelFSmall, KernelFSingle, KernelFNarrow, KernelFNarrowSingle>(g);
+}
+void gemm(const GemmArgs<double>& g) {
+  gemm_by_rows<KernelD, KernelDSmall, KernelDSingle, KernelDNarrow, KernelDNarrowSingle>(g);
+}
 
 }  // namespace avx2
 }  // namespace cpu

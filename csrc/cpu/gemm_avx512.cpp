@@ -69,8 +69,18 @@ using KernelD = Kernel<VecD, 12, 2, 128, 144, 512>;
 using KernelDSmall = Kernel<VecD, 4, 4, 128, 144, 512>;
 using KernelDSingle = Kernel<VecD, 1, 4, 128, 144, 512>;
 
-void gemm(const GemmArgs<float>& g) { gemm_by_rows<KernelF, KernelFSmall, KernelFSingle>(g); }
-void gemm(const GemmArgs<double>& g) { gemm_by_rows<KernelD, KernelDSmall, KernelDSingle>(g); }
+// One vector wide, for few output columns (a classifier's last layer).
+using KernelFNarrow = Kernel<VecF, 12, 1, 256, 48, 2048>;
+using KernelFNarrowSingle = Kernel<VecF, 1, 1, 256, 48, 2048>;
+using KernelDNarrow = Kernel<VecD, 12, 1, 128, 144, 512>;
+using KernelDNarrowSingle = Kernel<VecD, 1, 1, 128, 144, 512>;
+
+void gemm(const GemmArgs<float>& g) {
+  gemm_by_rows<KernelF, KernelFSmall, KernelFSingle, KernelFNarrow, KernelFNarrowSingle>(g);
+}
+void gemm(const GemmArgs<double>& g) {
+  gemm_by_rows<KernelD, KernelDSmall, KernelDSingle, KernelDNarrow, KernelDNarrowSingle>(g);
+}
 
 }  // namespace avx512
 }  // namespace cpu

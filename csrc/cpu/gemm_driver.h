@@ -492,15 +492,23 @@ void colsum_only(const GemmArgs<T>& g) {
 }
 
 // Few rows (batch-1 inference, tiny batches) would waste most of a tall micro-kernel on the
-// zero padding of A: M == 1 gets a one-row kernel (a GEMV), small M a short one.
-template <class Big, class Small, class Single>
+// zero padding of A: M == 1 gets a one-row kernel (a GEMV), small M a short one. Few columns (a
+// classifier's 10 outputs) would likewise waste a wide kernel on B's padding: N up to one
+// vector gets the one-vector-wide kernels (measured, 1 x 128 x 10: 1.8 -> 0.7 us).
+template <class Big, class Small, class Single, class Narrow = Big, class NarrowSingle = Single>
 void gemm_by_rows(const GemmArgs<typename Big::T>& g) {
-  if (g.M == 1)
+  if (Narrow::NR < Big::NR && g.N <= Narrow::NR) {
+    if (g.M == 1)
+      gemm_blocked<NarrowSingle>(g);
+    else
+      gemm_blocked<Narrow>(g);
+  } else if (g.M == 1) {
     gemm_blocked<Single>(g);
-  else if (g.M <= Small::MR)
+  } else if (g.M <= Small::MR) {
     gemm_blocked<Small>(g);
-  else
+  } else {
     gemm_blocked<Big>(g);
+  }
 }
 
 }  // namespace FASTNN_ISA

@@ -38,9 +38,18 @@ using KernelF = Kernel<VecExt<float, 4>, 4, 2, 256, 128, 512>;
 using KernelFSingle = Kernel<VecExt<float, 4>, 1, 4, 256, 128, 512>;
 using KernelD = Kernel<VecExt<double, 2>, 4, 2, 256, 128, 256>;
 using KernelDSingle = Kernel<VecExt<double, 2>, 1, 4, 256, 128, 256>;
+// One vector wide, for N up to 4 (float) / 2 (double) columns.
+using KernelFNarrow = Kernel<VecExt<float, 4>, 4, 1, 256, 128, 512>;
+using KernelFNarrowSingle = Kernel<VecExt<float, 4>, 1, 1, 256, 128, 512>;
+using KernelDNarrow = Kernel<VecExt<double, 2>, 4, 1, 256, 128, 256>;
+using KernelDNarrowSingle = Kernel<VecExt<double, 2>, 1, 1, 256, 128, 256>;
 
-void gemm(const GemmArgs<float>& g) { gemm_by_rows<KernelF, KernelF, KernelFSingle>(g); }
-void gemm(const GemmArgs<double>& g) { gemm_by_rows<KernelD, KernelD, KernelDSingle>(g); }
+void gemm(const GemmArgs<float>& g) {
+  gemm_by_rows<KernelF, KernelF, KernelFSingle, KernelFNarrow, KernelFNarrowSingle>(g);
+}
+void gemm(const GemmArgs<double>& g) {
+  gemm_by_rows<KernelD, KernelD, KernelDSingle, KernelDNarrow, KernelDNarrowSingle>(g);
+}
 void gemm_colsum(const GemmArgs<float>& g) { colsum_only(g); }
 void gemm_colsum(const GemmArgs<double>& g) { colsum_only(g); }
 

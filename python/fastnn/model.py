@@ -463,8 +463,16 @@ class Sequential:
     def predict(self, X, batch_size=256):
         """Outputs after the loss's link: class probabilities for the cross-entropies, raw
         outputs for regression. (n, outputs) float32."""
-        X = self._x(X)
-        return self._inference_net().predict(X, self._int_arg(batch_size, "batch_size", 1))
+        # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
+        X = as_features(X, self.input_dim, "X", check_finite=False)
+        if type(batch_size) is not int or batch_size < 1:
+            batch_size = self._int_arg(batch_size, "batch_size", 1)
+        try:
+            return self._inference_net().predict(X, batch_size)
+        except ValueError as e:
+            if "NaN or infinity" in str(e):
+                as_features(X, self.input_dim)  # the message with the row and column
+            raise
 
     def predict_classes(self, X, batch_size=256):
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
