@@ -268,3 +268,18 @@ def test_model_checkpoint_keeps_the_best(rng, tmp_path):
               callbacks=[callbacks.ModelCheckpoint(str(path), save_best_only=True)])
     assert path.exists()
     assert fastnn.load(path).predict(X).shape == (300, 4)
+
+
+def test_vanishing_gradients_are_named(rng):
+    # Ten sigmoid layers with tiny weights: the first layers' gradients are orders of magnitude
+    # below the last one's.
+    X, y = blobs(rng, n=200)
+    layers = [Dense(16, "sigmoid", kernel_initializer="lecun_normal") for _ in range(10)]
+    model = fastnn.Sequential(layers + [Dense(4)], input_dim=8)
+    model.compile("softmax_cross_entropy", optim.SGD(lr=0.01))
+    w = [0.01 * a if a.ndim == 2 else a for a in model.get_weights()]
+    model.set_weights(w)
+    with pytest.warns(RuntimeWarning, match="dense_0: vanishing gradients"):
+        history = model.fit(X, y, epochs=1, batch_size=50, verbose=0)
+    g = history.diagnostics
+    assert g["dense_0"]["grad_norm"][0] < 1e-5 * g["dense_10"]["grad_norm"][0]

@@ -165,9 +165,12 @@ def _digits_row(ctx: Context):
 
 def _process_rows():
     """Import time and peak memory of a fresh process, against importing torch."""
-    code = ("import resource, time; t = time.perf_counter(); import {mod}; "
+    # VmHWM (peak resident memory) restarts at exec, unlike getrusage's ru_maxrss, which a
+    # child inherits from the process that started it.
+    code = ("import time; t = time.perf_counter(); import {mod}; "
             "dt = time.perf_counter() - t; "
-            "print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
+            "print(dt, hwm)")
     rows = []
     for mod in ("fastnn", "torch"):
         samples = []

@@ -349,7 +349,7 @@ class Sequential:
                 interrupted = True
             logs = self._train_logs(loss_sum, correct, counted, rows)
             if val is not None and not interrupted:
-                for k, v in self._evaluate_arrays(*val, batch_size=max(256, batch_size)).items():
+                for k, v in self._evaluate_arrays(*val, batch_size=max(1024, batch_size)).items():
                     logs["val_" + k] = v
             logs["lr"] = float(self._net.lr)
             self._record_diagnostics(history)
@@ -385,32 +385,40 @@ class Sequential:
         """Per-layer gradient norms, update ratios and dead-ReLU fractions of the epoch, with a
         warning when they show a classic failure."""
         diag = self._net.take_diagnostics()
+        norms = {}
         for layer, d in zip(self.layers, diag):
             if not isinstance(layer, layers_mod.Dense) or not d["updates"]:
                 continue
             entry = history.diagnostics.setdefault(layer.name, {
                 "grad_norm": [], "update_ratio": [], "dead_fraction": []})
             g = d["grad_norm_sum"] / d["updates"]
-            r = d["update_ratio_sum"] / d["updates"]
             dead = d["dead_fraction_sum"] / d["batches"] if d["batches"] else None
             entry["grad_norm"].append(g)
-            entry["update_ratio"].append(r)
+            entry["update_ratio"].append(d["update_ratio_sum"] / d["updates"])
             entry["dead_fraction"].append(dead)
-            if not math.isfinite(g):
-                warnings.warn(f"{layer.name}: gradient norm is {g}; lower the learning rate or "
-                              f"pass clipnorm= to compile", RuntimeWarning, stacklevel=3)
-            elif g > 1e4:
-                warnings.warn(f"{layer.name}: exploding gradients (norm {g:.3g}); lower the "
-                              f"learning rate, pass clipnorm= to compile, or add BatchNorm",
-                              RuntimeWarning, stacklevel=3)
-            elif 0 < g < 1e-7:
-                warnings.warn(f"{layer.name}: vanishing gradients (norm {g:.3g}); prefer relu "
-                              f"with he initialization over sigmoid/tanh in deep stacks, or add "
-                              f"BatchNorm", RuntimeWarning, stacklevel=3)
+            norms[layer.name] = g
             if dead is not None and dead > 0.9:
                 warnings.warn(f"{layer.name}: {dead:.0%} of its ReLU units are dead (never "
                               f"positive); lower the learning rate or use leaky_relu",
                               RuntimeWarning, stacklevel=3)
+        if not norms:
+            return
+        top = max(norms.values())
+        for name, g in norms.items():
+            if not math.isfinite(g):
+                warnings.warn(f"{name}: gradient norm is {g}; lower the learning rate or pass "
+                              f"clipnorm= to compile", RuntimeWarning, stacklevel=3)
+            elif g > 1e4:
+                warnings.warn(f"{name}: exploding gradients (norm {g:.3g}); lower the learning "
+                              f"rate, pass clipnorm= to compile, or add BatchNorm",
+                              RuntimeWarning, stacklevel=3)
+            elif math.isfinite(top) and g < 1e-5 * top:
+                # Vanishing means small next to the other layers' gradients (a loss near zero
+                # makes every gradient small, which is no failure).
+                warnings.warn(f"{name}: vanishing gradients (norm {g:.3g}, {top:.3g} in the "
+                              f"layer with the largest); prefer relu with he initialization over "
+                              f"sigmoid/tanh in deep stacks, or add BatchNorm", RuntimeWarning,
+                              stacklevel=3)
 
     # ------------------------------------------------------------------ inference
     def _evaluate_arrays(self, X, labels, targets, class_weight=None, batch_size=256):
@@ -432,7 +440,7 @@ class Sequential:
                 out[m] = float(np.mean(d * d) if m == "mse" else np.mean(np.abs(d)))
         return out
 
-    def evaluate(self, X, y, batch_size=256, verbose=0):
+    def evaluate(self, X, y, batch_size=1024, verbose=0):
         """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``."""
         self._require_compiled("evaluate")
         X = self._x(X)
@@ -460,7 +468,7 @@ class Sequential:
             self._inference_loss = loss
         return self._net
 
-    def predict(self, X, batch_size=256):
+    def predict(self, X, batch_size=1024):
         """Outputs after the loss's link: class probabilities for the cross-entropies, raw
         outputs for regression. (n, outputs) float32."""
         # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
@@ -474,7 +482,7 @@ class Sequential:
                 as_features(X, self.input_dim)  # the message with the row and column
             raise
 
-    def predict_classes(self, X, batch_size=256):
+    def predict_classes(self, X, batch_size=1024):
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
         p = self.predict(X, batch_size)
         if p.shape[1] == 1:
