@@ -519,8 +519,12 @@ class Sequential:
                 "layers": [layer.get_config() for layer in self.layers]}
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path, include_optimizer=True):
-        """Write the model to `path` (safetensors; atomic). See `fastnn.load`."""
+    def save(self, path, include_optimizer=True, metadata=None):
+        """Write the model to `path` (safetensors; atomic). See `fastnn.load`.
+
+        include_optimizer: also the optimizer state and step count, so training can resume.
+        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays).
+        """
         from fastnn.serialization import save_model
 
-        save_model(self, path, include_optimizer)
+        save_model(self, path, include_optimizer, metadata)

@@ -9,12 +9,13 @@ import numpy as np
 FORMAT_KEY = "fastnn_model"
 
 
-def save_model(model, path, include_optimizer=True):
+def save_model(model, path, include_optimizer=True, metadata=None):
     from fastnn import __version__
     from fastnn.io import save_arrays
 
     arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
-    meta = {FORMAT_KEY: model.get_config(), "fastnn_version": __version__}
+    meta = dict(metadata or {})
+    meta.update({FORMAT_KEY: model.get_config(), "fastnn_version": __version__})
     if model.loss is not None:
         meta["compile"] = {"loss": model.loss, "optimizer": model.optimizer.get_config(),
                            "metrics": list(model.metrics), "clipnorm": model.clipnorm}
