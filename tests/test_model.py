@@ -283,3 +283,26 @@ def test_vanishing_gradients_are_named(rng):
         history = model.fit(X, y, epochs=1, batch_size=50, verbose=0)
     g = history.diagnostics
     assert g["dense_0"]["grad_norm"][0] < 1e-5 * g["dense_10"]["grad_norm"][0]
+
+
+def test_sampled_softmax_trains_many_classes(rng, tmp_path):
+    from fastnn.losses import SampledSoftmax
+
+    c, d = 500, 32
+    centers = rng.standard_normal((c, d)).astype(np.float32)
+    y = rng.integers(0, c, 6000)
+    X = centers[y] + 0.3 * rng.standard_normal((len(y), d)).astype(np.float32)
+    accs = {}
+    for loss in ("softmax_cross_entropy",
+                 SampledSoftmax(num_sampled=50, sampler="uniform")):
+        model = fastnn.Sequential([Dense(c)], input_dim=d, seed=0)
+        model.compile(loss, optim.Adam(lr=1e-2), metrics=["accuracy"])
+        model.fit(X, y, epochs=8, batch_size=128, verbose=0)
+        accs[str(loss)] = model.evaluate(X, y)["accuracy"]
+    full, sampled = accs.values()
+    assert full > 0.9 and sampled > full - 0.05
+    model.save(tmp_path / "s.fastnn")
+    loaded = fastnn.load(tmp_path / "s.fastnn")
+    assert loaded.sampled.num_sampled == 50 and np.array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        fastnn.Sequential([Dense(10)], input_dim=3).compile(SampledSoftmax(num_sampled=11))

@@ -140,13 +140,25 @@ void bind_network(py::module_& m, const char* name) {
   using Net = Network<T>;
   py::class_<Net>(m, name)
       .def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
-                       const py::dict& optim, uint64_t seed) {
+                       const py::dict& optim, uint64_t seed, const py::dict& sampled) {
              std::vector<LayerSpec> specs;
              for (const auto& l : layers) specs.push_back(layer_spec(py::cast<py::dict>(l)));
-             return new Net(input_dim, specs, loss_from_name(loss), optim_spec(optim), seed);
+             SampledSpec ss;
+             if (sampled.contains("num_sampled"))
+               ss.num_sampled = py::cast<int64_t>(sampled["num_sampled"]);
+             if (sampled.contains("sampler"))
+               ss.log_uniform = py::cast<std::string>(sampled["sampler"]) != "uniform";
+             if (sampled.contains("unique")) ss.unique = py::cast<bool>(sampled["unique"]);
+             if (sampled.contains("subtract_log_q"))
+               ss.subtract_log_q = py::cast<bool>(sampled["subtract_log_q"]);
+             if (sampled.contains("remove_accidental_hits"))
+               ss.remove_accidental_hits = py::cast<bool>(sampled["remove_accidental_hits"]);
+             if (sampled.contains("correct_true_logit"))
+               ss.correct_true_logit = py::cast<bool>(sampled["correct_true_logit"]);
+             return new Net(input_dim, specs, loss_from_name(loss), optim_spec(optim), seed, ss);
            }),
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
-           py::arg("seed"))
+           py::arg("seed"), py::arg("sampled") = py::dict())
       .def_property_readonly("input_dim", &Net::input_dim)
       .def_property_readonly("output_dim", &Net::output_dim)
       .def_property("step", &Net::step, &Net::set_step)

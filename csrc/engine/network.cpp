@@ -15,6 +15,7 @@
 #include "cpu/losses.h"
 #include "cpu/optim.h"
 #include "cpu/reduce.h"
+#include "cpu/sampled_softmax.h"
 
 namespace fastnn {
 namespace engine {
@@ -61,8 +62,9 @@ LossKind loss_from_name(const std::string& name) {
   if (name == "binary_cross_entropy") return LossKind::BinaryCrossEntropy;
   if (name == "mse") return LossKind::MeanSquaredError;
   if (name == "mae") return LossKind::MeanAbsoluteError;
+  if (name == "sampled_softmax") return LossKind::SampledSoftmax;
   throw ValueError("loss: expected one of softmax_cross_entropy, binary_cross_entropy, mse, mae, "
-                   "got '" + name + "'");
+                   "sampled_softmax, got '" + name + "'");
 }
 
 OptimKind optim_from_name(const std::string& name) {
@@ -92,6 +94,8 @@ struct Network<T>::Impl {
   Network<T>* net;
   LossKind loss;
   uint64_t seed;
+  SampledSpec sampled;
+  std::vector<T> dw_cols, db_cols;  // sampled softmax: gradients of the touched columns
   std::vector<LayerState> layers;
   int64_t rows = 0;                 // buffers hold this many rows
   int64_t max_width = 0;
@@ -135,9 +139,10 @@ struct Network<T>::Impl {
                  uint64_t(layer));
   }
 
-  // Runs the layers on x (rows N); each layer's output pointer is left in layers[i].out.
-  const T* forward(const T* x, int64_t N, bool training) {
-    for (size_t i = 0; i < layers.size(); ++i) {
+  // Runs layers [0, stop) on x (rows N; stop defaults to all); each layer's output pointer is
+  // left in layers[i].out.
+  const T* forward(const T* x, int64_t N, bool training, size_t stop = size_t(-1)) {
+    for (size_t i = 0; i < layers.size() && i < stop; ++i) {
       LayerState& L = layers[i];
       const int64_t in = width(i), out = width(i + 1);
       switch (L.spec.kind) {
@@ -213,10 +218,11 @@ struct Network<T>::Impl {
 
   // Back through the layers from dL/d(output) in d0; gradients written (accumulate = false) or
   // added (accumulate = true) into the parameters' grad buffers.
-  void backward(const T* x0, int64_t N, bool accumulate) {
+  // `top`: the number of layers to go back through, from layer top - 1 down (default: all).
+  void backward(const T* x0, int64_t N, bool accumulate, size_t top = size_t(-1)) {
     T* dcur = d0.data();
     T* dnext = d1.data();
-    for (size_t ii = layers.size(); ii-- > 0;) {
+    for (size_t ii = std::min(top, layers.size()); ii-- > 0;) {
       LayerState& L = layers[ii];
       const int64_t in = width(ii), out = width(ii + 1);
       const T* x_in = ii == 0 ? x0 : layers[ii - 1].out;
@@ -289,6 +295,7 @@ struct Network<T>::Impl {
     double loss = 0;
     T* g = d0.data();
     switch (loss_kind()) {
+      case LossKind::SampledSoftmax:  // evaluated with the full softmax
       case LossKind::SoftmaxCrossEntropy: {
         cpu::SoftmaxXentArgs<T> a;
         a.logits = out;
@@ -318,6 +325,51 @@ struct Network<T>::Impl {
   }
 
   LossKind loss_kind() const { return loss; }
+
+  // Sampled softmax on the last Dense layer: the layers below run forward, the kernel gives the
+  // loss, dL/dh (into d0) and the gradients of the touched columns of W and b, which go into
+  // the full-size gradients (zeroed first, or added to when accumulating); then the layers
+  // below run backward. Returns the mean loss.
+  double sampled_step(const T* x0, int64_t N, const int64_t* labels, int64_t micro_index,
+                      bool accumulate) {
+    const size_t last = layers.size() - 1;
+    LayerState& L = layers[last];
+    const T* h = forward(x0, N, true, last);
+    const int64_t D = width(last), C = width(last + 1);
+    Param<T>& w = net->params_[L.w];
+    cpu::SampledSoftmaxArgs<T> a;
+    a.h = h;
+    a.W = w.value.data();
+    a.b = L.b >= 0 ? net->params_[L.b].value.data() : nullptr;
+    a.labels = labels;
+    a.N = N;
+    a.D = D;
+    a.C = C;
+    a.num_sampled = sampled.num_sampled;
+    a.seed = mix64(mix64(seed ^ 0x5A3D9E8F1B2C4D6Eull) + uint64_t(net->step_) * 0x9E3779B97F4A7C15ull +
+                   uint64_t(micro_index));
+    a.sampler = sampled.log_uniform ? cpu::Sampler::LogUniform : cpu::Sampler::Uniform;
+    a.unique = sampled.unique;
+    a.subtract_log_q = sampled.subtract_log_q;
+    a.remove_accidental_hits = sampled.remove_accidental_hits;
+    a.correct_true_logit = sampled.correct_true_logit;
+    const cpu::SampledPlan plan = cpu::sampled_softmax_plan(a);
+    const int64_t k = int64_t(plan.cols.size());
+    dw_cols.resize(size_t(D * k));
+    db_cols.resize(size_t(k));
+    const double loss = cpu::sampled_softmax_cross_entropy(a, plan, d0.data(), dw_cols.data(),
+                                                           a.b ? db_cols.data() : nullptr);
+    if (!accumulate) std::fill(w.grad.begin(), w.grad.end(), T(0));
+    for (int64_t r = 0; r < D; ++r)
+      for (int64_t j = 0; j < k; ++j) w.grad[size_t(r * C + plan.cols[j])] += dw_cols[size_t(r * k + j)];
+    if (L.b >= 0) {
+      Param<T>& b = net->params_[L.b];
+      if (!accumulate) std::fill(b.grad.begin(), b.grad.end(), T(0));
+      for (int64_t j = 0; j < k; ++j) b.grad[size_t(plan.cols[j])] += db_cols[size_t(j)];
+    }
+    if (std::isfinite(loss)) backward(x0, N, accumulate, last);
+    return loss;
+  }
 
   double penalty() const {
     if (!any_penalty) return 0.0;
@@ -441,7 +493,7 @@ struct Network<T>::Impl {
 
 template <class T>
 Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss,
-                    OptimSpec optim, uint64_t seed)
+                    OptimSpec optim, uint64_t seed, SampledSpec sampled)
     : impl_(new Impl), input_dim_(input_dim), optim_(optim) {
   FASTNN_CHECK(input_dim > 0, "input_dim: expected a positive number of features");
   FASTNN_CHECK(!layers.empty(), "layers: a model needs at least one layer");
@@ -449,6 +501,13 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
   m.net = this;
   m.loss = loss;
   m.seed = seed;
+  m.sampled = sampled;
+  if (loss == LossKind::SampledSoftmax) {
+    const LayerSpec& last = layers.back();
+    FASTNN_CHECK(last.kind == LayerKind::Dense && last.act == Act::None,
+                 "sampled softmax: the last layer must be a Dense layer giving the logits");
+    FASTNN_CHECK(sampled.num_sampled >= 1, "num_sampled: expected at least 1");
+  }
   widths_.push_back(input_dim);
   int dense_count = 0, bn_count = 0;
   for (const LayerSpec& s : layers) {
@@ -599,8 +658,13 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
         std::memcpy(m.tbatch.data() + r * C, d.targets + idx[r] * C, size_t(C) * sizeof(T));
     }
     m.micro = micro;
-    const T* out = m.forward(m.xbatch.data(), N, true);
-    double loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), d.class_weight, s);
+    double loss;
+    if (m.loss == LossKind::SampledSoftmax) {
+      loss = m.sampled_step(m.xbatch.data(), N, m.lbatch.data(), micro, micro > 0);
+    } else {
+      const T* out = m.forward(m.xbatch.data(), N, true);
+      loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), d.class_weight, s);
+    }
     loss += m.penalty();
     if (!std::isfinite(loss)) {
       nonfinite_ = true;
@@ -609,7 +673,7 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
       ++s.batches;
       return s;
     }
-    m.backward(m.xbatch.data(), N, micro > 0);
+    if (m.loss != LossKind::SampledSoftmax) m.backward(m.xbatch.data(), N, micro > 0);
     ++micro;
     s.loss_sum += loss * double(N);
     s.rows += N;
@@ -657,7 +721,8 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out) {
     const T* y = m.forward(X + r0 * in, N, false);
     T* dst = out + r0 * C;
     switch (m.loss) {
-      case LossKind::SoftmaxCrossEntropy: cpu::softmax_rows(y, dst, N, C); break;
+      case LossKind::SoftmaxCrossEntropy:
+      case LossKind::SampledSoftmax: cpu::softmax_rows(y, dst, N, C); break;
       case LossKind::BinaryCrossEntropy: cpu::act_forward(Act::Sigmoid, T(0), y, dst, N * C); break;
       default: std::memcpy(dst, y, size_t(N * C) * sizeof(T)); break;
     }

@@ -30,8 +30,17 @@ struct LayerSpec {
 };
 
 // The output link is applied by predict only: in training the loss works on the logits.
+// SampledSoftmax trains the last Dense layer on the true class plus a sample of negatives
+// (cpu/sampled_softmax.h); evaluate and predict use the full softmax.
 enum class LossKind : int { SoftmaxCrossEntropy, BinaryCrossEntropy, MeanSquaredError,
-                            MeanAbsoluteError };
+                            MeanAbsoluteError, SampledSoftmax };
+
+struct SampledSpec {
+  int64_t num_sampled = 64;
+  bool log_uniform = true;  // else uniform
+  bool unique = true, subtract_log_q = true, remove_accidental_hits = true;
+  bool correct_true_logit = true;
+};
 
 enum class OptimKind : int { Sgd, Adam, AdamW, Adagrad, RmsProp };
 
@@ -82,7 +91,7 @@ template <class T>
 class Network {
  public:
   Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss, OptimSpec optim,
-          uint64_t seed);
+          uint64_t seed, SampledSpec sampled = SampledSpec());
   ~Network();
 
   int64_t input_dim() const { return input_dim_; }

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from fastnn import callbacks, cuda, data, io, layers, model_selection, ops, optim
+from fastnn import callbacks, cuda, data, io, layers, losses, model_selection, ops, optim
 from fastnn._config import (
     get_num_threads,
     get_simd,
@@ -24,6 +24,7 @@ __all__ = [
     "callbacks",
     "data",
     "io",
+    "losses",
     "model_selection",
     "__version__",
     "cuda",

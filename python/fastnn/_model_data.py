@@ -77,7 +77,7 @@ def as_targets(y, n, loss, n_outputs, name="y"):
     if y.ndim == 0 or len(y) != n:
         raise ValueError(f"{name}: expected {n} targets (one per sample of X), got "
                          f"{len(y) if y.ndim else 'a scalar'}")
-    if loss == "softmax_cross_entropy":
+    if loss in ("softmax_cross_entropy", "sampled_softmax"):
         return _class_indices(y, n_outputs, name), None
     if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
         raise TypeError(f"{name}: expected numeric targets, got dtype {y.dtype}")

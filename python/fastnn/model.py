@@ -15,14 +15,17 @@ from fastnn._checks import finite_real
 from fastnn._model_data import as_features, as_targets, split_validation
 from fastnn.ops import init_weights
 
-LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae")
+LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae", "sampled_softmax")
 LOSS_ALIASES = {"categorical_crossentropy": "softmax_cross_entropy",
                 "sparse_categorical_crossentropy": "softmax_cross_entropy",
                 "cross_entropy": "softmax_cross_entropy",
                 "binary_crossentropy": "binary_cross_entropy",
                 "mean_squared_error": "mse", "mean_absolute_error": "mae"}
 # The link each loss puts between the logits and predict's output.
-LINKS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+LINKS = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid",
+         "sampled_softmax": "softmax"}
+# The losses that take class indices.
+CLASS_LOSSES = ("softmax_cross_entropy", "sampled_softmax")
 METRICS = ("accuracy", "binary_accuracy", "top_k_accuracy", "mse", "mae")
 
 
@@ -99,6 +102,7 @@ class Sequential:
         self._widths = widths
         self.output_dim = widths[-1]
         self.loss = None
+        self.sampled = None
         self.optimizer = None
         self.metrics = ()
         self.clipnorm = None
@@ -178,7 +182,7 @@ class Sequential:
         last = self.layers[-1]
         act = getattr(last, "activation", None)
         link = LINKS.get(loss)
-        if act == "softmax" and loss != "softmax_cross_entropy":
+        if act == "softmax" and loss not in CLASS_LOSSES:
             raise ValueError(f"loss: a softmax output goes with 'softmax_cross_entropy', "
                              f"not {loss!r}")
         return link, act is not None and act == link
@@ -207,17 +211,33 @@ class Sequential:
         """Choose the loss, optimizer (a `fastnn.optim` object or its name) and metrics.
 
         loss: "softmax_cross_entropy" (labels are class indices or one-hot rows),
-        "binary_cross_entropy" (targets in [0, 1], one sigmoid per output), "mse" or "mae".
+        "binary_cross_entropy" (targets in [0, 1], one sigmoid per output), "mse", "mae", or
+        for very many classes "sampled_softmax" / `fastnn.losses.SampledSoftmax(...)`.
         clipnorm: rescale each update's gradient to this global norm at most.
         Compiling again keeps the weights and starts the optimizer afresh.
         """
         from fastnn import optim as optim_mod
 
-        if not isinstance(loss, str):
-            raise TypeError(f"loss: expected a loss name, got {type(loss).__name__}")
+        from fastnn.losses import SampledSoftmax
+
+        sampled = None
+        if isinstance(loss, SampledSoftmax):
+            sampled, loss = loss, loss.name
+        elif not isinstance(loss, str):
+            raise TypeError(f"loss: expected a loss name or fastnn.losses.SampledSoftmax, got "
+                            f"{type(loss).__name__}")
         loss = LOSS_ALIASES.get(loss, loss)
         if loss not in LOSSES:
             raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {loss!r}")
+        if loss == "sampled_softmax" and sampled is None:
+            sampled = SampledSoftmax()
+        if sampled is not None:
+            if not isinstance(self.layers[-1], layers_mod.Dense):
+                raise ValueError("loss: the sampled softmax needs a Dense last layer (the "
+                                 "classifier's logits)")
+            if sampled.unique and sampled.num_sampled > self.output_dim:
+                raise ValueError(f"num_sampled: {sampled.num_sampled} distinct classes cannot be "
+                                 f"drawn from {self.output_dim}")
         self._link(loss)
         if isinstance(metrics, str):
             metrics = (metrics,)
@@ -231,7 +251,9 @@ class Sequential:
         optimizer = optim_mod.get(optimizer)
         weights = self.get_weights()
         self._net = _C.Network32(self.input_dim, self._engine_layers(loss), loss,
-                                 _engine_optimizer(optimizer), self.seed)
+                                 _engine_optimizer(optimizer), self.seed,
+                                 sampled.get_config() if sampled else {})
+        self.sampled = sampled
         self.loss, self.optimizer, self.metrics, self.clipnorm = loss, optimizer, tuple(metrics), clipnorm
         self.set_weights(weights)
         self._weights = None

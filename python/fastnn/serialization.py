@@ -19,6 +19,8 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     if model.loss is not None:
         meta["compile"] = {"loss": model.loss, "optimizer": model.optimizer.get_config(),
                            "metrics": list(model.metrics), "clipnorm": model.clipnorm}
+        if getattr(model, "sampled", None) is not None:
+            meta["compile"]["sampled"] = model.sampled.get_config()
         if include_optimizer:
             for i, s in enumerate(model._net.optimizer_state()):
                 arrays[f"optimizer/{i:04d}"] = np.array(s)
@@ -43,7 +45,12 @@ def load(path):
                            input_dim=config["input_dim"], seed=config["seed"])
         if "compile" in meta:
             c = meta["compile"]
-            model.compile(c["loss"], optim_mod.get(c["optimizer"]), c["metrics"], c["clipnorm"])
+            loss = c["loss"]
+            if c.get("sampled") is not None:
+                from fastnn.losses import SampledSoftmax
+
+                loss = SampledSoftmax(**c["sampled"])
+            model.compile(loss, optim_mod.get(c["optimizer"]), c["metrics"], c["clipnorm"])
         weights = [arrays[k] for k in sorted(k for k in arrays if k.startswith("weights/"))]
         model.set_weights(weights)
     except (KeyError, TypeError, ValueError) as e:
