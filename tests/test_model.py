@@ -308,3 +308,36 @@ def test_sampled_softmax_trains_many_classes(rng, tmp_path):
     assert loaded.sampled.num_sampled == 50 and np.array_equal(loaded.predict(X), model.predict(X))
     with pytest.raises(ValueError, match="cannot be drawn"):
         fastnn.Sequential([Dense(10)], input_dim=3).compile(SampledSoftmax(num_sampled=11))
+
+
+def test_sample_and_class_weights(rng):
+    X, y = blobs(rng, n=240)
+
+    def trained(lr, **kw):
+        model = fastnn.Sequential([Dense(8, "tanh"), Dense(4)], input_dim=8, seed=1)
+        model.compile("softmax_cross_entropy", optim.SGD(lr=lr))
+        model.fit(X, y, epochs=2, batch_size=40, shuffle=False, verbose=0, **kw)
+        return model
+
+    plain = trained(0.1).get_weights()
+    ones = trained(0.1, sample_weight=np.ones(240)).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(plain, ones))
+    # Every weight 2 doubles every gradient: the same steps as twice the learning rate.
+    doubled = trained(0.1, sample_weight=np.full(240, 2.0)).get_weights()
+    fast = trained(0.2).get_weights()
+    for a, b in zip(doubled, fast):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    cw = trained(0.1, class_weight={0: 2.0, 1: 2.0, 2: 2.0, 3: 2.0}).get_weights()
+    for a, b in zip(cw, fast):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    # evaluate's weighted loss: sum_i w_i l_i / n.
+    model = trained(0.1)
+    w = rng.random(240)
+    p = model.predict(X).astype(np.float64)
+    ref = np.sum(w * -np.log(p[np.arange(240), y])) / 240
+    assert model.evaluate(X, y, sample_weight=w)["loss"] == pytest.approx(ref, rel=1e-4)
+    with pytest.raises(ValueError, match="sample_weight: expected shape"):
+        model.fit(X, y, sample_weight=np.ones(5), verbose=0)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        model.fit(X, y, sample_weight=-np.ones(240), verbose=0)

@@ -101,6 +101,7 @@ struct Network<T>::Impl {
   int64_t max_width = 0;
   std::vector<T> xbatch, tbatch, d0, d1;
   std::vector<int64_t> lbatch;
+  std::vector<T> wbatch;  // per-sample weights of the batch
   std::vector<int64_t> order;
   int64_t epoch_n = 0;
   // Dropout masks are keyed by (seed, optimizer step, batch within the accumulation group,
@@ -129,6 +130,7 @@ struct Network<T>::Impl {
     xbatch.resize(size_t(r * width(0)));
     tbatch.resize(size_t(r * width(layers.size())));
     lbatch.resize(size_t(r));
+    wbatch.resize(size_t(r));
     d0.resize(size_t(r * max_width));
     d1.resize(size_t(r * max_width));
   }
@@ -325,6 +327,53 @@ struct Network<T>::Impl {
   }
 
   LossKind loss_kind() const { return loss; }
+
+  // Row i's loss (the mean over its outputs for the element-wise losses), in double: only
+  // needed with sample weights, which the fused kernels do not take.
+  double row_loss(const T* z, int64_t C, int64_t label, const T* t) const {
+    double l = 0;
+    switch (loss) {
+      case LossKind::SampledSoftmax:
+      case LossKind::SoftmaxCrossEntropy: {
+        double m = z[0];
+        for (int64_t c = 1; c < C; ++c) m = std::max(m, double(z[c]));
+        double s = 0;
+        for (int64_t c = 0; c < C; ++c) s += std::exp(double(z[c]) - m);
+        return std::log(s) + m - double(z[label]);
+      }
+      case LossKind::BinaryCrossEntropy:
+        for (int64_t c = 0; c < C; ++c) {
+          const double x = z[c], y = t[c];
+          l += std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::fabs(x)));
+        }
+        return l / double(C);
+      case LossKind::MeanSquaredError:
+        for (int64_t c = 0; c < C; ++c) l += (double(z[c]) - t[c]) * (double(z[c]) - t[c]);
+        return l / double(C);
+      case LossKind::MeanAbsoluteError:
+        for (int64_t c = 0; c < C; ++c) l += std::fabs(double(z[c]) - t[c]);
+        return l / double(C);
+    }
+    return l;
+  }
+
+  // Sample weights on a batch whose mean loss and gradient (d0) the kernel gave: the loss
+  // becomes sum_i w_i l_i / N and gradient row i is scaled by w_i.
+  double apply_sample_weights(const T* out, int64_t N, const int64_t* labels, const T* targets,
+                              const T* w, bool grad) {
+    const int64_t C = width(layers.size());
+    double total = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      if (w[i] != T(0))
+        total += double(w[i]) * row_loss(out + i * C, C, labels ? labels[i] : 0,
+                                         targets ? targets + i * C : nullptr);
+      if (grad) {
+        T* g = d0.data() + i * C;
+        for (int64_t c = 0; c < C; ++c) g[c] *= w[i];
+      }
+    }
+    return total / double(N);
+  }
 
   // Sampled softmax on the last Dense layer: the layers below run forward, the kernel gives the
   // loss, dL/dh (into d0) and the gradients of the touched columns of W and b, which go into
@@ -644,6 +693,8 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
                (first % accumulate_steps == 0) &&
                ((last - first) % accumulate_steps == 0 || last == nbatches),
                "train_batches: slices must hold whole accumulation groups");
+  FASTNN_CHECK(!(d.sample_weight && (d.class_weight || m.loss == LossKind::SampledSoftmax)),
+               "sample_weight: not together with class_weight or the sampled softmax");
   m.ensure_rows(std::min(batch_size, d.n));
   nonfinite_ = false;
   BatchStats s;
@@ -656,6 +707,7 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
       if (d.labels) m.lbatch[size_t(r)] = d.labels[idx[r]];
       if (d.targets)
         std::memcpy(m.tbatch.data() + r * C, d.targets + idx[r] * C, size_t(C) * sizeof(T));
+      if (d.sample_weight) m.wbatch[size_t(r)] = d.sample_weight[idx[r]];
     }
     m.micro = micro;
     double loss;
@@ -664,6 +716,10 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
     } else {
       const T* out = m.forward(m.xbatch.data(), N, true);
       loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), d.class_weight, s);
+      if (d.sample_weight)
+        loss = m.apply_sample_weights(out, N, d.labels ? m.lbatch.data() : nullptr,
+                                      d.targets ? m.tbatch.data() : nullptr, m.wbatch.data(),
+                                      true);
     }
     loss += m.penalty();
     if (!std::isfinite(loss)) {
@@ -700,8 +756,11 @@ BatchStats Network<T>::evaluate(const Data<T>& d, int64_t batch_size) {
   for (int64_t r0 = 0; r0 < d.n; r0 += batch_size) {
     const int64_t N = std::min(batch_size, d.n - r0);
     const T* out = m.forward(d.X + r0 * in, N, false);
-    double loss = m.batch_loss(out, N, d.labels ? d.labels + r0 : nullptr,
-                               d.targets ? d.targets + r0 * C : nullptr, d.class_weight, s);
+    const int64_t* labels = d.labels ? d.labels + r0 : nullptr;
+    const T* targets = d.targets ? d.targets + r0 * C : nullptr;
+    double loss = m.batch_loss(out, N, labels, targets, d.class_weight, s);
+    if (d.sample_weight)
+      loss = m.apply_sample_weights(out, N, labels, targets, d.sample_weight + r0, false);
     s.loss_sum += loss * double(N);
     s.rows += N;
     ++s.batches;

@@ -271,30 +271,48 @@ class Sequential:
         """(labels, targets) in the engine's form for this loss."""
         return as_targets(y, n, self.loss, self.output_dim, name)
 
-    def _class_weight(self, class_weight):
-        if class_weight is None:
+    def _sample_weights(self, n, labels, class_weight, sample_weight):
+        """Per-sample weights (float32, (n,)) from sample_weight times class_weight[label], or
+        None when neither is given."""
+        if class_weight is None and sample_weight is None:
             return None
-        if self.loss != "softmax_cross_entropy":
-            raise ValueError("class_weight: only the softmax cross-entropy loss takes class "
-                             "weights")
-        w = np.ones(self.output_dim, np.float32)
-        if isinstance(class_weight, dict):
-            for k, v in class_weight.items():
-                if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < self.output_dim:
-                    raise ValueError(f"class_weight: class {k!r} is not in [0, {self.output_dim})")
-                w[int(k)] = finite_real(v, f"class_weight[{k}]")
-        else:
-            w = np.asarray(class_weight, np.float32)
-            if w.shape != (self.output_dim,):
-                raise ValueError(f"class_weight: expected {self.output_dim} weights, got shape {w.shape}")
-        if np.any(w < 0) or not np.all(np.isfinite(w)):
-            raise ValueError("class_weight: weights must be finite and >= 0")
+        if self.sampled is not None:
+            raise ValueError("class_weight / sample_weight: not available with the sampled "
+                             "softmax")
+        w = np.ones(n, np.float32)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            if sw.shape != (n,):
+                raise ValueError(f"sample_weight: expected shape ({n},), got {sw.shape}")
+            if not np.isfinite(sw).all() or (sw < 0).any():
+                raise ValueError("sample_weight: weights must be finite and >= 0")
+            w *= sw.astype(np.float32)
+        if class_weight is not None:
+            if labels is None:
+                raise ValueError("class_weight: only the softmax cross-entropy loss takes class "
+                                 "weights")
+            cw = np.ones(self.output_dim, np.float32)
+            if isinstance(class_weight, dict):
+                for k, v in class_weight.items():
+                    if (isinstance(k, bool) or not isinstance(k, numbers.Integral)
+                            or not 0 <= k < self.output_dim):
+                        raise ValueError(f"class_weight: class {k!r} is not in "
+                                         f"[0, {self.output_dim})")
+                    cw[int(k)] = finite_real(v, f"class_weight[{k}]")
+            else:
+                cw = np.asarray(class_weight, np.float32)
+                if cw.shape != (self.output_dim,):
+                    raise ValueError(f"class_weight: expected {self.output_dim} weights, got "
+                                     f"shape {cw.shape}")
+            if np.any(cw < 0) or not np.all(np.isfinite(cw)):
+                raise ValueError("class_weight: weights must be finite and >= 0")
+            w *= cw[labels]
         return np.ascontiguousarray(w)
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
             validation_data=None, callbacks=(), class_weight=None, accumulate_steps=1,
-            verbose=1, initial_epoch=0):
+            verbose=1, initial_epoch=0, sample_weight=None):
         """Train for `epochs` epochs; returns a `History`.
 
         batch_size=None trains on the whole data set per step (full-batch gradient descent),
@@ -303,12 +321,16 @@ class Sequential:
         does) is held out for validation. accumulate_steps=k averages the gradients of k batches
         into one update. Ctrl-C stops training after the current slice of batches and returns
         the history so far: the model stays usable.
+        class_weight ({class: weight} or one weight per class) and sample_weight (one per
+        sample) weight each sample's loss as Keras does: a batch's loss is
+        sum_i w_i l_i / batch size, with w_i = sample_weight[i] * class_weight[y_i].
         """
         from fastnn.callbacks import configure_callbacks
 
         self._require_compiled("fit")
         X = self._x(X)
         labels, targets = self._y(y, len(X))
+        weights = self._sample_weights(len(X), labels, class_weight, sample_weight)
         epochs = self._int_arg(epochs, "epochs", 0)
         initial_epoch = self._int_arg(initial_epoch, "initial_epoch", 0)
         accumulate_steps = self._int_arg(accumulate_steps, "accumulate_steps", 1)
@@ -321,13 +343,14 @@ class Sequential:
         elif validation_split:
             split = finite_real(validation_split, "validation_split")
             (X, labels, targets), val = split_validation(X, labels, targets, split)
+            if weights is not None:
+                weights = np.ascontiguousarray(weights[:len(X)])
         n = len(X)
         if n == 0:
             raise ValueError("X: no samples to train on")
         if batch_size is None:
             batch_size = n
         batch_size = self._int_arg(batch_size, "batch_size", 1)
-        cw = self._class_weight(class_weight)
         nb = -(-n // batch_size)
 
         params = {"epochs": epochs, "steps": nb, "batch_size": batch_size, "samples": n,
@@ -354,9 +377,9 @@ class Sequential:
                     # Callbacks (LearningRateScheduler, ReduceLROnPlateau) set optimizer.lr; a
                     # schedule maps it to this epoch's or step's value.
                     self._net.lr = float(self.optimizer.lr_at(epoch, self._net.step))
-                    s = self._net.train_batches(X, labels, targets, cw, batch_size, first,
+                    s = self._net.train_batches(X, labels, targets, None, batch_size, first,
                                                 first + slice_len, accumulate_steps,
-                                                float(self.clipnorm or 0.0))
+                                                float(self.clipnorm or 0.0), weights)
                     loss_sum += s["loss_sum"]
                     correct += s["correct"]
                     counted += s["counted"]
@@ -443,8 +466,8 @@ class Sequential:
                               stacklevel=3)
 
     # ------------------------------------------------------------------ inference
-    def _evaluate_arrays(self, X, labels, targets, class_weight=None, batch_size=256):
-        s = self._net.evaluate(X, labels, targets, class_weight, batch_size)
+    def _evaluate_arrays(self, X, labels, targets, batch_size=1024, sample_weight=None):
+        s = self._net.evaluate(X, labels, targets, None, batch_size, sample_weight)
         out = {"loss": s["loss_sum"] / s["rows"] if s["rows"] else float("nan")}
         need_pred = any(m in ("top_k_accuracy", "mse", "mae") for m in self.metrics)
         pred = self._net.predict(X, batch_size) if need_pred else None
@@ -462,15 +485,17 @@ class Sequential:
                 out[m] = float(np.mean(d * d) if m == "mse" else np.mean(np.abs(d)))
         return out
 
-    def evaluate(self, X, y, batch_size=1024, verbose=0):
-        """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``."""
+    def evaluate(self, X, y, batch_size=1024, verbose=0, sample_weight=None):
+        """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``.
+        With sample_weight the loss is sum_i w_i l_i / n (the metrics are unweighted)."""
         self._require_compiled("evaluate")
         X = self._x(X)
         labels, targets = self._y(y, len(X))
         if len(X) == 0:
             raise ValueError("X: no samples to evaluate")
-        out = self._evaluate_arrays(X, labels, targets, None,
-                                    self._int_arg(batch_size, "batch_size", 1))
+        weights = self._sample_weights(len(X), labels, None, sample_weight)
+        out = self._evaluate_arrays(X, labels, targets,
+                                    self._int_arg(batch_size, "batch_size", 1), weights)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
         return out
