@@ -146,7 +146,12 @@ def test_engine_bad_input(rng):
                           4, 0, 1, 1, 0.0)
     bn = _C.Network32(3, [dict(kind="batch_norm"), dict(kind="dense", units=2)], "mse",
                       dict(kind="sgd", lr=0.1), 0)
-    bn.begin_epoch(3, 0, False)
+    bn.begin_epoch(1, 0, False)
     with pytest.raises(ValueError, match="at least 2 samples"):
-        bn.train_batches(np.zeros((3, 3), np.float32), None, np.zeros((3, 2), np.float32), None,
-                         2, 0, 2, 1, 0.0)
+        bn.train_batches(np.zeros((1, 3), np.float32), None, np.zeros((1, 2), np.float32), None,
+                         2, 0, 1, 1, 0.0)
+    # A last batch of one is left out of the epoch instead.
+    bn.begin_epoch(3, 0, False)
+    s = bn.train_batches(rng.standard_normal((3, 3)).astype(np.float32), None,
+                         np.zeros((3, 2), np.float32), None, 2, 0, 2, 1, 0.0)
+    assert s["rows"] == 2 and s["updates"] == 1

@@ -111,6 +111,7 @@ struct Network<T>::Impl {
   std::vector<cpu::OptimTensor<T>> otensors;
   std::vector<LayerDiagnostics> diag;
   bool any_penalty = false;
+  bool has_batch_norm = false;
 
   int64_t width(size_t i) const { return net->widths_[i]; }
 
@@ -608,6 +609,7 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
         params_.push_back(std::move(g));
         L.beta = int(params_.size());
         params_.push_back(std::move(b));
+        m.has_batch_norm = true;
         L.running_mean.assign(size_t(out), T(0));
         L.running_var.assign(size_t(out), T(1));
         L.mean.resize(size_t(out));
@@ -702,6 +704,16 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     const int64_t* idx = m.order.data() + r0;
+    // Batch statistics need two samples: a last batch of one (n % batch_size == 1) is left out
+    // of this epoch -- a different sample each epoch when shuffling -- rather than failing.
+    if (N < 2 && m.has_batch_norm && nbatches > 1) {
+      if (micro > 0) {
+        m.update(micro, clipnorm, s, true);
+        micro = 0;
+        if (nonfinite_) return s;
+      }
+      continue;
+    }
     for (int64_t r = 0; r < N; ++r) {
       std::memcpy(m.xbatch.data() + r * in, d.X + idx[r] * in, size_t(in) * sizeof(T));
       if (d.labels) m.lbatch[size_t(r)] = d.labels[idx[r]];
