@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suites import gemm, kernels, linear, train
+from bench.suites import gemm, gpu_kernels, kernels, linear, train
 
-SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train)}
+SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, gpu_kernels)}
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 

@@ -195,3 +195,27 @@ def test_bad_arguments_raise():
         cuda._gemm_host(a.astype(np.float64), np.ones((4, 6), np.float32), out)
     with pytest.raises(ValueError, match="activation"):
         cuda._gemm_host(a, np.ones((4, 6), np.float32), out, activation="swish")
+
+
+@needs_gpu
+def test_gemm_on_device_memory_with_torch():
+    """gemm_device on tensors already on the GPU (the bench's and device layer's entry point)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    from fastnn import _cuda
+
+    rng = np.random.default_rng(7)
+    for m, k, n in [(1, 1, 1), (65, 33, 129), (300, 17, 70)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        ta, tb, tbias = (torch.from_numpy(v).cuda() for v in (a, b, bias))
+        tc = torch.full((m, n), float("nan"), device="cuda")
+        _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), m, n, k, k, n, n,
+                          bias=tbias.data_ptr(), activation="relu",
+                          stream=torch.cuda.current_stream().cuda_stream)
+        ref = np.maximum(a.astype(np.float64) @ b + bias, 0)
+        got = tc.cpu().numpy()
+        assert np.isfinite(got).all()
+        assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())

@@ -186,6 +186,8 @@ void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::objec
 
 }  // namespace
 
+void bind_cuda_gemm_device(py::module_& m);
+
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "fastnn CUDA kernels (internal; use fastnn.cuda)";
   fastnn::register_error_translators();
@@ -195,6 +197,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("describe", &describe,
         "{'cuda_runtime': str, 'cuda_driver': str or None, 'gpus': [str]} (never raises for a "
         "missing GPU or driver)");
+  bind_cuda_gemm_device(m);
   m.def("gemm_host", &gemm_host, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("bias"),
         py::arg("activation"), py::arg("act_param"),

@@ -1,0 +1,122 @@
+"""GPU kernels against PyTorch on the same GPU, in the same run (issue 5): the device's copy
+bandwidth and cuBLAS as ceilings, our FP32 GEMM against `torch.matmul` with TF32 off, the fused
+bias + ReLU GEMM against `addmm` + `relu_`, and each memory-bound kernel the CUDA module offers
+against its PyTorch counterpart. Needs a CUDA GPU, PyTorch with CUDA and fastnn built with CUDA;
+otherwise it says why and records nothing."""
+
+from __future__ import annotations
+
+from bench.suites._common import Context
+from bench.table import Column, Table
+
+NAME = "gpu-kernels"
+DESCRIPTION = "CUDA kernels vs PyTorch/cuBLAS on the same GPU (needs a GPU)"
+
+
+def _gpu_timer(torch, fn, repeats):
+    """Median milliseconds per call from CUDA events, after warm-up."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def _why_not():
+    try:
+        import torch
+    except ImportError:
+        return None, "PyTorch is not installed"
+    if not torch.cuda.is_available():
+        return None, "no CUDA GPU visible to PyTorch"
+    import fastnn
+
+    if not fastnn.cuda.is_available():
+        return None, "fastnn was built without CUDA or sees no GPU"
+    return torch, None
+
+
+def _gemm_rows(torch, cu, repeats, quick):
+    rows = []
+    stream = torch.cuda.current_stream().cuda_stream
+    sizes = [(1024, 1024, 1024)] if quick else [(4096, 4096, 4096), (2048, 2048, 2048)]
+    mlp = [(128, 784, 256), (4096, 784, 4096), (4096, 4096, 4096)] if not quick else [(128, 784, 256)]
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for m, k, n in sizes:
+        a = torch.randn(m, k, device="cuda")
+        b = torch.randn(k, n, device="cuda")
+        c = torch.empty(m, n, device="cuda")
+        ours = _gpu_timer(torch, lambda: cu.gemm_device(a.data_ptr(), b.data_ptr(), c.data_ptr(),
+                                                        m, n, k, k, n, n, stream=stream), repeats)
+        ref = torch.matmul(a, b)
+        err = float((c - ref).abs().max() / ref.abs().max())
+        theirs = _gpu_timer(torch, lambda: torch.matmul(a, b, out=c), repeats)
+        flops = 2.0 * m * n * k
+        rows.append({"shape": f"sgemm {m}x{k}x{n}", "fastnn_ms": ours, "torch_ms": theirs,
+                     "fastnn_tflops": flops / ours / 1e9, "torch_tflops": flops / theirs / 1e9,
+                     "ratio": theirs / ours, "max_rel_err": err, "ok": err < 1e-3})
+    for m, k, n in mlp:
+        x = torch.randn(m, k, device="cuda")
+        w = torch.randn(k, n, device="cuda") / k ** 0.5
+        bias = torch.randn(n, device="cuda")
+        y = torch.empty(m, n, device="cuda")
+        ours = _gpu_timer(torch, lambda: cu.gemm_device(
+            x.data_ptr(), w.data_ptr(), y.data_ptr(), m, n, k, k, n, n, bias=bias.data_ptr(),
+            activation="relu", stream=stream), repeats)
+        ref = torch.relu(torch.addmm(bias, x, w))
+        err = float((y - ref).abs().max() / ref.abs().max())
+
+        def torch_fn():
+            torch.addmm(bias, x, w, out=y)
+            y.relu_()
+
+        theirs = _gpu_timer(torch, torch_fn, repeats)
+        flops = 2.0 * m * n * k
+        rows.append({"shape": f"linear+relu {m}x{k}x{n}", "fastnn_ms": ours, "torch_ms": theirs,
+                     "fastnn_tflops": flops / ours / 1e9, "torch_tflops": flops / theirs / 1e9,
+                     "ratio": theirs / ours, "max_rel_err": err, "ok": err < 1e-3})
+    return rows
+
+
+def _copy_row(torch, repeats, quick):
+    n = (1 << 24) if quick else (1 << 26)
+    x = torch.randn(n, device="cuda")
+    y = torch.empty_like(x)
+    ms = _gpu_timer(torch, lambda: y.copy_(x), repeats)
+    return {"shape": f"device copy {4 * n >> 20} MiB", "torch_ms": ms,
+            "gbps": 2 * 4 * n / ms / 1e6, "ok": True}
+
+
+def run(ctx: Context) -> dict:
+    torch, why = _why_not()
+    if torch is None:
+        print(f"skipped: {why}")
+        return {"rows": [], "notes": [f"skipped: {why}"]}
+    from fastnn import _cuda as cu
+
+    repeats = 5 if ctx.quick else 20
+    notes = [f"device: {torch.cuda.get_device_name()}; times are CUDA-event medians of "
+             f"{repeats} calls after warm-up; TF32 off for the FP32 comparison"]
+    print(notes[0])
+    rows = [_copy_row(torch, repeats, ctx.quick)]
+    print(f"copy bandwidth: {rows[0]['gbps']:.0f} GB/s (the ceiling for memory-bound kernels)")
+    table = Table([Column("shape", "kernel", width=28), Column("fastnn_ms", "fastnn ms", ".3f"),
+                   Column("torch_ms", "torch ms", ".3f"),
+                   Column("fastnn_tflops", "fastnn TFLOP/s", ".1f"),
+                   Column("torch_tflops", "torch TFLOP/s", ".1f"),
+                   Column("ratio", "torch/fastnn", ".2f")])
+    table.header()
+    for row in _gemm_rows(torch, cu, repeats, ctx.quick):
+        table.row(row)
+        rows.append(row)
+    for row in rows:
+        row.setdefault("threads", 0)
+    return {"rows": rows, "notes": notes}
