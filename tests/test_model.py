@@ -341,3 +341,10 @@ def test_sample_and_class_weights(rng):
         model.fit(X, y, sample_weight=np.ones(5), verbose=0)
     with pytest.raises(ValueError, match="finite and >= 0"):
         model.fit(X, y, sample_weight=-np.ones(240), verbose=0)
+
+
+def test_count_params_before_and_after_compile():
+    model = fastnn.Sequential([Dense(4, "relu"), BatchNorm(), Dense(2)], input_dim=3)
+    assert model.count_params() == 34
+    model.compile("mse", "sgd")
+    assert model.count_params() == 34

@@ -164,7 +164,9 @@ class Sequential:
             cur[...] = w
 
     def count_params(self):
-        return sum(int(w.size) for w, kind in zip(self._weights, self._weight_kinds()) if kind)
+        """Number of trainable parameters (BatchNorm's running statistics not counted)."""
+        arrays = self._engine_arrays() if self._net is not None else self._weights
+        return sum(int(w.size) for w, kind in zip(arrays, self._weight_kinds()) if kind)
 
     def _weight_kinds(self):
         """True for trainable arrays, False for BatchNorm's running statistics."""
