@@ -109,6 +109,8 @@ struct Network<T>::Impl {
   // step count is saved.
   int64_t micro = 0;
   std::vector<cpu::OptimTensor<T>> otensors;
+  std::vector<const T*> grad_ptrs;  // every parameter's gradient, for the global norm
+  std::vector<int64_t> grad_sizes;
   std::vector<LayerDiagnostics> diag;
   bool any_penalty = false;
   bool has_batch_norm = false;
@@ -434,19 +436,19 @@ struct Network<T>::Impl {
   // One optimizer update from gradients summed over `micro` batches (each a batch mean).
   void update(int64_t micro, double clipnorm, BatchStats& s, bool diagnose) {
     double scale = 1.0 / double(micro);
-    std::vector<const T*> ptrs;
-    std::vector<int64_t> sizes;
-    for (const Param<T>& q : net->params_) {
-      ptrs.push_back(q.grad.data());
-      sizes.push_back(q.size());
+    // The global norm costs a pass over every gradient: taken for clipping, and on the slice's
+    // last update for the diagnostics (a non-finite gradient otherwise shows up as a
+    // non-finite loss on the next batch, which stops training all the same).
+    if (clipnorm > 0 || diagnose) {
+      const double norm =
+          cpu::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size())) * scale;
+      s.grad_norm = norm;
+      if (!std::isfinite(norm)) {
+        net->nonfinite_ = true;
+        return;
+      }
+      if (clipnorm > 0 && norm > clipnorm) scale *= clipnorm / (norm + 1e-6);
     }
-    const double norm = cpu::global_norm(ptrs.data(), sizes.data(), int64_t(ptrs.size())) * scale;
-    s.grad_norm = norm;
-    if (!std::isfinite(norm)) {
-      net->nonfinite_ = true;
-      return;
-    }
-    if (clipnorm > 0 && norm > clipnorm) scale *= clipnorm / (norm + 1e-6);
     if (diagnose) gather_diagnostics(scale);
 
     ++net->step_;
@@ -645,6 +647,8 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
     t.l1 = p.l1;
     t.l2 = p.l2;
     m.otensors.push_back(t);
+    m.grad_ptrs.push_back(p.grad.data());
+    m.grad_sizes.push_back(p.size());
   }
 }
 
