@@ -1,0 +1,334 @@
+// Bindings for the device layer (fastnn.Tensor's storage): the caching allocator, copies, the
+// fastnn stream, and DLPack export/import. Argument checks and forwarding only; the logic lives
+// in cuda/device.cpp and python/fastnn/tensor.py.
+#include <Python.h>
+#include <cuda_runtime.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "cuda/device.h"
+#include "cuda/dlpack.h"
+
+namespace py = pybind11;
+
+namespace fastnn {
+namespace {
+
+using dlpack::DLManagedTensor;
+
+// A span of memory a Tensor views: either a block of fastnn's caching allocator (returned to the
+// cache on destruction) or memory imported through DLPack (its producer's deleter is called on
+// destruction). Holds no Python object, so it may die on any thread without the GIL.
+class Storage {
+ public:
+  Storage(void* ptr, size_t nbytes, int device) : ptr_(ptr), nbytes_(nbytes),
+      device_type_(dlpack::kDLCUDA), device_id_(device), cached_(true) {}
+  Storage(void* ptr, size_t nbytes, int32_t device_type, int32_t device_id, DLManagedTensor* owner)
+      : ptr_(ptr), nbytes_(nbytes), device_type_(device_type), device_id_(device_id),
+        cached_(false), owner_(owner) {}
+  ~Storage() {
+    if (cached_) {
+      cuda::device_free(ptr_, device_id_);
+    } else if (owner_ && owner_->deleter) {
+      // The producer may recycle the memory on its own stream at once: finish our work first.
+      if (device_type_ == dlpack::kDLCUDA) {
+        try {
+          cuda::synchronize(device_id_);
+        } catch (...) {
+        }
+      }
+      owner_->deleter(owner_);
+    }
+  }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  uintptr_t ptr() const { return reinterpret_cast<uintptr_t>(ptr_); }
+  void* data() const { return ptr_; }
+  size_t nbytes() const { return nbytes_; }
+  int32_t device_type() const { return device_type_; }
+  int32_t device_id() const { return device_id_; }
+  bool cached() const { return cached_; }
+
+ private:
+  void* ptr_;
+  size_t nbytes_;
+  int32_t device_type_, device_id_;
+  bool cached_;
+  DLManagedTensor* owner_ = nullptr;
+};
+
+using StoragePtr = std::shared_ptr<Storage>;
+
+StoragePtr empty(int64_t nbytes, int device) {
+  if (nbytes < 0) throw ValueError("nbytes: expected >= 0, got " + std::to_string(nbytes));
+  void* p = cuda::device_alloc(size_t(nbytes), device);
+  return std::make_shared<Storage>(p, size_t(nbytes), device);
+}
+
+void require_cuda(const Storage& s, const char* name) {
+  if (s.device_type() != dlpack::kDLCUDA)
+    throw ValueError(std::string(name) + ": expected CUDA memory, got DLPack device type " +
+                     std::to_string(s.device_type()));
+}
+
+void check_span(const Storage& s, int64_t offset, int64_t nbytes, const char* name) {
+  if (offset < 0 || nbytes < 0 || uint64_t(offset) + uint64_t(nbytes) > s.nbytes())
+    throw ValueError(std::string(name) + ": byte range [" + std::to_string(offset) + ", " +
+                     std::to_string(offset + nbytes) + ") lies outside the storage of " +
+                     std::to_string(s.nbytes()) + " bytes");
+}
+
+py::array contiguous_array(const py::object& obj, const char* name, bool writeable) {
+  if (!py::isinstance<py::array>(obj)) throw TypeError(std::string(name) + ": expected a NumPy array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!(a.flags() & py::array::c_style))
+    throw ValueError(std::string(name) + ": expected a C-contiguous array");
+  if (writeable && !a.writeable()) throw ValueError(std::string(name) + ": array is read-only");
+  return a;
+}
+
+void copy_from_host(const StoragePtr& dst, int64_t dst_offset, const py::object& src_obj) {
+  require_cuda(*dst, "dst");
+  py::array src = contiguous_array(src_obj, "src", false);
+  const int64_t n = int64_t(src.nbytes());
+  check_span(*dst, dst_offset, n, "dst");
+  char* d = static_cast<char*>(dst->data()) + dst_offset;
+  const void* h = src.data();
+  py::gil_scoped_release release;
+  cuda::memcpy_h2d(d, h, size_t(n), dst->device_id());
+}
+
+void copy_to_host(const StoragePtr& src, int64_t src_offset, const py::object& dst_obj) {
+  require_cuda(*src, "src");
+  py::array dst = contiguous_array(dst_obj, "dst", true);
+  const int64_t n = int64_t(dst.nbytes());
+  check_span(*src, src_offset, n, "src");
+  const char* s = static_cast<const char*>(src->data()) + src_offset;
+  void* h = dst.mutable_data();
+  py::gil_scoped_release release;
+  cuda::memcpy_d2h(h, s, size_t(n), src->device_id());
+}
+
+void copy_device(const StoragePtr& dst, int64_t dst_offset, const StoragePtr& src,
+                 int64_t src_offset, int64_t nbytes) {
+  require_cuda(*dst, "dst");
+  require_cuda(*src, "src");
+  check_span(*dst, dst_offset, nbytes, "dst");
+  check_span(*src, src_offset, nbytes, "src");
+  char* d = static_cast<char*>(dst->data()) + dst_offset;
+  const char* s = static_cast<const char*>(src->data()) + src_offset;
+  py::gil_scoped_release release;
+  cuda::memcpy_d2d(d, dst->device_id(), s, src->device_id(), size_t(nbytes));
+}
+
+// The DLPack / __cuda_array_interface__ stream encoding: 1 = legacy default stream, 2 = per-thread
+// default stream, anything else a cudaStream_t. 0 is ambiguous and refused by the Python layer.
+cudaStream_t decode_stream(uintptr_t s) {
+  if (s == 1) return cudaStreamLegacy;
+  if (s == 2) return cudaStreamPerThread;
+  return reinterpret_cast<cudaStream_t>(s);
+}
+
+// ------------------------------------------------------------------------------------ export
+
+struct ExportCtx {
+  StoragePtr storage;
+  std::vector<int64_t> shape, strides;
+  bool fence = false;  // fence the consumer's stream back onto ours before the block is reused
+  cudaStream_t consumer = nullptr;
+  DLManagedTensor managed{};
+};
+
+void export_deleter(DLManagedTensor* self) {
+  auto* ctx = static_cast<ExportCtx*>(self->manager_ctx);
+  if (ctx->fence && ctx->storage->cached())
+    cuda::fence_from(ctx->consumer, ctx->storage->device_id());
+  delete ctx;  // may return the block to the cache
+}
+
+// Called when the capsule object dies. A consumer renames the capsule "used_dltensor" when it
+// takes ownership; otherwise nobody consumed it and the tensor is ours to release.
+void capsule_destructor(PyObject* capsule) {
+  if (PyCapsule_IsValid(capsule, dlpack::kUsedCapsuleName)) return;
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);  // GetPointer may set an error; keep the caller's
+  auto* managed =
+      static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, dlpack::kCapsuleName));
+  if (managed) {
+    if (managed->deleter) managed->deleter(managed);
+  } else {
+    PyErr_WriteUnraisable(capsule);
+  }
+  PyErr_Restore(type, value, traceback);
+}
+
+// A "dltensor" capsule viewing storage at byte_offset with the given shape and element strides.
+// consumer_stream: -1 for no synchronisation, else the consumer's stream (1, 2 or a pointer);
+// the consumer's stream is made to wait for fastnn's.
+py::object export_dlpack(const StoragePtr& storage, int64_t byte_offset,
+                         const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                         int type_code, int bits, int64_t consumer_stream) {
+  if (shape.size() != strides.size())
+    throw ValueError("export_dlpack: shape and strides differ in length");
+  if (bits <= 0 || bits % 8 != 0 || bits > 128 || type_code < 0 || type_code > 255)
+    throw ValueError("export_dlpack: bad dtype code/bits");
+  const int64_t item = bits / 8;
+  int64_t lo = 0, hi = 0;
+  bool empty = false;
+  for (size_t k = 0; k < shape.size(); ++k) {
+    if (shape[k] < 0) throw ValueError("export_dlpack: negative extent in shape");
+    if (shape[k] == 0) empty = true;
+    const int64_t span = (shape[k] - 1) * strides[k];
+    (span < 0 ? lo : hi) += span;
+  }
+  if (!empty) check_span(*storage, byte_offset + lo * item, (hi - lo + 1) * item, "export_dlpack");
+
+  auto ctx = std::make_unique<ExportCtx>();
+  ctx->storage = storage;
+  ctx->shape = shape;
+  ctx->strides = strides;
+  DLManagedTensor& m = ctx->managed;
+  m.dl_tensor.data = static_cast<char*>(storage->data()) + (empty ? 0 : byte_offset);
+  m.dl_tensor.device = {storage->device_type(), storage->device_id()};
+  m.dl_tensor.ndim = int32_t(shape.size());
+  m.dl_tensor.dtype = {uint8_t(type_code), uint8_t(bits), 1};
+  m.dl_tensor.shape = ctx->shape.empty() ? nullptr : ctx->shape.data();
+  m.dl_tensor.strides = ctx->strides.empty() ? nullptr : ctx->strides.data();
+  m.dl_tensor.byte_offset = 0;
+  m.manager_ctx = ctx.get();
+  m.deleter = &export_deleter;
+
+  if (consumer_stream != -1 && storage->device_type() == dlpack::kDLCUDA) {
+    if (consumer_stream == 0) throw ValueError("stream: 0 is ambiguous; use 1 for the legacy default stream");
+    ctx->consumer = decode_stream(uintptr_t(consumer_stream));
+    ctx->fence = true;
+    cuda::fence_to(ctx->consumer, storage->device_id());
+  }
+  PyObject* cap = PyCapsule_New(&m, dlpack::kCapsuleName, &capsule_destructor);
+  if (!cap) throw py::error_already_set();
+  ctx.release();  // owned by the capsule (or its consumer) from here on
+  return py::reinterpret_steal<py::object>(cap);
+}
+
+// ------------------------------------------------------------------------------------ import
+
+// Takes ownership of a "dltensor" capsule (renaming it "used_dltensor"). Returns
+// (storage, shape, strides, (code, bits, lanes), offset): strides in elements (computed when the
+// producer gave none), offset the byte position of element 0 inside storage, which spans exactly
+// the bytes the tensor can reach.
+py::tuple import_dlpack(const py::object& capsule_obj) {
+  PyObject* cap = capsule_obj.ptr();
+  if (!PyCapsule_CheckExact(cap)) throw TypeError("from_dlpack: expected a DLPack capsule");
+  if (PyCapsule_IsValid(cap, dlpack::kUsedCapsuleName))
+    throw ValueError("from_dlpack: this DLPack capsule was already consumed");
+  if (!PyCapsule_IsValid(cap, dlpack::kCapsuleName))
+    throw TypeError(std::string("from_dlpack: expected a capsule named 'dltensor', got '") +
+                    (PyCapsule_GetName(cap) ? PyCapsule_GetName(cap) : "(null)") + "'");
+  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, dlpack::kCapsuleName));
+  const dlpack::DLTensor& t = m->dl_tensor;
+  const int32_t dev = t.device.device_type;
+  if (dev != dlpack::kDLCPU && dev != dlpack::kDLCUDA)
+    throw ValueError("from_dlpack: unsupported DLPack device type " + std::to_string(dev) +
+                     " (fastnn takes CPU (1) and CUDA (2) memory)");
+  if (t.dtype.lanes != 1 || t.dtype.bits == 0 || t.dtype.bits % 8 != 0)
+    throw TypeError("from_dlpack: unsupported DLPack dtype (code " + std::to_string(t.dtype.code) +
+                    ", bits " + std::to_string(t.dtype.bits) + ", lanes " +
+                    std::to_string(t.dtype.lanes) + ")");
+  if (t.ndim < 0 || t.ndim > 64) throw ValueError("from_dlpack: bad ndim " + std::to_string(t.ndim));
+  const int64_t item = t.dtype.bits / 8;
+  std::vector<int64_t> shape(size_t(t.ndim)), strides(size_t(t.ndim));
+  int64_t running = 1;
+  bool empty = false;
+  for (int k = t.ndim - 1; k >= 0; --k) {
+    shape[size_t(k)] = t.shape[k];
+    if (t.shape[k] < 0) throw ValueError("from_dlpack: negative extent in shape");
+    if (t.shape[k] == 0) empty = true;
+    strides[size_t(k)] = t.strides ? t.strides[k] : running;
+    running *= t.shape[k];
+  }
+  int64_t lo = 0, hi = 0;
+  for (int k = 0; k < t.ndim; ++k) {
+    const int64_t span = (shape[size_t(k)] - 1) * strides[size_t(k)];
+    (span < 0 ? lo : hi) += span;
+  }
+  char* first = static_cast<char*>(t.data) + t.byte_offset;
+  void* base = empty ? first : first + lo * item;
+  const size_t nbytes = empty ? 0 : size_t((hi - lo + 1) * item);
+  if (!t.data && nbytes) throw ValueError("from_dlpack: null data pointer for a non-empty tensor");
+  if (dev == dlpack::kDLCUDA) cuda::check_device(t.device.device_id);
+
+  auto storage = std::make_shared<Storage>(base, nbytes, dev, t.device.device_id, m);
+  if (PyCapsule_SetName(cap, dlpack::kUsedCapsuleName) != 0) throw py::error_already_set();
+  return py::make_tuple(storage, py::tuple(py::cast(shape)), py::tuple(py::cast(strides)),
+                        py::make_tuple(int(t.dtype.code), int(t.dtype.bits), int(t.dtype.lanes)),
+                        empty ? int64_t(0) : -lo * item);
+}
+
+py::dict memory_stats(int device) {
+  const cuda::AllocatorStats s = cuda::allocator_stats(device);
+  py::dict d;
+  d["bytes_in_use"] = s.bytes_in_use;
+  d["peak_bytes_in_use"] = s.peak_bytes_in_use;
+  d["bytes_cached"] = s.bytes_cached;
+  d["num_allocs"] = s.num_allocs;
+  d["num_cache_hits"] = s.num_cache_hits;
+  d["num_cuda_malloc"] = s.num_cuda_malloc;
+  d["num_cuda_free"] = s.num_cuda_free;
+  return d;
+}
+
+}  // namespace
+
+void register_tensor_bindings(py::module_& m) {
+  py::class_<Storage, StoragePtr>(m, "Storage",
+                                  "A span of device (or imported) memory; internal to fastnn.Tensor")
+      .def_property_readonly("ptr", &Storage::ptr)
+      .def_property_readonly("nbytes", &Storage::nbytes)
+      .def_property_readonly("device_type", &Storage::device_type)
+      .def_property_readonly("device_id", &Storage::device_id)
+      .def_property_readonly("cached", &Storage::cached,
+                             "True for a block of fastnn's caching allocator, False for memory "
+                             "imported through DLPack")
+      .def("__repr__", [](const Storage& s) {
+        return "<fastnn Storage " + std::to_string(s.nbytes()) + " bytes at " +
+               std::to_string(s.ptr()) + ", DLPack device (" + std::to_string(s.device_type()) +
+               ", " + std::to_string(s.device_id()) + ")>";
+      });
+  m.def("empty", &empty, py::arg("nbytes"), py::arg("device"),
+        "Uninitialised device storage from the caching allocator");
+  m.def("copy_from_host", &copy_from_host, py::arg("dst"), py::arg("dst_offset"), py::arg("src"),
+        "Asynchronous copy of a C-contiguous array into dst at dst_offset (fastnn's stream)");
+  m.def("copy_to_host", &copy_to_host, py::arg("src"), py::arg("src_offset"), py::arg("dst"),
+        "Copies src at src_offset into a C-contiguous writable array; waits for the copy");
+  m.def("copy_device", &copy_device, py::arg("dst"), py::arg("dst_offset"), py::arg("src"),
+        py::arg("src_offset"), py::arg("nbytes"), "Device-to-device (or peer) copy, asynchronous");
+  m.def("synchronize", [](int device) { cuda::synchronize(device); }, py::arg("device"),
+        py::call_guard<py::gil_scoped_release>(), "Waits for fastnn's stream on `device`");
+  m.def("stream", [](int device) { return reinterpret_cast<uintptr_t>(cuda::stream(device)); },
+        py::arg("device"), "fastnn's cudaStream_t on `device`, as an integer");
+  m.def("stream_wait", [](int64_t consumer, int device) {
+          if (consumer == 0) throw ValueError("stream: 0 is ambiguous; use 1 for the legacy default stream");
+          cuda::fence_to(decode_stream(uintptr_t(consumer)), device);
+        }, py::arg("consumer"), py::arg("device"),
+        "Makes stream `consumer` (1, 2 or a pointer) wait for the work on fastnn's stream");
+  m.def("memory_stats", &memory_stats, py::arg("device"), "Caching allocator counters");
+  m.def("empty_cache", [](int device) { cuda::empty_cache(device); }, py::arg("device") = -1,
+        py::call_guard<py::gil_scoped_release>(), "cudaFrees the cached blocks (all devices: -1)");
+  m.def("size_class", [](int64_t n) { return cuda::size_class(size_t(n < 0 ? 0 : n)); },
+        py::arg("nbytes"));
+  m.def("export_dlpack", &export_dlpack, py::arg("storage"), py::arg("byte_offset"),
+        py::arg("shape"), py::arg("strides"), py::arg("type_code"), py::arg("bits"),
+        py::arg("consumer_stream"), "A 'dltensor' capsule viewing storage (zero-copy)");
+  m.def("import_dlpack", &import_dlpack, py::arg("capsule"),
+        "Consumes a 'dltensor' capsule: (storage, shape, strides, (code, bits, lanes), offset)");
+}
+
+}  // namespace fastnn
