@@ -104,6 +104,9 @@ void copy_from_host(const StoragePtr& dst, int64_t dst_offset, const py::object&
   const void* h = src.data();
   py::gil_scoped_release release;
   cuda::memcpy_h2d(d, h, size_t(n), dst->device_id());
+  // Python may free or overwrite `src` as soon as we return. A pageable source is staged before
+  // cudaMemcpyAsync returns, a pinned one (e.g. a view of a pinned torch tensor) is not: wait.
+  cuda::synchronize(dst->device_id());
 }
 
 void copy_to_host(const StoragePtr& src, int64_t src_offset, const py::object& dst_obj) {
@@ -305,7 +308,7 @@ void register_tensor_bindings(py::module_& m) {
   m.def("empty", &empty, py::arg("nbytes"), py::arg("device"),
         "Uninitialised device storage from the caching allocator");
   m.def("copy_from_host", &copy_from_host, py::arg("dst"), py::arg("dst_offset"), py::arg("src"),
-        "Asynchronous copy of a C-contiguous array into dst at dst_offset (fastnn's stream)");
+        "Copies a C-contiguous array into dst at dst_offset on fastnn's stream; waits for the copy");
   m.def("copy_to_host", &copy_to_host, py::arg("src"), py::arg("src_offset"), py::arg("dst"),
         "Copies src at src_offset into a C-contiguous writable array; waits for the copy");
   m.def("copy_device", &copy_device, py::arg("dst"), py::arg("dst_offset"), py::arg("src"),
