@@ -403,7 +403,13 @@ def from_dlpack(obj):
                         f"got {type(obj).__name__}")
     dev_type, dev_id = (int(v) for v in obj.__dlpack_device__())
     if dev_type in (_DL_CPU, _DL_CUDA_HOST):
-        arr = np.from_dlpack(obj)
+        try:
+            arr = np.from_dlpack(obj)
+        except (RuntimeError, BufferError) as exc:
+            if "dtype" in str(exc).lower():  # e.g. bfloat16, which NumPy cannot hold
+                raise TypeError(f"from_dlpack: {exc}; fastnn.Tensor holds "
+                                f"{_supported_names()}") from None
+            raise
         _check_dtype(arr.dtype, "from_dlpack")
         return Tensor._wrap_numpy(arr)
     if dev_type != _DL_CUDA:
