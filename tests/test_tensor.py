@@ -343,6 +343,27 @@ def test_cpp_dlpack_deleters_release_the_producer():
 
 
 @needs_cuda_module
+@needs_torch
+def test_cpp_dlpack_capsules_are_read_by_torch():
+    # PyTorch asks for the versioned protocol (max_version) and must accept our legacy capsule.
+    m = _cpp()
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)[:, 1:]
+    ref = weakref.ref(a.base)
+    storage, shape, strides, (code, bits, _), offset = m.import_dlpack(a.__dlpack__())
+    cap = m.export_dlpack(storage, offset, list(shape), list(strides), code, bits, -1)
+    t = torch.from_dlpack(_dlpack_holder(cap))
+    assert t.data_ptr() == a.ctypes.data and tuple(t.stride()) == (4, 1)
+    np.testing.assert_array_equal(t.numpy(), a)
+    assert "used_dltensor" in repr(cap)
+    del a, storage, cap
+    gc.collect()
+    assert ref() is not None
+    del t
+    gc.collect()
+    assert ref() is None
+
+
+@needs_cuda_module
 def test_cpp_dlpack_bad_capsules():
     m = _cpp()
     a = np.ones(3, np.float32)
