@@ -572,3 +572,160 @@ def test_cupy_zero_copy(rng):
     f = fastnn.from_dlpack(src)
     assert f.data_ptr() == src.data.ptr
     np.testing.assert_array_equal(f.numpy(), cupy.asnumpy(src))
+
+
+# ---------------------------------------------------------------- tensor.py's CUDA paths, on a fake
+# A stand-in for fastnn._cuda that keeps "device" memory in host byte buffers, so that the Python
+# logic of CUDA tensors (shapes, strides, offsets, gathers, conversions, protocol dicts) is checked
+# on every machine. The real module is checked by the GPU tests above.
+
+class _FakeStorage:
+    def __init__(self, nbytes, device=0, buf=None):
+        self.buf = np.zeros(max(nbytes, 1), np.uint8) if buf is None else buf
+        self.nbytes = nbytes
+        self.ptr = self.buf.ctypes.data if nbytes else 0
+        self.device_type, self.device_id, self.cached = 2, device, buf is None
+
+
+class _FakeCuda:
+    STREAM = 0xABC0
+
+    def __init__(self):
+        self.exports = []
+
+    def empty(self, nbytes, device):
+        return _FakeStorage(nbytes, device)
+
+    def copy_from_host(self, dst, off, src):
+        assert src.flags.c_contiguous and off + src.nbytes <= dst.nbytes
+        dst.buf[off:off + src.nbytes] = src.reshape(-1).view(np.uint8)
+
+    def copy_to_host(self, src, off, dst):
+        assert dst.flags.c_contiguous and 0 <= off and off + dst.nbytes <= src.nbytes
+        dst.reshape(-1).view(np.uint8)[:] = src.buf[off:off + dst.nbytes]
+
+    def copy_device(self, dst, doff, src, soff, n):
+        dst.buf[doff:doff + n] = src.buf[soff:soff + n]
+
+    def stream(self, device):
+        return self.STREAM
+
+    def synchronize(self, device):
+        pass
+
+    def export_dlpack(self, storage, offset, shape, strides, code, bits, stream):
+        self.exports.append((storage, offset, tuple(shape), tuple(strides), code, bits, stream))
+        return "capsule"
+
+    def import_dlpack(self, capsule):
+        return capsule  # the fake producer below hands over the parsed tuple
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    fake = _FakeCuda()
+    monkeypatch.setattr(cuda, "_require", lambda: fake)
+    monkeypatch.setattr(cuda, "device_count", lambda: 2)
+    return fake
+
+
+def _fake_device_producer(a):
+    """A producer of CUDA memory (the fake's) viewing the same bytes as NumPy array `a`."""
+    item = a.itemsize
+    lo = sum(min(0, (n - 1) * s) for n, s in zip(a.shape, a.strides)) if a.size else 0
+    hi = sum(max(0, (n - 1) * s) for n, s in zip(a.shape, a.strides)) if a.size else -item
+    # Copy the reachable bytes into a buffer and describe `a` inside it.
+    whole = np.zeros(hi - lo + item, np.uint8)
+    if a.size:
+        view = np.lib.stride_tricks.as_strided(whole[-lo:].view(a.dtype), a.shape, a.strides)
+        view[...] = a
+    storage = _FakeStorage(hi - lo + item if a.size else 0, 0, buf=whole)
+    parsed = (storage, a.shape, tuple(s // item for s in a.strides),
+              ({"f": 2, "i": 0, "u": 1, "b": 6}[a.dtype.kind], 8 * item, 1), -lo)
+    calls = []
+
+    class Producer:
+        def __dlpack__(self, stream=None):
+            calls.append(stream)
+            return parsed
+
+        def __dlpack_device__(self):
+            return (2, 0)
+
+    return Producer(), calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fake_cuda_round_trip(fake_cuda, shape, dtype, rng):
+    a = _data(shape, dtype, rng)
+    t = fastnn.asarray(a, device="cuda")
+    assert t.device == "cuda:0" and t.shape == a.shape and t.dtype == a.dtype and t.is_cuda
+    assert t.is_contiguous() and t.__dlpack_device__() == (2, 0)
+    np.testing.assert_array_equal(t.numpy(), a)
+    assert t.numpy().shape == a.shape
+    np.testing.assert_array_equal(t.to("cpu").numpy(), a)
+    assert t.to("cuda:0") is t
+    np.testing.assert_array_equal(t.to("cuda:1").numpy(), a)
+    assert t.to("cuda:1").device == "cuda:1"
+    np.testing.assert_array_equal(t.copy().numpy(), a)
+
+
+@pytest.mark.parametrize("kind", ["step", "transpose", "negative", "broadcast", "column"])
+def test_fake_cuda_strided_import_and_gather(fake_cuda, kind, rng):
+    a = _strided_views(rng)[kind]
+    producer, calls = _fake_device_producer(a)
+    t = fastnn.from_dlpack(producer)
+    assert calls == [_FakeCuda.STREAM]  # the producer was told fastnn's stream
+    assert t.shape == a.shape and t.strides == a.strides and t.device == "cuda:0"
+    assert t.is_contiguous() == a.flags.c_contiguous
+    np.testing.assert_array_equal(t.numpy(), a)
+    np.testing.assert_array_equal(t.copy().numpy(), a)
+    np.testing.assert_array_equal(t.to("cuda:1").numpy(), a)
+    np.testing.assert_array_equal(t.astype(np.float64).numpy(), a.astype(np.float64))
+    cai = t.__cuda_array_interface__
+    assert cai["strides"] == (None if a.flags.c_contiguous else a.strides)
+
+
+def test_fake_cuda_protocols(fake_cuda, rng):
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    t = fastnn.asarray(a, device="cuda")
+    cai = t.__cuda_array_interface__
+    assert cai == {"shape": (3, 4), "typestr": "<f4", "descr": [("", "<f4")],
+                   "data": (t.data_ptr(), False), "strides": None, "version": 3,
+                   "stream": _FakeCuda.STREAM}
+    assert t.__dlpack__() == "capsule"
+    storage, offset, shape, strides, code, bits, stream = fake_cuda.exports[-1]
+    assert (offset, shape, strides, code, bits, stream) == (0, (3, 4), (4, 1), 2, 32, 1)
+    t.__dlpack__(stream=-1)
+    assert fake_cuda.exports[-1][-1] == -1
+    t.__dlpack__(stream=7777)
+    assert fake_cuda.exports[-1][-1] == 7777
+    t.__dlpack__(copy=True)
+    assert fake_cuda.exports[-1][0] is not t._storage
+    for bad, err in ((0, ValueError), (-5, ValueError), ("s", TypeError), (1.0, TypeError),
+                     (True, TypeError)):
+        with pytest.raises(err):
+            t.__dlpack__(stream=bad)
+    with pytest.raises(BufferError):
+        t.__dlpack__(dl_device=(1, 0), copy=False)
+    h = np.from_dlpack(_dlpack_holder(t.__dlpack__(dl_device=(1, 0))))
+    np.testing.assert_array_equal(h, a)
+    with pytest.raises(TypeError, match="numpy"):
+        np.asarray(t)
+    assert "device='cuda:0'" in repr(t) and "shape=" not in repr(t)
+    assert "shape=(300,)" in repr(fastnn.asarray(np.zeros(300, np.float32), device="cuda"))
+    with pytest.raises(ValueError, match="does not exist"):
+        fastnn.asarray(a, device="cuda:2")
+    e = fastnn.asarray(np.zeros((0, 2), np.float32), device="cuda")
+    assert e.__cuda_array_interface__["data"] == (0, False) and e.numpy().shape == (0, 2)
+
+
+def test_fake_cuda_asarray_conversions(fake_cuda):
+    t = fastnn.asarray([[1.0, 2.0]], device="cuda")
+    assert t.dtype == np.float32 and t.device == "cuda:0"
+    u = fastnn.asarray(t, device="cuda", dtype=np.float64)
+    assert u.dtype == np.float64 and u.device == "cuda:0"
+    np.testing.assert_array_equal(u.numpy(), [[1.0, 2.0]])
+    assert fastnn.asarray(t, device="cpu").device == "cpu"
+    assert fastnn.asarray(np.float64(2.0), device="cuda").numpy().shape == ()

@@ -164,7 +164,7 @@ class Tensor:
 
     @classmethod
     def _upload(cls, array, index):
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         t = cls._empty_cuda(array.shape, array.dtype, index)
         if array.size:
             _mod().copy_from_host(t._storage, 0, array)
