@@ -213,6 +213,13 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         fastnn.asarray([1.0]).to("cuda:0")
 
 
+@pytest.mark.skipif(cuda.is_available(), reason="checks the no-GPU error")
+def test_cuda_helpers_without_a_gpu_raise():
+    for call in (cuda.memory_stats, cuda.empty_cache, cuda.synchronize, cuda.current_stream):
+        with pytest.raises(RuntimeError, match="CUDA"):
+            call()
+
+
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128, object, "U3", "datetime64[s]",
                                    "not-a-dtype"])
 def test_unsupported_dtypes_are_type_errors(dtype):
@@ -303,7 +310,7 @@ def test_cpp_dlpack_import_export_round_trip(kind, rng):
     storage, shape, strides, (code, bits, lanes), offset = m.import_dlpack(a.__dlpack__())
     assert shape == a.shape and lanes == 1 and bits == 8 * a.itemsize and code == 2
     assert strides == tuple(s // a.itemsize for s in a.strides) or a.size <= 1
-    assert storage.device_type == 1 and not storage.cached
+    assert storage.device_type == 1 and storage.device == "cpu" and not storage.cached
     if a.size:
         assert storage.ptr + offset == a.ctypes.data
         # The storage spans exactly the bytes the view reaches.

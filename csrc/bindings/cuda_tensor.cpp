@@ -297,6 +297,10 @@ void register_tensor_bindings(py::module_& m) {
       .def_property_readonly("nbytes", &Storage::nbytes)
       .def_property_readonly("device_type", &Storage::device_type)
       .def_property_readonly("device_id", &Storage::device_id)
+      .def_property_readonly("device", [](const Storage& s) {
+        return s.device_type() == dlpack::kDLCUDA ? "cuda:" + std::to_string(s.device_id())
+                                                  : std::string("cpu");
+      })
       .def_property_readonly("cached", &Storage::cached,
                              "True for a block of fastnn's caching allocator, False for memory "
                              "imported through DLPack")
