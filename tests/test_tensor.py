@@ -371,6 +371,43 @@ def test_cpp_dlpack_capsules_are_read_by_torch():
 
 
 @needs_cuda_module
+@pytest.mark.parametrize("readonly", [False, True])
+def test_cpp_dlpack_versioned_capsules(readonly, rng):
+    m = _cpp()
+    a = rng.standard_normal((4, 5)).astype(np.float32)[:, ::2]
+    if readonly:
+        a.flags.writeable = False
+    cap = a.__dlpack__(max_version=(1, 0))
+    assert "dltensor_versioned" in repr(cap)
+    storage, shape, strides, (code, bits, _), offset = m.import_dlpack(cap)
+    assert "used_dltensor_versioned" in repr(cap)
+    assert storage.readonly == readonly and storage.ptr + offset == a.ctypes.data
+    out = m.export_dlpack(storage, offset, list(shape), list(strides), code, bits, -1, True)
+    assert "dltensor_versioned" in repr(out)
+    b = np.from_dlpack(_dlpack_holder(out))
+    np.testing.assert_array_equal(b, a)
+    assert b.ctypes.data == a.ctypes.data and b.flags.writeable == (not readonly)
+    if readonly:  # legacy capsules cannot say "read-only": refused
+        with pytest.raises(BufferError, match="read-only"):
+            m.export_dlpack(storage, offset, list(shape), list(strides), code, bits, -1, False)
+    else:
+        legacy = m.export_dlpack(storage, offset, list(shape), list(strides), code, bits, -1)
+        assert "dltensor_versioned" not in repr(legacy)
+
+
+@needs_cuda_module
+@needs_torch
+def test_cpp_versioned_capsules_are_read_by_torch():
+    m = _cpp()
+    a = np.arange(6, dtype=np.int64).reshape(2, 3)
+    storage, shape, strides, (code, bits, _), offset = m.import_dlpack(a.__dlpack__())
+    cap = m.export_dlpack(storage, offset, list(shape), list(strides), code, bits, -1, True)
+    t = torch.from_dlpack(_dlpack_holder(cap))
+    assert t.data_ptr() == a.ctypes.data and t.dtype == torch.int64
+    assert "used_dltensor_versioned" in repr(cap)
+
+
+@needs_cuda_module
 def test_cpp_dlpack_bad_capsules():
     m = _cpp()
     a = np.ones(3, np.float32)
@@ -380,6 +417,10 @@ def test_cpp_dlpack_bad_capsules():
         m.import_dlpack(cap)
     with pytest.raises(TypeError, match="capsule"):
         m.import_dlpack(a)
+    cap_v = a.__dlpack__(max_version=(1, 0))
+    m.import_dlpack(cap_v)
+    with pytest.raises(ValueError, match="already consumed"):
+        m.import_dlpack(cap_v)
     storage = m.import_dlpack(a.__dlpack__())[0]
     with pytest.raises(ValueError, match="outside the storage"):
         m.export_dlpack(storage, 0, [4], [1], 2, 32, -1)
@@ -620,8 +661,10 @@ class _FakeCuda:
     def synchronize(self, device):
         pass
 
-    def export_dlpack(self, storage, offset, shape, strides, code, bits, stream):
-        self.exports.append((storage, offset, tuple(shape), tuple(strides), code, bits, stream))
+    def export_dlpack(self, storage, offset, shape, strides, code, bits, stream, versioned=False,
+                      copied=False):
+        self.exports.append((storage, offset, tuple(shape), tuple(strides), code, bits, stream,
+                             versioned, copied))
         return "capsule"
 
     def import_dlpack(self, capsule):
@@ -651,7 +694,7 @@ def _fake_device_producer(a):
               ({"f": 2, "i": 0, "u": 1, "b": 6}[a.dtype.kind], 8 * item, 1), -lo)
     calls = []
 
-    class Producer:
+    class Producer:  # predates DLPack 1.0: no max_version argument
         def __dlpack__(self, stream=None):
             calls.append(stream)
             return parsed
@@ -683,7 +726,7 @@ def test_fake_cuda_strided_import_and_gather(fake_cuda, kind, rng):
     a = _strided_views(rng)[kind]
     producer, calls = _fake_device_producer(a)
     t = fastnn.from_dlpack(producer)
-    assert calls == [_FakeCuda.STREAM]  # the producer was told fastnn's stream
+    assert calls == [_FakeCuda.STREAM]  # told fastnn's stream, after a max_version TypeError
     assert t.shape == a.shape and t.strides == a.strides and t.device == "cuda:0"
     assert t.is_contiguous() == a.flags.c_contiguous
     np.testing.assert_array_equal(t.numpy(), a)
@@ -702,14 +745,17 @@ def test_fake_cuda_protocols(fake_cuda, rng):
                    "data": (t.data_ptr(), False), "strides": None, "version": 3,
                    "stream": _FakeCuda.STREAM}
     assert t.__dlpack__() == "capsule"
-    storage, offset, shape, strides, code, bits, stream = fake_cuda.exports[-1]
+    storage, offset, shape, strides, code, bits, stream, versioned, copied = fake_cuda.exports[-1]
     assert (offset, shape, strides, code, bits, stream) == (0, (3, 4), (4, 1), 2, 32, 1)
+    assert storage is t._storage and not versioned and not copied
     t.__dlpack__(stream=-1)
-    assert fake_cuda.exports[-1][-1] == -1
-    t.__dlpack__(stream=7777)
-    assert fake_cuda.exports[-1][-1] == 7777
+    assert fake_cuda.exports[-1][6] == -1
+    t.__dlpack__(stream=7777, max_version=(1, 2))
+    assert fake_cuda.exports[-1][6:] == (7777, True, False)
+    t.__dlpack__(max_version=(0, 8))
+    assert fake_cuda.exports[-1][7] is False
     t.__dlpack__(copy=True)
-    assert fake_cuda.exports[-1][0] is not t._storage
+    assert fake_cuda.exports[-1][0] is not t._storage and fake_cuda.exports[-1][8] is True
     for bad, err in ((0, ValueError), (-5, ValueError), ("s", TypeError), (1.0, TypeError),
                      (True, TypeError)):
         with pytest.raises(err):

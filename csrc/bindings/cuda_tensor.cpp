@@ -22,6 +22,7 @@ namespace fastnn {
 namespace {
 
 using dlpack::DLManagedTensor;
+using dlpack::DLManagedTensorVersioned;
 
 // A span of memory a Tensor views: either a block of fastnn's caching allocator (returned to the
 // cache on destruction) or memory imported through DLPack (its producer's deleter is called on
@@ -30,22 +31,25 @@ class Storage {
  public:
   Storage(void* ptr, size_t nbytes, int device) : ptr_(ptr), nbytes_(nbytes),
       device_type_(dlpack::kDLCUDA), device_id_(device), cached_(true) {}
-  Storage(void* ptr, size_t nbytes, int32_t device_type, int32_t device_id, DLManagedTensor* owner)
+  // Imported: exactly one of owner / owner_v is set.
+  Storage(void* ptr, size_t nbytes, int32_t device_type, int32_t device_id, DLManagedTensor* owner,
+          DLManagedTensorVersioned* owner_v, bool readonly)
       : ptr_(ptr), nbytes_(nbytes), device_type_(device_type), device_id_(device_id),
-        cached_(false), owner_(owner) {}
+        cached_(false), readonly_(readonly), owner_(owner), owner_v_(owner_v) {}
   ~Storage() {
     if (cached_) {
       cuda::device_free(ptr_, device_id_);
-    } else if (owner_ && owner_->deleter) {
-      // The producer may recycle the memory on its own stream at once: finish our work first.
-      if (device_type_ == dlpack::kDLCUDA) {
-        try {
-          cuda::synchronize(device_id_);
-        } catch (...) {
-        }
-      }
-      owner_->deleter(owner_);
+      return;
     }
+    // The producer may recycle the memory on its own stream at once: finish our work first.
+    if (device_type_ == dlpack::kDLCUDA) {
+      try {
+        cuda::synchronize(device_id_);
+      } catch (...) {
+      }
+    }
+    if (owner_ && owner_->deleter) owner_->deleter(owner_);
+    if (owner_v_ && owner_v_->deleter) owner_v_->deleter(owner_v_);
   }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -56,13 +60,16 @@ class Storage {
   int32_t device_type() const { return device_type_; }
   int32_t device_id() const { return device_id_; }
   bool cached() const { return cached_; }
+  bool readonly() const { return readonly_; }
 
  private:
   void* ptr_;
   size_t nbytes_;
   int32_t device_type_, device_id_;
   bool cached_;
+  bool readonly_ = false;
   DLManagedTensor* owner_ = nullptr;
+  DLManagedTensorVersioned* owner_v_ = nullptr;
 };
 
 using StoragePtr = std::shared_ptr<Storage>;
@@ -142,29 +149,38 @@ cudaStream_t decode_stream(uintptr_t s) {
 
 // ------------------------------------------------------------------------------------ export
 
+// Owns what an exported capsule points to; one of the two managed structs is handed out.
 struct ExportCtx {
   StoragePtr storage;
   std::vector<int64_t> shape, strides;
   bool fence = false;  // fence the consumer's stream back onto ours before the block is reused
   cudaStream_t consumer = nullptr;
   DLManagedTensor managed{};
+  DLManagedTensorVersioned managed_v{};
 };
 
-void export_deleter(DLManagedTensor* self) {
-  auto* ctx = static_cast<ExportCtx*>(self->manager_ctx);
+void release_export(ExportCtx* ctx) {
   if (ctx->fence && ctx->storage->cached())
     cuda::fence_from(ctx->consumer, ctx->storage->device_id());
   delete ctx;  // may return the block to the cache
 }
 
-// Called when the capsule object dies. A consumer renames the capsule "used_dltensor" when it
-// takes ownership; otherwise nobody consumed it and the tensor is ours to release.
-void capsule_destructor(PyObject* capsule) {
-  if (PyCapsule_IsValid(capsule, dlpack::kUsedCapsuleName)) return;
+void export_deleter(DLManagedTensor* self) {
+  release_export(static_cast<ExportCtx*>(self->manager_ctx));
+}
+
+void export_deleter_v(DLManagedTensorVersioned* self) {
+  release_export(static_cast<ExportCtx*>(self->manager_ctx));
+}
+
+// Called when the capsule object dies. A consumer renames the capsule "used_..." when it takes
+// ownership; otherwise nobody consumed it and the tensor is ours to release.
+template <class Managed>
+void capsule_destructor(PyObject* capsule, const char* name, const char* used_name) {
+  if (PyCapsule_IsValid(capsule, used_name)) return;
   PyObject *type, *value, *traceback;
   PyErr_Fetch(&type, &value, &traceback);  // GetPointer may set an error; keep the caller's
-  auto* managed =
-      static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, dlpack::kCapsuleName));
+  auto* managed = static_cast<Managed*>(PyCapsule_GetPointer(capsule, name));
   if (managed) {
     if (managed->deleter) managed->deleter(managed);
   } else {
@@ -173,12 +189,23 @@ void capsule_destructor(PyObject* capsule) {
   PyErr_Restore(type, value, traceback);
 }
 
-// A "dltensor" capsule viewing storage at byte_offset with the given shape and element strides.
-// consumer_stream: -1 for no synchronisation, else the consumer's stream (1, 2 or a pointer);
-// the consumer's stream is made to wait for fastnn's.
+void legacy_capsule_destructor(PyObject* capsule) {
+  capsule_destructor<DLManagedTensor>(capsule, dlpack::kCapsuleName, dlpack::kUsedCapsuleName);
+}
+
+void versioned_capsule_destructor(PyObject* capsule) {
+  capsule_destructor<DLManagedTensorVersioned>(capsule, dlpack::kVersionedCapsuleName,
+                                               dlpack::kUsedVersionedCapsuleName);
+}
+
+// A capsule viewing storage at byte_offset with the given shape and element strides:
+// "dltensor_versioned" (DLPack 1.0, with the read-only and is-copied flags) when `versioned`,
+// else "dltensor". consumer_stream: -1 for no synchronisation, else the consumer's stream (1, 2 or
+// a pointer), which is made to wait for fastnn's.
 py::object export_dlpack(const StoragePtr& storage, int64_t byte_offset,
                          const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
-                         int type_code, int bits, int64_t consumer_stream) {
+                         int type_code, int bits, int64_t consumer_stream, bool versioned,
+                         bool copied) {
   if (shape.size() != strides.size())
     throw ValueError("export_dlpack: shape and strides differ in length");
   if (bits <= 0 || bits % 8 != 0 || bits > 128 || type_code < 0 || type_code > 255)
@@ -198,24 +225,42 @@ py::object export_dlpack(const StoragePtr& storage, int64_t byte_offset,
   ctx->storage = storage;
   ctx->shape = shape;
   ctx->strides = strides;
-  DLManagedTensor& m = ctx->managed;
-  m.dl_tensor.data = static_cast<char*>(storage->data()) + (empty ? 0 : byte_offset);
-  m.dl_tensor.device = {storage->device_type(), storage->device_id()};
-  m.dl_tensor.ndim = int32_t(shape.size());
-  m.dl_tensor.dtype = {uint8_t(type_code), uint8_t(bits), 1};
-  m.dl_tensor.shape = ctx->shape.empty() ? nullptr : ctx->shape.data();
-  m.dl_tensor.strides = ctx->strides.empty() ? nullptr : ctx->strides.data();
-  m.dl_tensor.byte_offset = 0;
-  m.manager_ctx = ctx.get();
-  m.deleter = &export_deleter;
+  dlpack::DLTensor t{};
+  t.data = static_cast<char*>(storage->data()) + (empty ? 0 : byte_offset);
+  t.device = {storage->device_type(), storage->device_id()};
+  t.ndim = int32_t(shape.size());
+  t.dtype = {uint8_t(type_code), uint8_t(bits), 1};
+  t.shape = ctx->shape.empty() ? nullptr : ctx->shape.data();
+  t.strides = ctx->strides.empty() ? nullptr : ctx->strides.data();
+  t.byte_offset = 0;
 
   if (consumer_stream != -1 && storage->device_type() == dlpack::kDLCUDA) {
-    if (consumer_stream == 0) throw ValueError("stream: 0 is ambiguous; use 1 for the legacy default stream");
+    if (consumer_stream == 0)
+      throw ValueError("stream: 0 is ambiguous; use 1 for the legacy default stream");
     ctx->consumer = decode_stream(uintptr_t(consumer_stream));
     ctx->fence = true;
     cuda::fence_to(ctx->consumer, storage->device_id());
   }
-  PyObject* cap = PyCapsule_New(&m, dlpack::kCapsuleName, &capsule_destructor);
+  PyObject* cap;
+  if (versioned) {
+    DLManagedTensorVersioned& m = ctx->managed_v;
+    m.version = {1, 0};
+    m.manager_ctx = ctx.get();
+    m.deleter = &export_deleter_v;
+    m.flags = (storage->readonly() ? dlpack::kFlagReadOnly : 0) | (copied ? dlpack::kFlagIsCopied : 0);
+    m.dl_tensor = t;
+    cap = PyCapsule_New(&m, dlpack::kVersionedCapsuleName, &versioned_capsule_destructor);
+  } else {
+    // Legacy DLPack cannot say "read-only": refuse rather than hand out writable memory.
+    if (storage->readonly())
+      throw py::buffer_error("__dlpack__: this tensor is read-only, which only DLPack >= 1.0 can "
+                             "express; pass max_version=(1, 0)");
+    DLManagedTensor& m = ctx->managed;
+    m.manager_ctx = ctx.get();
+    m.deleter = &export_deleter;
+    m.dl_tensor = t;
+    cap = PyCapsule_New(&m, dlpack::kCapsuleName, &legacy_capsule_destructor);
+  }
   if (!cap) throw py::error_already_set();
   ctx.release();  // owned by the capsule (or its consumer) from here on
   return py::reinterpret_steal<py::object>(cap);
@@ -223,20 +268,35 @@ py::object export_dlpack(const StoragePtr& storage, int64_t byte_offset,
 
 // ------------------------------------------------------------------------------------ import
 
-// Takes ownership of a "dltensor" capsule (renaming it "used_dltensor"). Returns
-// (storage, shape, strides, (code, bits, lanes), offset): strides in elements (computed when the
-// producer gave none), offset the byte position of element 0 inside storage, which spans exactly
-// the bytes the tensor can reach.
+// Takes ownership of a "dltensor" or "dltensor_versioned" capsule (renaming it "used_...").
+// Returns (storage, shape, strides, (code, bits, lanes), offset): strides in elements (computed
+// when the producer gave none), offset the byte position of element 0 inside storage, which spans
+// exactly the bytes the tensor can reach.
 py::tuple import_dlpack(const py::object& capsule_obj) {
   PyObject* cap = capsule_obj.ptr();
   if (!PyCapsule_CheckExact(cap)) throw TypeError("from_dlpack: expected a DLPack capsule");
-  if (PyCapsule_IsValid(cap, dlpack::kUsedCapsuleName))
+  if (PyCapsule_IsValid(cap, dlpack::kUsedCapsuleName) ||
+      PyCapsule_IsValid(cap, dlpack::kUsedVersionedCapsuleName))
     throw ValueError("from_dlpack: this DLPack capsule was already consumed");
-  if (!PyCapsule_IsValid(cap, dlpack::kCapsuleName))
-    throw TypeError(std::string("from_dlpack: expected a capsule named 'dltensor', got '") +
-                    (PyCapsule_GetName(cap) ? PyCapsule_GetName(cap) : "(null)") + "'");
-  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, dlpack::kCapsuleName));
-  const dlpack::DLTensor& t = m->dl_tensor;
+  DLManagedTensor* m = nullptr;
+  DLManagedTensorVersioned* mv = nullptr;
+  if (PyCapsule_IsValid(cap, dlpack::kCapsuleName)) {
+    m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap, dlpack::kCapsuleName));
+  } else if (PyCapsule_IsValid(cap, dlpack::kVersionedCapsuleName)) {
+    mv = static_cast<DLManagedTensorVersioned*>(
+        PyCapsule_GetPointer(cap, dlpack::kVersionedCapsuleName));
+    if (mv->version.major != 1)
+      throw ValueError("from_dlpack: unsupported DLPack version " +
+                       std::to_string(mv->version.major) + "." + std::to_string(mv->version.minor) +
+                       " (fastnn reads 1.x)");
+  } else {
+    const char* name = PyCapsule_GetName(cap);
+    PyErr_Clear();
+    throw TypeError(std::string("from_dlpack: expected a capsule named 'dltensor' or "
+                                "'dltensor_versioned', got '") + (name ? name : "(null)") + "'");
+  }
+  const dlpack::DLTensor& t = m ? m->dl_tensor : mv->dl_tensor;
+  const bool readonly = mv && (mv->flags & dlpack::kFlagReadOnly);
   const int32_t dev = t.device.device_type;
   if (dev != dlpack::kDLCPU && dev != dlpack::kDLCUDA)
     throw ValueError("from_dlpack: unsupported DLPack device type " + std::to_string(dev) +
@@ -268,8 +328,12 @@ py::tuple import_dlpack(const py::object& capsule_obj) {
   if (!t.data && nbytes) throw ValueError("from_dlpack: null data pointer for a non-empty tensor");
   if (dev == dlpack::kDLCUDA) cuda::check_device(t.device.device_id);
 
-  auto storage = std::make_shared<Storage>(base, nbytes, dev, t.device.device_id, m);
-  if (PyCapsule_SetName(cap, dlpack::kUsedCapsuleName) != 0) throw py::error_already_set();
+  // Renamed first: should anything below fail, the producer's memory leaks instead of being
+  // released twice (by the capsule and by the storage).
+  if (PyCapsule_SetName(cap, m ? dlpack::kUsedCapsuleName : dlpack::kUsedVersionedCapsuleName) != 0)
+    throw py::error_already_set();
+  auto storage =
+      std::make_shared<Storage>(base, nbytes, dev, t.device.device_id, m, mv, readonly);
   return py::make_tuple(storage, py::tuple(py::cast(shape)), py::tuple(py::cast(strides)),
                         py::make_tuple(int(t.dtype.code), int(t.dtype.bits), int(t.dtype.lanes)),
                         empty ? int64_t(0) : -lo * item);
@@ -301,6 +365,8 @@ void register_tensor_bindings(py::module_& m) {
         return s.device_type() == dlpack::kDLCUDA ? "cuda:" + std::to_string(s.device_id())
                                                   : std::string("cpu");
       })
+      .def_property_readonly("readonly", &Storage::readonly,
+                             "True when a DLPack >= 1.0 producer marked the memory read-only")
       .def_property_readonly("cached", &Storage::cached,
                              "True for a block of fastnn's caching allocator, False for memory "
                              "imported through DLPack")
@@ -333,9 +399,11 @@ void register_tensor_bindings(py::module_& m) {
         py::arg("nbytes"));
   m.def("export_dlpack", &export_dlpack, py::arg("storage"), py::arg("byte_offset"),
         py::arg("shape"), py::arg("strides"), py::arg("type_code"), py::arg("bits"),
-        py::arg("consumer_stream"), "A 'dltensor' capsule viewing storage (zero-copy)");
+        py::arg("consumer_stream"), py::arg("versioned") = false, py::arg("copied") = false,
+        "A DLPack capsule viewing storage (zero-copy): 'dltensor_versioned' when versioned");
   m.def("import_dlpack", &import_dlpack, py::arg("capsule"),
-        "Consumes a 'dltensor' capsule: (storage, shape, strides, (code, bits, lanes), offset)");
+        "Consumes a 'dltensor' or 'dltensor_versioned' capsule: (storage, shape, strides, "
+        "(code, bits, lanes), offset)");
 }
 
 }  // namespace fastnn

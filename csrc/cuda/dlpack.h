@@ -1,5 +1,5 @@
-// The DLPack ABI (v0.8, unversioned "dltensor" capsules), written from the public specification
-// (https://dmlc.github.io/dlpack/latest/c_api.html). Only the layout matters: these structs are
+// The DLPack ABI ("dltensor" capsules of v0.8 and "dltensor_versioned" ones of v1.0), written
+// from the public specification (https://dmlc.github.io/dlpack/latest/c_api.html). Only the layout matters: these structs are
 // read and written by other libraries (PyTorch, CuPy, NumPy, JAX), so field order and widths must
 // match the standard exactly.
 #pragma once
@@ -56,10 +56,30 @@ struct DLManagedTensor {
   void (*deleter)(DLManagedTensor* self);
 };
 
+// DLPack >= 1.0: the same tensor with a version and flags, exchanged as "dltensor_versioned"
+// capsules when the consumer passes max_version >= (1, 0).
+struct DLPackVersion {
+  uint32_t major;
+  uint32_t minor;
+};
+
+constexpr uint64_t kFlagReadOnly = 1ull << 0;  // the consumer must not write
+constexpr uint64_t kFlagIsCopied = 1ull << 1;  // the producer made a copy for this export
+
+struct DLManagedTensorVersioned {
+  DLPackVersion version;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensorVersioned* self);
+  uint64_t flags;
+  DLTensor dl_tensor;
+};
+
 // PyCapsule names: a fresh capsule is "dltensor"; the consumer renames it "used_dltensor" so that
 // the capsule's destructor knows the deleter is no longer its business.
 constexpr const char* kCapsuleName = "dltensor";
 constexpr const char* kUsedCapsuleName = "used_dltensor";
+constexpr const char* kVersionedCapsuleName = "dltensor_versioned";
+constexpr const char* kUsedVersionedCapsuleName = "used_dltensor_versioned";
 
 }  // namespace dlpack
 }  // namespace fastnn

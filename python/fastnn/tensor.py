@@ -316,8 +316,11 @@ class Tensor:
         consumer = _stream_arg(stream)
         src = self.copy() if copy else self
         code = _KIND_TO_CODE[src._dtype.kind]
+        # DLPack >= 1.0 capsules when the consumer can read them (they carry read-only/copied).
+        versioned = max_version is not None and int(tuple(max_version)[0]) >= 1
         return _mod().export_dlpack(src._storage, src._offset, list(src._shape),
-                                    list(src._strides), code, src._dtype.itemsize * 8, consumer)
+                                    list(src._strides), code, src._dtype.itemsize * 8, consumer,
+                                    versioned, bool(copy))
 
     @property
     def __cuda_array_interface__(self):
@@ -420,7 +423,11 @@ def from_dlpack(obj):
         raise ValueError(f"from_dlpack: the data is on cuda:{dev_id}, which this process cannot "
                          f"see")
     # The producer orders its pending writes before fastnn's stream (DLPack stream handshake).
-    capsule = obj.__dlpack__(stream=int(mod.stream(dev_id)))
+    stream = int(mod.stream(dev_id))
+    try:
+        capsule = obj.__dlpack__(stream=stream, max_version=(1, 0))
+    except TypeError:  # a producer that predates DLPack 1.0
+        capsule = obj.__dlpack__(stream=stream)
     storage, shape, strides, (code, bits, lanes), offset = mod.import_dlpack(capsule)
     dtype = _dtype_from_dlpack(code, bits, lanes)
     return Tensor._wrap_storage(storage, offset, shape, strides, dtype, storage.device_id)
