@@ -149,6 +149,13 @@ def test_cpu_writes_are_shared(rng):
     assert t.numpy()[0, 0] == -1.0
 
 
+def test_cpu_tensor_follows_in_place_reshape():
+    a = np.zeros(6, np.float32)
+    t = fastnn.asarray(a)
+    a.shape = (2, 3)
+    assert t.shape == (2, 3) and t.ndim == 2 and len(t) == 2
+
+
 def test_to_cpu_and_astype(rng):
     a = rng.standard_normal((3, 2)).astype(np.float32)
     t = fastnn.asarray(a)

@@ -171,13 +171,14 @@ class Tensor:
         return t
 
     # ------------------------------------------------------------------ properties
+    # A CPU tensor reads shape and dtype from its array, which NumPy lets a user reshape in place.
     @property
     def shape(self):
-        return self._shape
+        return self._shape if self._array is None else self._array.shape
 
     @property
     def dtype(self):
-        return self._dtype
+        return self._dtype if self._array is None else self._array.dtype
 
     @property
     def device(self):
@@ -189,19 +190,19 @@ class Tensor:
 
     @property
     def ndim(self):
-        return len(self._shape)
+        return len(self.shape)
 
     @property
     def size(self):
-        return int(np.prod(self._shape, dtype=np.int64))
+        return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def itemsize(self):
-        return self._dtype.itemsize
+        return self.dtype.itemsize
 
     @property
     def nbytes(self):
-        return self.size * self._dtype.itemsize
+        return self.size * self.dtype.itemsize
 
     @property
     def strides(self):
@@ -224,9 +225,9 @@ class Tensor:
             n == 1 or s == e for n, s, e in zip(self._shape, self._strides, expected))
 
     def __len__(self):
-        if not self._shape:
+        if not self.shape:
             raise TypeError("len() of a 0-d tensor")
-        return self._shape[0]
+        return self.shape[0]
 
     # ------------------------------------------------------------------ copies
     def numpy(self):
@@ -255,10 +256,10 @@ class Tensor:
         """This tensor on `device` ("cpu", "cuda", "cuda:N"), converted to `dtype` if given.
         Returns self when nothing changes. Conversions of CUDA tensors go through the host."""
         kind, index = _parse_device(device)
-        dt = self._dtype if dtype is None else _check_dtype(dtype)
+        dt = self.dtype if dtype is None else _check_dtype(dtype)
         same_device = (kind == "cpu") == (self._storage is None) and (
             kind == "cpu" or index == self._index)
-        if same_device and dt == self._dtype:
+        if same_device and dt == self.dtype:
             return self
         if kind == "cpu":
             host = self.numpy()
@@ -356,8 +357,8 @@ class Tensor:
         device = "" if self._storage is None else f", device='{self.device}'"
         if self.size <= 100:
             body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
-            return f"Tensor({body}, dtype={self._dtype}{device})"
-        return f"Tensor(shape={self._shape}, dtype={self._dtype}, device='{self.device}')"
+            return f"Tensor({body}, dtype={self.dtype}{device})"
+        return f"Tensor(shape={self.shape}, dtype={self.dtype}, device='{self.device}')"
 
 
 def _as_host_array(obj, dtype):
