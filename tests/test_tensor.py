@@ -296,7 +296,7 @@ def test_torch_unsupported_dtype_is_type_error():
         fastnn.from_dlpack(torch.ones(2, dtype=torch.complex64))
 
 
-# ---------------------------------------------------------------- the C++ DLPack code (CPU capsules)
+# ---------------------------------------------------------------- the C++ DLPack code, CPU capsules
 
 def _cpp():
     from fastnn import _cuda

@@ -94,7 +94,8 @@ void check_span(const Storage& s, int64_t offset, int64_t nbytes, const char* na
 }
 
 py::array contiguous_array(const py::object& obj, const char* name, bool writeable) {
-  if (!py::isinstance<py::array>(obj)) throw TypeError(std::string(name) + ": expected a NumPy array");
+  if (!py::isinstance<py::array>(obj))
+    throw TypeError(std::string(name) + ": expected a NumPy array");
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (!(a.flags() & py::array::c_style))
     throw ValueError(std::string(name) + ": expected a C-contiguous array");
@@ -247,7 +248,8 @@ py::object export_dlpack(const StoragePtr& storage, int64_t byte_offset,
     m.version = {1, 0};
     m.manager_ctx = ctx.get();
     m.deleter = &export_deleter_v;
-    m.flags = (storage->readonly() ? dlpack::kFlagReadOnly : 0) | (copied ? dlpack::kFlagIsCopied : 0);
+    m.flags = (storage->readonly() ? dlpack::kFlagReadOnly : 0) |
+              (copied ? dlpack::kFlagIsCopied : 0);
     m.dl_tensor = t;
     cap = PyCapsule_New(&m, dlpack::kVersionedCapsuleName, &versioned_capsule_destructor);
   } else {
@@ -305,7 +307,8 @@ py::tuple import_dlpack(const py::object& capsule_obj) {
     throw TypeError("from_dlpack: unsupported DLPack dtype (code " + std::to_string(t.dtype.code) +
                     ", bits " + std::to_string(t.dtype.bits) + ", lanes " +
                     std::to_string(t.dtype.lanes) + ")");
-  if (t.ndim < 0 || t.ndim > 64) throw ValueError("from_dlpack: bad ndim " + std::to_string(t.ndim));
+  if (t.ndim < 0 || t.ndim > 64)
+    throw ValueError("from_dlpack: bad ndim " + std::to_string(t.ndim));
   const int64_t item = t.dtype.bits / 8;
   std::vector<int64_t> shape(size_t(t.ndim)), strides(size_t(t.ndim));
   int64_t running = 1;
@@ -356,7 +359,7 @@ py::dict memory_stats(int device) {
 
 void register_tensor_bindings(py::module_& m) {
   py::class_<Storage, StoragePtr>(m, "Storage",
-                                  "A span of device (or imported) memory; internal to fastnn.Tensor")
+                                  "A span of device or imported memory (internal: fastnn.Tensor)")
       .def_property_readonly("ptr", &Storage::ptr)
       .def_property_readonly("nbytes", &Storage::nbytes)
       .def_property_readonly("device_type", &Storage::device_type)
@@ -378,7 +381,7 @@ void register_tensor_bindings(py::module_& m) {
   m.def("empty", &empty, py::arg("nbytes"), py::arg("device"),
         "Uninitialised device storage from the caching allocator");
   m.def("copy_from_host", &copy_from_host, py::arg("dst"), py::arg("dst_offset"), py::arg("src"),
-        "Copies a C-contiguous array into dst at dst_offset on fastnn's stream; waits for the copy");
+        "Copies a C-contiguous array into dst at dst_offset on fastnn's stream; waits for it");
   m.def("copy_to_host", &copy_to_host, py::arg("src"), py::arg("src_offset"), py::arg("dst"),
         "Copies src at src_offset into a C-contiguous writable array; waits for the copy");
   m.def("copy_device", &copy_device, py::arg("dst"), py::arg("dst_offset"), py::arg("src"),
@@ -388,7 +391,8 @@ void register_tensor_bindings(py::module_& m) {
   m.def("stream", [](int device) { return reinterpret_cast<uintptr_t>(cuda::stream(device)); },
         py::arg("device"), "fastnn's cudaStream_t on `device`, as an integer");
   m.def("stream_wait", [](int64_t consumer, int device) {
-          if (consumer == 0) throw ValueError("stream: 0 is ambiguous; use 1 for the legacy default stream");
+          if (consumer == 0)
+            throw ValueError("stream: 0 is ambiguous; use 1 for the legacy default stream");
           cuda::fence_to(decode_stream(uintptr_t(consumer)), device);
         }, py::arg("consumer"), py::arg("device"),
         "Makes stream `consumer` (1, 2 or a pointer) wait for the work on fastnn's stream");

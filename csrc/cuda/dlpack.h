@@ -1,7 +1,7 @@
 // The DLPack ABI ("dltensor" capsules of v0.8 and "dltensor_versioned" ones of v1.0), written
-// from the public specification (https://dmlc.github.io/dlpack/latest/c_api.html). Only the layout matters: these structs are
-// read and written by other libraries (PyTorch, CuPy, NumPy, JAX), so field order and widths must
-// match the standard exactly.
+// from the public specification (https://dmlc.github.io/dlpack/latest/c_api.html). Only the
+// layout matters: these structs are read and written by other libraries (PyTorch, CuPy, NumPy,
+// JAX), so field order and widths must match the standard exactly.
 #pragma once
 #include <cstdint>
 

@@ -368,7 +368,8 @@ def _as_host_array(obj, dtype):
     try:
         arr = np.asarray(obj) if dtype is None else np.asarray(obj, dtype=dtype)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"asarray: cannot convert {type(obj).__name__} to an array ({exc})") from None
+        raise TypeError(f"asarray: cannot convert {type(obj).__name__} to an array "
+                        f"({exc})") from None
     if dtype is None and not is_numpy and arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     dt = _check_dtype(arr.dtype, "asarray")
