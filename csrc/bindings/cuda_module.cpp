@@ -16,6 +16,10 @@
 namespace py = pybind11;
 using namespace fastnn;
 
+namespace fastnn {
+void register_tensor_bindings(py::module_& m);  // bindings/cuda_tensor.cpp
+}
+
 namespace {
 
 void check_cuda(cudaError_t err, const std::string& what) {
@@ -191,6 +195,7 @@ void bind_cuda_gemm_device(py::module_& m);
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "fastnn CUDA kernels (internal; use fastnn.cuda)";
   fastnn::register_error_translators();
+  fastnn::register_tensor_bindings(m);
 
   m.def("device_count", &device_count,
         "Number of CUDA devices; 0 when there is no GPU or no usable driver (never raises)");

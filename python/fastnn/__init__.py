@@ -14,8 +14,12 @@ from fastnn._config import (
 from fastnn.model import Sequential
 from fastnn.perceptron import Perceptron
 from fastnn.serialization import load
+from fastnn.tensor import Tensor, asarray, from_dlpack
 
 __all__ = [
+    "Tensor",
+    "asarray",
+    "from_dlpack",
     "Sequential",
     "Perceptron",
     "load",

@@ -78,3 +78,26 @@ def _gemm_host(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
     _require().gemm_host(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta), bias,
                          activation, float(act_param))
     return out
+
+
+# ---------------------------------------------------------------- device layer (fastnn.Tensor)
+
+def memory_stats(device=0):
+    """The caching allocator's counters for `device`: bytes_in_use, peak_bytes_in_use,
+    bytes_cached, num_allocs, num_cache_hits, num_cuda_malloc, num_cuda_free."""
+    return dict(_require().memory_stats(int(device)))
+
+
+def empty_cache(device=None):
+    """Returns the cached (free) blocks of `device` (all devices when None) to the driver."""
+    _require().empty_cache(-1 if device is None else int(device))
+
+
+def synchronize(device=0):
+    """Waits until all fastnn work queued on `device` has finished."""
+    _require().synchronize(int(device))
+
+
+def current_stream(device=0):
+    """fastnn's stream on `device` as an integer cudaStream_t (all fastnn GPU work runs there)."""
+    return int(_require().stream(int(device)))
