@@ -16,6 +16,11 @@
 namespace py = pybind11;
 using namespace fastnn;
 
+namespace fastnn {
+// cuda_kernels_optim.cpp: optimizer steps, norms, batch norm, reductions.
+void register_cuda_optim_kernels(py::module_& m);
+}  // namespace fastnn
+
 namespace {
 
 void check_cuda(cudaError_t err, const std::string& what) {
@@ -200,4 +205,5 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("activation"), py::arg("act_param"),
         "out = act(alpha * op(a) @ op(b) + beta * out + bias) on the current GPU; float32 NumPy "
         "arrays of any strides, copied to and from the device (for tests)");
+  fastnn::register_cuda_optim_kernels(m);
 }
