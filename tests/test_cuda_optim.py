@@ -544,7 +544,7 @@ def test_count_correct(dtype, rng):
         assert correct == int(np.sum(oracle.argmax_rows(scores) == labels)) if n else correct == 0
         if n:
             assert correct == ops.count_correct(scores, labels)
-    labels = np.array([0, 5, -1, 2], np.int64)
+    labels = np.array([0, 5, -1, 3], np.int64)  # right, out of range, out of range, right
     scores = np.eye(4, 5, dtype=dtype)
     out = torch.empty(2, dtype=torch.int64, device="cuda")
     mod().count_correct(NAME[dtype], dev(scores).data_ptr(), dev(labels).data_ptr(), 4, 5,
