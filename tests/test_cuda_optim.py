@@ -568,6 +568,13 @@ def test_workspace_sizes_and_bad_arguments():
         m.scale_tensors("float32", [1, 2], [3], 1.0)
     with pytest.raises(ValueError, match="grads"):
         m.sgd_step("float32", [1, 2], [3], None, [1, 1], None, None, 0.1, 0.0, 0.0, False, 0.0, True)
+    with pytest.raises(ValueError, match="null param"):
+        m.sgd_step("float32", [0], [0], None, [5], None, None, 0.1, 0.0, 0.0, False, 0.0, True)
+    with pytest.raises(ValueError, match="lacks state"):
+        m.adam_step("float32", [8], [8], None, None, None, [5], None, None, 1, 1e-3, 0.9, 0.999,
+                    1e-8, 0.0, False, False)
+    with pytest.raises(ValueError, match="negative size"):
+        m.scale_tensors("float64", [8], [-1], 1.0)
     with pytest.raises(ValueError, match="step"):
         m.adam_step("float32", [], [], [], [], None, [], None, None, 0, 1e-3, 0.9, 0.999, 1e-8,
                     0.0, False, False)

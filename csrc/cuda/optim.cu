@@ -334,6 +334,8 @@ __global__ void __launch_bounds__(kThreads)
 template <class T, class Fill, class Launch>
 void for_each_table(int64_t count, const int64_t* sizes, const Fill& fill, const Launch& launch) {
   FASTNN_CHECK(count >= 0, "cuda optim: negative tensor count");
+  for (int64_t i = 0; i < count; ++i)  // all checks before the first launch
+    FASTNN_CHECK(sizes[i] >= 0, "cuda optim: tensor " + std::to_string(i) + " has a negative size");
   Table<T> tab;
   int64_t chunks_before = 0;
   int64_t i = 0;
@@ -343,7 +345,6 @@ void for_each_table(int64_t count, const int64_t* sizes, const Fill& fill, const
     int k = 0;
     int64_t chunks = 0;
     for (; i < count && k < kMaxTensors; ++i) {
-      FASTNN_CHECK(sizes[i] >= 0, "cuda optim: tensor " + std::to_string(i) + " has a negative size");
       if (sizes[i] == 0) continue;
       tab.n[k] = sizes[i];
       tab.chunk_start[k] = chunks;
@@ -363,21 +364,25 @@ template <class T, class Op>
 void run_step(const cpu::OptimTensor<T>* t, int64_t count, const Op& op, double grad_scale,
               const double* scale_dev, void* stream, const char* name) {
   std::vector<int64_t> sizes(static_cast<size_t>(std::max<int64_t>(count, 0)));
-  for (int64_t i = 0; i < count; ++i) sizes[i] = t[i].n;
+  // Every tensor is checked before the first launch, so a bad entry never leaves the list
+  // half updated.
+  for (int64_t i = 0; i < count; ++i) {
+    sizes[i] = t[i].n;
+    if (t[i].n <= 0) continue;
+    FASTNN_CHECK(t[i].param && t[i].grad,
+                 std::string(name) + ": tensor " + std::to_string(i) + " has a null param or grad");
+    for (int s = 0; s < 3; ++s)
+      FASTNN_CHECK(!(Op::kMask >> s & 1) || t[i].state[s],
+                   std::string(name) + ": tensor " + std::to_string(i) + " lacks state " +
+                       std::to_string(s));
+  }
   cudaGetLastError();  // an earlier, unrelated launch error must not be blamed on this kernel
   for_each_table<T>(
       count, sizes.data(),
       [&](Table<T>& tab, int k, int64_t i) {
-        FASTNN_CHECK(t[i].param && t[i].grad,
-                     std::string(name) + ": tensor " + std::to_string(i) + " has a null param or grad");
         tab.p[k] = t[i].param;
         tab.g[k] = t[i].grad;
-        for (int s = 0; s < 3; ++s) {
-          if (Op::kMask >> s & 1)
-            FASTNN_CHECK(t[i].state[s], std::string(name) + ": tensor " + std::to_string(i) +
-                                            " lacks state " + std::to_string(s));
-          tab.s[s][k] = t[i].state[s];
-        }
+        for (int s = 0; s < 3; ++s) tab.s[s][k] = t[i].state[s];
         tab.l1[k] = T(t[i].l1);
         tab.l2x2[k] = T(2.0 * t[i].l2);
       },
@@ -467,14 +472,13 @@ void global_norm(const T* const* data, const int64_t* sizes, int64_t count, doub
   FASTNN_CHECK(capacity >= need, "cuda global_norm: partials holds " + std::to_string(capacity) +
                                      " doubles, needs " + std::to_string(need));
   FASTNN_CHECK(need == 0 || partials != nullptr, "cuda global_norm: partials is null");
+  for (int64_t i = 0; i < count; ++i)
+    FASTNN_CHECK(sizes[i] <= 0 || data[i], "cuda global_norm: tensor " + std::to_string(i) + " is null");
   const auto s = static_cast<cudaStream_t>(stream);
   cudaGetLastError();
   for_each_table<T>(
       count, sizes,
-      [&](Table<T>& tab, int k, int64_t i) {
-        FASTNN_CHECK(data[i], "cuda global_norm: tensor " + std::to_string(i) + " is null");
-        tab.p[k] = const_cast<T*>(data[i]);  // only read
-      },
+      [&](Table<T>& tab, int k, int64_t i) { tab.p[k] = const_cast<T*>(data[i]); },  // only read
       [&](const Table<T>& tab, int64_t chunks) {
         multi_tensor_sumsq<T><<<grid_for(chunks), kThreads, 0, s>>>(tab, partials);
         check_launch("multi_tensor_sumsq");
@@ -486,13 +490,11 @@ void global_norm(const T* const* data, const int64_t* sizes, int64_t count, doub
 template <class T>
 void scale_tensors(T* const* data, const int64_t* sizes, int64_t count, double factor,
                    const double* factor_dev, void* stream) {
+  for (int64_t i = 0; i < count; ++i)
+    FASTNN_CHECK(sizes[i] <= 0 || data[i], "cuda scale_tensors: tensor " + std::to_string(i) + " is null");
   cudaGetLastError();
   for_each_table<T>(
-      count, sizes,
-      [&](Table<T>& tab, int k, int64_t i) {
-        FASTNN_CHECK(data[i], "cuda scale_tensors: tensor " + std::to_string(i) + " is null");
-        tab.p[k] = data[i];
-      },
+      count, sizes, [&](Table<T>& tab, int k, int64_t i) { tab.p[k] = data[i]; },
       [&](const Table<T>& tab, int64_t chunks) {
         multi_tensor_scale<T><<<grid_for(chunks), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
             tab, factor, factor_dev);
