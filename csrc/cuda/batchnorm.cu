@@ -105,17 +105,36 @@ __global__ void bn_infer_coef(cpu::BatchNormArgs<T> a, int64_t F, double* __rest
   }
 }
 
+// V consecutive T of one row: one 128-bit access when V = 16 / sizeof(T).
+template <class T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
 // y = (x - mean) * scale + shift in double; subtracting first keeps digits when |mean| >> std.
-template <class T>
+// Each thread owns V consecutive features (V > 1 only when F % V == 0 and x, y are 16-byte
+// aligned, so every row segment is).
+template <class T, int V>
 __global__ void __launch_bounds__(TX * TY)
     bn_normalize(const T* __restrict__ x, int64_t N, int64_t F, const double* __restrict__ coef,
                  T* __restrict__ y) {
-  const int64_t f = int64_t(blockIdx.x) * TX + threadIdx.x;
+  const int64_t f = (int64_t(blockIdx.x) * TX + threadIdx.x) * V;
   if (f >= F) return;
-  const double mean = coef[f], scale = coef[F + f], shift = coef[2 * F + f];
-#pragma unroll 4
-  for (int64_t r = int64_t(blockIdx.y) * TY + threadIdx.y; r < N; r += int64_t(gridDim.y) * TY)
-    y[r * F + f] = T((double(x[r * F + f]) - mean) * scale + shift);
+  double mean[V], scale[V], shift[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    mean[j] = coef[f + j];
+    scale[j] = coef[F + f + j];
+    shift[j] = coef[2 * F + f + j];
+  }
+#pragma unroll 2
+  for (int64_t r = int64_t(blockIdx.y) * TY + threadIdx.y; r < N; r += int64_t(gridDim.y) * TY) {
+    const Pack<T, V> xv = *reinterpret_cast<const Pack<T, V>*>(x + r * F + f);
+    Pack<T, V> yv;
+#pragma unroll
+    for (int j = 0; j < V; ++j) yv.v[j] = T((double(xv.v[j]) - mean[j]) * scale[j] + shift[j]);
+    *reinterpret_cast<Pack<T, V>*>(y + r * F + f) = yv;
+  }
 }
 
 // psum[(2c) * F + f] = sum of dy, psum[(2c + 1) * F + f] = sum of dy * xhat over chunk c.
@@ -173,20 +192,34 @@ __global__ void bn_grad_finish(const double* __restrict__ psum, int64_t nchunks,
   }
 }
 
-// dx = k * (dy - sum(dy) / N - xhat * sum(dy xhat) / N).
-template <class T>
+// dx = k * (dy - sum(dy) / N - xhat * sum(dy xhat) / N); V features per thread as above.
+template <class T, int V>
 __global__ void __launch_bounds__(TX * TY)
     bn_grad_dx(const T* __restrict__ dy, const T* __restrict__ x, int64_t N, int64_t F,
                const T* __restrict__ save_mean, const T* __restrict__ save_invstd,
                const double* __restrict__ coef, T* __restrict__ dx) {
-  const int64_t f = int64_t(blockIdx.x) * TX + threadIdx.x;
+  const int64_t f = (int64_t(blockIdx.x) * TX + threadIdx.x) * V;
   if (f >= F) return;
-  const double mean = double(save_mean[f]), invstd = double(save_invstd[f]);
-  const double k = coef[f], c0 = coef[F + f], c1 = coef[2 * F + f];
-#pragma unroll 4
+  double mean[V], invstd[V], k[V], c0[V], c1[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    mean[j] = double(save_mean[f + j]);
+    invstd[j] = double(save_invstd[f + j]);
+    k[j] = coef[f + j];
+    c0[j] = coef[F + f + j];
+    c1[j] = coef[2 * F + f + j];
+  }
+#pragma unroll 2
   for (int64_t r = int64_t(blockIdx.y) * TY + threadIdx.y; r < N; r += int64_t(gridDim.y) * TY) {
-    const double xhat = (double(x[r * F + f]) - mean) * invstd;
-    dx[r * F + f] = T(k * (double(dy[r * F + f]) - c0 - xhat * c1));
+    const Pack<T, V> xv = *reinterpret_cast<const Pack<T, V>*>(x + r * F + f);
+    const Pack<T, V> dyv = *reinterpret_cast<const Pack<T, V>*>(dy + r * F + f);
+    Pack<T, V> dxv;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      const double xhat = (double(xv.v[j]) - mean[j]) * invstd[j];
+      dxv.v[j] = T(k[j] * (double(dyv.v[j]) - c0[j] - xhat * c1[j]));
+    }
+    *reinterpret_cast<Pack<T, V>*>(dx + r * F + f) = dxv;
   }
 }
 
@@ -196,6 +229,38 @@ dim3 elementwise_grid(int64_t N, int64_t ftiles) {
   const int64_t y = std::max<int64_t>(1, std::min<int64_t>({row_tiles, 65535,
                                                            std::max<int64_t>(1, 2048 / ftiles)}));
   return dim3(unsigned(ftiles), unsigned(y));
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The element-wise passes, 128-bit wide when every row segment is 16-byte aligned.
+template <class T>
+void launch_normalize(const T* x, int64_t N, int64_t F, const double* coef, T* y, cudaStream_t s) {
+  constexpr int W = 16 / sizeof(T);
+  if (F % W == 0 && aligned16(x) && aligned16(y)) {
+    const int64_t ftiles = (F / W + TX - 1) / TX;
+    bn_normalize<T, W><<<elementwise_grid(N, ftiles), dim3(TX, TY), 0, s>>>(x, N, F, coef, y);
+  } else {
+    const int64_t ftiles = (F + TX - 1) / TX;
+    bn_normalize<T, 1><<<elementwise_grid(N, ftiles), dim3(TX, TY), 0, s>>>(x, N, F, coef, y);
+  }
+  check_launch("bn_normalize");
+}
+
+template <class T>
+void launch_grad_dx(const T* dy, const T* x, int64_t N, int64_t F, const T* save_mean,
+                    const T* save_invstd, const double* coef, T* dx, cudaStream_t s) {
+  constexpr int W = 16 / sizeof(T);
+  if (F % W == 0 && aligned16(dy) && aligned16(x) && aligned16(dx)) {
+    const int64_t ftiles = (F / W + TX - 1) / TX;
+    bn_grad_dx<T, W><<<elementwise_grid(N, ftiles), dim3(TX, TY), 0, s>>>(dy, x, N, F, save_mean,
+                                                                          save_invstd, coef, dx);
+  } else {
+    const int64_t ftiles = (F + TX - 1) / TX;
+    bn_grad_dx<T, 1><<<elementwise_grid(N, ftiles), dim3(TX, TY), 0, s>>>(dy, x, N, F, save_mean,
+                                                                          save_invstd, coef, dx);
+  }
+  check_launch("bn_grad_dx");
 }
 
 unsigned feature_blocks(int64_t F) { return unsigned(std::min<int64_t>((F + 255) / 256, 4096)); }
@@ -240,8 +305,7 @@ void batch_norm_forward_train(const cpu::BatchNormArgs<T>& a, void* workspace,
   bn_train_finish<T><<<feature_blocks(F), 256, 0, s>>>(pmean, pm2, t.nchunks, t.rows_per_chunk, N,
                                                        F, a, coef);
   check_launch("bn_train_finish");
-  bn_normalize<T><<<elementwise_grid(N, t.ftiles), dim3(TX, TY), 0, s>>>(a.x, N, F, coef, a.y);
-  check_launch("bn_normalize");
+  launch_normalize(a.x, N, F, coef, a.y, s);
 }
 
 template <class T>
@@ -262,9 +326,7 @@ void batch_norm_forward_infer(const cpu::BatchNormArgs<T>& a, void* workspace,
   bn_infer_coef<T><<<feature_blocks(F), 256, 0, s>>>(a, F, coef);
   check_launch("bn_infer_coef");
   if (N == 0) return;
-  const int64_t ftiles = (F + TX - 1) / TX;
-  bn_normalize<T><<<elementwise_grid(N, ftiles), dim3(TX, TY), 0, s>>>(a.x, N, F, coef, a.y);
-  check_launch("bn_normalize");
+  launch_normalize(a.x, N, F, coef, a.y, s);
 }
 
 template <class T>
@@ -289,9 +351,7 @@ void batch_norm_backward(const T* dy, const T* x, int64_t N, int64_t F, const T*
   bn_grad_finish<T><<<feature_blocks(F), 256, 0, s>>>(psum, t.nchunks, N, F, gamma, save_invstd,
                                                       dgamma, dbeta, coef);
   check_launch("bn_grad_finish");
-  bn_grad_dx<T><<<elementwise_grid(N, t.ftiles), dim3(TX, TY), 0, s>>>(dy, x, N, F, save_mean,
-                                                                        save_invstd, coef, dx);
-  check_launch("bn_grad_dx");
+  launch_grad_dx(dy, x, N, F, save_mean, save_invstd, coef, dx, s);
 }
 
 #define FASTNN_CUDA_BN_INSTANTIATE(T)                                                            \
