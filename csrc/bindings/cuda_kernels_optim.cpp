@@ -290,7 +290,6 @@ void count_correct(const std::string& dtype, std::uintptr_t scores, std::uintptr
 
 void register_cuda_optim_kernels(py::module_& m) {
   using py::arg;
-  const auto none = py::none();
   m.def("sgd_step", &sgd_step, arg("dtype"), arg("params"), arg("grads"),
         arg("momentum_buffers"), arg("sizes"), arg("l1"), arg("l2"), arg("lr"), arg("momentum"),
         arg("dampening"), arg("nesterov"), arg("weight_decay"), arg("first_step"),
@@ -338,7 +337,6 @@ void register_cuda_optim_kernels(py::module_& m) {
   m.def("count_correct", &count_correct, arg("dtype"), arg("scores"), arg("labels"), arg("N"),
         arg("C"), arg("out"), arg("stream") = 0,
         "out[0] = rows whose argmax is the label, out[1] = rows with a label outside [0, C)");
-  (void)none;
 }
 
 }  // namespace fastnn
