@@ -18,7 +18,9 @@ using namespace fastnn;
 
 namespace fastnn {
 void register_tensor_bindings(py::module_& m);  // bindings/cuda_tensor.cpp
-}
+// cuda_kernels_optim.cpp: optimizer steps, norms, batch norm, reductions.
+void register_cuda_optim_kernels(py::module_& m);
+}  // namespace fastnn
 
 namespace {
 
@@ -208,4 +210,5 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("activation"), py::arg("act_param"),
         "out = act(alpha * op(a) @ op(b) + beta * out + bias) on the current GPU; float32 NumPy "
         "arrays of any strides, copied to and from the device (for tests)");
+  fastnn::register_cuda_optim_kernels(m);
 }
