@@ -1,0 +1,100 @@
+// Shared by the element-wise CUDA families (activations, dropout, losses): launch checking, grid
+// sizing, typed math wrappers and warp / block reductions. Device code only where marked.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "cuda/gemm.h"  // CudaError
+
+namespace fastnn {
+namespace cuda {
+namespace elem {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+// A launch error from earlier, unrelated work would otherwise be blamed on the next kernel.
+inline void clear_launch_error() { cudaGetLastError(); }
+
+inline void check_launch(const char* kernel) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess)
+    throw CudaError(std::string("fastnn: CUDA kernel ") + kernel + " failed to launch: " +
+                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
+}
+
+inline void check_call(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw CudaError(std::string("fastnn: ") + what + " failed: " + cudaGetErrorName(err) + ": " +
+                    cudaGetErrorString(err));
+}
+
+// Multiprocessors of the current device, asked once per device.
+inline int sm_count() {
+  static int cached[64] = {0};
+  int dev = 0;
+  check_call(cudaGetDevice(&dev), "cudaGetDevice");
+  if (dev < 0 || dev >= 64) dev = 0;
+  if (cached[dev] == 0) {
+    int n = 0;
+    check_call(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
+               "cudaDeviceGetAttribute(MultiProcessorCount)");
+    cached[dev] = n > 0 ? n : 1;
+  }
+  return cached[dev];
+}
+
+// Blocks for `items` independent items handled kThreads at a time by a grid-stride loop: enough
+// blocks to fill every SM several times over, never more than the items need. (Memory-bound
+// kernels gain nothing from more blocks than resident slots; fewer launches no idle tail.)
+inline unsigned grid_for(int64_t items, int per_block = kThreads) {
+  const int64_t need = (items + per_block - 1) / per_block;
+  const int64_t cap = int64_t(sm_count()) * 8;
+  const int64_t g = need < cap ? need : cap;
+  return unsigned(g > 0 ? g : 1);
+}
+
+inline bool aligned(const void* p, uintptr_t bytes) {
+  return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;
+}
+
+#ifdef __CUDACC__
+// Overloads chosen by type: the float versions are the single-precision CUDA functions, never a
+// silent promotion to double.
+__device__ __forceinline__ float d_exp(float x) { return expf(x); }
+__device__ __forceinline__ double d_exp(double x) { return exp(x); }
+__device__ __forceinline__ float d_expm1(float x) { return expm1f(x); }
+__device__ __forceinline__ double d_expm1(double x) { return expm1(x); }
+__device__ __forceinline__ float d_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double d_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float d_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double d_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float d_erfc(float x) { return erfcf(x); }
+__device__ __forceinline__ double d_erfc(double x) { return erfc(x); }
+
+template <class A>
+__device__ __forceinline__ A warp_sum(A v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum over the block (kThreads threads), the same tree for every call: deterministic. Every
+// thread gets the total. `scratch` holds kWarps values; the leading barrier makes it reusable.
+template <class A>
+__device__ __forceinline__ A block_sum(A v, A* scratch) {
+  v = warp_sum(v);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  A t = lane < kWarps ? scratch[lane] : A(0);
+  return warp_sum(t);
+}
+#endif
+
+}  // namespace elem
+}  // namespace cuda
+}  // namespace fastnn
