@@ -16,6 +16,8 @@
 namespace py = pybind11;
 using namespace fastnn;
 
+void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
+
 namespace {
 
 void check_cuda(cudaError_t err, const std::string& what) {
@@ -200,4 +202,5 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("activation"), py::arg("act_param"),
         "out = act(alpha * op(a) @ op(b) + beta * out + bias) on the current GPU; float32 NumPy "
         "arrays of any strides, copied to and from the device (for tests)");
+  bind_cuda_elem(m);
 }
