@@ -21,6 +21,18 @@ using namespace elem;
 
 // ------------------------------------------------------------------ formulas
 // Those of cpu/activations.cpp (forward_ref, derivative_ref, derivative_from_output_ref), in T.
+// e^(-x^2 / 2) in float32 with x^2 / 2 split exactly into hi + lo (an FMA gives the product's
+// rounding error): e^-(hi + lo) = e^-hi (1 - lo) to float precision. Rounding x^2 first would
+// cost a relative error of x^2/2 * 2^-24 -- 6e-6 at x = -14.
+__device__ __forceinline__ float gauss_exp(float x) {
+  const float p = x * x, lo = fmaf(x, x, -p);
+  return expf(-0.5f * p) * (1.f - 0.5f * lo);
+}
+
+// GELU in float32 for x < 0 goes through erfcx(u) = e^(u^2) erfc(u), u = -x / sqrt 2, as
+// 0.5 x erfcx(u) e^(-x^2/2): erfc(u) directly would carry the rounding of u amplified 2u^2 times
+// (1.2e-5 relative at x = -14) and lose all precision where it turns subnormal (x < -13), while
+// erfcx varies slowly (relative sensitivity to u about 1) and the Gaussian factor is exact above.
 template <class T>
 __device__ __forceinline__ T act_value(Act act, T p, T x) {
   switch (act) {
@@ -35,6 +47,9 @@ __device__ __forceinline__ T act_value(Act act, T p, T x) {
     // x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2: no 1 + erf cancellation for x << 0.
     case Act::Gelu:
       if (x < T(-40)) return T(-0.0);  // Phi underflows: the limit, also at -inf (not -inf * 0)
+      if constexpr (sizeof(T) == 4) {
+        if (x < 0.f) return 0.5f * x * erfcxf(-x * 0.70710678118654752440f) * gauss_exp(x);
+      }
       return T(0.5) * x * d_erfc(-x * T(0.70710678118654752440));
     case Act::Elu: return x > T(0) ? x : p * d_expm1(x);
     case Act::Softplus: return (x > T(0) ? x : T(0)) + d_log1p(d_exp(-fabs(x)));
@@ -62,6 +77,11 @@ __device__ __forceinline__ T act_deriv(Act act, T p, T x) {
     }
     case Act::Gelu:
       if (x < T(-40)) return T(-0.0);
+      if constexpr (sizeof(T) == 4) {
+        const float g = gauss_exp(x);
+        if (x < 0.f) return g * (0.5f * erfcxf(-x * 0.70710678118654752440f) + x * 0.39894228040143267794f);
+        return 0.5f * erfcf(-x * 0.70710678118654752440f) + x * 0.39894228040143267794f * g;
+      }
       return T(0.5) * d_erfc(-x * T(0.70710678118654752440)) +
              x * T(0.39894228040143267794) * d_exp(T(-0.5) * x * x);
     case Act::Elu: return x > T(0) ? T(1) : p * d_exp(x);
