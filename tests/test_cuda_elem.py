@@ -83,7 +83,7 @@ def assert_close(got, ref, rtol, atol, what):
 def inputs(rng, n, dtype):
     """Normal values, wide values, and the special ones, shuffled."""
     x = np.where(rng.random(n) < 0.5, rng.standard_normal(n) * 3, rng.uniform(-60, 60, n))
-    special = np.array([0.0, -0.0, 1e4, -1e4, np.inf, -np.inf, np.nan, 1e-30, -1e-30, -41, -39])
+    special = np.array([0.0, -0.0, 1e4, -1e4, np.nan, 1e-30, -1e-30, -41, -39, -13.5])
     k = min(n, len(special))
     x[rng.choice(n, k, replace=False)] = special[:k]
     return x.astype(dtype)
@@ -121,6 +121,7 @@ def test_act_backward_from_output(name, dtype, rng):
     m = _mod()
     n = 100003
     x = inputs(rng, n, dtype)
+    x[np.isnan(x)] = 0.0  # the oracle's relu' / step' of a NaN output is 0, the kernels' NaN
     y = oracle.activation(name, x, **oracle_kw(name)).astype(dtype)
     dy = rng.standard_normal(n).astype(dtype)
     yd, dyd = dev(y), dev(dy)
@@ -134,6 +135,41 @@ def test_act_backward_from_output(name, dtype, rng):
         deriv = oracle.act_deriv_from_output(y64, name, **oracle_kw(name))
     eps = np.finfo(dtype).eps
     assert_close(host(dxd), dy * deriv, 0.0, 40 * eps * np.abs(dy) + ATOL[dtype], f"{name}' from y")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_act_special_values_match_cpu(name, dtype):
+    """Infinities, NaN, signed zeros, gelu's cut at -40: the CUDA kernels give what the CPU
+    kernels give (NaN exactly where they have NaN), forward and backward."""
+    from fastnn import _C
+
+    m = _mod()
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e4, -1e4, -40.0, -40.5, -39.5, 1e-30,
+                  -1e-30, 88.0, -88.0, -13.5, 0.5], dtype)
+    n = x.size
+    param = PARAMS.get(name, 0.0)
+    xd = dev(x)
+    yd = torch.empty_like(xd)
+    m.act_forward(name, param, xd.data_ptr(), yd.data_ptr(), n, NAME[dtype], stream())
+    cpu_y = np.empty_like(x)
+    _C.act_forward(x, cpu_y, name, param)
+    got = host(yd)
+    assert np.array_equal(np.isnan(got), np.isnan(cpu_y)), f"{name}: NaN pattern {got} vs {cpu_y}"
+    assert_close(got, cpu_y, 2 * RTOL[dtype], ATOL[dtype], f"{name} special values vs CPU")
+
+    dy = np.linspace(-2, 2, n).astype(dtype)
+    dyd = dev(dy)
+    dxd = torch.empty_like(xd)
+    m.act_backward(name, param, dyd.data_ptr(), xd.data_ptr(), dxd.data_ptr(), n, NAME[dtype],
+                   stream())
+    cpu_dx = np.empty_like(x)
+    _C.act_backward(dy, x, cpu_dx, name, param, False)
+    got = host(dxd)
+    assert np.array_equal(np.isnan(got), np.isnan(cpu_dx)), f"{name}': NaN pattern {got} vs {cpu_dx}"
+    # Subnormal results (gelu' near -13.5) round differently on each side: a few 2^-149.
+    assert_close(got, cpu_dx, 2 * GRAD_RTOL[dtype], 8 * ATOL[dtype] * (1 + np.abs(dy)),
+                 f"{name}' special values vs CPU")
 
 
 def test_act_backward_from_output_refuses_gelu():

@@ -21,12 +21,18 @@ using namespace elem;
 
 // ------------------------------------------------------------------ formulas
 // Those of cpu/activations.cpp (forward_ref, derivative_ref, derivative_from_output_ref), in T.
-// e^(-x^2 / 2) in float32 with x^2 / 2 split exactly into hi + lo (an FMA gives the product's
-// rounding error): e^-(hi + lo) = e^-hi (1 - lo) to float precision. Rounding x^2 first would
-// cost a relative error of x^2/2 * 2^-24 -- 6e-6 at x = -14.
-__device__ __forceinline__ float gauss_exp(float x) {
-  const float p = x * x, lo = fmaf(x, x, -p);
-  return expf(-0.5f * p) * (1.f - 0.5f * lo);
+// e^(-x^2 / 2) in float32 as es * back, with x^2 / 2 split exactly into t + lo/2 (an FMA gives
+// the square's rounding error): e^-(t + lo/2) = e^-t (1 - lo/2) to float precision. Rounding x^2
+// first would cost a relative error of x^2/2 * 2^-24 -- 6e-6 at x = -14. Beyond t = 64 the
+// factor e^-t is subnormal or nearly: es = e^(64 - t) (64 - t is exact there) and back = e^-64,
+// so that the caller's product rounds into the subnormal range once, at the end.
+struct GaussExp {
+  float es, back;
+};
+__device__ __forceinline__ GaussExp gauss_exp(float x) {
+  const float p = x * x, lo = fmaf(x, x, -p), t = 0.5f * p;
+  const bool far = t > 64.f;
+  return {expf(far ? 64.f - t : -t) * (1.f - 0.5f * lo), far ? 1.60381089e-28f : 1.f};
 }
 
 // GELU in float32 for x < 0 goes through erfcx(u) = e^(u^2) erfc(u), u = -x / sqrt 2, as
@@ -48,7 +54,10 @@ __device__ __forceinline__ T act_value(Act act, T p, T x) {
     case Act::Gelu:
       if (x < T(-40)) return T(-0.0);  // Phi underflows: the limit, also at -inf (not -inf * 0)
       if constexpr (sizeof(T) == 4) {
-        if (x < 0.f) return 0.5f * x * erfcxf(-x * 0.70710678118654752440f) * gauss_exp(x);
+        if (x < 0.f) {
+          const GaussExp g = gauss_exp(x);
+          return (0.5f * x * erfcxf(-x * 0.70710678118654752440f) * g.es) * g.back;
+        }
       }
       return T(0.5) * x * d_erfc(-x * T(0.70710678118654752440));
     case Act::Elu: return x > T(0) ? x : p * d_expm1(x);
@@ -78,9 +87,12 @@ __device__ __forceinline__ T act_deriv(Act act, T p, T x) {
     case Act::Gelu:
       if (x < T(-40)) return T(-0.0);
       if constexpr (sizeof(T) == 4) {
-        const float g = gauss_exp(x);
-        if (x < 0.f) return g * (0.5f * erfcxf(-x * 0.70710678118654752440f) + x * 0.39894228040143267794f);
-        return 0.5f * erfcf(-x * 0.70710678118654752440f) + x * 0.39894228040143267794f * g;
+        const GaussExp g = gauss_exp(x);
+        if (x < 0.f)
+          return (g.es * (0.5f * erfcxf(-x * 0.70710678118654752440f) +
+                           x * 0.39894228040143267794f)) * g.back;
+        return 0.5f * erfcf(-x * 0.70710678118654752440f) +
+               x * 0.39894228040143267794f * (g.es * g.back);
       }
       return T(0.5) * d_erfc(-x * T(0.70710678118654752440)) +
              x * T(0.39894228040143267794) * d_exp(T(-0.5) * x * x);
