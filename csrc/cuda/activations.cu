@@ -183,46 +183,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ------------------------------------------------------------------ row kernels
-// Online max and sum (Milakov & Gimelshein 2018): a running (m, s) with s = sum e^(x - m),
-// rescaled when m grows. s is kept in double: the element equal to the maximum adds exactly 1 and
-// the rest keep their own relative precision, so log s stays accurate when one class dominates.
-// -inf elements add nothing once a finite maximum is seen (their scaled count becomes 0), a NaN
-// makes s NaN, and a row with +inf gives NaN where x - max is inf - inf, as on the CPU.
-struct MaxSum {
-  double m, s;
-};
-
-template <class T>
-__device__ __forceinline__ void online_add(MaxSum& a, T x) {
-  const double xd = double(x);
-  if (xd > a.m) {
-    a.s = a.s * double(d_exp(T(a.m - xd))) + 1.0;
-    a.m = xd;
-  } else {
-    a.s += xd == a.m ? 1.0 : double(d_exp(T(xd - a.m)));
-  }
-}
-
-// (m1, s1) + (m2, s2); a side whose max equals the result passes unscaled (also when both are
-// -inf, which would otherwise give e^(-inf + inf) = NaN).
-template <class T>
-__device__ __forceinline__ MaxSum online_merge(MaxSum a, MaxSum b) {
-  const double m = a.m > b.m ? a.m : b.m;
-  const double sa = a.m == m ? a.s : a.s * double(d_exp(T(a.m - m)));
-  const double sb = b.m == m ? b.s : b.s * double(d_exp(T(b.m - m)));
-  return {m, sa + sb};
-}
-
-template <class T>
-__device__ __forceinline__ MaxSum warp_merge(MaxSum v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    MaxSum w{__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o)};
-    v = online_merge<T>(v, w);
-  }
-  return v;
-}
-
 // The row's (max, sum) for the threads of a warp (BLOCK false) or of the block (BLOCK true);
 // every participating thread receives the result.
 template <class T, bool BLOCK>

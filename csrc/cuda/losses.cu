@@ -98,41 +98,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-struct MaxSum {
-  double m, s;
-};
-
-// Online max and sum of e^(z - m), as in activations.cu: the running sum is rescaled when the
-// maximum grows, kept in double so that the maximum's exact 1 does not swamp the small terms.
-template <class T>
-__device__ __forceinline__ void online_add(MaxSum& a, T x) {
-  const double xd = double(x);
-  if (xd > a.m) {
-    a.s = a.s * double(d_exp(T(a.m - xd))) + 1.0;
-    a.m = xd;
-  } else {
-    a.s += xd == a.m ? 1.0 : double(d_exp(T(xd - a.m)));
-  }
-}
-
-template <class T>
-__device__ __forceinline__ MaxSum online_merge(MaxSum a, MaxSum b) {
-  const double m = a.m > b.m ? a.m : b.m;
-  const double sa = a.m == m ? a.s : a.s * double(d_exp(T(a.m - m)));
-  const double sb = b.m == m ? b.s : b.s * double(d_exp(T(b.m - m)));
-  return {m, sa + sb};
-}
-
-template <class T>
-__device__ __forceinline__ MaxSum warp_merge(MaxSum v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    MaxSum w{__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o)};
-    v = online_merge<T>(v, w);
-  }
-  return v;
-}
-
 // (max, sum) and the optional second sum S over the row's group (warp, or block if BLOCK).
 template <class T, bool BLOCK>
 __device__ __forceinline__ void row_reduce(MaxSum& a, double& S) {
