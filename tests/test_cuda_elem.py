@@ -7,7 +7,10 @@ CUDA-enabled torch.
 
 Tolerances (relative, |got - ref| <= rtol |ref| + atol): float32 forward 2e-6 and gradients 4e-6
 (CUDA's single-precision libm is within 1-4 ulp: expf 2, erfcf 4, tanhf 2); float64 1e-12. Losses
-as tests/test_losses.py: relative 1e-5 (float32), 1e-12 (float64)."""
+relative 1e-5 (float32), 1e-11 (float64: up to 3M terms summed), gradients as tests/test_losses.py.
+
+The harness itself was checked by running it with the CPU kernels standing in for the GPU (only
+the tests of argument errors, which the stand-in does not emulate, then fail)."""
 
 import numpy as np
 import pytest
@@ -34,7 +37,9 @@ NAME = {np.float32: "float32", np.float64: "float64"}
 RTOL = {np.float32: 2e-6, np.float64: 1e-12}
 GRAD_RTOL = {np.float32: 4e-6, np.float64: 1e-12}
 ATOL = {np.float32: 6e-45, np.float64: 1e-300}
-LOSS_TOL = {np.float32: 1e-5, np.float64: 1e-12}
+# float64: a sum over 70001 rows can drift N eps from the oracle's order of summation.
+LOSS_TOL = {np.float32: 1e-5, np.float64: 1e-11}
+LOSS_GRAD_TOL = {np.float32: 1e-5, np.float64: 1e-12}
 # 1 to 5 elements (no float4 group / ragged group), around the float4 and warp widths, and large
 # enough for a grid-stride loop to wrap.
 SIZES = [1, 3, 4, 5, 31, 32, 33, 1000, 100003, 3_000_001]
@@ -206,7 +211,10 @@ def test_bad_arguments():
 
 
 # ------------------------------------------------------------------ softmax rows
-SOFTMAX_SHAPES = [(1, 1), (3, 7), (5, 32), (33, 33), (4096, 10), (7, 1024), (9, 1025), (3, 50000)]
+# Rows go to 4 lanes (cols <= 4), 16 (<= 16), a warp (<= 1024) or a block: each size, with row
+# counts that leave the last block's groups partly empty, and enough rows to wrap the grid.
+SOFTMAX_SHAPES = [(1, 1), (3, 4), (1001, 2), (3, 7), (1003, 10), (5, 32), (33, 33), (4096, 10),
+                  (70001, 3), (7, 1024), (9, 1025), (3, 50000)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -299,11 +307,11 @@ def check_loss(loss, grad, ref, dtype, what):
     assert loss_err < LOSS_TOL[dtype], f"{what}: loss {loss!r} vs {ref_loss!r} ({loss_err:.3g})"
     denom = np.linalg.norm(ref_grad)
     grad_err = np.linalg.norm(grad.astype(np.float64) - ref_grad) / (denom if denom > 0 else 1.0)
-    assert grad_err < LOSS_TOL[dtype], f"{what}: gradient relative error {grad_err:.3g}"
+    assert grad_err < LOSS_GRAD_TOL[dtype], f"{what}: gradient relative error {grad_err:.3g}"
 
 
-XENT_SHAPES = [(1, 1), (1, 5), (7, 3), (5, 16), (33, 17), (3, 33), (128, 1000), (4096, 10),
-               (20000, 10), (5, 1025), (4, 20000)]
+XENT_SHAPES = [(1, 1), (1, 5), (7, 3), (1001, 2), (5, 16), (1003, 10), (33, 17), (3, 33),
+               (128, 1000), (4096, 10), (20000, 10), (70001, 3), (5, 1025), (4, 20000)]
 
 
 def run_xent(logits, labels=None, probs=None, weight=None, smoothing=0.0, ws=None):

@@ -1,7 +1,7 @@
 // Activations on the GPU (see activations.h). The element-wise kernels are bandwidth-bound: one
 // grid-stride loop, 128-bit loads and stores for float32 when every pointer is 16-byte aligned,
-// a grid sized to the SM count. The softmax kernels give each row to one warp (or one block for
-// wide rows) and find its max and sum in a single online pass.
+// a grid sized to the SM count. The softmax kernels give each row to a group of 4, 16 or 32 lanes
+// (or the block, for wide rows) and find its max and sum in a single online pass.
 #include "cuda/activations.h"
 
 #include <cuda_runtime.h>
@@ -183,88 +183,55 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ------------------------------------------------------------------ row kernels
-// The row's (max, sum) for the threads of a warp (BLOCK false) or of the block (BLOCK true);
-// every participating thread receives the result.
-template <class T, bool BLOCK>
-__device__ __forceinline__ MaxSum row_max_sum(const T* xr, int64_t cols, int lane_in_row) {
-  constexpr int kGroup = BLOCK ? kThreads : 32;
-  MaxSum a{-INFINITY, 0.0};
-  for (int64_t j = lane_in_row; j < cols; j += kGroup) online_add(a, xr[j]);
-  a = warp_merge<T>(a);
-  if constexpr (BLOCK) {
-    __shared__ double sm[kWarps], ss[kWarps];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();  // scratch reuse across rows
-    if (lane == 0) {
-      sm[warp] = a.m;
-      ss[warp] = a.s;
-    }
-    __syncthreads();
-    a = lane < kWarps ? MaxSum{sm[lane], ss[lane]} : MaxSum{-INFINITY, 0.0};
-    a = warp_merge<T>(a);
-  }
-  return a;
-}
-
-template <class A, bool BLOCK>
-__device__ __forceinline__ A row_sum(A v) {
-  v = warp_sum(v);
-  if constexpr (BLOCK) {
-    __shared__ A scratch[kWarps];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    v = warp_sum(lane < kWarps ? scratch[lane] : A(0));
-  }
-  return v;
-}
-
-// x, y (rows, cols). BLOCK: block b takes rows b, b + grid, ...; otherwise warp w of block b
-// takes rows (b * kWarps + w) + k * grid * kWarps. The row loop bound is uniform over the group,
-// so every thread reaches the same shuffles and barriers.
-template <class T, bool BLOCK>
+// x, y (rows, cols), G threads per row (RowGroup). Block b takes rows b * R + k * grid * R for
+// k = 0, 1, ... (R = rows per block), group g of the block the g-th of those; the loop bound is
+// the same for the whole block, so every thread reaches every shuffle and barrier, and a group
+// past the last row only joins in with no elements.
+template <class T, int G>
 __global__ void __launch_bounds__(kThreads)
     softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t cols, bool log) {
-  const int lane_in_row = BLOCK ? threadIdx.x : (threadIdx.x & 31);
-  const int64_t first = BLOCK ? blockIdx.x : int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  const int64_t step = BLOCK ? gridDim.x : int64_t(gridDim.x) * kWarps;
-  constexpr int kGroup = BLOCK ? kThreads : 32;
-  for (int64_t r = first; r < rows; r += step) {
+  constexpr int R = RowGroup<G>::kRowsPerBlock;
+  const int lane = threadIdx.x % G;
+  const int64_t step = int64_t(gridDim.x) * R;
+  for (int64_t base = int64_t(blockIdx.x) * R; base < rows; base += step) {
+    const int64_t r = base + threadIdx.x / G;
+    const int64_t n = r < rows ? cols : 0;  // this group's elements
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    const MaxSum a = row_max_sum<T, BLOCK>(xr, cols, lane_in_row);
+    MaxSum a{-INFINITY, 0.0};
+    for (int64_t j = lane; j < n; j += G) online_add(a, xr[j]);
+    a = group_merge<T, G>(a);
     const T m = T(a.m);
     if (log) {
       // log softmax = (x - max) - log(sum e^(x - max)): no overflow
       const T ls = T(::log(a.s));
-      for (int64_t j = lane_in_row; j < cols; j += kGroup) yr[j] = (xr[j] - m) - ls;
+      for (int64_t j = lane; j < n; j += G) yr[j] = (xr[j] - m) - ls;
     } else {
       const T inv = T(1.0 / a.s);
-      for (int64_t j = lane_in_row; j < cols; j += kGroup) yr[j] = d_exp(xr[j] - m) * inv;
+      for (int64_t j = lane; j < n; j += G) yr[j] = d_exp(xr[j] - m) * inv;
     }
   }
 }
 
-// dy, y, dx (rows, cols); same row assignment as softmax_rows_kernel.
-template <class T, bool BLOCK>
+// dy, y, dx (rows, cols); the same row assignment as softmax_rows_kernel.
+template <class T, int G>
 __global__ void __launch_bounds__(kThreads)
     softmax_rows_backward_kernel(const T* dy, const T* y, T* dx, int64_t rows, int64_t cols,
                                  bool log) {
-  const int lane_in_row = BLOCK ? threadIdx.x : (threadIdx.x & 31);
-  const int64_t first = BLOCK ? blockIdx.x : int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  const int64_t step = BLOCK ? gridDim.x : int64_t(gridDim.x) * kWarps;
-  constexpr int kGroup = BLOCK ? kThreads : 32;
-  for (int64_t r = first; r < rows; r += step) {
+  constexpr int R = RowGroup<G>::kRowsPerBlock;
+  const int lane = threadIdx.x % G;
+  const int64_t step = int64_t(gridDim.x) * R;
+  for (int64_t base = int64_t(blockIdx.x) * R; base < rows; base += step) {
+    const int64_t r = base + threadIdx.x / G;
+    const int64_t n = r < rows ? cols : 0;
     const T* g = dy + r * cols;
     const T* yr = y + r * cols;
     T* d = dx + r * cols;
     double s = 0;
-    for (int64_t j = lane_in_row; j < cols; j += kGroup)
-      s += log ? double(g[j]) : double(g[j]) * double(yr[j]);
-    const T st = T(row_sum<double, BLOCK>(s));
+    for (int64_t j = lane; j < n; j += G) s += log ? double(g[j]) : double(g[j]) * double(yr[j]);
+    const T st = T(group_sum<double, G>(s));
     // dx may alias dy: each element is read and then written by the same thread.
-    for (int64_t j = lane_in_row; j < cols; j += kGroup)
+    for (int64_t j = lane; j < n; j += G)
       d[j] = log ? g[j] - d_exp(yr[j]) * st : yr[j] * (g[j] - st);
   }
 }
@@ -279,6 +246,20 @@ bool all_aligned16(const void* a, const void* b, const void* c = nullptr) {
   return aligned(a, 16) && aligned(b, 16) && (c == nullptr || aligned(c, 16));
 }
 
+template <class T, int G>
+void launch_rows_g(const T* x, T* y, int64_t rows, int64_t cols, bool log, cudaStream_t s,
+                   const T* dy) {
+  const unsigned grid = grid_for(rows, RowGroup<G>::kRowsPerBlock);
+  if (dy) {
+    softmax_rows_backward_kernel<T, G><<<grid, kThreads, 0, s>>>(dy, x, y, rows, cols, log);
+    check_launch("softmax_rows_backward_kernel");
+  } else {
+    softmax_rows_kernel<T, G><<<grid, kThreads, 0, s>>>(x, y, rows, cols, log);
+    check_launch("softmax_rows_kernel");
+  }
+}
+
+// Forward: x -> y. Backward (dy given): (dy, x = the forward output) -> y = dx.
 template <class T>
 void launch_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log, cudaStream_t s,
                  bool backward, const T* dy) {
@@ -286,24 +267,11 @@ void launch_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log, cudaStr
   if (rows == 0 || cols == 0) return;
   FASTNN_CHECK(x && y && (!backward || dy), "softmax: null device pointer");
   clear_launch_error();
-  if (cols <= kWarpRowMaxCols) {
-    const unsigned grid = grid_for(rows, kWarps);
-    if (backward) {
-      softmax_rows_backward_kernel<T, false><<<grid, kThreads, 0, s>>>(dy, x, y, rows, cols, log);
-      check_launch("softmax_rows_backward_kernel<warp>");
-    } else {
-      softmax_rows_kernel<T, false><<<grid, kThreads, 0, s>>>(x, y, rows, cols, log);
-      check_launch("softmax_rows_kernel<warp>");
-    }
-  } else {
-    const unsigned grid = grid_for(rows, 1);
-    if (backward) {
-      softmax_rows_backward_kernel<T, true><<<grid, kThreads, 0, s>>>(dy, x, y, rows, cols, log);
-      check_launch("softmax_rows_backward_kernel<block>");
-    } else {
-      softmax_rows_kernel<T, true><<<grid, kThreads, 0, s>>>(x, y, rows, cols, log);
-      check_launch("softmax_rows_kernel<block>");
-    }
+  switch (row_shape(cols)) {
+    case RowShape::G4: return launch_rows_g<T, 4>(x, y, rows, cols, log, s, dy);
+    case RowShape::G16: return launch_rows_g<T, 16>(x, y, rows, cols, log, s, dy);
+    case RowShape::G32: return launch_rows_g<T, 32>(x, y, rows, cols, log, s, dy);
+    case RowShape::Block: return launch_rows_g<T, kThreads>(x, y, rows, cols, log, s, dy);
   }
 }
 

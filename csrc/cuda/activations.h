@@ -32,7 +32,7 @@ void act_backward_from_output(Act act, T param, const T* dy, const T* y, T* dx, 
 
 // x, y (rows, cols) row-major. log = false: y = e^(x - max) / sum e^(x - max); log = true:
 // y = (x - max) - log(sum e^(x - max)). One pass for the row's max and sum (online), one to
-// write. A warp per row up to kWarpRowMaxCols columns, a block per row above.
+// write. 4 lanes per row up to 4 columns, 16 up to 16, a warp up to 1024, a block above.
 template <class T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log, void* stream = nullptr);
 
@@ -41,8 +41,6 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t cols, bool log, void* 
 template <class T>
 void softmax_rows_backward(const T* dy, const T* y, T* dx, int64_t rows, int64_t cols, bool log,
                            void* stream = nullptr);
-
-constexpr int64_t kWarpRowMaxCols = 1024;
 
 }  // namespace cuda
 }  // namespace fastnn

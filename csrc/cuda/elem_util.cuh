@@ -124,14 +124,65 @@ __device__ __forceinline__ MaxSum online_merge(MaxSum a, MaxSum b) {
   return {m, sa + sb};
 }
 
-template <class T>
-__device__ __forceinline__ MaxSum warp_merge(MaxSum v) {
+// Rows of a matrix are spread over groups of G threads: G <= 32 aligned lanes of a warp (32 / G
+// rows per warp), or G == kThreads, the whole block. The reductions below combine a group's values
+// and hand the result to every thread of the group. The xor butterfly never leaves an aligned
+// group of G lanes; all 32 lanes of the warp must call (the full shuffle mask), and for
+// G == kThreads every thread of the block (shared memory and barriers).
+template <int G>
+struct RowGroup {
+  static_assert(G == kThreads || (G <= 32 && (G & (G - 1)) == 0), "group: a power of 2 <= 32, or the block");
+  static constexpr int kRowsPerBlock = kThreads / G;
+  static constexpr int kShuffle = G < 32 ? G : 32;  // lanes reduced by shuffles
+};
+
+template <class T, int G>
+__device__ __forceinline__ MaxSum group_merge(MaxSum v) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
+  for (int o = RowGroup<G>::kShuffle / 2; o > 0; o >>= 1) {
     MaxSum w{__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o)};
     v = online_merge<T>(v, w);
   }
+  if constexpr (G == kThreads) {
+    __shared__ double sm[kWarps], ss[kWarps];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();  // the previous call's readers are done with the scratch
+    if (lane == 0) {
+      sm[warp] = v.m;
+      ss[warp] = v.s;
+    }
+    __syncthreads();
+    v = lane < kWarps ? MaxSum{sm[lane], ss[lane]} : MaxSum{-INFINITY, 0.0};
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      MaxSum w{__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o)};
+      v = online_merge<T>(v, w);
+    }
+  }
   return v;
+}
+
+template <class A, int G>
+__device__ __forceinline__ A group_sum(A v) {
+#pragma unroll
+  for (int o = RowGroup<G>::kShuffle / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if constexpr (G == kThreads) {
+    __shared__ A scratch[kWarps];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = warp_sum(lane < kWarps ? scratch[lane] : A(0));
+  }
+  return v;
+}
+
+// The group size for rows of `cols` elements: lanes are not left idle on narrow rows (2-class and
+// 10-class outputs), a warp takes a row up to 1024 columns, the block above.
+enum class RowShape { G4, G16, G32, Block };
+inline RowShape row_shape(int64_t cols) {
+  return cols <= 4 ? RowShape::G4 : cols <= 16 ? RowShape::G16 : cols <= 1024 ? RowShape::G32
+                                                                             : RowShape::Block;
 }
 #endif
 

@@ -3,9 +3,10 @@
 // Softmax cross-entropy runs as three launches on one stream:
 //   xent_prep_kernel      one block: checks every label, sums the labelled weights (the
 //                         normaliser D) and all class weights, records the first bad label;
-//   xent_rows_kernel      a warp (or block) per row, one pass for the online max and sum, one that
-//                         writes the gradient and accumulates the loss; does nothing if prep
-//                         found an error, so a bad label never leaves a half-written gradient;
+//   xent_rows_kernel      4, 16 or 32 lanes or a block per row (by C), one pass for the online
+//                         max and sum, one that writes the gradient and accumulates the loss;
+//                         does nothing if prep found an error, so a bad label never leaves a
+//                         half-written gradient;
 //   loss_finalize_kernel  one block adds the per-block partial losses in a fixed order.
 // The element-wise losses are one grid-stride pass (128-bit loads for float32 when aligned) and
 // the same finalize.
@@ -98,33 +99,16 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// (max, sum) and the optional second sum S over the row's group (warp, or block if BLOCK).
-template <class T, bool BLOCK>
-__device__ __forceinline__ void row_reduce(MaxSum& a, double& S) {
-  a = warp_merge<T>(a);
-  S = warp_sum(S);
-  if constexpr (BLOCK) {
-    __shared__ double sm[kWarps], ss[kWarps], sS[kWarps];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();  // the previous row's readers are done with the scratch
-    if (lane == 0) {
-      sm[warp] = a.m;
-      ss[warp] = a.s;
-      sS[warp] = S;
-    }
-    __syncthreads();
-    a = lane < kWarps ? MaxSum{sm[lane], ss[lane]} : MaxSum{-INFINITY, 0.0};
-    a = warp_merge<T>(a);
-    S = warp_sum(lane < kWarps ? sS[lane] : 0.0);
-  }
-}
-
 // logits, probs, grad (N, C); labels (N,); weight (C,). With per-class target mass a_c (class
 // weight times smoothed target) a row's loss is sum_c a_c (log s + m - z_c) and its gradient
 // (S q_c - a_c) / D, S = sum_c a_c, q = softmax(z): cpu/losses.cpp's formulas. The gradient is
 // formed as (S e_c - a_c s) / (s D) with e_c = e^(z_c - m): for the labelled class, e_y - s keeps
 // the small 1 - p_y that p_y - 1 in float would round away.
-template <class T, bool BLOCK>
+//
+// G threads per row (RowGroup), rows assigned as in softmax_rows_kernel (activations.cu): the
+// loop bound is uniform over the block, and a group past the last row joins the reductions with
+// no elements.
+template <class T, int G>
 __global__ void __launch_bounds__(kThreads)
     xent_rows_kernel(const T* logits, const int64_t* labels, const T* probs, const T* weight,
                      T* grad, int64_t N, int64_t C, double keep, double spread,
@@ -132,42 +116,47 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ double scratch[kWarps];
   if (st->code != kOk) return;  // the same for every thread: no barrier is left half-reached
   const double inv_norm = 1.0 / st->norm, sum_w = st->sum_w;
-  constexpr int kGroup = BLOCK ? kThreads : 32;
-  const int lane_in_row = BLOCK ? threadIdx.x : (threadIdx.x & 31);
-  const int64_t first = BLOCK ? blockIdx.x : int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  const int64_t step = BLOCK ? gridDim.x : int64_t(gridDim.x) * kWarps;
+  constexpr int R = RowGroup<G>::kRowsPerBlock;
+  const int lane = threadIdx.x % G;
+  const int64_t step = int64_t(gridDim.x) * R;
   double loss = 0;  // this thread's share of the block's rows, in a fixed order
-  for (int64_t r = first; r < N; r += step) {
+  for (int64_t base = int64_t(blockIdx.x) * R; base < N; base += step) {
+    const int64_t r = base + threadIdx.x / G;
+    const bool valid = r < N;
+    const int64_t n = valid ? C : 0;  // this group's elements
     const T* z = logits + r * C;
     T* g = grad + r * C;
     const T* p = probs ? probs + r * C : nullptr;
     MaxSum a{-INFINITY, 0.0};
     double S = 0;
-    for (int64_t c = lane_in_row; c < C; c += kGroup) {
+    for (int64_t c = lane; c < n; c += G) {
       online_add(a, z[c]);
       if (p) S += (weight ? double(weight[c]) : 1.0) * (keep * double(p[c]) + spread);
     }
-    row_reduce<T, BLOCK>(a, S);
-    const double s = a.s, log_s = ::log(a.s), m = a.m;
-    int64_t y = -1;
-    double wy = 0;
-    if (!p) {
-      y = labels[r];
-      wy = weight ? double(weight[y]) : 1.0;
-      S = keep * wy + spread * sum_w;
-    }
-    const double scale = inv_norm / s;
-    const T mt = T(m);
-    for (int64_t c = lane_in_row; c < C; c += kGroup) {
-      const T zc = z[c];
-      const double wc = weight ? double(weight[c]) : 1.0;
-      const double ac =
-          p ? wc * (keep * double(p[c]) + spread) : spread * wc + (c == y ? keep * wy : 0.0);
-      // -log q_c = log s + (m - z_c); zero mass is skipped so that a -inf logit of an untargeted
-      // class does not turn the loss into 0 * inf = NaN.
-      if (ac != 0) loss += ac * (log_s + (m - double(zc)));
-      const double e = double(d_exp(zc - mt));
-      g[c] = T((S * e - ac * s) * scale);
+    a = group_merge<T, G>(a);
+    S = group_sum<double, G>(S);
+    if (valid) {  // nothing below synchronises
+      const double s = a.s, log_s = ::log(a.s), m = a.m;
+      int64_t y = -1;
+      double wy = 0;
+      if (!p) {
+        y = labels[r];
+        wy = weight ? double(weight[y]) : 1.0;
+        S = keep * wy + spread * sum_w;
+      }
+      const double scale = inv_norm / s;
+      const T mt = T(m);
+      for (int64_t c = lane; c < C; c += G) {
+        const T zc = z[c];
+        const double wc = weight ? double(weight[c]) : 1.0;
+        const double ac =
+            p ? wc * (keep * double(p[c]) + spread) : spread * wc + (c == y ? keep * wy : 0.0);
+        // -log q_c = log s + (m - z_c); zero mass is skipped so that a -inf logit of an untargeted
+        // class does not turn the loss into 0 * inf = NaN.
+        if (ac != 0) loss += ac * (log_s + (m - double(zc)));
+        const double e = double(d_exp(zc - mt));
+        g[c] = T((S * e - ac * s) * scale);
+      }
     }
   }
   loss = block_sum(loss, scratch);
@@ -282,6 +271,19 @@ void elem_loss_launch(const T* x, const T* t, int64_t n, T* grad, void* ws, void
   check_launch("loss_finalize_kernel");
 }
 
+// The grid depends on N and the group size (so on the shape) only: loss_grid caps it at
+// kMaxBlocks whatever the GPU, which keeps the partial sums -- and the loss -- identical on any
+// device.
+template <class T, int G>
+unsigned xent_rows_launch(const cpu::SoftmaxXentArgs<T>& a, double keep, double spread,
+                          const LossStatus* st, double* partials, cudaStream_t s) {
+  const unsigned grid = loss_grid(a.N, RowGroup<G>::kRowsPerBlock);
+  xent_rows_kernel<T, G><<<grid, kThreads, 0, s>>>(a.logits, a.labels, a.probs, a.weight, a.grad,
+                                                   a.N, a.C, keep, spread, st, partials);
+  check_launch("xent_rows_kernel");
+  return grid;
+}
+
 template <class T>
 void xent_launch(const cpu::SoftmaxXentArgs<T>& a, void* ws, void* stream) {
   FASTNN_CHECK(a.N > 0, "logits: expected at least one row, got 0");
@@ -299,19 +301,14 @@ void xent_launch(const cpu::SoftmaxXentArgs<T>& a, void* ws, void* stream) {
   clear_launch_error();
   xent_prep_kernel<T><<<1, kThreads, 0, s>>>(a.labels, a.weight, a.N, a.C, st);
   check_launch("xent_prep_kernel");
-  unsigned grid;
-  if (a.C <= 1024) {
-    grid = loss_grid(a.N, kWarps);
-    xent_rows_kernel<T, false><<<grid, kThreads, 0, s>>>(a.logits, a.labels, a.probs, a.weight,
-                                                         a.grad, a.N, a.C, keep, spread, st,
-                                                         partials);
-    check_launch("xent_rows_kernel<warp>");
-  } else {
-    grid = loss_grid(a.N, 1);
-    xent_rows_kernel<T, true><<<grid, kThreads, 0, s>>>(a.logits, a.labels, a.probs, a.weight,
-                                                        a.grad, a.N, a.C, keep, spread, st,
-                                                        partials);
-    check_launch("xent_rows_kernel<block>");
+  unsigned grid = 0;
+  switch (row_shape(a.C)) {
+    case RowShape::G4: grid = xent_rows_launch<T, 4>(a, keep, spread, st, partials, s); break;
+    case RowShape::G16: grid = xent_rows_launch<T, 16>(a, keep, spread, st, partials, s); break;
+    case RowShape::G32: grid = xent_rows_launch<T, 32>(a, keep, spread, st, partials, s); break;
+    case RowShape::Block:
+      grid = xent_rows_launch<T, kThreads>(a, keep, spread, st, partials, s);
+      break;
   }
   loss_finalize_kernel<<<1, kThreads, 0, s>>>(partials, int(grid), st, false, 0.0);
   check_launch("loss_finalize_kernel");
