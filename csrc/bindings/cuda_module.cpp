@@ -21,6 +21,7 @@ void register_tensor_bindings(py::module_& m);  // bindings/cuda_tensor.cpp
 // cuda_kernels_optim.cpp: optimizer steps, norms, batch norm, reductions.
 void register_cuda_optim_kernels(py::module_& m);
 }  // namespace fastnn
+void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
 
 namespace {
 
@@ -211,4 +212,5 @@ PYBIND11_MODULE(_cuda, m) {
         "out = act(alpha * op(a) @ op(b) + beta * out + bias) on the current GPU; float32 NumPy "
         "arrays of any strides, copied to and from the device (for tests)");
   fastnn::register_cuda_optim_kernels(m);
+  bind_cuda_elem(m);
 }
