@@ -18,8 +18,9 @@ def _act(z, name, negative_slope=0.01):
     if name == "tanh":
         return np.tanh(z)
     if name == "gelu":
-        erf = np.vectorize(math.erf)
-        return 0.5 * z * (1.0 + erf(z / math.sqrt(2.0)))
+        # Phi(z) = erfc(-z / sqrt 2) / 2, which keeps its digits in the negative tail.
+        erfc = np.vectorize(math.erfc, otypes=[np.float64])
+        return 0.5 * z * erfc(-z / math.sqrt(2.0))
     if name == "elu":
         return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
     if name == "softplus":
@@ -148,8 +149,8 @@ def _act_deriv(z, name, negative_slope=0.01):
     if name == "tanh":
         return 1.0 - np.tanh(z) ** 2
     if name == "gelu":
-        erf = np.vectorize(math.erf, otypes=[np.float64])
-        return 0.5 * (1.0 + erf(z / math.sqrt(2.0))) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+        erfc = np.vectorize(math.erfc, otypes=[np.float64])
+        return 0.5 * erfc(-z / math.sqrt(2.0)) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     if name == "elu":
         return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))
     if name == "softplus":

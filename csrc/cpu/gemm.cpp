@@ -35,7 +35,8 @@ T act_ref(T x, Act act, T param) {
     case Act::LeakyRelu: return x > 0 ? x : x * param;
     case Act::Sigmoid: return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
     case Act::Tanh: return std::tanh(x);
-    case Act::Gelu: return T(0.5) * x * (1 + std::erf(x / std::sqrt(T(2))));
+    // Phi(x) = erfc(-x / sqrt 2) / 2: no 1 + erf cancellation in the negative tail.
+    case Act::Gelu: return T(0.5) * x * std::erfc(-x / std::sqrt(T(2)));
     case Act::Elu: return x > 0 ? x : param * std::expm1(x);
     case Act::Softplus: return std::fmax(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
     case Act::Step: return x > 0 ? T(1) : T(0);
