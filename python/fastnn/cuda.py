@@ -1,6 +1,8 @@
 """The CUDA backend, loaded lazily: importing fastnn never needs a GPU, a driver or the CUDA
 runtime. Without any of them, `is_available()` is False and `device_count()` is 0."""
 
+import importlib
+
 _module = None
 _import_error = None
 _probed = False
@@ -12,9 +14,10 @@ def _load():
     if not _probed:
         _probed = True
         try:
-            from fastnn import _cuda
-
-            _module = _cuda
+            # import_module, not `from fastnn import _cuda`: for a module that was never built the
+            # latter raises a plain ImportError ("cannot import name"), indistinguishable from a
+            # module that exists but cannot load.
+            _module = importlib.import_module("fastnn._cuda")
         except ModuleNotFoundError as exc:
             # fastnn._cuda itself missing is a CPU-only build ("not compiled"); any other missing
             # module is a real load failure worth reporting.
