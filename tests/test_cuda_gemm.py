@@ -280,7 +280,7 @@ def test_auto_dispatch_large_aligned(M, N, K):
 @pytest.mark.parametrize("M,N,K,trans_a,trans_b", [(130, 131, 64, False, False),
                                                    (130, 128, 65, False, False),
                                                    (130, 128, 64, True, False),
-                                                   (130, 128, 64, False, True)])
+                                                   (130, 128, 66, False, True)])
 def test_v2_refuses_unaligned_leading_dims(M, N, K, trans_a, trans_b):
     a = np.ones((K, M) if trans_a else (M, K), np.float32)
     b = np.ones((N, K) if trans_b else (K, N), np.float32)
@@ -369,3 +369,67 @@ def test_v2_misaligned_pointer_falls_back_with_torch():
     _cuda.gemm_device(ptr_a, tb.data_ptr(), tc.data_ptr(), M, N, K, K, N, N, stream=stream)
     got = tc.cpu().numpy()
     assert _rel_err(got, a.astype(np.float64) @ b) < 2e-5
+
+
+# ---------------------------------------------------------------- TF32 tensor cores
+# A and B are rounded to TF32 (10-bit mantissa, round-to-nearest): per-product relative error
+# ~3e-4 rms, so a Frobenius error near 4e-4 on Gaussian data; 2e-3 leaves room, and a value
+# below 1e-5 would mean the FP32 path ran instead.
+TF32_RTOL = 2e-3
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", [(128, 128, 16), (132, 124, 20), (260, 136, 140),
+                                   (64, 516, 264), (17, 8, 4)])
+def test_tf32_shapes_and_transposes(M, N, K, trans_a, trans_b):
+    _check(M, N, K, trans_a=trans_a, trans_b=trans_b, variant="tf32", rtol=TF32_RTOL)
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("activation,param", [(None, 0.0), ("relu", 0.0), ("sigmoid", 0.0),
+                                              ("gelu", 0.0)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (0.5, -2.0)])
+def test_tf32_epilogues(activation, param, alpha, beta):
+    _check(131, 132, 36, alpha=alpha, beta=beta, with_bias=True, activation=activation,
+           param=param, variant="tf32", rtol=TF32_RTOL)
+
+
+@needs_gpu
+@pytest.mark.cuda
+def test_tf32_really_rounds_and_refuses_unaligned():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((256, 512)).astype(np.float32)
+    b = rng.standard_normal((512, 256)).astype(np.float32)
+    out = np.full((256, 256), np.nan, np.float32)
+    cuda._gemm_host(a, b, out, variant="tf32")
+    err = _rel_err(out, a.astype(np.float64) @ b.astype(np.float64))
+    assert 1e-5 < err < TF32_RTOL, f"TF32 error {err:.3g} (below 1e-5: not on tensor cores?)"
+    with pytest.raises(ValueError, match="tf32"):
+        cuda._gemm_host(a[:, :511].copy(), b[:511].copy(), out, variant="tf32")
+
+
+@needs_gpu
+def test_gemm_device_tf32_with_torch():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    from fastnn import _cuda
+
+    rng = np.random.default_rng(9)
+    m, k, n = 300, 68, 132
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    ta, tb, tbias = (torch.from_numpy(v).cuda() for v in (a, b, bias))
+    tc = torch.full((m, n), float("nan"), device="cuda")
+    _cuda.gemm_device_tf32(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), m, n, k, k, n, n,
+                           bias=tbias.data_ptr(), activation="relu",
+                           stream=torch.cuda.current_stream().cuda_stream)
+    want = np.maximum(a.astype(np.float64) @ b + bias, 0)
+    got = tc.cpu().numpy()
+    assert np.isfinite(got).all()
+    assert _rel_err(got, want) < TF32_RTOL
