@@ -53,7 +53,7 @@ def _rel_err(got, want):
 
 
 def _check(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
-           activation=None, param=0.0, seed=0):
+           activation=None, param=0.0, seed=0, variant="auto", rtol=RTOL):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
@@ -64,11 +64,12 @@ def _check(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias
     else:
         out = rng.standard_normal((M, N)).astype(np.float32)
     c0 = out.copy()
-    cuda._gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param)
+    cuda._gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
+                    variant=variant)
     want = _reference(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
     assert np.all(np.isfinite(out)), "non-finite values in the GPU result"
     err = _rel_err(out, want)
-    assert err < RTOL, f"relative Frobenius error {err:.3g} for M={M} N={N} K={K}"
+    assert err < rtol, f"relative Frobenius error {err:.3g} for M={M} N={N} K={K} ({variant})"
 
 
 def test_no_gpu_queries_do_not_raise():
@@ -219,3 +220,216 @@ def test_gemm_on_device_memory_with_torch():
         got = tc.cpu().numpy()
         assert np.isfinite(got).all()
         assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+
+
+# ---------------------------------------------------------------- v2 (gemm_sgemm2.cu)
+# gemm_host copies operands contiguously, so v2 applies when the copies' leading dimensions are
+# multiples of 4: K and N always, M as well when trans_a, K when trans_b.
+
+V2_SHAPES = [
+    (1, 4, 4),
+    (3, 8, 12),
+    (127, 128, 8),
+    (128, 128, 8),
+    (129, 128, 16),
+    (128, 132, 12),
+    (131, 124, 20),
+    (255, 256, 36),
+    (257, 260, 132),
+    (64, 516, 260),
+]
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("M,N,K", V2_SHAPES)
+def test_v2_shapes(M, N, K):
+    _check(M, N, K, variant="v2")
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", [(132, 124, 20), (128, 256, 8), (4, 4, 4), (260, 136, 140)])
+def test_v2_transposes(M, N, K, trans_a, trans_b):
+    _check(M, N, K, trans_a=trans_a, trans_b=trans_b, variant="v2")
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("activation,param", [(None, 0.0), ("relu", 0.0), ("leaky_relu", 0.1),
+                                              ("sigmoid", 0.0), ("tanh", 0.0), ("gelu", 0.0)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (0.5, -2.0)])
+def test_v2_epilogues(activation, param, alpha, beta):
+    _check(131, 132, 36, alpha=alpha, beta=beta, with_bias=True, activation=activation,
+           param=param, variant="v2")
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("M,N,K", [(1100, 1100, 64), (1024, 1028, 100)])
+def test_auto_dispatch_large_aligned(M, N, K):
+    # Enough 128x128 tiles for the auto path to pick v2; v1 forced on the same problem agrees.
+    _check(M, N, K, with_bias=True, activation="relu", variant="auto", rtol=2e-5)
+    _check(M, N, K, with_bias=True, activation="relu", variant="v1", rtol=2e-5)
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("M,N,K,trans_a,trans_b", [(130, 131, 64, False, False),
+                                                   (130, 128, 65, False, False),
+                                                   (130, 128, 64, True, False),
+                                                   (130, 128, 66, False, True)])
+def test_v2_refuses_unaligned_leading_dims(M, N, K, trans_a, trans_b):
+    a = np.ones((K, M) if trans_a else (M, K), np.float32)
+    b = np.ones((N, K) if trans_b else (K, N), np.float32)
+    out = np.empty((M, N), np.float32)
+    with pytest.raises(ValueError, match="v2"):
+        cuda._gemm_host(a, b, out, trans_a, trans_b, variant="v2")
+    # ...and the automatic choice falls back to v1 on the same arrays.
+    _check(M, N, K, trans_a=trans_a, trans_b=trans_b, variant="auto")
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("M,N,K", [(63, 65, 17), (129, 132, 64)])
+def test_v1_forced(M, N, K):
+    _check(M, N, K, with_bias=True, activation="tanh", variant="v1")
+
+
+@needs_gpu
+def test_bad_variant_name_raises():
+    a = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="variant"):
+        cuda._gemm_host(a, a, np.empty((4, 4), np.float32), variant="v3")
+
+
+@needs_gpu
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", [(130, 131, 67), (5, 3, 1), (257, 129, 9)])
+def test_v2_padded_leading_dims_with_torch(M, N, K, trans_a, trans_b):
+    """Sizes that are not multiples of 4 inside buffers whose leading dimensions are: the partial
+    float4 loads at the K, M and N edges and the per-element stores at the N edge."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    from fastnn import _cuda
+
+    def pad4(n):
+        return (n + 3) // 4 * 4 + 4
+
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    c0 = rng.standard_normal((M, N)).astype(np.float32)
+    lda, ldb, ldc = pad4(a.shape[1]), pad4(b.shape[1]), pad4(N)
+    # NaN padding: a kernel that read past the logical edge would poison the result.
+    ta = torch.full((a.shape[0], lda), float("nan"), device="cuda")
+    tb = torch.full((b.shape[0], ldb), float("nan"), device="cuda")
+    tc = torch.full((M, ldc), float("nan"), device="cuda")
+    ta[:, : a.shape[1]] = torch.from_numpy(a).cuda()
+    tb[:, : b.shape[1]] = torch.from_numpy(b).cuda()
+    tc[:, :N] = torch.from_numpy(c0).cuda()
+    tbias = torch.from_numpy(bias).cuda()
+    _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), M, N, K, lda, ldb, ldc,
+                      trans_a=trans_a, trans_b=trans_b, alpha=0.75, beta=0.5,
+                      bias=tbias.data_ptr(), activation="leaky_relu", act_param=0.2,
+                      stream=torch.cuda.current_stream().cuda_stream, variant="v2")
+    got = tc.cpu().numpy()
+    want = _reference(a, b, c0, trans_a, trans_b, 0.75, 0.5, bias, "leaky_relu", 0.2)
+    assert np.isfinite(got[:, :N]).all()
+    assert _rel_err(got[:, :N], want) < RTOL
+    assert np.isnan(got[:, N:]).all(), "wrote past N into the padding"
+
+
+@needs_gpu
+def test_v2_misaligned_pointer_falls_back_with_torch():
+    """A pointer one float past a 16-byte boundary: auto runs v1, forcing v2 is a ValueError."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    from fastnn import _cuda
+
+    M = N = K = 1024
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    flat = torch.empty(M * K + 1, device="cuda")
+    flat[1:] = torch.from_numpy(a).cuda().reshape(-1)
+    tb = torch.from_numpy(b).cuda()
+    tc = torch.full((M, N), float("nan"), device="cuda")
+    ptr_a = flat.data_ptr() + 4
+    stream = torch.cuda.current_stream().cuda_stream
+    with pytest.raises(ValueError, match="v2"):
+        _cuda.gemm_device(ptr_a, tb.data_ptr(), tc.data_ptr(), M, N, K, K, N, N, stream=stream,
+                          variant="v2")
+    _cuda.gemm_device(ptr_a, tb.data_ptr(), tc.data_ptr(), M, N, K, K, N, N, stream=stream)
+    got = tc.cpu().numpy()
+    assert _rel_err(got, a.astype(np.float64) @ b) < 2e-5
+
+
+# ---------------------------------------------------------------- TF32 tensor cores
+# A and B are rounded to TF32 (10-bit mantissa, round-to-nearest): per-product relative error
+# ~3e-4 rms, so a Frobenius error near 4e-4 on Gaussian data; 2e-3 leaves room, and a value
+# below 1e-5 would mean the FP32 path ran instead.
+TF32_RTOL = 2e-3
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", [(128, 128, 16), (132, 124, 20), (260, 136, 140),
+                                   (64, 516, 264), (17, 8, 4)])
+def test_tf32_shapes_and_transposes(M, N, K, trans_a, trans_b):
+    _check(M, N, K, trans_a=trans_a, trans_b=trans_b, variant="tf32", rtol=TF32_RTOL)
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("activation,param", [(None, 0.0), ("relu", 0.0), ("sigmoid", 0.0),
+                                              ("gelu", 0.0)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (0.5, -2.0)])
+def test_tf32_epilogues(activation, param, alpha, beta):
+    _check(131, 132, 36, alpha=alpha, beta=beta, with_bias=True, activation=activation,
+           param=param, variant="tf32", rtol=TF32_RTOL)
+
+
+@needs_gpu
+@pytest.mark.cuda
+def test_tf32_really_rounds_and_refuses_unaligned():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((256, 512)).astype(np.float32)
+    b = rng.standard_normal((512, 256)).astype(np.float32)
+    out = np.full((256, 256), np.nan, np.float32)
+    cuda._gemm_host(a, b, out, variant="tf32")
+    err = _rel_err(out, a.astype(np.float64) @ b.astype(np.float64))
+    assert 1e-5 < err < TF32_RTOL, f"TF32 error {err:.3g} (below 1e-5: not on tensor cores?)"
+    with pytest.raises(ValueError, match="tf32"):
+        cuda._gemm_host(a[:, :511].copy(), b[:511].copy(), out, variant="tf32")
+
+
+@needs_gpu
+def test_gemm_device_tf32_with_torch():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    from fastnn import _cuda
+
+    rng = np.random.default_rng(9)
+    m, k, n = 300, 68, 132
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    ta, tb, tbias = (torch.from_numpy(v).cuda() for v in (a, b, bias))
+    tc = torch.full((m, n), float("nan"), device="cuda")
+    _cuda.gemm_device_tf32(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), m, n, k, k, n, n,
+                           bias=tbias.data_ptr(), activation="relu",
+                           stream=torch.cuda.current_stream().cuda_stream)
+    want = np.maximum(a.astype(np.float64) @ b + bias, 0)
+    got = tc.cpu().numpy()
+    assert np.isfinite(got).all()
+    assert _rel_err(got, want) < TF32_RTOL

@@ -63,6 +63,23 @@ def _gemm_rows(torch, cu, repeats, quick):
         rows.append({"shape": f"sgemm {m}x{k}x{n}", "fastnn_ms": ours, "torch_ms": theirs,
                      "fastnn_tflops": flops / ours / 1e9, "torch_tflops": flops / theirs / 1e9,
                      "ratio": theirs / ours, "max_rel_err": err, "ok": err < 1e-3})
+        # The general kernel (v1) on the same operands: what the fast path (v2) gains.
+        v1 = _gpu_timer(torch, lambda: cu.gemm_device(a.data_ptr(), b.data_ptr(), c.data_ptr(),
+                                                      m, n, k, k, n, n, stream=stream,
+                                                      variant="v1"), repeats)
+        rows.append({"shape": f"sgemm v1 {m}x{k}x{n}", "fastnn_ms": v1, "torch_ms": theirs,
+                     "fastnn_tflops": flops / v1 / 1e9, "torch_tflops": flops / theirs / 1e9,
+                     "ratio": theirs / v1, "ok": True})
+        # TF32 tensor cores, against cuBLAS with TF32 allowed.
+        ours32 = _gpu_timer(torch, lambda: cu.gemm_device_tf32(
+            a.data_ptr(), b.data_ptr(), c.data_ptr(), m, n, k, k, n, n, stream=stream), repeats)
+        err32 = float((c - ref).abs().max() / ref.abs().max())
+        torch.backends.cuda.matmul.allow_tf32 = True
+        theirs32 = _gpu_timer(torch, lambda: torch.matmul(a, b, out=c), repeats)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        rows.append({"shape": f"tf32 {m}x{k}x{n}", "fastnn_ms": ours32, "torch_ms": theirs32,
+                     "fastnn_tflops": flops / ours32 / 1e9, "torch_tflops": flops / theirs32 / 1e9,
+                     "ratio": theirs32 / ours32, "max_rel_err": err32, "ok": err32 < 1e-2})
     for m, k, n in mlp:
         x = torch.randn(m, k, device="cuda")
         w = torch.randn(k, n, device="cuda") / k ** 0.5

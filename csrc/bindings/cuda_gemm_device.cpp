@@ -19,7 +19,9 @@ namespace {
 void gemm_device(uintptr_t a, uintptr_t b, uintptr_t c, int64_t M, int64_t N, int64_t K,
                  int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b,
                  double alpha, double beta, uintptr_t bias, const std::string& activation,
-                 double act_param, uintptr_t stream) {
+                 double act_param, uintptr_t stream,
+                 const std::string& variant) {
+  const cuda::GemmVariant var = cuda::gemm_variant_from_name(variant);
   if (M < 0 || N < 0 || K < 0) throw ValueError("gemm_device: negative size");
   if (!a || !b || !c) throw ValueError("gemm_device: null device pointer");
   GemmArgs<float> g;
@@ -41,7 +43,7 @@ void gemm_device(uintptr_t a, uintptr_t b, uintptr_t c, int64_t M, int64_t N, in
   g.act = act_from_name(activation);
   g.act_param = float(act_param);
   py::gil_scoped_release release;
-  cuda::gemm(g, reinterpret_cast<void*>(stream));
+  cuda::gemm_variant(g, reinterpret_cast<void*>(stream), var);
 }
 
 }  // namespace
@@ -51,6 +53,22 @@ void bind_cuda_gemm_device(py::module_& m) {
         py::arg("N"), py::arg("K"), py::arg("lda"), py::arg("ldb"), py::arg("ldc"),
         py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0, py::arg("bias") = 0, py::arg("activation") = "none",
-        py::arg("act_param") = 0.0, py::arg("stream") = 0,
-        "C = act(alpha op(A) op(B) + beta C + bias) on device pointers, enqueued on `stream`");
+        py::arg("act_param") = 0.0, py::arg("stream") = 0, py::arg("variant") = "auto",
+        "C = act(alpha op(A) op(B) + beta C + bias) on device pointers, enqueued on `stream`; "
+        "variant: 'auto', 'v1' (general kernel), 'v2' (fast FP32 path) or 'tf32' (tensor cores)");
+  m.def(
+      "gemm_device_tf32",
+      [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t M, int64_t N, int64_t K, int64_t lda,
+         int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, double alpha, double beta,
+         uintptr_t bias, const std::string& activation, double act_param, uintptr_t stream) {
+        gemm_device(a, b, c, M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, bias,
+                    activation, act_param, stream, "tf32");
+      },
+      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"), py::arg("N"), py::arg("K"),
+      py::arg("lda"), py::arg("ldb"), py::arg("ldc"), py::arg("trans_a") = false,
+      py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+      py::arg("bias") = 0, py::arg("activation") = "none", py::arg("act_param") = 0.0,
+      py::arg("stream") = 0,
+      "gemm_device on TF32 tensor cores (mma.sync, FP32 accumulation; ~1e-3 relative error); "
+      "needs 16-byte aligned pointers and leading dimensions that are multiples of 4");
 }

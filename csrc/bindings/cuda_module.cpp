@@ -116,7 +116,8 @@ Act parse_act(const py::object& activation) {
 
 void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj,
                bool trans_a, bool trans_b, double alpha, double beta, const py::object& bias_obj,
-               const py::object& activation, double act_param) {
+               const py::object& activation, double act_param, const std::string& variant) {
+  const cuda::GemmVariant var = cuda::gemm_variant_from_name(variant);
   CArray a = contiguous_f32(a_obj, "a", 2), b = contiguous_f32(b_obj, "b", 2);
   // A list would be converted to a temporary array and the result silently lost.
   if (!py::isinstance<py::array>(out_obj)) throw TypeError("out: expected a NumPy array");
@@ -181,9 +182,9 @@ void gemm_host(const py::object& a_obj, const py::object& b_obj, const py::objec
       g.B = db.ptr;
       g.C = dc.ptr;
       g.bias = dbias.ptr;
-      cuda::gemm(g);
+      cuda::gemm_variant(g, nullptr, var);
       // Faults inside the kernel surface here, at the first synchronising call.
-      check_cuda(cudaDeviceSynchronize(), "CUDA kernel sgemm_tiled");
+      check_cuda(cudaDeviceSynchronize(), "CUDA kernel sgemm (v1 sgemm_tiled or v2 sgemm2_kernel)");
       check_cuda(cudaMemcpy(hr, dc.ptr, nc * sizeof(float), cudaMemcpyDeviceToHost),
                  "copying out back from the GPU");
     }
@@ -208,9 +209,10 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_gemm_device(m);
   m.def("gemm_host", &gemm_host, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("bias"),
-        py::arg("activation"), py::arg("act_param"),
+        py::arg("activation"), py::arg("act_param"), py::arg("variant") = "auto",
         "out = act(alpha * op(a) @ op(b) + beta * out + bias) on the current GPU; float32 NumPy "
-        "arrays of any strides, copied to and from the device (for tests)");
+        "arrays of any strides, copied to and from the device (for tests); variant: 'auto', "
+        "'v1' (general kernel) or 'v2' (fast path; ValueError when it does not apply)");
   fastnn::register_cuda_optim_kernels(m);
   bind_cuda_elem(m);
 }

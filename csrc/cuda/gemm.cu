@@ -1,7 +1,7 @@
 // The first, deliberately plain CUDA SGEMM: a 64x64 block tile staged through shared memory in
 // K steps of 16, each of 256 threads accumulating a 4x4 register tile. Loads go through the
 // general strides and are bounds-checked, so every layout, transpose and edge tile takes the same
-// path; tuning (vector loads, double buffering, layout-specialised variants) comes later.
+// path. It is the general fallback: cuda::gemm sends the common layouts to v2 (gemm_sgemm2.cu).
 #include "cuda/gemm.h"
 
 #include <cuda_runtime.h>
@@ -10,6 +10,8 @@
 #include <string>
 
 #include "core/error.h"
+#include "cuda/gemm_epilogue.cuh"
+#include "cuda/gemm_sgemm2.h"
 
 namespace fastnn {
 namespace cuda {
@@ -22,28 +24,6 @@ constexpr int THREADS_Y = BM / TM;  // 16
 constexpr int THREADS = THREADS_X * THREADS_Y;
 static_assert((BM * BK) % THREADS == 0 && (BK * BN) % THREADS == 0,
               "every thread must load the same number of tile elements");
-
-// The same formulas as the CPU epilogue (cpu/gemm.cpp), so both back ends agree on edge cases:
-// relu keeps NaN, sigmoid and softplus only ever exponentiate non-positive numbers.
-__device__ __forceinline__ float apply_act(float x, Act act, float param) {
-  switch (act) {
-    case Act::None: return x;
-    case Act::Relu: return x > 0.f ? x : (isnan(x) ? x : 0.f);
-    case Act::LeakyRelu: return x > 0.f ? x : x * param;
-    case Act::Sigmoid:
-      if (x >= 0.f) return 1.f / (1.f + expf(-x));
-      else {
-        const float e = expf(x);
-        return e / (1.f + e);
-      }
-    case Act::Tanh: return tanhf(x);
-    case Act::Gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752440f));
-    case Act::Elu: return x > 0.f ? x : param * expm1f(x);
-    case Act::Softplus: return fmaxf(x, 0.f) + log1pf(expf(-fabsf(x)));
-    case Act::Step: return x > 0.f ? 1.f : 0.f;
-  }
-  return x;
-}
 
 // Threads own rows ty + 16*i and columns tx + 16*j (interleaved rather than 4 adjacent ones):
 // a warp then reads 16 consecutive floats of a B row from shared memory without bank conflicts,
@@ -110,7 +90,7 @@ __global__ void __launch_bounds__(THREADS) sgemm_tiled(const GemmArgs<float> g) 
       float v = g.alpha * acc[i][j];
       if (read_c) v += g.beta * *c;
       if (g.bias) v += g.bias[n * g.bias_stride];
-      *c = apply_act(v, g.act, g.act_param);
+      *c = gemm_detail::apply_act(v, g.act, g.act_param);
     }
   }
 }
@@ -124,11 +104,25 @@ void check_launch(const char* kernel) {
 
 }  // namespace
 
-void gemm(const GemmArgs<float>& g, void* stream) {
+void gemm_variant(const GemmArgs<float>& g, void* stream, GemmVariant variant) {
   FASTNN_CHECK(g.M >= 0 && g.N >= 0 && g.K >= 0, "cuda gemm: M, N and K must be non-negative");
   if (g.M == 0 || g.N == 0) return;
   FASTNN_CHECK(g.C != nullptr, "cuda gemm: C is null");
   FASTNN_CHECK(g.K == 0 || (g.A != nullptr && g.B != nullptr), "cuda gemm: A or B is null");
+
+  if (variant == GemmVariant::TF32 && g.K > 0) {
+    gemm_tf32_v2(g, stream);  // ValueError unless the v2 layout conditions hold
+    return;
+  }
+  if (variant == GemmVariant::V2 ||
+      (variant == GemmVariant::Auto && sgemm2_applies(g) && sgemm2_worth_it(g))) {
+    FASTNN_CHECK(sgemm2_applies(g),
+                 "cuda gemm: the v2 kernel needs K > 0, unit-stride rows or columns with "
+                 "leading dimensions a multiple of 4, 16-byte aligned pointers, no gates");
+    sgemm2(g, stream);
+    return;
+  }
+
   const int64_t grid_x = (g.N + BN - 1) / BN, grid_y = (g.M + BM - 1) / BM;
   FASTNN_CHECK(grid_x <= INT_MAX && grid_y <= 65535,
                "cuda gemm: matrix too large for one launch (M " + std::to_string(g.M) +
@@ -140,6 +134,20 @@ void gemm(const GemmArgs<float>& g, void* stream) {
                 static_cast<cudaStream_t>(stream)>>>(g);
   check_launch("sgemm_tiled");
 }
+
+GemmVariant gemm_variant_from_name(const std::string& name) {
+  if (name == "auto") return GemmVariant::Auto;
+  if (name == "v1") return GemmVariant::V1;
+  if (name == "v2") return GemmVariant::V2;
+  if (name == "tf32") return GemmVariant::TF32;
+  throw ValueError("gemm variant: expected 'auto', 'v1', 'v2' or 'tf32', got '" + name + "'");
+}
+
+void gemm_tf32(const GemmArgs<float>& g, void* stream) {
+  gemm_variant(g, stream, GemmVariant::TF32);
+}
+
+void gemm(const GemmArgs<float>& g, void* stream) { gemm_variant(g, stream, GemmVariant::Auto); }
 
 }  // namespace cuda
 }  // namespace fastnn

@@ -24,7 +24,27 @@ namespace cuda {
 // so plain C++ translation units can include it) and returns without synchronising. Launch
 // errors throw CudaError at once; errors while the kernel runs surface at the caller's next
 // synchronising call, as with any asynchronous CUDA work. Bad arguments throw ValueError.
+//
+// Two kernels sit behind it: v2 (gemm_sgemm2.cu: 128x128 tiles, 128-bit loads, double buffered)
+// when every operand has a unit stride, leading dimensions that are multiples of 4, 16-byte
+// aligned pointers, no gates/colsum/Z and a grid big enough to fill the GPU; v1 (the general
+// strided kernel, 64x64 tiles) otherwise.
 void gemm(const GemmArgs<float>& args, void* stream = nullptr);
+
+// The same, with the kernel chosen by the caller (tests and benchmarks): Auto is gemm(); V1
+// always runs the general kernel; V2 throws ValueError when its layout conditions do not hold
+// (it ignores the grid-size heuristic).
+// TF32 rounds A and B to TF32 (10-bit mantissa) and multiplies on tensor cores with FP32
+// accumulation: ~1e-3 relative error instead of ~1e-6; same layout conditions as V2 (ValueError
+// otherwise), K == 0 runs v1 (there is nothing to round).
+enum class GemmVariant { Auto, V1, V2, TF32 };
+void gemm_variant(const GemmArgs<float>& args, void* stream, GemmVariant variant);
+
+// The TF32 tensor-core GEMM: gemm_variant(args, stream, GemmVariant::TF32).
+void gemm_tf32(const GemmArgs<float>& args, void* stream = nullptr);
+
+// "auto", "v1", "v2" or "tf32"; anything else throws ValueError.
+GemmVariant gemm_variant_from_name(const std::string& name);
 
 }  // namespace cuda
 }  // namespace fastnn
