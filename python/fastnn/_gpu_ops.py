@@ -521,14 +521,13 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
     gamma = _features(gamma, "gamma", x)
     beta = _features(beta, "beta", x)
     n, f = x._shape
-    s = _stream(index)
-    y = _empty(x._shape, x._dtype, index)
     if training:
         if n < 2:
             raise ValueError(f"x: batch normalization in training needs at least 2 rows (a "
                              f"variance), got shape {x._shape}")
         running_mean = _features(running_mean, "running_mean", x, writable=True)
         running_var = _features(running_var, "running_var", x, writable=True)
+        y = _empty(x._shape, x._dtype, index)
         save_mean = _empty((f,), x._dtype, index)
         save_invstd = _empty((f,), x._dtype, index)
         if f:
@@ -536,15 +535,16 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
             _mod().batch_norm_train(_dt(x), x.data_ptr(), n, f, _ptr(gamma), _ptr(beta),
                                     _ptr(running_mean), _ptr(running_var), momentum, eps,
                                     y.data_ptr(), save_mean.data_ptr(), save_invstd.data_ptr(),
-                                    ws.data_ptr(), ws.size, s)
+                                    ws.data_ptr(), ws.size, _stream(index))
         return y, save_mean, save_invstd
     running_mean = _features(running_mean, "running_mean", x, required=True)
     running_var = _features(running_var, "running_var", x, required=True)
+    y = _empty(x._shape, x._dtype, index)
     if n and f:
         ws = _bn_workspace(n, f, index)
         _mod().batch_norm_infer(_dt(x), x.data_ptr(), n, f, _ptr(gamma), _ptr(beta),
                                 running_mean.data_ptr(), running_var.data_ptr(), eps,
-                                y.data_ptr(), ws.data_ptr(), ws.size, s)
+                                y.data_ptr(), ws.data_ptr(), ws.size, _stream(index))
     return y, None, None
 
 
