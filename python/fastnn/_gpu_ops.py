@@ -36,12 +36,13 @@ def has_tensor(*args):
 def has_tensor_list(*lists):
     """has_tensor for list arguments (optimizer steps): a Tensor, or a list holding one."""
     for xs in lists:
-        if type(xs) is Tensor:
-            return True
-        if type(xs) in (list, tuple):
+        t = type(xs)
+        if t is list or t is tuple:
             for a in xs:
                 if type(a) is Tensor:
                     return True
+        elif t is Tensor:
+            return True
     return False
 
 
