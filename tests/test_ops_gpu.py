@@ -102,6 +102,17 @@ def test_mixing_numpy_and_cpu_tensor(rng):
                                   ops.activation_grad("softmax", g, a))
 
 
+def test_cpu_tensor_linear_grad(rng):
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    dy = rng.standard_normal((6, 3)).astype(np.float32)
+    y, z = ops.linear(x, w, None, "tanh", return_preactivation=True)
+    got = ops.linear_grad(cpu_t(dy), x, cpu_t(w), "tanh", z=cpu_t(z))
+    ref = ops.linear_grad(dy, x, w, "tanh", z=z)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_cpu_tensor_losses_and_reductions(rng):
     logits = rng.standard_normal((8, 5)).astype(np.float32)
     labels = rng.integers(0, 5, 8)
@@ -244,6 +255,16 @@ def test_gpu_dtype_and_shape_errors_match_cpu():
         ops.linear(fake_cuda((3, 4)), fake_cuda((4, 2)), activation="nope")
     with pytest.raises(TypeError, match="linear on the GPU: float32 only"):
         ops.linear(fake_cuda((3, 4), np.float64), fake_cuda((4, 2), np.float64))
+    with pytest.raises(ValueError, match="dy: expected shape"):
+        ops.linear_grad(fake_cuda((3, 2)), fake_cuda((4, 5)), fake_cuda((5, 2)))
+    with pytest.raises(ValueError, match="needs z="):
+        ops.linear_grad(fake_cuda((4, 2)), fake_cuda((4, 5)), fake_cuda((5, 2)), "gelu")
+    with pytest.raises(TypeError, match="z: expected a fastnn.Tensor"):
+        ops.linear_grad(fake_cuda((4, 2)), fake_cuda((4, 5)), fake_cuda((5, 2)), "gelu",
+                        z=np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match="accumulate=True needs"):
+        ops.linear_grad(fake_cuda((4, 2)), fake_cuda((4, 5)), fake_cuda((5, 2)),
+                        accumulate=True)
     with pytest.raises(ValueError, match="dy: expected the shape of x"):
         ops.activation_grad("relu", fake_cuda((3,)), fake_cuda((4,)))
     with pytest.raises(ValueError, match="x: expected a 1-D or 2-D array"):
@@ -357,6 +378,44 @@ def test_gpu_linear(act, rng):
     y0, z0 = ops.linear(x, w, None, act, return_preactivation=True)
     close(y, y0, atol=1e-4, rtol=1e-4)
     close(z, z0, atol=1e-4, rtol=1e-4)
+
+
+@needs_gpu
+@pytest.mark.parametrize("act", [None, "relu", "gelu", "sigmoid"])
+@pytest.mark.parametrize("from_output", [False, True])
+def test_gpu_linear_grad(act, from_output, rng):
+    if from_output and act == "gelu":
+        pytest.skip("gelu's derivative needs z")
+    n, k, m = 70, 33, 21
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    w = (rng.standard_normal((k, m)) / 4).astype(np.float32)
+    dy = rng.standard_normal((n, m)).astype(np.float32)
+    y, z = ops.linear(x, w, None, act, return_preactivation=True)
+    kw = {"y": y} if from_output else {"z": z}
+    kd = {"y": dev(y)} if from_output else {"z": dev(z)}
+    ref = ops.linear_grad(dy, x, w, act, **kw)
+    got = ops.linear_grad(dev(dy), dev(x), dev(w), act, **kd)
+    for a, b in zip(got, ref):
+        close(a, b, atol=1e-4, rtol=1e-4)
+    # accumulation into given dw, db; no dx
+    dw0 = rng.standard_normal((k, m)).astype(np.float32)
+    db0 = rng.standard_normal(m).astype(np.float32)
+    dw, db = dev(dw0), dev(db0)
+    dx, dw1, db1 = ops.linear_grad(dev(dy), dev(x), dev(w), act, need_dx=False, dw=dw, db=db,
+                                   accumulate=True, **kd)
+    assert dx is None and dw1 is dw and db1 is db
+    close(dw, dw0 + ref[1], atol=1e-4, rtol=1e-4)
+    close(db, db0 + ref[2], atol=1e-4, rtol=1e-4)
+
+
+@needs_gpu
+def test_gpu_linear_grad_empty(rng):
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+    dx, dw, db = ops.linear_grad(dev(np.ones((0, 4), np.float32)),
+                                 dev(np.ones((0, 3), np.float32)), dev(w))
+    close(dw, np.zeros((3, 4)))
+    close(db, np.zeros(4))
+    assert dx.shape == (0, 3)
 
 
 @needs_gpu

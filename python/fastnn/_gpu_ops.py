@@ -298,6 +298,110 @@ def linear(x, w, b, act, param, return_preactivation):
     return (y, z) if return_preactivation else y
 
 
+_ones = {}
+
+
+def _one(index):
+    """A cached float32 1.0 on the device (the K = 1 operand that adds a row into db)."""
+    t = _ones.get(index)
+    if t is None:
+        t = _ones[index] = Tensor._upload(np.ones((1, 1), np.float32), index)
+    return t
+
+
+def linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db, accumulate):
+    """GPU linear_grad (float32): dz = act_backward(dy, z or y) (one pass; dz = dy for no
+    activation), dw = x.T @ dz and dx = dz @ w.T by the GEMM (dw accumulated through beta = 1),
+    db = column sums of dz in double (accumulated by a K = 1 GEMM with beta = 1)."""
+    from fastnn import _dense
+    from fastnn.ops import _activation_arg
+    if not _any_cuda(dy, x, w, z, y, dx, dw, db):
+        return _dense.linear_grad(_host(dy), _host(x), _host(w), activation, _host(z), _host(y),
+                                  negative_slope, need_dx, _host(dx), _host(dw), _host(db),
+                                  accumulate)
+    index = _device(dy=dy, x=x, w=w, z=z, y=y, dx=dx, dw=dw, db=db)
+    dy = _float(dy, "dy", ndim=2)
+    x = _float(x, "x", ndim=2)
+    w = _float(w, "w", ndim=2)
+    _same_dtype(dy=dy, x=x, w=w)
+    n, k = x._shape
+    if w._shape[0] != k:
+        raise ValueError(f"linear_grad: x has {k} features (x.shape={x._shape}) but w expects "
+                         f"{w._shape[0]} (w.shape={w._shape})")
+    m = w._shape[1]
+    if dy._shape != (n, m):
+        raise ValueError(f"dy: expected shape {(n, m)} (x.shape={x._shape}, "
+                         f"w.shape={w._shape}), got {dy._shape}")
+    dtype = dy._dtype
+    act, param = _activation_arg(activation, negative_slope)
+    gate, from_output = None, False
+    if act != "none":
+        if z is not None:
+            gate = z
+        elif y is not None:
+            if act not in _dense.GRAD_FROM_OUTPUT:
+                raise ValueError(f"linear_grad: the derivative of {act} needs z (the "
+                                 f"pre-activation), not y; pass z=")
+            if act == "leaky_relu" and param <= 0:
+                raise ValueError("linear_grad: leaky_relu with a non-positive slope needs z, "
+                                 "not y")
+            gate, from_output = y, True
+        else:
+            raise ValueError(f"linear_grad: activation {act!r} needs z= (or y= for "
+                             f"{', '.join(_dense.GRAD_FROM_OUTPUT)})")
+        name = "y" if from_output else "z"
+        gate = _float(gate, name, ndim=2)
+        if gate._shape != (n, m):
+            raise ValueError(f"{name}: expected shape {(n, m)}, got {gate._shape}")
+        if gate._dtype != dtype:
+            raise TypeError(f"{name}: dtype {gate._dtype} does not match dy's {dtype}")
+    if accumulate and (dw is None or db is None):
+        raise ValueError("accumulate=True needs the dw and db arrays to add into")
+    if dtype != np.float32:
+        raise TypeError(f"linear_grad on the GPU: float32 only (the CUDA GEMM has no float64 "
+                        f"kernel), got {dtype}")
+    dw = _empty((k, m), dtype, index) if dw is None else _writable(dw, "dw", (k, m), dtype)
+    db = _empty((m,), dtype, index) if db is None else _writable(db, "db", (m,), dtype)
+    if not need_dx:
+        dx = None
+    elif dx is None:
+        dx = _empty((n, k), dtype, index)
+    else:
+        dx = _writable(dx, "dx", (n, k), dtype)
+    for name, arr in (("dx", dx), ("dw", dw), ("db", db)):
+        for src in (dy, x, w, gate):
+            if arr is not None and src is not None and _overlap(arr, src):
+                raise ValueError(f"{name}: must not overlap the inputs")
+    s = _stream(index)
+    if n == 0 or m == 0:  # empty sums: zeros (left as they are when accumulating)
+        for arr, acc in ((dw, accumulate), (db, accumulate), (dx, False)):
+            if arr is not None and arr.size and not acc:
+                _copy_into(arr, _zeros(arr._shape, dtype, index))
+        return dx, dw, db
+    if gate is None:
+        dz = dy
+    else:
+        dz = _empty((n, m), dtype, index)
+        _mod().act_backward(act, param, dy.data_ptr(), gate.data_ptr(), dz.data_ptr(), n * m,
+                            "float32", s, from_output)
+    g = _mod().gemm_device
+    if k:
+        # dw (k, m) = x.T (k, n) @ dz (n, m)
+        g(x.data_ptr(), dz.data_ptr(), dw.data_ptr(), k, m, n, k, m, m, True, False, 1.0,
+          1.0 if accumulate else 0.0, 0, "none", 0.0, s)
+        if dx is not None:  # dx (n, k) = dz (n, m) @ w.T (m, k)
+            g(dz.data_ptr(), w.data_ptr(), dx.data_ptr(), n, k, m, m, m, k, False, True, 1.0,
+              0.0, 0, "none", 0.0, s)
+    sums = _empty((m,), dtype, index) if accumulate else db
+    ws = _empty((int(_mod().column_sums_workspace_bytes(n, m)),), _UINT8, index)
+    _mod().sum_rows("float32", dz.data_ptr(), n, m, sums.data_ptr(), False, ws.data_ptr(),
+                    ws.size, s)
+    if accumulate:  # db (1, m) += 1 (1, 1) @ sums (1, m)
+        g(_one(index).data_ptr(), sums.data_ptr(), db.data_ptr(), 1, m, 1, 1, m, m, False,
+          False, 1.0, 1.0, 0, "none", 0.0, s)
+    return dx, dw, db
+
+
 # ---------------------------------------------------------------------------- activations
 def elementwise(cpu_fn, x, name, param, out, *cpu_args):
     """relu & co.: cpu_fn(x, *cpu_args, out=out) is the CPU op for the no-CUDA case."""
