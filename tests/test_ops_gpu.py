@@ -9,8 +9,12 @@ Two halves:
 - GPU (skipped without a usable device): each op against the CPU op on the same data, within
   float32 tolerance (float64 where the kernels have it; matmul/linear are float32 only), dropout
   masks identical, in-place updates (optimizer state, running statistics, out=) and errors.
+  FASTNN_CUDA_STANDIN=1 runs these on a host-memory stand-in for fastnn._cuda that forwards to
+  the CPU kernels: a check of the glue (argument order, pointers, sizes, workspaces), not of the
+  CUDA kernels.
 """
 
+import os
 import timeit
 
 import numpy as np
@@ -19,6 +23,11 @@ import pytest
 import fastnn
 from fastnn import _gpu_ops, cuda, ops
 from fastnn.tensor import Tensor
+
+if os.environ.get("FASTNN_CUDA_STANDIN"):  # the GPU tests on host memory (tests/_cuda_standin.py)
+    import _cuda_standin
+
+    _cuda_standin.install()
 
 GPU = cuda.is_available()
 needs_gpu = pytest.mark.skipif(
