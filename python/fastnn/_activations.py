@@ -9,6 +9,7 @@ vectorized (AVX-512/AVX2) within a few ulp of the correctly rounded value."""
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, finite_real, same_dtype
 
 ELEMENTWISE = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step")
@@ -62,42 +63,60 @@ def _elementwise(x, name, param, out):
 
 def relu(x, out=None):
     """max(x, 0)."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.elementwise(relu, x, "relu", 0.0, out)
     return _elementwise(x, "relu", 0.0, out)
 
 
 def leaky_relu(x, negative_slope=0.01, out=None):
     """x if x > 0 else negative_slope * x."""
+    if _gpu.has_tensor(x, out):
+        slope = finite_real(negative_slope, "negative_slope")
+        return _gpu.elementwise(leaky_relu, x, "leaky_relu", slope, out, slope)
     return _elementwise(x, "leaky_relu", finite_real(negative_slope, "negative_slope"), out)
 
 
 def sigmoid(x, out=None):
     """1 / (1 + exp(-x)), from exp(-|x|) only: 0 (or a denormal) at -1000, 1 at 1000."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.elementwise(sigmoid, x, "sigmoid", 0.0, out)
     return _elementwise(x, "sigmoid", 0.0, out)
 
 
 def tanh(x, out=None):
     """Hyperbolic tangent."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.elementwise(tanh, x, "tanh", 0.0, out)
     return _elementwise(x, "tanh", 0.0, out)
 
 
 def gelu(x, out=None):
     """Exact GELU, x * Phi(x) with Phi the standard normal CDF (the erf form, not the tanh
     approximation); accurate in the negative tail (gelu(-10) = -7.6e-23), 0 or -tiny below."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.elementwise(gelu, x, "gelu", 0.0, out)
     return _elementwise(x, "gelu", 0.0, out)
 
 
 def elu(x, alpha=1.0, out=None):
     """x if x > 0 else alpha * (exp(x) - 1)."""
+    if _gpu.has_tensor(x, out):
+        a = finite_real(alpha, "alpha")
+        return _gpu.elementwise(elu, x, "elu", a, out, a)
     return _elementwise(x, "elu", finite_real(alpha, "alpha"), out)
 
 
 def softplus(x, out=None):
     """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): softplus(1000) = 1000."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.elementwise(softplus, x, "softplus", 0.0, out)
     return _elementwise(x, "softplus", 0.0, out)
 
 
 def step(x, out=None):
     """The perceptron's step: 1 if x > 0 else 0 (NaN stays NaN); its gradient is 0."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.elementwise(step, x, "step", 0.0, out)
     return _elementwise(x, "step", 0.0, out)
 
 
@@ -113,11 +132,15 @@ def _rowwise(x, log, out):
 
 def softmax(x, out=None):
     """exp(x - max) / sum(exp(x - max)) over the last axis: softmax([1e4, 0]) = [1, 0]."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.rowwise(softmax, x, False, out)
     return _rowwise(x, False, out)
 
 
 def log_softmax(x, out=None):
     """(x - max) - log(sum(exp(x - max))) over the last axis: finite for any finite x."""
+    if _gpu.has_tensor(x, out):
+        return _gpu.rowwise(log_softmax, x, True, out)
     return _rowwise(x, True, out)
 
 
@@ -133,6 +156,13 @@ def activation_grad(name, dy, x, negative_slope=0.01, alpha=1.0):
     elif name not in ELEMENTWISE + ROWWISE:
         raise ValueError(f"name: expected one of {', '.join(ELEMENTWISE + ROWWISE)}, "
                          f"got {name!r}")
+    if _gpu.has_tensor(dy, x):
+        param = 0.0
+        if name == "leaky_relu":
+            param = finite_real(negative_slope, "negative_slope")
+        elif name == "elu":
+            param = finite_real(alpha, "alpha")
+        return _gpu.activation_grad(name, dy, x, param)
     dy = _contiguous(as_float_array(dy, "dy"))
     x = _contiguous(as_float_array(x, "x"))
     same_dtype(dy=dy, x=x)

@@ -3,6 +3,7 @@
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, same_dtype
 
 # Activations whose derivative follows from the output y = act(z): their backward pass needs only
@@ -48,6 +49,9 @@ def linear_grad(dy, x, w, activation=None, z=None, y=None, negative_slope=0.01, 
     dx, dw, db: arrays to write the gradients into (dw and db are added into with
     ``accumulate=True``); new arrays otherwise. accumulate=True needs both (gradient accumulation over several batches).
     """
+    if _gpu.has_tensor(dy, x, w, z, y, dx, dw, db):
+        return _gpu.linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db,
+                                accumulate)
     from fastnn.ops import _activation_arg
 
     dy = as_float_array(dy, "dy", ndim=2)

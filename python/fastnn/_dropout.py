@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, finite_real
 
 
@@ -13,6 +14,14 @@ def _rate_arg(rate):
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"rate: expected a probability in [0, 1], got {rate}")
     return rate
+
+
+def _seed_arg(seed):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed: expected 0 <= seed < 2**64, got {seed}")
+    return seed
 
 
 def _out_arg(a, name, shape, dtype):
@@ -35,12 +44,11 @@ def dropout(x, rate, seed, out=None, mask=None):
     gives the same mask for any thread count, and on the GPU.
     out, mask: arrays to write into instead of new ones (both or neither; out may be x).
     """
+    if _gpu.has_tensor(x, out, mask):
+        return _gpu.dropout(x, _rate_arg(rate), _seed_arg(seed), out, mask)
     x = np.ascontiguousarray(as_float_array(x, "x"))
     rate = _rate_arg(rate)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed: expected 0 <= seed < 2**64, got {seed}")
+    seed = _seed_arg(seed)
     if out is None and mask is None:
         return _C.dropout_forward(x, rate, int(seed))
     if out is None or mask is None:
@@ -57,6 +65,8 @@ def dropout(x, rate, seed, out=None, mask=None):
 
 def dropout_grad(dy, mask, rate):
     """Gradient of dropout: dy * mask / (1 - rate)."""
+    if _gpu.has_tensor(dy, mask):
+        return _gpu.dropout_grad(dy, mask, _rate_arg(rate))
     dy = np.ascontiguousarray(as_float_array(dy, "dy"))
     if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
         raise TypeError("mask: expected the uint8 mask returned by dropout, got "

@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, finite_real, same_dtype
 
 
@@ -40,6 +41,8 @@ def softmax_cross_entropy(logits, labels, class_weight=None, label_smoothing=0.0
 
     Stable for any finite logits (each row is shifted by its maximum).
     """
+    if _gpu.has_tensor(logits, labels, class_weight):
+        return _gpu.softmax_cross_entropy(logits, labels, class_weight, label_smoothing)
     logits = as_float_array(logits, "logits", ndim=2)
     n, c = logits.shape
     if n == 0:
@@ -97,18 +100,25 @@ def _pair(a, b, a_name, b_name):
 def binary_cross_entropy_with_logits(logits, targets):
     """Mean over all elements of ``max(x, 0) - x t + log1p(exp(-|x|))`` and its gradient
     ``(sigmoid(x) - t) / count``. logits and targets: one shape, one float dtype."""
+    if _gpu.has_tensor(logits, targets):
+        return _gpu.elem_loss("binary_cross_entropy_with_logits", logits, targets, "logits",
+                              "targets")
     logits, targets = _pair(logits, targets, "logits", "targets")
     return _C.binary_cross_entropy_with_logits(logits, targets)
 
 
 def mse(pred, target):
     """Mean squared error and its gradient ``2 (pred - target) / count``."""
+    if _gpu.has_tensor(pred, target):
+        return _gpu.elem_loss("mse", pred, target, "pred", "target")
     pred, target = _pair(pred, target, "pred", "target")
     return _C.mse(pred, target)
 
 
 def mae(pred, target):
     """Mean absolute error and its gradient ``sign(pred - target) / count`` (0 where equal)."""
+    if _gpu.has_tensor(pred, target):
+        return _gpu.elem_loss("mae", pred, target, "pred", "target")
     pred, target = _pair(pred, target, "pred", "target")
     return _C.mae(pred, target)
 

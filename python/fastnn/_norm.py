@@ -4,6 +4,7 @@
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, finite_real
 
 
@@ -57,13 +58,18 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
 
     gamma, beta: (F,) or None (scale 1, shift 0). Statistics are computed in double, two-pass.
     """
-    x = _matrix(x, "x")
+    gpu = _gpu.has_tensor(x, gamma, beta, running_mean, running_var)
+    if not gpu:
+        x = _matrix(x, "x")
     momentum = finite_real(momentum, "momentum")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
     eps = finite_real(eps, "eps")
     if eps < 0.0:
         raise ValueError(f"eps: expected a number >= 0, got {eps}")
+    if gpu:
+        return _gpu.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum,
+                               eps)
     gamma = _features(gamma, "gamma", x)
     beta = _features(beta, "beta", x)
     if training:
@@ -84,6 +90,8 @@ def batch_norm_grad(dy, x, gamma, save_mean, save_invstd):
     dx = gamma * invstd / N * (N dy - sum(dy) - xhat * sum(dy * xhat)), dgamma = sum(dy * xhat),
     dbeta = sum(dy), sums over rows, xhat = (x - save_mean) * save_invstd. gamma may be None
     (scale 1; dgamma is still returned)."""
+    if _gpu.has_tensor(dy, x, gamma, save_mean, save_invstd):
+        return _gpu.batch_norm_grad(dy, x, gamma, save_mean, save_invstd)
     x = _matrix(x, "x")
     dy = _matrix(dy, "dy")
     if dy.dtype != x.dtype:

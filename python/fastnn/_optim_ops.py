@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import FLOAT_DTYPES, finite_real
 
 
@@ -131,7 +132,9 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
     momentum_buffers is needed when momentum != 0; pass the real 1-based ``step`` count so that
     the buffers are only initialised on the first step.
     """
-    params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
+    gpu = _gpu.has_tensor_list(params, grads, momentum_buffers)
+    if not gpu:
+        params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     lr = _non_negative(lr, "lr")
     momentum = _non_negative(momentum, "momentum")
     dampening = finite_real(dampening, "dampening")
@@ -140,6 +143,16 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(f"nesterov: needs momentum > 0 and dampening == 0, got "
                          f"momentum={momentum}, dampening={dampening}")
+    if gpu:
+        if momentum != 0 and momentum_buffers is None:
+            raise ValueError("momentum_buffers: needed when momentum != 0 (create them with "
+                             "np.zeros_like(p) for each param)")
+        return _gpu.optim_step(
+            "sgd_step", params, grads,
+            [("momentum_buffers", momentum_buffers, momentum != 0)], l1, l2, grad_scale,
+            (lr, momentum, dampening, bool(nesterov), weight_decay, step == 1),
+            lambda h: sgd_step(h(params), h(grads), lr, momentum, dampening, nesterov,
+                               weight_decay, h(momentum_buffers), step, l1, l2, grad_scale))
     named = [("params", params), ("grads", grads)]
     if momentum != 0:
         if momentum_buffers is None:
@@ -175,6 +188,22 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0
     amsgrad, ``max_exp_avg_sqs = max(max_exp_avg_sqs, v)`` replaces v in the denominator.
     step: the 1-based count of this update, shared by every tensor.
     """
+    if _gpu.has_tensor_list(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+        step = _step(step)
+        lr = _non_negative(lr, "lr")
+        beta1, beta2 = _betas(betas)
+        eps = _non_negative(eps, "eps")
+        weight_decay = _non_negative(weight_decay, "weight_decay")
+        if amsgrad and max_exp_avg_sqs is None:
+            raise ValueError("max_exp_avg_sqs: needed when amsgrad=True (np.zeros_like(p) each)")
+        return _gpu.optim_step(
+            "adam_step", params, grads,
+            [("exp_avgs", exp_avgs, True), ("exp_avg_sqs", exp_avg_sqs, True),
+             ("max_exp_avg_sqs", max_exp_avg_sqs, bool(amsgrad))], l1, l2, grad_scale,
+            (step, lr, beta1, beta2, eps, weight_decay, bool(decoupled), bool(amsgrad)),
+            lambda h: adam_step(h(params), h(grads), h(exp_avgs), h(exp_avg_sqs), step, lr,
+                                betas, eps, weight_decay, decoupled, amsgrad,
+                                h(max_exp_avg_sqs), l1, l2, grad_scale))
     params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     exp_avgs = _tensors(exp_avgs, "exp_avgs", like=params)
     exp_avg_sqs = _tensors(exp_avg_sqs, "exp_avg_sqs", like=params)
@@ -213,6 +242,17 @@ def adagrad_step(params, grads, state_sums, step, lr=1e-2, lr_decay=0.0, weight_
 
     state_sums: start them at torch's ``initial_accumulator_value`` (np.full_like(p, value)).
     """
+    if _gpu.has_tensor_list(params, grads, state_sums):
+        step = _step(step)
+        lr = _non_negative(lr, "lr")
+        lr_decay = _non_negative(lr_decay, "lr_decay")
+        weight_decay = _non_negative(weight_decay, "weight_decay")
+        eps = _non_negative(eps, "eps")
+        return _gpu.optim_step(
+            "adagrad_step", params, grads, [("state_sums", state_sums, True)], l1, l2,
+            grad_scale, (step, lr, lr_decay, weight_decay, eps),
+            lambda h: adagrad_step(h(params), h(grads), h(state_sums), step, lr, lr_decay,
+                                   weight_decay, eps, l1, l2, grad_scale))
     params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     state_sums = _tensors(state_sums, "state_sums", like=params)
     step = _step(step)
@@ -235,6 +275,25 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
 
     momentum_buffers are needed when momentum > 0, grad_avgs when centered (zeros at the start).
     """
+    if _gpu.has_tensor_list(params, grads, square_avgs, momentum_buffers, grad_avgs):
+        lr = _non_negative(lr, "lr")
+        alpha = _non_negative(alpha, "alpha")
+        eps = _non_negative(eps, "eps")
+        weight_decay = _non_negative(weight_decay, "weight_decay")
+        momentum = _non_negative(momentum, "momentum")
+        if momentum > 0 and momentum_buffers is None:
+            raise ValueError("momentum_buffers: needed when momentum > 0 (np.zeros_like(p) each)")
+        if centered and grad_avgs is None:
+            raise ValueError("grad_avgs: needed when centered=True (np.zeros_like(p) each)")
+        return _gpu.optim_step(
+            "rmsprop_step", params, grads,
+            [("square_avgs", square_avgs, True),
+             ("momentum_buffers", momentum_buffers, momentum > 0),
+             ("grad_avgs", grad_avgs, bool(centered))], l1, l2, grad_scale,
+            (lr, alpha, eps, weight_decay, momentum, bool(centered)),
+            lambda h: rmsprop_step(h(params), h(grads), h(square_avgs), lr, alpha, eps,
+                                   weight_decay, momentum, centered, h(momentum_buffers),
+                                   h(grad_avgs), l1, l2, grad_scale))
     params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     square_avgs = _tensors(square_avgs, "square_avgs", like=params)
     lr = _non_negative(lr, "lr")
@@ -266,6 +325,8 @@ def global_norm(tensors):
     """The 2-norm of all elements of all tensors (one float dtype) together, ``sqrt(sum x**2)``,
     accumulated in double. inf or NaN when an element is. Arrays may have any strides
     (non-contiguous ones are copied first)."""
+    if _gpu.has_tensor_list(tensors):
+        return _gpu.global_norm(tensors)
     tensors = _as_list(tensors, "tensors")
     tensors = [np.ascontiguousarray(t) if isinstance(t, np.ndarray) else t for t in tensors]
     tensors = _tensors(tensors, "tensors", writable=False)
@@ -280,6 +341,8 @@ def clip_grad_norm(grads, max_norm):
     A non-finite norm is returned as it is and the gradients are left untouched, so that the
     caller can skip the step, raise or warn. grads: C-contiguous and writable.
     """
+    if _gpu.has_tensor_list(grads):
+        return _gpu.clip_grad_norm(grads, max_norm)
     grads = _tensors(grads, "grads")
     max_norm = _non_negative(max_norm, "max_norm")
     norm = _C.global_norm(grads) if grads else 0.0

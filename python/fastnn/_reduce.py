@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, finite_real
 
 
@@ -44,11 +45,15 @@ def _labels(labels, n, c):
 
 def sum_rows(x):
     """Column sums of x (N, F) -> (F,), x's dtype, accumulated in double; zeros when N == 0."""
+    if _gpu.has_tensor(x):
+        return _gpu.sum_rows(x, False)
     return _C.sum_rows(_matrix(x, "x"))
 
 
 def mean_rows(x):
     """Column means of x (N, F) -> (F,), accumulated in double; N == 0 raises ValueError."""
+    if _gpu.has_tensor(x):
+        return _gpu.sum_rows(x, True)
     x = _matrix(x, "x")
     if x.shape[0] == 0:
         raise ValueError(f"x: expected at least one row to average, got shape {x.shape}")
@@ -58,6 +63,8 @@ def mean_rows(x):
 def argmax_rows(x):
     """Index of each row's maximum, x (N, F) -> int64 (N,). Ties go to the first maximum. NaN
     counts as larger than any number, as in numpy.argmax: a row with NaN gives its first NaN."""
+    if _gpu.has_tensor(x):
+        return _gpu.argmax_rows(x)
     return _C.argmax_rows(_class_scores(x, "x"))
 
 
@@ -66,6 +73,8 @@ def count_correct(scores, labels):
 
     scores: (N, C) logits or probabilities. labels: integer class indices (N,), or (N, C)
     one-hot / probability rows, compared through their own argmax."""
+    if _gpu.has_tensor(scores, labels):
+        return _gpu.count_correct(scores, labels)
     scores = _class_scores(scores, "scores")
     n, c = scores.shape
     if isinstance(labels, np.ndarray) and labels.ndim == 2 and labels.dtype.kind == "f":

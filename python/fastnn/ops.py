@@ -1,9 +1,17 @@
 """fastnn.ops: one function per kernel. Each validates its arguments, picks the backend from
-where the inputs live, and calls the compiled kernel. Arrays in, arrays out."""
+where the inputs live, and calls the compiled kernel. Arrays in, arrays out.
+
+NumPy arrays (and CPU fastnn.Tensors, read as their arrays) run on the CPU and give NumPy
+results. fastnn.Tensors on "cuda:N" run on that GPU, on fastnn's stream for it, and give Tensors
+on the same device (see fastnn._gpu_ops); all array arguments of one call must then be CUDA
+tensors on one device. Losses return (float, gradient) either way; the float waits for the GPU.
+On the GPU, matmul, linear and linear_grad are float32 only; top_k_correct, binary_correct,
+init_weights and the sampled softmax are CPU only so far."""
 
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, finite_real, same_dtype
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step")
@@ -42,6 +50,8 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     out: written in place when given (its old contents are ignored when beta == 0);
     a new array otherwise (then beta must be 0).
     """
+    if _gpu.has_tensor(a, b, out):
+        return _gpu.matmul(a, b, trans_a, trans_b, alpha, beta, out)
     a = as_float_array(a, "a", ndim=2)
     b = as_float_array(b, "b", ndim=2)
     same_dtype(a=a, b=b)
@@ -82,6 +92,9 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01, return_preactivat
     Only gelu and softplus need z for the backward pass (``linear_grad``); the others can
     work from y, so a training step keeps z only for those.
     """
+    if _gpu.has_tensor(x, w, b):
+        act, param = _activation_arg(activation, negative_slope)
+        return _gpu.linear(x, w, b, act, param, return_preactivation)
     x = as_float_array(x, "x", ndim=2)
     w = as_float_array(w, "w", ndim=2)
     if b is not None:
