@@ -10,8 +10,9 @@ import oracle
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1,), (3,), (5, 7), (33, 17), (3, 4, 5), (300_001,)])
-def test_dropout_matches_oracle(dtype, shape, rng):
+@pytest.mark.parametrize("shape", [(1,), (3,), (5, 7), (33, 17), (3, 4, 5), (31,), (64,), (97,),
+                                   (300_001,)])
+def test_dropout_matches_oracle(simd, dtype, shape, rng):
     x = rng.standard_normal(shape).astype(dtype)
     seed = int(rng.integers(0, 2**64, dtype=np.uint64))
     rate = float(rng.uniform(0.05, 0.9))
@@ -34,7 +35,7 @@ def test_dropout_rate_statistics(rng):
         assert abs(y.mean() - 1.0) < 2e-2  # inverted dropout keeps the mean
 
 
-def test_edge_rates():
+def test_edge_rates(simd):
     x = np.arange(1, 11, dtype=np.float32)
     y, mask = ops.dropout(x, 0.0, seed=3)
     assert np.array_equal(y, x) and mask.all()
