@@ -18,6 +18,8 @@ import pytest
 from fastnn import cuda, ops
 
 import oracle
+# The CPU side and the float64 reference of each step, shared with the CPU optimizer tests.
+from test_optim import fastnn_step as cpu_step, oracle_step  # noqa: E402
 
 try:
     import torch
@@ -142,41 +144,6 @@ def gpu_step(kind, dp, dg, dst, step, opts, grad_scale=1.0, l1=None, l2=None, sc
                        l1, l2, o.get("lr", 1e-2), o.get("alpha", 0.99), o.get("eps", 1e-8),
                        o.get("weight_decay", 0.0), o.get("momentum", 0.0), o.get("centered", False),
                        grad_scale, scale_ptr)
-
-
-def cpu_step(kind, params, grads, state, step, opts, **extra):
-    if kind == "sgd":
-        ops.sgd_step(params, grads, step=step, **state, **opts, **extra)
-    elif kind == "adam":
-        ops.adam_step(params, grads, step=step, **state, **opts, **extra)
-    elif kind == "adagrad":
-        ops.adagrad_step(params, grads, step=step, **state, **opts, **extra)
-    else:
-        ops.rmsprop_step(params, grads, **state, **opts, **extra)
-
-
-def oracle_step(kind, p, g, st, step, opts):
-    if kind == "sgd":
-        p, buf = oracle.sgd_step(p, g, st.get("momentum_buffers"), step, **opts)
-        return p, ({"momentum_buffers": buf} if "momentum_buffers" in st else {})
-    if kind == "adam":
-        p, mm, v, vmax = oracle.adam_step(p, g, st["exp_avgs"], st["exp_avg_sqs"],
-                                          st.get("max_exp_avg_sqs"), step, **opts)
-        new = {"exp_avgs": mm, "exp_avg_sqs": v}
-        if "max_exp_avg_sqs" in st:
-            new["max_exp_avg_sqs"] = vmax
-        return p, new
-    if kind == "adagrad":
-        p, s = oracle.adagrad_step(p, g, st["state_sums"], step, **opts)
-        return p, {"state_sums": s}
-    p, sq, buf, ga = oracle.rmsprop_step(p, g, st["square_avgs"], st.get("momentum_buffers"),
-                                         st.get("grad_avgs"), **opts)
-    new = {"square_avgs": sq}
-    if "momentum_buffers" in st:
-        new["momentum_buffers"] = buf
-    if "grad_avgs" in st:
-        new["grad_avgs"] = ga
-    return p, new
 
 
 def run_three_ways(kind, opts, dtype, rng, layout="aligned", shapes=SHAPES, grad_scale=1.0,

@@ -58,7 +58,7 @@ def test_one_step_matches_oracle(act, loss, rng):
         labels, targets = None, y
     ref, ref_loss = oracle_step(before, X, y, act, 0.1, loss)
     net.begin_epoch(n, 0, False)
-    s = net.train_batches(X, labels, targets, None, n, 0, 1, 1, 0.0)
+    s = net.train_batches(X, labels, targets, n, 0, 1, 1, 0.0)
     assert s["updates"] == 1 and s["rows"] == n
     assert s["loss_sum"] / n == pytest.approx(ref_loss, rel=1e-12)
     for got, want in zip(net.params(), ref):
@@ -76,7 +76,7 @@ def test_accumulation_equals_one_big_batch(rng):
         p[...] = q
     for net, bs, acc in ((nets[0], 16, 4), (nets[1], 64, 1)):
         net.begin_epoch(n, 0, False)
-        net.train_batches(X, y, None, None, bs, 0, 100, acc, 0.0)
+        net.train_batches(X, y, None, bs, 0, 100, acc, 0.0)
     for a, b in zip(nets[0].params(), nets[1].params()):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
@@ -94,7 +94,7 @@ def train_once(threads, seed=3):
     try:
         for epoch in range(3):
             net.begin_epoch(n, epoch, True)
-            net.train_batches(X, y, None, None, 32, 0, 100, 1, 1.0)
+            net.train_batches(X, y, None, 32, 0, 100, 1, 1.0)
     finally:
         fastnn.set_num_threads(before)
     return [p.copy() for p in net.params()] + [b.copy() for b in net.buffers()]
@@ -125,7 +125,7 @@ def test_nonfinite_loss_stops_the_run(rng):
     X = rng.standard_normal((10, 4)).astype(np.float32)
     X[3, 1] = np.nan
     net.begin_epoch(10, 0, False)
-    s = net.train_batches(X, np.zeros(10, np.int64), None, None, 5, 0, 2, 1, 0.0)
+    s = net.train_batches(X, np.zeros(10, np.int64), None, 5, 0, 2, 1, 0.0)
     assert s["nonfinite"] and s["batches"] == 1 and s["updates"] == 0
 
 
@@ -142,16 +142,16 @@ def test_engine_bad_input(rng):
         net.predict(np.zeros((2, 5), np.float32), 8)
     net.begin_epoch(4, 0, False)
     with pytest.raises(ValueError, match="labels"):
-        net.train_batches(np.zeros((4, 3), np.float32), np.array([0, 1, 2, 1]), None, None,
+        net.train_batches(np.zeros((4, 3), np.float32), np.array([0, 1, 2, 1]), None,
                           4, 0, 1, 1, 0.0)
     bn = _C.Network32(3, [dict(kind="batch_norm"), dict(kind="dense", units=2)], "mse",
                       dict(kind="sgd", lr=0.1), 0)
     bn.begin_epoch(1, 0, False)
     with pytest.raises(ValueError, match="at least 2 samples"):
-        bn.train_batches(np.zeros((1, 3), np.float32), None, np.zeros((1, 2), np.float32), None,
+        bn.train_batches(np.zeros((1, 3), np.float32), None, np.zeros((1, 2), np.float32),
                          2, 0, 1, 1, 0.0)
     # A last batch of one is left out of the epoch instead.
     bn.begin_epoch(3, 0, False)
     s = bn.train_batches(rng.standard_normal((3, 3)).astype(np.float32), None,
-                         np.zeros((3, 2), np.float32), None, 2, 0, 2, 1, 0.0)
+                         np.zeros((3, 2), np.float32), 2, 0, 2, 1, 0.0)
     assert s["rows"] == 2 and s["updates"] == 1

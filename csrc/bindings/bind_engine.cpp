@@ -70,8 +70,7 @@ using CArray = py::array_t<T, py::array::c_style>;
 
 template <class T>
 Data<T> data_arg(const Network<T>& net, const CArray<T>& X, const py::object& labels,
-                 const py::object& targets, const py::object& class_weight,
-                 const py::object& sample_weight, py::list& keep) {
+                 const py::object& targets, const py::object& sample_weight, py::list& keep) {
   if (X.ndim() != 2 || X.shape(1) != net.input_dim())
     throw ValueError("X: expected shape (n, " + std::to_string(net.input_dim()) + ")");
   Data<T> d;
@@ -90,13 +89,6 @@ Data<T> data_arg(const Network<T>& net, const CArray<T>& X, const py::object& la
       throw ValueError("y: expected shape (n, " + std::to_string(C) + ")");
     keep.append(t);
     d.targets = t.data();
-  }
-  if (!class_weight.is_none()) {
-    auto w = py::cast<CArray<T>>(class_weight);
-    if (w.ndim() != 1 || w.shape(0) != C)
-      throw ValueError("class_weight: expected " + std::to_string(C) + " weights");
-    keep.append(w);
-    d.class_weight = w.data();
   }
   if (!sample_weight.is_none()) {
     auto w = py::cast<CArray<T>>(sample_weight);
@@ -218,10 +210,10 @@ void bind_network(py::module_& m, const char* name) {
       .def("begin_epoch", &Net::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"))
       .def("train_batches",
            [](Net& n, const CArray<T>& X, const py::object& labels, const py::object& targets,
-              const py::object& class_weight, int64_t batch_size, int64_t first, int64_t last,
+              int64_t batch_size, int64_t first, int64_t last,
               int64_t accumulate_steps, double clipnorm, const py::object& sample_weight) {
              py::list keep;
-             Data<T> d = data_arg(n, X, labels, targets, class_weight, sample_weight, keep);
+             Data<T> d = data_arg(n, X, labels, targets, sample_weight, keep);
              BatchStats s;
              {
                py::gil_scoped_release release;
@@ -229,15 +221,14 @@ void bind_network(py::module_& m, const char* name) {
              }
              return stats_dict(s, n.nonfinite());
            },
-           py::arg("X"), py::arg("labels"), py::arg("targets"), py::arg("class_weight"),
+           py::arg("X"), py::arg("labels"), py::arg("targets"),
            py::arg("batch_size"), py::arg("first"), py::arg("last"), py::arg("accumulate_steps"),
            py::arg("clipnorm"), py::arg("sample_weight") = py::none())
       .def("evaluate",
            [](Net& n, const CArray<T>& X, const py::object& labels, const py::object& targets,
-              const py::object& class_weight, int64_t batch_size,
-              const py::object& sample_weight) {
+              int64_t batch_size, const py::object& sample_weight) {
              py::list keep;
-             Data<T> d = data_arg(n, X, labels, targets, class_weight, sample_weight, keep);
+             Data<T> d = data_arg(n, X, labels, targets, sample_weight, keep);
              BatchStats s;
              {
                py::gil_scoped_release release;
@@ -245,7 +236,7 @@ void bind_network(py::module_& m, const char* name) {
              }
              return stats_dict(s, false);
            },
-           py::arg("X"), py::arg("labels"), py::arg("targets"), py::arg("class_weight"),
+           py::arg("X"), py::arg("labels"), py::arg("targets"),
            py::arg("batch_size"), py::arg("sample_weight") = py::none())
       .def("predict",
            [](Net& n, const CArray<T>& X, int64_t batch_size) {

@@ -295,7 +295,7 @@ struct Network<T>::Impl {
   // Mean loss of the batch (N rows of outputs at `out`), its gradient into d0 (when grad),
   // and the accuracy counts.
   double batch_loss(const T* out, int64_t N, const int64_t* labels, const T* targets,
-                    const T* class_weight, BatchStats& s) {
+                    BatchStats& s) {
     const int64_t C = width(layers.size());
     double loss = 0;
     T* g = d0.data();
@@ -307,7 +307,6 @@ struct Network<T>::Impl {
         a.N = N;
         a.C = C;
         a.labels = labels;
-        a.weight = class_weight;
         a.grad = g;  // evaluate writes it too: the loss and gradient come from one pass
         loss = cpu::softmax_cross_entropy(a);
         s.correct += cpu::count_correct(out, labels, N, C);
@@ -699,8 +698,8 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
                (first % accumulate_steps == 0) &&
                ((last - first) % accumulate_steps == 0 || last == nbatches),
                "train_batches: slices must hold whole accumulation groups");
-  FASTNN_CHECK(!(d.sample_weight && (d.class_weight || m.loss == LossKind::SampledSoftmax)),
-               "sample_weight: not together with class_weight or the sampled softmax");
+  FASTNN_CHECK(!(d.sample_weight && m.loss == LossKind::SampledSoftmax),
+               "sample_weight: not available with the sampled softmax");
   m.ensure_rows(std::min(batch_size, d.n));
   nonfinite_ = false;
   BatchStats s;
@@ -731,7 +730,7 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
       loss = m.sampled_step(m.xbatch.data(), N, m.lbatch.data(), micro, micro > 0);
     } else {
       const T* out = m.forward(m.xbatch.data(), N, true);
-      loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), d.class_weight, s);
+      loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), s);
       if (d.sample_weight)
         loss = m.apply_sample_weights(out, N, d.labels ? m.lbatch.data() : nullptr,
                                       d.targets ? m.tbatch.data() : nullptr, m.wbatch.data(),
@@ -774,7 +773,7 @@ BatchStats Network<T>::evaluate(const Data<T>& d, int64_t batch_size) {
     const T* out = m.forward(d.X + r0 * in, N, false);
     const int64_t* labels = d.labels ? d.labels + r0 : nullptr;
     const T* targets = d.targets ? d.targets + r0 * C : nullptr;
-    double loss = m.batch_loss(out, N, labels, targets, d.class_weight, s);
+    double loss = m.batch_loss(out, N, labels, targets, s);
     if (d.sample_weight)
       loss = m.apply_sample_weights(out, N, labels, targets, d.sample_weight + r0, false);
     s.loss_sum += loss * double(N);

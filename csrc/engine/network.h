@@ -84,9 +84,9 @@ struct Data {
   int64_t n = 0;
   const int64_t* labels = nullptr;
   const T* targets = nullptr;
-  const T* class_weight = nullptr;  // (outputs,) softmax cross-entropy only
   // (n,) per-sample weights: each batch's loss becomes sum_i w_i l_i / N (Keras's rule), its
-  // gradient rows scaled by w_i. Not with class_weight or the sampled softmax.
+  // gradient rows scaled by w_i (class weights arrive folded into them). Not with the sampled
+  // softmax.
   const T* sample_weight = nullptr;
 };
 

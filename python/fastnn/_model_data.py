@@ -1,8 +1,6 @@
 """Data checks and conversions for the model layer: done once per fit/evaluate/predict call,
 so the engine can take the arrays as they are."""
 
-import numbers
-
 import numpy as np
 
 
@@ -92,24 +90,3 @@ def as_targets(y, n, loss, n_outputs, name="y"):
     if loss == "binary_cross_entropy" and ((t < 0).any() or (t > 1).any()):
         raise ValueError(f"{name}: binary cross-entropy targets must lie in [0, 1]")
     return None, t
-
-
-def split_validation(X, labels, targets, fraction):
-    """Keras's validation_split: the LAST `fraction` of the samples, taken before any
-    shuffling, becomes the validation set. Returns ((X, labels, targets), (the same for
-    validation))."""
-    if not isinstance(fraction, numbers.Real) or not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation_split: expected a fraction in (0, 1), got {fraction}")
-    n = len(X)
-    n_val = int(n * fraction)
-    if n_val == 0 or n_val == n:
-        raise ValueError(f"validation_split: {fraction} of {n} samples leaves an empty "
-                         f"training or validation set")
-    cut = n - n_val
-
-    def part(a, s):
-        return None if a is None else np.ascontiguousarray(a[s])
-
-    head, tail = slice(0, cut), slice(cut, n)
-    return ((part(X, head), part(labels, head), part(targets, head)),
-            (part(X, tail), part(labels, tail), part(targets, tail)))

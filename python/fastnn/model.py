@@ -12,7 +12,8 @@ import numpy as np
 
 from fastnn import _C, layers as layers_mod
 from fastnn._checks import finite_real
-from fastnn._model_data import as_features, as_targets, split_validation
+from fastnn._model_data import as_features, as_targets
+from fastnn.data import split_validation
 from fastnn.ops import init_weights
 
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae", "sampled_softmax")
@@ -344,7 +345,15 @@ class Sequential:
             val = (vx, *self._y(validation_data[1], len(vx), "validation_data[1]"))
         elif validation_split:
             split = finite_real(validation_split, "validation_split")
-            (X, labels, targets), val = split_validation(X, labels, targets, split)
+            try:
+                (X, y_train), (vx, vy) = split_validation(
+                    X, labels if labels is not None else targets, split)
+            except ValueError as e:
+                raise ValueError(f"validation_split: {e}") from None
+            if labels is not None:
+                labels, val = y_train, (vx, vy, None)
+            else:
+                targets, val = y_train, (vx, None, vy)
             if weights is not None:
                 weights = np.ascontiguousarray(weights[:len(X)])
         n = len(X)
@@ -379,7 +388,7 @@ class Sequential:
                     # Callbacks (LearningRateScheduler, ReduceLROnPlateau) set optimizer.lr; a
                     # schedule maps it to this epoch's or step's value.
                     self._net.lr = float(self.optimizer.lr_at(epoch, self._net.step))
-                    s = self._net.train_batches(X, labels, targets, None, batch_size, first,
+                    s = self._net.train_batches(X, labels, targets, batch_size, first,
                                                 first + slice_len, accumulate_steps,
                                                 float(self.clipnorm or 0.0), weights)
                     loss_sum += s["loss_sum"]
@@ -469,7 +478,7 @@ class Sequential:
 
     # ------------------------------------------------------------------ inference
     def _evaluate_arrays(self, X, labels, targets, batch_size=1024, sample_weight=None):
-        s = self._net.evaluate(X, labels, targets, None, batch_size, sample_weight)
+        s = self._net.evaluate(X, labels, targets, batch_size, sample_weight)
         out = {"loss": s["loss_sum"] / s["rows"] if s["rows"] else float("nan")}
         need_pred = any(m in ("top_k_accuracy", "mse", "mae") for m in self.metrics)
         pred = self._net.predict(X, batch_size) if need_pred else None
@@ -514,7 +523,6 @@ class Sequential:
                                      _engine_optimizer(SGD(lr=0.01)), self.seed)
             self.set_weights(weights)
             self._weights = None
-            self._inference_loss = loss
         return self._net
 
     def predict(self, X, batch_size=1024):
