@@ -56,3 +56,39 @@ def finite_real(value, name):
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value}")
     return value
+
+
+# Shape rules of the dense kernels, shared by the CPU ops and their GPU twins (fastnn/_gpu_ops.py):
+# they take shapes, so NumPy arrays and fastnn.Tensor get the same checks and messages.
+def matmul_dims(a_shape, b_shape, trans_a, trans_b):
+    """(m, k, n) of op(a) @ op(b); ValueError when the inner dimensions differ."""
+    m, k = (a_shape[1], a_shape[0]) if trans_a else a_shape
+    kb, n = (b_shape[1], b_shape[0]) if trans_b else b_shape
+    if k != kb:
+        raise ValueError(f"matmul: inner dimensions differ: op(a) is {(m, k)}, op(b) is {(kb, n)} "
+                         f"(a.shape={a_shape}, trans_a={trans_a}, b.shape={b_shape}, "
+                         f"trans_b={trans_b})")
+    return m, k, n
+
+
+def linear_dims(x_shape, w_shape, b_shape=None):
+    """Checks x (n, in), w (in, out), b (out,) of a dense layer."""
+    if x_shape[1] != w_shape[0]:
+        raise ValueError(f"linear: x has {x_shape[1]} features (x.shape={x_shape}) but w expects "
+                         f"{w_shape[0]} (w.shape={w_shape})")
+    if b_shape is not None and b_shape[0] != w_shape[1]:
+        raise ValueError(f"b: expected shape ({w_shape[1]},) to match w.shape={w_shape}, "
+                         f"got {b_shape}")
+
+
+def linear_grad_dims(dy_shape, x_shape, w_shape):
+    """(n, k, m) of a dense layer's backward: x (n, k), w (k, m), dy (n, m)."""
+    n, k = x_shape
+    if w_shape[0] != k:
+        raise ValueError(f"linear_grad: x has {k} features (x.shape={x_shape}) but w expects "
+                         f"{w_shape[0]} (w.shape={w_shape})")
+    m = w_shape[1]
+    if tuple(dy_shape) != (n, m):
+        raise ValueError(f"dy: expected shape {(n, m)} (x.shape={x_shape}, w.shape={w_shape}), "
+                         f"got {dy_shape}")
+    return n, k, m

@@ -4,7 +4,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, same_dtype
+from fastnn._checks import as_float_array, linear_grad_dims, same_dtype
 
 # Activations whose derivative follows from the output y = act(z): their backward pass needs only
 # y, which is the next layer's input anyway, so the forward pass keeps nothing extra for them.
@@ -58,14 +58,7 @@ def linear_grad(dy, x, w, activation=None, z=None, y=None, negative_slope=0.01, 
     x = as_float_array(x, "x", ndim=2)
     w = as_float_array(w, "w", ndim=2)
     same_dtype(dy=dy, x=x, w=w)
-    n, k = x.shape
-    if w.shape[0] != k:
-        raise ValueError(f"linear_grad: x has {k} features (x.shape={x.shape}) but w expects "
-                         f"{w.shape[0]} (w.shape={w.shape})")
-    m = w.shape[1]
-    if dy.shape != (n, m):
-        raise ValueError(f"dy: expected shape {(n, m)} (x.shape={x.shape}, w.shape={w.shape}), "
-                         f"got {dy.shape}")
+    n, k, m = linear_grad_dims(dy.shape, x.shape, w.shape)
     dtype = dy.dtype
     dy = _rows(dy, "dy", (n, m), dtype)
     x = _rows(x, "x", (n, k), dtype)

@@ -15,7 +15,8 @@ import math
 import numpy as np
 
 from fastnn import cuda as _cuda_api
-from fastnn._checks import FLOAT_DTYPES, finite_real
+from fastnn._checks import (FLOAT_DTYPES, finite_real, linear_dims, linear_grad_dims,
+                            matmul_dims)
 from fastnn.tensor import Tensor
 
 _INT64 = np.dtype(np.int64)
@@ -226,12 +227,7 @@ def matmul(a, b, trans_a, trans_b, alpha, beta, out):
     _same_dtype(a=a, b=b)
     alpha = finite_real(alpha, "alpha")
     beta = finite_real(beta, "beta")
-    m, k = (a._shape[1], a._shape[0]) if trans_a else a._shape
-    kb, n = (b._shape[1], b._shape[0]) if trans_b else b._shape
-    if k != kb:
-        raise ValueError(f"matmul: inner dimensions differ: op(a) is {(m, k)}, op(b) is {(kb, n)} "
-                         f"(a.shape={a._shape}, trans_a={trans_a}, b.shape={b._shape}, "
-                         f"trans_b={trans_b})")
+    m, k, n = matmul_dims(a._shape, b._shape, trans_a, trans_b)
     if out is None:
         if beta != 0.0:
             raise ValueError("beta: a non-zero beta needs an `out` array to scale and add to")
@@ -267,12 +263,7 @@ def linear(x, w, b, act, param, return_preactivation):
     if b is not None:
         b = _float(b, "b", ndim=1)
     _same_dtype(x=x, w=w, b=b)
-    if x._shape[1] != w._shape[0]:
-        raise ValueError(f"linear: x has {x._shape[1]} features (x.shape={x._shape}) but w "
-                         f"expects {w._shape[0]} (w.shape={w._shape})")
-    if b is not None and b._shape[0] != w._shape[1]:
-        raise ValueError(f"b: expected shape ({w._shape[1]},) to match w.shape={w._shape}, "
-                         f"got {b._shape}")
+    linear_dims(x._shape, w._shape, None if b is None else b._shape)
     if x._dtype != np.float32:
         raise TypeError(f"linear on the GPU: float32 only (the CUDA GEMM has no float64 kernel), "
                         f"got {x._dtype}")
@@ -324,14 +315,7 @@ def linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db,
     x = _float(x, "x", ndim=2)
     w = _float(w, "w", ndim=2)
     _same_dtype(dy=dy, x=x, w=w)
-    n, k = x._shape
-    if w._shape[0] != k:
-        raise ValueError(f"linear_grad: x has {k} features (x.shape={x._shape}) but w expects "
-                         f"{w._shape[0]} (w.shape={w._shape})")
-    m = w._shape[1]
-    if dy._shape != (n, m):
-        raise ValueError(f"dy: expected shape {(n, m)} (x.shape={x._shape}, "
-                         f"w.shape={w._shape}), got {dy._shape}")
+    n, k, m = linear_grad_dims(dy._shape, x._shape, w._shape)
     dtype = dy._dtype
     act, param = _activation_arg(activation, negative_slope)
     gate, from_output = None, False

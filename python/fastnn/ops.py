@@ -12,7 +12,8 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, finite_real, same_dtype
+from fastnn._checks import (as_float_array, finite_real, linear_dims, matmul_dims,
+                            same_dtype)
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step")
 
@@ -57,12 +58,7 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     same_dtype(a=a, b=b)
     alpha = finite_real(alpha, "alpha")
     beta = finite_real(beta, "beta")
-    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
-    if k != kb:
-        raise ValueError(f"matmul: inner dimensions differ: op(a) is {(m, k)}, op(b) is {(kb, n)} "
-                         f"(a.shape={a.shape}, trans_a={trans_a}, b.shape={b.shape}, "
-                         f"trans_b={trans_b})")
+    m, _, n = matmul_dims(a.shape, b.shape, trans_a, trans_b)
     if out is None:
         if beta != 0.0:
             raise ValueError("beta: a non-zero beta needs an `out` array to scale and add to")
@@ -100,12 +96,7 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01, return_preactivat
     if b is not None:
         b = as_float_array(b, "b", ndim=1)
     same_dtype(x=x, w=w, b=b)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"linear: x has {x.shape[1]} features (x.shape={x.shape}) but w expects "
-                         f"{w.shape[0]} (w.shape={w.shape})")
-    if b is not None and b.shape[0] != w.shape[1]:
-        raise ValueError(f"b: expected shape ({w.shape[1]},) to match w.shape={w.shape}, "
-                         f"got {b.shape}")
+    linear_dims(x.shape, w.shape, None if b is None else b.shape)
     act, param = _activation_arg(activation, negative_slope)
     out = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
     if return_preactivation:
