@@ -110,6 +110,10 @@ void gemm_variant(const GemmArgs<float>& g, void* stream, GemmVariant variant) {
   FASTNN_CHECK(g.C != nullptr, "cuda gemm: C is null");
   FASTNN_CHECK(g.K == 0 || (g.A != nullptr && g.B != nullptr), "cuda gemm: A or B is null");
 
+  if (variant == GemmVariant::BF16 && g.K > 0) {
+    gemm_bf16_v2(g, stream);
+    return;
+  }
   if (variant == GemmVariant::TF32 && g.K > 0) {
     gemm_tf32_v2(g, stream);  // ValueError unless the v2 layout conditions hold
     return;
@@ -140,7 +144,33 @@ GemmVariant gemm_variant_from_name(const std::string& name) {
   if (name == "v1") return GemmVariant::V1;
   if (name == "v2") return GemmVariant::V2;
   if (name == "tf32") return GemmVariant::TF32;
-  throw ValueError("gemm variant: expected 'auto', 'v1', 'v2' or 'tf32', got '" + name + "'");
+  if (name == "bf16") return GemmVariant::BF16;
+  throw ValueError("gemm variant: expected 'auto', 'v1', 'v2', 'tf32' or 'bf16', got '" + name +
+                   "'");
+}
+
+GemmVariant gemm_variant_for(Precision p) {
+  switch (p) {
+    case Precision::TF32: return GemmVariant::TF32;
+    case Precision::BF16: return GemmVariant::BF16;
+    default: return GemmVariant::Auto;
+  }
+}
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "fp32") return Precision::FP32;
+  if (name == "tf32") return Precision::TF32;
+  if (name == "bf16") return Precision::BF16;
+  throw ValueError("precision: expected 'fp32', 'tf32' or 'bf16', got '" + name + "'");
+}
+
+void gemm_precision(const GemmArgs<float>& g, void* stream, Precision precision) {
+  const bool tensor_cores = precision != Precision::FP32 && g.K > 0 && sgemm2_applies(g);
+  gemm_variant(g, stream, tensor_cores ? gemm_variant_for(precision) : GemmVariant::Auto);
+}
+
+void gemm_bf16(const GemmArgs<float>& g, void* stream) {
+  gemm_variant(g, stream, GemmVariant::BF16);
 }
 
 void gemm_tf32(const GemmArgs<float>& g, void* stream) {

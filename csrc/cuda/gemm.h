@@ -37,13 +37,31 @@ void gemm(const GemmArgs<float>& args, void* stream = nullptr);
 // TF32 rounds A and B to TF32 (10-bit mantissa) and multiplies on tensor cores with FP32
 // accumulation: ~1e-3 relative error instead of ~1e-6; same layout conditions as V2 (ValueError
 // otherwise), K == 0 runs v1 (there is nothing to round).
-enum class GemmVariant { Auto, V1, V2, TF32 };
+// BF16 rounds A and B (FP32 in memory) to bfloat16 (8-bit mantissa, round to nearest even) as
+// they are staged, and multiplies on tensor cores with FP32 accumulation: ~4e-3 relative error
+// per product; the epilogue (alpha, beta, bias, activation) runs in FP32.
+enum class GemmVariant { Auto, V1, V2, TF32, BF16 };
+
+// The arithmetic a training run asks for (Sequential(precision=...)): storage stays FP32 (master
+// weights, optimizer state, activations); only the GEMM operands are rounded.
+enum class Precision { FP32, TF32, BF16 };
+GemmVariant gemm_variant_for(Precision p);
+// "fp32", "tf32" or "bf16"; anything else throws ValueError.
+Precision precision_from_name(const std::string& name);
+
+// The GEMM a training step runs: the tensor-core kernel of `precision` where its layout
+// conditions hold, the FP32 kernels otherwise (odd leading dimensions, gates, tiny K), so every
+// shape works in every precision.
+void gemm_precision(const GemmArgs<float>& args, void* stream, Precision precision);
 void gemm_variant(const GemmArgs<float>& args, void* stream, GemmVariant variant);
 
 // The TF32 tensor-core GEMM: gemm_variant(args, stream, GemmVariant::TF32).
 void gemm_tf32(const GemmArgs<float>& args, void* stream = nullptr);
 
-// "auto", "v1", "v2" or "tf32"; anything else throws ValueError.
+// The BF16 tensor-core GEMM: gemm_variant(args, stream, GemmVariant::BF16).
+void gemm_bf16(const GemmArgs<float>& args, void* stream = nullptr);
+
+// "auto", "v1", "v2", "tf32" or "bf16"; anything else throws ValueError.
 GemmVariant gemm_variant_from_name(const std::string& name);
 
 }  // namespace cuda

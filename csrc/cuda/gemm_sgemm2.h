@@ -24,5 +24,9 @@ void sgemm2(const GemmArgs<float>& g, void* stream);
 // ValueError unless sgemm2_applies(g).
 void gemm_tf32_v2(const GemmArgs<float>& g, void* stream);
 
+// The BF16 tensor-core kernel (gemm_bf16.cu): A and B rounded to bfloat16 as they are staged,
+// FP32 accumulation and epilogue.
+void gemm_bf16_v2(const GemmArgs<float>& g, void* stream);
+
 }  // namespace cuda
 }  // namespace fastnn
