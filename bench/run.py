@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suites import gemm, gpu_kernels, kernels, linear, train
+from bench.suites import gemm, gpu_kernels, gpu_train, kernels, linear, train
 
-SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, gpu_kernels)}
+SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, gpu_kernels, gpu_train)}
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write results here instead of bench/out/<suite>.json; "
                         "with several suites the file holds all of them")
+    p.add_argument("--markdown", metavar="PATH", default=None,
+                   help="also write the suites' tables as markdown here (the GPU suites "
+                        "provide them; for bench/RESULTS.md)")
     p.add_argument("--quick", action="store_true",
                    help="fewer repeats and smaller sizes (whole run < 30 s)")
     return p
@@ -35,6 +38,19 @@ def _write_json(path: Path, doc: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # default=str keeps odd values in show_config() from aborting the dump.
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+
+
+def _write_markdown(path: Path, docs: list[dict], desc: dict) -> None:
+    parts = []
+    for doc in docs:
+        text = doc.get("markdown") or "(this suite has no markdown tables; see its JSON)\n"
+        parts.append(f"## `{doc['suite']}` ({doc['date']}{', quick' if doc['quick'] else ''}, "
+                     f"{doc['elapsed_s']:.0f} s)\n\n{text}")
+    head = (f"fastnn {desc['fastnn'].get('version')}, host CPU {desc['cpu_model']}, "
+            f"{desc['platform']}\n\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + "\n".join(parts))
     print(f"wrote {path}")
 
 
@@ -101,6 +117,9 @@ def main(suites: list[str], *, quick: bool = False, json_path: str | None = None
         if json_path is None:
             _write_json(OUT_DIR / f"{name}.json", doc)
 
+    if args.markdown:
+        _write_markdown(Path(args.markdown), docs, desc)
+
     if json_path is not None:
         combined = docs[0] if len(docs) == 1 else {
             "date": date, "quick": quick, "machine": desc, "suites": docs}
@@ -109,7 +128,7 @@ def main(suites: list[str], *, quick: bool = False, json_path: str | None = None
     bad = [f"{d['suite']} {r['shape']} t={r['threads']}"
            for d in docs for r in d["rows"] if not r["ok"]]
     if bad:
-        print(f"error: fastnn results differ from NumPy in: {'; '.join(bad)}",
-              file=sys.stderr)
+        print(f"error: fastnn results wrong (against NumPy or PyTorch) or failed in: "
+              f"{'; '.join(bad)}", file=sys.stderr)
         return 1
     return 0

@@ -16,6 +16,8 @@ class Column:
     def render(self, value) -> str:
         if value is None:
             return "-"
+        if isinstance(value, str):  # "n/a", a note: shown as is whatever the format
+            return value
         return format(value, self.fmt) if self.fmt else str(value)
 
 
@@ -40,3 +42,16 @@ class Table:
     def row(self, values: dict) -> None:
         cells = [c.render(values.get(c.key)) for c in self.columns]
         print(self._line(cells), file=self.stream, flush=True)
+
+
+def markdown(columns: list[Column], rows: list[dict], title: str | None = None) -> str:
+    """The same table as GitHub markdown (for bench/RESULTS.md); "|" inside a cell is escaped."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(cell(c.header) for c in columns) + " |")
+    lines.append("| " + " | ".join("---" if i == 0 else "---:" for i in range(len(columns))) + " |")
+    for row in rows:
+        lines.append("| " + " | ".join(cell(c.render(row.get(c.key))) for c in columns) + " |")
+    return "\n".join(lines) + "\n"

@@ -6,8 +6,11 @@ otherwise it says why and records nothing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from bench.suites import _gpu
 from bench.suites._common import Context
-from bench.table import Column, Table
+from bench.table import Column, Table, markdown
 
 NAME = "gpu-kernels"
 DESCRIPTION = "CUDA kernels vs PyTorch/cuBLAS on the same GPU (needs a GPU)"
@@ -31,17 +34,8 @@ def _gpu_timer(torch, fn, repeats):
 
 
 def _why_not():
-    try:
-        import torch
-    except ImportError:
-        return None, "PyTorch is not installed"
-    if not torch.cuda.is_available():
-        return None, "no CUDA GPU visible to PyTorch"
-    import fastnn
-
-    if not fastnn.cuda.is_available():
-        return None, "fastnn was built without CUDA or sees no GPU"
-    return torch, None
+    """(torch, None) when both PyTorch and fastnn see a GPU, else (None, "skipped: ...")."""
+    return _gpu.why_not()
 
 
 def _gemm_rows(torch, cu, repeats, quick):
@@ -103,37 +97,404 @@ def _gemm_rows(torch, cu, repeats, quick):
     return rows
 
 
-def _copy_row(torch, repeats, quick):
-    n = (1 << 24) if quick else (1 << 26)
-    x = torch.randn(n, device="cuda")
+# ----------------------------------------------------------------------------------------------
+# Ceilings (copy bandwidth, cuBLAS) and the memory-bound kernels (issue 5 part 4): each fastnn op,
+# called through fastnn.ops on fastnn.Tensor views of torch's CUDA tensors (DLPack, no copy),
+# against its PyTorch counterpart on the same data, same GPU, same run.
+
+CE_CLASSES = 1024      # softmax cross-entropy rows: (n / 1024, 1024)
+BN_FEATURES = 4096     # batch norm: (n / 4096, 4096)
+OPT_TENSORS = 8        # optimizer steps and global norm: n parameters in 8 tensors of n / 8
+
+
+def _ceilings(torch, timer, quick):
+    """The device's copy bandwidth (what a memory-bound kernel can reach) and cuBLAS FP32, TF32
+    and BF16 throughput (what a GEMM can reach), measured here, now."""
+    rows = []
+    n = (1 << 24) if quick else (1 << 26)  # float32 elements: 64 / 256 MiB
+    x = torch.empty(n, device="cuda").normal_()
     y = torch.empty_like(x)
-    ms = _gpu_timer(torch, lambda: y.copy_(x), repeats)
-    return {"shape": f"device copy {4 * n >> 20} MiB", "torch_ms": ms,
-            "gbps": 2 * 4 * n / ms / 1e6, "ok": True}
+    ms = _gpu.event_ms(torch, lambda: y.copy_(x), repeats=timer.repeats, warmup=timer.warmup)
+    rows.append({"shape": f"device-to-device copy, {4 * n >> 20} MiB", "torch_ms": ms,
+                 "value": _gpu.gbps(8 * n, ms), "unit": "GB/s, bytes read + written"})
+    del x, y
+    s = 2048 if quick else 4096
+    before = torch.backends.cuda.matmul.allow_tf32
+    for name, dtype, tf32 in (("FP32", torch.float32, False), ("TF32", torch.float32, True),
+                              ("BF16", torch.bfloat16, False)):
+        a = torch.randn(s, s, device="cuda").to(dtype)
+        b = torch.randn(s, s, device="cuda").to(dtype)
+        c = torch.empty(s, s, device="cuda", dtype=dtype)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            ms = _gpu.event_ms(torch, lambda: torch.matmul(a, b, out=c), repeats=timer.repeats,
+                               warmup=timer.warmup)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = before
+        rows.append({"shape": f"cuBLAS {name} {s}x{s}x{s} (torch.matmul)", "torch_ms": ms,
+                     "value": _gpu.tflops(2.0 * s ** 3, ms), "unit": "TFLOP/s"})
+    cols = [Column("shape", "ceiling", width=40), Column("torch_ms", "ms", ".3f"),
+            Column("value", "value", ",.1f"), Column("unit", "unit")]
+    table = Table(cols)
+    table.header()
+    for row in rows:
+        row.update(threads=0, ok=True)
+        table.row(row)
+    return rows, markdown(cols, rows, "Ceilings, measured in this run")
+
+
+@dataclass
+class _Case:
+    nbytes: float          # least traffic: inputs read once, outputs written once
+    fast: object           # () -> None, fastnn.ops on fastnn.Tensor (runs on fastnn's stream)
+    ref: object            # () -> None, the PyTorch counterpart (torch's current stream)
+    check: object          # () -> relative error of fastnn's result against PyTorch's
+    tol: float
+
+
+def _rel(torch, got, ref):
+    """max |got - ref| / max |ref| over two torch tensors; inf for a shape mismatch."""
+    if tuple(got.shape) != tuple(ref.shape):
+        return float("inf")
+    scale = float(ref.abs().max()) or 1.0
+    return float((got.float() - ref.float()).abs().max()) / scale
+
+
+def _views(torch):
+    import fastnn
+
+    def fa(t):  # torch CUDA tensor -> fastnn.Tensor on the same memory
+        return fastnn.from_dlpack(t)
+
+    def tt(t):  # fastnn CUDA tensor -> torch tensor on the same memory
+        return torch.from_dlpack(t)
+
+    return fa, tt
+
+
+def _act_case(torch, n, name):
+    from fastnn import ops
+    F = torch.nn.functional
+    fa, tt = _views(torch)
+    x = torch.randn(n, device="cuda")
+    xf = fa(x)
+    ref = {"relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}[name]
+    op = getattr(ops, name)
+    return _Case(8.0 * n, lambda: op(xf), lambda: ref(x),
+                 lambda: _rel(torch, tt(op(xf)), ref(x)), 1e-5)
+
+
+def _act_grad_case(torch, n, name):
+    """dy * act'(x): fastnn.ops.activation_grad against the kernel torch's autograd runs."""
+    from fastnn import ops
+    fa, tt = _views(torch)
+    x = torch.randn(n, device="cuda")
+    dy = torch.randn(n, device="cuda")
+    xf, dyf = fa(x), fa(dy)
+    aten = torch.ops.aten
+    if name == "relu":
+        ref = lambda: aten.threshold_backward(dy, x, 0.0)   # noqa: E731 (relu's backward)
+    elif name == "sigmoid":
+        y = torch.sigmoid(x)                                 # autograd keeps the output
+        ref = lambda: aten.sigmoid_backward(dy, y)           # noqa: E731
+    else:
+        ref = lambda: aten.gelu_backward(dy, x)              # noqa: E731
+    return _Case(12.0 * n, lambda: ops.activation_grad(name, dyf, xf), ref,
+                 lambda: _rel(torch, tt(ops.activation_grad(name, dyf, xf)), ref()), 1e-5)
+
+
+def _dropout_case(torch, n, rate=0.5, seed=1234):
+    from fastnn import ops
+    F = torch.nn.functional
+    fa, tt = _views(torch)
+    x = torch.randn(n, device="cuda")
+    xf = fa(x)
+
+    def check():
+        y, mask = ops.dropout(xf, rate, seed)
+        m = tt(mask)
+        keep = float(m.float().mean())
+        if abs(keep - (1 - rate)) > 0.01:
+            return float("inf")
+        return _rel(torch, tt(y), x * m / (1 - rate))
+
+    # x read, y written, one byte of mask written per element (torch's bool mask too).
+    return _Case(9.0 * n, lambda: ops.dropout(xf, rate, seed),
+                 lambda: F.dropout(x, rate, training=True), check, 1e-6)
+
+
+def _dropout_grad_case(torch, n, rate=0.5, seed=1234):
+    from fastnn import ops
+    fa, tt = _views(torch)
+    x = torch.randn(n, device="cuda")
+    dy = torch.randn(n, device="cuda")
+    dyf = fa(dy)
+    _, mask = ops.dropout(fa(x), rate, seed)
+    tmask = torch.native_dropout(x, rate, True)[1]
+    scale = 1.0 / (1.0 - rate)
+    return _Case(9.0 * n, lambda: ops.dropout_grad(dyf, mask, rate),
+                 lambda: torch.ops.aten.native_dropout_backward(dy, tmask, scale),
+                 lambda: _rel(torch, tt(ops.dropout_grad(dyf, mask, rate)),
+                              dy * tt(mask) * scale), 1e-6)
+
+
+def _xent_case(torch, n):
+    """Loss and gradient: fastnn's one fused pass against F.cross_entropy + autograd."""
+    from fastnn import ops
+    F = torch.nn.functional
+    fa, tt = _views(torch)
+    rows = n // CE_CLASSES
+    logits = torch.randn(rows, CE_CLASSES, device="cuda")
+    labels = torch.randint(0, CE_CLASSES, (rows,), device="cuda")
+    lf, yf = fa(logits), fa(labels)
+    lt = logits.detach().requires_grad_(True)
+
+    def ref():
+        loss = F.cross_entropy(lt, labels)
+        return loss, torch.autograd.grad(loss, lt)[0]
+
+    def check():
+        loss, grad = ops.softmax_cross_entropy(lf, yf)
+        tloss, tgrad = ref()
+        return max(_rel(torch, tt(grad), tgrad),
+                   abs(loss - float(tloss)) / max(abs(float(tloss)), 1e-30))
+
+    # logits read, gradient written, int64 labels read (the loss is 4 bytes).
+    return _Case(8.0 * rows * CE_CLASSES + 8.0 * rows, lambda: ops.softmax_cross_entropy(lf, yf),
+                 ref, check, 1e-4)
+
+
+def _optim_case(torch, n, kind):
+    """One step over n parameters in OPT_TENSORS tensors: fastnn's multi-tensor kernel against
+    torch.optim (Adam fused=True; SGD momentum foreach=True), from the same start."""
+    from fastnn import ops
+    fa, tt = _views(torch)
+    m = n // OPT_TENSORS
+    start = [torch.randn(m, device="cuda") for _ in range(OPT_TENSORS)]
+    grads = [torch.randn(m, device="cuda") for _ in range(OPT_TENSORS)]
+    pf = [fa(p.clone()) for p in start]
+    gf = [fa(g) for g in grads]
+    pt = [torch.nn.Parameter(p.clone()) for p in start]
+    for p, g in zip(pt, grads):
+        p.grad = g
+    count = [0]
+    if kind == "adam":
+        sf = [fa(torch.zeros(m, device="cuda")) for _ in range(OPT_TENSORS)]
+        vf = [fa(torch.zeros(m, device="cuda")) for _ in range(OPT_TENSORS)]
+        opt = torch.optim.Adam(pt, lr=1e-3, fused=True)
+
+        def fast():
+            count[0] += 1
+            ops.adam_step(pf, gf, sf, vf, step=count[0], lr=1e-3)
+
+        nbytes = 28.0 * n   # p, g, m, v read; p, m, v written
+    else:
+        bf = [fa(torch.zeros(m, device="cuda")) for _ in range(OPT_TENSORS)]
+        opt = torch.optim.SGD(pt, lr=1e-2, momentum=0.9, foreach=True)
+
+        def fast():
+            count[0] += 1
+            ops.sgd_step(pf, gf, lr=1e-2, momentum=0.9, momentum_buffers=bf, step=count[0])
+
+        nbytes = 20.0 * n   # p, g, buf read; p, buf written
+
+    def check():  # the first step of each, from the same parameters
+        fast()
+        opt.step()
+        return max(_rel(torch, tt(a), b.detach()) for a, b in zip(pf, pt))
+
+    return _Case(nbytes, fast, opt.step, check, 1e-5)
+
+
+def _bn_case(torch, n):
+    from fastnn import ops
+    F = torch.nn.functional
+    fa, tt = _views(torch)
+    x = torch.randn(n // BN_FEATURES, BN_FEATURES, device="cuda")
+
+    def const(value):  # gamma, beta and the running statistics, one set per library
+        return torch.full((BN_FEATURES,), value, device="cuda")
+
+    g, b, rm, rv = const(1.0), const(0.0), const(0.0), const(1.0)
+    xf, gf, bf, rmf, rvf = fa(x), fa(const(1.0)), fa(const(0.0)), fa(const(0.0)), fa(const(1.0))
+
+    def fast():
+        return ops.batch_norm(xf, gf, bf, rmf, rvf, training=True, momentum=0.1, eps=1e-5)
+
+    def ref():
+        return F.batch_norm(x, rm, rv, g, b, training=True, momentum=0.1, eps=1e-5)
+
+    # x read once and y written: the floor; a two-pass kernel reads x twice.
+    return _Case(8.0 * n, fast, ref, lambda: _rel(torch, tt(fast()[0]), ref()), 1e-4)
+
+
+def _norm_case(torch, n):
+    from fastnn import ops
+    fa, _ = _views(torch)
+    m = n // OPT_TENSORS
+    ts = [torch.randn(m, device="cuda") for _ in range(OPT_TENSORS)]
+    tf = [fa(t) for t in ts]
+    if hasattr(torch.nn.utils, "get_total_norm"):
+        ref = lambda: torch.nn.utils.get_total_norm(ts)   # noqa: E731
+    else:
+        ref = lambda: torch.linalg.vector_norm(torch.stack(torch._foreach_norm(ts)))  # noqa: E731
+
+    def check():
+        want = float(ref())
+        return abs(ops.global_norm(tf) - want) / want
+
+    # fastnn returns a Python float (a device-to-host read and a sync per call); torch a tensor.
+    return _Case(4.0 * n, lambda: ops.global_norm(tf), ref, check, 1e-4)
+
+
+MEM_CASES = (
+    ("relu", lambda t, n: _act_case(t, n, "relu")),
+    ("sigmoid", lambda t, n: _act_case(t, n, "sigmoid")),
+    ("gelu", lambda t, n: _act_case(t, n, "gelu")),
+    ("relu grad", lambda t, n: _act_grad_case(t, n, "relu")),
+    ("sigmoid grad", lambda t, n: _act_grad_case(t, n, "sigmoid")),
+    ("gelu grad", lambda t, n: _act_grad_case(t, n, "gelu")),
+    ("dropout p=0.5", _dropout_case),
+    ("dropout grad", _dropout_grad_case),
+    ("softmax xent + grad", _xent_case),
+    ("adam step (8 tensors)", lambda t, n: _optim_case(t, n, "adam")),
+    ("sgd momentum (8 tensors)", lambda t, n: _optim_case(t, n, "sgd")),
+    ("batch norm train fwd", _bn_case),
+    ("global norm (8 tensors)", _norm_case),
+)
+
+MEM_COLUMNS = [
+    Column("shape", "kernel, elements", width=34),
+    Column("fastnn_ms", "fastnn ms", ".4f"),
+    Column("torch_ms", "torch ms", ".4f"),
+    Column("fastnn_call_ms", "fastnn 1-call ms", ".4f"),
+    Column("fastnn_gbps", "fastnn GB/s", ",.0f"),
+    Column("torch_gbps", "torch GB/s", ",.0f"),
+    Column("ratio", "torch/fastnn", ".2f"),
+    Column("copy_frac", "fastnn/copy", ".2f"),
+    Column("target", ">=0.8 copy"),
+    Column("check", "check"),
+]
+
+
+def _size_label(n, case_name):
+    if case_name.startswith("softmax"):
+        return f"{n // CE_CLASSES}x{CE_CLASSES}"
+    if case_name.startswith("batch norm"):
+        return f"{n // BN_FEATURES}x{BN_FEATURES}"
+    return f"{n >> 20}M" if n >= 1 << 20 else str(n)
+
+
+def _measure(torch, build, n, timer, stream):
+    """(bytes, measurements) for one case at one size: loop and 1-call ms of both libraries,
+    fastnn's error and its tolerance, and "n/a (...)" for a side that raised."""
+    out = {"fastnn_ms": None, "fastnn_call_ms": None, "torch_ms": None, "torch_call_ms": None,
+           "err": None, "tol": None, "fastnn_error": None, "torch_error": None}
+    try:
+        case = build(torch, n)
+    except Exception as exc:  # the setup uses fastnn ops (dropout's mask) and DLPack
+        out["fastnn_error"] = _gpu.error_text(exc)
+        return 0.0, out
+    try:
+        out["err"], out["tol"] = case.check(), case.tol
+        out["fastnn_ms"] = _gpu.event_ms(torch, case.fast, stream, calls=timer.loop,
+                                         repeats=timer.repeats, warmup=timer.warmup)
+        out["fastnn_call_ms"] = _gpu.event_ms(torch, case.fast, stream, calls=1,
+                                              repeats=timer.repeats, warmup=1)
+    except Exception as exc:
+        out["fastnn_error"] = _gpu.error_text(exc)
+    try:
+        out["torch_ms"] = _gpu.event_ms(torch, case.ref, calls=timer.loop, repeats=timer.repeats,
+                                        warmup=timer.warmup)
+        out["torch_call_ms"] = _gpu.event_ms(torch, case.ref, calls=1, repeats=timer.repeats,
+                                             warmup=1)
+    except Exception as exc:
+        out["torch_error"] = _gpu.error_text(exc)
+    return case.nbytes, out
+
+
+def _memory_bound(torch, timer, quick, copy_gbps):
+    import fastnn
+
+    sizes = (1 << 22,) if quick else (1 << 24, 1 << 26)
+    stream = _gpu.fastnn_stream(torch)
+    notes = [f"memory-bound kernels: 'ms' = median per-call time of {timer.loop} back-to-back "
+             f"calls between two CUDA events ({timer.repeats} samples; the kernel time when it "
+             "outlasts the host's per-call Python and launch overhead, that overhead otherwise); "
+             "'1-call ms' = one call between the events (overhead + kernel, what a synchronous "
+             "caller waits); GB/s from the least traffic (inputs read once, outputs written "
+             "once), the same byte count for both; fastnn/copy = fastnn GB/s over the measured "
+             f"copy bandwidth (issue 5 target >= {_gpu.COPY_TARGET}); softmax xent and global "
+             "norm return a Python float in fastnn (a device-to-host read and a sync per call)"]
+    print()
+    print(notes[0])
+    table = Table(MEM_COLUMNS)
+    table.header()
+    rows = []
+    for n in sizes:
+        for name, build in MEM_CASES:
+            label = _size_label(n, name)
+            if _gpu.out_of_time(15):
+                nbytes, m = 0.0, {"fastnn_ms": None, "fastnn_call_ms": None, "torch_ms": None,
+                                  "torch_call_ms": None, "err": None, "tol": None,
+                                  "fastnn_error": "n/a (time budget spent)", "torch_error": None}
+            else:
+                nbytes, m = _measure(torch, build, n, timer, stream)
+            row = _gpu.mem_row(name, label, nbytes, fastnn_ms=m["fastnn_ms"],
+                               fastnn_call_ms=m["fastnn_call_ms"], torch_ms=m["torch_ms"],
+                               torch_call_ms=m["torch_call_ms"], copy_gbps=copy_gbps,
+                               err=m["err"], tol=m["tol"], fastnn_error=m["fastnn_error"],
+                               torch_error=m["torch_error"])
+            table.row(row)
+            rows.append(row)
+            torch.cuda.synchronize()
+            fastnn.cuda.synchronize()
+            torch.cuda.empty_cache()
+            fastnn.cuda.empty_cache()
+    md = markdown(MEM_COLUMNS, rows, "Memory-bound kernels vs PyTorch (torch/fastnn > 1: "
+                  "fastnn faster)") + "\n" + notes[0] + "\n"
+    return rows, md, notes
 
 
 def run(ctx: Context) -> dict:
     torch, why = _why_not()
     if torch is None:
-        print(f"skipped: {why}")
-        return {"rows": [], "notes": [f"skipped: {why}"]}
+        print(why)
+        return {"rows": [], "notes": [why], "markdown": why + "\n"}
     from fastnn import _cuda as cu
 
+    timer = _gpu.GPU_QUICK if ctx.quick else _gpu.GPU_FULL
     repeats = 5 if ctx.quick else 20
     notes = [f"device: {torch.cuda.get_device_name()}; times are CUDA-event medians of "
              f"{repeats} calls after warm-up; TF32 off for the FP32 comparison"]
     print(notes[0])
-    rows = [_copy_row(torch, repeats, ctx.quick)]
-    print(f"copy bandwidth: {rows[0]['gbps']:.0f} GB/s (the ceiling for memory-bound kernels)")
-    table = Table([Column("shape", "kernel", width=28), Column("fastnn_ms", "fastnn ms", ".3f"),
-                   Column("torch_ms", "torch ms", ".3f"),
-                   Column("fastnn_tflops", "fastnn TFLOP/s", ".1f"),
-                   Column("torch_tflops", "torch TFLOP/s", ".1f"),
-                   Column("ratio", "torch/fastnn", ".2f")])
+    md = []
+    rows, ceil_md = _ceilings(torch, timer, ctx.quick)
+    md.append(ceil_md)
+    copy_gbps = rows[0].get("value")
+    gemm_cols = [Column("shape", "kernel", width=28), Column("fastnn_ms", "fastnn ms", ".3f"),
+                 Column("torch_ms", "torch ms", ".3f"),
+                 Column("fastnn_tflops", "fastnn TFLOP/s", ".1f"),
+                 Column("torch_tflops", "torch TFLOP/s", ".1f"),
+                 Column("ratio", "torch/fastnn", ".2f")]
+    print()
+    table = Table(gemm_cols)
     table.header()
+    gemm = []
     for row in _gemm_rows(torch, cu, repeats, ctx.quick):
         table.row(row)
-        rows.append(row)
+        gemm.append(row)
+    rows += gemm
+    md.append(markdown(gemm_cols, gemm, "GEMM (torch/fastnn > 1: fastnn faster)"))
+    mem_rows, mem_md, mem_notes = _memory_bound(torch, timer, ctx.quick, copy_gbps)
+    rows += mem_rows
+    md.append(mem_md)
+    notes += mem_notes
     for row in rows:
         row.setdefault("threads", 0)
-    return {"rows": rows, "notes": notes}
+        row.setdefault("ok", True)
+    return {"rows": rows, "notes": notes,
+            "markdown": f"Device: {torch.cuda.get_device_name()}, PyTorch {torch.__version__}.\n\n"
+                        + "\n".join(md)}
+
+
