@@ -105,6 +105,12 @@ def _gemm_rows(torch, cu, repeats, quick):
 CE_CLASSES = 1024      # softmax cross-entropy rows: (n / 1024, 1024)
 BN_FEATURES = 4096     # batch norm: (n / 4096, 4096)
 OPT_TENSORS = 8        # optimizer steps and global norm: n parameters in 8 tensors of n / 8
+# Where the cases put their data. Tests set "cpu" to run the cases' set-up and checks on the
+# host (fastnn then works on NumPy views of torch's CPU tensors): the glue and the semantics
+# (each fastnn op against its PyTorch counterpart), not the speed.
+DEVICE = "cuda"
+MEM_SIZES = (1 << 24, 1 << 26)     # float32 elements: 16M and 64M
+MEM_SIZES_QUICK = (1 << 22,)
 
 
 def _ceilings(torch, timer, quick):
@@ -112,19 +118,19 @@ def _ceilings(torch, timer, quick):
     and BF16 throughput (what a GEMM can reach), measured here, now."""
     rows = []
     n = (1 << 24) if quick else (1 << 26)  # float32 elements: 64 / 256 MiB
-    x = torch.empty(n, device="cuda").normal_()
+    x = torch.empty(n, device=DEVICE).normal_()
     y = torch.empty_like(x)
     ms = _gpu.event_ms(torch, lambda: y.copy_(x), repeats=timer.repeats, warmup=timer.warmup)
     rows.append({"shape": f"device-to-device copy, {4 * n >> 20} MiB", "torch_ms": ms,
                  "value": _gpu.gbps(8 * n, ms), "unit": "GB/s, bytes read + written"})
-    del x, y
+    x = y = None  # 512 MiB back before the GEMMs
     s = 2048 if quick else 4096
     before = torch.backends.cuda.matmul.allow_tf32
     for name, dtype, tf32 in (("FP32", torch.float32, False), ("TF32", torch.float32, True),
                               ("BF16", torch.bfloat16, False)):
-        a = torch.randn(s, s, device="cuda").to(dtype)
-        b = torch.randn(s, s, device="cuda").to(dtype)
-        c = torch.empty(s, s, device="cuda", dtype=dtype)
+        a = torch.randn(s, s, device=DEVICE).to(dtype)
+        b = torch.randn(s, s, device=DEVICE).to(dtype)
+        c = torch.empty(s, s, device=DEVICE, dtype=dtype)
         torch.backends.cuda.matmul.allow_tf32 = tf32
         try:
             ms = _gpu.event_ms(torch, lambda: torch.matmul(a, b, out=c), repeats=timer.repeats,
@@ -163,6 +169,9 @@ def _rel(torch, got, ref):
 def _views(torch):
     import fastnn
 
+    if DEVICE == "cpu":
+        return (lambda t: t.numpy()), torch.as_tensor
+
     def fa(t):  # torch CUDA tensor -> fastnn.Tensor on the same memory
         return fastnn.from_dlpack(t)
 
@@ -176,7 +185,7 @@ def _act_case(torch, n, name):
     from fastnn import ops
     F = torch.nn.functional
     fa, tt = _views(torch)
-    x = torch.randn(n, device="cuda")
+    x = torch.randn(n, device=DEVICE)
     xf = fa(x)
     ref = {"relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}[name]
     op = getattr(ops, name)
@@ -188,8 +197,8 @@ def _act_grad_case(torch, n, name):
     """dy * act'(x): fastnn.ops.activation_grad against the kernel torch's autograd runs."""
     from fastnn import ops
     fa, tt = _views(torch)
-    x = torch.randn(n, device="cuda")
-    dy = torch.randn(n, device="cuda")
+    x = torch.randn(n, device=DEVICE)
+    dy = torch.randn(n, device=DEVICE)
     xf, dyf = fa(x), fa(dy)
     aten = torch.ops.aten
     if name == "relu":
@@ -207,7 +216,7 @@ def _dropout_case(torch, n, rate=0.5, seed=1234):
     from fastnn import ops
     F = torch.nn.functional
     fa, tt = _views(torch)
-    x = torch.randn(n, device="cuda")
+    x = torch.randn(n, device=DEVICE)
     xf = fa(x)
 
     def check():
@@ -226,8 +235,8 @@ def _dropout_case(torch, n, rate=0.5, seed=1234):
 def _dropout_grad_case(torch, n, rate=0.5, seed=1234):
     from fastnn import ops
     fa, tt = _views(torch)
-    x = torch.randn(n, device="cuda")
-    dy = torch.randn(n, device="cuda")
+    x = torch.randn(n, device=DEVICE)
+    dy = torch.randn(n, device=DEVICE)
     dyf = fa(dy)
     _, mask = ops.dropout(fa(x), rate, seed)
     tmask = torch.native_dropout(x, rate, True)[1]
@@ -244,8 +253,8 @@ def _xent_case(torch, n):
     F = torch.nn.functional
     fa, tt = _views(torch)
     rows = n // CE_CLASSES
-    logits = torch.randn(rows, CE_CLASSES, device="cuda")
-    labels = torch.randint(0, CE_CLASSES, (rows,), device="cuda")
+    logits = torch.randn(rows, CE_CLASSES, device=DEVICE)
+    labels = torch.randint(0, CE_CLASSES, (rows,), device=DEVICE)
     lf, yf = fa(logits), fa(labels)
     lt = logits.detach().requires_grad_(True)
 
@@ -256,8 +265,8 @@ def _xent_case(torch, n):
     def check():
         loss, grad = ops.softmax_cross_entropy(lf, yf)
         tloss, tgrad = ref()
-        return max(_rel(torch, tt(grad), tgrad),
-                   abs(loss - float(tloss)) / max(abs(float(tloss)), 1e-30))
+        tloss = tloss.item()
+        return max(_rel(torch, tt(grad), tgrad), abs(loss - tloss) / max(abs(tloss), 1e-30))
 
     # logits read, gradient written, int64 labels read (the loss is 4 bytes).
     return _Case(8.0 * rows * CE_CLASSES + 8.0 * rows, lambda: ops.softmax_cross_entropy(lf, yf),
@@ -270,8 +279,8 @@ def _optim_case(torch, n, kind):
     from fastnn import ops
     fa, tt = _views(torch)
     m = n // OPT_TENSORS
-    start = [torch.randn(m, device="cuda") for _ in range(OPT_TENSORS)]
-    grads = [torch.randn(m, device="cuda") for _ in range(OPT_TENSORS)]
+    start = [torch.randn(m, device=DEVICE) for _ in range(OPT_TENSORS)]
+    grads = [torch.randn(m, device=DEVICE) for _ in range(OPT_TENSORS)]
     pf = [fa(p.clone()) for p in start]
     gf = [fa(g) for g in grads]
     pt = [torch.nn.Parameter(p.clone()) for p in start]
@@ -279,8 +288,8 @@ def _optim_case(torch, n, kind):
         p.grad = g
     count = [0]
     if kind == "adam":
-        sf = [fa(torch.zeros(m, device="cuda")) for _ in range(OPT_TENSORS)]
-        vf = [fa(torch.zeros(m, device="cuda")) for _ in range(OPT_TENSORS)]
+        sf = [fa(torch.zeros(m, device=DEVICE)) for _ in range(OPT_TENSORS)]
+        vf = [fa(torch.zeros(m, device=DEVICE)) for _ in range(OPT_TENSORS)]
         opt = torch.optim.Adam(pt, lr=1e-3, fused=True)
 
         def fast():
@@ -289,7 +298,7 @@ def _optim_case(torch, n, kind):
 
         nbytes = 28.0 * n   # p, g, m, v read; p, m, v written
     else:
-        bf = [fa(torch.zeros(m, device="cuda")) for _ in range(OPT_TENSORS)]
+        bf = [fa(torch.zeros(m, device=DEVICE)) for _ in range(OPT_TENSORS)]
         opt = torch.optim.SGD(pt, lr=1e-2, momentum=0.9, foreach=True)
 
         def fast():
@@ -301,6 +310,8 @@ def _optim_case(torch, n, kind):
     def check():  # the first step of each, from the same parameters
         fast()
         opt.step()
+        if not any(bool((b.detach() != s).any()) for b, s in zip(pt, start)):
+            return float("inf")  # nothing moved: the comparison would prove nothing
         return max(_rel(torch, tt(a), b.detach()) for a, b in zip(pf, pt))
 
     return _Case(nbytes, fast, opt.step, check, 1e-5)
@@ -310,10 +321,10 @@ def _bn_case(torch, n):
     from fastnn import ops
     F = torch.nn.functional
     fa, tt = _views(torch)
-    x = torch.randn(n // BN_FEATURES, BN_FEATURES, device="cuda")
+    x = torch.randn(n // BN_FEATURES, BN_FEATURES, device=DEVICE)
 
     def const(value):  # gamma, beta and the running statistics, one set per library
-        return torch.full((BN_FEATURES,), value, device="cuda")
+        return torch.full((BN_FEATURES,), value, device=DEVICE)
 
     g, b, rm, rv = const(1.0), const(0.0), const(0.0), const(1.0)
     xf, gf, bf, rmf, rvf = fa(x), fa(const(1.0)), fa(const(0.0)), fa(const(0.0)), fa(const(1.0))
@@ -332,7 +343,7 @@ def _norm_case(torch, n):
     from fastnn import ops
     fa, _ = _views(torch)
     m = n // OPT_TENSORS
-    ts = [torch.randn(m, device="cuda") for _ in range(OPT_TENSORS)]
+    ts = [torch.randn(m, device=DEVICE) for _ in range(OPT_TENSORS)]
     tf = [fa(t) for t in ts]
     if hasattr(torch.nn.utils, "get_total_norm"):
         ref = lambda: torch.nn.utils.get_total_norm(ts)   # noqa: E731
@@ -416,8 +427,8 @@ def _measure(torch, build, n, timer, stream):
 def _memory_bound(torch, timer, quick, copy_gbps):
     import fastnn
 
-    sizes = (1 << 22,) if quick else (1 << 24, 1 << 26)
-    stream = _gpu.fastnn_stream(torch)
+    sizes = MEM_SIZES_QUICK if quick else MEM_SIZES
+    stream = _gpu.fastnn_stream(torch) if DEVICE == "cuda" else None
     notes = [f"memory-bound kernels: 'ms' = median per-call time of {timer.loop} back-to-back "
              f"calls between two CUDA events ({timer.repeats} samples; the kernel time when it "
              "outlasts the host's per-call Python and launch overhead, that overhead otherwise); "
@@ -447,10 +458,11 @@ def _memory_bound(torch, timer, quick, copy_gbps):
                                torch_error=m["torch_error"])
             table.row(row)
             rows.append(row)
-            torch.cuda.synchronize()
-            fastnn.cuda.synchronize()
-            torch.cuda.empty_cache()
-            fastnn.cuda.empty_cache()
+            if DEVICE == "cuda":  # each case's memory back before the next one's
+                torch.cuda.synchronize()
+                fastnn.cuda.synchronize()
+                torch.cuda.empty_cache()
+                fastnn.cuda.empty_cache()
     md = markdown(MEM_COLUMNS, rows, "Memory-bound kernels vs PyTorch (torch/fastnn > 1: "
                   "fastnn faster)") + "\n" + notes[0] + "\n"
     return rows, md, notes

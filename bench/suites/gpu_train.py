@@ -1,4 +1,4 @@
-"""Training throughput on the GPU (issue 6 part 5): fastnn.Sequential(device="cuda") against
+"""Training throughput on the GPU (issue 6 part 5): fastnn.Sequential(device=DEVICE) against
 PyTorch on the same GPU, in the same run: eager (nn.Sequential + Adam(foreach=True)), the same
 step under torch.compile(mode="reduce-overhead"), and eager with Adam(fused=True); in fp32,
 tf32 and bf16, for the issue's networks. Needs a CUDA GPU, PyTorch with CUDA and fastnn built
@@ -41,6 +41,10 @@ NEED_COMPILE_S = 60   # torch.compile: compiling alone can take this long
 
 VARIANTS = ("fastnn", "eager", "fused", "compiled", "fastnn_numpy")
 
+# Where the data, the models and the training live. Tests set "cpu" to run the loops on the host
+# with tiny data (the plumbing, not the speed).
+DEVICE = "cuda"
+
 COLUMNS = [
     Column("network", "network", width=16),
     Column("batch", "batch"),
@@ -58,18 +62,24 @@ COLUMNS = [
 
 
 # ---------------------------------------------------------------------------- data and models
+def _sync(torch):
+    """Wait for all queued GPU work (torch's and fastnn's streams: a device-wide sync)."""
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
 def _data(torch, widths, n, loss, seed=0):
     """Gaussian clusters (classification) or a smooth random map (regression), on the GPU."""
-    g = torch.Generator(device="cuda").manual_seed(seed)
+    g = torch.Generator(device=DEVICE).manual_seed(seed)
     d, c = widths[0], widths[-1]
     if loss == "mse":
-        X = torch.randn(n, d, device="cuda", generator=g)
-        proj = torch.randn(d, c, device="cuda", generator=g) / d ** 0.5
+        X = torch.randn(n, d, device=DEVICE, generator=g)
+        proj = torch.randn(d, c, device=DEVICE, generator=g) / d ** 0.5
         y = torch.tanh(X.double() @ proj.double()).float()
     else:
-        centers = torch.randn(c, d, device="cuda", generator=g)
-        y = torch.randint(0, c, (n,), device="cuda", generator=g)
-        X = centers[y] + torch.randn(n, d, device="cuda", generator=g)
+        centers = torch.randn(c, d, device=DEVICE, generator=g)
+        y = torch.randint(0, c, (n,), device=DEVICE, generator=g)
+        X = centers[y] + torch.randn(n, d, device=DEVICE, generator=g)
     return X.contiguous(), y.contiguous()
 
 
@@ -91,7 +101,7 @@ def _torch_model(torch, widths):
     for a, b in zip(widths[:-2], widths[1:-1]):
         mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
     mods.append(torch.nn.Linear(widths[-2], widths[-1]))
-    return torch.nn.Sequential(*mods).cuda()
+    return torch.nn.Sequential(*mods).to(DEVICE)
 
 
 def _torch_step(torch, model, opt, loss, precision):
@@ -101,7 +111,7 @@ def _torch_step(torch, model, opt, loss, precision):
     bf16 = precision == "bf16"
 
     def step(xb, yb):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
             out = lossf(model(xb), yb)   # autocast runs both losses in float32
         out.backward()
         opt.step()
@@ -116,14 +126,14 @@ def _torch_epochs(torch, step, X, y, batch, epochs, gen, mark=None):
     n = X.shape[0]
     last = None
     for _ in range(epochs):
-        perm = torch.randperm(n, device="cuda", generator=gen)
+        perm = torch.randperm(n, device=DEVICE, generator=gen)
         Xs, ys = X[perm], y[perm]
         for i in range(0, n, batch):
             if mark is not None:
                 mark()
             last = step(Xs[i:i + batch], ys[i:i + batch])
     loss = float(last.detach())
-    torch.cuda.synchronize()
+    _sync(torch)
     return loss
 
 
@@ -141,10 +151,10 @@ def _time_torch(torch, variant, widths, loss, precision, X, y, batch, epochs):
         step = torch.compile(step, mode="reduce-overhead")
         compiler = getattr(torch, "compiler", None)
         mark = getattr(compiler, "cudagraph_mark_step_begin", None)
-    gen = torch.Generator(device="cuda").manual_seed(0)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
     try:
         with _torch_precision(torch, precision):
-            torch.cuda.synchronize()
+            _sync(torch)
             t0 = time.perf_counter()
             _torch_epochs(torch, step, X, y, batch, 1, gen, mark)
             warm = time.perf_counter() - t0
@@ -162,26 +172,24 @@ def _fastnn_model(widths, loss, precision):
     from fastnn.layers import Dense
 
     layers = [Dense(w, activation="relu") for w in widths[1:-1]] + [Dense(widths[-1])]
-    model = fastnn.Sequential(layers, input_dim=widths[0], seed=0, device="cuda",
+    model = fastnn.Sequential(layers, input_dim=widths[0], seed=0, device=DEVICE,
                               precision=precision)
     model.compile(loss, fastnn.optim.Adam(lr=LR))
     return model
 
 
-def _time_fastnn(widths, loss, precision, X, y, batch, epochs):
+def _time_fastnn(torch, widths, loss, precision, X, y, batch, epochs):
     """(samples/s, last epoch's mean loss, warm-up seconds) for fastnn's fit on X, y (fastnn
     Tensors on the GPU, or NumPy arrays)."""
-    import fastnn
-
     model = _fastnn_model(widths, loss, precision)
-    fastnn.cuda.synchronize()
+    _sync(torch)
     t0 = time.perf_counter()
     model.fit(X, y, epochs=1, batch_size=batch, verbose=0)
-    fastnn.cuda.synchronize()
+    _sync(torch)
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     hist = model.fit(X, y, epochs=epochs, batch_size=batch, verbose=0)
-    fastnn.cuda.synchronize()
+    _sync(torch)
     dt = time.perf_counter() - t0
     losses = getattr(hist, "history", {}).get("loss") or [None]
     n = X.shape[0]
@@ -207,7 +215,7 @@ def _variant(torch, variant, cfg, precision, data, epochs):
                 if host[0] is None:
                     host[0], host[1] = X.cpu().numpy(), y.cpu().numpy()
                 Xd, yd = host
-            sps, last, warm = _time_fastnn(widths, loss, precision, Xd, yd, batch, epochs)
+            sps, last, warm = _time_fastnn(torch, widths, loss, precision, Xd, yd, batch, epochs)
         else:
             sps, last, warm = _time_torch(torch, variant, widths, loss, precision, X, y, batch,
                                           epochs)
@@ -215,8 +223,9 @@ def _variant(torch, variant, cfg, precision, data, epochs):
         return _gpu.error_text(exc), info
     finally:
         with contextlib.suppress(Exception):  # a sticky CUDA error is reported by the next row
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
+            _sync(torch)
+            if DEVICE == "cuda":
+                torch.cuda.empty_cache()
     info.update(loss=last, warmup_s=warm)
     return sps, info
 
@@ -226,10 +235,9 @@ def run(ctx: Context) -> dict:
     if torch is None:
         print(why)
         return {"rows": [], "notes": [why], "markdown": why + "\n"}
-    import fastnn
-
     epochs = EPOCHS_QUICK if ctx.quick else EPOCHS
-    notes = [f"device: {torch.cuda.get_device_name()}, PyTorch {torch.__version__}; samples/s = "
+    device = torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE
+    notes = [f"device: {device}, PyTorch {torch.__version__}; samples/s = "
              f"{epochs} epoch(s) x samples / their wall time after a 1-epoch warm-up, ending "
              "with a device sync; Adam lr 1e-3, ReLU hidden layers, data shuffled each epoch on "
              "the GPU; 'fastnn' = fit on GPU-resident data (the torch tensors via DLPack), "
@@ -250,7 +258,8 @@ def run(ctx: Context) -> dict:
             key = (widths, n, loss)
             if key not in datasets:
                 datasets.clear()   # one data set on the GPU at a time
-                torch.cuda.empty_cache()
+                if DEVICE == "cuda":
+                    torch.cuda.empty_cache()
                 X, y = _data(torch, widths, n, loss)
                 datasets[key] = (X, y, [None, None])
             samples, infos = {}, {}
@@ -265,7 +274,7 @@ def run(ctx: Context) -> dict:
             rows.append(row)
             problems += [f"{row['shape']}: {note}" for note in row["notes"]]
     datasets.clear()
-    fastnn.cuda.synchronize()
+    _sync(torch)
     if problems:
         print("\nnot measured:")
         for p in problems:
