@@ -137,7 +137,7 @@ def tflops(flops: float, ms: float | None) -> float | None:
 
 def ratio(num: float | None, den: float | None) -> float | None:
     """num / den, or None when either is missing (a failed or skipped measurement)."""
-    if num is None or den is None or den <= 0 or isinstance(num, str) or isinstance(den, str):
+    if not isinstance(num, (int, float)) or not isinstance(den, (int, float)) or den <= 0:
         return None
     return num / den
 
