@@ -276,6 +276,30 @@ def test_memory_section_with_fake_timer(host_kernels, monkeypatch, capsys):
     assert "fastnn/copy" in capsys.readouterr().out
 
 
+def test_gpu_kernels_run_on_host(host_kernels, monkeypatch):
+    """run() end to end on the host with a fake timer: ceilings, the memory-bound section, and
+    the GEMM section (which needs a real GPU: it fails here, and is recorded as a failed row
+    without losing the others)."""
+    torch = host_kernels
+    monkeypatch.setattr(gpu_kernels, "MEM_SIZES_QUICK", (SMALL,))
+    monkeypatch.setattr(_gpu, "why_not", lambda: (torch, None))
+    monkeypatch.setattr(_gpu, "event_ms", lambda torch_, fn, stream=None, calls=1, repeats=1,
+                        warmup=0: (fn(), 0.5)[1])
+    monkeypatch.delenv(_gpu.DEADLINE_ENV, raising=False)
+    result = gpu_kernels.run(Context(quick=True, timer=QUICK, blas=None, ghz=None))
+    rows = result["rows"]
+    assert rows[0]["shape"].startswith("device-to-device copy")
+    assert rows[0]["value"] == pytest.approx(8 * (1 << 24) / 0.5 / 1e6)
+    assert [r["shape"].split()[1] for r in rows[1:4]] == ["FP32", "TF32", "BF16"]
+    mem = [r for r in rows if "kernel" in r]
+    assert len(mem) == len(gpu_kernels.MEM_CASES) and all(r["ok"] for r in mem)
+    assert mem[0]["copy_frac"] == pytest.approx(mem[0]["fastnn_gbps"] / rows[0]["value"])
+    assert not rows[-1]["ok"] and rows[-1]["shape"].startswith("GEMM rows: n/a")
+    md = result["markdown"]
+    for title in ("### Ceilings", "### Memory-bound kernels", "### GEMM"):
+        assert title in md
+
+
 def test_memory_section_out_of_time(host_kernels, monkeypatch):
     monkeypatch.setenv(_gpu.DEADLINE_ENV, "1")   # long past
     monkeypatch.setattr(gpu_kernels, "MEM_SIZES_QUICK", (SMALL,))

@@ -106,6 +106,11 @@ def event_ms(torch, fn, stream=None, calls: int = 1, repeats: int = 15, warmup: 
     return statistics.median(samples)
 
 
+def device_name(torch, device: str = "cuda") -> str:
+    """The GPU's name ("cpu" when a test runs a suite on the host)."""
+    return torch.cuda.get_device_name() if device == "cuda" else device
+
+
 def fastnn_stream(torch, device: int = 0):
     """fastnn's stream on ``device`` as a torch stream object, for recording events on it."""
     import fastnn

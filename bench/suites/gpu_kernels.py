@@ -477,13 +477,18 @@ def run(ctx: Context) -> dict:
 
     timer = _gpu.GPU_QUICK if ctx.quick else _gpu.GPU_FULL
     repeats = 5 if ctx.quick else 20
-    notes = [f"device: {torch.cuda.get_device_name()}; times are CUDA-event medians of "
+    notes = [f"device: {_gpu.device_name(torch, DEVICE)}; times are CUDA-event medians of "
              f"{repeats} calls after warm-up; TF32 off for the FP32 comparison"]
     print(notes[0])
     md = []
     rows, ceil_md = _ceilings(torch, timer, ctx.quick)
     md.append(ceil_md)
     copy_gbps = rows[0].get("value")
+    # The memory-bound section runs before the GEMMs: a GEMM that fails cannot take its rows along.
+    mem_rows, mem_md, mem_notes = _memory_bound(torch, timer, ctx.quick, copy_gbps)
+    rows += mem_rows
+    md.append(mem_md)
+    notes += mem_notes
     gemm_cols = [Column("shape", "kernel", width=28), Column("fastnn_ms", "fastnn ms", ".3f"),
                  Column("torch_ms", "torch ms", ".3f"),
                  Column("fastnn_tflops", "fastnn TFLOP/s", ".1f"),
@@ -493,20 +498,20 @@ def run(ctx: Context) -> dict:
     table = Table(gemm_cols)
     table.header()
     gemm = []
-    for row in _gemm_rows(torch, cu, repeats, ctx.quick):
-        table.row(row)
-        gemm.append(row)
+    try:
+        for row in _gemm_rows(torch, cu, repeats, ctx.quick):
+            table.row(row)
+            gemm.append(row)
+    except Exception as exc:  # recorded as a failed row; the rest of the suite still reports
+        gemm.append({"shape": f"GEMM rows: {_gpu.error_text(exc)}", "ok": False})
+        table.row(gemm[-1])
     rows += gemm
     md.append(markdown(gemm_cols, gemm, "GEMM (torch/fastnn > 1: fastnn faster)"))
-    mem_rows, mem_md, mem_notes = _memory_bound(torch, timer, ctx.quick, copy_gbps)
-    rows += mem_rows
-    md.append(mem_md)
-    notes += mem_notes
     for row in rows:
         row.setdefault("threads", 0)
         row.setdefault("ok", True)
     return {"rows": rows, "notes": notes,
-            "markdown": f"Device: {torch.cuda.get_device_name()}, PyTorch {torch.__version__}.\n\n"
+            "markdown": f"Device: {_gpu.device_name(torch, DEVICE)}, PyTorch {torch.__version__}.\n\n"
                         + "\n".join(md)}
 
 

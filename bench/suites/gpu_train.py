@@ -257,8 +257,7 @@ def run(ctx: Context) -> dict:
         print(why)
         return {"rows": [], "notes": [why], "markdown": why + "\n"}
     epochs = EPOCHS_QUICK if ctx.quick else EPOCHS
-    device = torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE
-    notes = [f"device: {device}, PyTorch {torch.__version__}; samples/s = "
+    notes = [f"device: {_gpu.device_name(torch, DEVICE)}, PyTorch {torch.__version__}; samples/s = "
              f"{epochs} epoch(s) x samples / their wall time after a 1-epoch warm-up, ending "
              "with a device sync; Adam lr 1e-3, ReLU hidden layers, data shuffled each epoch on "
              "the GPU; 'fastnn' = fit on GPU-resident data (the torch tensors via DLPack), "
