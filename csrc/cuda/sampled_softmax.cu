@@ -285,46 +285,49 @@ __global__ void __launch_bounds__(256)
 }
 
 // ------------------------------------------------------------------ touched columns
-// dW_cols[d, c] (and db_cols[c] at d == D when there is a bias) = the contributions of column c
-// in CSR order: a sample j adds dWs^T[j, d] summed over the K slices, a row i adds dzt_i h[i, d]
-// (h[i, D] = 1). One thread per (c, d), in double, no atomics; a warp shares c, so the loops are
-// uniform. 32 x 32 tiles transposed through shared memory so that the (D, k) stores are
-// coalesced.
+// dW_cols[d, c] (and db_cols[c] at d == D when there is a bias) = the contributions of column c:
+// a sample j adds dWs^T[j, d] summed over the K slices, a row i adds dzt_i h[i, d] (h[i, D] = 1).
+// One block per (column, 32 features): lane tx takes feature d0 + tx, warp w every 8th
+// contribution from the w-th (a fixed partition), then warp 0 adds the 8 partial sums in warp
+// order -- in double, no atomics. A frequent class (a Zipf head holds a quarter of the rows) is
+// thus summed by 8 warps, not by one thread walking a few hundred rows.
 template <class T>
 __global__ void __launch_bounds__(256)
     sampled_columns_kernel(const int* __restrict__ off, const int* __restrict__ ent, int64_t S,
                            int64_t k, int64_t D, bool has_bias, const T* __restrict__ dWs,
                            int splits, const double* __restrict__ dzt, const T* __restrict__ h,
                            T* __restrict__ dW_cols, T* __restrict__ db_cols) {
-  __shared__ T tile[32][33];
+  __shared__ double part[8][32];
   const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
   const int64_t Dp = D + (has_bias ? 1 : 0);  // dWs^T's row length
   const int64_t slice = S * Dp;
-  for (int64_t c0 = int64_t(blockIdx.x) * 32; c0 < k; c0 += int64_t(gridDim.x) * 32) {
+  for (int64_t c = blockIdx.x; c < k; c += gridDim.x) {
+    const int e0 = off[c], e1 = off[c + 1];
     for (int64_t d0 = int64_t(blockIdx.y) * 32; d0 < Dp; d0 += int64_t(gridDim.y) * 32) {
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int64_t c = c0 + ty + 8 * q, d = d0 + tx;
-        double acc = 0;
-        if (c < k && d < Dp) {
-          for (int e = off[c]; e < off[c + 1]; ++e) {
-            const int v = ent[e];
-            if (v < S) {
-              for (int p = 0; p < splits; ++p) acc += double(dWs[p * slice + v * Dp + d]);
-            } else {
-              const int64_t i = v - S;
-              acc += dzt[i] * (d < D ? double(h[i * D + d]) : 1.0);
-            }
+      const int64_t d = d0 + tx;
+      double acc = 0;
+      if (d < Dp) {
+#pragma unroll 4
+        for (int e = e0 + ty; e < e1; e += 8) {  // uniform over the warp
+          const int v = ent[e];
+          if (v < S) {
+            for (int p = 0; p < splits; ++p) acc += double(dWs[p * slice + v * Dp + d]);
+          } else {
+            const int64_t i = v - S;
+            acc += dzt[i] * (d < D ? double(h[i * D + d]) : 1.0);
           }
         }
-        tile[ty + 8 * q][tx] = T(acc);
       }
+      part[ty][tx] = acc;
       __syncthreads();
+      if (ty == 0 && d < Dp) {
+        double sum = part[0][tx];
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int64_t d = d0 + ty + 8 * q, c = c0 + tx;
-        if (c < k && d < D) dW_cols[d * k + c] = tile[tx][ty + 8 * q];
-        if (c < k && d == D && has_bias) db_cols[c] = tile[tx][ty + 8 * q];
+        for (int w = 1; w < 8; ++w) sum += part[w][tx];
+        if (d < D)
+          dW_cols[d * k + c] = T(sum);
+        else
+          db_cols[c] = T(sum);
       }
       __syncthreads();
     }
@@ -502,7 +505,7 @@ void sampled_softmax_cross_entropy(const cpu::SampledSoftmaxArgs<T>& a, const Sa
 
   if (Dp > 0) {
     sampled_columns_kernel<T>
-        <<<dim3(grid_dim(cdiv(k, 32), 1 << 20), grid_dim(cdiv(Dp, 32), 65535)), 256, 0, s>>>(
+        <<<dim3(grid_dim(k, 1 << 24), grid_dim(cdiv(Dp, 32), 65535)), 256, 0, s>>>(
             off, ent, S, k, D, has_bias, dWs, p.splits, dzt, a.h, dW_cols, db_cols);
     check_launch("sampled_columns_kernel");
   }

@@ -13,8 +13,8 @@
 //              masked, softmax with target 0: row loss, dzt_i and dZs in place (in double)
 //   dh         dh (N, D) = dZs @ Ws^T + dzt_i W[:, y_i]            (GEMM, fused epilogue)
 //   dWs        dWs^T (S, D) = dZs^T @ h                            (GEMM, split over N)
-//   columns    dW_cols[:, c] = sum of the sampled slots of c, then of the rows labelled c, in a
-//              fixed order (one thread per (c, d), no atomics); db_cols likewise
+//   columns    dW_cols[:, c] = the sampled slots of c and the rows labelled c, summed over a
+//              fixed partition (a block per column, 8 warps, no atomics); db_cols likewise
 //   loss       one block adds the row losses in a fixed order
 // The partition of every sum depends on the shapes only, never on the GPU: same inputs, same bits.
 #pragma once
