@@ -143,7 +143,8 @@ void bind_cuda_sampled(py::module_& m) {
                    "the tables the kernels read (made by sampled_softmax_plan)")
       .def_property_readonly("k", [](const Plan& p) { return p.plan.k; })
       .def_property_readonly("num_sampled", [](const Plan& p) { return p.plan.S; })
-      .def_property_readonly("workspace_bytes", [](const Plan& p) { return p.plan.workspace_bytes; })
+      .def_property_readonly("workspace_bytes",
+                             [](const Plan& p) { return p.plan.workspace_bytes; })
       .def_property_readonly("cols", [](const Plan& p) { return to_numpy(p.plan.plan.cols); })
       .def_property_readonly("ids", [](const Plan& p) { return to_numpy(p.plan.plan.sample.ids); })
       .def_property_readonly("expected",
