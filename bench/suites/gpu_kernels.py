@@ -97,6 +97,71 @@ def _gemm_rows(torch, cu, repeats, quick):
     return rows
 
 
+# ---------------------------------------------------------------- sampled softmax (issue 5)
+def _sampled_rows(torch, repeats, quick):
+    """fastnn.ops.sampled_softmax_cross_entropy on CUDA tensors (loss + dh + dW/db of the touched
+    columns, the whole Python call: label download, host sampling, plan, kernels, the loss read
+    back) against the same computation in PyTorch on the same sample: gather the touched columns
+    of W and b, true and sampled logits, log-Q correction, accidental hits masked,
+    cross_entropy, autograd for h and the gathered columns. The sample and the index tensors are
+    built once outside the timed torch call (the comparison favours torch there)."""
+    import math
+
+    import numpy as np
+
+    import fastnn
+    from fastnn import _C
+
+    n, d, c, s = (256, 128, 20_000, 64) if quick else (1024, 256, 100_000, 64)
+    seed = 5
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    h = torch.randn(n, d, device="cuda", generator=gen)
+    W = torch.randn(d, c, device="cuda", generator=gen) / d ** 0.5
+    b = 0.1 * torch.randn(c, device="cuda", generator=gen)
+    rng = np.random.default_rng(0)
+    labels_np = np.minimum(rng.zipf(1.3, n) - 1, c - 1).astype(np.int64)
+    labels = torch.from_numpy(labels_np).cuda()
+    fh, fW, fb, fy = (fastnn.from_dlpack(t) for t in (h, W, b, labels))
+
+    def ours():
+        return fastnn.ops.sampled_softmax_cross_entropy(fh, fW, fb, fy, s, seed)
+
+    ids, expected, tries = _C.sample_candidates(s, c, seed, "log_uniform", True)
+    cols = np.unique(np.concatenate([ids, labels_np]))
+    p_y = np.log1p(1.0 / (labels_np + 1.0)) / math.log(c + 1.0)
+    logq_y = torch.from_numpy(np.log(-np.expm1(tries * np.log1p(-p_y)))).float().cuda()
+    logq_s = torch.from_numpy(np.log(expected)).float().cuda()
+    cols_t = torch.from_numpy(cols).cuda()
+    slot_s = torch.from_numpy(np.searchsorted(cols, ids)).cuda()
+    slot_y = torch.from_numpy(np.searchsorted(cols, labels_np)).cuda()
+    hit = slot_y[:, None] == slot_s[None, :]
+    target = torch.zeros(n, dtype=torch.long, device="cuda")
+    F = torch.nn.functional
+
+    def theirs():
+        hg = h.detach().requires_grad_()
+        Wg = W.index_select(1, cols_t).requires_grad_()
+        bg = b.index_select(0, cols_t).requires_grad_()
+        zt = (hg * Wg[:, slot_y].T).sum(1) + bg[slot_y] - logq_y
+        zs = (hg @ Wg[:, slot_s] + bg[slot_s] - logq_s).masked_fill(hit, float("-inf"))
+        loss = F.cross_entropy(torch.cat([zt[:, None], zs], 1), target)
+        return (loss,) + torch.autograd.grad(loss, (hg, Wg, bg))
+
+    loss, dh, _, dW_cols, db_cols = ours()
+    t_loss, t_dh, t_dW, t_db = theirs()
+    err = max(abs(loss - float(t_loss)) / max(1.0, abs(float(t_loss))),
+              float((torch.from_dlpack(dh) - t_dh).abs().max() / t_dh.abs().max()),
+              float((torch.from_dlpack(dW_cols) - t_dW).abs().max() / t_dW.abs().max()),
+              float((torch.from_dlpack(db_cols) - t_db).abs().max() / t_db.abs().max()))
+    ms_ours = _gpu_timer(torch, ours, repeats)
+    ms_theirs = _gpu_timer(torch, theirs, repeats)
+    flops = 3 * 2.0 * n * s * d  # logits, dh, dW of the sampled columns
+    return [{"shape": f"sampled softmax {n}x{d} C={c} S={s}", "fastnn_ms": ms_ours,
+             "torch_ms": ms_theirs, "fastnn_tflops": flops / ms_ours / 1e9,
+             "torch_tflops": flops / ms_theirs / 1e9, "ratio": ms_theirs / ms_ours,
+             "max_rel_err": err, "ok": err < 1e-3}]
+
+
 # ----------------------------------------------------------------------------------------------
 # Ceilings (copy bandwidth, cuBLAS) and the memory-bound kernels (issue 5 part 4): each fastnn op,
 # called through fastnn.ops on fastnn.Tensor views of torch's CUDA tensors (DLPack, no copy),
@@ -498,15 +563,19 @@ def run(ctx: Context) -> dict:
     table = Table(gemm_cols)
     table.header()
     gemm = []
-    try:
-        for row in _gemm_rows(torch, cu, repeats, ctx.quick):
-            table.row(row)
-            gemm.append(row)
-    except Exception as exc:  # recorded as a failed row; the rest of the suite still reports
-        gemm.append({"shape": f"GEMM rows: {_gpu.error_text(exc)}", "ok": False})
-        table.row(gemm[-1])
+    # Each section's failure is recorded as a failed row; the rest of the suite still reports.
+    sections = (("GEMM", lambda: _gemm_rows(torch, cu, repeats, ctx.quick)),
+                ("sampled softmax", lambda: _sampled_rows(torch, repeats, ctx.quick)))
+    for name, section in sections:
+        try:
+            for row in section():
+                table.row(row)
+                gemm.append(row)
+        except Exception as exc:
+            gemm.append({"shape": f"{name} rows: {_gpu.error_text(exc)}", "ok": False})
+            table.row(gemm[-1])
     rows += gemm
-    md.append(markdown(gemm_cols, gemm, "GEMM (torch/fastnn > 1: fastnn faster)"))
+    md.append(markdown(gemm_cols, gemm, "GEMM and friends (torch/fastnn > 1: fastnn faster)"))
     for row in rows:
         row.setdefault("threads", 0)
         row.setdefault("ok", True)

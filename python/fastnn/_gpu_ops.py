@@ -572,6 +572,74 @@ def elem_loss(kernel, a, b, a_name, b_name):
     return float(loss), grad
 
 
+# ---------------------------------------------------------------------------- sampled softmax
+def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler, unique,
+                                  subtract_log_q, remove_accidental_hits, correct_true_logit, dW,
+                                  db):
+    """The GPU half of fastnn.ops.sampled_softmax_cross_entropy: the labels (N int64) come to
+    the host, where the CPU sampler draws the same sample for the same seed and the tables are
+    built (fastnn._cuda.sampled_softmax_plan); the kernels run on the device. Returns (loss,
+    dh, cols, dW_cols, db_cols or None), the arrays as Tensors on h's device."""
+    from fastnn import _sampled
+    if not _any_cuda(h, W, b, labels, dW, db):
+        return _sampled.sampled_softmax_cross_entropy(
+            _host(h), _host(W), _host(b), _host(labels), num_sampled, seed, sampler, unique,
+            subtract_log_q, remove_accidental_hits, correct_true_logit, dW=_host(dW),
+            db=_host(db))
+    index = _device(h=h, W=W, b=b, labels=labels, dW=dW, db=db)
+    h = _float(h, "h", ndim=2)
+    W = _float(W, "W", ndim=2)
+    if b is not None:
+        b = _float(b, "b", ndim=1)
+    _same_dtype(h=h, W=W, b=b)
+    n, d = h._shape
+    if n == 0:
+        raise ValueError(f"h: expected at least one row, got shape {h._shape}")
+    if W._shape[0] != d:
+        raise ValueError(f"W: expected {d} rows to match h's {d} features (h.shape={h._shape}), "
+                         f"got W.shape={W._shape}")
+    c = W._shape[1]
+    if c == 0:
+        raise ValueError(f"W: expected at least one class (column), got shape {W._shape}")
+    if b is not None and b._shape != (c,):
+        raise ValueError(f"b: expected shape ({c},) to match W.shape={W._shape}, got {b._shape}")
+    if labels._dtype.kind not in "iu":
+        raise TypeError(f"labels: expected integer class indices, got dtype {labels._dtype}")
+    if labels._shape != (n,):
+        raise ValueError(f"labels: expected shape ({n},), one class index per row of h, "
+                         f"got {labels._shape}")
+    num_sampled, c, seed, sampler, unique = _sampled._sampling_args(num_sampled, c, seed,
+                                                                    sampler, unique)
+    dtype = h._dtype
+    if dW is not None:
+        _writable(dW, "dW", W._shape, dtype)
+    if db is not None:
+        if b is None:
+            raise ValueError("db: there is no bias gradient when b is None")
+        _writable(db, "db", (c,), dtype)
+    host_labels = _sampled._labels_arg(labels.numpy(), n, c)  # the CPU op's range check
+    mod = _mod()
+    plan = mod.sampled_softmax_plan(host_labels, d, c, num_sampled, seed, sampler, unique,
+                                    bool(subtract_log_q), bool(remove_accidental_hits),
+                                    bool(correct_true_logit), b is not None, _dt(h))
+    k = int(plan.k)
+    dh = _empty((n, d), dtype, index)
+    dW_cols = _empty((d, k), dtype, index)
+    db_cols = None if b is None else _empty((k,), dtype, index)
+    cols = _empty((k,), _INT64, index)
+    ws = _empty((int(plan.workspace_bytes),), _UINT8, index)
+    s = _stream(index)
+    loss = mod.sampled_softmax_cross_entropy(plan, h.data_ptr(), W.data_ptr(), _ptr(b),
+                                             dh.data_ptr(), dW_cols.data_ptr(), _ptr(db_cols),
+                                             cols.data_ptr(), ws.data_ptr(), ws.size, s)
+    if dW is not None or db is not None:
+        # Without dW the scatter covers no rows of it (D = 0) and only adds into db.
+        mod.sampled_scatter_add(_dt(h), cols.data_ptr(), k, d if dW is not None else 0, c,
+                                dW_cols.data_ptr(), _ptr(db_cols) if db is not None else 0,
+                                _ptr(dW), _ptr(db), s)
+    return float(loss), dh, cols, dW_cols, db_cols
+
+
 # ---------------------------------------------------------------------------- batch norm
 def _features(v, name, like, writable=False, required=False):
     if v is None:

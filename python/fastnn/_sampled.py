@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from fastnn import _C
+from fastnn import _gpu_ops as _gpu
 from fastnn._checks import as_float_array, same_dtype
 
 SAMPLERS = ("log_uniform", "uniform")
@@ -122,7 +123,15 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
 
     With num_sampled = C, unique=True, subtract_log_q=False and remove_accidental_hits=True
     this is exactly the full softmax cross-entropy.
+
+    On a GPU (h, W, b, labels, dW, db fastnn.Tensors on one CUDA device) the same seed draws
+    the same sample (on the host) and the results are Tensors on that device: dh, cols
+    (int64), dW_cols and db_cols; the loss is a float (it waits for the GPU).
     """
+    if _gpu.has_tensor(h, W, b, labels, dW, db):
+        return _gpu.sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler,
+                                                  unique, subtract_log_q, remove_accidental_hits,
+                                                  correct_true_logit, dW, db)
     h = as_float_array(h, "h", ndim=2)
     W = as_float_array(W, "W", ndim=2)
     if b is not None:

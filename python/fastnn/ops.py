@@ -5,8 +5,8 @@ NumPy arrays (and CPU fastnn.Tensors, read as their arrays) run on the CPU and g
 results. fastnn.Tensors on "cuda:N" run on that GPU, on fastnn's stream for it, and give Tensors
 on the same device (see fastnn._gpu_ops); all array arguments of one call must then be CUDA
 tensors on one device. Losses return (float, gradient) either way; the float waits for the GPU.
-On the GPU, matmul, linear and linear_grad are float32 only; top_k_correct, binary_correct,
-init_weights and the sampled softmax are CPU only so far."""
+On the GPU, matmul, linear and linear_grad are float32 only; top_k_correct, binary_correct and
+init_weights are CPU only so far (the sampled softmax runs on both, drawing the same sample)."""
 
 import numpy as np
 
