@@ -75,33 +75,83 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// One operand's share of a stage: the 128 (rows: m or n) x 32 (k) tile starting at (r0, k0) of a
-// matrix with `rows` rows and K k's, stored with unit stride along k (KC) or along the rows.
-//   KC:  float4 s of thread t is row (t + 256 s) / 8, k's 4 ((t + 256 s) % 8) .. +3: eight
-//        lanes read one 128-byte row segment.
-//   !KC: pair p = t + 256 s (s = 0, 1) covers k-rows 2 (p % 16) and 2 (p % 16) + 1 at rows
-//        4 (p / 16) .. +3; v[2s] holds the even k-row, v[2s+1] the odd one. A half-warp reads
-//        16 k-rows, the other half the next four rows of the same k-rows (32-byte sectors).
-template <bool KC>
-__device__ __forceinline__ void load_stage(float4 (&v)[STAGE_F4], const float* __restrict__ p,
-                                           int64_t ld, int64_t r0, int64_t rows, int64_t k0,
-                                           int64_t K, int tid) {
-  if (KC) {
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      const int idx = tid + s * THREADS;
-      v[s] = load4(p, ld, r0 + idx / 8, rows, k0 + (idx % 8) * 4, K);
-    }
-  } else {
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      const int idx = tid + s * THREADS;
-      const int64_t k = k0 + 2 * (idx % 16), r = r0 + (idx / 16) * 4;
-      v[2 * s] = load4(p, ld, k, K, r, rows);
-      v[2 * s + 1] = load4(p, ld, k + 1, K, r, rows);
+// Elements q[0..3] where the row is in range and fewer than `n` remain in it; zeros elsewhere.
+// n >= 4 on an in-range row is one 128-bit load (aligned: ld % 4 == 0, 16-byte base, and the
+// column offsets below are multiples of 4).
+__device__ __forceinline__ float4 load4_masked(const float* q, bool row_ok, int64_t n) {
+  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (row_ok) {
+    if (n >= 4) {
+      v = __ldg(reinterpret_cast<const float4*>(q));
+    } else {
+      if (n > 0) v.x = __ldg(q);
+      if (n > 1) v.y = __ldg(q + 1);
+      if (n > 2) v.z = __ldg(q + 2);
     }
   }
+  return v;
 }
+
+// One operand's share of every stage: the 128 (rows: m or n) x 32 (k) tile at (r0, k0) of a
+// matrix with `rows` rows and K k's, stored with unit stride along k (KC) or along the rows.
+// Pointers and row masks are set up once; a stage only adds k0.
+//   KC:  float4 s of thread t is row t / 8 + 32 s, k's 4 (t % 8) .. +3 (eight lanes read one
+//        128-byte row segment).
+//   !KC: pair s (0, 1) of thread t covers k-rows 2 (t % 16) and 2 (t % 16) + 1 at rows
+//        4 (t / 16) + 64 s .. +3; v[2s] holds the even k-row, v[2s+1] the odd one. A half-warp
+//        reads 16 k-rows, the other half the next four rows of the same k-rows (32-byte sectors).
+template <bool KC>
+struct StageLoader;
+
+template <>
+struct StageLoader<true> {
+  const float* base;  // element (r0 + t / 8, 4 (t % 8))
+  int64_t row_step;   // 32 rows
+  int64_t k_left;     // K - 4 (t % 8): elements left in a row at k0 = 0
+  bool row_ok[4];
+
+  __device__ StageLoader(const float* p, int64_t ld, int64_t r0, int64_t rows, int64_t K,
+                         int tid) {
+    const int64_t r = r0 + tid / 8, k = (tid % 8) * 4;
+    base = p + r * ld + k;
+    row_step = 32 * ld;
+    k_left = K - k;
+#pragma unroll
+    for (int s = 0; s < 4; ++s) row_ok[s] = r + 32 * s < rows;
+  }
+  __device__ __forceinline__ void load(float4 (&v)[STAGE_F4], int64_t k0) const {
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+      v[s] = load4_masked(base + s * row_step + k0, row_ok[s], k_left - k0);
+  }
+};
+
+template <>
+struct StageLoader<false> {
+  const float* base;  // element (k = 2 (t % 16), row r0 + 4 (t / 16))
+  int64_t ld;
+  int64_t k_left;     // K - 2 (t % 16): k-rows left at k0 = 0
+  int64_t n_left[2];  // elements left in a k-row from pair s's first row
+
+  __device__ StageLoader(const float* p, int64_t ld_, int64_t r0, int64_t rows, int64_t K,
+                         int tid) {
+    const int64_t k = 2 * (tid % 16), r = r0 + (tid / 16) * 4;
+    base = p + k * ld_ + r;
+    ld = ld_;
+    k_left = K - k;
+    n_left[0] = rows - r;
+    n_left[1] = rows - r - 64;
+  }
+  __device__ __forceinline__ void load(float4 (&v)[STAGE_F4], int64_t k0) const {
+    const float* q = base + k0 * ld;
+    const bool even_ok = k0 < k_left, odd_ok = k0 + 1 < k_left;
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      v[2 * s] = load4_masked(q + 64 * s, even_ok, n_left[s]);
+      v[2 * s + 1] = load4_masked(q + ld + 64 * s, odd_ok, n_left[s]);
+    }
+  }
+};
 
 // Rounds the staged floats to bf16 and writes them k-contiguous into `t` (rows x k).
 //   KC:  one 64-bit store of 4 k's per float4.
@@ -151,10 +201,12 @@ __global__ void __launch_bounds__(THREADS, 1)
   const int a_row = wm + (lane & 15), a_k = (lane >> 4) * 8;
   const int b_row = wn + (lane & 7) + ((lane >> 4) << 3), b_k = ((lane >> 3) & 1) * 8;
 
+  const StageLoader<A_KC> load_a(g.A, lda, m0, g.M, g.K, tid);
+  const StageLoader<B_KC> load_b(g.B, ldb, n0, g.N, g.K, tid);
   float4 ra[STAGE_F4], rb[STAGE_F4];
   auto load = [&](int64_t k0) {
-    load_stage<A_KC>(ra, g.A, lda, m0, g.M, k0, g.K, tid);
-    load_stage<B_KC>(rb, g.B, ldb, n0, g.N, k0, g.K, tid);
+    load_a.load(ra, k0);
+    load_b.load(rb, k0);
   };
   auto store = [&](int buf) {
     store_stage<A_KC>(As[buf], ra, tid);
