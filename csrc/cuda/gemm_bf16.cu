@@ -3,10 +3,10 @@
 //
 // 128x128 block tile, BK = 32, 256 threads in 2x4 warps of 64x32; each warp a 4x4 grid of
 // m16n8k16 MMAs (64 FP32 accumulators per thread). A and B are read with 128-bit loads along
-// their unit-stride dimension into registers one K step ahead (double buffering; cp.async cannot
-// convert, so the prefetch is register-staged as in v2), then rounded to bf16 (round to nearest
-// even, NaN stays NaN, finite values beyond the bf16 range become Inf) as they are stored to
-// shared memory. Both shared tiles are k-contiguous -- As[m][k], Bs[n][k] -- whatever the global
+// their unit-stride dimension into registers two K stages ahead (two register sets; cp.async
+// cannot convert, so the prefetch is register-staged as in v2), then rounded to bf16 (round to
+// nearest even, NaN stays NaN, finite values beyond the bf16 range become Inf) as they are
+// stored to the other of two shared buffers, one barrier per stage. Both shared tiles are k-contiguous -- As[m][k], Bs[n][k] -- whatever the global
 // layout, so one fragment loader (ldmatrix.x4, non-transposed) serves all four transposes; the
 // operands whose unit stride runs along m (or n) are transposed while they are stored, two
 // k-rows at a time so each store is a 32-bit bf16 pair.
@@ -203,16 +203,6 @@ __global__ void __launch_bounds__(THREADS, 1)
 
   const StageLoader<A_KC> load_a(g.A, lda, m0, g.M, g.K, tid);
   const StageLoader<B_KC> load_b(g.B, ldb, n0, g.N, g.K, tid);
-  float4 ra[STAGE_F4], rb[STAGE_F4];
-  auto load = [&](int64_t k0) {
-    load_a.load(ra, k0);
-    load_b.load(rb, k0);
-  };
-  auto store = [&](int buf) {
-    store_stage<A_KC>(As[buf], ra, tid);
-    store_stage<B_KC>(Bs[buf], rb, tid);
-  };
-
   float acc[4][4][4];  // [m16 tile][n8 tile][fragment element]
 #pragma unroll
   for (int i = 0; i < 4; ++i)
@@ -221,15 +211,8 @@ __global__ void __launch_bounds__(THREADS, 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  const int64_t nk = (g.K + BK16 - 1) / BK16;  // >= 1: the host routes K == 0 elsewhere
-  load(0);
-  store(0);
-  __syncthreads();
-
-  for (int64_t kt = 0; kt < nk; ++kt) {
-    const int cur = int(kt & 1);
-    const bool more = kt + 1 < nk;
-    if (more) load((kt + 1) * BK16);  // in flight while the MMAs below run
+  // The 32 MMAs of one stage (two k16 steps) on shared buffer `cur`.
+  auto mma_stage = [&](int cur) {
 #pragma unroll
     for (int ks = 0; ks < BK16; ks += 16) {
       uint32_t af[4][4], bf[4][2];
@@ -249,10 +232,45 @@ __global__ void __launch_bounds__(THREADS, 1)
 #pragma unroll
         for (int j = 0; j < 4; ++j) mma_bf16(acc[i][j], af[i], bf[j][0], bf[j][1]);
     }
-    // The other buffer was last read before the previous barrier: free to overwrite. The
-    // barrier below publishes it and keeps the next overwrite of `cur` behind every read.
-    if (more) store(cur ^ 1);
+  };
+
+  // Two register sets, so a stage's global loads have two stages of MMAs (~800 cycles at the
+  // mma.sync rate, with one 8-warp block per SM) to arrive before they are stored. Stage s
+  // lives in set s % 2; shared buffer s % 2 holds it from the barrier after its store until the
+  // barrier after stage s's MMAs.
+  float4 ra0[STAGE_F4], rb0[STAGE_F4], ra1[STAGE_F4], rb1[STAGE_F4];
+  const int64_t nk = (g.K + BK16 - 1) / BK16;  // >= 1: the host routes K == 0 elsewhere
+  load_a.load(ra0, 0);
+  load_b.load(rb0, 0);
+  if (nk > 1) {
+    load_a.load(ra1, BK16);
+    load_b.load(rb1, BK16);
+  }
+  store_stage<A_KC>(As[0], ra0, tid);
+  store_stage<B_KC>(Bs[0], rb0, tid);
+  __syncthreads();
+
+  // Stage kt: `own` held it (already in buffer cur) and now fetches stage kt + 2; `next` holds
+  // stage kt + 1, stored into the other buffer after the MMAs. That buffer was last read by
+  // stage kt - 1's MMAs, before the previous barrier; the barrier below publishes it and keeps
+  // the next overwrite of `cur` behind every read of it.
+  auto step = [&](int64_t kt, int cur, float4(&own_a)[STAGE_F4], float4(&own_b)[STAGE_F4],
+                  const float4(&next_a)[STAGE_F4], const float4(&next_b)[STAGE_F4]) {
+    if (kt + 2 < nk) {
+      load_a.load(own_a, (kt + 2) * BK16);
+      load_b.load(own_b, (kt + 2) * BK16);
+    }
+    mma_stage(cur);
+    if (kt + 1 < nk) {
+      store_stage<A_KC>(As[cur ^ 1], next_a, tid);
+      store_stage<B_KC>(Bs[cur ^ 1], next_b, tid);
+    }
     __syncthreads();
+  };
+  // Unrolled by two so that each register set is a fixed set of registers.
+  for (int64_t kt = 0; kt < nk; kt += 2) {
+    step(kt, 0, ra0, rb0, ra1, rb1);
+    if (kt + 1 < nk) step(kt + 1, 1, ra1, rb1, ra0, rb0);
   }
 
   // Accumulator element e of tile (i, j): row g (+8 for e >= 2), column 2t + (e & 1). The two
