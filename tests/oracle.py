@@ -566,3 +566,20 @@ def linear_grad_from_output(dy, x, w, y, activation, negative_slope=0.01):
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     return dz @ w.T, x.T @ dz, dz.sum(axis=0)
+
+# ------------------------------------------------------------------ bfloat16
+# bfloat16 is the upper half of a float32: 8 exponent bits, 7 stored mantissa bits.
+
+
+def round_bf16(x):
+    """float32 -> nearest bfloat16 (ties to even), returned as float32 holding that value.
+
+    On the float32 bit pattern: add 0x7FFF plus the lowest kept bit (bit 16), keep the upper 16
+    bits. A carry out of the mantissa bumps the exponent, so finite values past the largest
+    bfloat16 become +-Inf, as cvt.rn.bf16.f32 does; NaN stays NaN (the add could otherwise carry
+    a NaN's payload into Inf or wrap the sign)."""
+    x = np.asarray(x, np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    kept = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    y = (kept << 16).astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), np.float32(np.nan), y)

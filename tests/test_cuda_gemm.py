@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+import oracle
 from fastnn import cuda
 
 needs_gpu = pytest.mark.skipif(
@@ -433,3 +434,277 @@ def test_gemm_device_tf32_with_torch():
     got = tc.cpu().numpy()
     assert np.isfinite(got).all()
     assert _rel_err(got, want) < TF32_RTOL
+
+
+# ---------------------------------------------------------------- BF16 tensor cores
+# A and B are rounded to bfloat16 (nearest even) as the kernel stages them, so the oracle rounds
+# them the same way (oracle.round_bf16) and what is left is accumulation error only. It is
+# measured element by element against S = |alpha| |op(A)| @ |op(B)| + |beta C| + |bias| (the
+# sum the rounding errors scale with): each m16n8k16 step may lose a few FP32 ulps of S on the
+# tensor cores, so the bound is (K / 16 + 4) * 2^-20 * S, plus float32 rounding of the epilogue.
+# A kernel that did not round, or a fragment in the wrong place, is off by ~1e-3 S or by O(S).
+
+
+def _bf16_bound(S, want, K):
+    return (K / 16 + 4) * 2.0**-20 * 1.25 * S + 2e-6 * (np.abs(want) + S)
+
+
+def _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param):
+    """(want, pre-activation, S) in float64 from the bf16-rounded operands."""
+    ar = oracle.round_bf16(a).astype(np.float64)
+    br = oracle.round_bf16(b).astype(np.float64)
+    opa = ar.T if trans_a else ar
+    opb = br.T if trans_b else br
+    pre = alpha * (opa @ opb)
+    S = abs(alpha) * (np.abs(opa) @ np.abs(opb))
+    if beta != 0:
+        pre = pre + beta * c0.astype(np.float64)
+        S = S + abs(beta) * np.abs(c0.astype(np.float64))
+    if bias is not None:
+        pre = pre + bias.astype(np.float64)
+        S = S + np.abs(bias.astype(np.float64))
+    want = pre if activation is None else oracle.activation(activation, pre, negative_slope=param,
+                                                            alpha=param)
+    return want, pre, S
+
+
+def _assert_bf16_close(got, want, pre, S, K, activation, what):
+    bound = _bf16_bound(S, want, K)
+    ok = np.abs(got.astype(np.float64) - want) <= bound
+    if activation == "step":
+        ok |= np.abs(pre) <= bound  # the step may flip within the accumulation error of 0
+    assert np.isfinite(got).all(), f"non-finite values in the GPU result ({what})"
+    if not ok.all():
+        i = np.unravel_index(np.argmax(np.abs(got - want) - bound), got.shape)
+        raise AssertionError(f"{(~ok).sum()} elements outside the bf16 accumulation bound ({what}); "
+                             f"worst at {i}: got {got[i]!r}, want {want[i]!r}, bound {bound[i]:.3g}")
+
+
+def _check_bf16(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
+                activation=None, param=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32) if with_bias else None
+    if beta == 0:
+        out = np.full((M, N), np.nan, dtype=np.float32)  # never read: must not leak
+    else:
+        out = rng.standard_normal((M, N)).astype(np.float32)
+    c0 = out.copy()
+    cuda._gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
+                    variant="bf16")
+    want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
+    _assert_bf16_close(out, want, pre, S, K, activation,
+                       f"M={M} N={N} K={K} trans_a={trans_a} trans_b={trans_b}")
+
+
+def test_round_bf16_matches_torch():
+    """The oracle's NumPy rounding against torch.bfloat16 (runs on the CPU)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    bits = [rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)]
+    # Exact ties (low half 0x8000) with an even and an odd kept bit, one ulp either side of a tie,
+    # the largest finite float32s (they round to Inf), subnormals, zeros, infinities.
+    hi = rng.integers(0, 2**16, 5_000, dtype=np.uint64).astype(np.uint32) << 16
+    for low in (0x8000, 0x7FFF, 0x8001, 0x0000, 0xFFFF):
+        bits.append(hi | np.uint32(low))
+    bits.append(np.array([0x7F7FFFFF, 0xFF7FFFFF, 0x7F7F8000, 0x7F7F7FFF, 0x00000001, 0x80008000,
+                          0x00018000, 0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000,
+                          0x7F800001, 0xFFFFFFFF], np.uint32))
+    x = np.concatenate(bits).view(np.float32)
+    got = oracle.round_bf16(x)
+    want = torch.from_numpy(x.copy()).to(torch.bfloat16).to(torch.float32).numpy()
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
+    assert (got[~nan].view(np.uint32) & 0xFFFF == 0).all()
+
+
+# gemm_host copies contiguously, so the bf16 kernel applies when K and N are multiples of 4, and
+# M too with trans_a (the torch test below covers odd sizes through padded leading dimensions).
+BF16_SHAPES = [
+    (1, 4, 4),
+    (3, 8, 12),
+    (1, 132, 36),
+    (127, 128, 32),
+    (128, 128, 32),
+    (129, 124, 28),
+    (131, 132, 36),
+    (255, 256, 64),
+    (257, 260, 132),
+    (64, 516, 260),
+]
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("M,N,K", BF16_SHAPES)
+def test_bf16_shapes(M, N, K):
+    _check_bf16(M, N, K)
+
+
+@needs_gpu
+@pytest.mark.cuda
+def test_bf16_large():
+    # Edge tiles in M and N and a K tail (4104 = 128 * 32 + 8) at the benchmark's scale.
+    _check_bf16(4100, 4092, 4104, with_bias=True, activation="relu", seed=4)
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", [(4, 4, 4), (20, 8, 36), (132, 124, 20), (128, 256, 32),
+                                   (260, 136, 140), (64, 516, 264)])
+def test_bf16_transposes(M, N, K, trans_a, trans_b):
+    _check_bf16(M, N, K, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=0.25, with_bias=True)
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("activation,param", [(None, 0.0), ("relu", 0.0), ("leaky_relu", 0.1),
+                                              ("sigmoid", 0.0), ("tanh", 0.0), ("gelu", 0.0),
+                                              ("elu", 1.0), ("softplus", 0.0), ("step", 0.0)])
+@pytest.mark.parametrize("alpha,beta,with_bias", [(1.0, 0.0, True), (0.5, -2.0, True),
+                                                  (2.0, 0.25, False), (-1.0, 0.0, False)])
+def test_bf16_epilogues(activation, param, alpha, beta, with_bias):
+    _check_bf16(131, 132, 36, alpha=alpha, beta=beta, with_bias=with_bias, activation=activation,
+                param=param)
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_bf16_k_zero(beta):
+    # Nothing to round or multiply: the general kernel gives act(beta * out + bias).
+    _check(5, 8, 0, beta=beta, with_bias=True, activation="sigmoid", variant="bf16")
+
+
+@needs_gpu
+@pytest.mark.cuda
+def test_bf16_really_rounds():
+    """Against the unrounded operands the error is bfloat16's (~2e-3), against the rounded ones
+    it is accumulation error only: both, or the kernel is not doing what it says."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((256, 512)).astype(np.float32)
+    b = rng.standard_normal((512, 256)).astype(np.float32)
+    out = np.full((256, 256), np.nan, np.float32)
+    cuda._gemm_host(a, b, out, variant="bf16")
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    rounded = oracle.round_bf16(a).astype(np.float64) @ oracle.round_bf16(b).astype(np.float64)
+    err_exact, err_rounded = _rel_err(out, exact), _rel_err(out, rounded)
+    assert 5e-4 < err_exact < 2e-2, f"bf16 error {err_exact:.3g} (tiny: operands not rounded?)"
+    assert err_rounded < 1e-5, f"error {err_rounded:.3g} against the bf16-rounded oracle"
+
+
+@needs_gpu
+@pytest.mark.cuda
+def test_bf16_nan_and_inf_propagate():
+    rng = np.random.default_rng(6)
+    M, N, K = 132, 136, 72
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    a[7, 40] = np.nan
+    b[3, 100] = np.inf
+    out = np.full((M, N), np.nan, np.float32)
+    cuda._gemm_host(a, b, out, variant="bf16")
+    assert np.isnan(out[7]).all(), "a NaN in row 7 of A must poison row 7 of C"
+    rest = np.delete(np.arange(M), 7)
+    assert np.isinf(out[rest, 100]).all(), "an Inf in column 100 of B must reach column 100"
+    others = np.delete(np.arange(N), 100)
+    assert np.isfinite(out[np.ix_(rest, others)]).all()
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("M,N,K,trans_a,trans_b", [(130, 128, 65, False, False),
+                                                   (130, 131, 64, False, False),
+                                                   (130, 128, 64, True, False),
+                                                   (130, 128, 66, False, True)])
+def test_bf16_refuses_unaligned_leading_dims(M, N, K, trans_a, trans_b):
+    a = np.ones((K, M) if trans_a else (M, K), np.float32)
+    b = np.ones((N, K) if trans_b else (K, N), np.float32)
+    out = np.empty((M, N), np.float32)
+    with pytest.raises(ValueError, match="bf16"):
+        cuda._gemm_host(a, b, out, trans_a, trans_b, variant="bf16")
+
+
+@needs_gpu
+@pytest.mark.cuda
+def test_gemm_host_reuses_cached_blocks():
+    """gemm_host stages through the caching allocator: the same call twice mallocs nothing new
+    and leaves nothing in use."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((96, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 80)).astype(np.float32)
+    out = np.empty((96, 80), np.float32)
+    cuda._gemm_host(a, b, out, variant="bf16")
+    before = cuda.memory_stats()
+    cuda._gemm_host(a, b, out, variant="bf16")
+    after = cuda.memory_stats()
+    assert after["num_cuda_malloc"] == before["num_cuda_malloc"]
+    assert after["num_cache_hits"] > before["num_cache_hits"]
+    assert after["bytes_in_use"] == before["bytes_in_use"]
+
+
+@needs_gpu
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (5, 3, 17), (130, 131, 67), (257, 129, 33)])
+def test_bf16_odd_sizes_padded_leading_dims_with_torch(M, N, K, trans_a, trans_b):
+    """Odd M, N, K inside buffers whose leading dimensions are multiples of 4 (NaN padding): the
+    partial float4 loads at every edge, the K tail inside a 32-deep stage, per-element stores at
+    the N edge; the epilogue with alpha, beta, bias and an activation."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    from fastnn import _cuda
+
+    def pad4(n):
+        return (n + 3) // 4 * 4 + 4
+
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    c0 = rng.standard_normal((M, N)).astype(np.float32)
+    lda, ldb, ldc = pad4(a.shape[1]), pad4(b.shape[1]), pad4(N)
+    ta = torch.full((a.shape[0], lda), float("nan"), device="cuda")
+    tb = torch.full((b.shape[0], ldb), float("nan"), device="cuda")
+    tc = torch.full((M, ldc), float("nan"), device="cuda")
+    ta[:, : a.shape[1]] = torch.from_numpy(a).cuda()
+    tb[:, : b.shape[1]] = torch.from_numpy(b).cuda()
+    tc[:, :N] = torch.from_numpy(c0).cuda()
+    tbias = torch.from_numpy(bias).cuda()
+    _cuda.gemm_device_bf16(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), M, N, K, lda, ldb, ldc,
+                           trans_a=trans_a, trans_b=trans_b, alpha=0.75, beta=0.5,
+                           bias=tbias.data_ptr(), activation="gelu",
+                           stream=torch.cuda.current_stream().cuda_stream)
+    got = tc.cpu().numpy()
+    want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, 0.75, 0.5, bias, "gelu", 0.0)
+    _assert_bf16_close(got[:, :N], want, pre, S, K, "gelu", f"M={M} N={N} K={K} padded")
+    assert np.isnan(got[:, N:]).all(), "wrote past N into the padding"
+
+
+@needs_gpu
+def test_bf16_gemm_device_variant_name_with_torch():
+    """variant='bf16' through gemm_device equals the gemm_device_bf16 shortcut, bit for bit."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    from fastnn import _cuda
+
+    m, k, n = 300, 68, 132
+    ta = torch.randn(m, k, device="cuda")
+    tb = torch.randn(k, n, device="cuda")
+    c1 = torch.empty(m, n, device="cuda")
+    c2 = torch.empty(m, n, device="cuda")
+    stream = torch.cuda.current_stream().cuda_stream
+    _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), c1.data_ptr(), m, n, k, k, n, n,
+                      stream=stream, variant="bf16")
+    _cuda.gemm_device_bf16(ta.data_ptr(), tb.data_ptr(), c2.data_ptr(), m, n, k, k, n, n,
+                           stream=stream)
+    assert torch.equal(c1, c2)
+    # torch's own bf16 matmul on the same rounded operands agrees to accumulation error.
+    ref = (ta.bfloat16().double() @ tb.bfloat16().double()).float()
+    assert (c1 - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()

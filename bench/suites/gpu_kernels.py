@@ -162,6 +162,59 @@ def _sampled_rows(torch, repeats, quick):
              "max_rel_err": err, "ok": err < 1e-3}]
 
 
+def _bf16_rows(torch, cu, repeats, quick):
+    """The BF16 tensor-core GEMM (FP32 operands rounded to bf16 as the kernel stages them) against
+    cuBLAS BF16 (torch.matmul on bf16 tensors, converted once outside the timing), plus torch
+    with the conversion in the timed call (the same FP32-in, FP32-out contract as ours)."""
+    rows = []
+    stream = torch.cuda.current_stream().cuda_stream
+    shapes = [(1024, 1024, 1024)] if quick else [(4096, 4096, 4096)]
+    for m, k, n in shapes:
+        a = torch.randn(m, k, device="cuda")
+        b = torch.randn(k, n, device="cuda")
+        c = torch.empty(m, n, device="cuda")
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        c16 = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+        ours = _gpu_timer(torch, lambda: cu.gemm_device_bf16(
+            a.data_ptr(), b.data_ptr(), c.data_ptr(), m, n, k, k, n, n, stream=stream), repeats)
+        ref = (a16.double() @ b16.double()).float()
+        err = float((c - ref).abs().max() / ref.abs().max())
+        theirs = _gpu_timer(torch, lambda: torch.matmul(a16, b16, out=c16), repeats)
+        cast = _gpu_timer(torch, lambda: torch.matmul(a.bfloat16(), b.bfloat16()).float(), repeats)
+        flops = 2.0 * m * n * k
+        rows.append({"shape": f"bf16 {m}x{k}x{n}", "fastnn_ms": ours, "torch_ms": theirs,
+                     "fastnn_tflops": flops / ours / 1e9, "torch_tflops": flops / theirs / 1e9,
+                     "ratio": theirs / ours, "max_rel_err": err, "ok": err < 1e-4})
+        rows.append({"shape": f"bf16 {m}x{k}x{n} torch+casts", "fastnn_ms": ours,
+                     "torch_ms": cast, "fastnn_tflops": flops / ours / 1e9,
+                     "torch_tflops": flops / cast / 1e9, "ratio": cast / ours, "ok": True})
+    mlp = [(128, 784, 256)] if quick else [(128, 784, 256), (4096, 784, 4096)]
+    for m, k, n in mlp:
+        x = torch.randn(m, k, device="cuda")
+        w = torch.randn(k, n, device="cuda") / k ** 0.5
+        bias = torch.randn(n, device="cuda")
+        y = torch.empty(m, n, device="cuda")
+        x16, w16, bias16 = x.bfloat16(), w.bfloat16(), bias.bfloat16()
+        y16 = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+        ours = _gpu_timer(torch, lambda: cu.gemm_device_bf16(
+            x.data_ptr(), w.data_ptr(), y.data_ptr(), m, n, k, k, n, n, bias=bias.data_ptr(),
+            activation="relu", stream=stream), repeats)
+        ref = torch.relu(x16.double() @ w16.double() + bias.double()).float()
+        err = float((y - ref).abs().max() / ref.abs().max())
+
+        def torch_fn():
+            torch.addmm(bias16, x16, w16, out=y16)
+            y16.relu_()
+
+        theirs = _gpu_timer(torch, torch_fn, repeats)
+        flops = 2.0 * m * n * k
+        rows.append({"shape": f"bf16 linear+relu {m}x{k}x{n}", "fastnn_ms": ours,
+                     "torch_ms": theirs, "fastnn_tflops": flops / ours / 1e9,
+                     "torch_tflops": flops / theirs / 1e9, "ratio": theirs / ours,
+                     "max_rel_err": err, "ok": err < 1e-4})
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------
 # Ceilings (copy bandwidth, cuBLAS) and the memory-bound kernels (issue 5 part 4): each fastnn op,
 # called through fastnn.ops on fastnn.Tensor views of torch's CUDA tensors (DLPack, no copy),
@@ -563,11 +616,12 @@ def run(ctx: Context) -> dict:
     table.header()
     gemm = []
     # Each section's failure is recorded as a failed row; the rest of the suite still reports.
-    def gemm_section():
+    def cuda_module():
         import importlib
-        return _gemm_rows(torch, importlib.import_module("fastnn._cuda"), repeats, ctx.quick)
+        return importlib.import_module("fastnn._cuda")
 
-    sections = (("GEMM", gemm_section),
+    sections = (("GEMM", lambda: _gemm_rows(torch, cuda_module(), repeats, ctx.quick)),
+                ("BF16 GEMM", lambda: _bf16_rows(torch, cuda_module(), repeats, ctx.quick)),
                 ("sampled softmax", lambda: _sampled_rows(torch, repeats, ctx.quick)))
     for name, section in sections:
         try:

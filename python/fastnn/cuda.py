@@ -75,10 +75,12 @@ def _gemm_host(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
                activation=None, act_param=0.0, variant="auto"):
     """out = act(alpha * op(a) @ op(b) + beta * out + bias) on the GPU, in place, for tests.
 
-    float32 NumPy arrays of any strides; they are copied to the device and the result back, so
-    this measures correctness, not speed. variant: "auto", "v1" (the general kernel) or "v2"
-    (the fast path; ValueError when the contiguous copies' leading dimensions are not multiples
-    of 4).
+    float32 NumPy arrays of any strides; they are staged through fastnn's caching allocator (no
+    cudaMalloc once the cache holds a block of the size) and the kernel runs on fastnn's stream,
+    so this measures correctness, not speed. variant: "auto", "v1" (the general kernel), "v2"
+    (the fast FP32 path), "tf32" or "bf16" (tensor cores: operands rounded to TF32 or bfloat16,
+    FP32 accumulation); the last three raise ValueError when the contiguous copies' leading
+    dimensions are not multiples of 4.
     """
     _require().gemm_host(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta), bias,
                          activation, float(act_param), str(variant))
