@@ -105,6 +105,9 @@ struct CudaNetwork::Impl {
     LayerSpec spec;
     int w = -1, b = -1, gamma = -1, beta = -1;
     bool keep_z = false;
+    int drop_slot = -1;  // Dropout: its key's word in the step record, minus 1
+    int run = -1;        // Dense in a fused-MLP run: the run's index
+    DevBuf dz, db_tmp;   // fused runs: this layer's dZ, and db before accumulation
     DevBuf y, z, mask, mean, invstd, running_mean, running_var, acc_gamma, acc_beta;
     const float* out = nullptr;
   };
@@ -131,6 +134,12 @@ struct CudaNetwork::Impl {
   std::vector<const float*> grad_ptrs;
   std::vector<int64_t> grad_sizes;
   bool any_penalty = false, has_batch_norm = false, has_dropout = false;
+  // Runs of consecutive Dense layers that cuda::fused_mlp takes (layers [first, first + count)).
+  struct Run {
+    size_t first = 0, count = 0;
+    std::vector<cuda::FusedMlpLayer> spec;
+  };
+  std::vector<Run> runs;
   int64_t max_width = 0;
 
   // Buffers sized for `rows` rows.
@@ -138,10 +147,10 @@ struct CudaNetwork::Impl {
   DevBuf xbatch, tbatch, lbatch, wbatch, d0, d1, dense_ws, bn_ws;
   int64_t dense_ws_bytes = 0, bn_ws_bytes = 0;
   // Fixed-size scratch: the loss workspace, global-norm partials and result, counters, penalty,
-  // weighted loss, accuracy counts, label check, the graph's batch offset.
-  DevBuf loss_ws, norm_partials, norm_out, counters, pen, wloss, correct, labels_check, base;
+  // weighted loss, accuracy counts, label check, the graph step's record.
+  DevBuf loss_ws, norm_partials, norm_out, counters, pen, wloss, correct, labels_check, record;
   int64_t norm_cap = 0;
-  Pinned host_counters, host_order, host_base;
+  Pinned host_counters, host_order, host_records;
   cudaEvent_t order_copied = nullptr;
 
   // The epoch's order.
@@ -149,8 +158,17 @@ struct CudaNetwork::Impl {
   int64_t order_cap = 0, epoch_n = 0;
   int64_t micro = 0;
 
-  // The captured training step (see train_batches).
-  cudaGraphExec_t graph = nullptr;
+  // The captured training steps (see run_graph): [0] starts an accumulation group (gradients
+  // overwritten), [1] continues one (gradients added).
+  cudaGraphExec_t graph[2] = {nullptr, nullptr};
+  bool graph_warm[2] = {false, false};  // an eager step of graph_key's shape has run
+  // The per-step record a replay reads: word 0 the batch offset in the epoch's order, word
+  // 1 + j the dropout key of the j-th Dropout layer. Set (one copy from pinned memory) before
+  // each replay; null outside capture, when the kernels take these values as arguments.
+  const int64_t* rec_dev = nullptr;
+  int64_t rec_words = 1;
+  static constexpr int kSlots = 1024;  // pinned records in flight (a ring)
+  int slot = 0;
   struct GraphKey {
     const float *X = nullptr, *targets = nullptr, *w = nullptr;
     const int64_t* labels = nullptr;
@@ -161,7 +179,6 @@ struct CudaNetwork::Impl {
              order == o.order && batch == o.batch && rows == o.rows;
     }
   } graph_key;
-  bool graph_warm = false;  // an eager step of graph_key's shape has run
 
   int64_t width(size_t i) const { return widths[i]; }
   int64_t C() const { return widths.back(); }
@@ -172,9 +189,11 @@ struct CudaNetwork::Impl {
   }
 
   void drop_graph() {
-    if (graph) cudaGraphExecDestroy(graph);
-    graph = nullptr;
-    graph_warm = false;
+    for (int k = 0; k < 2; ++k) {
+      if (graph[k]) cudaGraphExecDestroy(graph[k]);
+      graph[k] = nullptr;
+      graph_warm[k] = false;
+    }
   }
 
   void ensure_rows(int64_t r) {
@@ -192,6 +211,7 @@ struct CudaNetwork::Impl {
         L.y.reset(fbytes(n), dev);
       if (L.keep_z) L.z.reset(fbytes(n), dev);
       if (k == LayerKind::Dropout) L.mask.reset(size_t(n), dev);
+      if (L.run >= 0) L.dz.reset(fbytes(n), dev);
     }
     xbatch.reset(fbytes(r * width(0)), dev);
     tbatch.reset(fbytes(r * C()), dev);
@@ -222,6 +242,19 @@ struct CudaNetwork::Impl {
     for (size_t i = 0; i < layers.size(); ++i) {
       LayerState& L = layers[i];
       const int64_t in = width(i), out = width(i + 1);
+      if (L.run >= 0 && runs[size_t(L.run)].first == i) {
+        // A fused run: one launch for its layers, each output written where the layer-by-layer
+        // path writes it (the backward pass and the next layers read them there).
+        const Run& R = runs[size_t(L.run)];
+        std::vector<float*> outs(R.count);
+        for (size_t l = 0; l < R.count; ++l) outs[l] = layers[R.first + l].y.f();
+        cuda::fused_mlp_forward(R.spec.data(), int64_t(R.count), x, N, outs.data(),
+                                opt.precision, stream);
+        for (size_t l = 0; l < R.count; ++l) layers[R.first + l].out = outs[l];
+        x = outs[R.count - 1];
+        i = R.first + R.count - 1;
+        continue;
+      }
       switch (L.spec.kind) {
         case LayerKind::Dense: {
           GemmArgs<float> g;
@@ -255,8 +288,9 @@ struct CudaNetwork::Impl {
           break;
         case LayerKind::Dropout:
           if (training && L.spec.rate > 0) {
-            cuda::dropout_forward(x, L.y.f(), L.mask.u8(), N * out, L.spec.rate, dropout_seed(i),
-                                  stream);
+            cuda::dropout_forward(
+                x, L.y.f(), L.mask.u8(), N * out, L.spec.rate, dropout_seed(i), stream,
+                rec_dev ? reinterpret_cast<const uint64_t*>(rec_dev + 1 + L.drop_slot) : nullptr);
             L.out = L.y.f();
           } else {
             L.out = x;
@@ -301,6 +335,15 @@ struct CudaNetwork::Impl {
       const int64_t in = width(ii), out = width(ii + 1);
       const float* x_in = ii == 0 ? x0 : layers[ii - 1].out;
       const bool need_dx = ii > 0;
+      if (L.run >= 0) {
+        const Run& R = runs[size_t(L.run)];
+        if (ii == R.first + R.count - 1) {
+          fused_backward(R, x0, N, dcur, dnext, accumulate);
+          std::swap(dcur, dnext);
+          ii = R.first;  // the loop continues below the run
+          continue;
+        }
+      }
       switch (L.spec.kind) {
         case LayerKind::Dense: {
           DenseBackwardArgs<float> a;
@@ -356,6 +399,47 @@ struct CudaNetwork::Impl {
         }
       }
       std::swap(dcur, dnext);
+    }
+  }
+
+  // Back through a fused run: the kernel gives every layer's dZ (and dX below the run); the weight
+  // gradients dW = in^T dZ and db = column sums of dZ are GEMMs and column sums, as the
+  // layer-by-layer path computes them.
+  void fused_backward(const Run& R, const float* x0, int64_t N, const float* dY, float* dX,
+                      bool accumulate) {
+    const float* x_run = R.first == 0 ? x0 : layers[R.first - 1].out;
+    std::vector<const float*> outs(R.count);
+    std::vector<float*> dz(R.count);
+    for (size_t l = 0; l < R.count; ++l) {
+      outs[l] = layers[R.first + l].y.f();
+      dz[l] = layers[R.first + l].dz.f();
+    }
+    cuda::fused_mlp_backward(R.spec.data(), int64_t(R.count), x_run, outs.data(), dY, N,
+                             dz.data(), R.first > 0 ? dX : nullptr, opt.precision, stream);
+    for (size_t l = 0; l < R.count; ++l) {
+      LayerState& L = layers[R.first + l];
+      const int64_t in = width(R.first + l), out = width(R.first + l + 1);
+      GemmArgs<float> g;
+      g.M = in;
+      g.N = out;
+      g.K = N;
+      g.A = l == 0 ? x_run : outs[l - 1];  // in^T: element (i, k) at in[k * in + i]
+      g.rsa = 1;
+      g.csa = in;
+      g.B = dz[l];
+      g.rsb = out;
+      g.csb = 1;
+      g.C = params[L.w].grad.f();
+      g.rsc = out;
+      g.csc = 1;
+      g.beta = accumulate ? 1.0f : 0.0f;
+      cuda::gemm_precision(g, stream, opt.precision);
+      if (L.b >= 0) {
+        float* db = params[L.b].grad.f();
+        cuda::sum_rows(dz[l], N, out, accumulate ? L.db_tmp.f() : db, false, dense_ws.p,
+                       dense_ws_bytes, stream);
+        if (accumulate) cuda::add_into(db, L.db_tmp.f(), out, stream);
+      }
     }
   }
 
@@ -487,11 +571,11 @@ struct CudaNetwork::Impl {
   }
 
   // Gather .. forward .. loss .. backward of one batch of N rows at `r0` of the epoch's order
-  // (r0 read from `base` on the device when base_dev).
-  void step_body(const Data<float>& d, int64_t r0, int64_t N, bool base_dev, bool accumulate) {
+  // (while capturing, r0 and the dropout keys are read from the step record instead).
+  void step_body(const Data<float>& d, int64_t r0, int64_t N, bool accumulate) {
     const int64_t in = width(0), Cn = C();
     const int64_t* idx = order.i64();
-    const int64_t* bdev = base_dev ? base.i64() : nullptr;
+    const int64_t* bdev = rec_dev;
     cuda::gather_rows(d.X, in, idx, r0, bdev, N, xbatch.f(), stream);
     if (d.labels) cuda::gather_rows(d.labels, 1, idx, r0, bdev, N, lbatch.i64(), stream);
     if (d.targets) cuda::gather_rows(d.targets, Cn, idx, r0, bdev, N, tbatch.f(), stream);
@@ -502,12 +586,13 @@ struct CudaNetwork::Impl {
     backward(xbatch.f(), N, accumulate);
   }
 
-  // The graph path: a full batch (N == batch_size) that is its own accumulation group and whose
-  // kernels take no per-step argument. Dropout keys change every step (they are kernel
-  // arguments), so a model with active dropout runs eagerly; the optimizer step (whose Adam bias
-  // corrections and learning rate are host-computed arguments) is launched after the replay.
-  // The gather reads the batch offset from `base`, which the host sets before the replay.
-  bool run_graph(const Data<float>& d, int64_t r0, int64_t N) {
+  // The graph path, for full batches (N == batch_size): the step's kernels are captured once per
+  // shape and data (and per accumulate flag) and replayed. What changes between steps is read
+  // from the step record (batch offset, dropout keys); the optimizer step -- whose learning rate
+  // and Adam bias corrections are host-computed launch arguments -- is launched after the
+  // replay, as are the clip norm and the update. Returns false when the step must run eagerly
+  // (the first one of a shape: lazy initialisations stay out of the capture).
+  bool run_graph(const Data<float>& d, int64_t r0, int64_t N, bool accumulate) {
     GraphKey key;
     key.X = d.X;
     key.targets = d.targets;
@@ -520,41 +605,47 @@ struct CudaNetwork::Impl {
       drop_graph();
       graph_key = key;
     }
-    if (!graph_warm) {  // the first step of this shape runs eagerly (lazy inits, workspaces)
-      graph_warm = true;
+    const int k = accumulate ? 1 : 0;
+    if (!graph_warm[k]) {
+      graph_warm[k] = true;
       return false;
     }
-    // The offset travels through pinned memory; the slot is not reused until the copy ran (the
-    // host waits for the stream at the end of every train_batches call, and each replay uses
-    // its own slot within a call).
-    int64_t* hb = static_cast<int64_t*>(host_base.p);
-    hb[slot] = r0;
-    cuda::check(cudaMemcpyAsync(base.p, hb + slot, sizeof(int64_t), cudaMemcpyHostToDevice, stream),
-                "cudaMemcpyAsync (batch offset)");
+    // The record goes through a ring of pinned slots; each lap of the ring waits for the stream
+    // (one host wait per kSlots steps), so no slot is rewritten before its copy ran.
+    int64_t* h = static_cast<int64_t*>(host_records.p) + size_t(slot) * size_t(rec_words);
+    h[0] = r0;
+    for (size_t i = 0; i < layers.size(); ++i)
+      if (layers[i].drop_slot >= 0) h[1 + layers[i].drop_slot] = int64_t(dropout_seed(i));
+    cuda::check(cudaMemcpyAsync(record.p, h, size_t(rec_words) * sizeof(int64_t),
+                                cudaMemcpyHostToDevice, stream),
+                "cudaMemcpyAsync (training step record)");
     slot = (slot + 1) % kSlots;
-    if (!graph) {
+    if (slot == 0)  // a lap of the ring: the oldest copies must have run before reuse
+      cuda::check(cudaStreamSynchronize(stream), "CUDA kernels of the training steps");
+    if (!graph[k]) {
       cudaGraph_t g = nullptr;
       cuda::check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal),
                   "cudaStreamBeginCapture (training step)");
+      rec_dev = record.i64();
       try {
-        step_body(d, r0, N, true, false);
+        step_body(d, r0, N, accumulate);
       } catch (...) {
+        rec_dev = nullptr;
         cudaStreamEndCapture(stream, &g);
         if (g) cudaGraphDestroy(g);
         cudaGetLastError();
         throw;
       }
+      rec_dev = nullptr;
       cuda::check(cudaStreamEndCapture(stream, &g), "cudaStreamEndCapture (training step)");
-      const cudaError_t err = cudaGraphInstantiate(&graph, g, 0);
+      const cudaError_t err = cudaGraphInstantiate(&graph[k], g, 0);
       cudaGraphDestroy(g);
       cuda::check(err, "cudaGraphInstantiate (training step)");
     }
-    cuda::check(cudaGraphLaunch(graph, stream), "cudaGraphLaunch (training step)");
+    cuda::check(cudaGraphLaunch(graph[k], stream), "cudaGraphLaunch (training step)");
     ++replays;
     return true;
   }
-  static constexpr int kSlots = 4096;
-  int slot = 0;
 };
 
 // ------------------------------------------------------------------ construction
@@ -615,7 +706,11 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
         break;
       case LayerKind::Dropout:
         FASTNN_CHECK(s.rate >= 0 && s.rate < 1, "Dropout: rate must be in [0, 1)");
-        if (s.rate > 0) m.has_dropout = true;
+        if (s.rate > 0) {
+          m.has_dropout = true;
+          L.drop_slot = int(m.rec_words - 1);
+          ++m.rec_words;
+        }
         break;
       case LayerKind::BatchNorm: {
         const std::string base = "batch_norm_" + std::to_string(bn_count++);
@@ -650,6 +745,34 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     m.layers.push_back(std::move(L));
   }
   m.max_width = std::max(m.max_width, input_dim);
+  if (options.fused_mlp) {
+    // Maximal runs of Dense layers whose derivative follows from the output, cut where
+    // fused_mlp_applies says no; a run of one layer gains nothing over the GEMM path.
+    for (size_t i = 0; i < m.layers.size();) {
+      size_t j = i;
+      while (j < m.layers.size() && m.layers[j].spec.kind == LayerKind::Dense &&
+             !m.layers[j].keep_z && grad_from_output_ok(m.layers[j].spec.act, m.layers[j].spec.act_param))
+        ++j;
+      if (j - i >= 2) {
+        Impl::Run R;
+        R.first = i;
+        R.count = j - i;
+        for (size_t l = i; l < j; ++l) {
+          cuda::FusedMlpLayer f;
+          f.in = m.widths[l];
+          f.out = m.widths[l + 1];
+          f.act = m.layers[l].spec.act;
+          f.act_param = float(m.layers[l].spec.act_param);
+          R.spec.push_back(f);  // W and b filled in below, once the parameters exist
+        }
+        if (cuda::fused_mlp_applies(R.spec.data(), int64_t(R.count), options.precision)) {
+          for (size_t l = i; l < j; ++l) m.layers[l].run = int(m.runs.size());
+          m.runs.push_back(std::move(R));
+        }
+      }
+      i = j > i ? j : i + 1;
+    }
+  }
 
   const int states = optim.kind == OptimKind::Sgd || optim.kind == OptimKind::Adagrad ? 1 : 3;
   for (size_t i = 0; i < m.params.size(); ++i) {
@@ -684,6 +807,13 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     m.grad_sizes.push_back(p.size());
     m.infos.push_back(p.info);
   }
+  for (Impl::Run& R : m.runs)
+    for (size_t l = 0; l < R.count; ++l) {
+      Impl::LayerState& L = m.layers[R.first + l];
+      R.spec[l].W = m.params[size_t(L.w)].value.f();
+      R.spec[l].b = L.b >= 0 ? m.params[size_t(L.b)].value.f() : nullptr;
+      if (L.b >= 0) L.db_tmp.reset(size_t(R.spec[l].out) * sizeof(float), dev);
+    }
   // The state buffers Adam leaves unused (amsgrad's max, ...) are still allocated, as the CPU
   // engine does, so that optimizer_state() has the same arrays on both.
   m.loss_ws.reset(cuda::loss_workspace_bytes(), dev);
@@ -696,9 +826,9 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   m.wloss.reset(sizeof(double), dev);
   m.correct.reset(2 * sizeof(int64_t), dev);
   m.labels_check.reset(3 * sizeof(int64_t), dev);
-  m.base.reset(sizeof(int64_t), dev);
+  m.record.reset(size_t(m.rec_words) * sizeof(int64_t), dev);
   m.host_counters.get(sizeof(cuda::EngineCounters) + 64);
-  m.host_base.get(Impl::kSlots * sizeof(int64_t));
+  m.host_records.get(size_t(Impl::kSlots) * size_t(m.rec_words) * sizeof(int64_t));
   cuda::check(cudaEventCreateWithFlags(&m.order_copied, cudaEventDisableTiming),
               "cudaEventCreate (engine)");
 }
@@ -820,15 +950,15 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   cuda::check(cudaMemsetAsync(m.counters.p, 0, sizeof(cuda::EngineCounters), m.stream),
               "cudaMemsetAsync (engine counters)");
   BatchStats s;
-  const bool graphs_ok = m.opt.graphs && accumulate_steps == 1 && !m.has_dropout;
+  const bool graphs_ok = m.opt.graphs;
   int64_t micro = 0;
-  bool clipped = false;
+  int64_t last_micro = 0;  // batches in the last update (its norm is reported, as on the CPU)
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     if (N < 2 && m.has_batch_norm && nbatches > 1) {
       if (micro > 0) {
         m.update(micro, clipnorm);
-        clipped = clipnorm > 0;
+        last_micro = micro;
         ++s.updates;
         micro = 0;
       }
@@ -836,8 +966,8 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     }
     m.micro = micro;
     bool replayed = false;
-    if (graphs_ok && N == batch_size) replayed = m.run_graph(d, r0, N);
-    if (!replayed) m.step_body(d, r0, N, false, micro > 0);
+    if (graphs_ok && N == batch_size) replayed = m.run_graph(d, r0, N, micro > 0);
+    if (!replayed) m.step_body(d, r0, N, micro > 0);
     ++micro;
     s.rows += N;
     ++s.batches;
@@ -846,7 +976,7 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     const bool last_batch = bi == nbatches - 1;
     if (micro == accumulate_steps || last_batch) {
       m.update(micro, clipnorm);
-      clipped = clipnorm > 0;
+      last_micro = micro;
       ++s.updates;
       micro = 0;
     }
@@ -855,10 +985,10 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   s.loss_sum = c.loss_sum;
   s.correct = c.correct;
   m.nonfinite = c.nonfinite != 0;
-  if (clipped) {
+  if (clipnorm > 0 && last_micro > 0) {
     double norm[2];
     cuda::memcpy_d2h(norm, m.norm_out.p, sizeof norm, m.opt.device);
-    s.grad_norm = norm[0];
+    s.grad_norm = norm[0] / double(last_micro);
   }
   if (m.nonfinite) {
     // The CPU engine stops at the first non-finite batch; the GPU one learns of it here.

@@ -16,11 +16,13 @@
 // Precision (cuda::Precision) picks the GEMM arithmetic of every Dense forward and backward;
 // storage, master weights, optimizer state and activations stay FP32.
 //
-// CUDA graphs (graphs = true): after a first eager step of a given batch size, one training step
-// (gather .. forward .. loss .. backward .. update .. counters) is captured and replayed; what
-// changes between steps is read by the kernels from device memory (network_cuda.cpp explains
-// which). The last partial batch, accumulation groups and steps with a host-known change of
-// shape run eagerly; graphs = false runs the same kernels eagerly throughout.
+// CUDA graphs (graphs = true): after a first eager step of a given batch size, the training
+// step's kernels (gather .. forward .. loss .. penalty .. counters .. backward) are captured and
+// replayed; the batch offset and dropout keys, which change every step, are read from a device
+// record set by one small copy per step. The optimizer update (clip norm + one multi-tensor step)
+// is launched after each replay, with its host-computed learning rate and bias corrections. The
+// last partial batch runs eagerly; graphs = false runs the same kernels eagerly throughout (the
+// same bits: the kernels compute the same values from arguments or from the record).
 #pragma once
 #include <cstdint>
 #include <memory>
