@@ -333,6 +333,11 @@ class StandInNetwork:
         for v, a in zip(views, arrays):
             v[...] = np.asarray(a, np.float32).reshape(v.shape)
 
+    def upload(self, dst, src):
+        assert src.flags.c_contiguous
+        view(dst, src.nbytes, np.uint8)[...] = src.reshape(-1).view(np.uint8)
+        self.calls.append(("upload", dst, src.nbytes))
+
     def begin_epoch(self, n, epoch, shuffle):
         self.net.begin_epoch(n, epoch, shuffle)
 

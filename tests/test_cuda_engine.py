@@ -137,7 +137,9 @@ def test_graph_replay_equals_eager_bit_for_bit(rng):
 
 def test_fused_mlp_equals_layer_by_layer(rng):
     X, y = classification(rng)
-    narrow = lambda: [Dense(64, "relu"), Dense(64, "tanh"), Dense(32, "sigmoid"), Dense(4)]  # noqa: E731
+    def narrow():
+        return [Dense(64, "relu"), Dense(64, "tanh"), Dense(32, "sigmoid"), Dense(4)]
+
     fused, plain = (build(narrow, "cuda", optim.Adam(lr=3e-3), fused_mlp=f) for f in (True, False))
     for m in (fused, plain):
         m.fit(X, y, epochs=3, batch_size=32, verbose=0)

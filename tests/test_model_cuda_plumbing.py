@@ -61,6 +61,8 @@ def test_fit_numpy_matches_cpu(fake, rng):
     assert len(addrs) == 1
     x_addr, lab_addr, tgt_addr = addrs.pop()
     assert x_addr and lab_addr and tgt_addr == 0
+    uploads = [c for c in raw.calls if c[0] == "upload"]
+    assert [(c[1], c[2]) for c in uploads] == [(x_addr, X.nbytes), (lab_addr, 8 * len(y))]
 
 
 def test_gpu_tensor_inputs_used_without_copy(fake, rng):

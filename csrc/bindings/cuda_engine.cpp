@@ -197,6 +197,17 @@ void bind_cuda_engine(py::module_& m) {
              }
            },
            py::arg("kind"), py::arg("arrays"))
+      .def("upload",
+           [](Net& n, uintptr_t dst, const py::array& src) {
+             if (!(src.flags() & py::array::c_style))
+               throw ValueError("upload: expected a C-contiguous array");
+             const void* p = src.data();
+             const size_t bytes = size_t(src.nbytes());
+             py::gil_scoped_release release;
+             n.upload_staged(reinterpret_cast<void*>(dst), p, bytes);
+           },
+           py::arg("dst"), py::arg("src"),
+           "copies a C-contiguous NumPy array to device address dst (pinned staging)")
       .def("begin_epoch", &Net::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"),
            py::call_guard<py::gil_scoped_release>())
       .def("check_labels",

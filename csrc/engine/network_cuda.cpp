@@ -150,8 +150,9 @@ struct CudaNetwork::Impl {
   // weighted loss, accuracy counts, label check, the graph step's record.
   DevBuf loss_ws, norm_partials, norm_out, counters, pen, wloss, correct, labels_check, record;
   int64_t norm_cap = 0;
-  Pinned host_counters, host_order, host_records;
+  Pinned host_counters, host_order, host_records, host_stage;
   cudaEvent_t order_copied = nullptr;
+  cudaEvent_t staged[2] = {nullptr, nullptr};  // upload_staged: each pinned half's last copy
 
   // The epoch's order.
   DevBuf order;
@@ -186,6 +187,8 @@ struct CudaNetwork::Impl {
   ~Impl() {
     drop_graph();
     if (order_copied) cudaEventDestroy(order_copied);
+    for (cudaEvent_t e : staged)
+      if (e) cudaEventDestroy(e);
   }
 
   void drop_graph() {
@@ -223,7 +226,8 @@ struct CudaNetwork::Impl {
     bn_ws_bytes = 0;
     for (size_t i = 0; i < layers.size(); ++i) {
       if (layers[i].spec.kind == LayerKind::Dense)
-        dense_ws_bytes = std::max(dense_ws_bytes, cuda::dense_backward_workspace_bytes(r, width(i + 1)));
+        dense_ws_bytes =
+            std::max(dense_ws_bytes, cuda::dense_backward_workspace_bytes(r, width(i + 1)));
       if (layers[i].spec.kind == LayerKind::BatchNorm)
         bn_ws_bytes = std::max(bn_ws_bytes, cuda::batch_norm_workspace_bytes(r, width(i + 1)));
     }
@@ -579,7 +583,8 @@ struct CudaNetwork::Impl {
     cuda::gather_rows(d.X, in, idx, r0, bdev, N, xbatch.f(), stream);
     if (d.labels) cuda::gather_rows(d.labels, 1, idx, r0, bdev, N, lbatch.i64(), stream);
     if (d.targets) cuda::gather_rows(d.targets, Cn, idx, r0, bdev, N, tbatch.f(), stream);
-    if (d.sample_weight) cuda::gather_rows(d.sample_weight, 1, idx, r0, bdev, N, wbatch.f(), stream);
+    if (d.sample_weight)
+      cuda::gather_rows(d.sample_weight, 1, idx, r0, bdev, N, wbatch.f(), stream);
     const float* out = forward(xbatch.f(), N, true);
     batch_loss(out, N, d.labels ? lbatch.i64() : nullptr, d.targets ? tbatch.f() : nullptr,
                d.sample_weight ? wbatch.f() : nullptr, true, true);
@@ -751,7 +756,8 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     for (size_t i = 0; i < m.layers.size();) {
       size_t j = i;
       while (j < m.layers.size() && m.layers[j].spec.kind == LayerKind::Dense &&
-             !m.layers[j].keep_z && grad_from_output_ok(m.layers[j].spec.act, m.layers[j].spec.act_param))
+             !m.layers[j].keep_z &&
+             grad_from_output_ok(m.layers[j].spec.act, m.layers[j].spec.act_param))
         ++j;
       if (j - i >= 2) {
         Impl::Run R;
@@ -831,6 +837,8 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   m.host_records.get(size_t(Impl::kSlots) * size_t(m.rec_words) * sizeof(int64_t));
   cuda::check(cudaEventCreateWithFlags(&m.order_copied, cudaEventDisableTiming),
               "cudaEventCreate (engine)");
+  for (cudaEvent_t& e : m.staged)
+    cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate (engine)");
 }
 
 CudaNetwork::~CudaNetwork() {
@@ -876,6 +884,28 @@ void CudaNetwork::upload(float* dev, const float* host, int64_t n) {
   cuda::synchronize(impl_->opt.device);  // the caller may free `host` on return
 }
 
+void CudaNetwork::upload_staged(void* dst, const void* src, size_t bytes) {
+  Impl& m = *impl_;
+  if (bytes == 0) return;
+  cuda::DeviceGuard guard(m.opt.device);
+  constexpr size_t kChunk = size_t(8) << 20;
+  char* stage = static_cast<char*>(m.host_stage.get(2 * kChunk));
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  for (size_t off = 0, i = 0; off < bytes; off += kChunk, ++i) {
+    const int half = int(i & 1);
+    const size_t n = std::min(kChunk, bytes - off);
+    // This half's previous copy must have left before it is refilled (a never-recorded event
+    // is complete).
+    cuda::check(cudaEventSynchronize(m.staged[half]), "waiting for a staged upload");
+    std::memcpy(stage + size_t(half) * kChunk, s + off, n);
+    cuda::check(cudaMemcpyAsync(d + off, stage + size_t(half) * kChunk, n, cudaMemcpyHostToDevice,
+                                m.stream),
+                "cudaMemcpyAsync (staged upload)");
+    cuda::check(cudaEventRecord(m.staged[half], m.stream), "cudaEventRecord (staged upload)");
+  }
+}
+
 // ------------------------------------------------------------------ epochs and batches
 
 void CudaNetwork::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
@@ -889,7 +919,8 @@ void CudaNetwork::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
     m.order.reset(size_t(n) * sizeof(int64_t), m.opt.device);
     m.order_cap = n;
   }
-  int64_t* h = static_cast<int64_t*>(m.host_order.get(size_t(std::max<int64_t>(n, 1)) * sizeof(int64_t)));
+  int64_t* h = static_cast<int64_t*>(
+      m.host_order.get(size_t(std::max<int64_t>(n, 1)) * sizeof(int64_t)));
   for (int64_t i = 0; i < n; ++i) h[i] = i;
   m.epoch_n = n;
   if (shuffle) {
@@ -981,7 +1012,8 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
       micro = 0;
     }
   }
-  cuda::EngineCounters c = read_counters(m.counters.p, m.host_counters.p, m.stream, "train_batches");
+  cuda::EngineCounters c =
+      read_counters(m.counters.p, m.host_counters.p, m.stream, "train_batches");
   s.loss_sum = c.loss_sum;
   s.correct = c.correct;
   m.nonfinite = c.nonfinite != 0;

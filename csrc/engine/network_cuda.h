@@ -75,6 +75,11 @@ class CudaNetwork {
   void download(const float* dev, float* host, int64_t n);
   void upload(float* dev, const float* host, int64_t n);
 
+  // bytes from pageable host memory to device memory on fastnn's stream, through two pinned
+  // 8 MiB staging buffers (the host copy of one chunk overlaps the DMA of the other). Returns
+  // once `src` may be reused; the copy completes in stream order.
+  void upload_staged(void* dst, const void* src, size_t bytes);
+
   void begin_epoch(int64_t n, int64_t epoch, bool shuffle);
   // d: device pointers (X (n, input_dim), labels or targets, optional sample weights).
   BatchStats train_batches(const Data<float>& d, int64_t batch_size, int64_t first, int64_t last,

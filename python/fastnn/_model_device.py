@@ -180,7 +180,11 @@ class DeviceNet:
             if a.device == f"cuda:{self.index}" and a.dtype == dtype and a.is_contiguous():
                 return a
             return a.to(f"cuda:{self.index}", dtype=dtype)
-        return Tensor._upload(np.ascontiguousarray(a, dtype=dtype), self.index)
+        a = np.ascontiguousarray(a, dtype=dtype)
+        t = Tensor._empty_cuda(a.shape, np.dtype(dtype), self.index)
+        if a.size:
+            self.raw.upload(t.data_ptr(), a)  # through pinned staging buffers
+        return t
 
     @staticmethod
     def _ptr(t):
