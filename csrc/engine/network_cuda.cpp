@@ -841,14 +841,10 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate (engine)");
 }
 
-CudaNetwork::~CudaNetwork() {
-  if (impl_) {
-    // Kernels may still be reading the buffers returned to the cache below; the cache hands
-    // them out only to later work on the same stream, so no wait is needed (device.h).
-    cuda::DeviceGuard guard(impl_->opt.device);
-    impl_.reset();
-  }
-}
+// Kernels may still be reading the buffers returned to the cache here; the cache hands them out
+// only to later work on the same stream, so no wait is needed (device.h). Nothing here throws
+// (no device switch: graph, event and pinned-memory destruction need no current device).
+CudaNetwork::~CudaNetwork() = default;
 
 int64_t CudaNetwork::input_dim() const { return impl_->widths.front(); }
 int64_t CudaNetwork::output_dim() const { return impl_->widths.back(); }
