@@ -133,7 +133,7 @@ struct CudaNetwork::Impl {
   std::vector<cpu::OptimTensor<float>> otensors;
   std::vector<const float*> grad_ptrs;
   std::vector<int64_t> grad_sizes;
-  bool any_penalty = false, has_batch_norm = false, has_dropout = false;
+  bool any_penalty = false, has_batch_norm = false;
   // Runs of consecutive Dense layers that cuda::fused_mlp takes (layers [first, first + count)).
   struct Run {
     size_t first = 0, count = 0;
@@ -712,7 +712,6 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
       case LayerKind::Dropout:
         FASTNN_CHECK(s.rate >= 0 && s.rate < 1, "Dropout: rate must be in [0, 1)");
         if (s.rate > 0) {
-          m.has_dropout = true;
           L.drop_slot = int(m.rec_words - 1);
           ++m.rec_words;
         }
