@@ -90,6 +90,11 @@ def test_cpu_equals_gpu_fp32(opt_name, rng):
     np.testing.assert_allclose(hist[1].history["loss"], hist[0].history["loss"], rtol=1e-5)
     assert hist[1].history["accuracy"] == pytest.approx(hist[0].history["accuracy"], abs=0.02)
     assert gpu._net.step == cpu._net.step
+    # The per-layer diagnostics (gradient norms, update ratios, dead units) agree too.
+    assert hist[1].diagnostics.keys() == hist[0].diagnostics.keys()
+    for name, d in hist[0].diagnostics.items():
+        for key in ("grad_norm", "update_ratio"):
+            np.testing.assert_allclose(hist[1].diagnostics[name][key], d[key], rtol=1e-3)
 
 
 @pytest.mark.parametrize("loss", ["binary_cross_entropy", "mse", "mae"])

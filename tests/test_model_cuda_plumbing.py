@@ -54,6 +54,7 @@ def test_fit_numpy_matches_cpu(fake, rng):
     h2 = gpu.fit(X, y, epochs=3, batch_size=16, verbose=0, accumulate_steps=2)
     assert h1.history["loss"] == h2.history["loss"]
     assert h1.history["accuracy"] == h2.history["accuracy"]
+    assert h1.diagnostics == h2.diagnostics and h2.diagnostics
     same(cpu.get_weights(), gpu.get_weights())
     # The data went over once per fit: every engine call sees the same device addresses.
     raw = gpu._net.raw

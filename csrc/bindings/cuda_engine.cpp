@@ -253,8 +253,16 @@ void bind_cuda_engine(py::module_& m) {
            },
            py::arg("X"), py::arg("n"), py::arg("batch_size"), py::arg("out"))
       .def("take_diagnostics", [](Net& n) {
-        // Per-layer diagnostics are not gathered on the GPU yet: no updates reported.
         py::list out;
+        for (const auto& d : n.take_diagnostics()) {
+          py::dict e;
+          e["grad_norm_sum"] = d.grad_norm_sum;
+          e["update_ratio_sum"] = d.update_ratio_sum;
+          e["dead_fraction_sum"] = d.dead_fraction_sum;
+          e["updates"] = d.updates;
+          e["batches"] = d.batches;
+          out.append(e);
+        }
         return out;
       });
 }

@@ -177,6 +177,19 @@ __global__ void accumulate_kernel(EngineCounters* c, const LossHead* head, const
   if (correct) c->correct += correct[0];
 }
 
+__global__ void __launch_bounds__(kThreads)
+    dead_units_kernel(const float* y, int64_t N, int64_t F, int64_t* out) {
+  __shared__ double sh[kThreads];
+  double dead = 0;
+  for (int64_t j = threadIdx.x; j < F; j += kThreads) {  // a warp reads 32 adjacent columns
+    bool alive = false;
+    for (int64_t r = 0; r < N && !alive; ++r) alive = y[r * F + j] > 0.0f;
+    dead += !alive;
+  }
+  dead = block_sum(dead, sh);
+  if (threadIdx.x == 0) out[0] = int64_t(dead);
+}
+
 __global__ void __launch_bounds__(kThreads) add_kernel(float* dst, const float* src, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
@@ -245,6 +258,12 @@ void accumulate_batch(EngineCounters* c, const void* loss_ws, const double* weig
   accumulate_kernel<<<1, 1, 0, as_stream(stream)>>>(c, static_cast<const LossHead*>(loss_ws),
                                                     weighted, penalty, N, correct);
   check_launch("accumulate_kernel");
+}
+
+void dead_units(const float* y, int64_t N, int64_t F, int64_t* out, void* stream) {
+  clear_launch_error();
+  dead_units_kernel<<<1, kThreads, 0, as_stream(stream)>>>(y, N, F, out);
+  check_launch("dead_units_kernel");
 }
 
 void add_into(float* dst, const float* src, int64_t n, void* stream) {

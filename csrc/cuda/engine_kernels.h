@@ -58,6 +58,9 @@ void binary_correct(const float* logits, const float* targets, int64_t n, int64_
 void accumulate_batch(EngineCounters* c, const void* loss_ws, const double* weighted,
                       const double* penalty, int64_t N, const int64_t* correct, void* stream);
 
+// out[0] = the number of columns of y (N, F) with no element > 0 (ReLU units dead on the batch).
+void dead_units(const float* y, int64_t N, int64_t F, int64_t* out, void* stream);
+
 // dst[i] += src[i], i < n.
 void add_into(float* dst, const float* src, int64_t n, void* stream);
 

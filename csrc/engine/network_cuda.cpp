@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "core/error.h"
@@ -134,6 +135,15 @@ struct CudaNetwork::Impl {
   std::vector<const float*> grad_ptrs;
   std::vector<int64_t> grad_sizes;
   bool any_penalty = false, has_batch_norm = false;
+  // Diagnostics: per layer, device results of the slice's last update (4 doubles: the kernel
+  // gradient's norm and clip coefficient, the kernel's norm and coefficient, global_norm's
+  // output pairs) and the dead-unit count of its last batch; folded into `diag` on the host.
+  std::vector<Network<float>::LayerDiagnostics> diag;
+  DevBuf diag_norms, diag_dead;
+  bool diag_norms_pending = false, diag_dead_pending = false;
+  int64_t diag_micro = 0;
+  bool diag_clipped = false;
+  double diag_lr = 0;
   // Runs of consecutive Dense layers that cuda::fused_mlp takes (layers [first, first + count)).
   struct Run {
     size_t first = 0, count = 0;
@@ -505,8 +515,69 @@ struct CudaNetwork::Impl {
       }
   }
 
+  // The diagnostics' norms, before the update changes the weights (the CPU's gather_diagnostics).
+  void diagnose_update(int64_t m, double clipnorm) {
+    const double inf = std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense) continue;
+      const P& w = params[size_t(L.w)];
+      const int64_t n = w.size();
+      const float* g = w.grad.f();
+      const float* v = w.value.f();
+      cuda::global_norm(&g, &n, 1, inf, norm_partials.d(), norm_cap, diag_norms.d() + 4 * i,
+                        stream);
+      cuda::global_norm(&v, &n, 1, inf, norm_partials.d(), norm_cap, diag_norms.d() + 4 * i + 2,
+                        stream);
+    }
+    diag_norms_pending = true;
+    diag_micro = m;
+    diag_clipped = clipnorm > 0;
+    diag_lr = optim.lr;
+  }
+
+  void count_dead_units(int64_t N) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense || L.spec.act != Act::Relu) continue;
+      cuda::dead_units(L.y.f(), N, width(i + 1), diag_dead.i64() + i, stream);
+    }
+    diag_dead_pending = true;
+  }
+
+  // After the stream has run: the pending device diagnostics into `diag`.
+  void collect_diagnostics() {
+    if (!diag_norms_pending && !diag_dead_pending) return;
+    const size_t nl = layers.size();
+    std::vector<double> norms(4 * nl, 0.0), clip(2, 1.0);
+    std::vector<int64_t> dead(nl, 0);
+    if (diag_norms_pending) {
+      cuda::memcpy_d2h(norms.data(), diag_norms.p, norms.size() * sizeof(double), opt.device);
+      if (diag_clipped) cuda::memcpy_d2h(clip.data(), norm_out.p, 2 * sizeof(double), opt.device);
+    }
+    if (diag_dead_pending)
+      cuda::memcpy_d2h(dead.data(), diag_dead.p, nl * sizeof(int64_t), opt.device);
+    // The CPU's scale: 1 / micro, times the clip coefficient when clipping cut the norm.
+    const double scale = diag_norms_pending ? clip[1] / double(diag_micro) : 0.0;
+    for (size_t i = 0; i < nl; ++i) {
+      const LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense) continue;
+      if (diag_norms_pending) {
+        const double g = norms[4 * i] * scale, v = norms[4 * i + 2];
+        diag[i].grad_norm_sum += g;
+        diag[i].update_ratio_sum += v > 0 ? diag_lr * g / v : 0.0;
+        ++diag[i].updates;
+      }
+      if (diag_dead_pending && L.spec.act == Act::Relu) {
+        diag[i].dead_fraction_sum += double(dead[i]) / double(width(i + 1));
+        ++diag[i].batches;
+      }
+    }
+    diag_norms_pending = diag_dead_pending = false;
+  }
+
   // One optimizer update from gradients summed over `m` batches.
-  void update(int64_t m, double clipnorm) {
+  void update(int64_t m, double clipnorm, bool diagnose = false) {
     const double scale = 1.0 / double(m);
     const double* scale_dev = nullptr;
     if (clipnorm > 0) {
@@ -517,6 +588,7 @@ struct CudaNetwork::Impl {
                         clipnorm * double(m), norm_partials.d(), norm_cap, norm_out.d(), stream);
       scale_dev = norm_out.d() + 1;
     }
+    if (diagnose) diagnose_update(m, clipnorm);
     ++step;
     const int64_t count = int64_t(otensors.size());
     const OptimSpec& o = optim;
@@ -832,6 +904,9 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   m.correct.reset(2 * sizeof(int64_t), dev);
   m.labels_check.reset(3 * sizeof(int64_t), dev);
   m.record.reset(size_t(m.rec_words) * sizeof(int64_t), dev);
+  m.diag.resize(m.layers.size());
+  m.diag_norms.reset(4 * m.layers.size() * sizeof(double), dev);
+  m.diag_dead.reset(m.layers.size() * sizeof(int64_t), dev);
   m.host_counters.get(sizeof(cuda::EngineCounters) + 64);
   m.host_records.get(size_t(Impl::kSlots) * size_t(m.rec_words) * sizeof(int64_t));
   cuda::check(cudaEventCreateWithFlags(&m.order_copied, cudaEventDisableTiming),
@@ -852,6 +927,12 @@ const std::vector<CudaParamInfo>& CudaNetwork::param_info() const { return impl_
 OptimSpec& CudaNetwork::optim() { return impl_->optim; }
 int64_t CudaNetwork::step() const { return impl_->step; }
 void CudaNetwork::set_step(int64_t s) { impl_->step = s; }
+std::vector<Network<float>::LayerDiagnostics> CudaNetwork::take_diagnostics() {
+  std::vector<Network<float>::LayerDiagnostics> out = impl_->diag;
+  for (auto& d : impl_->diag) d = Network<float>::LayerDiagnostics();
+  return out;
+}
+
 bool CudaNetwork::nonfinite() const { return impl_->nonfinite; }
 int64_t CudaNetwork::graph_replays() const { return impl_->replays; }
 float* CudaNetwork::param(size_t i) { return impl_->params.at(i).value.f(); }
@@ -983,7 +1064,7 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     if (N < 2 && m.has_batch_norm && nbatches > 1) {
       if (micro > 0) {
-        m.update(micro, clipnorm);
+        m.update(micro, clipnorm, bi == last - 1);
         last_micro = micro;
         ++s.updates;
         micro = 0;
@@ -1001,17 +1082,19 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     else if (m.loss == LossKind::BinaryCrossEntropy) s.counted += N * m.C();
     const bool last_batch = bi == nbatches - 1;
     if (micro == accumulate_steps || last_batch) {
-      m.update(micro, clipnorm);
+      m.update(micro, clipnorm, bi == last - 1);
       last_micro = micro;
       ++s.updates;
       micro = 0;
     }
+    if (bi == last - 1) m.count_dead_units(N);
   }
   cuda::EngineCounters c =
       read_counters(m.counters.p, m.host_counters.p, m.stream, "train_batches");
   s.loss_sum = c.loss_sum;
   s.correct = c.correct;
   m.nonfinite = c.nonfinite != 0;
+  m.collect_diagnostics();
   if (clipnorm > 0 && last_micro > 0) {
     double norm[2];
     cuda::memcpy_d2h(norm, m.norm_out.p, sizeof norm, m.opt.device);

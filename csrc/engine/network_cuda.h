@@ -9,9 +9,9 @@
 // gathered on the device, so CPU and GPU train on the same batches), dropout keys (seed, step,
 // micro-batch, layer), loss / penalty / metric definitions, batch norm, accumulate_steps,
 // clipnorm and sample weights. Not (yet): the sampled softmax (ValueError at construction; the
-// Python layer raises NotImplementedError before), per-layer diagnostics (take_diagnostics
-// reports no updates), stopping at the first non-finite batch (the call runs its slice to the
-// end and reports nonfinite; the CPU keeps the weights from before the bad batch).
+// Python layer raises NotImplementedError before), stopping at the first non-finite batch (the
+// call runs its slice to the end and reports nonfinite; the CPU keeps the weights from before
+// the bad batch).
 //
 // Precision (cuda::Precision) picks the GEMM arithmetic of every Dense forward and backward;
 // storage, master weights, optimizer state and activations stay FP32.
@@ -89,6 +89,10 @@ class CudaNetwork {
   void predict(const float* X, int64_t n, int64_t batch_size, float* out);
   // Throws ValueError naming the first label outside [0, outputs) (labels: n device int64).
   void check_labels(const int64_t* labels, int64_t n);
+
+  // Per-layer diagnostics as the CPU engine gathers them (kernel gradient norm and update ratio
+  // at each slice's last update, dead ReLU units on its last batch), reset by the call.
+  std::vector<Network<float>::LayerDiagnostics> take_diagnostics();
 
   bool nonfinite() const;
   int64_t graph_replays() const;  // steps replayed from a CUDA graph so far (tests)
