@@ -65,6 +65,14 @@ class Sequential:
     See API.md for the contract; in short: ``compile(loss, optimizer, metrics, clipnorm)``,
     ``fit``, ``evaluate``, ``predict``, ``predict_classes``, ``get_weights``/``set_weights``,
     ``save`` (and ``fastnn.load``), ``summary``.
+
+    ``device="cuda"`` (or ``"cuda:N"``) trains on the GPU engine: the same batches, dropout masks,
+    losses and updates as the CPU engine, with the data uploaded once per fit (GPU arrays --
+    fastnn.Tensor, PyTorch, CuPy -- are used without a copy) and the training step replayed as a
+    CUDA graph. ``precision`` ("fp32", "tf32", "bf16"; GPU only) picks the GEMM arithmetic of the
+    forward and backward passes; weights, optimizer state and activations stay float32 in this
+    version. ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
+    debugging). The sampled softmax trains on the CPU only for now.
     """
 
     def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
