@@ -215,3 +215,20 @@ def test_errors_and_nonfinite(rng):
         h = big.fit(X * 1e20, y, epochs=3, batch_size=32, verbose=0)
     assert len(h.history["loss"]) == 1 and not np.isfinite(h.history["loss"][0])
     assert any("training stopped" in str(x.message) for x in w)
+
+
+def test_nonfinite_batch_skips_the_update(rng):
+    # GPU features are not scanned on the host: a row that overflows makes the first batch's loss
+    # non-finite, and its update (and every later one of the call) is skipped on the device.
+    X, y = classification(rng)
+    X[3] = 3e38
+    m = build(lambda: [Dense(8, "relu"), Dense(4)], "cuda", optim.Adam(lr=1e-2))
+    before = m.get_weights()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        h = m.fit(fastnn.asarray(X, device="cuda"), y, epochs=2, batch_size=32, shuffle=False,
+                  verbose=0)
+    assert not np.isfinite(h.history["loss"][0]) and len(h.history["loss"]) == 1
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert all(not s.any() for s in m._net.optimizer_state())

@@ -160,7 +160,9 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 __global__ void accumulate_kernel(EngineCounters* c, const LossHead* head, const double* weighted,
-                                  const double* penalty, int64_t N, const int64_t* correct) {
+                                  const double* penalty, int64_t N, const int64_t* correct,
+                                  bool sticky) {
+  if (sticky && c->nonfinite) return;
   if (head && head->code != 0) {
     if (c->loss_code == 0) {
       c->loss_code = head->code;
@@ -188,6 +190,10 @@ __global__ void __launch_bounds__(kThreads)
   }
   dead = block_sum(dead, sh);
   if (threadIdx.x == 0) out[0] = int64_t(dead);
+}
+
+__global__ void flag_norm_kernel(const double* norm, EngineCounters* c) {
+  if (!isfinite(norm[0])) c->nonfinite = 1;
 }
 
 __global__ void __launch_bounds__(kThreads) add_kernel(float* dst, const float* src, int64_t n) {
@@ -253,11 +259,18 @@ void binary_correct(const float* logits, const float* targets, int64_t n, int64_
 }
 
 void accumulate_batch(EngineCounters* c, const void* loss_ws, const double* weighted,
-                      const double* penalty, int64_t N, const int64_t* correct, void* stream) {
+                      const double* penalty, int64_t N, const int64_t* correct, bool sticky,
+                      void* stream) {
   clear_launch_error();
   accumulate_kernel<<<1, 1, 0, as_stream(stream)>>>(c, static_cast<const LossHead*>(loss_ws),
-                                                    weighted, penalty, N, correct);
+                                                    weighted, penalty, N, correct, sticky);
   check_launch("accumulate_kernel");
+}
+
+void flag_nonfinite_norm(const double* norm, EngineCounters* c, void* stream) {
+  clear_launch_error();
+  flag_norm_kernel<<<1, 1, 0, as_stream(stream)>>>(norm, c);
+  check_launch("flag_norm_kernel");
 }
 
 void dead_units(const float* y, int64_t N, int64_t F, int64_t* out, void* stream) {

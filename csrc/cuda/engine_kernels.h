@@ -54,9 +54,15 @@ void binary_correct(const float* logits, const float* targets, int64_t n, int64_
 
 // One batch into the counters: the batch loss is *weighted when set, else the loss kernel's mean
 // (read from the head of its workspace, whose error code is checked), plus *penalty when set;
-// loss_sum += loss * N; correct += *correct when set.
+// loss_sum += loss * N; correct += *correct when set; a non-finite loss sets c->nonfinite.
+// sticky (training): once c->nonfinite is set, later batches are not counted (the CPU engine
+// stops at the bad batch).
 void accumulate_batch(EngineCounters* c, const void* loss_ws, const double* weighted,
-                      const double* penalty, int64_t N, const int64_t* correct, void* stream);
+                      const double* penalty, int64_t N, const int64_t* correct, bool sticky,
+                      void* stream);
+
+// c->nonfinite = 1 when norm[0] (global_norm's output) is NaN or infinite.
+void flag_nonfinite_norm(const double* norm, EngineCounters* c, void* stream);
 
 // out[0] = the number of columns of y (N, F) with no element > 0 (ReLU units dead on the batch).
 void dead_units(const float* y, int64_t N, int64_t F, int64_t* out, void* stream);

@@ -503,7 +503,11 @@ struct CudaNetwork::Impl {
       p = pen.d();
     }
     cuda::accumulate_batch(static_cast<cuda::EngineCounters*>(counters.p), loss_ws.p, weighted, p,
-                           N, corr, stream);
+                           N, corr, /*sticky=*/grad, stream);
+  }
+
+  cuda::EngineCounters* counters_dev() const {
+    return static_cast<cuda::EngineCounters*>(counters.p);
   }
 
   void penalty_into(double* out) {
@@ -586,10 +590,14 @@ struct CudaNetwork::Impl {
       // difference only when accumulating).
       cuda::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size()),
                         clipnorm * double(m), norm_partials.d(), norm_cap, norm_out.d(), stream);
+      cuda::flag_nonfinite_norm(norm_out.d(), counters_dev(), stream);  // as the CPU: no update
       scale_dev = norm_out.d() + 1;
     }
     if (diagnose) diagnose_update(m, clipnorm);
     ++step;
+    // After a non-finite loss or gradient norm the steps are skipped on the device (the flag is
+    // sticky for the call): the weights stay those from before the bad batch, as on the CPU.
+    const int* skip = &counters_dev()->nonfinite;
     const int64_t count = int64_t(otensors.size());
     const OptimSpec& o = optim;
     switch (o.kind) {
@@ -602,7 +610,7 @@ struct CudaNetwork::Impl {
         so.nesterov = o.nesterov;
         so.first_step = step == 1;
         so.grad_scale = scale;
-        cuda::sgd_step(otensors.data(), count, so, scale_dev, stream);
+        cuda::sgd_step(otensors.data(), count, so, scale_dev, stream, skip);
         break;
       }
       case OptimKind::Adam:
@@ -617,7 +625,7 @@ struct CudaNetwork::Impl {
         ao.amsgrad = o.amsgrad;
         ao.step = step;
         ao.grad_scale = scale;
-        cuda::adam_step(otensors.data(), count, ao, scale_dev, stream);
+        cuda::adam_step(otensors.data(), count, ao, scale_dev, stream, skip);
         break;
       }
       case OptimKind::Adagrad: {
@@ -628,7 +636,7 @@ struct CudaNetwork::Impl {
         ag.eps = o.eps;
         ag.step = step;
         ag.grad_scale = scale;
-        cuda::adagrad_step(otensors.data(), count, ag, scale_dev, stream);
+        cuda::adagrad_step(otensors.data(), count, ag, scale_dev, stream, skip);
         break;
       }
       case OptimKind::RmsProp: {
@@ -640,7 +648,7 @@ struct CudaNetwork::Impl {
         ro.momentum = o.momentum;
         ro.centered = o.centered;
         ro.grad_scale = scale;
-        cuda::rmsprop_step(otensors.data(), count, ro, scale_dev, stream);
+        cuda::rmsprop_step(otensors.data(), count, ro, scale_dev, stream, skip);
         break;
       }
     }
@@ -1099,10 +1107,6 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     double norm[2];
     cuda::memcpy_d2h(norm, m.norm_out.p, sizeof norm, m.opt.device);
     s.grad_norm = norm[0] / double(last_micro);
-  }
-  if (m.nonfinite) {
-    // The CPU engine stops at the first non-finite batch; the GPU one learns of it here.
-    s.loss_sum = std::nan("");
   }
   return s;
 }

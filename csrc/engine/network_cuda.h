@@ -9,9 +9,10 @@
 // gathered on the device, so CPU and GPU train on the same batches), dropout keys (seed, step,
 // micro-batch, layer), loss / penalty / metric definitions, batch norm, accumulate_steps,
 // clipnorm and sample weights. Not (yet): the sampled softmax (ValueError at construction; the
-// Python layer raises NotImplementedError before), stopping at the first non-finite batch (the
-// call runs its slice to the end and reports nonfinite; the CPU keeps the weights from before
-// the bad batch).
+// Python layer raises NotImplementedError before). A non-finite batch loss or gradient norm
+// sets a device flag that skips every later update of the call (so the weights and optimizer
+// state stay those from before the bad batch, as on the CPU), but the call runs its remaining
+// batches: batch-norm running statistics and the host's step count still move on with them.
 //
 // Precision (cuda::Precision) picks the GEMM arithmetic of every Dense forward and backward;
 // storage, master weights, optimizer state and activations stay FP32.
