@@ -175,3 +175,20 @@ def test_no_gpu_is_a_clear_runtime_error(monkeypatch):
         RuntimeError("no CUDA device is available")))
     with pytest.raises(RuntimeError, match="CUDA"):
         fastnn.Sequential([Dense(2)], input_dim=3, device="cuda")
+
+
+def test_one_output_gpu_targets_of_shape_n(fake, rng):
+    X = rng.standard_normal((64, 5)).astype(np.float32)
+    t = (X[:, 0] > 0).astype(np.float32)
+    cpu = fastnn.Sequential([Dense(6, "tanh"), Dense(1, "sigmoid")], input_dim=5, seed=2)
+    gpu = fastnn.Sequential([Dense(6, "tanh"), Dense(1, "sigmoid")], input_dim=5, seed=2,
+                            device="cuda")
+    for m in (cpu, gpu):
+        m.compile("binary_cross_entropy", "sgd", metrics=["binary_accuracy"])
+    td = fastnn.asarray(t, device="cuda")
+    h1 = cpu.fit(X, t, epochs=2, batch_size=16, verbose=0)
+    h2 = gpu.fit(fastnn.asarray(X, device="cuda"), td, epochs=2, batch_size=16, verbose=0)
+    assert h1.history == h2.history
+    call = [c for c in gpu._net.raw.calls if c[0] == "train_batches"][0]
+    assert call[3] == td.data_ptr()  # the (n,) targets viewed as (n, 1), not copied
+    np.testing.assert_array_equal(gpu.predict_classes(X), cpu.predict_classes(X))
