@@ -83,6 +83,9 @@ def test_gpu_tensor_inputs_used_without_copy(fake, rng):
     np.testing.assert_array_equal(p_np, cpu.predict(X))
     np.testing.assert_array_equal(gpu.predict_classes(Xd), cpu.predict_classes(X))
     assert gpu.evaluate(Xd, yd) == cpu.evaluate(X, y)
+    # A CPU model takes GPU arrays too (copied to the host).
+    np.testing.assert_array_equal(cpu.predict(Xd), p_np)
+    assert cpu.evaluate(Xd, yd) == cpu.evaluate(X, y)
 
 
 def test_gpu_inputs_in_other_forms_go_through_the_host(fake, rng):

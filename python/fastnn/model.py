@@ -543,8 +543,8 @@ class Sequential:
         if self._device_index is not None:
             X, labels, targets, gpu_in = _model_device.fit_data(self, X, y)
         else:
-            X = self._x(X)
-            labels, targets = self._y(y, len(X))
+            X = self._x(_model_device.to_host(X))
+            labels, targets = self._y(_model_device.to_host(y), len(X))
         if len(X) == 0:
             raise ValueError("X: no samples to evaluate")
         weights = self._sample_weights(len(X), labels, None, _model_device.to_host(sample_weight))
@@ -582,7 +582,7 @@ class Sequential:
             X = as_features(_model_device.to_host(X), self.input_dim, "X")
             return self._inference_net().predict(X, batch_size).numpy()
         # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
-        X = as_features(X, self.input_dim, "X", check_finite=False)
+        X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False)
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
         try:
