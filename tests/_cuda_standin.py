@@ -4,7 +4,7 @@ of every fastnn._cuda call as the bindings declare them, pointers, sizes, stride
 in-place outputs), not the CUDA kernels: "device" memory is host memory and each kernel entry
 point forwards to the CPU kernel (fastnn._C) on views of it. Signatures mirror
 csrc/bindings/cuda_kernels_elem.cpp, cuda_kernels_optim.cpp, cuda_gemm_device.cpp and
-cuda_tensor.cpp."""
+cuda_tensor.cpp and cuda_engine.cpp (StandInNetwork: the GPU training engine on the CPU one)."""
 
 import ctypes
 
@@ -273,6 +273,109 @@ class StandIn:
         ok = (lab >= 0) & (lab < C)
         pred = _C.argmax_rows(view(scores, N * C, t).reshape(N, C))
         view(out, 2, np.int64)[...] = (int(np.sum(ok & (pred == lab))), int(np.sum(~ok)))
+
+    # ------------------------------------------------------------ training engine
+    def CudaNetwork(self, input_dim, layers, loss, optimizer, seed, device=0, precision="fp32",
+                    fused_mlp=True, graphs=True):
+        assert 0 <= device < self.devices
+        assert precision in ("fp32", "tf32", "bf16")
+        net = StandInNetwork(_C.Network32(input_dim, layers, loss, optimizer, seed, {}), device,
+                             precision, fused_mlp, graphs)
+        self.calls.append(("CudaNetwork", device, precision, fused_mlp, graphs))
+        return net
+
+
+class StandInNetwork:
+    """fastnn._cuda.CudaNetwork (csrc/bindings/cuda_engine.cpp) on the CPU engine: device
+    addresses are host addresses of stand-in storages, viewed as arrays and handed to
+    _C.Network32. It checks the Python plumbing (pointers, sizes, what is staged where), not the
+    GPU engine."""
+
+    def __init__(self, net, device, precision, fused_mlp, graphs):
+        self.net = net
+        self.device = device
+        self.precision, self.fused_mlp, self.graphs = precision, fused_mlp, graphs
+        self.graph_replays = 0
+        self.calls = []
+
+    input_dim = property(lambda self: self.net.input_dim)
+    output_dim = property(lambda self: self.net.output_dim)
+
+    @property
+    def step(self):
+        return self.net.step
+
+    @step.setter
+    def step(self, v):
+        self.net.step = v
+
+    @property
+    def lr(self):
+        return self.net.lr
+
+    @lr.setter
+    def lr(self, v):
+        self.net.lr = v
+
+    def param_names(self):
+        return self.net.param_names()
+
+    def _views(self, kind):
+        return {"params": self.net.params, "grads": self.net.grads,
+                "state": self.net.optimizer_state, "buffers": self.net.buffers}[kind]()
+
+    def read(self, kind):
+        return [np.array(v, copy=True) for v in self._views(kind)]
+
+    def write(self, kind, arrays):
+        views = self._views(kind)
+        assert len(arrays) == len(views)
+        for v, a in zip(views, arrays):
+            v[...] = np.asarray(a, np.float32).reshape(v.shape)
+
+    def upload(self, dst, src):
+        assert src.flags.c_contiguous
+        view(dst, src.nbytes, np.uint8)[...] = src.reshape(-1).view(np.uint8)
+        self.calls.append(("upload", dst, src.nbytes))
+
+    def begin_epoch(self, n, epoch, shuffle):
+        self.net.begin_epoch(n, epoch, shuffle)
+
+    def check_labels(self, labels, n):
+        lab = view(labels, n, np.int64)
+        C = self.net.output_dim
+        bad = (lab < 0) | (lab >= C)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"y: class labels must be in [0, {C}), got {lab[i]} at position {i}")
+
+    def _data(self, X, labels, targets, n, w):
+        assert X, "X: null device pointer"
+        assert bool(labels) != bool(targets), "exactly one of labels / targets"
+        D, C = self.net.input_dim, self.net.output_dim
+        return (view(X, n * D, np.float32).reshape(n, D),
+                view(labels, n, np.int64) if labels else None,
+                view(targets, n * C, np.float32).reshape(n, C) if targets else None,
+                view(w, n, np.float32) if w else None)
+
+    def train_batches(self, X, labels, targets, n, batch_size, first, last, accumulate_steps,
+                      clipnorm, sample_weight=0):
+        self.calls.append(("train_batches", X, labels, targets, n))
+        x, lab, t, w = self._data(X, labels, targets, n, sample_weight)
+        return self.net.train_batches(x, lab, t, batch_size, first, last, accumulate_steps,
+                                      clipnorm, w)
+
+    def evaluate(self, X, labels, targets, n, batch_size, sample_weight=0):
+        x, lab, t, w = self._data(X, labels, targets, n, sample_weight)
+        return self.net.evaluate(x, lab, t, batch_size, w)
+
+    def predict(self, X, n, batch_size, out):
+        D, C = self.net.input_dim, self.net.output_dim
+        x = view(X, n * D, np.float32).reshape(n, D)
+        view(out, n * C, np.float32)[...] = self.net.predict(x, batch_size).reshape(-1)
+
+    def take_diagnostics(self):
+        return self.net.take_diagnostics()
 
 
     # ------------------------------------------------------------ sampled softmax

@@ -205,8 +205,13 @@ def test_bad_input(rng):
         fastnn.Sequential([Dense(4, "softmax"), Dense(2)], input_dim=3)
     with pytest.raises(ValueError, match="softmax_cross_entropy"):
         fastnn.Sequential([Dense(2, "softmax")], input_dim=3).compile("mse")
-    with pytest.raises(NotImplementedError, match="GPU"):
-        fastnn.Sequential([Dense(2)], input_dim=3, device="cuda")
+    if not fastnn.cuda.is_available():  # a clear error when the model is built, not at import
+        with pytest.raises(RuntimeError, match="CUDA"):
+            fastnn.Sequential([Dense(2)], input_dim=3, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        fastnn.Sequential([Dense(2)], input_dim=3, device="tpu")
+    with pytest.raises(ValueError, match="precision"):
+        fastnn.Sequential([Dense(2)], input_dim=3, precision="bf16")  # needs device="cuda"
     with pytest.raises(ValueError, match="units"):
         Dense(0)
     with pytest.raises(ValueError, match="rate"):

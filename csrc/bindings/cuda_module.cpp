@@ -20,6 +20,7 @@ void register_cuda_optim_kernels(py::module_& m);
 }  // namespace fastnn
 void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
 void bind_cuda_sampled(py::module_& m);  // cuda_sampled.cpp
+void bind_cuda_engine(py::module_& m);  // cuda_engine.cpp: the GPU training engine
 
 namespace {
 
@@ -86,4 +87,5 @@ PYBIND11_MODULE(_cuda, m) {
   fastnn::register_cuda_optim_kernels(m);
   bind_cuda_elem(m);
   bind_cuda_sampled(m);
+  bind_cuda_engine(m);
 }

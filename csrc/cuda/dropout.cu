@@ -27,7 +27,12 @@ using namespace elem;
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     dropout_forward_kernel(const T* x, T* y, uint8_t* mask, int64_t n, uint32_t keep_from,
-                           T scale, uint32_t k0, uint32_t k1, bool vec) {
+                           T scale, uint32_t k0, uint32_t k1, bool vec, const uint64_t* seed_dev) {
+  if (seed_dev) {  // the key from device memory (a CUDA graph replays this launch every step)
+    const uint64_t s = *seed_dev;
+    k0 = uint32_t(s);
+    k1 = uint32_t(s >> 32);
+  }
   const int64_t blocks = (n + 3) / 4;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < blocks; b += stride) {
@@ -97,7 +102,7 @@ void check_rate(double rate) {
 
 template <class T>
 void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double rate, uint64_t seed,
-                     void* stream) {
+                     void* stream, const uint64_t* seed_dev) {
   check_rate(rate);
   FASTNN_CHECK(n >= 0, "dropout_forward: n must be non-negative, got " + std::to_string(n));
   if (n == 0) return;
@@ -110,7 +115,7 @@ void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double rate, ui
   clear_launch_error();
   dropout_forward_kernel<T><<<grid_for((n + 3) / 4), kThreads, 0,
                               static_cast<cudaStream_t>(stream)>>>(x, y, mask, n, keep_from,
-                                                                   scale, k0, k1, vec);
+                                                                   scale, k0, k1, vec, seed_dev);
   check_launch("dropout_forward_kernel");
 }
 
@@ -130,9 +135,9 @@ void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double
 }
 
 template void dropout_forward<float>(const float*, float*, uint8_t*, int64_t, double, uint64_t,
-                                     void*);
+                                     void*, const uint64_t*);
 template void dropout_forward<double>(const double*, double*, uint8_t*, int64_t, double,
-                                      uint64_t, void*);
+                                      uint64_t, void*, const uint64_t*);
 template void dropout_backward<float>(const float*, const uint8_t*, float*, int64_t, double,
                                       void*);
 template void dropout_backward<double>(const double*, const uint8_t*, double*, int64_t, double,

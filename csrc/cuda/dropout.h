@@ -10,9 +10,11 @@
 namespace fastnn {
 namespace cuda {
 
+// seed_dev: when set, the kernel reads the seed from this device address instead of `seed`
+// (what a captured CUDA graph needs: the key changes every step, the launch does not).
 template <class T>
 void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double rate, uint64_t seed,
-                     void* stream = nullptr);
+                     void* stream = nullptr, const uint64_t* seed_dev = nullptr);
 
 // dx = dy * mask / (1 - rate)
 template <class T>

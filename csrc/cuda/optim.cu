@@ -180,7 +180,9 @@ struct RmspropOp {
 // starts are multiples of kChunk, so the whole chunk then is), scalar otherwise and for the tail.
 template <class T, class Op>
 __global__ void __launch_bounds__(kThreads)
-    multi_tensor_step(const Table<T> tab, const Op op, double grad_scale, const double* scale_dev) {
+    multi_tensor_step(const Table<T> tab, const Op op, double grad_scale, const double* scale_dev,
+                      const int* skip_dev) {
+  if (skip_dev && *skip_dev) return;  // the caller's device flag: skip this update
   constexpr int W = 16 / sizeof(T);
   const T scale = T(scale_dev ? grad_scale * *scale_dev : grad_scale);
   const int64_t total = tab.chunk_start[tab.count];
@@ -362,7 +364,8 @@ void for_each_table(int64_t count, const int64_t* sizes, const Fill& fill, const
 
 template <class T, class Op>
 void run_step(const cpu::OptimTensor<T>* t, int64_t count, const Op& op, double grad_scale,
-              const double* scale_dev, void* stream, const char* name) {
+              const double* scale_dev, void* stream, const char* name,
+              const int* skip_dev = nullptr) {
   std::vector<int64_t> sizes(static_cast<size_t>(std::max<int64_t>(count, 0)));
   // Every tensor is checked before the first launch, so a bad entry never leaves the list
   // half updated.
@@ -388,7 +391,7 @@ void run_step(const cpu::OptimTensor<T>* t, int64_t count, const Op& op, double 
       },
       [&](const Table<T>& tab, int64_t chunks) {
         multi_tensor_step<T, Op><<<grid_for(chunks), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-            tab, op, grad_scale, scale_dev);
+            tab, op, grad_scale, scale_dev, skip_dev);
         check_launch(name);
       });
 }
@@ -397,22 +400,22 @@ void run_step(const cpu::OptimTensor<T>* t, int64_t count, const Op& op, double 
 
 template <class T>
 void sgd_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::SgdOptions& o,
-              const double* scale_dev, void* stream) {
+              const double* scale_dev, void* stream, const int* skip_dev) {
   const T neg_lr = T(-o.lr), wd = T(o.weight_decay), mom = T(o.momentum), keep = T(1.0 - o.dampening);
   if (o.momentum == 0)
     run_step(t, count, SgdOp<T, 0>{neg_lr, wd, mom, keep, o.nesterov}, o.grad_scale, scale_dev,
-             stream, "multi_tensor_step<sgd>");
+             stream, "multi_tensor_step<sgd>", skip_dev);
   else if (o.first_step)
     run_step(t, count, SgdOp<T, 1>{neg_lr, wd, mom, keep, o.nesterov}, o.grad_scale, scale_dev,
-             stream, "multi_tensor_step<sgd first step>");
+             stream, "multi_tensor_step<sgd first step>", skip_dev);
   else
     run_step(t, count, SgdOp<T, 2>{neg_lr, wd, mom, keep, o.nesterov}, o.grad_scale, scale_dev,
-             stream, "multi_tensor_step<sgd momentum>");
+             stream, "multi_tensor_step<sgd momentum>", skip_dev);
 }
 
 template <class T>
 void adam_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdamOptions& o,
-               const double* scale_dev, void* stream) {
+               const double* scale_dev, void* stream, const int* skip_dev) {
   // The scalars in double, as torch computes them in Python (and cpu/optim.cpp), rounded once.
   const double step = double(o.step);
   const double bc1 = 1.0 - std::pow(o.beta1, step);
@@ -423,38 +426,38 @@ void adam_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdamOptio
   const T bc2_sqrt = T(std::sqrt(bc2)), eps = T(o.eps), neg_step = T(-(o.lr / bc1));
   if (o.amsgrad)
     run_step(t, count, AdamOp<T, true>{decay, wd, w1, beta2, omb2, bc2_sqrt, eps, neg_step},
-             o.grad_scale, scale_dev, stream, "multi_tensor_step<adam amsgrad>");
+             o.grad_scale, scale_dev, stream, "multi_tensor_step<adam amsgrad>", skip_dev);
   else
     run_step(t, count, AdamOp<T, false>{decay, wd, w1, beta2, omb2, bc2_sqrt, eps, neg_step},
-             o.grad_scale, scale_dev, stream, "multi_tensor_step<adam>");
+             o.grad_scale, scale_dev, stream, "multi_tensor_step<adam>", skip_dev);
 }
 
 template <class T>
 void adagrad_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdagradOptions& o,
-                  const double* scale_dev, void* stream) {
+                  const double* scale_dev, void* stream, const int* skip_dev) {
   const double clr = o.lr / (1.0 + double(o.step - 1) * o.lr_decay);
   run_step(t, count, AdagradOp<T>{T(o.weight_decay), T(o.eps), T(-clr)}, o.grad_scale, scale_dev,
-           stream, "multi_tensor_step<adagrad>");
+           stream, "multi_tensor_step<adagrad>", skip_dev);
 }
 
 template <class T>
 void rmsprop_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::RmspropOptions& o,
-                  const double* scale_dev, void* stream) {
+                  const double* scale_dev, void* stream, const int* skip_dev) {
   const T c[6] = {T(-o.lr), T(o.weight_decay), T(o.alpha), T(1.0 - o.alpha), T(o.eps), T(o.momentum)};
   const bool mom = o.momentum > 0;
   const char* name = "multi_tensor_step<rmsprop>";
   if (o.centered && mom)
     run_step(t, count, RmspropOp<T, true, true>{c[0], c[1], c[2], c[3], c[4], c[5]}, o.grad_scale,
-             scale_dev, stream, name);
+             scale_dev, stream, name, skip_dev);
   else if (o.centered)
     run_step(t, count, RmspropOp<T, true, false>{c[0], c[1], c[2], c[3], c[4], c[5]}, o.grad_scale,
-             scale_dev, stream, name);
+             scale_dev, stream, name, skip_dev);
   else if (mom)
     run_step(t, count, RmspropOp<T, false, true>{c[0], c[1], c[2], c[3], c[4], c[5]}, o.grad_scale,
-             scale_dev, stream, name);
+             scale_dev, stream, name, skip_dev);
   else
     run_step(t, count, RmspropOp<T, false, false>{c[0], c[1], c[2], c[3], c[4], c[5]},
-             o.grad_scale, scale_dev, stream, name);
+             o.grad_scale, scale_dev, stream, name, skip_dev);
 }
 
 int64_t global_norm_partials(const int64_t* sizes, int64_t count) {
@@ -504,13 +507,13 @@ void scale_tensors(T* const* data, const int64_t* sizes, int64_t count, double f
 
 #define FASTNN_CUDA_OPTIM_INSTANTIATE(T)                                                         \
   template void sgd_step<T>(const cpu::OptimTensor<T>*, int64_t, const cpu::SgdOptions&,         \
-                            const double*, void*);                                               \
+                            const double*, void*, const int*);                                   \
   template void adam_step<T>(const cpu::OptimTensor<T>*, int64_t, const cpu::AdamOptions&,       \
-                             const double*, void*);                                              \
+                             const double*, void*, const int*);                                  \
   template void adagrad_step<T>(const cpu::OptimTensor<T>*, int64_t,                             \
-                                const cpu::AdagradOptions&, const double*, void*);               \
+                                const cpu::AdagradOptions&, const double*, void*, const int*);   \
   template void rmsprop_step<T>(const cpu::OptimTensor<T>*, int64_t,                             \
-                                const cpu::RmspropOptions&, const double*, void*);               \
+                                const cpu::RmspropOptions&, const double*, void*, const int*);   \
   template void global_norm<T>(const T* const*, const int64_t*, int64_t, double, double*,        \
                                int64_t, double*, void*);                                         \
   template void scale_tensors<T>(T* const*, const int64_t*, int64_t, double, const double*, void*);

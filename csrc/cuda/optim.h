@@ -16,6 +16,10 @@
 // rounds scale * coef once, where the CPU's clip-then-step rounds g * coef and then scale * g:
 // a float32 rounding apart.)
 //
+// skip_dev: an optional device int; when it is non-zero as the step kernel runs, the step
+// leaves every parameter and state untouched (the training engine's non-finite-loss flag: the
+// update of a bad batch is skipped without a trip to the host, as the CPU engine skips it).
+//
 // Every call only enqueues work on `stream` (a cudaStream_t; null = the legacy default stream)
 // and throws CudaError at once when a launch fails, naming the kernel.
 #pragma once
@@ -28,16 +32,20 @@ namespace cuda {
 
 template <class T>
 void sgd_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::SgdOptions& o,
-              const double* grad_scale_dev = nullptr, void* stream = nullptr);
+              const double* grad_scale_dev = nullptr, void* stream = nullptr,
+              const int* skip_dev = nullptr);
 template <class T>
 void adam_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdamOptions& o,
-               const double* grad_scale_dev = nullptr, void* stream = nullptr);
+               const double* grad_scale_dev = nullptr, void* stream = nullptr,
+               const int* skip_dev = nullptr);
 template <class T>
 void adagrad_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdagradOptions& o,
-                  const double* grad_scale_dev = nullptr, void* stream = nullptr);
+                  const double* grad_scale_dev = nullptr, void* stream = nullptr,
+                  const int* skip_dev = nullptr);
 template <class T>
 void rmsprop_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::RmspropOptions& o,
-                  const double* grad_scale_dev = nullptr, void* stream = nullptr);
+                  const double* grad_scale_dev = nullptr, void* stream = nullptr,
+                  const int* skip_dev = nullptr);
 
 // Doubles of `partials` workspace global_norm needs for tensors of these sizes (one per chunk).
 int64_t global_norm_partials(const int64_t* sizes, int64_t count);

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from fastnn import _C, layers as layers_mod
+from fastnn import _C, _model_device, layers as layers_mod
 from fastnn._checks import finite_real
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation
@@ -65,9 +65,18 @@ class Sequential:
     See API.md for the contract; in short: ``compile(loss, optimizer, metrics, clipnorm)``,
     ``fit``, ``evaluate``, ``predict``, ``predict_classes``, ``get_weights``/``set_weights``,
     ``save`` (and ``fastnn.load``), ``summary``.
+
+    ``device="cuda"`` (or ``"cuda:N"``) trains on the GPU engine: the same batches, dropout masks,
+    losses and updates as the CPU engine, with the data uploaded once per fit (GPU arrays --
+    fastnn.Tensor, PyTorch, CuPy -- are used without a copy) and the training step replayed as a
+    CUDA graph. ``precision`` ("fp32", "tf32", "bf16"; GPU only) picks the GEMM arithmetic of the
+    forward and backward passes; weights, optimizer state and activations stay float32 in this
+    version. ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
+    debugging). The sampled softmax trains on the CPU only for now.
     """
 
-    def __init__(self, layers, input_dim, seed=0, device="cpu"):
+    def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
+                 fused_mlp=True, graphs=True):
         if isinstance(layers, layers_mod.Layer) or not isinstance(layers, (list, tuple)):
             raise TypeError("layers: expected a list of fastnn.layers objects")
         if not layers:
@@ -80,11 +89,15 @@ class Sequential:
             raise TypeError(f"input_dim: expected an int, got {type(input_dim).__name__}")
         if input_dim <= 0:
             raise ValueError(f"input_dim: expected a positive number of features, got {input_dim}")
-        if device != "cpu":
-            if device in ("cuda", "gpu") or str(device).startswith("cuda:"):
-                raise NotImplementedError("device: training on the GPU is not available yet; "
-                                          "use device='cpu'")
-            raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+        # device="cuda" / "cuda:N": the GPU engine (fastnn/_model_device.py); precision
+        # "fp32" | "tf32" | "bf16" picks the GEMM arithmetic there (storage stays fp32).
+        # fused_mlp / graphs: GPU engine options (the fused-MLP kernel where it applies, CUDA
+        # graph replay of the training step); the CPU ignores them.
+        self._device_index = _model_device.parse_device(device)
+        self.precision = _model_device.check_precision(precision, self._device_index)
+        if self._device_index is not None:
+            device = f"cuda:{self._device_index}"
+        self.fused_mlp, self.graphs = bool(fused_mlp), bool(graphs)
         self.layers = list(layers)
         self.input_dim = int(input_dim)
         self.seed = _seed_arg(seed)
@@ -163,6 +176,8 @@ class Sequential:
             converted.append(w)
         for w, cur in zip(converted, current):
             cur[...] = w
+        if self._net is not None and self._device_index is not None:
+            self._net.push("params", "buffers")  # the host copies back to the GPU
 
     def count_params(self):
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
@@ -253,14 +268,20 @@ class Sequential:
                 raise ValueError(f"clipnorm: expected a positive number, got {clipnorm}")
         optimizer = optim_mod.get(optimizer)
         weights = self.get_weights()
-        self._net = _C.Network32(self.input_dim, self._engine_layers(loss), loss,
-                                 _engine_optimizer(optimizer), self.seed,
-                                 sampled.get_config() if sampled else {})
+        self._net = self._new_net(loss, _engine_optimizer(optimizer),
+                                  sampled.get_config() if sampled else {})
         self.sampled = sampled
         self.loss, self.optimizer, self.metrics, self.clipnorm = loss, optimizer, tuple(metrics), clipnorm
         self.set_weights(weights)
         self._weights = None
         return self
+
+    def _new_net(self, loss, optimizer, sampled_config):
+        """The engine: the C++ CPU one, or the GPU one for a CUDA model."""
+        specs = self._engine_layers(loss)
+        if self._device_index is not None:
+            return _model_device.make_net(self, specs, loss, optimizer, sampled_config)
+        return _C.Network32(self.input_dim, specs, loss, optimizer, self.seed, sampled_config)
 
     def _require_compiled(self, what):
         if self._net is None:
@@ -331,9 +352,17 @@ class Sequential:
         from fastnn.callbacks import configure_callbacks
 
         self._require_compiled("fit")
-        X = self._x(X)
-        labels, targets = self._y(y, len(X))
-        weights = self._sample_weights(len(X), labels, class_weight, sample_weight)
+        dev = self._device_index is not None
+        if dev and not (validation_split or class_weight is not None):
+            # GPU inputs in the engine's form are used as they are (no copy).
+            X, labels, targets, gpu_in = _model_device.fit_data(self, X, y)
+        else:
+            X, y = _model_device.to_host(X), _model_device.to_host(y)
+            X = self._x(X)
+            labels, targets = self._y(y, len(X))
+            gpu_in = False
+        weights = self._sample_weights(len(X), labels, class_weight,
+                                       _model_device.to_host(sample_weight))
         epochs = self._int_arg(epochs, "epochs", 0)
         initial_epoch = self._int_arg(initial_epoch, "initial_epoch", 0)
         accumulate_steps = self._int_arg(accumulate_steps, "accumulate_steps", 1)
@@ -341,8 +370,9 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data: expected a tuple (X_val, y_val)")
-            vx = self._x(validation_data[0], "validation_data[0]")
-            val = (vx, *self._y(validation_data[1], len(vx), "validation_data[1]"))
+            vx = self._x(_model_device.to_host(validation_data[0]), "validation_data[0]")
+            val = (vx, *self._y(_model_device.to_host(validation_data[1]), len(vx),
+                                "validation_data[1]"))
         elif validation_split:
             split = finite_real(validation_split, "validation_split")
             try:
@@ -363,6 +393,13 @@ class Sequential:
             batch_size = n
         batch_size = self._int_arg(batch_size, "batch_size", 1)
         nb = -(-n // batch_size)
+        if dev:
+            # The data go to the GPU once per fit; GPU labels are range-checked there once.
+            X, labels, targets, weights = self._net._data(X, labels, targets, weights)
+            if gpu_in:
+                self._net.check_labels(labels)
+            if val is not None:
+                val = self._net._data(*val, None)[:3]
 
         params = {"epochs": epochs, "steps": nb, "batch_size": batch_size, "samples": n,
                   "verbose": verbose}
@@ -481,7 +518,9 @@ class Sequential:
         s = self._net.evaluate(X, labels, targets, batch_size, sample_weight)
         out = {"loss": s["loss_sum"] / s["rows"] if s["rows"] else float("nan")}
         need_pred = any(m in ("top_k_accuracy", "mse", "mae") for m in self.metrics)
-        pred = self._net.predict(X, batch_size) if need_pred else None
+        pred = _model_device.to_host(self._net.predict(X, batch_size)) if need_pred else None
+        if need_pred:  # GPU models: the metrics below are computed on host copies
+            labels, targets = _model_device.to_host(labels), _model_device.to_host(targets)
         for m in self.metrics:
             if m in ("accuracy", "binary_accuracy"):
                 if s["counted"]:
@@ -500,11 +539,17 @@ class Sequential:
         """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``.
         With sample_weight the loss is sum_i w_i l_i / n (the metrics are unweighted)."""
         self._require_compiled("evaluate")
-        X = self._x(X)
-        labels, targets = self._y(y, len(X))
+        gpu_in = False
+        if self._device_index is not None:
+            X, labels, targets, gpu_in = _model_device.fit_data(self, X, y)
+        else:
+            X = self._x(_model_device.to_host(X))
+            labels, targets = self._y(_model_device.to_host(y), len(X))
         if len(X) == 0:
             raise ValueError("X: no samples to evaluate")
-        weights = self._sample_weights(len(X), labels, None, sample_weight)
+        weights = self._sample_weights(len(X), labels, None, _model_device.to_host(sample_weight))
+        if gpu_in:
+            self._net.check_labels(labels)
         out = self._evaluate_arrays(X, labels, targets,
                                     self._int_arg(batch_size, "batch_size", 1), weights)
         if verbose:
@@ -519,17 +564,25 @@ class Sequential:
             from fastnn.optim import SGD
 
             weights = self._weights
-            self._net = _C.Network32(self.input_dim, self._engine_layers(loss), loss,
-                                     _engine_optimizer(SGD(lr=0.01)), self.seed)
+            self._net = self._new_net(loss, _engine_optimizer(SGD(lr=0.01)), {})
             self.set_weights(weights)
             self._weights = None
         return self._net
 
     def predict(self, X, batch_size=1024):
         """Outputs after the loss's link: class probabilities for the cross-entropies, raw
-        outputs for regression. (n, outputs) float32."""
+        outputs for regression. (n, outputs) float32: a NumPy array, or on a GPU model given
+        GPU input (fastnn.Tensor, PyTorch, CuPy), a CUDA fastnn.Tensor."""
+        if self._device_index is not None:
+            if type(batch_size) is not int or batch_size < 1:
+                batch_size = self._int_arg(batch_size, "batch_size", 1)
+            Xd = _model_device.gpu_features(X, self.input_dim, self._device_index)
+            if Xd is not None:
+                return self._inference_net().predict(Xd, batch_size)
+            X = as_features(_model_device.to_host(X), self.input_dim, "X")
+            return self._inference_net().predict(X, batch_size).numpy()
         # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
-        X = as_features(X, self.input_dim, "X", check_finite=False)
+        X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False)
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
         try:
@@ -541,7 +594,7 @@ class Sequential:
 
     def predict_classes(self, X, batch_size=1024):
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
-        p = self.predict(X, batch_size)
+        p = _model_device.to_host(self.predict(X, batch_size))
         if p.shape[1] == 1:
             return (p[:, 0] > 0.5).astype(np.int64)
         from fastnn.ops import argmax_rows

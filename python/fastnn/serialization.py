@@ -28,21 +28,27 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     save_arrays(path, arrays, meta)
 
 
-def load(path):
+def load(path, device="cpu", precision="fp32"):
     """A model saved by `Sequential.save`: same architecture and weights, compiled as it was
-    (with its optimizer state when saved), so it predicts the same and can resume training."""
+    (with its optimizer state when saved), so it predicts the same and can resume training.
+    device / precision: where the loaded model lives and computes (as for Sequential); a file
+    saved from a GPU model loads on the CPU and the other way round."""
     from fastnn import layers as layers_mod
     from fastnn import optim as optim_mod
     from fastnn.io import load_arrays
     from fastnn.model import Sequential
 
+    from fastnn._model_device import check_precision, parse_device
+
+    check_precision(precision, parse_device(device))  # device errors are not file errors
     arrays, meta = load_arrays(path)
     if FORMAT_KEY not in meta:
         raise ValueError(f"{path}: not a fastnn model file (no {FORMAT_KEY!r} in its metadata)")
     try:
         config = meta[FORMAT_KEY]
         model = Sequential([layers_mod.from_config(c) for c in config["layers"]],
-                           input_dim=config["input_dim"], seed=config["seed"])
+                           input_dim=config["input_dim"], seed=config["seed"], device=device,
+                           precision=precision)
         if "compile" in meta:
             c = meta["compile"]
             loss = c["loss"]
@@ -66,5 +72,7 @@ def load(path):
                 raise ValueError(f"{path}: optimizer state {k} has shape {arrays[k].shape}, "
                                  f"expected {v.shape}")
             v[...] = arrays[k]
+        if hasattr(model._net, "push"):  # a GPU model: the host copies back to the device
+            model._net.push("state")
         model._net.step = int(meta.get("step", 0))
     return model

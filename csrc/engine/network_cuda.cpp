@@ -1,0 +1,1186 @@
+// The training engine on the GPU (see network_cuda.h). Host orchestration only: every number a
+// batch computes stays on the device; the kernels are those of csrc/cuda plus engine_kernels.cu.
+#include "engine/network_cuda.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "core/error.h"
+#include "cuda/activations.h"
+#include "cuda/batchnorm.h"
+#include "cuda/dense.h"
+#include "cuda/device.h"
+#include "cuda/dropout.h"
+#include "cuda/engine_kernels.h"
+#include "cuda/fused_mlp.h"
+#include "cuda/losses.h"
+#include "cuda/optim.h"
+#include "cuda/reduce.h"
+
+namespace fastnn {
+namespace engine {
+
+namespace {
+
+// SplitMix64, exactly as engine/network.cpp uses it: the shuffle and the dropout keys must be the
+// CPU engine's for CPU and GPU training to see the same batches and masks.
+inline uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+bool dense_grad_from_output(Act a) {
+  switch (a) {
+    case Act::None: case Act::Relu: case Act::Sigmoid: case Act::Tanh: case Act::Step:
+    case Act::LeakyRelu: case Act::Elu:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// cpu::act_grad_from_output_ok's rule (cpu/activations.cpp is not linked into the GPU module).
+bool grad_from_output_ok(Act a, double param) {
+  if (a == Act::Gelu) return false;
+  if (a == Act::LeakyRelu || a == Act::Elu) return param >= 0;
+  return true;
+}
+
+// A block of device memory from the caching allocator, returned to it on destruction.
+struct DevBuf {
+  void* p = nullptr;
+  size_t bytes = 0;
+  int dev = 0;
+  DevBuf() = default;
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  DevBuf(DevBuf&& o) noexcept : p(o.p), bytes(o.bytes), dev(o.dev) { o.p = nullptr; o.bytes = 0; }
+  ~DevBuf() { cuda::device_free(p, dev); }
+  void reset(size_t nbytes, int device) {
+    cuda::device_free(p, dev);
+    p = nullptr;
+    bytes = 0;
+    dev = device;
+    if (nbytes) p = cuda::device_alloc(nbytes, device);
+    bytes = nbytes;
+  }
+  float* f() const { return static_cast<float*>(p); }
+  double* d() const { return static_cast<double*>(p); }
+  int64_t* i64() const { return static_cast<int64_t*>(p); }
+  uint8_t* u8() const { return static_cast<uint8_t*>(p); }
+};
+
+// Page-locked host memory (asynchronous copies need it), grown on demand.
+struct Pinned {
+  void* p = nullptr;
+  size_t bytes = 0;
+  Pinned() = default;
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(const Pinned&) = delete;
+  ~Pinned() {
+    if (p) cudaFreeHost(p);
+  }
+  void* get(size_t nbytes) {
+    if (nbytes > bytes) {
+      if (p) cudaFreeHost(p);
+      p = nullptr;
+      bytes = 0;
+      cuda::check(cudaMallocHost(&p, nbytes), "cudaMallocHost (engine staging)");
+      bytes = nbytes;
+    }
+    return p;
+  }
+};
+
+}  // namespace
+
+struct CudaNetwork::Impl {
+  struct LayerState {
+    LayerSpec spec;
+    int w = -1, b = -1, gamma = -1, beta = -1;
+    bool keep_z = false;
+    int drop_slot = -1;  // Dropout: its key's word in the step record, minus 1
+    int run = -1;        // Dense in a fused-MLP run: the run's index
+    DevBuf dz, db_tmp;   // fused runs: this layer's dZ, and db before accumulation
+    DevBuf y, z, mask, mean, invstd, running_mean, running_var, acc_gamma, acc_beta;
+    const float* out = nullptr;
+  };
+  struct P {
+    CudaParamInfo info;
+    DevBuf value, grad, state[3];
+    double l1 = 0, l2 = 0;
+    int64_t size() const { return info.rows * info.cols; }
+  };
+
+  CudaOptions opt;
+  LossKind loss;
+  OptimSpec optim;
+  uint64_t seed;
+  int64_t step = 0;
+  bool nonfinite = false;
+  int64_t replays = 0;
+  cudaStream_t stream = nullptr;
+  std::vector<int64_t> widths;
+  std::vector<LayerState> layers;
+  std::vector<P> params;
+  std::vector<CudaParamInfo> infos;
+  std::vector<cpu::OptimTensor<float>> otensors;
+  std::vector<const float*> grad_ptrs;
+  std::vector<int64_t> grad_sizes;
+  bool any_penalty = false, has_batch_norm = false;
+  // Diagnostics: per layer, device results of the slice's last update (4 doubles: the kernel
+  // gradient's norm and clip coefficient, the kernel's norm and coefficient, global_norm's
+  // output pairs) and the dead-unit count of its last batch; folded into `diag` on the host.
+  std::vector<Network<float>::LayerDiagnostics> diag;
+  DevBuf diag_norms, diag_dead;
+  bool diag_norms_pending = false, diag_dead_pending = false;
+  int64_t diag_micro = 0;
+  bool diag_clipped = false;
+  double diag_lr = 0;
+  // Runs of consecutive Dense layers that cuda::fused_mlp takes (layers [first, first + count)).
+  struct Run {
+    size_t first = 0, count = 0;
+    std::vector<cuda::FusedMlpLayer> spec;
+  };
+  std::vector<Run> runs;
+  int64_t max_width = 0;
+
+  // Buffers sized for `rows` rows.
+  int64_t rows = 0;
+  DevBuf xbatch, tbatch, lbatch, wbatch, d0, d1, dense_ws, bn_ws;
+  int64_t dense_ws_bytes = 0, bn_ws_bytes = 0;
+  // Fixed-size scratch: the loss workspace, global-norm partials and result, counters, penalty,
+  // weighted loss, accuracy counts, label check, the graph step's record.
+  DevBuf loss_ws, norm_partials, norm_out, counters, pen, wloss, correct, labels_check, record;
+  int64_t norm_cap = 0;
+  Pinned host_counters, host_order, host_records, host_stage;
+  cudaEvent_t order_copied = nullptr;
+  cudaEvent_t staged[2] = {nullptr, nullptr};  // upload_staged: each pinned half's last copy
+
+  // The epoch's order.
+  DevBuf order;
+  int64_t order_cap = 0, epoch_n = 0;
+  int64_t micro = 0;
+
+  // The captured training steps (see run_graph): [0] starts an accumulation group (gradients
+  // overwritten), [1] continues one (gradients added).
+  cudaGraphExec_t graph[2] = {nullptr, nullptr};
+  bool graph_warm[2] = {false, false};  // an eager step of graph_key's shape has run
+  // The per-step record a replay reads: word 0 the batch offset in the epoch's order, word
+  // 1 + j the dropout key of the j-th Dropout layer. Set (one copy from pinned memory) before
+  // each replay; null outside capture, when the kernels take these values as arguments.
+  const int64_t* rec_dev = nullptr;
+  int64_t rec_words = 1;
+  static constexpr int kSlots = 1024;  // pinned records in flight (a ring)
+  int slot = 0;
+  struct GraphKey {
+    const float *X = nullptr, *targets = nullptr, *w = nullptr;
+    const int64_t* labels = nullptr;
+    const int64_t* order = nullptr;
+    int64_t batch = 0, rows = 0;
+    bool operator==(const GraphKey& o) const {
+      return X == o.X && targets == o.targets && w == o.w && labels == o.labels &&
+             order == o.order && batch == o.batch && rows == o.rows;
+    }
+  } graph_key;
+
+  int64_t width(size_t i) const { return widths[i]; }
+  int64_t C() const { return widths.back(); }
+
+  ~Impl() {
+    drop_graph();
+    if (order_copied) cudaEventDestroy(order_copied);
+    for (cudaEvent_t e : staged)
+      if (e) cudaEventDestroy(e);
+  }
+
+  void drop_graph() {
+    for (int k = 0; k < 2; ++k) {
+      if (graph[k]) cudaGraphExecDestroy(graph[k]);
+      graph[k] = nullptr;
+      graph_warm[k] = false;
+    }
+  }
+
+  void ensure_rows(int64_t r) {
+    if (r <= rows) return;
+    drop_graph();
+    rows = r;
+    const int dev = opt.device;
+    auto fbytes = [](int64_t n) { return size_t(n) * sizeof(float); };
+    for (size_t i = 0; i < layers.size(); ++i) {
+      LayerState& L = layers[i];
+      const int64_t n = r * width(i + 1);
+      const LayerKind k = L.spec.kind;
+      if (k == LayerKind::Dense || k == LayerKind::BatchNorm ||
+          (k == LayerKind::Activation && L.spec.act != Act::None) || k == LayerKind::Dropout)
+        L.y.reset(fbytes(n), dev);
+      if (L.keep_z) L.z.reset(fbytes(n), dev);
+      if (k == LayerKind::Dropout) L.mask.reset(size_t(n), dev);
+      if (L.run >= 0) L.dz.reset(fbytes(n), dev);
+    }
+    xbatch.reset(fbytes(r * width(0)), dev);
+    tbatch.reset(fbytes(r * C()), dev);
+    lbatch.reset(size_t(r) * sizeof(int64_t), dev);
+    wbatch.reset(fbytes(r), dev);
+    d0.reset(fbytes(r * max_width), dev);
+    d1.reset(fbytes(r * max_width), dev);
+    dense_ws_bytes = 0;
+    bn_ws_bytes = 0;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      if (layers[i].spec.kind == LayerKind::Dense)
+        dense_ws_bytes =
+            std::max(dense_ws_bytes, cuda::dense_backward_workspace_bytes(r, width(i + 1)));
+      if (layers[i].spec.kind == LayerKind::BatchNorm)
+        bn_ws_bytes = std::max(bn_ws_bytes, cuda::batch_norm_workspace_bytes(r, width(i + 1)));
+    }
+    dense_ws.reset(size_t(dense_ws_bytes), dev);
+    bn_ws.reset(size_t(bn_ws_bytes), dev);
+  }
+
+  uint64_t dropout_seed(size_t layer) const {
+    const uint64_t batch = mix64(uint64_t(step)) ^ (uint64_t(micro) << 20);
+    return mix64(mix64(seed ^ 0xD1B54A32D192ED03ull) + batch * 0x9E3779B97F4A7C15ull +
+                 uint64_t(layer));
+  }
+
+  // ------------------------------------------------------------------ forward / backward
+  const float* forward(const float* x, int64_t N, bool training) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      LayerState& L = layers[i];
+      const int64_t in = width(i), out = width(i + 1);
+      if (L.run >= 0 && runs[size_t(L.run)].first == i) {
+        // A fused run: one launch for its layers, each output written where the layer-by-layer
+        // path writes it (the backward pass and the next layers read them there).
+        const Run& R = runs[size_t(L.run)];
+        std::vector<float*> outs(R.count);
+        for (size_t l = 0; l < R.count; ++l) outs[l] = layers[R.first + l].y.f();
+        cuda::fused_mlp_forward(R.spec.data(), int64_t(R.count), x, N, outs.data(),
+                                opt.precision, stream);
+        for (size_t l = 0; l < R.count; ++l) layers[R.first + l].out = outs[l];
+        x = outs[R.count - 1];
+        i = R.first + R.count - 1;
+        continue;
+      }
+      switch (L.spec.kind) {
+        case LayerKind::Dense: {
+          GemmArgs<float> g;
+          g.M = N;
+          g.N = out;
+          g.K = in;
+          g.A = x;
+          g.rsa = in;
+          g.csa = 1;
+          g.B = params[L.w].value.f();
+          g.rsb = out;
+          g.csb = 1;
+          g.C = L.y.f();
+          g.rsc = out;
+          g.csc = 1;
+          if (L.b >= 0) g.bias = params[L.b].value.f();
+          g.act = L.spec.act;
+          g.act_param = float(L.spec.act_param);
+          if (L.keep_z) g.Z = L.z.f();
+          cuda::gemm_precision(g, stream, opt.precision);
+          L.out = L.y.f();
+          break;
+        }
+        case LayerKind::Activation:
+          if (L.spec.act == Act::None) {
+            L.out = x;
+          } else {
+            cuda::act_forward(L.spec.act, float(L.spec.act_param), x, L.y.f(), N * out, stream);
+            L.out = L.y.f();
+          }
+          break;
+        case LayerKind::Dropout:
+          if (training && L.spec.rate > 0) {
+            cuda::dropout_forward(
+                x, L.y.f(), L.mask.u8(), N * out, L.spec.rate, dropout_seed(i), stream,
+                rec_dev ? reinterpret_cast<const uint64_t*>(rec_dev + 1 + L.drop_slot) : nullptr);
+            L.out = L.y.f();
+          } else {
+            L.out = x;
+          }
+          break;
+        case LayerKind::BatchNorm: {
+          cpu::BatchNormArgs<float> a;
+          a.x = x;
+          a.N = N;
+          a.F = out;
+          a.gamma = params[L.gamma].value.f();
+          a.beta = params[L.beta].value.f();
+          a.running_mean = L.running_mean.f();
+          a.running_var = L.running_var.f();
+          a.momentum = L.spec.momentum;
+          a.eps = L.spec.eps;
+          a.y = L.y.f();
+          if (training) {
+            if (N < 2)
+              throw ValueError("BatchNorm: training needs at least 2 samples per batch, got a "
+                               "batch of 1 (choose a batch_size that leaves no batch of 1)");
+            a.save_mean = L.mean.f();
+            a.save_invstd = L.invstd.f();
+            cuda::batch_norm_forward_train(a, bn_ws.p, bn_ws_bytes, stream);
+          } else {
+            cuda::batch_norm_forward_infer(a, bn_ws.p, bn_ws_bytes, stream);
+          }
+          L.out = L.y.f();
+          break;
+        }
+      }
+      x = L.out;
+    }
+    return x;
+  }
+
+  void backward(const float* x0, int64_t N, bool accumulate) {
+    float* dcur = d0.f();
+    float* dnext = d1.f();
+    for (size_t ii = layers.size(); ii-- > 0;) {
+      LayerState& L = layers[ii];
+      const int64_t in = width(ii), out = width(ii + 1);
+      const float* x_in = ii == 0 ? x0 : layers[ii - 1].out;
+      const bool need_dx = ii > 0;
+      if (L.run >= 0) {
+        const Run& R = runs[size_t(L.run)];
+        if (ii == R.first + R.count - 1) {
+          fused_backward(R, x0, N, dcur, dnext, accumulate);
+          std::swap(dcur, dnext);
+          ii = R.first;  // the loop continues below the run
+          continue;
+        }
+      }
+      switch (L.spec.kind) {
+        case LayerKind::Dense: {
+          DenseBackwardArgs<float> a;
+          a.M = N;
+          a.K = in;
+          a.N = out;
+          a.X = x_in;
+          a.ldx = in;
+          a.W = params[L.w].value.f();
+          a.ldw = out;
+          a.dY = dcur;
+          a.ldy = out;
+          if (L.spec.act != Act::None) {
+            a.gate.data = L.keep_z ? L.z.f() : L.y.f();
+            a.gate.act = L.spec.act;
+            a.gate.param = float(L.spec.act_param);
+            a.gate.from_output = !L.keep_z;
+          }
+          a.dW = params[L.w].grad.f();
+          a.lddw = out;
+          if (L.b >= 0) a.db = params[L.b].grad.f();
+          a.dX = need_dx ? dnext : nullptr;
+          a.lddx = in;
+          a.accumulate = accumulate;
+          cuda::dense_backward(a, dense_ws.p, dense_ws_bytes, stream, opt.precision);
+          break;
+        }
+        case LayerKind::Activation:
+          if (L.spec.act == Act::None || !need_dx) continue;
+          if (grad_from_output_ok(L.spec.act, L.spec.act_param))
+            cuda::act_backward_from_output(L.spec.act, float(L.spec.act_param), dcur, L.y.f(),
+                                           dnext, N * out, stream);
+          else
+            cuda::act_backward(L.spec.act, float(L.spec.act_param), dcur, x_in, dnext, N * out,
+                               stream);
+          break;
+        case LayerKind::Dropout:
+          if (L.spec.rate <= 0 || !need_dx) continue;
+          cuda::dropout_backward(dcur, L.mask.u8(), dnext, N * out, L.spec.rate, stream);
+          break;
+        case LayerKind::BatchNorm: {
+          P& g = params[L.gamma];
+          P& b = params[L.beta];
+          float* dg = accumulate ? L.acc_gamma.f() : g.grad.f();
+          float* dbt = accumulate ? L.acc_beta.f() : b.grad.f();
+          cuda::batch_norm_backward(dcur, x_in, N, out, g.value.f(), L.mean.f(), L.invstd.f(),
+                                    dnext, dg, dbt, bn_ws.p, bn_ws_bytes, stream);
+          if (accumulate) {
+            cuda::add_into(g.grad.f(), dg, out, stream);
+            cuda::add_into(b.grad.f(), dbt, out, stream);
+          }
+          break;
+        }
+      }
+      std::swap(dcur, dnext);
+    }
+  }
+
+  // Back through a fused run: the kernel gives every layer's dZ (and dX below the run); the weight
+  // gradients dW = in^T dZ and db = column sums of dZ are GEMMs and column sums, as the
+  // layer-by-layer path computes them.
+  void fused_backward(const Run& R, const float* x0, int64_t N, const float* dY, float* dX,
+                      bool accumulate) {
+    const float* x_run = R.first == 0 ? x0 : layers[R.first - 1].out;
+    std::vector<const float*> outs(R.count);
+    std::vector<float*> dz(R.count);
+    for (size_t l = 0; l < R.count; ++l) {
+      outs[l] = layers[R.first + l].y.f();
+      dz[l] = layers[R.first + l].dz.f();
+    }
+    cuda::fused_mlp_backward(R.spec.data(), int64_t(R.count), x_run, outs.data(), dY, N,
+                             dz.data(), R.first > 0 ? dX : nullptr, opt.precision, stream);
+    for (size_t l = 0; l < R.count; ++l) {
+      LayerState& L = layers[R.first + l];
+      const int64_t in = width(R.first + l), out = width(R.first + l + 1);
+      GemmArgs<float> g;
+      g.M = in;
+      g.N = out;
+      g.K = N;
+      g.A = l == 0 ? x_run : outs[l - 1];  // in^T: element (i, k) at in[k * in + i]
+      g.rsa = 1;
+      g.csa = in;
+      g.B = dz[l];
+      g.rsb = out;
+      g.csb = 1;
+      g.C = params[L.w].grad.f();
+      g.rsc = out;
+      g.csc = 1;
+      g.beta = accumulate ? 1.0f : 0.0f;
+      cuda::gemm_precision(g, stream, opt.precision);
+      if (L.b >= 0) {
+        float* db = params[L.b].grad.f();
+        cuda::sum_rows(dz[l], N, out, accumulate ? L.db_tmp.f() : db, false, dense_ws.p,
+                       dense_ws_bytes, stream);
+        if (accumulate) cuda::add_into(db, L.db_tmp.f(), out, stream);
+      }
+    }
+  }
+
+  // The batch's loss and gradient (into d0) and the accuracy count, all left on the device and
+  // folded into the counters by accumulate_kernel (penalty added when `with_penalty`).
+  void batch_loss(const float* out, int64_t N, const int64_t* labels, const float* targets,
+                  const float* w, bool grad, bool with_penalty) {
+    const int64_t Cn = C();
+    float* g = d0.f();
+    int64_t* corr = nullptr;
+    switch (loss) {
+      case LossKind::SampledSoftmax:
+      case LossKind::SoftmaxCrossEntropy: {
+        cpu::SoftmaxXentArgs<float> a;
+        a.logits = out;
+        a.N = N;
+        a.C = Cn;
+        a.labels = labels;
+        a.grad = g;
+        cuda::softmax_cross_entropy(a, loss_ws.p, stream);
+        cuda::count_correct(out, labels, N, Cn, correct.i64(), stream);
+        corr = correct.i64();
+        break;
+      }
+      case LossKind::BinaryCrossEntropy:
+        cuda::binary_cross_entropy_with_logits(out, targets, N * Cn, g, loss_ws.p, stream);
+        cuda::binary_correct(out, targets, N * Cn, correct.i64(), stream);
+        corr = correct.i64();
+        break;
+      case LossKind::MeanSquaredError:
+        cuda::mse(out, targets, N * Cn, g, loss_ws.p, stream);
+        break;
+      case LossKind::MeanAbsoluteError:
+        cuda::mae(out, targets, N * Cn, g, loss_ws.p, stream);
+        break;
+    }
+    const double* weighted = nullptr;
+    if (w) {
+      const int kind = loss == LossKind::SampledSoftmax ? 0 : int(loss);
+      cuda::weighted_loss(kind, out, labels, targets, w, N, Cn, grad ? g : nullptr, wloss.d(),
+                          stream);
+      weighted = wloss.d();
+    }
+    const double* p = nullptr;
+    if (with_penalty && any_penalty) {
+      penalty_into(pen.d());
+      p = pen.d();
+    }
+    cuda::accumulate_batch(static_cast<cuda::EngineCounters*>(counters.p), loss_ws.p, weighted, p,
+                           N, corr, /*sticky=*/grad, stream);
+  }
+
+  cuda::EngineCounters* counters_dev() const {
+    return static_cast<cuda::EngineCounters*>(counters.p);
+  }
+
+  void penalty_into(double* out) {
+    bool first = true;
+    for (const P& q : params)
+      if (q.l1 != 0 || q.l2 != 0) {
+        cuda::penalty(q.value.f(), q.size(), q.l1, q.l2, out, !first, stream);
+        first = false;
+      }
+  }
+
+  // The diagnostics' norms, before the update changes the weights (the CPU's gather_diagnostics).
+  void diagnose_update(int64_t m, double clipnorm) {
+    const double inf = std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense) continue;
+      const P& w = params[size_t(L.w)];
+      const int64_t n = w.size();
+      const float* g = w.grad.f();
+      const float* v = w.value.f();
+      cuda::global_norm(&g, &n, 1, inf, norm_partials.d(), norm_cap, diag_norms.d() + 4 * i,
+                        stream);
+      cuda::global_norm(&v, &n, 1, inf, norm_partials.d(), norm_cap, diag_norms.d() + 4 * i + 2,
+                        stream);
+    }
+    diag_norms_pending = true;
+    diag_micro = m;
+    diag_clipped = clipnorm > 0;
+    diag_lr = optim.lr;
+  }
+
+  void count_dead_units(int64_t N) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense || L.spec.act != Act::Relu) continue;
+      cuda::dead_units(L.y.f(), N, width(i + 1), diag_dead.i64() + i, stream);
+    }
+    diag_dead_pending = true;
+  }
+
+  // After the stream has run: the pending device diagnostics into `diag`.
+  void collect_diagnostics() {
+    if (!diag_norms_pending && !diag_dead_pending) return;
+    const size_t nl = layers.size();
+    std::vector<double> norms(4 * nl, 0.0), clip(2, 1.0);
+    std::vector<int64_t> dead(nl, 0);
+    if (diag_norms_pending) {
+      cuda::memcpy_d2h(norms.data(), diag_norms.p, norms.size() * sizeof(double), opt.device);
+      if (diag_clipped) cuda::memcpy_d2h(clip.data(), norm_out.p, 2 * sizeof(double), opt.device);
+    }
+    if (diag_dead_pending)
+      cuda::memcpy_d2h(dead.data(), diag_dead.p, nl * sizeof(int64_t), opt.device);
+    // The CPU's scale: 1 / micro, times the clip coefficient when clipping cut the norm.
+    const double scale = diag_norms_pending ? clip[1] / double(diag_micro) : 0.0;
+    for (size_t i = 0; i < nl; ++i) {
+      const LayerState& L = layers[i];
+      if (L.spec.kind != LayerKind::Dense) continue;
+      if (diag_norms_pending) {
+        const double g = norms[4 * i] * scale, v = norms[4 * i + 2];
+        diag[i].grad_norm_sum += g;
+        diag[i].update_ratio_sum += v > 0 ? diag_lr * g / v : 0.0;
+        ++diag[i].updates;
+      }
+      if (diag_dead_pending && L.spec.act == Act::Relu) {
+        diag[i].dead_fraction_sum += double(dead[i]) / double(width(i + 1));
+        ++diag[i].batches;
+      }
+    }
+    diag_norms_pending = diag_dead_pending = false;
+  }
+
+  // One optimizer update from gradients summed over `m` batches.
+  void update(int64_t m, double clipnorm, bool diagnose = false) {
+    const double scale = 1.0 / double(m);
+    const double* scale_dev = nullptr;
+    if (clipnorm > 0) {
+      // The coefficient clipnorm / (norm / m + 1e-6) of the CPU engine, from the norm of the
+      // summed gradients: max_norm = clipnorm * m (the 1e-6 is scaled by m; a 1e-6-relative
+      // difference only when accumulating).
+      cuda::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size()),
+                        clipnorm * double(m), norm_partials.d(), norm_cap, norm_out.d(), stream);
+      cuda::flag_nonfinite_norm(norm_out.d(), counters_dev(), stream);  // as the CPU: no update
+      scale_dev = norm_out.d() + 1;
+    }
+    if (diagnose) diagnose_update(m, clipnorm);
+    ++step;
+    // After a non-finite loss or gradient norm the steps are skipped on the device (the flag is
+    // sticky for the call): the weights stay those from before the bad batch, as on the CPU.
+    const int* skip = &counters_dev()->nonfinite;
+    const int64_t count = int64_t(otensors.size());
+    const OptimSpec& o = optim;
+    switch (o.kind) {
+      case OptimKind::Sgd: {
+        cpu::SgdOptions so;
+        so.lr = o.lr;
+        so.momentum = o.momentum;
+        so.dampening = o.dampening;
+        so.weight_decay = o.weight_decay;
+        so.nesterov = o.nesterov;
+        so.first_step = step == 1;
+        so.grad_scale = scale;
+        cuda::sgd_step(otensors.data(), count, so, scale_dev, stream, skip);
+        break;
+      }
+      case OptimKind::Adam:
+      case OptimKind::AdamW: {
+        cpu::AdamOptions ao;
+        ao.lr = o.lr;
+        ao.beta1 = o.beta1;
+        ao.beta2 = o.beta2;
+        ao.eps = o.eps;
+        ao.weight_decay = o.weight_decay;
+        ao.decoupled = o.kind == OptimKind::AdamW;
+        ao.amsgrad = o.amsgrad;
+        ao.step = step;
+        ao.grad_scale = scale;
+        cuda::adam_step(otensors.data(), count, ao, scale_dev, stream, skip);
+        break;
+      }
+      case OptimKind::Adagrad: {
+        cpu::AdagradOptions ag;
+        ag.lr = o.lr;
+        ag.lr_decay = o.lr_decay;
+        ag.weight_decay = o.weight_decay;
+        ag.eps = o.eps;
+        ag.step = step;
+        ag.grad_scale = scale;
+        cuda::adagrad_step(otensors.data(), count, ag, scale_dev, stream, skip);
+        break;
+      }
+      case OptimKind::RmsProp: {
+        cpu::RmspropOptions ro;
+        ro.lr = o.lr;
+        ro.alpha = o.alpha;
+        ro.eps = o.eps;
+        ro.weight_decay = o.weight_decay;
+        ro.momentum = o.momentum;
+        ro.centered = o.centered;
+        ro.grad_scale = scale;
+        cuda::rmsprop_step(otensors.data(), count, ro, scale_dev, stream, skip);
+        break;
+      }
+    }
+  }
+
+  // Gather .. forward .. loss .. backward of one batch of N rows at `r0` of the epoch's order
+  // (while capturing, r0 and the dropout keys are read from the step record instead).
+  void step_body(const Data<float>& d, int64_t r0, int64_t N, bool accumulate) {
+    const int64_t in = width(0), Cn = C();
+    const int64_t* idx = order.i64();
+    const int64_t* bdev = rec_dev;
+    cuda::gather_rows(d.X, in, idx, r0, bdev, N, xbatch.f(), stream);
+    if (d.labels) cuda::gather_rows(d.labels, 1, idx, r0, bdev, N, lbatch.i64(), stream);
+    if (d.targets) cuda::gather_rows(d.targets, Cn, idx, r0, bdev, N, tbatch.f(), stream);
+    if (d.sample_weight)
+      cuda::gather_rows(d.sample_weight, 1, idx, r0, bdev, N, wbatch.f(), stream);
+    const float* out = forward(xbatch.f(), N, true);
+    batch_loss(out, N, d.labels ? lbatch.i64() : nullptr, d.targets ? tbatch.f() : nullptr,
+               d.sample_weight ? wbatch.f() : nullptr, true, true);
+    backward(xbatch.f(), N, accumulate);
+  }
+
+  // The graph path, for full batches (N == batch_size): the step's kernels are captured once per
+  // shape and data (and per accumulate flag) and replayed. What changes between steps is read
+  // from the step record (batch offset, dropout keys); the optimizer step -- whose learning rate
+  // and Adam bias corrections are host-computed launch arguments -- is launched after the
+  // replay, as are the clip norm and the update. Returns false when the step must run eagerly
+  // (the first one of a shape: lazy initialisations stay out of the capture).
+  bool run_graph(const Data<float>& d, int64_t r0, int64_t N, bool accumulate) {
+    GraphKey key;
+    key.X = d.X;
+    key.targets = d.targets;
+    key.w = d.sample_weight;
+    key.labels = d.labels;
+    key.order = order.i64();
+    key.batch = N;
+    key.rows = rows;
+    if (!(key == graph_key)) {
+      drop_graph();
+      graph_key = key;
+    }
+    const int k = accumulate ? 1 : 0;
+    if (!graph_warm[k]) {
+      graph_warm[k] = true;
+      return false;
+    }
+    // The record goes through a ring of pinned slots; each lap of the ring waits for the stream
+    // (one host wait per kSlots steps), so no slot is rewritten before its copy ran.
+    int64_t* h = static_cast<int64_t*>(host_records.p) + size_t(slot) * size_t(rec_words);
+    h[0] = r0;
+    for (size_t i = 0; i < layers.size(); ++i)
+      if (layers[i].drop_slot >= 0) h[1 + layers[i].drop_slot] = int64_t(dropout_seed(i));
+    cuda::check(cudaMemcpyAsync(record.p, h, size_t(rec_words) * sizeof(int64_t),
+                                cudaMemcpyHostToDevice, stream),
+                "cudaMemcpyAsync (training step record)");
+    slot = (slot + 1) % kSlots;
+    if (slot == 0)  // a lap of the ring: the oldest copies must have run before reuse
+      cuda::check(cudaStreamSynchronize(stream), "CUDA kernels of the training steps");
+    if (!graph[k]) {
+      cudaGraph_t g = nullptr;
+      cuda::check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal),
+                  "cudaStreamBeginCapture (training step)");
+      rec_dev = record.i64();
+      try {
+        step_body(d, r0, N, accumulate);
+      } catch (...) {
+        rec_dev = nullptr;
+        cudaStreamEndCapture(stream, &g);
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError();
+        throw;
+      }
+      rec_dev = nullptr;
+      cuda::check(cudaStreamEndCapture(stream, &g), "cudaStreamEndCapture (training step)");
+      const cudaError_t err = cudaGraphInstantiate(&graph[k], g, 0);
+      cudaGraphDestroy(g);
+      cuda::check(err, "cudaGraphInstantiate (training step)");
+    }
+    cuda::check(cudaGraphLaunch(graph[k], stream), "cudaGraphLaunch (training step)");
+    ++replays;
+    return true;
+  }
+};
+
+// ------------------------------------------------------------------ construction
+
+CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss,
+                         OptimSpec optim, uint64_t seed, CudaOptions options)
+    : impl_(new Impl) {
+  FASTNN_CHECK(input_dim > 0, "input_dim: expected a positive number of features");
+  FASTNN_CHECK(!layers.empty(), "layers: a model needs at least one layer");
+  FASTNN_CHECK(loss != LossKind::SampledSoftmax,
+               "sampled softmax: not available on the GPU yet (train it with device='cpu')");
+  cuda::check_device(options.device);
+  cuda::DeviceGuard guard(options.device);
+  Impl& m = *impl_;
+  m.opt = options;
+  m.loss = loss;
+  m.optim = optim;
+  m.seed = seed;
+  m.stream = cuda::stream(options.device);
+  const int dev = options.device;
+  m.widths.push_back(input_dim);
+  int dense_count = 0, bn_count = 0;
+  std::vector<std::vector<float>> init;  // host initial values per parameter
+  for (const LayerSpec& s : layers) {
+    Impl::LayerState L;
+    L.spec = s;
+    const int64_t in = m.widths.back();
+    int64_t out = in;
+    switch (s.kind) {
+      case LayerKind::Dense: {
+        FASTNN_CHECK(s.units > 0, "Dense: units must be positive");
+        out = s.units;
+        const std::string base = "dense_" + std::to_string(dense_count++);
+        Impl::P w;
+        w.info.name = base + "/kernel";
+        w.info.rows = in;
+        w.info.cols = out;
+        w.l1 = s.l1;
+        w.l2 = s.l2;
+        L.w = int(m.params.size());
+        m.params.push_back(std::move(w));
+        init.emplace_back(size_t(in * out), 0.0f);
+        if (s.use_bias) {
+          Impl::P b;
+          b.info.name = base + "/bias";
+          b.info.rows = 1;
+          b.info.cols = out;
+          L.b = int(m.params.size());
+          m.params.push_back(std::move(b));
+          init.emplace_back(size_t(out), 0.0f);
+        }
+        L.keep_z = !dense_grad_from_output(s.act) ||
+                   ((s.act == Act::LeakyRelu || s.act == Act::Elu) && s.act_param < 0);
+        if (s.l1 != 0 || s.l2 != 0) m.any_penalty = true;
+        break;
+      }
+      case LayerKind::Activation:
+        break;
+      case LayerKind::Dropout:
+        FASTNN_CHECK(s.rate >= 0 && s.rate < 1, "Dropout: rate must be in [0, 1)");
+        if (s.rate > 0) {
+          L.drop_slot = int(m.rec_words - 1);
+          ++m.rec_words;
+        }
+        break;
+      case LayerKind::BatchNorm: {
+        const std::string base = "batch_norm_" + std::to_string(bn_count++);
+        Impl::P g, b;
+        g.info.name = base + "/gamma";
+        b.info.name = base + "/beta";
+        g.info.rows = b.info.rows = 1;
+        g.info.cols = b.info.cols = out;
+        L.gamma = int(m.params.size());
+        m.params.push_back(std::move(g));
+        init.emplace_back(size_t(out), 1.0f);
+        L.beta = int(m.params.size());
+        m.params.push_back(std::move(b));
+        init.emplace_back(size_t(out), 0.0f);
+        m.has_batch_norm = true;
+        const size_t fb = size_t(out) * sizeof(float);
+        L.running_mean.reset(fb, dev);
+        L.running_var.reset(fb, dev);
+        L.mean.reset(fb, dev);
+        L.invstd.reset(fb, dev);
+        L.acc_gamma.reset(fb, dev);
+        L.acc_beta.reset(fb, dev);
+        std::vector<float> zeros(size_t(out), 0.0f), ones(size_t(out), 1.0f);
+        cuda::memcpy_h2d(L.running_mean.p, zeros.data(), fb, dev);
+        cuda::memcpy_h2d(L.running_var.p, ones.data(), fb, dev);
+        cuda::synchronize(dev);  // the pageable sources go out of scope
+        break;
+      }
+    }
+    m.widths.push_back(out);
+    m.max_width = std::max(m.max_width, out);
+    m.layers.push_back(std::move(L));
+  }
+  m.max_width = std::max(m.max_width, input_dim);
+  if (options.fused_mlp) {
+    // Maximal runs of Dense layers whose derivative follows from the output, cut where
+    // fused_mlp_applies says no; a run of one layer gains nothing over the GEMM path.
+    for (size_t i = 0; i < m.layers.size();) {
+      size_t j = i;
+      while (j < m.layers.size() && m.layers[j].spec.kind == LayerKind::Dense &&
+             !m.layers[j].keep_z &&
+             grad_from_output_ok(m.layers[j].spec.act, m.layers[j].spec.act_param))
+        ++j;
+      if (j - i >= 2) {
+        Impl::Run R;
+        R.first = i;
+        R.count = j - i;
+        for (size_t l = i; l < j; ++l) {
+          cuda::FusedMlpLayer f;
+          f.in = m.widths[l];
+          f.out = m.widths[l + 1];
+          f.act = m.layers[l].spec.act;
+          f.act_param = float(m.layers[l].spec.act_param);
+          R.spec.push_back(f);  // W and b filled in below, once the parameters exist
+        }
+        if (cuda::fused_mlp_applies(R.spec.data(), int64_t(R.count), options.precision)) {
+          for (size_t l = i; l < j; ++l) m.layers[l].run = int(m.runs.size());
+          m.runs.push_back(std::move(R));
+        }
+      }
+      i = j > i ? j : i + 1;
+    }
+  }
+
+  const int states = optim.kind == OptimKind::Sgd || optim.kind == OptimKind::Adagrad ? 1 : 3;
+  for (size_t i = 0; i < m.params.size(); ++i) {
+    Impl::P& p = m.params[i];
+    p.info.states = states;
+    const size_t n = size_t(p.size()), nb = n * sizeof(float);
+    p.value.reset(nb, dev);
+    p.grad.reset(nb, dev);
+    cuda::memcpy_h2d(p.value.p, init[i].data(), nb, dev);
+    std::vector<float> zero(n, 0.0f);
+    cuda::memcpy_h2d(p.grad.p, zero.data(), nb, dev);
+    for (int k = 0; k < states; ++k) {
+      p.state[k].reset(nb, dev);
+      if (optim.kind == OptimKind::Adagrad) {
+        std::vector<float> acc(n, float(optim.initial_accumulator_value));
+        cuda::memcpy_h2d(p.state[k].p, acc.data(), nb, dev);
+        cuda::synchronize(dev);
+      } else {
+        cuda::memcpy_h2d(p.state[k].p, zero.data(), nb, dev);
+      }
+    }
+    cuda::synchronize(dev);
+    cpu::OptimTensor<float> t;
+    t.param = p.value.f();
+    t.grad = p.grad.f();
+    for (int k = 0; k < states; ++k) t.state[k] = p.state[k].f();
+    t.n = p.size();
+    t.l1 = p.l1;
+    t.l2 = p.l2;
+    m.otensors.push_back(t);
+    m.grad_ptrs.push_back(p.grad.f());
+    m.grad_sizes.push_back(p.size());
+    m.infos.push_back(p.info);
+  }
+  for (Impl::Run& R : m.runs)
+    for (size_t l = 0; l < R.count; ++l) {
+      Impl::LayerState& L = m.layers[R.first + l];
+      R.spec[l].W = m.params[size_t(L.w)].value.f();
+      R.spec[l].b = L.b >= 0 ? m.params[size_t(L.b)].value.f() : nullptr;
+      if (L.b >= 0) L.db_tmp.reset(size_t(R.spec[l].out) * sizeof(float), dev);
+    }
+  // The state buffers Adam leaves unused (amsgrad's max, ...) are still allocated, as the CPU
+  // engine does, so that optimizer_state() has the same arrays on both.
+  m.loss_ws.reset(cuda::loss_workspace_bytes(), dev);
+  m.norm_cap = std::max<int64_t>(
+      1, cuda::global_norm_partials(m.grad_sizes.data(), int64_t(m.grad_sizes.size())));
+  m.norm_partials.reset(size_t(m.norm_cap) * sizeof(double), dev);
+  m.norm_out.reset(2 * sizeof(double), dev);
+  m.counters.reset(sizeof(cuda::EngineCounters), dev);
+  m.pen.reset(sizeof(double), dev);
+  m.wloss.reset(sizeof(double), dev);
+  m.correct.reset(2 * sizeof(int64_t), dev);
+  m.labels_check.reset(3 * sizeof(int64_t), dev);
+  m.record.reset(size_t(m.rec_words) * sizeof(int64_t), dev);
+  m.diag.resize(m.layers.size());
+  m.diag_norms.reset(4 * m.layers.size() * sizeof(double), dev);
+  m.diag_dead.reset(m.layers.size() * sizeof(int64_t), dev);
+  m.host_counters.get(sizeof(cuda::EngineCounters) + 64);
+  m.host_records.get(size_t(Impl::kSlots) * size_t(m.rec_words) * sizeof(int64_t));
+  cuda::check(cudaEventCreateWithFlags(&m.order_copied, cudaEventDisableTiming),
+              "cudaEventCreate (engine)");
+  for (cudaEvent_t& e : m.staged)
+    cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate (engine)");
+}
+
+// Kernels may still be reading the buffers returned to the cache here; the cache hands them out
+// only to later work on the same stream, so no wait is needed (device.h). Nothing here throws
+// (no device switch: graph, event and pinned-memory destruction need no current device).
+CudaNetwork::~CudaNetwork() = default;
+
+int64_t CudaNetwork::input_dim() const { return impl_->widths.front(); }
+int64_t CudaNetwork::output_dim() const { return impl_->widths.back(); }
+int CudaNetwork::device() const { return impl_->opt.device; }
+const std::vector<CudaParamInfo>& CudaNetwork::param_info() const { return impl_->infos; }
+OptimSpec& CudaNetwork::optim() { return impl_->optim; }
+int64_t CudaNetwork::step() const { return impl_->step; }
+void CudaNetwork::set_step(int64_t s) { impl_->step = s; }
+std::vector<Network<float>::LayerDiagnostics> CudaNetwork::take_diagnostics() {
+  std::vector<Network<float>::LayerDiagnostics> out = impl_->diag;
+  for (auto& d : impl_->diag) d = Network<float>::LayerDiagnostics();
+  return out;
+}
+
+bool CudaNetwork::nonfinite() const { return impl_->nonfinite; }
+int64_t CudaNetwork::graph_replays() const { return impl_->replays; }
+float* CudaNetwork::param(size_t i) { return impl_->params.at(i).value.f(); }
+float* CudaNetwork::grad(size_t i) { return impl_->params.at(i).grad.f(); }
+float* CudaNetwork::state(size_t i, int k) { return impl_->params.at(i).state[k].f(); }
+
+std::vector<std::pair<float*, int64_t>> CudaNetwork::buffers() {
+  std::vector<std::pair<float*, int64_t>> out;
+  for (size_t i = 0; i < impl_->layers.size(); ++i) {
+    auto& L = impl_->layers[i];
+    if (L.spec.kind == LayerKind::BatchNorm) {
+      out.emplace_back(L.running_mean.f(), impl_->width(i + 1));
+      out.emplace_back(L.running_var.f(), impl_->width(i + 1));
+    }
+  }
+  return out;
+}
+
+void CudaNetwork::download(const float* dev, float* host, int64_t n) {
+  cuda::memcpy_d2h(host, dev, size_t(n) * sizeof(float), impl_->opt.device);
+}
+
+void CudaNetwork::upload(float* dev, const float* host, int64_t n) {
+  cuda::memcpy_h2d(dev, host, size_t(n) * sizeof(float), impl_->opt.device);
+  cuda::synchronize(impl_->opt.device);  // the caller may free `host` on return
+}
+
+void CudaNetwork::upload_staged(void* dst, const void* src, size_t bytes) {
+  Impl& m = *impl_;
+  if (bytes == 0) return;
+  cuda::DeviceGuard guard(m.opt.device);
+  constexpr size_t kChunk = size_t(8) << 20;
+  char* stage = static_cast<char*>(m.host_stage.get(2 * kChunk));
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  for (size_t off = 0, i = 0; off < bytes; off += kChunk, ++i) {
+    const int half = int(i & 1);
+    const size_t n = std::min(kChunk, bytes - off);
+    // This half's previous copy must have left before it is refilled (a never-recorded event
+    // is complete).
+    cuda::check(cudaEventSynchronize(m.staged[half]), "waiting for a staged upload");
+    std::memcpy(stage + size_t(half) * kChunk, s + off, n);
+    cuda::check(cudaMemcpyAsync(d + off, stage + size_t(half) * kChunk, n, cudaMemcpyHostToDevice,
+                                m.stream),
+                "cudaMemcpyAsync (staged upload)");
+    cuda::check(cudaEventRecord(m.staged[half], m.stream), "cudaEventRecord (staged upload)");
+  }
+}
+
+// ------------------------------------------------------------------ epochs and batches
+
+void CudaNetwork::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
+  Impl& m = *impl_;
+  FASTNN_CHECK(n >= 0, "begin_epoch: n must be >= 0");
+  cuda::DeviceGuard guard(m.opt.device);
+  // The previous epoch's upload must be done before its staging buffer is rewritten.
+  cuda::check(cudaEventSynchronize(m.order_copied), "waiting for the order upload");
+  if (n > m.order_cap) {
+    m.drop_graph();
+    m.order.reset(size_t(n) * sizeof(int64_t), m.opt.device);
+    m.order_cap = n;
+  }
+  int64_t* h = static_cast<int64_t*>(
+      m.host_order.get(size_t(std::max<int64_t>(n, 1)) * sizeof(int64_t)));
+  for (int64_t i = 0; i < n; ++i) h[i] = i;
+  m.epoch_n = n;
+  if (shuffle) {
+    // The CPU engine's Fisher-Yates and stream (network.cpp, begin_epoch), drawn here on the host
+    // -- n int64 a epoch, uploaded asynchronously -- and applied by the device gather: CPU and
+    // GPU then train on the same batches, which is what makes CPU-equals-GPU testable.
+    uint64_t state = mix64(m.seed ^ mix64(uint64_t(epoch) + 0x5851F42D4C957F2Dull));
+    for (int64_t i = n - 1; i > 0; --i) {
+      state = mix64(state);
+      const int64_t j = int64_t((unsigned __int128)(state) * uint64_t(i + 1) >> 64);
+      std::swap(h[i], h[j]);
+    }
+  }
+  if (n)
+    cuda::check(cudaMemcpyAsync(m.order.p, h, size_t(n) * sizeof(int64_t), cudaMemcpyHostToDevice,
+                                m.stream),
+                "cudaMemcpyAsync (epoch order)");
+  cuda::check(cudaEventRecord(m.order_copied, m.stream), "cudaEventRecord (epoch order)");
+}
+
+namespace {
+
+// Reads the counters (waiting for the stream), raises for bad labels.
+cuda::EngineCounters read_counters(void* dev, void* pinned, cudaStream_t s, const char* what) {
+  cuda::check(cudaMemcpyAsync(pinned, dev, sizeof(cuda::EngineCounters), cudaMemcpyDeviceToHost, s),
+              std::string("reading the engine counters after ") + what);
+  cuda::check(cudaStreamSynchronize(s), std::string("CUDA kernels of ") + what);
+  cuda::EngineCounters c;
+  std::memcpy(&c, pinned, sizeof c);
+  if (c.loss_code == 1)
+    throw ValueError("labels: expected class indices in [0, " + std::to_string(c.classes) +
+                     "), got " + std::to_string(c.bad_label) + " at position " +
+                     std::to_string(c.bad_index) + " of a batch");
+  if (c.loss_code != 0) throw ValueError(std::string(what) + ": the loss kernel reported an error");
+  return c;
+}
+
+}  // namespace
+
+BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, int64_t first,
+                                      int64_t last, int64_t accumulate_steps, double clipnorm) {
+  Impl& m = *impl_;
+  cuda::DeviceGuard guard(m.opt.device);
+  FASTNN_CHECK(d.n == m.epoch_n, "train_batches: call begin_epoch with the data size first");
+  FASTNN_CHECK(batch_size > 0 && accumulate_steps > 0,
+               "batch_size and accumulate_steps must be positive");
+  FASTNN_CHECK(d.X != nullptr && (d.labels != nullptr) != (d.targets != nullptr),
+               "train_batches: X and exactly one of labels / targets are required");
+  FASTNN_CHECK((d.labels != nullptr) == (m.loss == LossKind::SoftmaxCrossEntropy),
+               "train_batches: labels go with the softmax cross-entropy, targets with the others");
+  const int64_t nbatches = (d.n + batch_size - 1) / batch_size;
+  last = std::min(last, nbatches);
+  FASTNN_CHECK(first >= 0 && first <= last && (first % accumulate_steps == 0) &&
+                   ((last - first) % accumulate_steps == 0 || last == nbatches),
+               "train_batches: slices must hold whole accumulation groups");
+  m.ensure_rows(std::min(batch_size, d.n));
+  m.nonfinite = false;
+  cuda::check(cudaMemsetAsync(m.counters.p, 0, sizeof(cuda::EngineCounters), m.stream),
+              "cudaMemsetAsync (engine counters)");
+  BatchStats s;
+  const bool graphs_ok = m.opt.graphs;
+  int64_t micro = 0;
+  int64_t last_micro = 0;  // batches in the last update (its norm is reported, as on the CPU)
+  for (int64_t bi = first; bi < last; ++bi) {
+    const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
+    if (N < 2 && m.has_batch_norm && nbatches > 1) {
+      if (micro > 0) {
+        m.update(micro, clipnorm, bi == last - 1);
+        last_micro = micro;
+        ++s.updates;
+        micro = 0;
+      }
+      continue;
+    }
+    m.micro = micro;
+    bool replayed = false;
+    if (graphs_ok && N == batch_size) replayed = m.run_graph(d, r0, N, micro > 0);
+    if (!replayed) m.step_body(d, r0, N, micro > 0);
+    ++micro;
+    s.rows += N;
+    ++s.batches;
+    if (m.loss == LossKind::SoftmaxCrossEntropy) s.counted += N;
+    else if (m.loss == LossKind::BinaryCrossEntropy) s.counted += N * m.C();
+    const bool last_batch = bi == nbatches - 1;
+    if (micro == accumulate_steps || last_batch) {
+      m.update(micro, clipnorm, bi == last - 1);
+      last_micro = micro;
+      ++s.updates;
+      micro = 0;
+    }
+    if (bi == last - 1) m.count_dead_units(N);
+  }
+  cuda::EngineCounters c =
+      read_counters(m.counters.p, m.host_counters.p, m.stream, "train_batches");
+  s.loss_sum = c.loss_sum;
+  s.correct = c.correct;
+  m.nonfinite = c.nonfinite != 0;
+  m.collect_diagnostics();
+  if (clipnorm > 0 && last_micro > 0) {
+    double norm[2];
+    cuda::memcpy_d2h(norm, m.norm_out.p, sizeof norm, m.opt.device);
+    s.grad_norm = norm[0] / double(last_micro);
+  }
+  return s;
+}
+
+BatchStats CudaNetwork::evaluate(const Data<float>& d, int64_t batch_size) {
+  Impl& m = *impl_;
+  cuda::DeviceGuard guard(m.opt.device);
+  FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
+  FASTNN_CHECK(d.X != nullptr && (d.labels != nullptr) != (d.targets != nullptr),
+               "evaluate: X and exactly one of labels / targets are required");
+  const int64_t in = m.width(0), Cn = m.C();
+  m.ensure_rows(std::min(batch_size, std::max<int64_t>(d.n, 1)));
+  cuda::check(cudaMemsetAsync(m.counters.p, 0, sizeof(cuda::EngineCounters), m.stream),
+              "cudaMemsetAsync (engine counters)");
+  BatchStats s;
+  for (int64_t r0 = 0; r0 < d.n; r0 += batch_size) {
+    const int64_t N = std::min(batch_size, d.n - r0);
+    const float* out = m.forward(d.X + r0 * in, N, false);
+    m.batch_loss(out, N, d.labels ? d.labels + r0 : nullptr,
+                 d.targets ? d.targets + r0 * Cn : nullptr,
+                 d.sample_weight ? d.sample_weight + r0 : nullptr, false, false);
+    s.rows += N;
+    ++s.batches;
+    if (m.loss == LossKind::SoftmaxCrossEntropy) s.counted += N;
+    else if (m.loss == LossKind::BinaryCrossEntropy) s.counted += N * Cn;
+  }
+  double pen = 0;
+  if (m.any_penalty && s.rows) m.penalty_into(m.pen.d());
+  cuda::EngineCounters c = read_counters(m.counters.p, m.host_counters.p, m.stream, "evaluate");
+  if (m.any_penalty && s.rows) cuda::memcpy_d2h(&pen, m.pen.p, sizeof pen, m.opt.device);
+  s.loss_sum = c.loss_sum + pen * double(s.rows);
+  s.correct = c.correct;
+  return s;
+}
+
+void CudaNetwork::predict(const float* X, int64_t n, int64_t batch_size, float* out) {
+  Impl& m = *impl_;
+  cuda::DeviceGuard guard(m.opt.device);
+  FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
+  const int64_t in = m.width(0), Cn = m.C();
+  m.ensure_rows(std::min(batch_size, std::max<int64_t>(n, 1)));
+  for (int64_t r0 = 0; r0 < n; r0 += batch_size) {
+    const int64_t N = std::min(batch_size, n - r0);
+    const float* y = m.forward(X + r0 * in, N, false);
+    float* dst = out + r0 * Cn;
+    switch (m.loss) {
+      case LossKind::SoftmaxCrossEntropy:
+      case LossKind::SampledSoftmax:
+        cuda::softmax_rows(y, dst, N, Cn, false, m.stream);
+        break;
+      case LossKind::BinaryCrossEntropy:
+        cuda::act_forward(Act::Sigmoid, 0.0f, y, dst, N * Cn, m.stream);
+        break;
+      default:
+        cuda::check(cudaMemcpyAsync(dst, y, size_t(N * Cn) * sizeof(float),
+                                    cudaMemcpyDeviceToDevice, m.stream),
+                    "cudaMemcpyAsync (predict output)");
+        break;
+    }
+  }
+  cuda::synchronize(m.opt.device);
+}
+
+void CudaNetwork::check_labels(const int64_t* labels, int64_t n) {
+  Impl& m = *impl_;
+  if (n <= 0) return;
+  cuda::DeviceGuard guard(m.opt.device);
+  cuda::check_labels(labels, n, m.C(), m.labels_check.i64(), m.stream);
+  int64_t h[3];
+  cuda::memcpy_d2h(h, m.labels_check.p, sizeof h, m.opt.device);
+  if (h[0] != 0)
+    throw ValueError("y: class labels must be in [0, " + std::to_string(m.C()) + "), got " +
+                     std::to_string(h[2]) + " at position " + std::to_string(h[1]));
+}
+
+}  // namespace engine
+}  // namespace fastnn

@@ -1,0 +1,234 @@
+"""The GPU training engine (Sequential(device="cuda"), csrc/engine/network_cuda.cpp) against the
+CPU engine. Skipped without a usable GPU (the Python plumbing is tested on a host stand-in in
+test_model_cuda_plumbing.py).
+
+Tolerances, stated per precision: the weights after a few epochs of a small MLP, compared as
+||w_gpu - w_cpu|| / ||w_cpu|| per array:
+- fp32: 1e-5 (only the summation order of the GEMMs and reductions differs; the optimizer
+  updates round as the CPU's);
+- tf32: 1e-2 (GEMM operands rounded to a 10-bit mantissa);
+- bf16: 5e-2 (GEMM operands rounded to an 8-bit mantissa).
+CPU and GPU see the same batches (the GPU engine draws the CPU's shuffle) and the same dropout
+masks (the same Philox keys), so nothing else differs. Graph replay against eager steps and the
+GPU against itself are compared bit for bit.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import cuda, optim
+from fastnn.layers import Activation, BatchNorm, Dense, Dropout
+from fastnn.tensor import Tensor
+
+
+def _real_gpu():
+    # The real module, not the host stand-in some test modules install process-wide.
+    mod = cuda._load()
+    try:
+        return mod is not None and int(mod.device_count()) > 0
+    except Exception:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not _real_gpu(), reason=f"needs a usable CUDA device and fastnn built with CUDA "
+                            f"(compiled={cuda.is_compiled()})")
+
+TOL = {"fp32": 1e-5, "tf32": 1e-2, "bf16": 5e-2}
+
+OPTIMIZERS = {
+    "sgd": lambda: optim.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4),
+    "adam": lambda: optim.Adam(lr=3e-3, amsgrad=True),
+    "adamw": lambda: optim.AdamW(lr=3e-3, weight_decay=1e-2),
+    "adagrad": lambda: optim.Adagrad(lr=0.05),
+    "rmsprop": lambda: optim.RMSprop(lr=1e-3, centered=True, momentum=0.5),
+}
+
+
+def every_layer_kind():
+    return [Dense(32, "relu", l2=1e-4), BatchNorm(), Dropout(0.25), Dense(24, "elu", l1=1e-5),
+            Activation("tanh"), Dense(16, "gelu"), Dense(4)]
+
+
+def classification(rng, n=203, d=12, c=4):
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = (np.abs(X[:, :c]).argmax(1) + (X[:, -1] > 1.5)) % c
+    return X, y
+
+
+def build(layers_fn, device, optimizer, loss="softmax_cross_entropy", clipnorm=None, d=12,
+          **kw):
+    m = fastnn.Sequential(layers_fn(), input_dim=d, seed=7, device=device, **kw)
+    m.compile(loss, optimizer, metrics=["accuracy"] if "entropy" in loss else [],
+              clipnorm=clipnorm)
+    return m
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def assert_close_weights(gpu, cpu, tol):
+    for i, (g, c) in enumerate(zip(gpu.get_weights(), cpu.get_weights())):
+        assert rel_err(g, c) <= tol, f"weights[{i}]: relative error {rel_err(g, c):.2e} > {tol}"
+
+
+@pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
+def test_cpu_equals_gpu_fp32(opt_name, rng):
+    X, y = classification(rng)
+    w = rng.random(len(X)).astype(np.float32) + 0.5
+    models = [build(every_layer_kind, dev, OPTIMIZERS[opt_name](), clipnorm=2.0)
+              for dev in ("cpu", "cuda")]
+    hist = [m.fit(X, y, epochs=3, batch_size=32, verbose=0, accumulate_steps=2, sample_weight=w)
+            for m in models]
+    cpu, gpu = models
+    assert_close_weights(gpu, cpu, TOL["fp32"])
+    np.testing.assert_allclose(hist[1].history["loss"], hist[0].history["loss"], rtol=1e-5)
+    assert hist[1].history["accuracy"] == pytest.approx(hist[0].history["accuracy"], abs=0.02)
+    assert gpu._net.step == cpu._net.step
+    # The per-layer diagnostics (gradient norms, update ratios, dead units) agree too.
+    assert hist[1].diagnostics.keys() == hist[0].diagnostics.keys()
+    for name, d in hist[0].diagnostics.items():
+        for key in ("grad_norm", "update_ratio"):
+            np.testing.assert_allclose(hist[1].diagnostics[name][key], d[key], rtol=1e-3)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "mse", "mae"])
+def test_cpu_equals_gpu_other_losses(loss, rng):
+    X = rng.standard_normal((150, 12)).astype(np.float32)
+    t = (rng.random((150, 4)) < 0.5).astype(np.float32) if loss == "binary_cross_entropy" \
+        else rng.standard_normal((150, 4)).astype(np.float32)
+    cpu, gpu = (build(lambda: [Dense(20, "sigmoid"), Dense(4)], dev, optim.Adam(lr=1e-2), loss)
+                for dev in ("cpu", "cuda"))
+    for m in (cpu, gpu):
+        m.fit(X, t, epochs=3, batch_size=16, verbose=0)
+    assert_close_weights(gpu, cpu, TOL["fp32"])
+    e_cpu, e_gpu = cpu.evaluate(X, t), gpu.evaluate(X, t)
+    assert e_gpu["loss"] == pytest.approx(e_cpu["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_cpu_equals_gpu_reduced_precision(precision, rng):
+    X, y = classification(rng)
+    cpu = build(every_layer_kind, "cpu", optim.Adam(lr=3e-3))
+    gpu = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3), precision=precision)
+    cpu.fit(X, y, epochs=2, batch_size=32, verbose=0)
+    try:
+        gpu.fit(X, y, epochs=2, batch_size=32, verbose=0)
+    except ValueError as e:  # the BF16 GEMM kernel is another piece of issue 6
+        if "not built" in str(e) or "bf16" in str(e).lower():
+            pytest.skip(f"{precision} GEMM not available: {e}")
+        raise
+    assert_close_weights(gpu, cpu, TOL[precision])
+
+
+def test_graph_replay_equals_eager_bit_for_bit(rng):
+    X, y = classification(rng, n=300)
+    models = [build(every_layer_kind, "cuda", optim.Adam(lr=3e-3), clipnorm=1.0, graphs=g)
+              for g in (True, False)]
+    hist = [m.fit(X, y, epochs=3, batch_size=32, verbose=0, accumulate_steps=2) for m in models]
+    graphed, eager = models
+    assert graphed._net.graph_replays > 0 and eager._net.graph_replays == 0
+    for a, b in zip(graphed.get_weights(), eager.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(graphed._net.optimizer_state(), eager._net.optimizer_state()):
+        np.testing.assert_array_equal(a, b)
+    assert hist[0].history == hist[1].history
+
+
+def test_fused_mlp_equals_layer_by_layer(rng):
+    X, y = classification(rng)
+    def narrow():
+        return [Dense(64, "relu"), Dense(64, "tanh"), Dense(32, "sigmoid"), Dense(4)]
+
+    fused, plain = (build(narrow, "cuda", optim.Adam(lr=3e-3), fused_mlp=f) for f in (True, False))
+    for m in (fused, plain):
+        m.fit(X, y, epochs=3, batch_size=32, verbose=0)
+    assert_close_weights(fused, plain, TOL["fp32"])
+    np.testing.assert_allclose(fused.predict(X), plain.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_and_predict_equal_cpu(rng):
+    X, y = classification(rng)
+    cpu = build(every_layer_kind, "cpu", optim.SGD(lr=0.05))
+    gpu = build(every_layer_kind, "cuda", optim.SGD(lr=0.05))
+    gpu.set_weights(cpu.get_weights())
+    np.testing.assert_allclose(gpu.predict(X, batch_size=50), cpu.predict(X), rtol=1e-5,
+                               atol=1e-6)
+    e_cpu, e_gpu = cpu.evaluate(X, y), gpu.evaluate(X, y)
+    assert e_gpu["loss"] == pytest.approx(e_cpu["loss"], rel=1e-5)
+    assert e_gpu["accuracy"] == pytest.approx(e_cpu["accuracy"], abs=1 / len(X))
+    # GPU input: the output stays on the GPU.
+    p = gpu.predict(fastnn.asarray(X, device="cuda"))
+    assert isinstance(p, Tensor) and p.is_cuda
+    np.testing.assert_array_equal(p.numpy(), gpu.predict(X))
+
+
+def test_cpu_save_load_on_gpu(rng, tmp_path):
+    X, y = classification(rng)
+    cpu = build(every_layer_kind, "cpu", optim.Adam(lr=3e-3))
+    cpu.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    cpu.save(tmp_path / "m.fastnn")
+    gpu = fastnn.load(tmp_path / "m.fastnn", device="cuda")
+    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), rtol=1e-5, atol=1e-6)
+    # Resuming (optimizer state and step restored) stays with the CPU's.
+    cpu.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    gpu.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert_close_weights(gpu, cpu, TOL["fp32"])
+    gpu.save(tmp_path / "g.fastnn")
+    back = fastnn.load(tmp_path / "g.fastnn")
+    np.testing.assert_allclose(back.predict(X), gpu.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_gpu_inputs_without_copy_and_torch(rng):
+    X, y = classification(rng)
+    a = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3))
+    b = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3))
+    a.fit(X, y, epochs=2, batch_size=32, verbose=0)
+    b.fit(fastnn.asarray(X, device="cuda"), fastnn.asarray(y.astype(np.int64), device="cuda"),
+          epochs=2, batch_size=32, verbose=0)
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    c = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3))
+    c.fit(torch.from_numpy(X).cuda(), torch.from_numpy(y.astype(np.int64)).cuda(), epochs=2,
+          batch_size=32, verbose=0)
+    for u, v in zip(a.get_weights(), c.get_weights()):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_errors_and_nonfinite(rng):
+    X, y = classification(rng)
+    m = build(every_layer_kind, "cuda", optim.SGD(lr=0.05))
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        m.fit(fastnn.asarray(X, device="cuda"),
+              fastnn.asarray(np.full(len(X), 9, np.int64), device="cuda"), verbose=0)
+    big = build(lambda: [Dense(8, "relu"), Dense(4)], "cuda", optim.SGD(lr=1e30))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        h = big.fit(X * 1e20, y, epochs=3, batch_size=32, verbose=0)
+    assert len(h.history["loss"]) == 1 and not np.isfinite(h.history["loss"][0])
+    assert any("training stopped" in str(x.message) for x in w)
+
+
+def test_nonfinite_batch_skips_the_update(rng):
+    # GPU features are not scanned on the host: a row that overflows makes the first batch's loss
+    # non-finite, and its update (and every later one of the call) is skipped on the device.
+    X, y = classification(rng)
+    X[3] = 3e38
+    m = build(lambda: [Dense(8, "relu"), Dense(4)], "cuda", optim.Adam(lr=1e-2))
+    before = m.get_weights()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        h = m.fit(fastnn.asarray(X, device="cuda"), y, epochs=2, batch_size=32, shuffle=False,
+                  verbose=0)
+    assert not np.isfinite(h.history["loss"][0]) and len(h.history["loss"]) == 1
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert all(not s.any() for s in m._net.optimizer_state())
