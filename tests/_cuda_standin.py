@@ -274,6 +274,55 @@ class StandIn:
         pred = _C.argmax_rows(view(scores, N * C, t).reshape(N, C))
         view(out, 2, np.int64)[...] = (int(np.sum(ok & (pred == lab))), int(np.sum(~ok)))
 
+    # ------------------------------------------------------------ sampled softmax
+    def sampled_softmax_plan(self, labels, D, C, num_sampled, seed, sampler, unique,
+                             subtract_log_q, remove_accidental_hits, correct_true_logit,
+                             has_bias, dtype):
+        assert isinstance(labels, np.ndarray) and labels.dtype == np.int64, "host int64 labels"
+        assert dtype in _NP
+        if labels.min() < 0 or labels.max() >= C:
+            raise ValueError("labels: out of range")
+        ids, expected, _ = _C.sample_candidates(num_sampled, C, seed, sampler, unique)
+        plan = _SampledPlan()
+        plan.args = (labels.copy(), D, C, num_sampled, seed, sampler, unique, subtract_log_q,
+                     remove_accidental_hits, correct_true_logit, has_bias, dtype)
+        plan.cols = np.unique(np.concatenate([ids, labels]))
+        plan.k = len(plan.cols)
+        plan.workspace_bytes = 64 + 8 * plan.k
+        return plan
+
+    def sampled_softmax_cross_entropy(self, plan, h, W, b, dh, dW_cols, db_cols, cols, workspace,
+                                      workspace_bytes, stream=0):
+        self._s(stream)
+        assert isinstance(plan, _SampledPlan)
+        (labels, D, C, num_sampled, seed, sampler, unique, slq, rah, ctl, has_bias,
+         dtype) = plan.args
+        assert workspace and workspace_bytes >= plan.workspace_bytes
+        assert bool(b) == has_bias and bool(db_cols) == has_bias
+        t, N, k = _NP[dtype], len(labels), plan.k
+        hv = view(h, N * D, t).reshape(N, D)
+        Wv = view(W, D * C, t).reshape(D, C)
+        bv = view(b, C, t) if b else None
+        loss, g_h, g_cols, g_W, g_b = _C.sampled_softmax_cross_entropy(
+            hv, Wv, bv, labels, num_sampled, seed, sampler, unique, slq, rah, ctl)
+        view(dh, N * D, t)[...] = g_h.reshape(-1)
+        view(dW_cols, D * k, t)[...] = g_W.reshape(-1)
+        if b:
+            view(db_cols, k, t)[...] = g_b
+        if cols:
+            view(cols, k, np.int64)[...] = g_cols
+        return loss
+
+    def sampled_scatter_add(self, dtype, cols, k, D, C, dW_cols, db_cols, dW, db, stream=0):
+        self._s(stream)
+        t = _NP[dtype]
+        cv = view(cols, k, np.int64)
+        dWc = view(dW_cols, D * k, t).reshape(D, k) if D else np.empty((0, k), t)
+        dWv = view(dW, D * C, t).reshape(D, C) if D else np.empty((0, C), t)
+        dbc = view(db_cols, k, t) if db_cols else None
+        dbv = view(db, C, t) if db else None
+        _C.scatter_add_columns(cv, dWc, dbc, dWv, dbv)
+
     # ------------------------------------------------------------ training engine
     def CudaNetwork(self, input_dim, layers, loss, optimizer, seed, device=0, precision="fp32",
                     fused_mlp=True, graphs=True):
@@ -377,55 +426,6 @@ class StandInNetwork:
     def take_diagnostics(self):
         return self.net.take_diagnostics()
 
-
-    # ------------------------------------------------------------ sampled softmax
-    def sampled_softmax_plan(self, labels, D, C, num_sampled, seed, sampler, unique,
-                             subtract_log_q, remove_accidental_hits, correct_true_logit,
-                             has_bias, dtype):
-        assert isinstance(labels, np.ndarray) and labels.dtype == np.int64, "host int64 labels"
-        assert dtype in _NP
-        if labels.min() < 0 or labels.max() >= C:
-            raise ValueError("labels: out of range")
-        ids, expected, _ = _C.sample_candidates(num_sampled, C, seed, sampler, unique)
-        plan = _SampledPlan()
-        plan.args = (labels.copy(), D, C, num_sampled, seed, sampler, unique, subtract_log_q,
-                     remove_accidental_hits, correct_true_logit, has_bias, dtype)
-        plan.cols = np.unique(np.concatenate([ids, labels]))
-        plan.k = len(plan.cols)
-        plan.workspace_bytes = 64 + 8 * plan.k
-        return plan
-
-    def sampled_softmax_cross_entropy(self, plan, h, W, b, dh, dW_cols, db_cols, cols, workspace,
-                                      workspace_bytes, stream=0):
-        self._s(stream)
-        assert isinstance(plan, _SampledPlan)
-        (labels, D, C, num_sampled, seed, sampler, unique, slq, rah, ctl, has_bias,
-         dtype) = plan.args
-        assert workspace and workspace_bytes >= plan.workspace_bytes
-        assert bool(b) == has_bias and bool(db_cols) == has_bias
-        t, N, k = _NP[dtype], len(labels), plan.k
-        hv = view(h, N * D, t).reshape(N, D)
-        Wv = view(W, D * C, t).reshape(D, C)
-        bv = view(b, C, t) if b else None
-        loss, g_h, g_cols, g_W, g_b = _C.sampled_softmax_cross_entropy(
-            hv, Wv, bv, labels, num_sampled, seed, sampler, unique, slq, rah, ctl)
-        view(dh, N * D, t)[...] = g_h.reshape(-1)
-        view(dW_cols, D * k, t)[...] = g_W.reshape(-1)
-        if b:
-            view(db_cols, k, t)[...] = g_b
-        if cols:
-            view(cols, k, np.int64)[...] = g_cols
-        return loss
-
-    def sampled_scatter_add(self, dtype, cols, k, D, C, dW_cols, db_cols, dW, db, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        cv = view(cols, k, np.int64)
-        dWc = view(dW_cols, D * k, t).reshape(D, k) if D else np.empty((0, k), t)
-        dWv = view(dW, D * C, t).reshape(D, C) if D else np.empty((0, C), t)
-        dbc = view(db_cols, k, t) if db_cols else None
-        dbv = view(db, C, t) if db else None
-        _C.scatter_add_columns(cv, dWc, dbc, dWv, dbv)
 
 
 class _SampledPlan:
