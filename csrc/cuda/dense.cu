@@ -15,9 +15,10 @@
 // Why not reduce.h's column-sum kernel: it would need dZ in memory, the pass the fused path
 // exists to avoid.
 //
-// Two tile sizes: T = 128 (8x8 per thread, BK = 8; the v2 shape) when the two products give at
-// least two blocks per SM, T = 64 (4x4 per thread, BK = 16) below that, so a small layer
-// (128x784x256: 14 + 7 tiles of 128, 52 + 26 of 64) still spreads over the GPU. Operands with
+// Two tile sizes: T = 128 (8x8 per thread, BK = 8; the v2 shape) or T = 64 (4x4 per thread,
+// BK = 16), whichever a rough estimate of the launch's run time favours (estimated_clocks): 64
+// spreads a small layer (128x784x256: 14 + 7 tiles of 128, 52 + 26 of 64) over more SMs and
+// shortens the tail of long sums. Operands with
 // 16-byte aligned bases and leading dimensions that are multiples of 4 are read as float4;
 // anything else (ldy != N odd, a view at an odd offset) takes the same kernel with per-element
 // loads and stores (T = 64 only, to keep the instance count and nvcc time down).
@@ -346,6 +347,23 @@ FusedGrid fused_grid(const DenseBackwardArgs<float>& a, int T) {
 
 int64_t grid_blocks(const FusedGrid& g) { return int64_t(g.wm) * g.wn + int64_t(g.xm) * g.xn; }
 
+// A rough run time (SM clocks) of the fused launch with tiles of T, to choose T: the larger of
+// the work spread over every SM and the longest single tile (the tail: a long sum on a tile
+// that shares its SM), at the fraction of the FMA peak each tile size sustains (128: 8x8 per
+// thread, 16 FMAs per shared-memory load, 2 blocks per SM; 64: 4x4, 8 FMAs per load, 3 per SM).
+// It picks 128 for the wide layers (4096x784x4096) and 64 where a few long tiles would
+// otherwise set the pace (4096x1024x1024: 64 dW tiles of 128 summing 4096 rows each).
+double estimated_clocks(const DenseBackwardArgs<float>& a, const FusedGrid& g, int T) {
+  const double eff = T == 128 ? 0.7 : 0.5, per_sm = T == 128 ? 2 : 3;
+  const double rate = 128.0 * eff;  // FMAs per clock per SM
+  const double fmas = double(T) * T *
+                      (double(g.wm) * g.wn * double(a.M) + double(g.xm) * g.xn * double(a.N));
+  double longest = 0;
+  if (g.wm * int64_t(g.wn)) longest = std::max(longest, double(T) * T * double(a.M));
+  if (g.xm * int64_t(g.xn)) longest = std::max(longest, double(T) * T * double(a.N));
+  return std::max(fmas / (rate * elem::sm_count()), longest / (rate / per_sm));
+}
+
 template <int T, bool VEC>
 void launch_fused(const DenseBackwardArgs<float>& a, const FusedGrid& g, cudaStream_t s,
                   const char* name) {
@@ -369,13 +387,12 @@ void run_fused(const DenseBackwardArgs<float>& a, cudaStream_t s) {
     if (grid_blocks(g)) launch_fused<64, false>(a, g, s, "dense_backward_fused<64, scalar loads>");
     return;
   }
-  const FusedGrid g128 = fused_grid(a, 128);
-  if (grid_blocks(g128) >= 2 * int64_t(elem::sm_count())) {
+  const FusedGrid g128 = fused_grid(a, 128), g64 = fused_grid(a, 64);
+  if (!grid_blocks(g64)) return;
+  if (estimated_clocks(a, g128, 128) <= estimated_clocks(a, g64, 64))
     launch_fused<128, true>(a, g128, s, "dense_backward_fused<128, float4>");
-    return;
-  }
-  const FusedGrid g = fused_grid(a, 64);
-  if (grid_blocks(g)) launch_fused<64, true>(a, g, s, "dense_backward_fused<64, float4>");
+  else
+    launch_fused<64, true>(a, g64, s, "dense_backward_fused<64, float4>");
 }
 
 void run_composed(const DenseBackwardArgs<float>& a, void* workspace, int64_t workspace_bytes,
