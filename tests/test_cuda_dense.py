@@ -41,7 +41,7 @@ SHAPES = [
     (300, 200, 130),
 ]
 # Enough tiles for the 128 x 128 kernel (>= 2 blocks per SM on an H100's 132 SMs) and its edges.
-BIG = [(4096, 1024, 1024), (2049, 1025, 1279)]
+BIG = [(4096, 1024, 1024), (1024, 4096, 1024), (2049, 1025, 1279)]
 
 
 def from_output_ok(act):
@@ -80,9 +80,10 @@ def dense_backward(dy, x, w, act=None, gate=None, from_output=False, *, path="au
     sh = 1 if misalign else 0
 
     def buf(a, rows, ld, fill=np.nan):
-        host = np.full(rows * ld + sh, fill, np.float32)
+        width = ld if a is None else max(ld, a.shape[1])  # (ld < cols: an argument-error test)
+        host = np.full(rows * width + sh, fill, np.float32)
         if a is not None:
-            host[sh:sh + rows * ld].reshape(rows, ld)[:, :a.shape[1]] = a
+            host[sh:sh + rows * width].reshape(rows, width)[:, :a.shape[1]] = a
         return dev(host)
 
     def p(t):
@@ -127,7 +128,7 @@ def cases(act):
 
 # ============================================================== GPU
 @needs_gpu
-@pytest.mark.parametrize("path", ["fused", "composed", "auto"])
+@pytest.mark.parametrize("path", ["fused64", "fused128", "composed", "auto"])
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_matches_oracle(path, act, rng):
     for M, K, N in SHAPES:
@@ -150,13 +151,15 @@ def test_big_tiles_fused_vs_composed_and_oracle(act, rng):
     for M, K, N in BIG:
         x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, act)
         gate = None if act is None else z
-        fused = dense_backward(dy, x, w, act, gate, path="fused")
         composed = dense_backward(dy, x, w, act, gate, path="composed")
         deriv = oracle._act_deriv(z, act, SLOPE)
         scales = magnitudes(dy, x, w, deriv)
-        check(fused, composed, scales, f"fused vs composed {act} {M}x{K}x{N}", tol=2e-5)
-        check(fused, oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE), scales,
-              f"{act} {M}x{K}x{N}")
+        refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
+        check(composed, refs, scales, f"composed {act} {M}x{K}x{N}")
+        for path in ("fused", "fused64", "fused128"):
+            fused = dense_backward(dy, x, w, act, gate, path=path)
+            check(fused, composed, scales, f"{path} vs composed {act} {M}x{K}x{N}", tol=2e-5)
+            check(fused, refs, scales, f"{path} {act} {M}x{K}x{N}")
 
 
 @needs_gpu
@@ -176,13 +179,13 @@ def test_fused_equals_composed_on_db_and_matches_cpu(act, rng):
 
 
 @needs_gpu
-@pytest.mark.parametrize("path", ["fused", "composed"])
+@pytest.mark.parametrize("path", ["fused64", "fused128", "composed"])
 @pytest.mark.parametrize("pad", [3, 4, 17])
 def test_row_stride_larger_than_n(path, pad, rng):
     """ldy = N + pad; odd pads take the per-element loads. The gaps hold NaN: reading one would
     poison the results."""
     for M, K, N, act in [(70, 33, 20, "tanh"), (129, 65, 64, "relu"), (5, 3, 1, None),
-                         (300, 130, 200, "gelu")]:
+                         (300, 130, 200, "gelu"), (256, 128, 60, "relu")]:
         x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, act)
         got = dense_backward(dy, x, w, act, None if act is None else z, path=path, ldy=N + pad)
         refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
@@ -202,7 +205,7 @@ def test_misaligned_operands(path, rng):
 
 
 @needs_gpu
-@pytest.mark.parametrize("path", ["fused", "composed"])
+@pytest.mark.parametrize("path", ["fused64", "fused128", "composed"])
 def test_accumulate_and_absent_outputs(path, rng):
     for M, K, N in [(37, 20, 50), (129, 128, 65), (1, 1, 1)]:
         x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, "elu")
@@ -221,7 +224,7 @@ def test_accumulate_and_absent_outputs(path, rng):
 
 
 @needs_gpu
-@pytest.mark.parametrize("path", ["fused", "composed"])
+@pytest.mark.parametrize("path", ["fused64", "fused128", "composed"])
 def test_empty_shapes(path, rng):
     x, w = np.ones((0, 3), np.float32), rng.standard_normal((3, 4)).astype(np.float32)
     dx, dw, db = dense_backward(np.ones((0, 4), np.float32), x, w, path=path)
@@ -255,7 +258,7 @@ def test_tensor_core_precisions(precision, tol, rng):
 
 
 @needs_gpu
-@pytest.mark.parametrize("path", ["fused", "composed"])
+@pytest.mark.parametrize("path", ["fused64", "fused128", "composed"])
 def test_deterministic(path, rng):
     x, w, _, y, z, dy = layer(rng, 1000, 300, 200, np.float32, "tanh")
     a = dense_backward(dy, x, w, "tanh", y, True, path=path)
@@ -273,7 +276,7 @@ def test_argument_errors(rng):
         dense_backward(dy, x, w, "gelu", y, True)
     with pytest.raises(ValueError, match="workspace too small"):
         dense_backward(dy, x, w, "gelu", z, workspace_bytes=16)
-    with pytest.raises(ValueError, match="path: expected 'auto', 'fused' or 'composed'"):
+    with pytest.raises(ValueError, match="path: expected 'auto', 'fused', 'composed'"):
         dense_backward(dy, x, w, "gelu", z, path="fast")
     with pytest.raises(ValueError, match="precision: expected"):
         dense_backward(dy, x, w, "gelu", z, precision="fp16")

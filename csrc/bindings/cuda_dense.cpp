@@ -71,6 +71,6 @@ void bind_cuda_dense(py::module_& m) {
         "Backward of y = act(x @ w + b) on float32 device arrays: dz = dy * act'(gate) (gate = z, "
         "or y with from_output), dw (+)= x.T @ dz, db (+)= dz.sum(0) (db = 0: skipped), "
         "dx = dz @ w.T (dx = 0: skipped). x (M, K), w (K, N), dy and gate (M, N) share the row "
-        "stride ldy. precision: 'fp32', 'tf32' or 'bf16'; path: 'auto', 'fused' (FP32 only) or "
-        "'composed'");
+        "stride ldy. precision: 'fp32', 'tf32' or 'bf16'; path: 'auto', 'fused' (FP32 only), "
+        "'composed', or (tests) 'fused64' / 'fused128' with the tile size forced");
 }

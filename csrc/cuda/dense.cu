@@ -372,7 +372,8 @@ void launch_fused(const DenseBackwardArgs<float>& a, const FusedGrid& g, cudaStr
   elem::check_launch(name);
 }
 
-void run_fused(const DenseBackwardArgs<float>& a, cudaStream_t s) {
+// tile: 0 = by estimated_clocks, else 64 or 128.
+void run_fused(const DenseBackwardArgs<float>& a, cudaStream_t s, int tile) {
   // 32-bit tile indices (and the launch-order group products) stay in range: checked with the
   // 64-tile counts, the larger ones.
   constexpr int64_t kMaxDim = INT_MAX - 256;  // the kernel's 32-bit indices, one tile past
@@ -389,7 +390,8 @@ void run_fused(const DenseBackwardArgs<float>& a, cudaStream_t s) {
   }
   const FusedGrid g128 = fused_grid(a, 128), g64 = fused_grid(a, 64);
   if (!grid_blocks(g64)) return;
-  if (estimated_clocks(a, g128, 128) <= estimated_clocks(a, g64, 64))
+  if (tile == 128 ||
+      (tile == 0 && estimated_clocks(a, g128, 128) <= estimated_clocks(a, g64, 64)))
     launch_fused<128, true>(a, g128, s, "dense_backward_fused<128, float4>");
   else
     launch_fused<64, true>(a, g64, s, "dense_backward_fused<64, float4>");
@@ -497,8 +499,10 @@ DenseBackwardPath dense_backward_path_from_name(const std::string& name) {
   if (name == "auto") return DenseBackwardPath::Auto;
   if (name == "fused") return DenseBackwardPath::Fused;
   if (name == "composed") return DenseBackwardPath::Composed;
-  throw ValueError("dense_backward path: expected 'auto', 'fused' or 'composed', got '" + name +
-                   "'");
+  if (name == "fused64") return DenseBackwardPath::Fused64;
+  if (name == "fused128") return DenseBackwardPath::Fused128;
+  throw ValueError("dense_backward path: expected 'auto', 'fused', 'composed', 'fused64' or "
+                   "'fused128', got '" + name + "'");
 }
 
 void dense_backward_path(const DenseBackwardArgs<float>& a, void* workspace,
@@ -516,7 +520,8 @@ void dense_backward_path(const DenseBackwardArgs<float>& a, void* workspace,
       !act_math::grad_from_output_ok(a.gate.act, double(a.gate.param)))
     throw ValueError(std::string("activation: the gradient of '") + act_name(a.gate.act) +
                      "' with this parameter cannot be computed from its output; pass the input");
-  FASTNN_CHECK(path != DenseBackwardPath::Fused || precision == Precision::FP32,
+  FASTNN_CHECK(path == DenseBackwardPath::Auto || path == DenseBackwardPath::Composed ||
+                   precision == Precision::FP32,
                "cuda dense_backward: the fused path is FP32 only (TF32 and BF16 run the "
                "composed path on the tensor-core GEMMs)");
   if (path == DenseBackwardPath::Auto) {
@@ -528,10 +533,13 @@ void dense_backward_path(const DenseBackwardArgs<float>& a, void* workspace,
     path = precision == Precision::FP32 && prefer_fused(a) ? DenseBackwardPath::Fused
                                                            : DenseBackwardPath::Composed;
   }
-  if (path == DenseBackwardPath::Fused)
-    run_fused(a, static_cast<cudaStream_t>(stream));
-  else
-    run_composed(a, workspace, workspace_bytes, stream, precision);
+  const auto s = static_cast<cudaStream_t>(stream);
+  switch (path) {
+    case DenseBackwardPath::Fused64: return run_fused(a, s, 64);
+    case DenseBackwardPath::Fused128: return run_fused(a, s, 128);
+    case DenseBackwardPath::Fused: return run_fused(a, s, 0);
+    default: return run_composed(a, workspace, workspace_bytes, stream, precision);
+  }
 }
 
 void dense_backward(const DenseBackwardArgs<float>& a, void* workspace, int64_t workspace_bytes,

@@ -33,9 +33,10 @@ void dense_backward(const DenseBackwardArgs<float>& args, void* workspace,
                     Precision precision = Precision::FP32);
 
 // For tests and benchmarks: the path forced. Fused needs Precision::FP32 (ValueError otherwise);
-// the workspace is used only by the composed path (it may be null for Fused).
-enum class DenseBackwardPath { Auto, Fused, Composed };
-// "auto", "fused" or "composed"; anything else throws ValueError.
+// the workspace is used only by the composed path (it may be null for the fused ones). Fused64
+// and Fused128 also force the tile size (operands not aligned for float4 always run 64).
+enum class DenseBackwardPath { Auto, Fused, Composed, Fused64, Fused128 };
+// "auto", "fused", "composed", "fused64" or "fused128"; anything else throws ValueError.
 DenseBackwardPath dense_backward_path_from_name(const std::string& name);
 void dense_backward_path(const DenseBackwardArgs<float>& args, void* workspace,
                          int64_t workspace_bytes, void* stream, Precision precision,
