@@ -166,8 +166,8 @@ class StandIn:
         return np.lib.stride_tricks.as_strided(view(ptr, span, np.float32), (rows, cols),
                                                (ld * 4, 4))
 
-    def dense_backward_workspace_bytes(self, M, N):
-        return 4 * M * N + 12 * N
+    def dense_backward_workspace_bytes(self, M, N, K=None):
+        return 4 * M * N + 12 * N + (0 if K is None else 4 * K * N)
 
     def dense_backward(self, dy, x, w, gate, activation, act_param, from_output, dw, db, dx, M,
                        K, N, ldy, ldx, ldw, lddw, lddx, accumulate, workspace, workspace_bytes,
@@ -175,7 +175,7 @@ class StandIn:
         self._s(stream)
         assert precision in ("fp32", "tf32", "bf16") and path in ("auto", "fused", "composed", "fused64",
                                                                  "fused128")
-        assert workspace_bytes >= self.dense_backward_workspace_bytes(M, N)
+        assert workspace_bytes >= self.dense_backward_workspace_bytes(M, N, K)
         assert workspace or workspace_bytes == 0
         assert min(ldy, ldx, ldw, lddw) >= 0 and ldy >= N and ldx >= K and ldw >= N
         assert lddw >= N and (not dx or lddx >= K)

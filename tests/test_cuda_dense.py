@@ -69,10 +69,11 @@ def rel(got, ref, scale):
 
 def dense_backward(dy, x, w, act=None, gate=None, from_output=False, *, path="auto",
                    precision="fp32", ldy=None, accumulate=False, dw0=None, db0=None,
-                   want_dx=True, want_db=True, misalign=False, workspace_bytes=None):
+                   want_dx=True, want_db=True, misalign=False, workspace_bytes=None, split=True):
     """fastnn._cuda.dense_backward on copies of the arrays; returns (dx, dw, db) on the host.
     Outputs start NaN (unless accumulating); dy and the gate sit in (M, ldy) rows whose gaps
-    hold NaN; misalign shifts every operand by one float (off 16-byte alignment)."""
+    hold NaN; misalign shifts every operand by one float (off 16-byte alignment); split: the
+    workspace that lets the fused path split long sums (else the (M, N) one: unsplit)."""
     M, K = x.shape
     N = w.shape[1]
     ldy = N if ldy is None else ldy
@@ -94,7 +95,7 @@ def dense_backward(dy, x, w, act=None, gate=None, from_output=False, *, path="au
     d_dw = buf(dw0 if accumulate else None, K, N)
     d_db = buf(db0[None, :] if accumulate else None, 1, N) if want_db else None
     d_dx = buf(None, M, K) if want_dx else None
-    need = int(mod().dense_backward_workspace_bytes(M, N))
+    need = int(mod().dense_backward_workspace_bytes(M, N, K if split else None))
     ws = dev(np.zeros(max(need, 1), np.uint8))
     mod().dense_backward(p(d_dy), p(d_x), p(d_w), p(d_gate), name, param, from_output, p(d_dw),
                          p(d_db), p(d_dx), M, K, N, ldy, K, N, N, K, accumulate, ws.data_ptr(),
@@ -160,6 +161,44 @@ def test_big_tiles_fused_vs_composed_and_oracle(act, rng):
             fused = dense_backward(dy, x, w, act, gate, path=path)
             check(fused, composed, scales, f"{path} vs composed {act} {M}x{K}x{N}", tol=2e-5)
             check(fused, refs, scales, f"{path} {act} {M}x{K}x{N}")
+
+
+@needs_gpu
+@pytest.mark.parametrize("path", ["fused64", "fused128"])
+def test_split_k(path, rng):
+    """Long sums split over several blocks (the workspace of dense_backward_workspace_bytes(M, N,
+    K)): dW's over a large batch, dX's over many outputs with a small batch, db with them, also
+    accumulating; against the unsplit kernel, the oracle, and itself (deterministic)."""
+    for M, K, N, act in [(4096, 256, 200, "relu"), (4100, 130, 10, "tanh"),
+                         (256, 1024, 1024, "gelu"), (200, 65, 3000, None)]:
+        x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, act)
+        gate = None if act is None else z
+        split = dense_backward(dy, x, w, act, gate, path=path)
+        plain = dense_backward(dy, x, w, act, gate, path=path, split=False)
+        scales = magnitudes(dy, x, w, oracle._act_deriv(z, act, SLOPE))
+        refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
+        check(split, refs, scales, f"split {act} {M}x{K}x{N}")
+        check(split, plain, scales, f"split vs unsplit {act} {M}x{K}x{N}", tol=2e-5)
+        again = dense_backward(dy, x, w, act, gate, path=path)
+        for u, v in zip(split, again):
+            assert np.array_equal(u, v), f"split-K not deterministic {M}x{K}x{N}"
+        dw0 = rng.standard_normal((K, N)).astype(np.float32)
+        db0 = rng.standard_normal(N).astype(np.float32)
+        _, dw, db = dense_backward(dy, x, w, act, gate, path=path, accumulate=True, dw0=dw0,
+                                   db0=db0, want_dx=False)
+        check((None, dw, db), (None, dw0 + refs[1], db0 + refs[2]),
+              (None, scales[1] + np.abs(dw0), scales[2] + np.abs(db0)),
+              f"split accumulate {M}x{K}x{N}")
+
+
+@needs_gpu
+def test_workspace_sizes():
+    m = mod()
+    for M, K, N in [(0, 0, 0), (1, 1, 1), (4096, 1024, 1024), (256, 1024, 1024), (7, 0, 5)]:
+        assert m.dense_backward_workspace_bytes(M, N, K) >= m.dense_backward_workspace_bytes(M, N)
+    # the split needs room for partials: more than the (M, N) size where dW is split 4 ways
+    assert (m.dense_backward_workspace_bytes(4096, 1024, 1024)
+            >= 4 * 1024 * 1024 * 4)
 
 
 @needs_gpu

@@ -121,7 +121,7 @@ def _dense_backward_rows(torch, cu, repeats, quick):
         dw = torch.empty(k, n, device="cuda")
         db = torch.empty(n, device="cuda")
         dx = torch.empty(m, k, device="cuda")
-        ws = torch.empty(int(cu.dense_backward_workspace_bytes(m, n)), dtype=torch.uint8,
+        ws = torch.empty(int(cu.dense_backward_workspace_bytes(m, n, k)), dtype=torch.uint8,
                          device="cuda")
 
         def ours(path):

@@ -60,8 +60,15 @@ void dense_backward(uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t gate,
 }  // namespace
 
 void bind_cuda_dense(py::module_& m) {
-  m.def("dense_backward_workspace_bytes", &cuda::dense_backward_workspace_bytes, py::arg("M"),
-        py::arg("N"), "bytes of device workspace dense_backward needs for a batch of M, N outputs");
+  m.def(
+      "dense_backward_workspace_bytes",
+      [](int64_t M, int64_t N, const py::object& K) {
+        return K.is_none() ? cuda::dense_backward_workspace_bytes(M, N)
+                           : cuda::dense_backward_workspace_bytes(M, K.cast<int64_t>(), N);
+      },
+      py::arg("M"), py::arg("N"), py::arg("K") = py::none(),
+      "bytes of device workspace dense_backward needs for a batch of M and N outputs; with K "
+      "(in_features) also enough for the fused path to split long sums over several blocks");
   m.def("dense_backward", &dense_backward, py::arg("dy"), py::arg("x"), py::arg("w"),
         py::arg("gate"), py::arg("activation"), py::arg("act_param"), py::arg("from_output"),
         py::arg("dw"), py::arg("db"), py::arg("dx"), py::arg("M"), py::arg("K"), py::arg("N"),

@@ -56,12 +56,21 @@ struct Tile {
   static constexpr int LDS = T + 4;                // padded k-row of a shared tile
 };
 
-// Tile counts of the two products, and which comes first in the launch (the longer sums first,
-// so the short ones fill the tail).
+// Tile counts of the two products, their split-K slices, and which comes first in the launch
+// (the longer sums first, so the short ones fill the tail).
 struct FusedGrid {
   int wm, wn;  // dW: tiles over K, over N (wm >= 1 whenever db is asked for, even at K == 0)
   int xm, xn;  // dX: tiles over M, over K (0 without dX)
+  int sw, sx;  // slices of dW's and dX's sums (1: none)
   bool dw_first;
+  // With slices (workspace): per tile, each slice's T x T partial (thread-major: element r of
+  // thread t at [r * kThreads + t]) in slice order; db's per-slice column sums; one arrival
+  // counter per tile (zeroed before the launch).
+  float* pw;
+  float* px;
+  double* pdb;
+  int* cw;
+  int* cx;
 };
 
 // As gemm_tile::block_tile, for block `pid` of one product: groups of kGroupM tile rows walked
@@ -110,17 +119,24 @@ __device__ __forceinline__ float4 dz_of4(float4 d, float4 g, const OperandGate<f
 // One T x T tile (pid) of one product. DW: C = dW (K x N), sum over the batch, A = X^T (unit
 // stride along m), B = dZ (unit stride along n), plus db in the first tile row. !DW: C = dX
 // (M x K), sum over the outputs, A = dZ and B = W^T (both unit stride along k).
+//
+// Split-K (splits > 1): block pid computes slice pid / tiles of tile pid % tiles, a contiguous
+// run of K steps; it stores its partial tile, and the last of the tile's slices to arrive (an
+// atomic counter) adds the partials in slice order -- the same order whichever block arrives
+// last, so the result is deterministic -- and runs the epilogue. db likewise, per slice.
 template <int T, bool VEC, bool DW>
 __device__ __forceinline__ void tile_product(const DenseBackwardArgs<float>& a, int tiles_m,
-                                             int tiles_n, int pid,
+                                             int tiles_n, int splits, int pid, float* part,
+                                             double* pdb, int* counters,
                                              float (&As)[2][Tile<T>::BK][Tile<T>::LDS],
                                              float (&Bs)[2][Tile<T>::BK][Tile<T>::LDS]) {
   using C = Tile<T>;
   constexpr int BK = C::BK, S = C::S;
   // 32-bit sizes and indices (the host keeps M, K, N below 2^31 - 256): fewer registers.
   const int Mg = int(DW ? a.K : a.M), Ng = int(DW ? a.N : a.K), Kg = int(DW ? a.M : a.N);
+  const int ntiles = tiles_m * tiles_n, tile = pid % ntiles, slice = pid / ntiles;
   int tm, tn;
-  group_tile(pid, tiles_m, tiles_n, tm, tn);
+  group_tile(tile, tiles_m, tiles_n, tm, tn);
   const int m0 = tm * T, n0 = tn * T;
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -181,13 +197,15 @@ __device__ __forceinline__ void tile_product(const DenseBackwardArgs<float>& a, 
 #pragma unroll
     for (int j = 0; j < 4 * S; ++j) acc[i][j] = 0.f;
 
-  const int nk = (Kg + BK - 1) / BK;  // 0 for an empty sum: C = 0 (or C), db = 0 (or db)
-  store(0, load(0));
+  // K steps [kt0, kt1) of this slice; none for an empty sum: C = 0 (or C), db = 0 (or db).
+  const int nk = (Kg + BK - 1) / BK, per_slice = (nk + splits - 1) / splits;
+  const int kt0 = min(nk, slice * per_slice), kt1 = min(nk, kt0 + per_slice);
+  store(0, load(kt0 * BK));
   __syncthreads();
 
-  for (int kt = 0; kt < nk; ++kt) {
-    const int cur = int(kt & 1);
-    const bool more = kt + 1 < nk;
+  for (int kt = kt0; kt < kt1; ++kt) {
+    const int cur = (kt - kt0) & 1;
+    const bool more = kt + 1 < kt1;
     if constexpr (DW) {
       // Rows k0 .. k0 + BK - 1 of dZ, in order (zeros past the batch). Read before the barrier
       // below, which is what lets `cur` be overwritten next step.
@@ -226,6 +244,48 @@ __device__ __forceinline__ void tile_product(const DenseBackwardArgs<float>& a, 
     // it and keeps the next overwrite of `cur` behind every read of it.
     if (more) store(cur ^ 1, next);
     __syncthreads();
+  }
+
+  if (splits > 1) {
+    // Element r of this thread's partial at [r * kThreads + tid]: coalesced, and with r a
+    // compile-time constant each access is one base register plus an immediate offset.
+    static_assert(16 * S * S * kThreads == T * T, "one partial element per accumulator");
+    float* mine = part + (int64_t(tile) * splits + slice) * (T * T) + tid;
+#pragma unroll
+    for (int i = 0; i < 4 * S; ++i)
+#pragma unroll
+      for (int j = 0; j < 4 * S; ++j) mine[(i * 4 * S + j) * kThreads] = acc[i][j];
+    if constexpr (DW) {
+      if (colsum) pdb[(int64_t(tn) * splits + slice) * T + tid] = cs;
+    }
+    // Publish the partials before counting in; the last arrival reads them from L2.
+    __threadfence();
+    __syncthreads();
+    __shared__ int last;
+    if (tid == 0) last = atomicAdd(&counters[tile], 1) == splits - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float* first = part + int64_t(tile) * splits * (T * T) + tid;
+#pragma unroll
+    for (int i = 0; i < 4 * S; ++i)
+#pragma unroll
+      for (int j = 0; j < 4 * S; ++j) acc[i][j] = __ldcg(first + (i * 4 * S + j) * kThreads);
+    for (int sl = 1; sl < splits; ++sl) {
+      const float* q = first + sl * (T * T);
+#pragma unroll
+      for (int i = 0; i < 4 * S; ++i)
+#pragma unroll
+        for (int j = 0; j < 4 * S; ++j) acc[i][j] += __ldcg(q + (i * 4 * S + j) * kThreads);
+    }
+    if constexpr (DW) {
+      if (colsum) {
+        const double* q = pdb + int64_t(tn) * splits * T + tid;
+        double v = __ldcg(q);
+        for (int sl = 1; sl < splits; ++sl) v += __ldcg(q + sl * T);
+        cs = v;
+      }
+    }
   }
 
   float* const Cm = DW ? a.dW : a.dX;
@@ -284,7 +344,7 @@ __global__ void __launch_bounds__(kThreads, T == 128 ? 2 : 3)
     dense_backward_fused(const DenseBackwardArgs<float> a, const FusedGrid g) {
   __shared__ __align__(16) float As[2][Tile<T>::BK][Tile<T>::LDS];
   __shared__ __align__(16) float Bs[2][Tile<T>::BK][Tile<T>::LDS];
-  const int nw = g.wm * g.wn, nx = g.xm * g.xn;
+  const int nw = g.wm * g.wn * g.sw, nx = g.xm * g.xn * g.sx;
   int pid = int(blockIdx.x);
   bool dw;
   if (g.dw_first) {
@@ -294,8 +354,8 @@ __global__ void __launch_bounds__(kThreads, T == 128 ? 2 : 3)
     dw = pid >= nx;
     if (dw) pid -= nx;
   }
-  if (dw) tile_product<T, VEC, true>(a, g.wm, g.wn, pid, As, Bs);
-  else tile_product<T, VEC, false>(a, g.xm, g.xn, pid, As, Bs);
+  if (dw) tile_product<T, VEC, true>(a, g.wm, g.wn, g.sw, pid, g.pw, g.pdb, g.cw, As, Bs);
+  else tile_product<T, VEC, false>(a, g.xm, g.xn, g.sx, pid, g.px, nullptr, g.cx, As, Bs);
 }
 
 // dz (M, N) contiguous = dY * act'(gate) (or dY) from operands of row stride ldy: the composed
@@ -332,8 +392,33 @@ bool fused_vec(const DenseBackwardArgs<float>& a) {
          ld4(a.lddw) && (a.dX == nullptr || ld4(a.lddx));
 }
 
-FusedGrid fused_grid(const DenseBackwardArgs<float>& a, int T) {
-  FusedGrid g;
+struct Splits {
+  int w = 1, x = 1;
+};
+
+// The slices of each product's sum, from the shape alone (never the device, so the bits of a
+// result do not depend on the GPU): slices of at least max(256, min(M, N)) terms -- the shorter
+// product's whole sum, so that every block of the launch runs about as long -- and no more than
+// 512 / (tiles of 128) slices, at most 16: splitting only where the tiles are few.
+// 4096x1024x1024: dW's sums (4096 rows, 64 tiles of 128) in 4 slices, dX's unsplit;
+// 256x1024x1024: dX's (1024 outputs, 16 tiles) in 4; 128x784x256 and 4096x784x4096: none.
+int slices(int64_t sum, int64_t min_mn, int64_t tiles128) {
+  const int64_t len = std::max<int64_t>(256, min_mn);
+  int64_t s = (sum + len - 1) / len;
+  s = std::min<int64_t>(s, 512 / std::max<int64_t>(tiles128, 1));
+  return int(std::max<int64_t>(1, std::min<int64_t>(s, 16)));
+}
+
+Splits splits_for(int64_t M, int64_t K, int64_t N) {
+  Splits sp;
+  const int64_t min_mn = std::min(M, N);
+  sp.w = slices(M, min_mn, tiles(K, 128) * tiles(N, 128));
+  sp.x = slices(N, min_mn, tiles(M, 128) * tiles(K, 128));
+  return sp;
+}
+
+FusedGrid fused_grid(const DenseBackwardArgs<float>& a, int T, Splits sp = Splits()) {
+  FusedGrid g{};
   // With an empty batch and accumulation there is nothing to add: dW is left as it is.
   const bool dw_tiles = !(a.M == 0 && a.accumulate);
   g.wn = dw_tiles ? int(tiles(a.N, T)) : 0;
@@ -341,60 +426,116 @@ FusedGrid fused_grid(const DenseBackwardArgs<float>& a, int T) {
   const bool dx = a.dX && a.M > 0 && a.K > 0;
   g.xm = dx ? int(tiles(a.M, T)) : 0;
   g.xn = dx ? int(tiles(a.K, T)) : 0;
-  g.dw_first = a.M >= a.N;  // dW's tiles sum over M, dX's over N
+  g.sw = g.wm * g.wn ? sp.w : 1;
+  g.sx = g.xm * g.xn ? sp.x : 1;
+  // dW's tiles sum over M, dX's over N: the longer slices first.
+  g.dw_first = (a.M + g.sw - 1) / g.sw >= (a.N + g.sx - 1) / g.sx;
   return g;
 }
 
-int64_t grid_blocks(const FusedGrid& g) { return int64_t(g.wm) * g.wn + int64_t(g.xm) * g.xn; }
+int64_t grid_blocks(const FusedGrid& g) {
+  return int64_t(g.wm) * g.wn * g.sw + int64_t(g.xm) * g.xn * g.sx;
+}
+
+// Bytes of workspace the slices of g need (0 without slices), and the pointers into ws.
+int64_t split_layout(const FusedGrid& g, int T, char* ws, FusedGrid* out) {
+  if (g.sw == 1 && g.sx == 1) return 0;
+  const int64_t tt = int64_t(T) * T, ntw = int64_t(g.wm) * g.wn, ntx = int64_t(g.xm) * g.xn;
+  const int64_t bw = round_up((g.sw > 1 ? g.sw * ntw * tt : 0) * int64_t(sizeof(float)));
+  const int64_t bx = round_up((g.sx > 1 ? g.sx * ntx * tt : 0) * int64_t(sizeof(float)));
+  const int64_t bdb = round_up((g.sw > 1 ? g.sw * int64_t(g.wn) * T : 0) * int64_t(sizeof(double)));
+  const int64_t bc = round_up((ntw + ntx) * int64_t(sizeof(int)));
+  if (out && ws) {
+    out->pw = reinterpret_cast<float*>(ws);
+    out->px = reinterpret_cast<float*>(ws + bw);
+    out->pdb = reinterpret_cast<double*>(ws + bw + bx);
+    out->cw = reinterpret_cast<int*>(ws + bw + bx + bdb);
+    out->cx = out->cw + ntw;
+  }
+  return bw + bx + bdb + bc;
+}
+
+// An upper bound of split_layout over the tile sizes, with dX and db present.
+int64_t split_workspace_bytes(int64_t M, int64_t K, int64_t N) {
+  const Splits sp = splits_for(M, K, N);
+  if (sp.w == 1 && sp.x == 1) return 0;
+  // Dimensions padded to whole tiles of 128 (which covers tiles of 64); dW's tile rows are at
+  // least one (db at K == 0).
+  const int64_t mp = tiles(M, 128) * 128, kp = tiles(K, 128) * 128, np = tiles(N, 128) * 128;
+  const int64_t counters =
+      std::max<int64_t>(tiles(K, 64), 1) * tiles(N, 64) + tiles(M, 64) * tiles(K, 64);
+  return round_up(sp.w * std::max<int64_t>(kp, 128) * np * int64_t(sizeof(float))) +
+         round_up(sp.x * mp * kp * int64_t(sizeof(float))) +
+         round_up(sp.w * np * int64_t(sizeof(double))) +
+         round_up(counters * int64_t(sizeof(int)));
+}
 
 // A rough run time (SM clocks) of the fused launch with tiles of T, to choose T: the larger of
 // the work spread over every SM and the longest single tile (the tail: a long sum on a tile
 // that shares its SM), at the fraction of the FMA peak each tile size sustains (128: 8x8 per
 // thread, 16 FMAs per shared-memory load, 2 blocks per SM; 64: 4x4, 8 FMAs per load, 3 per SM).
 // It picks 128 for the wide layers (4096x784x4096) and 64 where a few long tiles would
-// otherwise set the pace (4096x1024x1024: 64 dW tiles of 128 summing 4096 rows each).
+// otherwise set the pace (e.g. 128x784x256: 21 tiles of 128 for 132 SMs).
 double estimated_clocks(const DenseBackwardArgs<float>& a, const FusedGrid& g, int T) {
   const double eff = T == 128 ? 0.7 : 0.5, per_sm = T == 128 ? 2 : 3;
   const double rate = 128.0 * eff;  // FMAs per clock per SM
   const double fmas = double(T) * T *
                       (double(g.wm) * g.wn * double(a.M) + double(g.xm) * g.xn * double(a.N));
   double longest = 0;
-  if (g.wm * int64_t(g.wn)) longest = std::max(longest, double(T) * T * double(a.M));
-  if (g.xm * int64_t(g.xn)) longest = std::max(longest, double(T) * T * double(a.N));
+  if (g.wm * int64_t(g.wn))
+    longest = std::max(longest, double(T) * T * double((a.M + g.sw - 1) / g.sw));
+  if (g.xm * int64_t(g.xn))
+    longest = std::max(longest, double(T) * T * double((a.N + g.sx - 1) / g.sx));
   return std::max(fmas / (rate * elem::sm_count()), longest / (rate / per_sm));
 }
 
 template <int T, bool VEC>
-void launch_fused(const DenseBackwardArgs<float>& a, const FusedGrid& g, cudaStream_t s,
-                  const char* name) {
+void launch_fused(const DenseBackwardArgs<float>& a, FusedGrid g, char* ws, int64_t ws_bytes,
+                  cudaStream_t s, const char* name) {
+  const int64_t bytes = split_layout(g, T, ws, &g);
+  if (bytes) {
+    FASTNN_CHECK(ws && bytes <= ws_bytes, "cuda dense_backward: split-K workspace too small");
+    const int64_t counters = int64_t(g.wm) * g.wn + int64_t(g.xm) * g.xn;
+    elem::check_call(cudaMemsetAsync(g.cw, 0, size_t(counters) * sizeof(int), s),
+                     "cudaMemsetAsync (dense_backward split-K counters)");
+  }
   elem::clear_launch_error();
   dense_backward_fused<T, VEC><<<unsigned(grid_blocks(g)), kThreads, 0, s>>>(a, g);
   elem::check_launch(name);
 }
 
-// tile: 0 = by estimated_clocks, else 64 or 128.
-void run_fused(const DenseBackwardArgs<float>& a, cudaStream_t s, int tile) {
+// tile: 0 = by estimated_clocks, else 64 or 128. The sums are split (Splits) when the workspace
+// holds dense_backward_workspace_bytes(M, K, N).
+void run_fused(const DenseBackwardArgs<float>& a, cudaStream_t s, int tile, void* workspace,
+               int64_t workspace_bytes) {
   // 32-bit tile indices (and the launch-order group products) stay in range: checked with the
   // 64-tile counts, the larger ones.
   constexpr int64_t kMaxDim = INT_MAX - 256;  // the kernel's 32-bit indices, one tile past
   FASTNN_CHECK(a.M < kMaxDim && a.K < kMaxDim && a.N < kMaxDim &&
                    tiles(a.M, 64) * kGroupM < INT_MAX && tiles(a.K, 64) * kGroupM < INT_MAX &&
-                   tiles(a.N, 64) * kGroupM < INT_MAX && grid_blocks(fused_grid(a, 64)) < INT_MAX,
+                   tiles(a.N, 64) * kGroupM < INT_MAX &&
+                   grid_blocks(fused_grid(a, 64)) * 16 < INT_MAX,
                "cuda dense_backward: matrices too large for one launch (M " +
                    std::to_string(a.M) + ", K " + std::to_string(a.K) + ", N " +
                    std::to_string(a.N) + ")");
+  const int64_t split_bytes = split_workspace_bytes(a.M, a.K, a.N);
+  const Splits sp = split_bytes && workspace && workspace_bytes >= split_bytes
+                        ? splits_for(a.M, a.K, a.N)
+                        : Splits();
+  char* ws = static_cast<char*>(workspace);
   if (!fused_vec(a)) {
-    const FusedGrid g = fused_grid(a, 64);
-    if (grid_blocks(g)) launch_fused<64, false>(a, g, s, "dense_backward_fused<64, scalar loads>");
+    const FusedGrid g = fused_grid(a, 64, sp);
+    if (grid_blocks(g))
+      launch_fused<64, false>(a, g, ws, workspace_bytes, s, "dense_backward_fused<64, scalar loads>");
     return;
   }
-  const FusedGrid g128 = fused_grid(a, 128), g64 = fused_grid(a, 64);
+  const FusedGrid g128 = fused_grid(a, 128, sp), g64 = fused_grid(a, 64, sp);
   if (!grid_blocks(g64)) return;
   if (tile == 128 ||
       (tile == 0 && estimated_clocks(a, g128, 128) <= estimated_clocks(a, g64, 64)))
-    launch_fused<128, true>(a, g128, s, "dense_backward_fused<128, float4>");
+    launch_fused<128, true>(a, g128, ws, workspace_bytes, s, "dense_backward_fused<128, float4>");
   else
-    launch_fused<64, true>(a, g64, s, "dense_backward_fused<64, float4>");
+    launch_fused<64, true>(a, g64, ws, workspace_bytes, s, "dense_backward_fused<64, float4>");
 }
 
 void run_composed(const DenseBackwardArgs<float>& a, void* workspace, int64_t workspace_bytes,
@@ -495,6 +636,13 @@ int64_t dense_backward_workspace_bytes(int64_t M, int64_t N) {
          round_up(column_sums_workspace_bytes(M, N));
 }
 
+int64_t dense_backward_workspace_bytes(int64_t M, int64_t K, int64_t N) {
+  M = std::max<int64_t>(M, 0);
+  K = std::max<int64_t>(K, 0);
+  N = std::max<int64_t>(N, 0);
+  return std::max(dense_backward_workspace_bytes(M, N), split_workspace_bytes(M, K, N));
+}
+
 DenseBackwardPath dense_backward_path_from_name(const std::string& name) {
   if (name == "auto") return DenseBackwardPath::Auto;
   if (name == "fused") return DenseBackwardPath::Fused;
@@ -535,9 +683,9 @@ void dense_backward_path(const DenseBackwardArgs<float>& a, void* workspace,
   }
   const auto s = static_cast<cudaStream_t>(stream);
   switch (path) {
-    case DenseBackwardPath::Fused64: return run_fused(a, s, 64);
-    case DenseBackwardPath::Fused128: return run_fused(a, s, 128);
-    case DenseBackwardPath::Fused: return run_fused(a, s, 0);
+    case DenseBackwardPath::Fused64: return run_fused(a, s, 64, workspace, workspace_bytes);
+    case DenseBackwardPath::Fused128: return run_fused(a, s, 128, workspace, workspace_bytes);
+    case DenseBackwardPath::Fused: return run_fused(a, s, 0, workspace, workspace_bytes);
     default: return run_composed(a, workspace, workspace_bytes, stream, precision);
   }
 }

@@ -292,9 +292,9 @@ def linear(x, w, b, act, param, return_preactivation):
 def linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db, accumulate):
     """GPU linear_grad (float32): one call to the CUDA dense backward (csrc/cuda/dense.h), which
     forms dz = dy * act'(z or y) while its two GEMMs (dw = x.T @ dz, dx = dz @ w.T) stage their
-    tiles and sums db = dz.sum(0) in double, in a fixed order; the workspace (used only when it
-    takes the composed path: dz in memory, for the costly activations on large layers) comes
-    from the caching allocator."""
+    tiles and sums db = dz.sum(0) in double, in a fixed order; the workspace (dz in memory when
+    it takes the composed path, for the costly activations on large layers; split-K partials
+    when the fused path splits long sums) comes from the caching allocator."""
     from fastnn import _dense
     from fastnn.ops import _activation_arg
     if not _any_cuda(dy, x, w, z, y, dx, dw, db):
@@ -348,7 +348,7 @@ def linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db,
             if arr is not None and src is not None and _overlap(arr, src):
                 raise ValueError(f"{name}: must not overlap the inputs")
     s = _stream(index)
-    ws_bytes = int(_mod().dense_backward_workspace_bytes(n, m))
+    ws_bytes = int(_mod().dense_backward_workspace_bytes(n, m, k))
     ws = _empty((ws_bytes,), _UINT8, index)
     # x (n, k), w (k, m), dy and the gate (n, m), all contiguous: row strides k, m, m.
     _mod().dense_backward(dy.data_ptr(), x.data_ptr(), w.data_ptr(), _ptr(gate), act, param,
