@@ -397,13 +397,14 @@ struct Splits {
 };
 
 // The slices of each product's sum, from the shape alone (never the device, so the bits of a
-// result do not depend on the GPU): slices of at least max(256, min(M, N)) terms -- the shorter
+// result do not depend on the GPU): slices of at least max(128, min(M, N)) terms -- the shorter
 // product's whole sum, so that every block of the launch runs about as long -- and no more than
 // 512 / (tiles of 128) slices, at most 16: splitting only where the tiles are few.
 // 4096x1024x1024: dW's sums (4096 rows, 64 tiles of 128) in 4 slices, dX's unsplit;
-// 256x1024x1024: dX's (1024 outputs, 16 tiles) in 4; 128x784x256 and 4096x784x4096: none.
+// 256x1024x1024: dX's (1024 outputs, 16 tiles) in 4; 128x784x256: dX's (256 outputs) in 2;
+// 4096x784x4096: none.
 int slices(int64_t sum, int64_t min_mn, int64_t tiles128) {
-  const int64_t len = std::max<int64_t>(256, min_mn);
+  const int64_t len = std::max<int64_t>(128, min_mn);
   int64_t s = (sum + len - 1) / len;
   s = std::min<int64_t>(s, 512 / std::max<int64_t>(tiles128, 1));
   return int(std::max<int64_t>(1, std::min<int64_t>(s, 16)));
