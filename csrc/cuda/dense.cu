@@ -17,11 +17,15 @@
 //
 // Two tile sizes: T = 128 (8x8 per thread, BK = 8; the v2 shape) or T = 64 (4x4 per thread,
 // BK = 16), whichever a rough estimate of the launch's run time favours (estimated_clocks): 64
-// spreads a small layer (128x784x256: 14 + 7 tiles of 128, 52 + 26 of 64) over more SMs and
-// shortens the tail of long sums. Operands with
-// 16-byte aligned bases and leading dimensions that are multiples of 4 are read as float4;
-// anything else (ldy != N odd, a view at an odd offset) takes the same kernel with per-element
-// loads and stores (T = 64 only, to keep the instance count and nvcc time down).
+// spreads a small layer (128x784x256: 14 + 7 tiles of 128, 52 + 26 of 64) over more SMs.
+// Operands with 16-byte aligned bases and leading dimensions that are multiples of 4 are read
+// as float4; anything else (ldy != N odd, a view at an odd offset) takes the same kernel with
+// per-element loads and stores (T = 64 only, to keep the instance count and nvcc time down).
+// Either way every output adds its K terms in order, so the tile size does not change the bits.
+//
+// Split-K: a product with few tiles and long sums (dW at a large batch, dX at a small batch
+// with many outputs) has its sums cut into slices run by separate blocks; the last block of a
+// tile to finish adds the partials (workspace) in slice order. See splits_for.
 //
 // Composed (the reference, and the TF32/BF16 products): dZ into the workspace by the
 // activation-gradient kernel, two GEMMs (gemm_precision), reduce.h's column sums.
@@ -198,8 +202,11 @@ __device__ __forceinline__ void tile_product(const DenseBackwardArgs<float>& a, 
     for (int j = 0; j < 4 * S; ++j) acc[i][j] = 0.f;
 
   // K steps [kt0, kt1) of this slice; none for an empty sum: C = 0 (or C), db = 0 (or db).
-  const int nk = (Kg + BK - 1) / BK, per_slice = (nk + splits - 1) / splits;
-  const int kt0 = min(nk, slice * per_slice), kt1 = min(nk, kt0 + per_slice);
+  // Slices are whole multiples of 16 terms (of either BK), so both tile sizes cut the sums at
+  // the same places and give the same bits.
+  const int nk = (Kg + BK - 1) / BK;
+  const int slice_steps = ((Kg + splits - 1) / splits + 15) / 16 * (16 / BK);
+  const int kt0 = min(nk, slice * slice_steps), kt1 = min(nk, kt0 + slice_steps);
   store(0, load(kt0 * BK));
   __syncthreads();
 
