@@ -265,11 +265,15 @@ __device__ __forceinline__ void tile_product(const DenseBackwardArgs<float>& a, 
     if constexpr (DW) {
       if (colsum) pdb[(int64_t(tn) * splits + slice) * T + tid] = cs;
     }
-    // Publish the partials before counting in; the last arrival reads them from L2.
+    // Publish the partials before counting in (every writer fences, then the barrier, then a
+    // fence by the thread that counts: the usual release); the last arrival reads them from L2.
     __threadfence();
     __syncthreads();
     __shared__ int last;
-    if (tid == 0) last = atomicAdd(&counters[tile], 1) == splits - 1;
+    if (tid == 0) {
+      __threadfence();
+      last = atomicAdd(&counters[tile], 1) == splits - 1;
+    }
     __syncthreads();
     if (!last) return;
     __threadfence();
