@@ -173,8 +173,8 @@ class StandIn:
                        K, N, ldy, ldx, ldw, lddw, lddx, accumulate, workspace, workspace_bytes,
                        stream=0, precision="fp32", path="auto"):
         self._s(stream)
-        assert precision in ("fp32", "tf32", "bf16") and path in ("auto", "fused", "composed", "fused64",
-                                                                 "fused128")
+        assert precision in ("fp32", "tf32", "bf16")
+        assert path in ("auto", "fused", "composed", "fused64", "fused128")
         assert workspace_bytes >= self.dense_backward_workspace_bytes(M, N, K)
         assert workspace or workspace_bytes == 0
         assert min(ldy, ldx, ldw, lddw) >= 0 and ldy >= N and ldx >= K and ldw >= N

@@ -156,9 +156,10 @@ def _dense_backward_rows(torch, cu, repeats, quick):
         shape = f"{m}x{k}x{n}"
         for label, ms in (("dense bwd fused", fused), ("dense bwd composed", composed),
                           ("  its two GEMMs", two)):
+            fused_row = label.endswith("fused")
             rows.append({"shape": f"{label} {shape}", "fastnn_ms": ms, "torch_ms": theirs,
                          "fastnn_tflops": flops / ms / 1e9, "torch_tflops": flops / theirs / 1e9,
-                         "ratio": theirs / ms, "max_rel_err": err if label.endswith("fused") else None,
+                         "ratio": theirs / ms, "max_rel_err": err if fused_row else None,
                          "ok": err < 1e-3})
         rows[-3]["fused_over_gemms"] = fused / two
     return rows

@@ -538,7 +538,8 @@ void run_fused(const DenseBackwardArgs<float>& a, cudaStream_t s, int tile, void
   if (!fused_vec(a)) {
     const FusedGrid g = fused_grid(a, 64, sp);
     if (grid_blocks(g))
-      launch_fused<64, false>(a, g, ws, workspace_bytes, s, "dense_backward_fused<64, scalar loads>");
+      launch_fused<64, false>(a, g, ws, workspace_bytes, s,
+                              "dense_backward_fused<64, scalar loads>");
     return;
   }
   const FusedGrid g128 = fused_grid(a, 128, sp), g64 = fused_grid(a, 64, sp);
