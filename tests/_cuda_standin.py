@@ -3,8 +3,9 @@
 of every fastnn._cuda call as the bindings declare them, pointers, sizes, strides, workspaces,
 in-place outputs), not the CUDA kernels: "device" memory is host memory and each kernel entry
 point forwards to the CPU kernel (fastnn._C) on views of it. Signatures mirror
-csrc/bindings/cuda_kernels_elem.cpp, cuda_kernels_optim.cpp, cuda_gemm_device.cpp and
-cuda_tensor.cpp and cuda_engine.cpp (StandInNetwork: the GPU training engine on the CPU one)."""
+csrc/bindings/cuda_kernels_elem.cpp, cuda_kernels_optim.cpp, cuda_gemm_device.cpp, cuda_dense.cpp,
+cuda_sampled.cpp, cuda_tensor.cpp and cuda_engine.cpp (StandInNetwork: the GPU training engine on
+the CPU one)."""
 
 import ctypes
 
@@ -157,6 +158,34 @@ class StandIn:
         r = np.ascontiguousarray(r, np.float32)
         _C.act_forward(r, r, activation, act_param)
         C[...] = r
+
+    # ------------------------------------------------------------ dense backward
+    @staticmethod
+    def _mat(ptr, rows, cols, ld):
+        """(rows, cols) float32 at ptr with row stride ld (elements)."""
+        span = (rows - 1) * ld + cols if rows and cols else 0
+        return np.lib.stride_tricks.as_strided(view(ptr, span, np.float32), (rows, cols),
+                                               (ld * 4, 4))
+
+    def dense_backward_workspace_bytes(self, M, N, K=None):
+        return 4 * M * N + 12 * N + (0 if K is None else 4 * K * N)
+
+    def dense_backward(self, dy, x, w, gate, activation, act_param, from_output, dw, db, dx, M,
+                       K, N, ldy, ldx, ldw, lddw, lddx, accumulate, workspace, workspace_bytes,
+                       stream=0, precision="fp32", path="auto"):
+        self._s(stream)
+        assert precision in ("fp32", "tf32", "bf16")
+        assert path in ("auto", "fused", "composed", "fused64", "fused128")
+        assert workspace_bytes >= self.dense_backward_workspace_bytes(M, N, K)
+        assert workspace or workspace_bytes == 0
+        assert min(ldy, ldx, ldw, lddw) >= 0 and ldy >= N and ldx >= K and ldw >= N
+        assert lddw >= N and (not dx or lddx >= K)
+        self.calls.append(("dense_backward", precision, path))
+        m = self._mat
+        _C.dense_backward(m(dy, M, N, ldy), m(x, M, K, ldx), m(w, K, N, ldw),
+                          m(gate, M, N, ldy) if gate else None, activation, act_param,
+                          from_output, m(dw, K, N, lddw), view(db, N, np.float32) if db else None,
+                          m(dx, M, K, lddx) if dx else None, accumulate)
 
     # ------------------------------------------------------------ optimizers, norms
     @staticmethod
@@ -441,5 +470,4 @@ def install(monkeypatch=None):
     setattr_(cuda, "device_count", lambda: fake.devices)
     setattr_(cuda, "is_available", lambda: True)
     _gpu_ops._streams.clear()
-    _gpu_ops._ones.clear()
     return fake

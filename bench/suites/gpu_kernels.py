@@ -215,6 +215,68 @@ def _bf16_rows(torch, cu, repeats, quick):
     return rows
 
 
+# ---------------------------------------------------------------- dense backward (issue 5)
+def _dense_backward_rows(torch, cu, repeats, quick):
+    """The fused dense backward (one launch: dZ = dY * relu'(Z) formed while the dW and dX tiles
+    are staged, db summed by dW's first tile row) against (a) its own two GEMMs alone on a dZ
+    already in memory -- the floor the fusion aims at -- (b) the composed path (gate kernel,
+    two GEMMs, column sums) and (c) PyTorch: relu mask, two matmuls and a sum, TF32 off."""
+    rows = []
+    stream = torch.cuda.current_stream().cuda_stream
+    shapes = [(128, 784, 256)] if quick else [(128, 784, 256), (4096, 1024, 1024)]
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for m, k, n in shapes:  # batch, in_features, out_features
+        x = torch.randn(m, k, device="cuda")
+        w = torch.randn(k, n, device="cuda") / k ** 0.5
+        z = torch.randn(m, n, device="cuda")
+        dy = torch.randn(m, n, device="cuda")
+        dw = torch.empty(k, n, device="cuda")
+        db = torch.empty(n, device="cuda")
+        dx = torch.empty(m, k, device="cuda")
+        ws = torch.empty(int(cu.dense_backward_workspace_bytes(m, n, k)), dtype=torch.uint8,
+                         device="cuda")
+
+        def ours(path):
+            return lambda: cu.dense_backward(
+                dy.data_ptr(), x.data_ptr(), w.data_ptr(), z.data_ptr(), "relu", 0.0, False,
+                dw.data_ptr(), db.data_ptr(), dx.data_ptr(), m, k, n, n, k, n, n, k, False,
+                ws.data_ptr(), ws.numel(), stream, "fp32", path)
+
+        fused = _gpu_timer(torch, ours("fused"), repeats)
+        dz = dy * (z > 0)
+        err = max(float((dw - x.T @ dz).abs().max() / (x.T @ dz).abs().max()),
+                  float((dx - dz @ w.T).abs().max() / (dz @ w.T).abs().max()),
+                  float((db - dz.sum(0)).abs().max() / dz.sum(0).abs().max()))
+        composed = _gpu_timer(torch, ours("composed"), repeats)
+
+        def gemms():  # dW = X^T dZ, dX = dZ W^T on a stored dZ
+            cu.gemm_device(x.data_ptr(), dz.data_ptr(), dw.data_ptr(), k, n, m, k, n, n,
+                           trans_a=True, stream=stream)
+            cu.gemm_device(dz.data_ptr(), w.data_ptr(), dx.data_ptr(), m, k, n, n, n, k,
+                           trans_b=True, stream=stream)
+
+        two = _gpu_timer(torch, gemms, repeats)
+
+        def torch_fn():
+            g = dy * (z > 0)
+            torch.matmul(x.T, g, out=dw)
+            torch.matmul(g, w.T, out=dx)
+            torch.sum(g, 0, out=db)
+
+        theirs = _gpu_timer(torch, torch_fn, repeats)
+        flops = 4.0 * m * n * k
+        shape = f"{m}x{k}x{n}"
+        for label, ms in (("dense bwd fused", fused), ("dense bwd composed", composed),
+                          ("  its two GEMMs", two)):
+            fused_row = label.endswith("fused")
+            rows.append({"shape": f"{label} {shape}", "fastnn_ms": ms, "torch_ms": theirs,
+                         "fastnn_tflops": flops / ms / 1e9, "torch_tflops": flops / theirs / 1e9,
+                         "ratio": theirs / ms, "max_rel_err": err if fused_row else None,
+                         "ok": err < 1e-3})
+        rows[-3]["fused_over_gemms"] = fused / two
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------
 # Ceilings (copy bandwidth, cuBLAS) and the memory-bound kernels (issue 5 part 4): each fastnn op,
 # called through fastnn.ops on fastnn.Tensor views of torch's CUDA tensors (DLPack, no copy),
@@ -622,6 +684,8 @@ def run(ctx: Context) -> dict:
 
     sections = (("GEMM", lambda: _gemm_rows(torch, cuda_module(), repeats, ctx.quick)),
                 ("BF16 GEMM", lambda: _bf16_rows(torch, cuda_module(), repeats, ctx.quick)),
+                ("dense backward",
+                 lambda: _dense_backward_rows(torch, cuda_module(), repeats, ctx.quick)),
                 ("sampled softmax", lambda: _sampled_rows(torch, repeats, ctx.quick)))
     for name, section in sections:
         try:

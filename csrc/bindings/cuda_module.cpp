@@ -21,6 +21,7 @@ void register_cuda_optim_kernels(py::module_& m);
 void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
 void bind_cuda_sampled(py::module_& m);  // cuda_sampled.cpp
 void bind_cuda_engine(py::module_& m);  // cuda_engine.cpp: the GPU training engine
+void bind_cuda_dense(py::module_& m);  // cuda_dense.cpp
 
 namespace {
 
@@ -88,4 +89,5 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_elem(m);
   bind_cuda_sampled(m);
   bind_cuda_engine(m);
+  bind_cuda_dense(m);
 }

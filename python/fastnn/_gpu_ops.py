@@ -289,21 +289,12 @@ def linear(x, w, b, act, param, return_preactivation):
     return (y, z) if return_preactivation else y
 
 
-_ones = {}
-
-
-def _one(index):
-    """A cached float32 1.0 on the device (the K = 1 operand that adds a row into db)."""
-    t = _ones.get(index)
-    if t is None:
-        t = _ones[index] = Tensor._upload(np.ones((1, 1), np.float32), index)
-    return t
-
-
 def linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db, accumulate):
-    """GPU linear_grad (float32): dz = act_backward(dy, z or y) (one pass; dz = dy for no
-    activation), dw = x.T @ dz and dx = dz @ w.T by the GEMM (dw accumulated through beta = 1),
-    db = column sums of dz in double (accumulated by a K = 1 GEMM with beta = 1)."""
+    """GPU linear_grad (float32): one call to the CUDA dense backward (csrc/cuda/dense.h), which
+    forms dz = dy * act'(z or y) while its two GEMMs (dw = x.T @ dz, dx = dz @ w.T) stage their
+    tiles and sums db = dz.sum(0) in double, in a fixed order; the workspace (dz in memory when
+    it takes the composed path, for the costly activations on large layers; split-K partials
+    when the fused path splits long sums) comes from the caching allocator."""
     from fastnn import _dense
     from fastnn.ops import _activation_arg
     if not _any_cuda(dy, x, w, z, y, dx, dw, db):
@@ -357,32 +348,12 @@ def linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db,
             if arr is not None and src is not None and _overlap(arr, src):
                 raise ValueError(f"{name}: must not overlap the inputs")
     s = _stream(index)
-    if n == 0 or m == 0:  # empty sums: zeros (left as they are when accumulating)
-        for arr, acc in ((dw, accumulate), (db, accumulate), (dx, False)):
-            if arr is not None and arr.size and not acc:
-                _copy_into(arr, _zeros(arr._shape, dtype, index))
-        return dx, dw, db
-    if gate is None:
-        dz = dy
-    else:
-        dz = _empty((n, m), dtype, index)
-        _mod().act_backward(act, param, dy.data_ptr(), gate.data_ptr(), dz.data_ptr(), n * m,
-                            "float32", s, from_output)
-    g = _mod().gemm_device
-    if k:
-        # dw (k, m) = x.T (k, n) @ dz (n, m)
-        g(x.data_ptr(), dz.data_ptr(), dw.data_ptr(), k, m, n, k, m, m, True, False, 1.0,
-          1.0 if accumulate else 0.0, 0, "none", 0.0, s)
-        if dx is not None:  # dx (n, k) = dz (n, m) @ w.T (m, k)
-            g(dz.data_ptr(), w.data_ptr(), dx.data_ptr(), n, k, m, m, m, k, False, True, 1.0,
-              0.0, 0, "none", 0.0, s)
-    sums = _empty((m,), dtype, index) if accumulate else db
-    ws = _empty((int(_mod().column_sums_workspace_bytes(n, m)),), _UINT8, index)
-    _mod().sum_rows("float32", dz.data_ptr(), n, m, sums.data_ptr(), False, ws.data_ptr(),
-                    ws.size, s)
-    if accumulate:  # db (1, m) += 1 (1, 1) @ sums (1, m)
-        g(_one(index).data_ptr(), sums.data_ptr(), db.data_ptr(), 1, m, 1, 1, m, m, False,
-          False, 1.0, 1.0, 0, "none", 0.0, s)
+    ws_bytes = int(_mod().dense_backward_workspace_bytes(n, m, k))
+    ws = _empty((ws_bytes,), _UINT8, index)
+    # x (n, k), w (k, m), dy and the gate (n, m), all contiguous: row strides k, m, m.
+    _mod().dense_backward(dy.data_ptr(), x.data_ptr(), w.data_ptr(), _ptr(gate), act, param,
+                          from_output, dw.data_ptr(), db.data_ptr(), _ptr(dx), n, k, m, m, k, m,
+                          m, k, bool(accumulate), ws.data_ptr(), ws_bytes, s)
     return dx, dw, db
 
 
