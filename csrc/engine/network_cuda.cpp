@@ -237,7 +237,8 @@ struct CudaNetwork::Impl {
     for (size_t i = 0; i < layers.size(); ++i) {
       if (layers[i].spec.kind == LayerKind::Dense)
         dense_ws_bytes =
-            std::max(dense_ws_bytes, cuda::dense_backward_workspace_bytes(r, width(i + 1)));
+            std::max(dense_ws_bytes,
+                     cuda::dense_backward_workspace_bytes(r, width(i), width(i + 1)));
       if (layers[i].spec.kind == LayerKind::BatchNorm)
         bn_ws_bytes = std::max(bn_ws_bytes, cuda::batch_norm_workspace_bytes(r, width(i + 1)));
     }
