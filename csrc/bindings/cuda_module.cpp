@@ -22,6 +22,7 @@ void register_tensor_bindings(py::module_& m);  // bindings/cuda_tensor.cpp
 void register_cuda_optim_kernels(py::module_& m);
 }  // namespace fastnn
 void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
+void bind_cuda_fused_mlp(py::module_& m);  // cuda_fused_mlp.cpp
 
 namespace {
 
@@ -215,4 +216,5 @@ PYBIND11_MODULE(_cuda, m) {
         "'v1' (general kernel) or 'v2' (fast path; ValueError when it does not apply)");
   fastnn::register_cuda_optim_kernels(m);
   bind_cuda_elem(m);
+  bind_cuda_fused_mlp(m);
 }
