@@ -110,7 +110,8 @@ __device__ __forceinline__ void put_pair(uint32_t* A, int lda, int r, int c, flo
 
 // B (Kp, Nc) = op(W) zero-padded, op(W)(k, n) = W[k * N + n] (forward: W is (K, N)) or, with
 // `transposed`, W[n * K + k] (backward: W is (N, K), B = W^T). The thread order follows W's rows
-// so that the global reads are coalesced. BF16 stores the pairs (k, k + 1) in one word.
+// so that the global reads are coalesced. BF16 stores the pairs (k, k + 1) in one word. Every
+// thread runs whole warps' worth of indices (kThreads and the totals are multiples of 32).
 template <Precision P>
 __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __restrict__ W, int K,
                                         int N, int Kp, int Nc, bool transposed) {
@@ -119,8 +120,11 @@ __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __res
     for (int idx = threadIdx.x; idx < total; idx += kThreads) {
       int kk, n;
       if (transposed) {
-        n = idx / Kh;
-        kk = idx - n * Kh;
+        // A warp takes 4 k pairs (one 32-byte sector of a W row) of 8 rows: whole sectors from
+        // memory, and the stores kk * ldb + n (ldb = 8 mod 32) fall in 32 distinct banks.
+        const int group = idx / 32, lane = idx % 32, kblocks = Kh / 4;
+        kk = (group % kblocks) * 4 + lane % 4;
+        n = (group / kblocks) * 8 + lane / 4;
       } else {
         kk = idx / Nc;
         n = idx - kk * Nc;
@@ -143,8 +147,11 @@ __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __res
     for (int idx = threadIdx.x; idx < total; idx += kThreads) {
       int k, n;
       if (transposed) {
-        n = idx / Kp;
-        k = idx - n * Kp;
+        // A warp takes 8 k's (one 32-byte sector of a W row) of 4 rows: whole sectors from
+        // memory, and the stores k * ldb + n (ldb = 8 mod 32) conflict only 2-way.
+        const int group = idx / 32, lane = idx % 32, kblocks = Kp / 8;
+        k = (group % kblocks) * 8 + lane % 8;
+        n = (group / kblocks) * 4 + lane / 8;
       } else {
         k = idx / Nc;
         n = idx - k * Nc;
