@@ -10,15 +10,31 @@ kernel fails to write fails the finiteness checks.
 The kernel tests need a GPU; the rounding helpers run on the CPU, and fused_mlp_applies needs
 only the CUDA module."""
 
+import os
+
 import numpy as np
 import pytest
 
 import oracle
 from fastnn import cuda
 
+
+def _real_gpu():
+    """A device behind the real fastnn._cuda (tests/_cuda_standin.py may have patched
+    fastnn.cuda.is_available for the whole process, and it has no fused MLP)."""
+    if os.environ.get("FASTNN_CUDA_STANDIN"):
+        return False
+    mod = cuda._load()
+    try:
+        return mod is not None and int(mod.device_count()) > 0
+    except Exception:
+        return False
+
+
 needs_gpu = pytest.mark.skipif(
-    not cuda.is_available(),
-    reason="no usable CUDA device (fastnn built without CUDA, no GPU, or no/too-old driver)",
+    not _real_gpu(),
+    reason="no usable CUDA device (fastnn built without CUDA, no GPU, no/too-old driver, or "
+           "FASTNN_CUDA_STANDIN set)",
 )
 needs_module = pytest.mark.skipif(not cuda.is_compiled(),
                                   reason="fastnn was built without its CUDA module")
