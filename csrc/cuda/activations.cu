@@ -11,7 +11,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "cuda/activations.cuh"
+#include "cuda/act_math.cuh"
 #include "cuda/elem_util.cuh"
 
 namespace fastnn {
@@ -19,9 +19,6 @@ namespace cuda {
 namespace {
 
 using namespace elem;
-
-// The formulas (act_value, act_deriv, act_deriv_from_output, grad_from_output_ok) live in
-// activations.cuh, shared with the fused MLP.
 using namespace act_math;
 
 // ------------------------------------------------------------------ element-wise kernels

@@ -1,7 +1,8 @@
-// The activation formulas of the GPU kernels (those of cpu/activations.cpp: forward_ref,
-// derivative_ref, derivative_from_output_ref), shared by every .cu that applies an activation or
-// its derivative outside the GEMM epilogue: the element-wise kernels (activations.cu) and the
-// fused MLP (fused_mlp.cu), so that both compute the same numbers. Device code plus one host test.
+// The activation formulas on the GPU, shared by every CUDA kernel that evaluates an activation or
+// its derivative (activations.cu: the element-wise kernels; dense.cu: the fused dense backward,
+// which forms dZ = dY * act'(gate) while its GEMM tiles are staged). One copy, so the fused and
+// the composed paths compute the same dZ to the bit. Those of cpu/activations.cpp (forward_ref,
+// derivative_ref, derivative_from_output_ref), in T.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -18,7 +19,6 @@ using elem::d_expm1;
 using elem::d_log1p;
 using elem::d_tanh;
 
-// Those of cpu/activations.cpp (forward_ref, derivative_ref, derivative_from_output_ref), in T.
 // e^(-x^2 / 2) in float32 as es * back, with x^2 / 2 split exactly into t + lo/2 (an FMA gives
 // the square's rounding error): e^-(t + lo/2) = e^-t (1 - lo/2) to float precision. Rounding x^2
 // first would cost a relative error of x^2/2 * 2^-24 -- 6e-6 at x = -14. Beyond t = 64 the
