@@ -82,6 +82,12 @@ struct MlpDev {
 
 __host__ __device__ constexpr int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
+// Loops whose bodies read global memory run in chunks of kChunk items per thread: every load of a
+// chunk first, then every use. One DRAM round trip (~0.5 us) per item would otherwise be exposed
+// once per iteration with only 8 warps per SM; chunking keeps kChunk loads per thread in flight.
+// (It also lets dZ[last] alias dY: a chunk reads all its elements before writing any.)
+constexpr int kChunk = 8;
+
 // ------------------------------------------------------------------ operand rounding
 __device__ __forceinline__ uint32_t tf32_bits(float x) {
   uint32_t r;
@@ -115,37 +121,21 @@ __device__ __forceinline__ void put_pair(uint32_t* A, int lda, int r, int c, flo
 template <Precision P>
 __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __restrict__ W, int K,
                                         int N, int Kp, int Nc, bool transposed) {
-  if constexpr (P == Precision::BF16) {
-    const int Kh = Kp / 2, total = Kh * Nc;
-    for (int idx = threadIdx.x; idx < total; idx += kThreads) {
-      int kk, n;
+  // Positions of item idx: (k, n) of B, or for BF16 (kk, n) with the pair k = 2kk, 2kk + 1.
+  auto position = [&](int idx, int& k, int& n) {
+    if constexpr (P == Precision::BF16) {
+      const int Kh = Kp / 2;
       if (transposed) {
         // A warp takes 4 k pairs (one 32-byte sector of a W row) of 8 rows: whole sectors from
         // memory, and the stores kk * ldb + n (ldb = 8 mod 32) fall in 32 distinct banks.
         const int group = idx / 32, lane = idx % 32, kblocks = Kh / 4;
-        kk = (group % kblocks) * 4 + lane % 4;
+        k = (group % kblocks) * 4 + lane % 4;
         n = (group / kblocks) * 8 + lane / 4;
       } else {
-        kk = idx / Nc;
-        n = idx - kk * Nc;
+        k = idx / Nc;
+        n = idx - k * Nc;
       }
-      const int k = 2 * kk;
-      float v0 = 0.f, v1 = 0.f;
-      if (n < N) {
-        if (transposed) {
-          if (k < K) v0 = __ldg(W + n * K + k);
-          if (k + 1 < K) v1 = __ldg(W + n * K + k + 1);
-        } else {
-          if (k < K) v0 = __ldg(W + k * N + n);
-          if (k + 1 < K) v1 = __ldg(W + (k + 1) * N + n);
-        }
-      }
-      B[kk * ldb + n] = bf16_pair(v0, v1);
-    }
-  } else {
-    const int total = Kp * Nc;
-    for (int idx = threadIdx.x; idx < total; idx += kThreads) {
-      int k, n;
+    } else {
       if (transposed) {
         // A warp takes 8 k's (one 32-byte sector of a W row) of 4 rows: whole sectors from
         // memory, and the stores k * ldb + n (ldb = 8 mod 32) conflict only 2-way.
@@ -156,9 +146,35 @@ __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __res
         k = idx / Nc;
         n = idx - k * Nc;
       }
-      float v = 0.f;
-      if (k < K && n < N) v = __ldg(W + (transposed ? n * K + k : k * N + n));
-      B[k * ldb + n] = P == Precision::TF32 ? tf32_bits(v) : __float_as_uint(v);
+    }
+  };
+  auto at = [&](int k, int n) {  // op(W)(k, n), zero outside (K, N)
+    return k < K && n < N ? __ldg(W + (transposed ? n * K + k : k * N + n)) : 0.f;
+  };
+  const int total = (P == Precision::BF16 ? Kp / 2 : Kp) * Nc;
+  // kChunk items per thread loaded before any is stored: that many L2 reads in flight.
+#pragma unroll 1
+  for (int base = threadIdx.x; base < total; base += kThreads * kChunk) {
+    float2 v[kChunk];
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+      const int idx = base + kThreads * u;
+      if (idx < total) {
+        int k, n;
+        position(idx, k, n);
+        if constexpr (P == Precision::BF16) v[u] = make_float2(at(2 * k, n), at(2 * k + 1, n));
+        else v[u].x = at(k, n);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+      const int idx = base + kThreads * u;
+      if (idx < total) {
+        int k, n;
+        position(idx, k, n);
+        if constexpr (P == Precision::BF16) B[k * ldb + n] = bf16_pair(v[u].x, v[u].y);
+        else B[k * ldb + n] = P == Precision::TF32 ? tf32_bits(v[u].x) : __float_as_uint(v[u].x);
+      }
     }
   }
 }
@@ -304,6 +320,61 @@ __device__ __forceinline__ void for_warp_pairs(int Np, F&& f) {
   }
 }
 
+// use(r, c, load(r, c)) for the column pairs of this warp's rows, as for_warp_pairs.
+template <class Load, class Use>
+__device__ __forceinline__ void for_warp_pairs_loaded(int Np, Load&& load, Use&& use) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int half = Np / 2, total = 16 * half;
+  using V = decltype(load(0, 0));
+#pragma unroll 1
+  for (int base = lane; base < total; base += 32 * kChunk) {
+    V v[kChunk];
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+      const int idx = base + 32 * u;
+      if (idx < total) {
+        const int r = idx / half;
+        v[u] = load(warp * 16 + r, 2 * (idx - r * half));
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+      const int idx = base + 32 * u;
+      if (idx < total) {
+        const int r = idx / half;
+        use(warp * 16 + r, 2 * (idx - r * half), v[u]);
+      }
+    }
+  }
+}
+
+// The same over the whole slab (kRows rows of `half` pairs), spread over the block's threads.
+template <class Load, class Use>
+__device__ __forceinline__ void for_slab_pairs_loaded(int half, Load&& load, Use&& use) {
+  const int total = kRows * half;
+  using V = decltype(load(0, 0));
+#pragma unroll 1
+  for (int base = threadIdx.x; base < total; base += kThreads * kChunk) {
+    V v[kChunk];
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+      const int idx = base + kThreads * u;
+      if (idx < total) {
+        const int r = idx / half;
+        v[u] = load(r, 2 * (idx - r * half));
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+      const int idx = base + kThreads * u;
+      if (idx < total) {
+        const int r = idx / half;
+        use(r, 2 * (idx - r * half), v[u]);
+      }
+    }
+  }
+}
+
 // Columns B is staged with: the SIMT product reads whole 32-column blocks.
 template <Precision P>
 __device__ __forceinline__ int staged_cols(int N) {
@@ -342,18 +413,20 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_forward_kern
   const int64_t m0 = int64_t(blockIdx.x) * kRows;
 
   {  // A = the slab of X, zero-padded to (kRows, Kp)
-    const int K = p.layer[0].in, half = round_up(K, 16) / 2;
-    for (int idx = threadIdx.x; idx < kRows * half; idx += kThreads) {
-      const int r = idx / half, c = 2 * (idx - r * half);
-      const int64_t row = m0 + r;
-      float v0 = 0.f, v1 = 0.f;
-      if (row < p.M) {
-        const float* x = p.X + row * K;
-        if (c < K) v0 = x[c];
-        if (c + 1 < K) v1 = x[c + 1];
-      }
-      put_pair<P>(s.A, p.lda, r, c, v0, v1);
-    }
+    const int K = p.layer[0].in;
+    for_slab_pairs_loaded(
+        round_up(K, 16) / 2,
+        [&](int r, int c) {
+          const int64_t row = m0 + r;
+          float2 v = make_float2(0.f, 0.f);
+          if (row < p.M) {
+            const float* x = p.X + row * K;
+            if (c < K) v.x = x[c];
+            if (c + 1 < K) v.y = x[c + 1];
+          }
+          return v;
+        },
+        [&](int r, int c, float2 v) { put_pair<P>(s.A, p.lda, r, c, v.x, v.y); });
   }
 
   for (int l = 0; l < p.count; ++l) {
@@ -395,29 +468,46 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_backward_ker
   const Smem s = carve(smem, p);
   const int64_t m0 = int64_t(blockIdx.x) * kRows;
 
-  {  // A = dZ_last = dY * act'(out_last) -> dZ[last]; dZ[last] may alias dY: each element is
-     // read, then written, by the same thread.
+  {  // A = dZ_last = dY * act'(out_last) -> dZ[last]. dZ[last] may alias dY: each element is
+     // read, then written, by the same thread (a chunk reads all its elements first).
     const LayerDev& L = p.layer[p.count - 1];
-    const int N = L.out, half = round_up(N, 16) / 2;
-    for (int idx = threadIdx.x; idx < kRows * half; idx += kThreads) {
-      const int r = idx / half, c = 2 * (idx - r * half);
-      const int64_t row = m0 + r;
-      float v0 = 0.f, v1 = 0.f;
-      if (row < p.M) {
-        const float* dy = p.dY + row * N;
-        const float* y = L.y + row * N;
-        float* dz = L.dst + row * N;
-        if (c < N) {
-          v0 = dy[c] * act_math::act_deriv_from_output(L.act, L.param, y[c]);
-          dz[c] = v0;
-        }
-        if (c + 1 < N) {
-          v1 = dy[c + 1] * act_math::act_deriv_from_output(L.act, L.param, y[c + 1]);
-          dz[c + 1] = v1;
-        }
-      }
-      put_pair<P>(s.A, p.lda, r, c, v0, v1);
-    }
+    const int N = L.out;
+    const Act act = L.act;
+    const float param = L.param;
+    for_slab_pairs_loaded(
+        round_up(N, 16) / 2,
+        [&](int r, int c) {  // (dy_c, dy_c+1, y_c, y_c+1)
+          const int64_t row = m0 + r;
+          float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+          if (row < p.M) {
+            const int64_t o = row * N + c;
+            if (c < N) {
+              v.x = p.dY[o];
+              v.z = L.y[o];
+            }
+            if (c + 1 < N) {
+              v.y = p.dY[o + 1];
+              v.w = L.y[o + 1];
+            }
+          }
+          return v;
+        },
+        [&](int r, int c, float4 v) {
+          const int64_t row = m0 + r;
+          float v0 = 0.f, v1 = 0.f;
+          if (row < p.M) {
+            const int64_t o = row * N + c;
+            if (c < N) {
+              v0 = v.x * act_math::act_deriv_from_output(act, param, v.z);
+              L.dst[o] = v0;
+            }
+            if (c + 1 < N) {
+              v1 = v.y * act_math::act_deriv_from_output(act, param, v.w);
+              L.dst[o + 1] = v1;
+            }
+          }
+          put_pair<P>(s.A, p.lda, r, c, v0, v1);
+        });
   }
 
   for (int l = p.count - 1; l >= 0; --l) {
@@ -437,23 +527,35 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_backward_ker
       const float param = Lp.param;
       const float* y = Lp.y;
       float* dz = Lp.dst;
-      for_warp_pairs(Np, [&](int r, int c) {
-        const float d0 = s.Z[r * p.ldz + c], d1 = s.Z[r * p.ldz + c + 1];
-        const int64_t row = m0 + r;
-        float v0 = 0.f, v1 = 0.f;
-        if (row < p.M) {
-          const int64_t o = row * N + c;
-          if (c < N) {
-            v0 = d0 * act_math::act_deriv_from_output(act, param, y[o]);
-            dz[o] = v0;
-          }
-          if (c + 1 < N) {
-            v1 = d1 * act_math::act_deriv_from_output(act, param, y[o + 1]);
-            dz[o + 1] = v1;
-          }
-        }
-        put_pair<P>(s.A, p.lda, r, c, v0, v1);
-      });
+      for_warp_pairs_loaded(
+          Np,
+          [&](int r, int c) {  // the forward's output at (row, c), (row, c + 1)
+            const int64_t row = m0 + r;
+            float2 v = make_float2(0.f, 0.f);
+            if (row < p.M) {
+              const int64_t o = row * N + c;
+              if (c < N) v.x = __ldg(y + o);
+              if (c + 1 < N) v.y = __ldg(y + o + 1);
+            }
+            return v;
+          },
+          [&](int r, int c, float2 yv) {
+            const float d0 = s.Z[r * p.ldz + c], d1 = s.Z[r * p.ldz + c + 1];
+            const int64_t row = m0 + r;
+            float v0 = 0.f, v1 = 0.f;
+            if (row < p.M) {
+              const int64_t o = row * N + c;
+              if (c < N) {
+                v0 = d0 * act_math::act_deriv_from_output(act, param, yv.x);
+                dz[o] = v0;
+              }
+              if (c + 1 < N) {
+                v1 = d1 * act_math::act_deriv_from_output(act, param, yv.y);
+                dz[o + 1] = v1;
+              }
+            }
+            put_pair<P>(s.A, p.lda, r, c, v0, v1);
+          });
     } else {
       float* dX = p.dX;
       for_warp_pairs(Np, [&](int r, int c) {
