@@ -1,11 +1,11 @@
 // The fully fused MLP (see fused_mlp.h): one launch runs a whole stack of narrow layers, forward
-// or backward, for a slab of kRows rows per block.
+// or backward, for a slab of 16 to 128 rows per block (one warp per 16 rows).
 //
 // X (M, in_0), W_l (in_l, out_l), b_l (out_l,), outputs[l] (M, out_l), dY, dZ[l] (M, out_l),
 // dX (M, in_0); every width <= 128.
 //
 // Per block, in shared memory:
-//   A: the slab's current activations (forward) or gradients (backward), kRows x Wp, where Wp is
+//   A: the slab's current activations (forward) or gradients (backward), rows x Wp, where Wp is
 //      the widest width of the stack rounded up to 32; columns past a layer's width are zeros, so
 //      the next product may run over the padded K.
 //   B: the current layer's weights as the product's (K, N) operand: W_l in the forward pass,
@@ -52,11 +52,11 @@ namespace fastnn {
 namespace cuda {
 namespace {
 
-constexpr int kRows = 128;             // rows per block (slab)
-constexpr int kThreads = 256;          // 8 warps x 16 rows
+constexpr int kMaxRows = 128;          // rows per block (slab): 16, 32, 64 or 128 (MlpDev::rows)
+constexpr int kMaxThreads = 256;       // one warp per 16 rows: 2 threads per slab row
 constexpr int kMaxWidth = int(kFusedMlpMaxWidth);
 constexpr int kMaxLayers = int(kFusedMlpMaxLayers);
-static_assert(kThreads / 32 * 16 == kRows, "one warp per 16 rows");
+static_assert(kMaxThreads / 32 * 16 == kMaxRows, "one warp per 16 rows");
 static_assert(kMaxWidth % 32 == 0, "widths pad to whole 32-column blocks");
 
 struct LayerDev {
@@ -76,6 +76,7 @@ struct MlpDev {
   const float* X;   // forward input (M, in_0)
   const float* dY;  // backward: (M, out_last); may alias layer[count - 1].dst
   float* dX;        // backward: (M, in_0) or null
+  int rows;              // slab rows per block; blockDim.x == 2 * rows
   int ldz, lda, ldb;     // row strides of Z, A and B in 32-bit words
   int a_words, b_words;  // words of A (0: A is Z) and of each B buffer
 };
@@ -117,7 +118,7 @@ __device__ __forceinline__ void put_pair(uint32_t* A, int lda, int r, int c, flo
 // B (Kp, Nc) = op(W) zero-padded, op(W)(k, n) = W[k * N + n] (forward: W is (K, N)) or, with
 // `transposed`, W[n * K + k] (backward: W is (N, K), B = W^T). The thread order follows W's rows
 // so that the global reads are coalesced. BF16 stores the pairs (k, k + 1) in one word. Every
-// thread runs whole warps' worth of indices (kThreads and the totals are multiples of 32).
+// thread runs whole warps' worth of indices (blockDim.x and the totals are multiples of 32).
 template <Precision P>
 __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __restrict__ W, int K,
                                         int N, int Kp, int Nc, bool transposed) {
@@ -153,12 +154,13 @@ __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __res
   };
   const int total = (P == Precision::BF16 ? Kp / 2 : Kp) * Nc;
   // kChunk items per thread loaded before any is stored: that many L2 reads in flight.
+  const int threads = blockDim.x;
 #pragma unroll 1
-  for (int base = threadIdx.x; base < total; base += kThreads * kChunk) {
+  for (int base = threadIdx.x; base < total; base += threads * kChunk) {
     float2 v[kChunk];
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
-      const int idx = base + kThreads * u;
+      const int idx = base + threads * u;
       if (idx < total) {
         int k, n;
         position(idx, k, n);
@@ -168,7 +170,7 @@ __device__ __forceinline__ void stage_b(uint32_t* B, int ldb, const float* __res
     }
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
-      const int idx = base + kThreads * u;
+      const int idx = base + threads * u;
       if (idx < total) {
         int k, n;
         position(idx, k, n);
@@ -202,7 +204,7 @@ __device__ __forceinline__ float lane_of(const float4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
-// Z (kRows, Np) = A (kRows, Kp) @ B (Kp, Np) for this warp's 16 rows, stored raw (FP32) to Z:
+// Z (rows, Np) = A (rows, Kp) @ B (Kp, Np) for this warp's 16 rows, stored raw (FP32) to Z:
 // the caller's epilogue then walks the warp's rows in a plain loop (for_warp_pairs), so the
 // activation code is emitted once, not once per accumulator. Every warp reads and writes only its
 // own rows of A and Z, so __syncwarp() orders the product's reads of A before Z's writes (Z may be
@@ -348,17 +350,17 @@ __device__ __forceinline__ void for_warp_pairs_loaded(int Np, Load&& load, Use&&
   }
 }
 
-// The same over the whole slab (kRows rows of `half` pairs), spread over the block's threads.
+// The same over the whole slab (`rows` rows of `half` pairs), spread over the block's threads.
 template <class Load, class Use>
-__device__ __forceinline__ void for_slab_pairs_loaded(int half, Load&& load, Use&& use) {
-  const int total = kRows * half;
+__device__ __forceinline__ void for_slab_pairs_loaded(int rows, int half, Load&& load, Use&& use) {
+  const int total = rows * half, threads = blockDim.x;
   using V = decltype(load(0, 0));
 #pragma unroll 1
-  for (int base = threadIdx.x; base < total; base += kThreads * kChunk) {
+  for (int base = threadIdx.x; base < total; base += threads * kChunk) {
     V v[kChunk];
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
-      const int idx = base + kThreads * u;
+      const int idx = base + threads * u;
       if (idx < total) {
         const int r = idx / half;
         v[u] = load(r, 2 * (idx - r * half));
@@ -366,7 +368,7 @@ __device__ __forceinline__ void for_slab_pairs_loaded(int half, Load&& load, Use
     }
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
-      const int idx = base + kThreads * u;
+      const int idx = base + threads * u;
       if (idx < total) {
         const int r = idx / half;
         use(r, 2 * (idx - r * half), v[u]);
@@ -381,7 +383,7 @@ __device__ __forceinline__ int staged_cols(int N) {
   return P == Precision::FP32 ? round_up(N, 32) : round_up(N, 16);
 }
 
-// Shared memory: Z (kRows, ldz) floats, the raw products; A, the next product's operand, is Z
+// Shared memory: Z (rows, ldz) floats, the raw products; A, the next product's operand, is Z
 // itself for FP32/TF32 (rounded in place for TF32) and a packed bf16 array for BF16; B twice (layer
 // l + 1 is staged while slower warps still read layer l's); bias twice.
 struct Smem {
@@ -394,7 +396,7 @@ struct Smem {
 __device__ __forceinline__ Smem carve(uint32_t* smem, const MlpDev& p) {
   Smem s;
   s.Z = reinterpret_cast<float*>(smem);
-  uint32_t* q = smem + kRows * p.ldz;
+  uint32_t* q = smem + p.rows * p.ldz;
   s.A = p.a_words ? q : smem;
   q += p.a_words;
   s.B = q;
@@ -407,15 +409,15 @@ __device__ __forceinline__ Smem carve(uint32_t* smem, const MlpDev& p) {
 // epilogue (A) before this product, and every warp's reads of B[l & 1] (layer l) before layer
 // l + 2 restages it.
 template <Precision P, bool WIDE>
-__global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_forward_kernel(const MlpDev p) {
+__global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2) fused_mlp_forward_kernel(const MlpDev p) {
   extern __shared__ __align__(16) uint32_t smem[];
   const Smem s = carve(smem, p);
-  const int64_t m0 = int64_t(blockIdx.x) * kRows;
+  const int64_t m0 = int64_t(blockIdx.x) * p.rows;
 
-  {  // A = the slab of X, zero-padded to (kRows, Kp)
+  {  // A = the slab of X, zero-padded to (rows, Kp)
     const int K = p.layer[0].in;
     for_slab_pairs_loaded(
-        round_up(K, 16) / 2,
+        p.rows, round_up(K, 16) / 2,
         [&](int r, int c) {
           const int64_t row = m0 + r;
           float2 v = make_float2(0.f, 0.f);
@@ -436,7 +438,7 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_forward_kern
     uint32_t* B = s.B + (l & 1) * p.b_words;
     float* bias = s.bias + (l & 1) * kMaxWidth;
     stage_b<P>(B, p.ldb, L.W, K, N, Kp, staged_cols<P>(N), false);
-    for (int n = threadIdx.x; n < kMaxWidth; n += kThreads)
+    for (int n = threadIdx.x; n < kMaxWidth; n += blockDim.x)
       bias[n] = L.b != nullptr && n < N ? __ldg(L.b + n) : 0.f;
     __syncthreads();
 
@@ -463,10 +465,10 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_forward_kern
 }
 
 template <Precision P, bool WIDE>
-__global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_backward_kernel(const MlpDev p) {
+__global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2) fused_mlp_backward_kernel(const MlpDev p) {
   extern __shared__ __align__(16) uint32_t smem[];
   const Smem s = carve(smem, p);
-  const int64_t m0 = int64_t(blockIdx.x) * kRows;
+  const int64_t m0 = int64_t(blockIdx.x) * p.rows;
 
   {  // A = dZ_last = dY * act'(out_last) -> dZ[last]. dZ[last] may alias dY: each element is
      // read, then written, by the same thread (a chunk reads all its elements first).
@@ -475,7 +477,7 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_backward_ker
     const Act act = L.act;
     const float param = L.param;
     for_slab_pairs_loaded(
-        round_up(N, 16) / 2,
+        p.rows, round_up(N, 16) / 2,
         [&](int r, int c) {  // (dy_c, dy_c+1, y_c, y_c+1)
           const int64_t row = m0 + r;
           float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -513,7 +515,7 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_backward_ker
   for (int l = p.count - 1; l >= 0; --l) {
     if (l == 0 && p.dX == nullptr) break;
     const LayerDev& L = p.layer[l];
-    // dIn (kRows, in) = dZ_l (kRows, out) @ W_l^T: K = out, N = in.
+    // dIn (rows, in) = dZ_l (rows, out) @ W_l^T: K = out, N = in.
     const int K = L.out, N = L.in, Kp = round_up(K, 16), Np = round_up(N, 16);
     uint32_t* B = s.B + (l & 1) * p.b_words;
     stage_b<P>(B, p.ldb, L.W, K, N, Kp, staged_cols<P>(N), true);
@@ -570,14 +572,14 @@ __global__ void __launch_bounds__(kThreads, WIDE ? 1 : 2) fused_mlp_backward_ker
 }
 
 // ------------------------------------------------------------------ host side
-// Shared-memory plan for the stack (wp: the widest width rounded up to 32): strides with the bank
-// properties above, B sized for the widest layer.
+// Shared-memory plan for the stack (wp: the widest width rounded up to 32) and p.rows: strides with
+// the bank properties above, B sized for the widest layer.
 void plan_smem(MlpDev& p, int wp, Precision precision) {
   p.ldz = wp + 4;
   p.ldb = wp + 8;
   if (precision == Precision::BF16) {
     p.lda = round_up(wp / 2, 32) + 4;  // words of k pairs
-    p.a_words = kRows * p.lda;
+    p.a_words = p.rows * p.lda;
     p.b_words = (wp / 2) * p.ldb;
   } else {
     p.lda = p.ldz;  // A is Z
@@ -588,7 +590,7 @@ void plan_smem(MlpDev& p, int wp, Precision precision) {
 
 size_t smem_bytes(const MlpDev& p) {
   return sizeof(uint32_t) *
-         (size_t(kRows) * p.ldz + p.a_words + 2 * size_t(p.b_words) + 2 * kMaxWidth);
+         (size_t(p.rows) * p.ldz + p.a_words + 2 * size_t(p.b_words) + 2 * kMaxWidth);
 }
 
 using KernelFn = void (*)(MlpDev);
@@ -626,10 +628,10 @@ void launch(const MlpDev& p, cudaStream_t stream) {
   const char* name = BACKWARD ? "fused_mlp_backward_kernel" : "fused_mlp_forward_kernel";
   const size_t bytes = smem_bytes(p);
   allow_smem<P, WIDE, BACKWARD>(kernel, bytes, name);
-  const int64_t blocks = (p.M + kRows - 1) / kRows;
+  const int64_t blocks = (p.M + p.rows - 1) / p.rows;
   FASTNN_CHECK(blocks <= int64_t(0x7fffffff), std::string("cuda ") + name + ": M too large");
   elem::clear_launch_error();
-  kernel<<<unsigned(blocks), kThreads, bytes, stream>>>(p);
+  kernel<<<unsigned(blocks), 2 * p.rows, bytes, stream>>>(p);
   elem::check_launch(name);
 }
 
@@ -672,9 +674,17 @@ int plan(const FusedMlpLayer* layers, int64_t count, Precision precision, MlpDev
     d.param = L.act_param;
     if (d.out > wmax) wmax = d.out;
   }
-  const int wp = round_up(wmax, 32);
-  plan_smem(p, wp, precision);
-  return wp;
+  return round_up(wmax, 32);
+}
+
+// Slab rows for M rows: 128 (8 warps) unless that leaves SMs without a block; halved down to 16
+// (one warp) for small batches, so that M = 1000 runs 63 blocks rather than 8. Each row's
+// arithmetic is the same for any slab size, so the choice never changes a result.
+int slab_rows(int64_t M) {
+  const int64_t sms = elem::sm_count();
+  int rows = kMaxRows;
+  while (rows > 16 && (M + rows - 1) / rows < sms) rows /= 2;
+  return rows;
 }
 
 }  // namespace
@@ -706,6 +716,8 @@ void fused_mlp_forward(const FusedMlpLayer* layers, int64_t count, const float* 
   for (int64_t l = 0; l < count; ++l) p.layer[l].dst = outputs[l];
   p.M = M;
   p.X = X;
+  p.rows = slab_rows(M);
+  plan_smem(p, wp, precision);
   dispatch<false>(p, wp, precision, static_cast<cudaStream_t>(stream));
 }
 
@@ -730,6 +742,8 @@ void fused_mlp_backward(const FusedMlpLayer* layers, int64_t count, const float*
   p.M = M;
   p.dY = dY;
   p.dX = dX;
+  p.rows = slab_rows(M);
+  plan_smem(p, wp, precision);
   dispatch<true>(p, wp, precision, static_cast<cudaStream_t>(stream));
 }
 
