@@ -242,7 +242,8 @@ def test_depths_mixed_widths(precision, depth):
 
 @needs_gpu
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("M", [1, 15, 16, 17, 127, 128, 129, 1000, 2 ** 14])
+# On a 132-SM H100 the slab is 16 rows up to M = 2112, then 32 (M = 5000), 64 (2^14), 128 (20000).
+@pytest.mark.parametrize("M", [1, 15, 16, 17, 127, 128, 129, 1000, 5000, 2 ** 14, 20000])
 def test_batch_sizes(precision, M):
     _check(M, [64] * 5, [("relu", 0.0)] * 3 + [(None, 0.0)], precision, seed=M)
 
