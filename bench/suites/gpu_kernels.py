@@ -142,9 +142,28 @@ def _fused_mlp_rows(torch, cu, repeats, quick):
     # Useful FLOPs: forward 2 M w^2 per layer, backward dW per layer and dX for layers 1..3.
     flops = 2.0 * M * width * width * (depth + depth + depth - 1)
 
+    # dW_l = X_l^T dZ_l is a 64x64 result summed over 2^14 rows: one output tile, so a GEMM without
+    # split-K runs it on one block. cuda::dense_backward (dense-backward branch) splits such sums
+    # over blocks deterministically; with no gate and no dX it is exactly dW and db. Used when the
+    # module has it (FP32 arithmetic), else gemm_device + sum_rows.
+    dense_bwd = getattr(cu, "dense_backward", None)
+    dense_ws = None
+    if dense_bwd is not None:
+        try:
+            nbytes = int(cu.dense_backward_workspace_bytes(M, width, width))
+            dense_ws = (torch.empty(nbytes // 4 + 64, **dev), nbytes)
+        except TypeError:
+            dense_bwd = None
+
     def weight_grads(variant):
         for l in range(depth):
             inp = X if l == 0 else outs[l - 1]
+            if dense_bwd is not None:
+                dense_bwd(dzs[l].data_ptr(), inp.data_ptr(), Ws[l].data_ptr(), 0, "none", 0.0,
+                          False, dWs[l].data_ptr(), dbs[l].data_ptr(), 0, M, width, width, width,
+                          width, width, width, width, False, dense_ws[0].data_ptr(), dense_ws[1],
+                          stream)
+                continue
             # dW_l (in, out) = inp^T (in, M) @ dZ_l (M, out)
             cu.gemm_device(inp.data_ptr(), dzs[l].data_ptr(), dWs[l].data_ptr(), width, width, M,
                            width, width, width, trans_a=True, stream=stream, variant=variant)
@@ -239,6 +258,8 @@ def _fused_mlp_rows(torch, cu, repeats, quick):
     torch.backends.cuda.matmul.allow_tf32 = False
     if compile_note:
         print(f"  {compile_note}")
+    print("  dW and db: " + ("cuda dense_backward (split-K, FP32)" if dense_bwd is not None else
+                             "gemm_device + sum_rows (no split-K: one block per 64x64 dW)"))
     return rows
 
 
