@@ -308,6 +308,11 @@ def test_device_entry_points_and_dz_aliasing_dy():
     mod.fused_mlp_backward_device(M, widths, [w.data_ptr() for w in tW], acts, params,
                                   [o.data_ptr() for o in outs], tdY.data_ptr(),
                                   [d.data_ptr() for d in dzs], dx.data_ptr(), "tf32", stream)
+    # Inference: hidden outputs not stored (address 0), the last one the same bits.
+    last = torch.full((M, widths[-1]), float("nan"), device="cuda")
+    mod.fused_mlp_forward_device(tX.data_ptr(), M, widths, [w.data_ptr() for w in tW],
+                                 [b.data_ptr() for b in tb], acts, params,
+                                 [0, 0, last.data_ptr()], "tf32", stream)
     torch.cuda.synchronize()
-    for got, want in zip(outs + dzs + [dx], ref_outs + ref_dzs + [ref_dx]):
+    for got, want in zip(outs + dzs + [dx, last], ref_outs + ref_dzs + [ref_dx, ref_outs[-1]]):
         assert np.array_equal(got.cpu().numpy().view(np.uint32), want.view(np.uint32))
