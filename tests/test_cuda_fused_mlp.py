@@ -84,8 +84,8 @@ def _check(M, widths, acts, precision, seed=0, bias=True, want_dx=True, e2e=True
         assert outs[l].shape == (M, widths[l + 1]) and outs[l].dtype == np.float32
         assert np.all(np.isfinite(outs[l])), f"layer {l}: unwritten or non-finite outputs"
         z, want = oracle.mlp_layer_forward(h, ws[l], bs[l], names[l], params[l], precision)
-        bound = np.abs(oracle.round_operand(h, precision)) @ np.abs(oracle.round_operand(ws[l],
-                                                                                          precision))
+        bound = (np.abs(oracle.round_operand(h, precision))
+                 @ np.abs(oracle.round_operand(ws[l], precision)))
         if bs[l] is not None:
             bound = bound + np.abs(bs[l].astype(np.float64))
         allowed = _lipschitz(names[l], params[l]) * tol * bound + 1e-6 * np.abs(want) + 1e-30

@@ -65,7 +65,8 @@ bool applies(const std::vector<int64_t>& widths, const py::list& acts,
 }
 
 CArray f32_array(const py::object& obj, const char* name, int ndim) {
-  if (!py::isinstance<py::array>(obj)) throw TypeError(std::string(name) + ": expected a NumPy array");
+  if (!py::isinstance<py::array>(obj))
+    throw TypeError(std::string(name) + ": expected a NumPy array");
   const auto arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().equal(py::dtype::of<float>()))
     throw TypeError(std::string(name) + ": expected float32, got " +

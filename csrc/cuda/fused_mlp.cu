@@ -409,7 +409,8 @@ __device__ __forceinline__ Smem carve(uint32_t* smem, const MlpDev& p) {
 // epilogue (A) before this product, and every warp's reads of B[l & 1] (layer l) before layer
 // l + 2 restages it.
 template <Precision P, bool WIDE>
-__global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2) fused_mlp_forward_kernel(const MlpDev p) {
+__global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2)
+    fused_mlp_forward_kernel(const MlpDev p) {
   extern __shared__ __align__(16) uint32_t smem[];
   const Smem s = carve(smem, p);
   const int64_t m0 = int64_t(blockIdx.x) * p.rows;
@@ -465,7 +466,8 @@ __global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2) fused_mlp_forward_k
 }
 
 template <Precision P, bool WIDE>
-__global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2) fused_mlp_backward_kernel(const MlpDev p) {
+__global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2)
+    fused_mlp_backward_kernel(const MlpDev p) {
   extern __shared__ __align__(16) uint32_t smem[];
   const Smem s = carve(smem, p);
   const int64_t m0 = int64_t(blockIdx.x) * p.rows;
@@ -624,7 +626,8 @@ void allow_smem(KernelFn kernel, size_t bytes, const char* name) {
 
 template <Precision P, bool WIDE, bool BACKWARD>
 void launch(const MlpDev& p, cudaStream_t stream) {
-  KernelFn kernel = BACKWARD ? fused_mlp_backward_kernel<P, WIDE> : fused_mlp_forward_kernel<P, WIDE>;
+  KernelFn kernel =
+      BACKWARD ? fused_mlp_backward_kernel<P, WIDE> : fused_mlp_forward_kernel<P, WIDE>;
   const char* name = BACKWARD ? "fused_mlp_backward_kernel" : "fused_mlp_forward_kernel";
   const size_t bytes = smem_bytes(p);
   allow_smem<P, WIDE, BACKWARD>(kernel, bytes, name);
