@@ -116,7 +116,9 @@ py::tuple fused_mlp_host(const py::object& X_obj, const py::list& weights, const
   const size_t n = py::len(weights);
   if (n == 0 || py::len(biases) != n)
     throw ValueError("weights and biases: expected one per layer (biases entries may be None)");
+  // A default-constructed array_t is an empty array, not a null handle: presence is kept apart.
   std::vector<CArray> W(n), b(n);
+  std::vector<char> has_b(n, 0);
   std::vector<int64_t> widths{X.shape(1)};
   for (size_t l = 0; l < n; ++l) {
     W[l] = f32_array(weights[l], "weights[l]", 2);
@@ -127,6 +129,7 @@ py::tuple fused_mlp_host(const py::object& X_obj, const py::list& weights, const
     widths.push_back(W[l].shape(1));
     if (!biases[l].is_none()) {
       b[l] = f32_array(biases[l], "biases[l]", 1);
+      has_b[l] = 1;
       if (b[l].shape(0) != W[l].shape(1))
         throw ValueError("biases[" + std::to_string(l) + "]: expected shape (" +
                          std::to_string(W[l].shape(1)) + ",)");
@@ -154,8 +157,9 @@ py::tuple fused_mlp_host(const py::object& X_obj, const py::list& weights, const
     outs.emplace_back(std::vector<py::ssize_t>{M, widths[l + 1]});
     if (backward) dzs.emplace_back(std::vector<py::ssize_t>{M, widths[l + 1]});
   }
+  const bool with_dx = backward && want_dx;
   CArray dX;
-  if (backward && want_dx) dX = CArray(std::vector<py::ssize_t>{M, widths[0]});
+  if (with_dx) dX = CArray(std::vector<py::ssize_t>{M, widths[0]});
 
   // Host addresses taken while the GIL is held; the arrays outlive the block below.
   std::vector<float*> h_out(n), h_dz(n);
@@ -163,14 +167,14 @@ py::tuple fused_mlp_host(const py::object& X_obj, const py::list& weights, const
     h_out[l] = outs[l].mutable_data();
     if (backward) h_dz[l] = dzs[l].mutable_data();
   }
-  float* h_dx = dX ? dX.mutable_data() : nullptr;
+  float* h_dx = with_dx ? dX.mutable_data() : nullptr;
   {
     py::gil_scoped_release release;
     DeviceBuffers mem;
     const float* dXin = mem.upload(X, "X");
     for (size_t l = 0; l < n; ++l) {
       layers[l].W = mem.upload(W[l], "weights");
-      if (b[l]) layers[l].b = mem.upload(b[l], "biases");
+      if (has_b[l]) layers[l].b = mem.upload(b[l], "biases");
     }
     std::vector<float*> d_out(n), d_dz(n);
     for (size_t l = 0; l < n; ++l) d_out[l] = mem.alloc(size_t(M * widths[l + 1]), "outputs", true);
@@ -180,7 +184,7 @@ py::tuple fused_mlp_host(const py::object& X_obj, const py::list& weights, const
     if (backward) {
       const float* d_dy = mem.upload(dY, "dY");
       for (size_t l = 0; l < n; ++l) d_dz[l] = mem.alloc(size_t(M * widths[l + 1]), "dZ", true);
-      if (want_dx) d_dx = mem.alloc(size_t(M * widths[0]), "dX", true);
+      if (with_dx) d_dx = mem.alloc(size_t(M * widths[0]), "dX", true);
       cuda::fused_mlp_backward(layers.data(), int64_t(n), dXin, d_out.data(), d_dy, M,
                                d_dz.data(), d_dx, precision);
       check_cuda(cudaDeviceSynchronize(), "CUDA kernel fused_mlp_backward_kernel");
@@ -196,7 +200,7 @@ py::tuple fused_mlp_host(const py::object& X_obj, const py::list& weights, const
   for (auto& a : outs) out_list.append(a);
   for (auto& a : dzs) dz_list.append(a);
   return py::make_tuple(out_list, backward ? py::object(dz_list) : py::object(py::none()),
-                        dX ? py::object(dX) : py::object(py::none()));
+                        with_dx ? py::object(dX) : py::object(py::none()));
 }
 
 template <class T>
