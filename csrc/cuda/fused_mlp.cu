@@ -4,16 +4,18 @@
 // X (M, in_0), W_l (in_l, out_l), b_l (out_l,), outputs[l] (M, out_l), dY, dZ[l] (M, out_l),
 // dX (M, in_0); every width <= 128.
 //
-// Per block, in shared memory:
-//   A: the slab's current activations (forward) or gradients (backward), rows x Wp, where Wp is
-//      the widest width of the stack rounded up to 32; columns past a layer's width are zeros, so
-//      the next product may run over the padded K.
+// Per block, in shared memory (see Smem):
+//   Z: the raw products of the current layer for the slab, rows x (Wp + 4) floats, where Wp is the
+//      widest width of the stack rounded up to 32.
+//   A: the next product's operand (the activations forward, the gradients backward), rounded to
+//      the precision: Z itself for FP32/TF32, packed bf16 pairs for BF16. Columns past a layer's
+//      width are zeros, so the next product may run over the padded K.
 //   B: the current layer's weights as the product's (K, N) operand: W_l in the forward pass,
-//      W_l^T in the backward pass, zero-padded to K, N multiples of 16.
-//   bias: b_l, double-buffered so that staging layer l + 1 need not wait for layer l's epilogue.
-// Each of the 8 warps owns 16 rows of the slab and computes all N columns of those rows: the
-// product needs no cross-warp reduction, so only two barriers per layer remain (after staging B,
-// and between the product's last read of A and the epilogue's in-place write of A).
+//      W_l^T in the backward pass, zero-padded to K, N multiples of 16; two buffers, alternating.
+//   bias: b_l, two buffers, alternating.
+// Each warp owns 16 rows of the slab and computes all N columns of those rows: the product needs
+// no cross-warp reduction and the epilogue touches only the warp's rows, so one block barrier per
+// layer (after staging B) is all; the product -> epilogue hand-off is __syncwarp.
 //
 // Arithmetic (FP32 accumulators throughout):
 //   FP32: SIMT FMAs. A lane owns 4 rows (r, r + 4, r + 8, r + 12) by 4 columns in each 32-column
