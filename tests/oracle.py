@@ -583,3 +583,87 @@ def round_bf16(x):
     kept = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
     y = (kept << 16).astype(np.uint32).view(np.float32)
     return np.where(np.isnan(x), np.float32(np.nan), y)
+
+
+# ------------------------------------------------------------------ fused MLP (issue 6)
+# Operand rounding of the tensor-core paths, on float32 bit patterns, and a plain float64 MLP
+# whose products take rounded operands the way the kernels do (activations and weights rounded,
+# bias and accumulation not), so that kernel-vs-oracle differences are accumulation error only.
+# (round_bf16 is the one of the bfloat16 section above.)
+
+
+def round_tf32(x):
+    """float32 -> float32 with a 10-bit mantissa, to nearest, ties away from zero (PTX
+    cvt.rna.tf32.f32, what fastnn's TF32 kernels use). Inf and NaN pass through."""
+    x = np.ascontiguousarray(x, np.float32)
+    bits = x.view(np.uint32)
+    finite = (bits & 0x7F800000) != 0x7F800000
+    r = ((bits.astype(np.uint64) + 0x1000) & 0xFFFFE000).astype(np.uint32)
+    return np.where(finite, r, bits).view(np.float32)
+
+
+def round_operand(x, precision):
+    """The product operand a kernel of `precision` ("fp32", "tf32", "bf16") sees, in float64."""
+    x = np.asarray(x, np.float32)
+    if precision == "tf32":
+        x = round_tf32(x)
+    elif precision == "bf16":
+        x = round_bf16(x)
+    return x.astype(np.float64)
+
+
+def _act_param_kw(name, param):
+    return {"negative_slope": param} if name == "leaky_relu" else {"alpha": param}
+
+
+def mlp_activation(name, z, param=0.0):
+    """act(z) for a fused-MLP layer; None is the identity."""
+    if name is None:
+        return np.asarray(z, np.float64)
+    return activation(name, z, **_act_param_kw(name, param))
+
+
+def mlp_act_deriv_from_output(name, y, param=0.0):
+    """act'(z) from y = act(z), for every activation the fused MLP takes (None: 1)."""
+    y = np.asarray(y, np.float64)
+    if name is None:
+        return np.where(np.isnan(y), np.nan, 1.0)
+    if name == "softplus":
+        return -np.expm1(-y)  # sigmoid(z) = 1 - e^-softplus(z)
+    return act_deriv_from_output(y, name, **_act_param_kw(name, param))
+
+
+def mlp_layer_forward(x, w, b, name, param=0.0, precision="fp32"):
+    """act(round(x) @ round(w) + b) in float64 (z, y)."""
+    z = round_operand(x, precision) @ round_operand(w, precision)
+    if b is not None:
+        z = z + np.asarray(b, np.float64)
+    return z, mlp_activation(name, z, param)
+
+
+def mlp_layer_backward(dy, y, w, name, param=0.0, precision="fp32"):
+    """dz = dy * act'(y) (from the output) and dx = round(float32(dz)) @ round(w)^T."""
+    dz = np.asarray(dy, np.float64) * mlp_act_deriv_from_output(name, y, param)
+    return dz, round_operand(dz.astype(np.float32), precision) @ round_operand(w, precision).T
+
+
+def mlp_forward(x, weights, biases, names, params=None, precision="fp32"):
+    """Outputs of every layer, float64; each layer's input is the previous output rounded to
+    float32 and then to the precision, as the fused kernel stores it."""
+    params = params or [0.0] * len(weights)
+    outs, h = [], np.asarray(x, np.float32)
+    for w, b, name, p in zip(weights, biases, names, params):
+        _, y = mlp_layer_forward(h, w, b, name, p, precision)
+        outs.append(y)
+        h = y.astype(np.float32)
+    return outs
+
+
+def mlp_backward(outputs, weights, names, dy, params=None, precision="fp32"):
+    """(dZ for every layer, dX), float64, from the forward outputs and dLoss/d(last output)."""
+    params = params or [0.0] * len(weights)
+    dzs = [None] * len(weights)
+    g = np.asarray(dy, np.float64)
+    for l in range(len(weights) - 1, -1, -1):
+        dzs[l], g = mlp_layer_backward(g, outputs[l], weights[l], names[l], params[l], precision)
+    return dzs, g

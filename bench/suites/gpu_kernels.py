@@ -648,6 +648,157 @@ def _memory_bound(torch, timer, quick, copy_gbps):
     return rows, md, notes
 
 
+# ---------------------------------------------------------------- fused MLP (issue 6)
+def _fused_mlp_rows(torch, cu, repeats, quick):
+    """One training step's forward + backward of a 64-wide 4-layer MLP (relu x3, linear) at
+    batch 2^14: every activation, dZ, dW and db (not dX, which no layer needs). fastnn fused: the
+    fused forward and backward kernels (2 launches) plus per layer the dW GEMM (X_l^T dZ_l) and
+    the column sums for db. Against: PyTorch eager (autograd, layer by layer), torch.compile of
+    the same module where it works, and fastnn's own layer-by-layer kernels (GEMM with the
+    bias + relu epilogue, GEMM for dX_l, act_backward from the output, dW GEMM, column sums)."""
+    rows = []
+    M, width, depth = (1 << 12 if quick else 1 << 14), 64, 4
+    widths = [width] * (depth + 1)
+    acts = ["relu"] * (depth - 1) + [None]
+    params = [0.0] * depth
+    stream = torch.cuda.current_stream().cuda_stream
+    dev = dict(device="cuda", dtype=torch.float32)
+    X = torch.randn(M, width, **dev)
+    dY = torch.randn(M, width, **dev) / M
+    Ws = [torch.randn(width, width, **dev) / width ** 0.5 for _ in range(depth)]
+    bs = [0.1 * torch.randn(width, **dev) for _ in range(depth)]
+    outs = [torch.empty(M, width, **dev) for _ in range(depth)]
+    dzs = [torch.empty(M, width, **dev) for _ in range(depth)]
+    tmp = torch.empty(M, width, **dev)
+    dWs = [torch.empty(width, width, **dev) for _ in range(depth)]
+    dbs = [torch.empty(width, **dev) for _ in range(depth)]
+    ws_bytes = int(cu.column_sums_workspace_bytes(M, width))
+    workspace = torch.empty(max(ws_bytes, 4) // 4 + 1, **dev)
+    ptr = lambda ts: [t.data_ptr() for t in ts]  # noqa: E731
+    # Useful FLOPs: forward 2 M w^2 per layer, backward dW per layer and dX for layers 1..3.
+    flops = 2.0 * M * width * width * (depth + depth + depth - 1)
+
+    # dW_l = X_l^T dZ_l is a 64x64 result summed over 2^14 rows: one output tile, so a GEMM without
+    # split-K runs it on one block. cuda::dense_backward (dense-backward branch) splits such sums
+    # over blocks deterministically; with no gate and no dX it is exactly dW and db. Used when the
+    # module has it (FP32 arithmetic), else gemm_device + sum_rows.
+    dense_bwd = getattr(cu, "dense_backward", None)
+    dense_ws = None
+    if dense_bwd is not None:
+        try:
+            nbytes = int(cu.dense_backward_workspace_bytes(M, width, width))
+            dense_ws = (torch.empty(nbytes // 4 + 64, **dev), nbytes)
+        except TypeError:
+            dense_bwd = None
+
+    def weight_grads(variant):
+        for l in range(depth):
+            inp = X if l == 0 else outs[l - 1]
+            if dense_bwd is not None:
+                dense_bwd(dzs[l].data_ptr(), inp.data_ptr(), Ws[l].data_ptr(), 0, "none", 0.0,
+                          False, dWs[l].data_ptr(), dbs[l].data_ptr(), 0, M, width, width, width,
+                          width, width, width, width, False, dense_ws[0].data_ptr(), dense_ws[1],
+                          stream)
+                continue
+            # dW_l (in, out) = inp^T (in, M) @ dZ_l (M, out)
+            cu.gemm_device(inp.data_ptr(), dzs[l].data_ptr(), dWs[l].data_ptr(), width, width, M,
+                           width, width, width, trans_a=True, stream=stream, variant=variant)
+            cu.sum_rows("float32", dzs[l].data_ptr(), M, width, dbs[l].data_ptr(), False,
+                        workspace.data_ptr(), ws_bytes, stream)
+
+    def fused_step(precision, variant):
+        cu.fused_mlp_forward_device(X.data_ptr(), M, widths, ptr(Ws), ptr(bs), acts, params,
+                                    ptr(outs), precision, stream)
+        cu.fused_mlp_backward_device(M, widths, ptr(Ws), acts, params, ptr(outs), dY.data_ptr(),
+                                     ptr(dzs), 0, precision, stream)
+        weight_grads(variant)
+
+    def layered_step(variant):
+        h = X
+        for l in range(depth):
+            cu.gemm_device(h.data_ptr(), Ws[l].data_ptr(), outs[l].data_ptr(), M, width, width,
+                           width, width, width, bias=bs[l].data_ptr(),
+                           activation=acts[l] or "none", stream=stream, variant=variant)
+            h = outs[l]
+        dzs[-1].copy_(dY)  # linear last layer: dZ = dY
+        for l in range(depth - 1, 0, -1):
+            # dX_l (M, in) = dZ_l @ W_l^T, then dZ_{l-1} = dX_l * relu'(out_{l-1})
+            cu.gemm_device(dzs[l].data_ptr(), Ws[l].data_ptr(), tmp.data_ptr(), M, width, width,
+                           width, width, width, trans_b=True, stream=stream, variant=variant)
+            cu.act_backward("relu", 0.0, tmp.data_ptr(), outs[l - 1].data_ptr(),
+                            dzs[l - 1].data_ptr(), M * width, "float32", stream, True)
+        weight_grads(variant)
+
+    model = torch.nn.Sequential(*[m for l in range(depth) for m in
+                                  ([torch.nn.Linear(width, width)] +
+                                   ([torch.nn.ReLU()] if acts[l] else []))]).cuda()
+    with torch.no_grad():
+        lin = [m for m in model if isinstance(m, torch.nn.Linear)]
+        for m, w, b in zip(lin, Ws, bs):
+            m.weight.copy_(w.T)
+            m.bias.copy_(b)
+
+    def torch_step(net, autocast=False):
+        for q in model.parameters():
+            q.grad = None
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            out = net(X)
+        out.float().backward(dY)
+
+    compiled, compile_note = None, None
+    try:
+        compiled = torch.compile(model)
+        torch_step(compiled)
+    except Exception as exc:  # no Triton, no compiler: report, keep going
+        compiled, compile_note = None, f"torch.compile unavailable: {type(exc).__name__}"
+
+    for precision in ("fp32", "tf32", "bf16"):
+        variant = {"fp32": "auto", "tf32": "tf32", "bf16": "bf16"}[precision]
+        try:
+            weight_grads(variant)
+        except ValueError:  # the BF16 GEMM is not built yet: the dW GEMMs fall back
+            variant = "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+        ours = _gpu_timer(torch, lambda: fused_step(precision, variant), repeats)
+        # The two fused launches alone (no dW GEMMs, no column sums).
+        kernels = _gpu_timer(torch, lambda: (
+            cu.fused_mlp_forward_device(X.data_ptr(), M, widths, ptr(Ws), ptr(bs), acts, params,
+                                        ptr(outs), precision, stream),
+            cu.fused_mlp_backward_device(M, widths, ptr(Ws), acts, params, ptr(outs),
+                                         dY.data_ptr(), ptr(dzs), 0, precision, stream)), repeats)
+        # Check against PyTorch: activations and weight gradients of the same step.
+        torch_step(model, autocast=precision == "bf16")
+        ref_out = model(X)
+        err = float((outs[-1] - ref_out).abs().max() / ref_out.abs().max())
+        ref_dw = lin[0].weight.grad.T
+        err = max(err, float((dWs[0] - ref_dw).abs().max() / ref_dw.abs().max()))
+        layered = _gpu_timer(torch, lambda: layered_step(variant), repeats)
+        eager = _gpu_timer(torch, lambda: torch_step(model, precision == "bf16"), repeats)
+        row = {"shape": f"fused MLP {width}x{depth} {precision} 2^{M.bit_length() - 1}",
+               "fastnn_ms": ours, "torch_ms": eager, "layered_ms": layered,
+               "fused_kernels_ms": kernels,
+               "fastnn_tflops": flops / ours / 1e9, "torch_tflops": flops / eager / 1e9,
+               "ratio": eager / ours, "max_rel_err": err,
+               "ok": err < {"fp32": 1e-4, "tf32": 1e-2, "bf16": 5e-2}[precision]}
+        if compiled is not None:
+            row["compiled_ms"] = _gpu_timer(torch, lambda: torch_step(compiled,
+                                                                       precision == "bf16"),
+                                            repeats)
+            row["ratio_compiled"] = row["compiled_ms"] / ours
+        rows.append(row)
+        print(f"  {row['shape']}: fused step {ours:.3f} ms (the 2 fused launches {kernels:.3f} "
+              f"ms), fastnn layer-by-layer {layered:.3f} ms, "
+              f"torch eager {eager:.3f} ms" +
+              (f", torch.compile {row['compiled_ms']:.3f} ms" if compiled is not None else "") +
+              f", max rel err {err:.2g}")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    if compile_note:
+        print(f"  {compile_note}")
+    print("  dW and db: " + ("cuda dense_backward (split-K, FP32)" if dense_bwd is not None else
+                             "gemm_device + sum_rows (no split-K: one block per 64x64 dW)"))
+    return rows
+
+
 def run(ctx: Context) -> dict:
     torch, why = _why_not()
     if torch is None:
@@ -686,7 +837,8 @@ def run(ctx: Context) -> dict:
                 ("BF16 GEMM", lambda: _bf16_rows(torch, cuda_module(), repeats, ctx.quick)),
                 ("dense backward",
                  lambda: _dense_backward_rows(torch, cuda_module(), repeats, ctx.quick)),
-                ("sampled softmax", lambda: _sampled_rows(torch, repeats, ctx.quick)))
+                ("sampled softmax", lambda: _sampled_rows(torch, repeats, ctx.quick)),
+                ("fused MLP", lambda: _fused_mlp_rows(torch, cuda_module(), repeats, ctx.quick)))
     for name, section in sections:
         try:
             for row in section():

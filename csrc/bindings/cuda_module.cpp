@@ -22,6 +22,7 @@ void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
 void bind_cuda_sampled(py::module_& m);  // cuda_sampled.cpp
 void bind_cuda_engine(py::module_& m);  // cuda_engine.cpp: the GPU training engine
 void bind_cuda_dense(py::module_& m);  // cuda_dense.cpp
+void bind_cuda_fused_mlp(py::module_& m);  // cuda_fused_mlp.cpp
 
 namespace {
 
@@ -90,4 +91,5 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_sampled(m);
   bind_cuda_engine(m);
   bind_cuda_dense(m);
+  bind_cuda_fused_mlp(m);
 }
