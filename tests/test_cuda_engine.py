@@ -232,3 +232,16 @@ def test_nonfinite_batch_skips_the_update(rng):
     for a, b in zip(before, m.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert all(not s.any() for s in m._net.optimizer_state())
+
+
+def test_smaller_last_batch_needing_more_workspace(rng):
+    # Batch norm over 256 features: a batch of 10000 rows takes 127 column chunks, the last
+    # partial batch of 8192 rows 128 (reduce.cu's column_tiling is not monotone in the rows), so
+    # workspaces sized for the largest batch alone were too small for it.
+    X = rng.standard_normal((18192, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    m = build(lambda: [Dense(256, "relu"), BatchNorm(), Dense(2)], "cuda", optim.SGD(lr=0.01),
+              d=8)
+    h = m.fit(X, y, epochs=1, batch_size=10000, verbose=0)
+    assert np.isfinite(h.history["loss"][0])
+    assert np.isfinite(m.evaluate(X[:8192], y[:8192], batch_size=10000)["loss"])

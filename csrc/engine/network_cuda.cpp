@@ -53,6 +53,18 @@ bool grad_from_output_ok(Act a, double param) {
   return true;
 }
 
+// The largest workspace any batch of 1..r rows needs. The column-sum tilings behind the
+// batch-norm, sum_rows and composed dense-backward workspaces (reduce.cu's column_tiling) are not
+// monotone in the row count -- 8192 rows of 256 features take 128 chunks, 10000 rows 127 -- so a
+// last partial batch, or an evaluate / predict batch, smaller than r can need more than r rows
+// do (the kernels then raise "workspace too small"). Evaluated once per growth of r.
+template <class Fn>
+int64_t max_bytes_up_to(int64_t r, Fn bytes) {
+  int64_t m = 0;
+  for (int64_t n = 1; n <= r; ++n) m = std::max(m, bytes(n));
+  return m;
+}
+
 // A block of device memory from the caching allocator, returned to it on destruction.
 struct DevBuf {
   void* p = nullptr;
@@ -235,12 +247,16 @@ struct CudaNetwork::Impl {
     dense_ws_bytes = 0;
     bn_ws_bytes = 0;
     for (size_t i = 0; i < layers.size(); ++i) {
+      const int64_t K = width(i), F = width(i + 1);
       if (layers[i].spec.kind == LayerKind::Dense)
-        dense_ws_bytes =
-            std::max(dense_ws_bytes,
-                     cuda::dense_backward_workspace_bytes(r, width(i), width(i + 1)));
+        dense_ws_bytes = std::max({dense_ws_bytes, cuda::dense_backward_workspace_bytes(r, K, F),
+                                   max_bytes_up_to(r, [F](int64_t n) {
+                                     return cuda::dense_backward_workspace_bytes(n, F);
+                                   })});
       if (layers[i].spec.kind == LayerKind::BatchNorm)
-        bn_ws_bytes = std::max(bn_ws_bytes, cuda::batch_norm_workspace_bytes(r, width(i + 1)));
+        bn_ws_bytes = std::max(bn_ws_bytes, max_bytes_up_to(r, [F](int64_t n) {
+                                 return cuda::batch_norm_workspace_bytes(n, F);
+                               }));
     }
     dense_ws.reset(size_t(dense_ws_bytes), dev);
     bn_ws.reset(size_t(bn_ws_bytes), dev);
