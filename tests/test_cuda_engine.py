@@ -245,3 +245,21 @@ def test_smaller_last_batch_needing_more_workspace(rng):
     h = m.fit(X, y, epochs=1, batch_size=10000, verbose=0)
     assert np.isfinite(h.history["loss"][0])
     assert np.isfinite(m.evaluate(X[:8192], y[:8192], batch_size=10000)["loss"])
+
+
+def test_slice_stats_equal_cpu_without_clipnorm(rng):
+    # The slice's last update takes the global gradient norm on both engines (for the
+    # diagnostics) and reports it as grad_norm, clipping or not.
+    X, y = classification(rng)
+    labels = y.astype(np.int64)
+    stats = []
+    for dev in ("cpu", "cuda"):
+        m = build(lambda: [Dense(16, "relu"), Dense(4)], dev, optim.SGD(lr=0.05))
+        m._net.begin_epoch(len(X), 0, False)
+        stats.append(m._net.train_batches(X, labels, None, 32, 0, 4, 1, 0.0, None))
+    c, g = stats
+    assert c["grad_norm"] > 0
+    assert g["grad_norm"] == pytest.approx(c["grad_norm"], rel=1e-5)
+    for key in ("rows", "batches", "updates", "counted"):
+        assert g[key] == c[key], key
+    assert g["loss_sum"] == pytest.approx(c["loss_sum"], rel=1e-5)

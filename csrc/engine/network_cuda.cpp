@@ -154,8 +154,10 @@ struct CudaNetwork::Impl {
   DevBuf diag_norms, diag_dead;
   bool diag_norms_pending = false, diag_dead_pending = false;
   int64_t diag_micro = 0;
-  bool diag_clipped = false;
   double diag_lr = 0;
+  // Batches summed into the last update of the call that took the global norm (norm_out), 0
+  // when none did: BatchStats::grad_norm = norm_out[0] / norm_micro.
+  int64_t norm_micro = 0;
   // Runs of consecutive Dense layers that cuda::fused_mlp takes (layers [first, first + count)).
   struct Run {
     size_t first = 0, count = 0;
@@ -537,7 +539,7 @@ struct CudaNetwork::Impl {
   }
 
   // The diagnostics' norms, before the update changes the weights (the CPU's gather_diagnostics).
-  void diagnose_update(int64_t m, double clipnorm) {
+  void diagnose_update(int64_t m) {
     const double inf = std::numeric_limits<double>::infinity();
     for (size_t i = 0; i < layers.size(); ++i) {
       const LayerState& L = layers[i];
@@ -553,7 +555,6 @@ struct CudaNetwork::Impl {
     }
     diag_norms_pending = true;
     diag_micro = m;
-    diag_clipped = clipnorm > 0;
     diag_lr = optim.lr;
   }
 
@@ -574,7 +575,9 @@ struct CudaNetwork::Impl {
     std::vector<int64_t> dead(nl, 0);
     if (diag_norms_pending) {
       cuda::memcpy_d2h(norms.data(), diag_norms.p, norms.size() * sizeof(double), opt.device);
-      if (diag_clipped) cuda::memcpy_d2h(clip.data(), norm_out.p, 2 * sizeof(double), opt.device);
+      // The update that diagnosed also took the global norm (with max_norm = inf, coefficient
+      // 1, when not clipping): its clip coefficient.
+      cuda::memcpy_d2h(clip.data(), norm_out.p, 2 * sizeof(double), opt.device);
     }
     if (diag_dead_pending)
       cuda::memcpy_d2h(dead.data(), diag_dead.p, nl * sizeof(int64_t), opt.device);
@@ -601,16 +604,21 @@ struct CudaNetwork::Impl {
   void update(int64_t m, double clipnorm, bool diagnose = false) {
     const double scale = 1.0 / double(m);
     const double* scale_dev = nullptr;
-    if (clipnorm > 0) {
+    // As the CPU engine: the global norm is taken for clipping and on the slice's last update
+    // (diagnose), reported as BatchStats::grad_norm, and a non-finite one skips the update.
+    if (clipnorm > 0 || diagnose) {
       // The coefficient clipnorm / (norm / m + 1e-6) of the CPU engine, from the norm of the
       // summed gradients: max_norm = clipnorm * m (the 1e-6 is scaled by m; a 1e-6-relative
-      // difference only when accumulating).
-      cuda::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size()),
-                        clipnorm * double(m), norm_partials.d(), norm_cap, norm_out.d(), stream);
+      // difference only when accumulating). Without clipping, max_norm = inf: coefficient 1.
+      const double max_norm =
+          clipnorm > 0 ? clipnorm * double(m) : std::numeric_limits<double>::infinity();
+      cuda::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size()), max_norm,
+                        norm_partials.d(), norm_cap, norm_out.d(), stream);
       cuda::flag_nonfinite_norm(norm_out.d(), counters_dev(), stream);  // as the CPU: no update
-      scale_dev = norm_out.d() + 1;
+      if (clipnorm > 0) scale_dev = norm_out.d() + 1;
+      norm_micro = m;
     }
-    if (diagnose) diagnose_update(m, clipnorm);
+    if (diagnose) diagnose_update(m);
     ++step;
     // After a non-finite loss or gradient norm the steps are skipped on the device (the flag is
     // sticky for the call): the weights stay those from before the bad batch, as on the CPU.
@@ -1084,13 +1092,12 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   BatchStats s;
   const bool graphs_ok = m.opt.graphs;
   int64_t micro = 0;
-  int64_t last_micro = 0;  // batches in the last update (its norm is reported, as on the CPU)
+  m.norm_micro = 0;
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     if (N < 2 && m.has_batch_norm && nbatches > 1) {
       if (micro > 0) {
         m.update(micro, clipnorm, bi == last - 1);
-        last_micro = micro;
         ++s.updates;
         micro = 0;
       }
@@ -1108,7 +1115,6 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     const bool last_batch = bi == nbatches - 1;
     if (micro == accumulate_steps || last_batch) {
       m.update(micro, clipnorm, bi == last - 1);
-      last_micro = micro;
       ++s.updates;
       micro = 0;
     }
@@ -1119,11 +1125,17 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   s.loss_sum = c.loss_sum;
   s.correct = c.correct;
   m.nonfinite = c.nonfinite != 0;
-  m.collect_diagnostics();
-  if (clipnorm > 0 && last_micro > 0) {
+  if (m.nonfinite) {
+    // The CPU engine stops at the bad batch, before the slice's last update and its dead-unit
+    // count: no diagnostics from this call (its gradients may be NaN).
+    m.diag_norms_pending = m.diag_dead_pending = false;
+  } else {
+    m.collect_diagnostics();
+  }
+  if (m.norm_micro > 0) {
     double norm[2];
     cuda::memcpy_d2h(norm, m.norm_out.p, sizeof norm, m.opt.device);
-    s.grad_norm = norm[0] / double(last_micro);
+    s.grad_norm = norm[0] / double(m.norm_micro);
   }
   return s;
 }
