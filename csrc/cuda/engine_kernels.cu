@@ -92,6 +92,9 @@ __device__ double row_loss(int kind, const float* z, int64_t C, int64_t label, c
   double l = 0;
   switch (kind) {
     case 0: {
+      // A label outside [0, C) (reported by the loss kernel; the host raises) must not read
+      // past the row.
+      if (label < 0 || label >= C) return 0.0;
       double m = z[0];
       for (int64_t c = 1; c < C; ++c) m = fmax(m, double(z[c]));
       double s = 0;
@@ -164,6 +167,9 @@ __global__ void accumulate_kernel(EngineCounters* c, const LossHead* head, const
                                   bool sticky) {
   if (sticky && c->nonfinite) return;
   if (head && head->code != 0) {
+    // The loss kernel wrote no gradient (a bad label): the updates are skipped like a non-finite
+    // loss's, so the stale gradient buffer never reaches the weights before the host raises.
+    if (sticky) c->nonfinite = 1;
     if (c->loss_code == 0) {
       c->loss_code = head->code;
       c->bad_label = head->bad_label;
