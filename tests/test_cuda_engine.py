@@ -215,6 +215,19 @@ def test_errors_and_nonfinite(rng):
         h = big.fit(X * 1e20, y, epochs=3, batch_size=32, verbose=0)
     assert len(h.history["loss"]) == 1 and not np.isfinite(h.history["loss"][0])
     assert any("training stopped" in str(x.message) for x in w)
+    # The counts stop at the bad batch as the CPU engine's do: the same step count (the updates
+    # skipped on the device are not counted) and the same slice statistics.
+    stats = []
+    for dev in ("cpu", "cuda"):
+        m = build(lambda: [Dense(8, "relu"), Dense(4)], dev, optim.SGD(lr=1e30))
+        m._net.begin_epoch(len(X), 0, False)
+        stats.append(m._net.train_batches(X * 1e20, y.astype(np.int64), None, 32, 0, 7, 1, 0.0,
+                                          None))
+        stats[-1]["step"] = m._net.step
+    c, g = stats
+    assert c["nonfinite"] and g["nonfinite"]
+    for key in ("rows", "batches", "updates", "counted", "step"):
+        assert g[key] == c[key], key
 
 
 def test_nonfinite_batch_skips_the_update(rng):
@@ -232,6 +245,7 @@ def test_nonfinite_batch_skips_the_update(rng):
     for a, b in zip(before, m.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert all(not s.any() for s in m._net.optimizer_state())
+    assert m._net.step == 0  # the skipped updates are not counted (as on the CPU)
 
 
 def test_smaller_last_batch_needing_more_workspace(rng):

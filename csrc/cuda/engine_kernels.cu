@@ -181,6 +181,7 @@ __global__ void accumulate_kernel(EngineCounters* c, const LossHead* head, const
   double loss = weighted ? *weighted : head->loss;
   if (penalty) loss += *penalty;
   if (!isfinite(loss)) c->nonfinite = 1;
+  else if (sticky) ++c->good_batches;
   c->loss_sum += loss * double(N);
   if (correct) c->correct += correct[0];
 }
@@ -198,8 +199,11 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) out[0] = int64_t(dead);
 }
 
-__global__ void flag_norm_kernel(const double* norm, EngineCounters* c) {
-  if (!isfinite(norm[0])) c->nonfinite = 1;
+__global__ void flag_norm_kernel(const double* norm, EngineCounters* c, int64_t update) {
+  if (!isfinite(norm[0])) {
+    if (!c->nonfinite) c->bad_update = update + 1;
+    c->nonfinite = 1;
+  }
 }
 
 __global__ void __launch_bounds__(kThreads) add_kernel(float* dst, const float* src, int64_t n) {
@@ -273,9 +277,9 @@ void accumulate_batch(EngineCounters* c, const void* loss_ws, const double* weig
   check_launch("accumulate_kernel");
 }
 
-void flag_nonfinite_norm(const double* norm, EngineCounters* c, void* stream) {
+void flag_nonfinite_norm(const double* norm, EngineCounters* c, int64_t update, void* stream) {
   clear_launch_error();
-  flag_norm_kernel<<<1, 1, 0, as_stream(stream)>>>(norm, c);
+  flag_norm_kernel<<<1, 1, 0, as_stream(stream)>>>(norm, c, update);
   check_launch("flag_norm_kernel");
 }
 

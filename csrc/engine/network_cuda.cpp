@@ -158,6 +158,11 @@ struct CudaNetwork::Impl {
   // Batches summed into the last update of the call that took the global norm (norm_out), 0
   // when none did: BatchStats::grad_norm = norm_out[0] / norm_micro.
   int64_t norm_micro = 0;
+  // The call's bookkeeping, to stop the host's counts where the device met a non-finite value
+  // (see stop_counts): per accumulated batch its rows and accuracy denominator, per update the
+  // number of batches accumulated before it.
+  std::vector<std::pair<int64_t, int64_t>> call_batches;
+  std::vector<int64_t> call_updates;
   // Runs of consecutive Dense layers that cuda::fused_mlp takes (layers [first, first + count)).
   struct Run {
     size_t first = 0, count = 0;
@@ -603,6 +608,8 @@ struct CudaNetwork::Impl {
   // One optimizer update from gradients summed over `m` batches.
   void update(int64_t m, double clipnorm, bool diagnose = false) {
     const double scale = 1.0 / double(m);
+    const int64_t update_index = int64_t(call_updates.size());
+    call_updates.push_back(int64_t(call_batches.size()));
     const double* scale_dev = nullptr;
     // As the CPU engine: the global norm is taken for clipping and on the slice's last update
     // (diagnose), reported as BatchStats::grad_norm, and a non-finite one skips the update.
@@ -614,7 +621,8 @@ struct CudaNetwork::Impl {
           clipnorm > 0 ? clipnorm * double(m) : std::numeric_limits<double>::infinity();
       cuda::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size()), max_norm,
                         norm_partials.d(), norm_cap, norm_out.d(), stream);
-      cuda::flag_nonfinite_norm(norm_out.d(), counters_dev(), stream);  // as the CPU: no update
+      // As the CPU: no update (the update's index in the call goes with the flag).
+      cuda::flag_nonfinite_norm(norm_out.d(), counters_dev(), update_index, stream);
       if (clipnorm > 0) scale_dev = norm_out.d() + 1;
       norm_micro = m;
     }
@@ -1093,6 +1101,9 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   const bool graphs_ok = m.opt.graphs;
   int64_t micro = 0;
   m.norm_micro = 0;
+  m.call_batches.clear();
+  m.call_updates.clear();
+  const int64_t step0 = m.step;
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     if (N < 2 && m.has_batch_norm && nbatches > 1) {
@@ -1110,8 +1121,11 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     ++micro;
     s.rows += N;
     ++s.batches;
-    if (m.loss == LossKind::SoftmaxCrossEntropy) s.counted += N;
-    else if (m.loss == LossKind::BinaryCrossEntropy) s.counted += N * m.C();
+    const int64_t counted = m.loss == LossKind::SoftmaxCrossEntropy   ? N
+                            : m.loss == LossKind::BinaryCrossEntropy ? N * m.C()
+                                                                      : 0;
+    s.counted += counted;
+    m.call_batches.emplace_back(N, counted);
     const bool last_batch = bi == nbatches - 1;
     if (micro == accumulate_steps || last_batch) {
       m.update(micro, clipnorm, bi == last - 1);
@@ -1129,6 +1143,27 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     // The CPU engine stops at the bad batch, before the slice's last update and its dead-unit
     // count: no diagnostics from this call (its gradients may be NaN).
     m.diag_norms_pending = m.diag_dead_pending = false;
+    // Its counts stop there too: the batches up to the bad one (the norm's bad update: the
+    // batches before it), the updates before it, and the step count they took (the device
+    // skipped the rest).
+    int64_t batches = 0, updates = 0;
+    if (c.bad_update > 0) {
+      updates = c.bad_update - 1;
+      batches = m.call_updates[size_t(updates)];
+    } else {
+      batches = std::min<int64_t>(c.good_batches + 1, int64_t(m.call_batches.size()));
+      while (updates < int64_t(m.call_updates.size()) &&
+             m.call_updates[size_t(updates)] <= c.good_batches)
+        ++updates;
+    }
+    s.rows = s.counted = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      s.rows += m.call_batches[size_t(b)].first;
+      s.counted += m.call_batches[size_t(b)].second;
+    }
+    s.batches = batches;
+    s.updates = updates;
+    m.step = step0 + updates;
   } else {
     m.collect_diagnostics();
   }
