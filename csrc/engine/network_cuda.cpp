@@ -214,6 +214,11 @@ struct CudaNetwork::Impl {
   int64_t C() const { return widths.back(); }
 
   ~Impl() {
+    // The pinned buffers (staged uploads, the epoch order, the step records) may still be the
+    // source of enqueued copies -- after upload_staged, begin_epoch, or a call that threw
+    // midway -- and cudaFreeHost must not pull them from under the DMA. Errors are dropped (a
+    // destructor; a failed context has nothing left to copy).
+    if (stream) cudaStreamSynchronize(stream);
     drop_graph();
     if (order_copied) cudaEventDestroy(order_copied);
     for (cudaEvent_t e : staged)
@@ -956,9 +961,11 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate (engine)");
 }
 
-// Kernels may still be reading the buffers returned to the cache here; the cache hands them out
-// only to later work on the same stream, so no wait is needed (device.h). Nothing here throws
-// (no device switch: graph, event and pinned-memory destruction need no current device).
+// Kernels may still be reading the device buffers returned to the cache here; the cache hands
+// them out only to later work on the same stream, so no wait is needed for them (device.h); the
+// pinned host buffers are another matter (~Impl waits for the stream). Nothing here throws (no
+// device switch: stream waits, graph, event and pinned-memory destruction need no current
+// device).
 CudaNetwork::~CudaNetwork() = default;
 
 int64_t CudaNetwork::input_dim() const { return impl_->widths.front(); }
