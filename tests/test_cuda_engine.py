@@ -215,6 +215,19 @@ def test_errors_and_nonfinite(rng):
         h = big.fit(X * 1e20, y, epochs=3, batch_size=32, verbose=0)
     assert len(h.history["loss"]) == 1 and not np.isfinite(h.history["loss"][0])
     assert any("training stopped" in str(x.message) for x in w)
+    # The counts stop at the bad batch as the CPU engine's do: the same step count (the updates
+    # skipped on the device are not counted) and the same slice statistics.
+    stats = []
+    for dev in ("cpu", "cuda"):
+        m = build(lambda: [Dense(8, "relu"), Dense(4)], dev, optim.SGD(lr=1e30))
+        m._net.begin_epoch(len(X), 0, False)
+        stats.append(m._net.train_batches(X * 1e20, y.astype(np.int64), None, 32, 0, 7, 1, 0.0,
+                                          None))
+        stats[-1]["step"] = m._net.step
+    c, g = stats
+    assert c["nonfinite"] and g["nonfinite"]
+    for key in ("rows", "batches", "updates", "counted", "step"):
+        assert g[key] == c[key], key
 
 
 def test_nonfinite_batch_skips_the_update(rng):
@@ -232,3 +245,35 @@ def test_nonfinite_batch_skips_the_update(rng):
     for a, b in zip(before, m.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert all(not s.any() for s in m._net.optimizer_state())
+    assert m._net.step == 0  # the skipped updates are not counted (as on the CPU)
+
+
+def test_smaller_last_batch_needing_more_workspace(rng):
+    # Batch norm over 256 features: a batch of 10000 rows takes 127 column chunks, the last
+    # partial batch of 8192 rows 128 (reduce.cu's column_tiling is not monotone in the rows), so
+    # workspaces sized for the largest batch alone were too small for it.
+    X = rng.standard_normal((18192, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    m = build(lambda: [Dense(256, "relu"), BatchNorm(), Dense(2)], "cuda", optim.SGD(lr=0.01),
+              d=8)
+    h = m.fit(X, y, epochs=1, batch_size=10000, verbose=0)
+    assert np.isfinite(h.history["loss"][0])
+    assert np.isfinite(m.evaluate(X[:8192], y[:8192], batch_size=10000)["loss"])
+
+
+def test_slice_stats_equal_cpu_without_clipnorm(rng):
+    # The slice's last update takes the global gradient norm on both engines (for the
+    # diagnostics) and reports it as grad_norm, clipping or not.
+    X, y = classification(rng)
+    labels = y.astype(np.int64)
+    stats = []
+    for dev in ("cpu", "cuda"):
+        m = build(lambda: [Dense(16, "relu"), Dense(4)], dev, optim.SGD(lr=0.05))
+        m._net.begin_epoch(len(X), 0, False)
+        stats.append(m._net.train_batches(X, labels, None, 32, 0, 4, 1, 0.0, None))
+    c, g = stats
+    assert c["grad_norm"] > 0
+    assert g["grad_norm"] == pytest.approx(c["grad_norm"], rel=1e-5)
+    for key in ("rows", "batches", "updates", "counted"):
+        assert g[key] == c[key], key
+    assert g["loss_sum"] == pytest.approx(c["loss_sum"], rel=1e-5)

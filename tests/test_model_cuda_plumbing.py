@@ -97,6 +97,10 @@ def test_gpu_inputs_in_other_forms_go_through_the_host(fake, rng):
             fastnn.asarray(onehot, device="cuda"), epochs=1, batch_size=16, verbose=0,
             validation_split=0.2)
     same(cpu.get_weights(), gpu.get_weights())
+    # predict: GPU input that is not in the engine's form still gives a CUDA tensor.
+    p = gpu.predict(fastnn.asarray(X.astype(np.float64), device="cuda"))
+    assert isinstance(p, Tensor) and p.is_cuda
+    np.testing.assert_array_equal(p.numpy(), gpu.predict(X))
 
 
 def test_regression_weights_and_callbacks(fake, rng):

@@ -92,6 +92,9 @@ __device__ double row_loss(int kind, const float* z, int64_t C, int64_t label, c
   double l = 0;
   switch (kind) {
     case 0: {
+      // A label outside [0, C) (reported by the loss kernel; the host raises) must not read
+      // past the row.
+      if (label < 0 || label >= C) return 0.0;
       double m = z[0];
       for (int64_t c = 1; c < C; ++c) m = fmax(m, double(z[c]));
       double s = 0;
@@ -164,6 +167,9 @@ __global__ void accumulate_kernel(EngineCounters* c, const LossHead* head, const
                                   bool sticky) {
   if (sticky && c->nonfinite) return;
   if (head && head->code != 0) {
+    // The loss kernel wrote no gradient (a bad label): the updates are skipped like a non-finite
+    // loss's, so the stale gradient buffer never reaches the weights before the host raises.
+    if (sticky) c->nonfinite = 1;
     if (c->loss_code == 0) {
       c->loss_code = head->code;
       c->bad_label = head->bad_label;
@@ -175,6 +181,7 @@ __global__ void accumulate_kernel(EngineCounters* c, const LossHead* head, const
   double loss = weighted ? *weighted : head->loss;
   if (penalty) loss += *penalty;
   if (!isfinite(loss)) c->nonfinite = 1;
+  else if (sticky) ++c->good_batches;
   c->loss_sum += loss * double(N);
   if (correct) c->correct += correct[0];
 }
@@ -192,8 +199,11 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) out[0] = int64_t(dead);
 }
 
-__global__ void flag_norm_kernel(const double* norm, EngineCounters* c) {
-  if (!isfinite(norm[0])) c->nonfinite = 1;
+__global__ void flag_norm_kernel(const double* norm, EngineCounters* c, int64_t update) {
+  if (!isfinite(norm[0])) {
+    if (!c->nonfinite) c->bad_update = update + 1;
+    c->nonfinite = 1;
+  }
 }
 
 __global__ void __launch_bounds__(kThreads) add_kernel(float* dst, const float* src, int64_t n) {
@@ -267,9 +277,9 @@ void accumulate_batch(EngineCounters* c, const void* loss_ws, const double* weig
   check_launch("accumulate_kernel");
 }
 
-void flag_nonfinite_norm(const double* norm, EngineCounters* c, void* stream) {
+void flag_nonfinite_norm(const double* norm, EngineCounters* c, int64_t update, void* stream) {
   clear_launch_error();
-  flag_norm_kernel<<<1, 1, 0, as_stream(stream)>>>(norm, c);
+  flag_norm_kernel<<<1, 1, 0, as_stream(stream)>>>(norm, c, update);
   check_launch("flag_norm_kernel");
 }
 

@@ -19,8 +19,13 @@ struct EngineCounters {
   int nonfinite;         // a batch loss was NaN or infinite
   int loss_code;         // first non-zero error code of a loss kernel (1 bad label, 2 zero weight)
   int64_t bad_label, bad_index, classes;  // the loss kernel's report of that error
-  double grad_norm;      // global gradient norm of the last clipped update (divided by micro)
-  int64_t step;          // optimizer steps taken (graph mode: advanced on the device)
+  double grad_norm;      // unused (the norm stays in the global_norm output)
+  // Where training first went non-finite, for the host to stop its counts there as the CPU
+  // engine does: good_batches counts the batches of the call accumulated with a finite loss
+  // before it (so a bad batch loss was batch number good_batches); bad_update is 1 + the index
+  // within the call of the update whose gradient norm was non-finite, 0 when none was.
+  int64_t good_batches;
+  int64_t bad_update;
 };
 
 // dst row r = src row idx[base + r] for r in [0, N), rows of `cols` elements (T = float or
@@ -56,13 +61,15 @@ void binary_correct(const float* logits, const float* targets, int64_t n, int64_
 // (read from the head of its workspace, whose error code is checked), plus *penalty when set;
 // loss_sum += loss * N; correct += *correct when set; a non-finite loss sets c->nonfinite.
 // sticky (training): once c->nonfinite is set, later batches are not counted (the CPU engine
-// stops at the bad batch).
+// stops at the bad batch); a loss-kernel error sets it too (the updates are skipped); a finite
+// batch adds one to c->good_batches.
 void accumulate_batch(EngineCounters* c, const void* loss_ws, const double* weighted,
                       const double* penalty, int64_t N, const int64_t* correct, bool sticky,
                       void* stream);
 
-// c->nonfinite = 1 when norm[0] (global_norm's output) is NaN or infinite.
-void flag_nonfinite_norm(const double* norm, EngineCounters* c, void* stream);
+// c->nonfinite = 1 when norm[0] (global_norm's output) is NaN or infinite; when that is the
+// first non-finite value of the call, c->bad_update = update + 1.
+void flag_nonfinite_norm(const double* norm, EngineCounters* c, int64_t update, void* stream);
 
 // out[0] = the number of columns of y (N, F) with no element > 0 (ReLU units dead on the batch).
 void dead_units(const float* y, int64_t N, int64_t F, int64_t* out, void* stream);

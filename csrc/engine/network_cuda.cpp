@@ -53,6 +53,18 @@ bool grad_from_output_ok(Act a, double param) {
   return true;
 }
 
+// The largest workspace any batch of 1..r rows needs. The column-sum tilings behind the
+// batch-norm, sum_rows and composed dense-backward workspaces (reduce.cu's column_tiling) are not
+// monotone in the row count -- 8192 rows of 256 features take 128 chunks, 10000 rows 127 -- so a
+// last partial batch, or an evaluate / predict batch, smaller than r can need more than r rows
+// do (the kernels then raise "workspace too small"). Evaluated once per growth of r.
+template <class Fn>
+int64_t max_bytes_up_to(int64_t r, Fn bytes) {
+  int64_t m = 0;
+  for (int64_t n = 1; n <= r; ++n) m = std::max(m, bytes(n));
+  return m;
+}
+
 // A block of device memory from the caching allocator, returned to it on destruction.
 struct DevBuf {
   void* p = nullptr;
@@ -142,8 +154,15 @@ struct CudaNetwork::Impl {
   DevBuf diag_norms, diag_dead;
   bool diag_norms_pending = false, diag_dead_pending = false;
   int64_t diag_micro = 0;
-  bool diag_clipped = false;
   double diag_lr = 0;
+  // Batches summed into the last update of the call that took the global norm (norm_out), 0
+  // when none did: BatchStats::grad_norm = norm_out[0] / norm_micro.
+  int64_t norm_micro = 0;
+  // The call's bookkeeping, to stop the host's counts where the device met a non-finite value
+  // (see stop_counts): per accumulated batch its rows and accuracy denominator, per update the
+  // number of batches accumulated before it.
+  std::vector<std::pair<int64_t, int64_t>> call_batches;
+  std::vector<int64_t> call_updates;
   // Runs of consecutive Dense layers that cuda::fused_mlp takes (layers [first, first + count)).
   struct Run {
     size_t first = 0, count = 0;
@@ -195,6 +214,11 @@ struct CudaNetwork::Impl {
   int64_t C() const { return widths.back(); }
 
   ~Impl() {
+    // The pinned buffers (staged uploads, the epoch order, the step records) may still be the
+    // source of enqueued copies -- after upload_staged, begin_epoch, or a call that threw
+    // midway -- and cudaFreeHost must not pull them from under the DMA. Errors are dropped (a
+    // destructor; a failed context has nothing left to copy).
+    if (stream) cudaStreamSynchronize(stream);
     drop_graph();
     if (order_copied) cudaEventDestroy(order_copied);
     for (cudaEvent_t e : staged)
@@ -235,12 +259,16 @@ struct CudaNetwork::Impl {
     dense_ws_bytes = 0;
     bn_ws_bytes = 0;
     for (size_t i = 0; i < layers.size(); ++i) {
+      const int64_t K = width(i), F = width(i + 1);
       if (layers[i].spec.kind == LayerKind::Dense)
-        dense_ws_bytes =
-            std::max(dense_ws_bytes,
-                     cuda::dense_backward_workspace_bytes(r, width(i), width(i + 1)));
+        dense_ws_bytes = std::max({dense_ws_bytes, cuda::dense_backward_workspace_bytes(r, K, F),
+                                   max_bytes_up_to(r, [F](int64_t n) {
+                                     return cuda::dense_backward_workspace_bytes(n, F);
+                                   })});
       if (layers[i].spec.kind == LayerKind::BatchNorm)
-        bn_ws_bytes = std::max(bn_ws_bytes, cuda::batch_norm_workspace_bytes(r, width(i + 1)));
+        bn_ws_bytes = std::max(bn_ws_bytes, max_bytes_up_to(r, [F](int64_t n) {
+                                 return cuda::batch_norm_workspace_bytes(n, F);
+                               }));
     }
     dense_ws.reset(size_t(dense_ws_bytes), dev);
     bn_ws.reset(size_t(bn_ws_bytes), dev);
@@ -521,7 +549,7 @@ struct CudaNetwork::Impl {
   }
 
   // The diagnostics' norms, before the update changes the weights (the CPU's gather_diagnostics).
-  void diagnose_update(int64_t m, double clipnorm) {
+  void diagnose_update(int64_t m) {
     const double inf = std::numeric_limits<double>::infinity();
     for (size_t i = 0; i < layers.size(); ++i) {
       const LayerState& L = layers[i];
@@ -537,7 +565,6 @@ struct CudaNetwork::Impl {
     }
     diag_norms_pending = true;
     diag_micro = m;
-    diag_clipped = clipnorm > 0;
     diag_lr = optim.lr;
   }
 
@@ -558,7 +585,9 @@ struct CudaNetwork::Impl {
     std::vector<int64_t> dead(nl, 0);
     if (diag_norms_pending) {
       cuda::memcpy_d2h(norms.data(), diag_norms.p, norms.size() * sizeof(double), opt.device);
-      if (diag_clipped) cuda::memcpy_d2h(clip.data(), norm_out.p, 2 * sizeof(double), opt.device);
+      // The update that diagnosed also took the global norm (with max_norm = inf, coefficient
+      // 1, when not clipping): its clip coefficient.
+      cuda::memcpy_d2h(clip.data(), norm_out.p, 2 * sizeof(double), opt.device);
     }
     if (diag_dead_pending)
       cuda::memcpy_d2h(dead.data(), diag_dead.p, nl * sizeof(int64_t), opt.device);
@@ -584,17 +613,25 @@ struct CudaNetwork::Impl {
   // One optimizer update from gradients summed over `m` batches.
   void update(int64_t m, double clipnorm, bool diagnose = false) {
     const double scale = 1.0 / double(m);
+    const int64_t update_index = int64_t(call_updates.size());
+    call_updates.push_back(int64_t(call_batches.size()));
     const double* scale_dev = nullptr;
-    if (clipnorm > 0) {
+    // As the CPU engine: the global norm is taken for clipping and on the slice's last update
+    // (diagnose), reported as BatchStats::grad_norm, and a non-finite one skips the update.
+    if (clipnorm > 0 || diagnose) {
       // The coefficient clipnorm / (norm / m + 1e-6) of the CPU engine, from the norm of the
       // summed gradients: max_norm = clipnorm * m (the 1e-6 is scaled by m; a 1e-6-relative
-      // difference only when accumulating).
-      cuda::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size()),
-                        clipnorm * double(m), norm_partials.d(), norm_cap, norm_out.d(), stream);
-      cuda::flag_nonfinite_norm(norm_out.d(), counters_dev(), stream);  // as the CPU: no update
-      scale_dev = norm_out.d() + 1;
+      // difference only when accumulating). Without clipping, max_norm = inf: coefficient 1.
+      const double max_norm =
+          clipnorm > 0 ? clipnorm * double(m) : std::numeric_limits<double>::infinity();
+      cuda::global_norm(grad_ptrs.data(), grad_sizes.data(), int64_t(grad_ptrs.size()), max_norm,
+                        norm_partials.d(), norm_cap, norm_out.d(), stream);
+      // As the CPU: no update (the update's index in the call goes with the flag).
+      cuda::flag_nonfinite_norm(norm_out.d(), counters_dev(), update_index, stream);
+      if (clipnorm > 0) scale_dev = norm_out.d() + 1;
+      norm_micro = m;
     }
-    if (diagnose) diagnose_update(m, clipnorm);
+    if (diagnose) diagnose_update(m);
     ++step;
     // After a non-finite loss or gradient norm the steps are skipped on the device (the flag is
     // sticky for the call): the weights stay those from before the bad batch, as on the CPU.
@@ -924,9 +961,11 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate (engine)");
 }
 
-// Kernels may still be reading the buffers returned to the cache here; the cache hands them out
-// only to later work on the same stream, so no wait is needed (device.h). Nothing here throws
-// (no device switch: graph, event and pinned-memory destruction need no current device).
+// Kernels may still be reading the device buffers returned to the cache here; the cache hands
+// them out only to later work on the same stream, so no wait is needed for them (device.h); the
+// pinned host buffers are another matter (~Impl waits for the stream). Nothing here throws (no
+// device switch: stream waits, graph, event and pinned-memory destruction need no current
+// device).
 CudaNetwork::~CudaNetwork() = default;
 
 int64_t CudaNetwork::input_dim() const { return impl_->widths.front(); }
@@ -1068,13 +1107,15 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   BatchStats s;
   const bool graphs_ok = m.opt.graphs;
   int64_t micro = 0;
-  int64_t last_micro = 0;  // batches in the last update (its norm is reported, as on the CPU)
+  m.norm_micro = 0;
+  m.call_batches.clear();
+  m.call_updates.clear();
+  const int64_t step0 = m.step;
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     if (N < 2 && m.has_batch_norm && nbatches > 1) {
       if (micro > 0) {
         m.update(micro, clipnorm, bi == last - 1);
-        last_micro = micro;
         ++s.updates;
         micro = 0;
       }
@@ -1087,12 +1128,14 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     ++micro;
     s.rows += N;
     ++s.batches;
-    if (m.loss == LossKind::SoftmaxCrossEntropy) s.counted += N;
-    else if (m.loss == LossKind::BinaryCrossEntropy) s.counted += N * m.C();
+    const int64_t counted = m.loss == LossKind::SoftmaxCrossEntropy   ? N
+                            : m.loss == LossKind::BinaryCrossEntropy ? N * m.C()
+                                                                      : 0;
+    s.counted += counted;
+    m.call_batches.emplace_back(N, counted);
     const bool last_batch = bi == nbatches - 1;
     if (micro == accumulate_steps || last_batch) {
       m.update(micro, clipnorm, bi == last - 1);
-      last_micro = micro;
       ++s.updates;
       micro = 0;
     }
@@ -1103,11 +1146,38 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   s.loss_sum = c.loss_sum;
   s.correct = c.correct;
   m.nonfinite = c.nonfinite != 0;
-  m.collect_diagnostics();
-  if (clipnorm > 0 && last_micro > 0) {
+  if (m.nonfinite) {
+    // The CPU engine stops at the bad batch, before the slice's last update and its dead-unit
+    // count: no diagnostics from this call (its gradients may be NaN).
+    m.diag_norms_pending = m.diag_dead_pending = false;
+    // Its counts stop there too: the batches up to the bad one (the norm's bad update: the
+    // batches before it), the updates before it, and the step count they took (the device
+    // skipped the rest).
+    int64_t batches = 0, updates = 0;
+    if (c.bad_update > 0) {
+      updates = c.bad_update - 1;
+      batches = m.call_updates[size_t(updates)];
+    } else {
+      batches = std::min<int64_t>(c.good_batches + 1, int64_t(m.call_batches.size()));
+      while (updates < int64_t(m.call_updates.size()) &&
+             m.call_updates[size_t(updates)] <= c.good_batches)
+        ++updates;
+    }
+    s.rows = s.counted = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      s.rows += m.call_batches[size_t(b)].first;
+      s.counted += m.call_batches[size_t(b)].second;
+    }
+    s.batches = batches;
+    s.updates = updates;
+    m.step = step0 + updates;
+  } else {
+    m.collect_diagnostics();
+  }
+  if (m.norm_micro > 0) {
     double norm[2];
     cuda::memcpy_d2h(norm, m.norm_out.p, sizeof norm, m.opt.device);
-    s.grad_norm = norm[0] / double(last_micro);
+    s.grad_norm = norm[0] / double(m.norm_micro);
   }
   return s;
 }

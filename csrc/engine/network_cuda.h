@@ -12,7 +12,8 @@
 // Python layer raises NotImplementedError before). A non-finite batch loss or gradient norm
 // sets a device flag that skips every later update of the call (so the weights and optimizer
 // state stay those from before the bad batch, as on the CPU), but the call runs its remaining
-// batches: batch-norm running statistics and the host's step count still move on with them.
+// batches: batch-norm running statistics still move on with them (the step count, rows, batches
+// and updates reported stop where the CPU engine's do: the device records where it happened).
 //
 // Precision (cuda::Precision) picks the GEMM arithmetic of every Dense forward and backward;
 // storage, master weights, optimizer state and activations stay FP32.

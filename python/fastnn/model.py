@@ -579,8 +579,12 @@ class Sequential:
             Xd = _model_device.gpu_features(X, self.input_dim, self._device_index)
             if Xd is not None:
                 return self._inference_net().predict(Xd, batch_size)
+            # GPU input in another form (float64, strided, another device) goes through the
+            # host but still gives a CUDA tensor, as documented.
+            gpu_in = _model_device.on_gpu(X)
             X = as_features(_model_device.to_host(X), self.input_dim, "X")
-            return self._inference_net().predict(X, batch_size).numpy()
+            out = self._inference_net().predict(X, batch_size)
+            return out if gpu_in else out.numpy()
         # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
         X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False)
         if type(batch_size) is not int or batch_size < 1:
