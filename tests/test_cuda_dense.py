@@ -175,8 +175,9 @@ def test_split_k(path, rng):
     """Long sums split over several blocks (the workspace of dense_backward_workspace_bytes(M, N,
     K)): dW's over a large batch, dX's over many outputs with a small batch, db with them, also
     accumulating; against the unsplit kernel, the oracle, and itself (deterministic)."""
-    for M, K, N, act in [(4096, 256, 200, "relu"), (4100, 130, 10, "tanh"),
-                         (256, 1024, 1024, "gelu"), (200, 65, 3000, None)]:
+    # (shape, activation, the product whose sums splits_for cuts: 0 = dX, 1 = dW)
+    for M, K, N, act, cut in [(4096, 256, 200, "relu", 1), (4100, 130, 10, "tanh", 1),
+                              (256, 1024, 1024, "gelu", 0), (200, 65, 3000, None, 0)]:
         x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, act)
         gate = None if act is None else z
         split = dense_backward(dy, x, w, act, gate, path=path)
@@ -185,6 +186,10 @@ def test_split_k(path, rng):
         refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
         check(split, refs, scales, f"split {act} {M}x{K}x{N}")
         check(split, plain, scales, f"split vs unsplit {act} {M}x{K}x{N}", tol=2e-5)
+        # The split really ran: its sums are associated differently, so some bits differ (a
+        # workspace sizing slip would otherwise fall back to the unsplit kernel unnoticed).
+        assert not np.array_equal(split[cut], plain[cut]), \
+            f"{('dx', 'dw')[cut]} {M}x{K}x{N}: split-K did not run (same bits as unsplit)"
         again = dense_backward(dy, x, w, act, gate, path=path)
         for u, v in zip(split, again):
             assert np.array_equal(u, v), f"split-K not deterministic {M}x{K}x{N}"
@@ -195,6 +200,57 @@ def test_split_k(path, rng):
         check((None, dw, db), (None, dw0 + refs[1], db0 + refs[2]),
               (None, scales[1] + np.abs(dw0), scales[2] + np.abs(db0)),
               f"split accumulate {M}x{K}x{N}")
+
+
+@needs_gpu
+@pytest.mark.parametrize("path,precision", [("fused128", "fp32"), ("fused64", "fp32"),
+                                            ("composed", "fp32"), ("auto", "bf16")])
+def test_cuda_graph_capture_and_replay(path, precision, rng):
+    """The GPU engine captures dense_backward in a CUDA graph. Under torch's capture (the strict
+    global mode) any synchronising or allocating call inside dense_backward fails the capture,
+    and the split-K arrival counters must be reset inside the graph (a captured memset): every
+    replay must give the bits of a direct call, with the outputs NaN-poisoned in between."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    M, K, N = 4096, 256, 200  # dW's sums split 16 ways on the fused paths
+    x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, "relu")
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).cuda()
+
+    tdy, tx, tw, tz = t(dy), t(x), t(w), t(z)
+    outs = (torch.empty(M, K, device="cuda"), torch.empty(K, N, device="cuda"),
+            torch.empty(N, device="cuda"))
+    need = int(mod().dense_backward_workspace_bytes(M, N, K))
+    ws = torch.zeros(need, dtype=torch.uint8, device="cuda")
+    s = torch.cuda.Stream()
+
+    def call():
+        dx, dw, db = outs
+        mod().dense_backward(tdy.data_ptr(), tx.data_ptr(), tw.data_ptr(), tz.data_ptr(), "relu",
+                             SLOPE, False, dw.data_ptr(), db.data_ptr(), dx.data_ptr(), M, K, N,
+                             N, K, N, N, K, False, ws.data_ptr(), need, s.cuda_stream, precision,
+                             path)
+
+    s.wait_stream(torch.cuda.current_stream())
+    call()
+    s.synchronize()
+    first = [o.cpu().numpy().copy() for o in outs]
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=s):
+        call()
+    torch.cuda.synchronize()
+    for _ in range(3):
+        for o in outs:
+            o.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        for o, want, name in zip(outs, first, ("dx", "dw", "db")):
+            assert np.array_equal(o.cpu().numpy(), want), f"{name}: replay differs ({path})"
+    refs = oracle.linear_grad(dy, x, w, z, "relu", negative_slope=SLOPE)
+    check(first, refs, magnitudes(dy, x, w, oracle._act_deriv(z, "relu", SLOPE)),
+          f"{path} {precision}", tol=TOL if precision == "fp32" else 2e-2)
 
 
 @needs_gpu

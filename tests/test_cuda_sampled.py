@@ -113,7 +113,8 @@ def test_gpu_variants(subtract_log_q, remove_accidental_hits, correct_true_logit
     (33, 1, 7, 5, False),        # one feature, no bias
     (3, 0, 10, 4, True),         # no features: logits are the biases
     (300, 70, 1000, 200, True),  # dW^T summed in 3 slices of N
-    (2048, 256, 5000, 300, True),  # 64x64 tiles, 8 slices
+    (2048, 256, 5000, 300, True),  # 32x32 tiles, dW^T summed in 3 slices
+    (4096, 256, 3000, 256, True),  # 64x64 tiles for the logits and dh (>= 256 of them)
 ])
 def test_gpu_shapes(dtype, n, d, c, s, bias):
     h, W, b, labels = _problem(n, d, c, dtype, bias=bias, seed=n + d)
