@@ -831,30 +831,36 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   }
   m.max_width = std::max(m.max_width, input_dim);
   if (options.fused_mlp) {
-    // Maximal runs of Dense layers whose derivative follows from the output, cut where
-    // fused_mlp_applies says no; a run of one layer gains nothing over the GEMM path.
+    // Runs of Dense layers whose derivative follows from the output, each grown greedily while
+    // fused_mlp_applies still takes it (so 784-64-64-64-10 fuses its last three layers, and a
+    // stack deeper than kFusedMlpMaxLayers is cut into several runs); a run of one layer gains
+    // nothing over the GEMM path.
+    auto fusable = [&](size_t l) {
+      const Impl::LayerState& L = m.layers[l];
+      return L.spec.kind == LayerKind::Dense && !L.keep_z &&
+             grad_from_output_ok(L.spec.act, L.spec.act_param);
+    };
     for (size_t i = 0; i < m.layers.size();) {
+      Impl::Run R;
+      R.first = i;
       size_t j = i;
-      while (j < m.layers.size() && m.layers[j].spec.kind == LayerKind::Dense &&
-             !m.layers[j].keep_z &&
-             grad_from_output_ok(m.layers[j].spec.act, m.layers[j].spec.act_param))
+      while (j < m.layers.size() && fusable(j)) {
+        cuda::FusedMlpLayer f;
+        f.in = m.widths[j];
+        f.out = m.widths[j + 1];
+        f.act = m.layers[j].spec.act;
+        f.act_param = float(m.layers[j].spec.act_param);
+        R.spec.push_back(f);  // W and b filled in below, once the parameters exist
+        if (!cuda::fused_mlp_applies(R.spec.data(), int64_t(R.spec.size()), options.precision)) {
+          R.spec.pop_back();
+          break;
+        }
         ++j;
-      if (j - i >= 2) {
-        Impl::Run R;
-        R.first = i;
-        R.count = j - i;
-        for (size_t l = i; l < j; ++l) {
-          cuda::FusedMlpLayer f;
-          f.in = m.widths[l];
-          f.out = m.widths[l + 1];
-          f.act = m.layers[l].spec.act;
-          f.act_param = float(m.layers[l].spec.act_param);
-          R.spec.push_back(f);  // W and b filled in below, once the parameters exist
-        }
-        if (cuda::fused_mlp_applies(R.spec.data(), int64_t(R.count), options.precision)) {
-          for (size_t l = i; l < j; ++l) m.layers[l].run = int(m.runs.size());
-          m.runs.push_back(std::move(R));
-        }
+      }
+      R.count = j - i;
+      if (R.count >= 2) {
+        for (size_t l = i; l < j; ++l) m.layers[l].run = int(m.runs.size());
+        m.runs.push_back(std::move(R));
       }
       i = j > i ? j : i + 1;
     }
