@@ -950,6 +950,11 @@ std::vector<Network<float>::LayerDiagnostics> CudaNetwork::take_diagnostics() {
 
 bool CudaNetwork::nonfinite() const { return impl_->nonfinite; }
 int64_t CudaNetwork::graph_replays() const { return impl_->replays; }
+std::vector<std::pair<int64_t, int64_t>> CudaNetwork::fused_runs() const {
+  std::vector<std::pair<int64_t, int64_t>> r;
+  for (const Impl::Run& R : impl_->runs) r.emplace_back(int64_t(R.first), int64_t(R.count));
+  return r;
+}
 float* CudaNetwork::param(size_t i) { return impl_->params.at(i).value.f(); }
 float* CudaNetwork::grad(size_t i) { return impl_->params.at(i).grad.f(); }
 float* CudaNetwork::state(size_t i, int k) { return impl_->params.at(i).state[k].f(); }
