@@ -69,3 +69,9 @@ def test_shared_memory_plan(rows, precision, wmax):
     assert p.bytes <= 227 * 1024
     if p.wp <= 64 and rows == 128:
         assert 2 * (p.bytes + 1024) <= 228 * 1024
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_four_warps(monkeypatch, precision):
+    # A 64-row slab (4 warps: the cross-warp race checks see more than a pair), two blocks.
+    _run(monkeypatch, 64, 70, [8, 16, 8], [("relu", 0.0), (None, 0.0)], precision, seed=6)
