@@ -147,7 +147,7 @@ def test_fused_mlp_equals_layer_by_layer(rng):
 
     fused, plain = (build(narrow, "cuda", optim.Adam(lr=3e-3), fused_mlp=f) for f in (True, False))
     # The fused path is really taken (else this test would compare the GEMM path with itself).
-    assert fused._net.fused_runs == [(0, 4)] and plain._net.fused_runs == []
+    assert fused._net.raw.fused_runs == [(0, 4)] and plain._net.raw.fused_runs == []
     for m in (fused, plain):
         m.fit(X, y, epochs=3, batch_size=32, verbose=0)
     assert_close_weights(fused, plain, TOL["fp32"])
@@ -178,8 +178,8 @@ def test_fused_runs_equal_layer_by_layer_everywhere(precision, rng):
     models = [build(runs_everywhere, "cuda", optim.SGD(lr=0.05, momentum=0.9), fused_mlp=f,
                     precision=precision) for f in (True, False)]
     fused, plain = models
-    assert fused._net.fused_runs == [(2, 3), (6, 2), (9, 2)]
-    assert plain._net.fused_runs == []
+    assert fused._net.raw.fused_runs == [(2, 3), (6, 2), (9, 2)]
+    assert plain._net.raw.fused_runs == []
     plain.set_weights(fused.get_weights())
     w0 = fused.get_weights()
     try:
@@ -207,7 +207,7 @@ def test_fused_runs_cut_at_sixteen_layers(rng):
     X, y = classification(rng)
     deep = lambda: [Dense(16, "tanh") for _ in range(20)] + [Dense(4)]
     fused, plain = (build(deep, "cuda", optim.SGD(lr=0.05), fused_mlp=f) for f in (True, False))
-    assert fused._net.fused_runs == [(0, 16), (16, 5)]
+    assert fused._net.raw.fused_runs == [(0, 16), (16, 5)]
     plain.set_weights(fused.get_weights())
     w0 = fused.get_weights()
     for m in (fused, plain):
