@@ -261,11 +261,13 @@ struct CudaNetwork::Impl {
         // A fused run: one launch for its layers, each output written where the layer-by-layer
         // path writes it (the backward pass and the next layers read them there).
         const Run& R = runs[size_t(L.run)];
+        // Inference reads only the run's last output: the hidden ones are not stored then.
         std::vector<float*> outs(R.count);
-        for (size_t l = 0; l < R.count; ++l) outs[l] = layers[R.first + l].y.f();
+        for (size_t l = 0; l < R.count; ++l)
+          outs[l] = training || l + 1 == R.count ? layers[R.first + l].y.f() : nullptr;
         cuda::fused_mlp_forward(R.spec.data(), int64_t(R.count), x, N, outs.data(),
                                 opt.precision, stream);
-        for (size_t l = 0; l < R.count; ++l) layers[R.first + l].out = outs[l];
+        for (size_t l = 0; l < R.count; ++l) layers[R.first + l].out = layers[R.first + l].y.f();
         x = outs[R.count - 1];
         i = R.first + R.count - 1;
         continue;
