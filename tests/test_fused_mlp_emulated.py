@@ -75,3 +75,10 @@ def test_shared_memory_plan(rows, precision, wmax):
 def test_four_warps(monkeypatch, precision):
     # A 64-row slab (4 warps: the cross-warp race checks see more than a pair), two blocks.
     _run(monkeypatch, 64, 70, [8, 16, 8], [("relu", 0.0), (None, 0.0)], precision, seed=6)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_wide_stack_two_warps(monkeypatch, precision):
+    # The wide kernels with 2 warps per block (cross-warp races), one row in the edge slab.
+    _run(monkeypatch, 32, 33, [40, 128, 24], [("relu", 0.0), ("sigmoid", 0.0)], precision,
+         seed=7)
