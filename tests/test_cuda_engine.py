@@ -146,10 +146,78 @@ def test_fused_mlp_equals_layer_by_layer(rng):
         return [Dense(64, "relu"), Dense(64, "tanh"), Dense(32, "sigmoid"), Dense(4)]
 
     fused, plain = (build(narrow, "cuda", optim.Adam(lr=3e-3), fused_mlp=f) for f in (True, False))
+    # The fused path is really taken (else this test would compare the GEMM path with itself).
+    assert fused._net.raw.fused_runs == [(0, 4)] and plain._net.raw.fused_runs == []
     for m in (fused, plain):
         m.fit(X, y, epochs=3, batch_size=32, verbose=0)
     assert_close_weights(fused, plain, TOL["fp32"])
+    # Predictions on equal weights: trained weights may differ by TOL, which the logits would
+    # carry well past rtol 1e-5 where they are small.
+    plain.set_weights(fused.get_weights())
     np.testing.assert_allclose(fused.predict(X), plain.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def runs_everywhere():
+    # Layers 0-1 are too wide for the fused kernel (GEMM path; the old run finder dropped the
+    # whole Dense run 0-4 for them); runs: 2-4 (no bias, penalties, its dX feeds the GEMM layer
+    # below), 6-7 (between a Dropout and a BatchNorm), 9-10 (ends with the logits).
+    return [Dense(160, "relu"), Dense(64, "relu"),
+            Dense(48, "tanh", use_bias=False, l2=1e-3), Dense(40, "leaky_relu", l1=1e-4),
+            Dense(24, "sigmoid"), Dropout(0.2), Dense(32, "elu"), Dense(32, "relu"),
+            BatchNorm(), Dense(16, "tanh"), Dense(4)]
+
+
+# Fused against layer by layer, compared on what training changed (w - w0), per array: the
+# weights themselves are dominated by their initial values, so a wrong gradient (a missing bias
+# gradient, a dX off by act') would hide under a tolerance on w. SGD keeps the change linear in
+# the gradients. fp32: summation order only; tf32/bf16: both paths round their GEMM operands, but
+# the layer-by-layer path keeps FP32 where the tensor-core layout conditions fail.
+UPDATE_TOL = {"fp32": 1e-3, "tf32": 5e-2, "bf16": 2e-1}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
+def test_fused_runs_equal_layer_by_layer_everywhere(precision, rng):
+    X, y = classification(rng)
+    models = [build(runs_everywhere, "cuda", optim.SGD(lr=0.05, momentum=0.9), fused_mlp=f,
+                    precision=precision) for f in (True, False)]
+    fused, plain = models
+    assert fused._net.raw.fused_runs == [(2, 3), (6, 2), (9, 2)]
+    assert plain._net.raw.fused_runs == []
+    plain.set_weights(fused.get_weights())
+    w0 = fused.get_weights()
+    try:
+        hist = [m.fit(X, y, epochs=3, batch_size=32, verbose=0, accumulate_steps=2)
+                for m in models]
+    except ValueError as e:  # as test_cpu_equals_gpu_reduced_precision
+        if "not built" in str(e) or "bf16" in str(e).lower():
+            pytest.skip(f"{precision} GEMM not available: {e}")
+        raise
+    assert fused._net.graph_replays > 0  # the fused kernels were captured and replayed too
+    for i, (a, b, w) in enumerate(zip(fused.get_weights(), plain.get_weights(), w0)):
+        e = rel_err(a - w, b - w)
+        assert e <= UPDATE_TOL[precision], f"weights[{i}]: update differs by {e:.2e}"
+    np.testing.assert_allclose(hist[0].history["loss"], hist[1].history["loss"],
+                               rtol=UPDATE_TOL[precision])
+    # Inference through the fused kernel (hidden outputs written, batch 50 then 3) on equal
+    # weights.
+    plain.set_weights(fused.get_weights())
+    tol = {"fp32": 1e-4, "tf32": 2e-2, "bf16": 1e-1}[precision]
+    np.testing.assert_allclose(fused.predict(X, batch_size=50), plain.predict(X, batch_size=50),
+                               rtol=tol, atol=tol)
+
+
+def test_fused_runs_cut_at_sixteen_layers(rng):
+    X, y = classification(rng)
+    deep = lambda: [Dense(16, "tanh") for _ in range(20)] + [Dense(4)]
+    fused, plain = (build(deep, "cuda", optim.SGD(lr=0.05), fused_mlp=f) for f in (True, False))
+    assert fused._net.raw.fused_runs == [(0, 16), (16, 5)]
+    plain.set_weights(fused.get_weights())
+    w0 = fused.get_weights()
+    for m in (fused, plain):
+        m.fit(X, y, epochs=2, batch_size=64, verbose=0)
+    for i, (a, b, w) in enumerate(zip(fused.get_weights(), plain.get_weights(), w0)):
+        e = rel_err(a - w, b - w)
+        assert e <= UPDATE_TOL["fp32"], f"weights[{i}]: update differs by {e:.2e}"
 
 
 def test_evaluate_and_predict_equal_cpu(rng):

@@ -154,6 +154,7 @@ void bind_cuda_engine(py::module_& m) {
       .def_property_readonly("output_dim", &Net::output_dim)
       .def_property_readonly("device", &Net::device)
       .def_property_readonly("graph_replays", &Net::graph_replays)
+      .def_property_readonly("fused_runs", &Net::fused_runs)
       .def_property("step", &Net::step, &Net::set_step)
       .def_property(
           "lr", [](Net& n) { return n.optim().lr; },

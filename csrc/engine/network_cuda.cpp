@@ -120,7 +120,7 @@ struct CudaNetwork::Impl {
     bool keep_z = false;
     int drop_slot = -1;  // Dropout: its key's word in the step record, minus 1
     int run = -1;        // Dense in a fused-MLP run: the run's index
-    DevBuf dz, db_tmp;   // fused runs: this layer's dZ, and db before accumulation
+    DevBuf dz;           // fused runs: this layer's dZ
     DevBuf y, z, mask, mean, invstd, running_mean, running_var, acc_gamma, acc_beta;
     const float* out = nullptr;
   };
@@ -289,11 +289,13 @@ struct CudaNetwork::Impl {
         // A fused run: one launch for its layers, each output written where the layer-by-layer
         // path writes it (the backward pass and the next layers read them there).
         const Run& R = runs[size_t(L.run)];
+        // Inference reads only the run's last output: the hidden ones are not stored then.
         std::vector<float*> outs(R.count);
-        for (size_t l = 0; l < R.count; ++l) outs[l] = layers[R.first + l].y.f();
+        for (size_t l = 0; l < R.count; ++l)
+          outs[l] = training || l + 1 == R.count ? layers[R.first + l].y.f() : nullptr;
         cuda::fused_mlp_forward(R.spec.data(), int64_t(R.count), x, N, outs.data(),
                                 opt.precision, stream);
-        for (size_t l = 0; l < R.count; ++l) layers[R.first + l].out = outs[l];
+        for (size_t l = 0; l < R.count; ++l) layers[R.first + l].out = layers[R.first + l].y.f();
         x = outs[R.count - 1];
         i = R.first + R.count - 1;
         continue;
@@ -446,8 +448,11 @@ struct CudaNetwork::Impl {
   }
 
   // Back through a fused run: the kernel gives every layer's dZ (and dX below the run); the weight
-  // gradients dW = in^T dZ and db = column sums of dZ are GEMMs and column sums, as the
-  // layer-by-layer path computes them.
+  // gradients dW (+)= in^T dZ and db (+)= column sums of dZ, which reduce over the whole batch,
+  // are cuda::dense_backward's with no activation and no dX: the kernels (split-K over the batch,
+  // db in the same launch for FP32) and the accumulation of the layer-by-layer path. A plain
+  // GEMM here ran dW as one tile -- one block on one SM -- for narrow layers (64 x 64 at a batch
+  // of 2^14: 67M FMAs on a single SM, ~0.3 ms per layer).
   void fused_backward(const Run& R, const float* x0, int64_t N, const float* dY, float* dX,
                       bool accumulate) {
     const float* x_run = R.first == 0 ? x0 : layers[R.first - 1].out;
@@ -462,27 +467,21 @@ struct CudaNetwork::Impl {
     for (size_t l = 0; l < R.count; ++l) {
       LayerState& L = layers[R.first + l];
       const int64_t in = width(R.first + l), out = width(R.first + l + 1);
-      GemmArgs<float> g;
-      g.M = in;
-      g.N = out;
-      g.K = N;
-      g.A = l == 0 ? x_run : outs[l - 1];  // in^T: element (i, k) at in[k * in + i]
-      g.rsa = 1;
-      g.csa = in;
-      g.B = dz[l];
-      g.rsb = out;
-      g.csb = 1;
-      g.C = params[L.w].grad.f();
-      g.rsc = out;
-      g.csc = 1;
-      g.beta = accumulate ? 1.0f : 0.0f;
-      cuda::gemm_precision(g, stream, opt.precision);
-      if (L.b >= 0) {
-        float* db = params[L.b].grad.f();
-        cuda::sum_rows(dz[l], N, out, accumulate ? L.db_tmp.f() : db, false, dense_ws.p,
-                       dense_ws_bytes, stream);
-        if (accumulate) cuda::add_into(db, L.db_tmp.f(), out, stream);
-      }
+      DenseBackwardArgs<float> a;
+      a.M = N;
+      a.K = in;
+      a.N = out;
+      a.X = l == 0 ? x_run : outs[l - 1];
+      a.ldx = in;
+      a.W = params[L.w].value.f();
+      a.ldw = out;
+      a.dY = dz[l];  // already dZ: no gate
+      a.ldy = out;
+      a.dW = params[L.w].grad.f();
+      a.lddw = out;
+      if (L.b >= 0) a.db = params[L.b].grad.f();
+      a.accumulate = accumulate;
+      cuda::dense_backward(a, dense_ws.p, dense_ws_bytes, stream, opt.precision);
     }
   }
 
@@ -868,30 +867,36 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   }
   m.max_width = std::max(m.max_width, input_dim);
   if (options.fused_mlp) {
-    // Maximal runs of Dense layers whose derivative follows from the output, cut where
-    // fused_mlp_applies says no; a run of one layer gains nothing over the GEMM path.
+    // Runs of Dense layers whose derivative follows from the output, each grown greedily while
+    // fused_mlp_applies still takes it (so 784-64-64-64-10 fuses its last three layers, and a
+    // stack deeper than kFusedMlpMaxLayers is cut into several runs); a run of one layer gains
+    // nothing over the GEMM path.
+    auto fusable = [&](size_t l) {
+      const Impl::LayerState& L = m.layers[l];
+      return L.spec.kind == LayerKind::Dense && !L.keep_z &&
+             grad_from_output_ok(L.spec.act, L.spec.act_param);
+    };
     for (size_t i = 0; i < m.layers.size();) {
+      Impl::Run R;
+      R.first = i;
       size_t j = i;
-      while (j < m.layers.size() && m.layers[j].spec.kind == LayerKind::Dense &&
-             !m.layers[j].keep_z &&
-             grad_from_output_ok(m.layers[j].spec.act, m.layers[j].spec.act_param))
+      while (j < m.layers.size() && fusable(j)) {
+        cuda::FusedMlpLayer f;
+        f.in = m.widths[j];
+        f.out = m.widths[j + 1];
+        f.act = m.layers[j].spec.act;
+        f.act_param = float(m.layers[j].spec.act_param);
+        R.spec.push_back(f);  // W and b filled in below, once the parameters exist
+        if (!cuda::fused_mlp_applies(R.spec.data(), int64_t(R.spec.size()), options.precision)) {
+          R.spec.pop_back();
+          break;
+        }
         ++j;
-      if (j - i >= 2) {
-        Impl::Run R;
-        R.first = i;
-        R.count = j - i;
-        for (size_t l = i; l < j; ++l) {
-          cuda::FusedMlpLayer f;
-          f.in = m.widths[l];
-          f.out = m.widths[l + 1];
-          f.act = m.layers[l].spec.act;
-          f.act_param = float(m.layers[l].spec.act_param);
-          R.spec.push_back(f);  // W and b filled in below, once the parameters exist
-        }
-        if (cuda::fused_mlp_applies(R.spec.data(), int64_t(R.count), options.precision)) {
-          for (size_t l = i; l < j; ++l) m.layers[l].run = int(m.runs.size());
-          m.runs.push_back(std::move(R));
-        }
+      }
+      R.count = j - i;
+      if (R.count >= 2) {
+        for (size_t l = i; l < j; ++l) m.layers[l].run = int(m.runs.size());
+        m.runs.push_back(std::move(R));
       }
       i = j > i ? j : i + 1;
     }
@@ -935,7 +940,6 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
       Impl::LayerState& L = m.layers[R.first + l];
       R.spec[l].W = m.params[size_t(L.w)].value.f();
       R.spec[l].b = L.b >= 0 ? m.params[size_t(L.b)].value.f() : nullptr;
-      if (L.b >= 0) L.db_tmp.reset(size_t(R.spec[l].out) * sizeof(float), dev);
     }
   // The state buffers Adam leaves unused (amsgrad's max, ...) are still allocated, as the CPU
   // engine does, so that optimizer_state() has the same arrays on both.
@@ -983,6 +987,11 @@ std::vector<Network<float>::LayerDiagnostics> CudaNetwork::take_diagnostics() {
 
 bool CudaNetwork::nonfinite() const { return impl_->nonfinite; }
 int64_t CudaNetwork::graph_replays() const { return impl_->replays; }
+std::vector<std::pair<int64_t, int64_t>> CudaNetwork::fused_runs() const {
+  std::vector<std::pair<int64_t, int64_t>> r;
+  for (const Impl::Run& R : impl_->runs) r.emplace_back(int64_t(R.first), int64_t(R.count));
+  return r;
+}
 float* CudaNetwork::param(size_t i) { return impl_->params.at(i).value.f(); }
 float* CudaNetwork::grad(size_t i) { return impl_->params.at(i).grad.f(); }
 float* CudaNetwork::state(size_t i, int k) { return impl_->params.at(i).state[k].f(); }

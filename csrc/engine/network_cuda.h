@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/gemm.h"
@@ -98,6 +99,8 @@ class CudaNetwork {
 
   bool nonfinite() const;
   int64_t graph_replays() const;  // steps replayed from a CUDA graph so far (tests)
+  // The layers cuda::fused_mlp runs, as (first layer index, layer count) per run (tests).
+  std::vector<std::pair<int64_t, int64_t>> fused_runs() const;
 
  private:
   struct Impl;
