@@ -92,3 +92,19 @@ def linear_grad_dims(dy_shape, x_shape, w_shape):
         raise ValueError(f"dy: expected shape {(n, m)} (x.shape={x_shape}, w.shape={w_shape}), "
                          f"got {dy_shape}")
     return n, k, m
+
+
+def sampled_softmax_dims(h_shape, W_shape, b_shape=None):
+    """(n, d, c) of a sampled softmax: h (n, d) with n > 0, W (d, c) with c > 0, b (c,)."""
+    n, d = h_shape
+    if n == 0:
+        raise ValueError(f"h: expected at least one row, got shape {h_shape}")
+    if W_shape[0] != d:
+        raise ValueError(f"W: expected {d} rows to match h's {d} features (h.shape={h_shape}), "
+                         f"got W.shape={W_shape}")
+    c = W_shape[1]
+    if c == 0:
+        raise ValueError(f"W: expected at least one class (column), got shape {W_shape}")
+    if b_shape is not None and b_shape != (c,):
+        raise ValueError(f"b: expected shape ({c},) to match W.shape={W_shape}, got {b_shape}")
+    return n, d, c

@@ -16,7 +16,7 @@ import numpy as np
 
 from fastnn import cuda as _cuda_api
 from fastnn._checks import (FLOAT_DTYPES, finite_real, linear_dims, linear_grad_dims,
-                            matmul_dims)
+                            matmul_dims, sampled_softmax_dims)
 from fastnn.tensor import Tensor
 
 _INT64 = np.dtype(np.int64)
@@ -563,17 +563,7 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler, u
     if b is not None:
         b = _float(b, "b", ndim=1)
     _same_dtype(h=h, W=W, b=b)
-    n, d = h._shape
-    if n == 0:
-        raise ValueError(f"h: expected at least one row, got shape {h._shape}")
-    if W._shape[0] != d:
-        raise ValueError(f"W: expected {d} rows to match h's {d} features (h.shape={h._shape}), "
-                         f"got W.shape={W._shape}")
-    c = W._shape[1]
-    if c == 0:
-        raise ValueError(f"W: expected at least one class (column), got shape {W._shape}")
-    if b is not None and b._shape != (c,):
-        raise ValueError(f"b: expected shape ({c},) to match W.shape={W._shape}, got {b._shape}")
+    n, d, c = sampled_softmax_dims(h._shape, W._shape, None if b is None else b._shape)
     if labels._dtype.kind not in "iu":
         raise TypeError(f"labels: expected integer class indices, got dtype {labels._dtype}")
     if labels._shape != (n,):

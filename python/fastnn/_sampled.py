@@ -11,7 +11,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, same_dtype
+from fastnn._checks import as_float_array, same_dtype, sampled_softmax_dims
 
 SAMPLERS = ("log_uniform", "uniform")
 
@@ -137,17 +137,7 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
     if b is not None:
         b = as_float_array(b, "b", ndim=1)
     same_dtype(h=h, W=W, b=b)
-    n, d = h.shape
-    if n == 0:
-        raise ValueError(f"h: expected at least one row, got shape {h.shape}")
-    if W.shape[0] != d:
-        raise ValueError(f"W: expected {d} rows to match h's {d} features (h.shape={h.shape}), "
-                         f"got W.shape={W.shape}")
-    c = W.shape[1]
-    if c == 0:
-        raise ValueError(f"W: expected at least one class (column), got shape {W.shape}")
-    if b is not None and b.shape != (c,):
-        raise ValueError(f"b: expected shape ({c},) to match W.shape={W.shape}, got {b.shape}")
+    n, d, c = sampled_softmax_dims(h.shape, W.shape, None if b is None else b.shape)
     labels = _labels_arg(labels, n, c)
     num_sampled, c, seed, sampler, unique = _sampling_args(num_sampled, c, seed, sampler, unique)
     if dW is not None:
