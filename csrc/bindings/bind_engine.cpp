@@ -79,26 +79,16 @@ py::array view(py::object owner, std::vector<T>& v, std::vector<py::ssize_t> sha
 template <class T>
 void bind_network(py::module_& m, const char* name) {
   using Net = Network<T>;
-  py::class_<Net>(m, name)
-      .def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
+  py::class_<Net> c(m, name);
+  def_engine_properties<Net>(c);
+  c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
                        const py::dict& optim, uint64_t seed, const py::dict& sampled) {
              return new Net(input_dim, layer_specs(layers), loss_from_name(loss), optim_spec(optim),
                             seed, sampled_spec(sampled));
            }),
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
            py::arg("seed"), py::arg("sampled") = py::dict())
-      .def_property_readonly("input_dim", &Net::input_dim)
-      .def_property_readonly("output_dim", &Net::output_dim)
-      .def_property("step", &Net::step, &Net::set_step)
-      .def_property(
-          "lr", [](Net& n) { return n.optim().lr; },
-          [](Net& n, double lr) { n.optim().lr = lr; })
-      .def("param_names",
-           [](Net& n) {
-             py::list out;
-             for (auto& p : n.params()) out.append(p.name);
-             return out;
-           })
+      .def("param_names", [](Net& n) { return names_list(n.params()); })
       .def("params",
            [](py::object self) {
              Net& n = py::cast<Net&>(self);

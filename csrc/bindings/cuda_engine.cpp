@@ -60,8 +60,9 @@ std::vector<Slot> slots(CudaNetwork& n, const std::string& kind) {
 
 void bind_cuda_engine(py::module_& m) {
   using Net = CudaNetwork;
-  py::class_<Net>(m, "CudaNetwork")
-      .def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
+  py::class_<Net> c(m, "CudaNetwork");
+  def_engine_properties<Net>(c);
+  c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
                        const py::dict& optim, uint64_t seed, int device,
                        const std::string& precision, bool fused_mlp, bool graphs) {
              CudaOptions o;
@@ -75,21 +76,10 @@ void bind_cuda_engine(py::module_& m) {
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
            py::arg("seed"), py::arg("device") = 0, py::arg("precision") = "fp32",
            py::arg("fused_mlp") = true, py::arg("graphs") = true)
-      .def_property_readonly("input_dim", &Net::input_dim)
-      .def_property_readonly("output_dim", &Net::output_dim)
       .def_property_readonly("device", &Net::device)
       .def_property_readonly("graph_replays", &Net::graph_replays)
       .def_property_readonly("fused_runs", &Net::fused_runs)
-      .def_property("step", &Net::step, &Net::set_step)
-      .def_property(
-          "lr", [](Net& n) { return n.optim().lr; },
-          [](Net& n, double lr) { n.optim().lr = lr; })
-      .def("param_names",
-           [](Net& n) {
-             py::list out;
-             for (auto& p : n.param_info()) out.append(p.name);
-             return out;
-           })
+      .def("param_names", [](Net& n) { return names_list(n.param_info()); })
       .def("read",
            [](Net& n, const std::string& kind) {
              py::list out;

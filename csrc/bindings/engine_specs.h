@@ -26,6 +26,25 @@ SampledSpec sampled_spec(const pybind11::dict& d);
 // A train_batches / evaluate call's sums as a dict (with the non-finite flag).
 pybind11::dict stats_dict(const BatchStats& s, bool nonfinite);
 
+// The properties both engine classes have: input_dim, output_dim, step and lr.
+template <class Net, class PyClass>
+void def_engine_properties(PyClass& c) {
+  c.def_property_readonly("input_dim", &Net::input_dim)
+      .def_property_readonly("output_dim", &Net::output_dim)
+      .def_property("step", &Net::step, &Net::set_step)
+      .def_property(
+          "lr", [](Net& n) { return n.optim().lr; },
+          [](Net& n, double lr) { n.optim().lr = lr; });
+}
+
+// param_names: the .name of each parameter record.
+template <class P>
+pybind11::list names_list(const std::vector<P>& params) {
+  pybind11::list out;
+  for (const P& p : params) out.append(p.name);
+  return out;
+}
+
 // take_diagnostics' list: one dict a layer.
 template <class D>
 pybind11::list diagnostics_list(const std::vector<D>& diag) {

@@ -14,6 +14,7 @@
 #include "cpu/batchnorm.h"
 #include "cpu/dense.h"
 #include "cpu/gemm.h"
+#include "cpu/losses.h"
 #include "cpu/optim.h"
 #include "engine/network.h"
 
@@ -208,6 +209,19 @@ cpu::BatchNormArgs<T> batch_norm_args(const LayerSpec& s, const T* x, int64_t N,
   a.y = y;
   a.save_mean = save_mean;
   a.save_invstd = save_invstd;
+  return a;
+}
+
+// The softmax cross-entropy of N rows of C logits against class labels, its gradient into grad.
+template <class T>
+cpu::SoftmaxXentArgs<T> softmax_xent_args(const T* logits, int64_t N, int64_t C,
+                                          const int64_t* labels, T* grad) {
+  cpu::SoftmaxXentArgs<T> a;
+  a.logits = logits;
+  a.N = N;
+  a.C = C;
+  a.labels = labels;
+  a.grad = grad;
   return a;
 }
 

@@ -212,13 +212,8 @@ struct Network<T>::Impl {
     switch (loss_kind()) {
       case LossKind::SampledSoftmax:  // evaluated with the full softmax
       case LossKind::SoftmaxCrossEntropy: {
-        cpu::SoftmaxXentArgs<T> a;
-        a.logits = out;
-        a.N = N;
-        a.C = C;
-        a.labels = labels;
-        a.grad = g;  // evaluate writes it too: the loss and gradient come from one pass
-        loss = cpu::softmax_cross_entropy(a);
+        // evaluate writes the gradient too: the loss and gradient come from one pass
+        loss = cpu::softmax_cross_entropy(softmax_xent_args<T>(out, N, C, labels, g));
         s.correct += cpu::count_correct(out, labels, N, C);
         break;
       }

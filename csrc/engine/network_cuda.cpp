@@ -428,13 +428,8 @@ struct CudaNetwork::Impl {
     switch (loss) {
       case LossKind::SampledSoftmax:
       case LossKind::SoftmaxCrossEntropy: {
-        cpu::SoftmaxXentArgs<float> a;
-        a.logits = out;
-        a.N = N;
-        a.C = Cn;
-        a.labels = labels;
-        a.grad = g;
-        cuda::softmax_cross_entropy(a, loss_ws.p, stream);
+        cuda::softmax_cross_entropy(softmax_xent_args<float>(out, N, Cn, labels, g), loss_ws.p,
+                                    stream);
         cuda::count_correct(out, labels, N, Cn, correct.i64(), stream);
         corr = correct.i64();
         break;
