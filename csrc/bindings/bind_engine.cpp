@@ -83,8 +83,9 @@ void bind_network(py::module_& m, const char* name) {
   def_engine_properties<Net>(c);
   c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
                        const py::dict& optim, uint64_t seed, const py::dict& sampled) {
-             return new Net(input_dim, layer_specs(layers), loss_from_name(loss), optim_spec(optim),
-                            seed, sampled_spec(sampled));
+             const std::vector<LayerSpec> specs = layer_specs(layers);
+             const SampledSpec ss = sampled_spec(sampled);
+             return new Net(input_dim, specs, loss_from_name(loss), optim_spec(optim), seed, ss);
            }),
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
            py::arg("seed"), py::arg("sampled") = py::dict())

@@ -65,13 +65,13 @@ void bind_cuda_engine(py::module_& m) {
   c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
                        const py::dict& optim, uint64_t seed, int device,
                        const std::string& precision, bool fused_mlp, bool graphs) {
+             const std::vector<LayerSpec> specs = layer_specs(layers);
              CudaOptions o;
              o.device = device;
              o.precision = cuda::precision_from_name(precision);
              o.fused_mlp = fused_mlp;
              o.graphs = graphs;
-             return new Net(input_dim, layer_specs(layers), loss_from_name(loss), optim_spec(optim),
-                            seed, o);
+             return new Net(input_dim, specs, loss_from_name(loss), optim_spec(optim), seed, o);
            }),
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
            py::arg("seed"), py::arg("device") = 0, py::arg("precision") = "fp32",
