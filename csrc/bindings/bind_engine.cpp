@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "bindings/engine_specs.h"
 #include "core/error.h"
 #include "engine/network.h"
 
@@ -18,52 +19,6 @@ using namespace fastnn;
 using namespace fastnn::engine;
 
 namespace {
-
-template <class T>
-double get_num(const py::dict& d, const char* key, double fallback) {
-  return d.contains(key) ? py::cast<double>(d[key]) : fallback;
-}
-
-LayerSpec layer_spec(const py::dict& d) {
-  LayerSpec s;
-  const std::string kind = py::cast<std::string>(d["kind"]);
-  if (kind == "dense") s.kind = LayerKind::Dense;
-  else if (kind == "activation") s.kind = LayerKind::Activation;
-  else if (kind == "dropout") s.kind = LayerKind::Dropout;
-  else if (kind == "batch_norm") s.kind = LayerKind::BatchNorm;
-  else throw ValueError("layer kind: expected dense, activation, dropout or batch_norm, got '" +
-                        kind + "'");
-  if (d.contains("units")) s.units = py::cast<int64_t>(d["units"]);
-  if (d.contains("activation")) s.act = act_from_name(py::cast<std::string>(d["activation"]));
-  s.act_param = get_num<double>(d, "act_param", 0.0);
-  if (d.contains("use_bias")) s.use_bias = py::cast<bool>(d["use_bias"]);
-  s.l1 = get_num<double>(d, "l1", 0.0);
-  s.l2 = get_num<double>(d, "l2", 0.0);
-  s.rate = get_num<double>(d, "rate", 0.0);
-  s.momentum = get_num<double>(d, "momentum", 0.1);
-  s.eps = get_num<double>(d, "eps", 1e-5);
-  return s;
-}
-
-OptimSpec optim_spec(const py::dict& d) {
-  OptimSpec o;
-  o.kind = optim_from_name(py::cast<std::string>(d["kind"]));
-  o.lr = get_num<double>(d, "lr", o.lr);
-  o.momentum = get_num<double>(d, "momentum", o.momentum);
-  o.dampening = get_num<double>(d, "dampening", o.dampening);
-  o.weight_decay = get_num<double>(d, "weight_decay", o.weight_decay);
-  if (d.contains("nesterov")) o.nesterov = py::cast<bool>(d["nesterov"]);
-  o.beta1 = get_num<double>(d, "beta1", o.beta1);
-  o.beta2 = get_num<double>(d, "beta2", o.beta2);
-  o.eps = get_num<double>(d, "eps", o.eps);
-  if (d.contains("amsgrad")) o.amsgrad = py::cast<bool>(d["amsgrad"]);
-  o.lr_decay = get_num<double>(d, "lr_decay", o.lr_decay);
-  o.initial_accumulator_value =
-      get_num<double>(d, "initial_accumulator_value", o.initial_accumulator_value);
-  o.alpha = get_num<double>(d, "alpha", o.alpha);
-  if (d.contains("centered")) o.centered = py::cast<bool>(d["centered"]);
-  return o;
-}
 
 template <class T>
 using CArray = py::array_t<T, py::array::c_style>;
@@ -100,19 +55,6 @@ Data<T> data_arg(const Network<T>& net, const CArray<T>& X, const py::object& la
   return d;
 }
 
-py::dict stats_dict(const BatchStats& s, bool nonfinite) {
-  py::dict d;
-  d["loss_sum"] = s.loss_sum;
-  d["correct"] = s.correct;
-  d["counted"] = s.counted;
-  d["rows"] = s.rows;
-  d["batches"] = s.batches;
-  d["updates"] = s.updates;
-  d["grad_norm"] = s.grad_norm;
-  d["nonfinite"] = nonfinite;
-  return d;
-}
-
 // Whether no element is NaN or infinite: an all-ones exponent marks both. Integer ORs, which
 // the compiler vectorizes (a floating-point sum would be kept in order, one element at a time).
 template <class T>
@@ -137,39 +79,17 @@ py::array view(py::object owner, std::vector<T>& v, std::vector<py::ssize_t> sha
 template <class T>
 void bind_network(py::module_& m, const char* name) {
   using Net = Network<T>;
-  py::class_<Net>(m, name)
-      .def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
+  py::class_<Net> c(m, name);
+  def_engine_properties<Net>(c);
+  c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
                        const py::dict& optim, uint64_t seed, const py::dict& sampled) {
-             std::vector<LayerSpec> specs;
-             for (const auto& l : layers) specs.push_back(layer_spec(py::cast<py::dict>(l)));
-             SampledSpec ss;
-             if (sampled.contains("num_sampled"))
-               ss.num_sampled = py::cast<int64_t>(sampled["num_sampled"]);
-             if (sampled.contains("sampler"))
-               ss.log_uniform = py::cast<std::string>(sampled["sampler"]) != "uniform";
-             if (sampled.contains("unique")) ss.unique = py::cast<bool>(sampled["unique"]);
-             if (sampled.contains("subtract_log_q"))
-               ss.subtract_log_q = py::cast<bool>(sampled["subtract_log_q"]);
-             if (sampled.contains("remove_accidental_hits"))
-               ss.remove_accidental_hits = py::cast<bool>(sampled["remove_accidental_hits"]);
-             if (sampled.contains("correct_true_logit"))
-               ss.correct_true_logit = py::cast<bool>(sampled["correct_true_logit"]);
+             const std::vector<LayerSpec> specs = layer_specs(layers);
+             const SampledSpec ss = sampled_spec(sampled);
              return new Net(input_dim, specs, loss_from_name(loss), optim_spec(optim), seed, ss);
            }),
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
            py::arg("seed"), py::arg("sampled") = py::dict())
-      .def_property_readonly("input_dim", &Net::input_dim)
-      .def_property_readonly("output_dim", &Net::output_dim)
-      .def_property("step", &Net::step, &Net::set_step)
-      .def_property(
-          "lr", [](Net& n) { return n.optim().lr; },
-          [](Net& n, double lr) { n.optim().lr = lr; })
-      .def("param_names",
-           [](Net& n) {
-             py::list out;
-             for (auto& p : n.params()) out.append(p.name);
-             return out;
-           })
+      .def("param_names", [](Net& n) { return names_list(n.params()); })
       .def("params",
            [](py::object self) {
              Net& n = py::cast<Net&>(self);
@@ -256,19 +176,7 @@ void bind_network(py::module_& m, const char* name) {
              return out;
            },
            py::arg("X"), py::arg("batch_size"))
-      .def("take_diagnostics", [](Net& n) {
-        py::list out;
-        for (const auto& d : n.take_diagnostics()) {
-          py::dict e;
-          e["grad_norm_sum"] = d.grad_norm_sum;
-          e["update_ratio_sum"] = d.update_ratio_sum;
-          e["dead_fraction_sum"] = d.dead_fraction_sum;
-          e["updates"] = d.updates;
-          e["batches"] = d.batches;
-          out.append(e);
-        }
-        return out;
-      });
+      .def("take_diagnostics", [](Net& n) { return diagnostics_list(n.take_diagnostics()); });
 }
 
 }  // namespace

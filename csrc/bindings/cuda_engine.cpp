@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bindings/engine_specs.h"
 #include "core/error.h"
 #include "engine/network_cuda.h"
 
@@ -18,68 +19,6 @@ using namespace fastnn;
 using namespace fastnn::engine;
 
 namespace {
-
-double num(const py::dict& d, const char* key, double fallback) {
-  return d.contains(key) ? py::cast<double>(d[key]) : fallback;
-}
-
-// The CPU binding's layer / optimizer dictionaries (bind_engine.cpp), parsed the same way.
-LayerSpec layer_spec(const py::dict& d) {
-  LayerSpec s;
-  const std::string kind = py::cast<std::string>(d["kind"]);
-  if (kind == "dense") s.kind = LayerKind::Dense;
-  else if (kind == "activation") s.kind = LayerKind::Activation;
-  else if (kind == "dropout") s.kind = LayerKind::Dropout;
-  else if (kind == "batch_norm") s.kind = LayerKind::BatchNorm;
-  else throw ValueError("layer kind: expected dense, activation, dropout or batch_norm, got '" +
-                        kind + "'");
-  if (d.contains("units")) s.units = py::cast<int64_t>(d["units"]);
-  if (d.contains("activation")) s.act = act_from_name(py::cast<std::string>(d["activation"]));
-  s.act_param = num(d, "act_param", 0.0);
-  if (d.contains("use_bias")) s.use_bias = py::cast<bool>(d["use_bias"]);
-  s.l1 = num(d, "l1", 0.0);
-  s.l2 = num(d, "l2", 0.0);
-  s.rate = num(d, "rate", 0.0);
-  s.momentum = num(d, "momentum", 0.1);
-  s.eps = num(d, "eps", 1e-5);
-  return s;
-}
-
-OptimSpec optim_spec(const py::dict& d) {
-  OptimSpec o;
-  const std::string kind = py::cast<std::string>(d["kind"]);
-  if (kind == "sgd") o.kind = OptimKind::Sgd;
-  else if (kind == "adam") o.kind = OptimKind::Adam;
-  else if (kind == "adamw") o.kind = OptimKind::AdamW;
-  else if (kind == "adagrad") o.kind = OptimKind::Adagrad;
-  else if (kind == "rmsprop") o.kind = OptimKind::RmsProp;
-  else throw ValueError("optimizer: expected one of sgd, adam, adamw, adagrad, rmsprop, got '" +
-                        kind + "'");
-  o.lr = num(d, "lr", o.lr);
-  o.momentum = num(d, "momentum", o.momentum);
-  o.dampening = num(d, "dampening", o.dampening);
-  o.weight_decay = num(d, "weight_decay", o.weight_decay);
-  if (d.contains("nesterov")) o.nesterov = py::cast<bool>(d["nesterov"]);
-  o.beta1 = num(d, "beta1", o.beta1);
-  o.beta2 = num(d, "beta2", o.beta2);
-  o.eps = num(d, "eps", o.eps);
-  if (d.contains("amsgrad")) o.amsgrad = py::cast<bool>(d["amsgrad"]);
-  o.lr_decay = num(d, "lr_decay", o.lr_decay);
-  o.initial_accumulator_value = num(d, "initial_accumulator_value", o.initial_accumulator_value);
-  o.alpha = num(d, "alpha", o.alpha);
-  if (d.contains("centered")) o.centered = py::cast<bool>(d["centered"]);
-  return o;
-}
-
-LossKind loss_kind(const std::string& name) {
-  if (name == "softmax_cross_entropy") return LossKind::SoftmaxCrossEntropy;
-  if (name == "binary_cross_entropy") return LossKind::BinaryCrossEntropy;
-  if (name == "mse") return LossKind::MeanSquaredError;
-  if (name == "mae") return LossKind::MeanAbsoluteError;
-  if (name == "sampled_softmax") return LossKind::SampledSoftmax;
-  throw ValueError("loss: expected one of softmax_cross_entropy, binary_cross_entropy, mse, mae, "
-                   "got '" + name + "'");
-}
 
 Data<float> data_arg(uintptr_t X, uintptr_t labels, uintptr_t targets, int64_t n,
                      uintptr_t sample_weight) {
@@ -90,19 +29,6 @@ Data<float> data_arg(uintptr_t X, uintptr_t labels, uintptr_t targets, int64_t n
   d.labels = reinterpret_cast<const int64_t*>(labels);
   d.targets = reinterpret_cast<const float*>(targets);
   d.sample_weight = reinterpret_cast<const float*>(sample_weight);
-  return d;
-}
-
-py::dict stats_dict(const BatchStats& s, bool nonfinite) {
-  py::dict d;
-  d["loss_sum"] = s.loss_sum;
-  d["correct"] = s.correct;
-  d["counted"] = s.counted;
-  d["rows"] = s.rows;
-  d["batches"] = s.batches;
-  d["updates"] = s.updates;
-  d["grad_norm"] = s.grad_norm;
-  d["nonfinite"] = nonfinite;
   return d;
 }
 
@@ -134,37 +60,26 @@ std::vector<Slot> slots(CudaNetwork& n, const std::string& kind) {
 
 void bind_cuda_engine(py::module_& m) {
   using Net = CudaNetwork;
-  py::class_<Net>(m, "CudaNetwork")
-      .def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
+  py::class_<Net> c(m, "CudaNetwork");
+  def_engine_properties<Net>(c);
+  c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
                        const py::dict& optim, uint64_t seed, int device,
                        const std::string& precision, bool fused_mlp, bool graphs) {
-             std::vector<LayerSpec> specs;
-             for (const auto& l : layers) specs.push_back(layer_spec(py::cast<py::dict>(l)));
+             const std::vector<LayerSpec> specs = layer_specs(layers);
              CudaOptions o;
              o.device = device;
              o.precision = cuda::precision_from_name(precision);
              o.fused_mlp = fused_mlp;
              o.graphs = graphs;
-             return new Net(input_dim, specs, loss_kind(loss), optim_spec(optim), seed, o);
+             return new Net(input_dim, specs, loss_from_name(loss), optim_spec(optim), seed, o);
            }),
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
            py::arg("seed"), py::arg("device") = 0, py::arg("precision") = "fp32",
            py::arg("fused_mlp") = true, py::arg("graphs") = true)
-      .def_property_readonly("input_dim", &Net::input_dim)
-      .def_property_readonly("output_dim", &Net::output_dim)
       .def_property_readonly("device", &Net::device)
       .def_property_readonly("graph_replays", &Net::graph_replays)
       .def_property_readonly("fused_runs", &Net::fused_runs)
-      .def_property("step", &Net::step, &Net::set_step)
-      .def_property(
-          "lr", [](Net& n) { return n.optim().lr; },
-          [](Net& n, double lr) { n.optim().lr = lr; })
-      .def("param_names",
-           [](Net& n) {
-             py::list out;
-             for (auto& p : n.param_info()) out.append(p.name);
-             return out;
-           })
+      .def("param_names", [](Net& n) { return names_list(n.param_info()); })
       .def("read",
            [](Net& n, const std::string& kind) {
              py::list out;
@@ -253,17 +168,5 @@ void bind_cuda_engine(py::module_& m) {
                        reinterpret_cast<float*>(out));
            },
            py::arg("X"), py::arg("n"), py::arg("batch_size"), py::arg("out"))
-      .def("take_diagnostics", [](Net& n) {
-        py::list out;
-        for (const auto& d : n.take_diagnostics()) {
-          py::dict e;
-          e["grad_norm_sum"] = d.grad_norm_sum;
-          e["update_ratio_sum"] = d.update_ratio_sum;
-          e["dead_fraction_sum"] = d.dead_fraction_sum;
-          e["updates"] = d.updates;
-          e["batches"] = d.batches;
-          out.append(e);
-        }
-        return out;
-      });
+      .def("take_diagnostics", [](Net& n) { return diagnostics_list(n.take_diagnostics()); });
 }

@@ -16,30 +16,12 @@
 #include "cpu/optim.h"
 #include "cpu/reduce.h"
 #include "cpu/sampled_softmax.h"
+#include "engine/engine_common.h"
 
 namespace fastnn {
 namespace engine {
 
 namespace {
-
-// SplitMix64: turns (seed, counters) into well-mixed 64-bit keys for the shuffle and dropout.
-inline uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// Activations whose derivative the fused dense backward can take from the output y.
-bool dense_grad_from_output(Act a) {
-  switch (a) {
-    case Act::None: case Act::Relu: case Act::Sigmoid: case Act::Tanh: case Act::Step:
-    case Act::LeakyRelu: case Act::Elu:
-      return true;
-    default:
-      return false;
-  }
-}
 
 template <class T>
 double sum_abs(const std::vector<T>& v) {
@@ -57,32 +39,9 @@ double sum_sq(const T* v, int64_t n) {
 
 }  // namespace
 
-LossKind loss_from_name(const std::string& name) {
-  if (name == "softmax_cross_entropy") return LossKind::SoftmaxCrossEntropy;
-  if (name == "binary_cross_entropy") return LossKind::BinaryCrossEntropy;
-  if (name == "mse") return LossKind::MeanSquaredError;
-  if (name == "mae") return LossKind::MeanAbsoluteError;
-  if (name == "sampled_softmax") return LossKind::SampledSoftmax;
-  throw ValueError("loss: expected one of softmax_cross_entropy, binary_cross_entropy, mse, mae, "
-                   "sampled_softmax, got '" + name + "'");
-}
-
-OptimKind optim_from_name(const std::string& name) {
-  if (name == "sgd") return OptimKind::Sgd;
-  if (name == "adam") return OptimKind::Adam;
-  if (name == "adamw") return OptimKind::AdamW;
-  if (name == "adagrad") return OptimKind::Adagrad;
-  if (name == "rmsprop") return OptimKind::RmsProp;
-  throw ValueError("optimizer: expected one of sgd, adam, adamw, adagrad, rmsprop, got '" + name +
-                   "'");
-}
-
 template <class T>
 struct Network<T>::Impl {
-  struct LayerState {
-    LayerSpec spec;
-    int w = -1, b = -1, gamma = -1, beta = -1;
-    bool keep_z = false;             // Dense whose activation needs z for its derivative
+  struct LayerState : LayerPlan {
     std::vector<T> y, z;             // outputs (rows x width)
     std::vector<uint8_t> mask;       // Dropout
     std::vector<T> mean, invstd;     // BatchNorm batch statistics
@@ -123,12 +82,9 @@ struct Network<T>::Impl {
     for (size_t i = 0; i < layers.size(); ++i) {
       LayerState& L = layers[i];
       const size_t n = size_t(r * width(i + 1));
-      const LayerKind k = L.spec.kind;
-      if (k == LayerKind::Dense || k == LayerKind::BatchNorm ||
-          (k == LayerKind::Activation && L.spec.act != Act::None) || k == LayerKind::Dropout)
-        L.y.resize(n);
+      if (L.has_output()) L.y.resize(n);
       if (L.keep_z) L.z.resize(n);
-      if (k == LayerKind::Dropout) L.mask.resize(n);
+      if (L.spec.kind == LayerKind::Dropout) L.mask.resize(n);
     }
     xbatch.resize(size_t(r * width(0)));
     tbatch.resize(size_t(r * width(layers.size())));
@@ -139,9 +95,7 @@ struct Network<T>::Impl {
   }
 
   uint64_t dropout_seed(size_t layer) const {
-    const uint64_t batch = mix64(uint64_t(net->step_)) ^ (uint64_t(micro) << 20);
-    return mix64(mix64(seed ^ 0xD1B54A32D192ED03ull) + batch * 0x9E3779B97F4A7C15ull +
-                 uint64_t(layer));
+    return engine::dropout_seed(seed, net->step_, micro, layer);
   }
 
   // Runs layers [0, stop) on x (rows N; stop defaults to all); each layer's output pointer is
@@ -152,24 +106,9 @@ struct Network<T>::Impl {
       const int64_t in = width(i), out = width(i + 1);
       switch (L.spec.kind) {
         case LayerKind::Dense: {
-          GemmArgs<T> g;
-          g.M = N;
-          g.N = out;
-          g.K = in;
-          g.A = x;
-          g.rsa = in;
-          g.csa = 1;
-          g.B = net->params_[L.w].value.data();
-          g.rsb = out;
-          g.csb = 1;
-          g.C = L.y.data();
-          g.rsc = out;
-          g.csc = 1;
-          if (L.b >= 0) g.bias = net->params_[L.b].value.data();
-          g.act = L.spec.act;
-          g.act_param = T(L.spec.act_param);
-          if (L.keep_z) g.Z = L.z.data();
-          cpu::gemm(g);
+          cpu::gemm(dense_forward_args<T>(L.spec, N, in, out, x, net->params_[L.w].value.data(),
+                                          L.b >= 0 ? net->params_[L.b].value.data() : nullptr,
+                                          L.y.data(), L.keep_z ? L.z.data() : nullptr));
           L.out = L.y.data();
           break;
         }
@@ -191,23 +130,13 @@ struct Network<T>::Impl {
           }
           break;
         case LayerKind::BatchNorm: {
-          cpu::BatchNormArgs<T> a;
-          a.x = x;
-          a.N = N;
-          a.F = out;
-          a.gamma = net->params_[L.gamma].value.data();
-          a.beta = net->params_[L.beta].value.data();
-          a.running_mean = L.running_mean.data();
-          a.running_var = L.running_var.data();
-          a.momentum = L.spec.momentum;
-          a.eps = L.spec.eps;
-          a.y = L.y.data();
+          if (training) check_batch_norm_rows(N);
+          const cpu::BatchNormArgs<T> a = batch_norm_args<T>(
+              L.spec, x, N, out, net->params_[L.gamma].value.data(),
+              net->params_[L.beta].value.data(), L.running_mean.data(), L.running_var.data(),
+              L.y.data(), training ? L.mean.data() : nullptr,
+              training ? L.invstd.data() : nullptr);
           if (training) {
-            if (N < 2)
-              throw ValueError("BatchNorm: training needs at least 2 samples per batch, got a "
-                               "batch of 1 (choose a batch_size that leaves no batch of 1)");
-            a.save_mean = L.mean.data();
-            a.save_invstd = L.invstd.data();
             cpu::batch_norm_forward_train(a);
           } else {
             cpu::batch_norm_forward_infer(a);
@@ -234,29 +163,10 @@ struct Network<T>::Impl {
       const bool need_dx = ii > 0;
       switch (L.spec.kind) {
         case LayerKind::Dense: {
-          DenseBackwardArgs<T> a;
-          a.M = N;
-          a.K = in;
-          a.N = out;
-          a.X = x_in;
-          a.ldx = in;
-          a.W = net->params_[L.w].value.data();
-          a.ldw = out;
-          a.dY = dcur;
-          a.ldy = out;
-          if (L.spec.act != Act::None) {
-            a.gate.data = L.keep_z ? L.z.data() : L.y.data();
-            a.gate.act = L.spec.act;
-            a.gate.param = T(L.spec.act_param);
-            a.gate.from_output = !L.keep_z;
-          }
-          a.dW = net->params_[L.w].grad.data();
-          a.lddw = out;
-          if (L.b >= 0) a.db = net->params_[L.b].grad.data();
-          a.dX = need_dx ? dnext : nullptr;
-          a.lddx = in;
-          a.accumulate = accumulate;
-          cpu::dense_backward(a);
+          cpu::dense_backward(dense_backward_args<T>(
+              L, N, in, out, x_in, net->params_[L.w].value.data(), dcur, L.y.data(), L.z.data(),
+              net->params_[L.w].grad.data(), L.b >= 0 ? net->params_[L.b].grad.data() : nullptr,
+              need_dx ? dnext : nullptr, accumulate));
           break;
         }
         case LayerKind::Activation:
@@ -302,21 +212,14 @@ struct Network<T>::Impl {
     switch (loss_kind()) {
       case LossKind::SampledSoftmax:  // evaluated with the full softmax
       case LossKind::SoftmaxCrossEntropy: {
-        cpu::SoftmaxXentArgs<T> a;
-        a.logits = out;
-        a.N = N;
-        a.C = C;
-        a.labels = labels;
-        a.grad = g;  // evaluate writes it too: the loss and gradient come from one pass
-        loss = cpu::softmax_cross_entropy(a);
+        // evaluate writes the gradient too: the loss and gradient come from one pass
+        loss = cpu::softmax_cross_entropy(softmax_xent_args<T>(out, N, C, labels, g));
         s.correct += cpu::count_correct(out, labels, N, C);
-        s.counted += N;
         break;
       }
       case LossKind::BinaryCrossEntropy:
         loss = cpu::binary_cross_entropy_with_logits(out, targets, N * C, g);
         s.correct += cpu::binary_correct(out, targets, N * C, 0.0);
-        s.counted += N * C;
         break;
       case LossKind::MeanSquaredError:
         loss = cpu::mse(out, targets, N * C, g);
@@ -325,6 +228,7 @@ struct Network<T>::Impl {
         loss = cpu::mae(out, targets, N * C, g);
         break;
     }
+    s.counted += accuracy_count(loss_kind(), N, C);
     return loss;
   }
 
@@ -397,8 +301,7 @@ struct Network<T>::Impl {
     a.D = D;
     a.C = C;
     a.num_sampled = sampled.num_sampled;
-    a.seed = mix64(mix64(seed ^ 0x5A3D9E8F1B2C4D6Eull) + uint64_t(net->step_) * 0x9E3779B97F4A7C15ull +
-                   uint64_t(micro_index));
+    a.seed = sampled_seed(seed, net->step_, micro_index);
     a.sampler = sampled.log_uniform ? cpu::Sampler::LogUniform : cpu::Sampler::Uniform;
     a.unique = sampled.unique;
     a.subtract_log_q = sampled.subtract_log_q;
@@ -454,56 +357,19 @@ struct Network<T>::Impl {
     const OptimSpec& o = net->optim_;
     const int64_t count = int64_t(otensors.size());
     switch (o.kind) {
-      case OptimKind::Sgd: {
-        cpu::SgdOptions so;
-        so.lr = o.lr;
-        so.momentum = o.momentum;
-        so.dampening = o.dampening;
-        so.weight_decay = o.weight_decay;
-        so.nesterov = o.nesterov;
-        so.first_step = net->step_ == 1;
-        so.grad_scale = scale;
-        cpu::sgd_step(otensors.data(), count, so);
+      case OptimKind::Sgd:
+        cpu::sgd_step(otensors.data(), count, sgd_options(o, net->step_, scale));
         break;
-      }
       case OptimKind::Adam:
-      case OptimKind::AdamW: {
-        cpu::AdamOptions ao;
-        ao.lr = o.lr;
-        ao.beta1 = o.beta1;
-        ao.beta2 = o.beta2;
-        ao.eps = o.eps;
-        ao.weight_decay = o.weight_decay;
-        ao.decoupled = o.kind == OptimKind::AdamW;
-        ao.amsgrad = o.amsgrad;
-        ao.step = net->step_;
-        ao.grad_scale = scale;
-        cpu::adam_step(otensors.data(), count, ao);
+      case OptimKind::AdamW:
+        cpu::adam_step(otensors.data(), count, adam_options(o, net->step_, scale));
         break;
-      }
-      case OptimKind::Adagrad: {
-        cpu::AdagradOptions ag;
-        ag.lr = o.lr;
-        ag.lr_decay = o.lr_decay;
-        ag.weight_decay = o.weight_decay;
-        ag.eps = o.eps;
-        ag.step = net->step_;
-        ag.grad_scale = scale;
-        cpu::adagrad_step(otensors.data(), count, ag);
+      case OptimKind::Adagrad:
+        cpu::adagrad_step(otensors.data(), count, adagrad_options(o, net->step_, scale));
         break;
-      }
-      case OptimKind::RmsProp: {
-        cpu::RmspropOptions ro;
-        ro.lr = o.lr;
-        ro.alpha = o.alpha;
-        ro.eps = o.eps;
-        ro.weight_decay = o.weight_decay;
-        ro.momentum = o.momentum;
-        ro.centered = o.centered;
-        ro.grad_scale = scale;
-        cpu::rmsprop_step(otensors.data(), count, ro);
+      case OptimKind::RmsProp:
+        cpu::rmsprop_step(otensors.data(), count, rmsprop_options(o, scale));
         break;
-      }
     }
     ++s.updates;
   }
@@ -518,9 +384,7 @@ struct Network<T>::Impl {
       const Param<T>& w = net->params_[L.w];
       const double g = std::sqrt(sum_sq(w.grad.data(), w.size())) * scale;
       const double v = std::sqrt(sum_sq(w.value.data(), w.size()));
-      diag[i].grad_norm_sum += g;
-      diag[i].update_ratio_sum += v > 0 ? lr * g / v : 0.0;
-      ++diag[i].updates;
+      add_update_diagnostics(diag[i], g, v, lr);
     }
   }
 
@@ -536,8 +400,7 @@ struct Network<T>::Impl {
       }
       int64_t dead = 0;
       for (uint8_t a : alive) dead += !a;
-      diag[i].dead_fraction_sum += double(dead) / double(out);
-      ++diag[i].batches;
+      add_dead_units(diag[i], dead, out);
     }
   }
 };
@@ -546,8 +409,7 @@ template <class T>
 Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss,
                     OptimSpec optim, uint64_t seed, SampledSpec sampled)
     : impl_(new Impl), input_dim_(input_dim), optim_(optim) {
-  FASTNN_CHECK(input_dim > 0, "input_dim: expected a positive number of features");
-  FASTNN_CHECK(!layers.empty(), "layers: a model needs at least one layer");
+  check_network_args(input_dim, layers);
   Impl& m = *impl_;
   m.net = this;
   m.loss = loss;
@@ -559,93 +421,48 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
                  "sampled softmax: the last layer must be a Dense layer giving the logits");
     FASTNN_CHECK(sampled.num_sampled >= 1, "num_sampled: expected at least 1");
   }
-  widths_.push_back(input_dim);
-  int dense_count = 0, bn_count = 0;
-  for (const LayerSpec& s : layers) {
+  const NetworkPlan plan = plan_network(input_dim, layers);
+  widths_ = plan.widths;
+  m.max_width = plan.max_width;
+  m.any_penalty = plan.any_penalty;
+  m.has_batch_norm = plan.has_batch_norm;
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
     typename Impl::LayerState L;
-    L.spec = s;
-    const int64_t in = widths_.back();
-    int64_t out = in;
-    switch (s.kind) {
-      case LayerKind::Dense: {
-        FASTNN_CHECK(s.units > 0, "Dense: units must be positive");
-        out = s.units;
-        const std::string base = "dense_" + std::to_string(dense_count++);
-        Param<T> w;
-        w.name = base + "/kernel";
-        w.rows = in;
-        w.cols = out;
-        w.l1 = s.l1;
-        w.l2 = s.l2;
-        L.w = int(params_.size());
-        params_.push_back(std::move(w));
-        if (s.use_bias) {
-          Param<T> b;
-          b.name = base + "/bias";
-          b.rows = 1;
-          b.cols = out;
-          L.b = int(params_.size());
-          params_.push_back(std::move(b));
-        }
-        // From the output only where y > 0 exactly when z > 0 (non-negative slope / alpha).
-        L.keep_z = !dense_grad_from_output(s.act) ||
-                   ((s.act == Act::LeakyRelu || s.act == Act::Elu) && s.act_param < 0);
-        if (s.l1 != 0 || s.l2 != 0) m.any_penalty = true;
-        break;
-      }
-      case LayerKind::Activation:
-        break;
-      case LayerKind::Dropout:
-        FASTNN_CHECK(s.rate >= 0 && s.rate < 1, "Dropout: rate must be in [0, 1)");
-        break;
-      case LayerKind::BatchNorm: {
-        const std::string base = "batch_norm_" + std::to_string(bn_count++);
-        Param<T> g, b;
-        g.name = base + "/gamma";
-        b.name = base + "/beta";
-        g.rows = b.rows = 1;
-        g.cols = b.cols = out;
-        g.value.assign(size_t(out), T(1));
-        L.gamma = int(params_.size());
-        params_.push_back(std::move(g));
-        L.beta = int(params_.size());
-        params_.push_back(std::move(b));
-        m.has_batch_norm = true;
-        L.running_mean.assign(size_t(out), T(0));
-        L.running_var.assign(size_t(out), T(1));
-        L.mean.resize(size_t(out));
-        L.invstd.resize(size_t(out));
-        L.acc_gamma.resize(size_t(out));
-        L.acc_beta.resize(size_t(out));
-        break;
-      }
+    static_cast<LayerPlan&>(L) = plan.layers[i];
+    if (L.spec.kind == LayerKind::BatchNorm) {
+      const size_t out = size_t(widths_[i + 1]);
+      L.running_mean.assign(out, T(0));
+      L.running_var.assign(out, T(1));
+      L.mean.resize(out);
+      L.invstd.resize(out);
+      L.acc_gamma.resize(out);
+      L.acc_beta.resize(out);
     }
-    widths_.push_back(out);
-    m.max_width = std::max(m.max_width, out);
     m.layers.push_back(std::move(L));
   }
-  m.max_width = std::max(m.max_width, input_dim);
   m.diag.resize(m.layers.size());
 
   // Buffers never move after this: the optimizer's tensor list points into them.
-  const int states = optim.kind == OptimKind::Sgd ? 1
-                     : optim.kind == OptimKind::Adagrad ? 1
-                     : 3;
-  for (Param<T>& p : params_) {
+  const int states = optim_states(optim.kind);
+  for (const ParamPlan& q : plan.params) {
+    Param<T> p;
+    p.name = q.name;
+    p.rows = q.rows;
+    p.cols = q.cols;
+    p.l1 = q.l1;
+    p.l2 = q.l2;
     const size_t n = size_t(p.size());
-    if (p.value.size() != n) p.value.assign(n, T(0));
+    p.value.assign(n, T(q.init));
     p.grad.assign(n, T(0));
     for (int k = 0; k < states; ++k) p.state[k].assign(n, T(0));
     if (optim.kind == OptimKind::Adagrad)
       std::fill(p.state[0].begin(), p.state[0].end(), T(optim.initial_accumulator_value));
-    cpu::OptimTensor<T> t;
-    t.param = p.value.data();
-    t.grad = p.grad.data();
-    for (int k = 0; k < states; ++k) t.state[k] = p.state[k].data();
-    t.n = p.size();
-    t.l1 = p.l1;
-    t.l2 = p.l2;
-    m.otensors.push_back(t);
+    params_.push_back(std::move(p));
+  }
+  for (Param<T>& p : params_) {
+    T* state[3] = {p.state[0].data(), p.state[1].data(), p.state[2].data()};
+    m.otensors.push_back(
+        optim_tensor<T>(p.value.data(), p.grad.data(), state, states, p.size(), p.l1, p.l2));
     m.grad_ptrs.push_back(p.grad.data());
     m.grad_sizes.push_back(p.size());
   }
@@ -669,35 +486,17 @@ template <class T>
 void Network<T>::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
   Impl& m = *impl_;
   m.order.resize(size_t(n));
-  std::iota(m.order.begin(), m.order.end(), int64_t(0));
   m.epoch_n = n;
-  if (!shuffle) return;
-  // Fisher-Yates from a SplitMix64 stream keyed by (seed, epoch): the same seed gives the same
-  // order on every machine and thread count.
-  uint64_t state = mix64(m.seed ^ mix64(uint64_t(epoch) + 0x5851F42D4C957F2Dull));
-  for (int64_t i = n - 1; i > 0; --i) {
-    state = mix64(state);
-    // Multiply-shift maps the 64 random bits onto [0, i]; the bias is below 2^-40 here.
-    const int64_t j = int64_t((unsigned __int128)(state) * uint64_t(i + 1) >> 64);
-    std::swap(m.order[size_t(i)], m.order[size_t(j)]);
-  }
+  epoch_order(m.order.data(), n, m.seed, epoch, shuffle);
 }
 
 template <class T>
 BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64_t first,
                                      int64_t last, int64_t accumulate_steps, double clipnorm) {
   Impl& m = *impl_;
-  FASTNN_CHECK(d.n == m.epoch_n, "train_batches: call begin_epoch with the data size first");
-  FASTNN_CHECK(batch_size > 0 && accumulate_steps > 0, "batch_size and accumulate_steps must be positive");
+  check_batch_args(d.n, m.epoch_n, batch_size, accumulate_steps);
   const int64_t in = input_dim_, C = output_dim();
-  const int64_t nbatches = (d.n + batch_size - 1) / batch_size;
-  last = std::min(last, nbatches);
-  // Gradients summed over an accumulation group live only within one call: a slice must hold
-  // whole groups, or end the epoch.
-  FASTNN_CHECK(first >= 0 && first <= last &&
-               (first % accumulate_steps == 0) &&
-               ((last - first) % accumulate_steps == 0 || last == nbatches),
-               "train_batches: slices must hold whole accumulation groups");
+  const int64_t nbatches = slice_batches(d.n, batch_size, first, last, accumulate_steps);
   FASTNN_CHECK(!(d.sample_weight && m.loss == LossKind::SampledSoftmax),
                "sample_weight: not available with the sampled softmax");
   m.ensure_rows(std::min(batch_size, d.n));
@@ -707,9 +506,7 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     const int64_t* idx = m.order.data() + r0;
-    // Batch statistics need two samples: a last batch of one (n % batch_size == 1) is left out
-    // of this epoch -- a different sample each epoch when shuffling -- rather than failing.
-    if (N < 2 && m.has_batch_norm && nbatches > 1) {
+    if (skip_batch(N, m.has_batch_norm, nbatches)) {
       if (micro > 0) {
         m.update(micro, clipnorm, s, true);
         micro = 0;
@@ -805,9 +602,7 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out) {
 
 template <class T>
 std::vector<typename Network<T>::LayerDiagnostics> Network<T>::take_diagnostics() {
-  std::vector<LayerDiagnostics> out = impl_->diag;
-  for (auto& d : impl_->diag) d = LayerDiagnostics();
-  return out;
+  return take_all(impl_->diag);
 }
 
 template class Network<float>;

@@ -21,30 +21,12 @@
 #include "cuda/losses.h"
 #include "cuda/optim.h"
 #include "cuda/reduce.h"
+#include "engine/engine_common.h"
 
 namespace fastnn {
 namespace engine {
 
 namespace {
-
-// SplitMix64, exactly as engine/network.cpp uses it: the shuffle and the dropout keys must be the
-// CPU engine's for CPU and GPU training to see the same batches and masks.
-inline uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-bool dense_grad_from_output(Act a) {
-  switch (a) {
-    case Act::None: case Act::Relu: case Act::Sigmoid: case Act::Tanh: case Act::Step:
-    case Act::LeakyRelu: case Act::Elu:
-      return true;
-    default:
-      return false;
-  }
-}
 
 // cpu::act_grad_from_output_ok's rule (cpu/activations.cpp is not linked into the GPU module).
 bool grad_from_output_ok(Act a, double param) {
@@ -114,10 +96,7 @@ struct Pinned {
 }  // namespace
 
 struct CudaNetwork::Impl {
-  struct LayerState {
-    LayerSpec spec;
-    int w = -1, b = -1, gamma = -1, beta = -1;
-    bool keep_z = false;
+  struct LayerState : LayerPlan {
     int drop_slot = -1;  // Dropout: its key's word in the step record, minus 1
     int run = -1;        // Dense in a fused-MLP run: the run's index
     DevBuf dz;           // fused runs: this layer's dZ
@@ -242,12 +221,9 @@ struct CudaNetwork::Impl {
     for (size_t i = 0; i < layers.size(); ++i) {
       LayerState& L = layers[i];
       const int64_t n = r * width(i + 1);
-      const LayerKind k = L.spec.kind;
-      if (k == LayerKind::Dense || k == LayerKind::BatchNorm ||
-          (k == LayerKind::Activation && L.spec.act != Act::None) || k == LayerKind::Dropout)
-        L.y.reset(fbytes(n), dev);
+      if (L.has_output()) L.y.reset(fbytes(n), dev);
       if (L.keep_z) L.z.reset(fbytes(n), dev);
-      if (k == LayerKind::Dropout) L.mask.reset(size_t(n), dev);
+      if (L.spec.kind == LayerKind::Dropout) L.mask.reset(size_t(n), dev);
       if (L.run >= 0) L.dz.reset(fbytes(n), dev);
     }
     xbatch.reset(fbytes(r * width(0)), dev);
@@ -275,9 +251,7 @@ struct CudaNetwork::Impl {
   }
 
   uint64_t dropout_seed(size_t layer) const {
-    const uint64_t batch = mix64(uint64_t(step)) ^ (uint64_t(micro) << 20);
-    return mix64(mix64(seed ^ 0xD1B54A32D192ED03ull) + batch * 0x9E3779B97F4A7C15ull +
-                 uint64_t(layer));
+    return engine::dropout_seed(seed, step, micro, layer);
   }
 
   // ------------------------------------------------------------------ forward / backward
@@ -302,24 +276,11 @@ struct CudaNetwork::Impl {
       }
       switch (L.spec.kind) {
         case LayerKind::Dense: {
-          GemmArgs<float> g;
-          g.M = N;
-          g.N = out;
-          g.K = in;
-          g.A = x;
-          g.rsa = in;
-          g.csa = 1;
-          g.B = params[L.w].value.f();
-          g.rsb = out;
-          g.csb = 1;
-          g.C = L.y.f();
-          g.rsc = out;
-          g.csc = 1;
-          if (L.b >= 0) g.bias = params[L.b].value.f();
-          g.act = L.spec.act;
-          g.act_param = float(L.spec.act_param);
-          if (L.keep_z) g.Z = L.z.f();
-          cuda::gemm_precision(g, stream, opt.precision);
+          cuda::gemm_precision(
+              dense_forward_args<float>(L.spec, N, in, out, x, params[L.w].value.f(),
+                                        L.b >= 0 ? params[L.b].value.f() : nullptr, L.y.f(),
+                                        L.keep_z ? L.z.f() : nullptr),
+              stream, opt.precision);
           L.out = L.y.f();
           break;
         }
@@ -342,23 +303,12 @@ struct CudaNetwork::Impl {
           }
           break;
         case LayerKind::BatchNorm: {
-          cpu::BatchNormArgs<float> a;
-          a.x = x;
-          a.N = N;
-          a.F = out;
-          a.gamma = params[L.gamma].value.f();
-          a.beta = params[L.beta].value.f();
-          a.running_mean = L.running_mean.f();
-          a.running_var = L.running_var.f();
-          a.momentum = L.spec.momentum;
-          a.eps = L.spec.eps;
-          a.y = L.y.f();
+          if (training) check_batch_norm_rows(N);
+          const cpu::BatchNormArgs<float> a = batch_norm_args<float>(
+              L.spec, x, N, out, params[L.gamma].value.f(), params[L.beta].value.f(),
+              L.running_mean.f(), L.running_var.f(), L.y.f(), training ? L.mean.f() : nullptr,
+              training ? L.invstd.f() : nullptr);
           if (training) {
-            if (N < 2)
-              throw ValueError("BatchNorm: training needs at least 2 samples per batch, got a "
-                               "batch of 1 (choose a batch_size that leaves no batch of 1)");
-            a.save_mean = L.mean.f();
-            a.save_invstd = L.invstd.f();
             cuda::batch_norm_forward_train(a, bn_ws.p, bn_ws_bytes, stream);
           } else {
             cuda::batch_norm_forward_infer(a, bn_ws.p, bn_ws_bytes, stream);
@@ -391,29 +341,12 @@ struct CudaNetwork::Impl {
       }
       switch (L.spec.kind) {
         case LayerKind::Dense: {
-          DenseBackwardArgs<float> a;
-          a.M = N;
-          a.K = in;
-          a.N = out;
-          a.X = x_in;
-          a.ldx = in;
-          a.W = params[L.w].value.f();
-          a.ldw = out;
-          a.dY = dcur;
-          a.ldy = out;
-          if (L.spec.act != Act::None) {
-            a.gate.data = L.keep_z ? L.z.f() : L.y.f();
-            a.gate.act = L.spec.act;
-            a.gate.param = float(L.spec.act_param);
-            a.gate.from_output = !L.keep_z;
-          }
-          a.dW = params[L.w].grad.f();
-          a.lddw = out;
-          if (L.b >= 0) a.db = params[L.b].grad.f();
-          a.dX = need_dx ? dnext : nullptr;
-          a.lddx = in;
-          a.accumulate = accumulate;
-          cuda::dense_backward(a, dense_ws.p, dense_ws_bytes, stream, opt.precision);
+          cuda::dense_backward(
+              dense_backward_args<float>(L, N, in, out, x_in, params[L.w].value.f(), dcur,
+                                         L.y.f(), L.z.f(), params[L.w].grad.f(),
+                                         L.b >= 0 ? params[L.b].grad.f() : nullptr,
+                                         need_dx ? dnext : nullptr, accumulate),
+              dense_ws.p, dense_ws_bytes, stream, opt.precision);
           break;
         }
         case LayerKind::Activation:
@@ -495,13 +428,8 @@ struct CudaNetwork::Impl {
     switch (loss) {
       case LossKind::SampledSoftmax:
       case LossKind::SoftmaxCrossEntropy: {
-        cpu::SoftmaxXentArgs<float> a;
-        a.logits = out;
-        a.N = N;
-        a.C = Cn;
-        a.labels = labels;
-        a.grad = g;
-        cuda::softmax_cross_entropy(a, loss_ws.p, stream);
+        cuda::softmax_cross_entropy(softmax_xent_args<float>(out, N, Cn, labels, g), loss_ws.p,
+                                    stream);
         cuda::count_correct(out, labels, N, Cn, correct.i64(), stream);
         corr = correct.i64();
         break;
@@ -596,14 +524,10 @@ struct CudaNetwork::Impl {
       const LayerState& L = layers[i];
       if (L.spec.kind != LayerKind::Dense) continue;
       if (diag_norms_pending) {
-        const double g = norms[4 * i] * scale, v = norms[4 * i + 2];
-        diag[i].grad_norm_sum += g;
-        diag[i].update_ratio_sum += v > 0 ? diag_lr * g / v : 0.0;
-        ++diag[i].updates;
+        add_update_diagnostics(diag[i], norms[4 * i] * scale, norms[4 * i + 2], diag_lr);
       }
       if (diag_dead_pending && L.spec.act == Act::Relu) {
-        diag[i].dead_fraction_sum += double(dead[i]) / double(width(i + 1));
-        ++diag[i].batches;
+        add_dead_units(diag[i], dead[i], width(i + 1));
       }
     }
     diag_norms_pending = diag_dead_pending = false;
@@ -638,56 +562,23 @@ struct CudaNetwork::Impl {
     const int64_t count = int64_t(otensors.size());
     const OptimSpec& o = optim;
     switch (o.kind) {
-      case OptimKind::Sgd: {
-        cpu::SgdOptions so;
-        so.lr = o.lr;
-        so.momentum = o.momentum;
-        so.dampening = o.dampening;
-        so.weight_decay = o.weight_decay;
-        so.nesterov = o.nesterov;
-        so.first_step = step == 1;
-        so.grad_scale = scale;
-        cuda::sgd_step(otensors.data(), count, so, scale_dev, stream, skip);
+      case OptimKind::Sgd:
+        cuda::sgd_step(otensors.data(), count, sgd_options(o, step, scale), scale_dev, stream,
+                       skip);
         break;
-      }
       case OptimKind::Adam:
-      case OptimKind::AdamW: {
-        cpu::AdamOptions ao;
-        ao.lr = o.lr;
-        ao.beta1 = o.beta1;
-        ao.beta2 = o.beta2;
-        ao.eps = o.eps;
-        ao.weight_decay = o.weight_decay;
-        ao.decoupled = o.kind == OptimKind::AdamW;
-        ao.amsgrad = o.amsgrad;
-        ao.step = step;
-        ao.grad_scale = scale;
-        cuda::adam_step(otensors.data(), count, ao, scale_dev, stream, skip);
+      case OptimKind::AdamW:
+        cuda::adam_step(otensors.data(), count, adam_options(o, step, scale), scale_dev, stream,
+                        skip);
         break;
-      }
-      case OptimKind::Adagrad: {
-        cpu::AdagradOptions ag;
-        ag.lr = o.lr;
-        ag.lr_decay = o.lr_decay;
-        ag.weight_decay = o.weight_decay;
-        ag.eps = o.eps;
-        ag.step = step;
-        ag.grad_scale = scale;
-        cuda::adagrad_step(otensors.data(), count, ag, scale_dev, stream, skip);
+      case OptimKind::Adagrad:
+        cuda::adagrad_step(otensors.data(), count, adagrad_options(o, step, scale), scale_dev,
+                           stream, skip);
         break;
-      }
-      case OptimKind::RmsProp: {
-        cpu::RmspropOptions ro;
-        ro.lr = o.lr;
-        ro.alpha = o.alpha;
-        ro.eps = o.eps;
-        ro.weight_decay = o.weight_decay;
-        ro.momentum = o.momentum;
-        ro.centered = o.centered;
-        ro.grad_scale = scale;
-        cuda::rmsprop_step(otensors.data(), count, ro, scale_dev, stream, skip);
+      case OptimKind::RmsProp:
+        cuda::rmsprop_step(otensors.data(), count, rmsprop_options(o, scale), scale_dev, stream,
+                           skip);
         break;
-      }
     }
   }
 
@@ -775,8 +666,7 @@ struct CudaNetwork::Impl {
 CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss,
                          OptimSpec optim, uint64_t seed, CudaOptions options)
     : impl_(new Impl) {
-  FASTNN_CHECK(input_dim > 0, "input_dim: expected a positive number of features");
-  FASTNN_CHECK(!layers.empty(), "layers: a model needs at least one layer");
+  check_network_args(input_dim, layers);
   FASTNN_CHECK(loss != LossKind::SampledSoftmax,
                "sampled softmax: not available on the GPU yet (train it with device='cpu')");
   cuda::check_device(options.device);
@@ -788,84 +678,43 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   m.seed = seed;
   m.stream = cuda::stream(options.device);
   const int dev = options.device;
-  m.widths.push_back(input_dim);
-  int dense_count = 0, bn_count = 0;
-  std::vector<std::vector<float>> init;  // host initial values per parameter
-  for (const LayerSpec& s : layers) {
+  const NetworkPlan plan = plan_network(input_dim, layers);
+  m.widths = plan.widths;
+  m.max_width = plan.max_width;
+  m.any_penalty = plan.any_penalty;
+  m.has_batch_norm = plan.has_batch_norm;
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
     Impl::LayerState L;
-    L.spec = s;
-    const int64_t in = m.widths.back();
-    int64_t out = in;
-    switch (s.kind) {
-      case LayerKind::Dense: {
-        FASTNN_CHECK(s.units > 0, "Dense: units must be positive");
-        out = s.units;
-        const std::string base = "dense_" + std::to_string(dense_count++);
-        Impl::P w;
-        w.info.name = base + "/kernel";
-        w.info.rows = in;
-        w.info.cols = out;
-        w.l1 = s.l1;
-        w.l2 = s.l2;
-        L.w = int(m.params.size());
-        m.params.push_back(std::move(w));
-        init.emplace_back(size_t(in * out), 0.0f);
-        if (s.use_bias) {
-          Impl::P b;
-          b.info.name = base + "/bias";
-          b.info.rows = 1;
-          b.info.cols = out;
-          L.b = int(m.params.size());
-          m.params.push_back(std::move(b));
-          init.emplace_back(size_t(out), 0.0f);
-        }
-        L.keep_z = !dense_grad_from_output(s.act) ||
-                   ((s.act == Act::LeakyRelu || s.act == Act::Elu) && s.act_param < 0);
-        if (s.l1 != 0 || s.l2 != 0) m.any_penalty = true;
-        break;
-      }
-      case LayerKind::Activation:
-        break;
-      case LayerKind::Dropout:
-        FASTNN_CHECK(s.rate >= 0 && s.rate < 1, "Dropout: rate must be in [0, 1)");
-        if (s.rate > 0) {
-          L.drop_slot = int(m.rec_words - 1);
-          ++m.rec_words;
-        }
-        break;
-      case LayerKind::BatchNorm: {
-        const std::string base = "batch_norm_" + std::to_string(bn_count++);
-        Impl::P g, b;
-        g.info.name = base + "/gamma";
-        b.info.name = base + "/beta";
-        g.info.rows = b.info.rows = 1;
-        g.info.cols = b.info.cols = out;
-        L.gamma = int(m.params.size());
-        m.params.push_back(std::move(g));
-        init.emplace_back(size_t(out), 1.0f);
-        L.beta = int(m.params.size());
-        m.params.push_back(std::move(b));
-        init.emplace_back(size_t(out), 0.0f);
-        m.has_batch_norm = true;
-        const size_t fb = size_t(out) * sizeof(float);
-        L.running_mean.reset(fb, dev);
-        L.running_var.reset(fb, dev);
-        L.mean.reset(fb, dev);
-        L.invstd.reset(fb, dev);
-        L.acc_gamma.reset(fb, dev);
-        L.acc_beta.reset(fb, dev);
-        std::vector<float> zeros(size_t(out), 0.0f), ones(size_t(out), 1.0f);
-        cuda::memcpy_h2d(L.running_mean.p, zeros.data(), fb, dev);
-        cuda::memcpy_h2d(L.running_var.p, ones.data(), fb, dev);
-        cuda::synchronize(dev);  // the pageable sources go out of scope
-        break;
-      }
+    static_cast<LayerPlan&>(L) = plan.layers[i];
+    if (L.spec.kind == LayerKind::Dropout && L.spec.rate > 0) {
+      L.drop_slot = int(m.rec_words - 1);
+      ++m.rec_words;
     }
-    m.widths.push_back(out);
-    m.max_width = std::max(m.max_width, out);
+    if (L.spec.kind == LayerKind::BatchNorm) {
+      const int64_t out = m.widths[i + 1];
+      const size_t fb = size_t(out) * sizeof(float);
+      L.running_mean.reset(fb, dev);
+      L.running_var.reset(fb, dev);
+      L.mean.reset(fb, dev);
+      L.invstd.reset(fb, dev);
+      L.acc_gamma.reset(fb, dev);
+      L.acc_beta.reset(fb, dev);
+      std::vector<float> zeros(size_t(out), 0.0f), ones(size_t(out), 1.0f);
+      cuda::memcpy_h2d(L.running_mean.p, zeros.data(), fb, dev);
+      cuda::memcpy_h2d(L.running_var.p, ones.data(), fb, dev);
+      cuda::synchronize(dev);  // the pageable sources go out of scope
+    }
     m.layers.push_back(std::move(L));
   }
-  m.max_width = std::max(m.max_width, input_dim);
+  for (const ParamPlan& q : plan.params) {
+    Impl::P p;
+    p.info.name = q.name;
+    p.info.rows = q.rows;
+    p.info.cols = q.cols;
+    p.l1 = q.l1;
+    p.l2 = q.l2;
+    m.params.push_back(std::move(p));
+  }
   if (options.fused_mlp) {
     // Runs of Dense layers whose derivative follows from the output, each grown greedily while
     // fused_mlp_applies still takes it (so 784-64-64-64-10 fuses its last three layers, and a
@@ -902,14 +751,15 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     }
   }
 
-  const int states = optim.kind == OptimKind::Sgd || optim.kind == OptimKind::Adagrad ? 1 : 3;
+  const int states = optim_states(optim.kind);
   for (size_t i = 0; i < m.params.size(); ++i) {
     Impl::P& p = m.params[i];
     p.info.states = states;
     const size_t n = size_t(p.size()), nb = n * sizeof(float);
     p.value.reset(nb, dev);
     p.grad.reset(nb, dev);
-    cuda::memcpy_h2d(p.value.p, init[i].data(), nb, dev);
+    const std::vector<float> init(n, plan.params[i].init);
+    cuda::memcpy_h2d(p.value.p, init.data(), nb, dev);
     std::vector<float> zero(n, 0.0f);
     cuda::memcpy_h2d(p.grad.p, zero.data(), nb, dev);
     for (int k = 0; k < states; ++k) {
@@ -923,14 +773,9 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
       }
     }
     cuda::synchronize(dev);
-    cpu::OptimTensor<float> t;
-    t.param = p.value.f();
-    t.grad = p.grad.f();
-    for (int k = 0; k < states; ++k) t.state[k] = p.state[k].f();
-    t.n = p.size();
-    t.l1 = p.l1;
-    t.l2 = p.l2;
-    m.otensors.push_back(t);
+    float* state[3] = {p.state[0].f(), p.state[1].f(), p.state[2].f()};
+    m.otensors.push_back(
+        optim_tensor<float>(p.value.f(), p.grad.f(), state, states, p.size(), p.l1, p.l2));
     m.grad_ptrs.push_back(p.grad.f());
     m.grad_sizes.push_back(p.size());
     m.infos.push_back(p.info);
@@ -980,9 +825,7 @@ OptimSpec& CudaNetwork::optim() { return impl_->optim; }
 int64_t CudaNetwork::step() const { return impl_->step; }
 void CudaNetwork::set_step(int64_t s) { impl_->step = s; }
 std::vector<Network<float>::LayerDiagnostics> CudaNetwork::take_diagnostics() {
-  std::vector<Network<float>::LayerDiagnostics> out = impl_->diag;
-  for (auto& d : impl_->diag) d = Network<float>::LayerDiagnostics();
-  return out;
+  return take_all(impl_->diag);
 }
 
 bool CudaNetwork::nonfinite() const { return impl_->nonfinite; }
@@ -1054,19 +897,11 @@ void CudaNetwork::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
   }
   int64_t* h = static_cast<int64_t*>(
       m.host_order.get(size_t(std::max<int64_t>(n, 1)) * sizeof(int64_t)));
-  for (int64_t i = 0; i < n; ++i) h[i] = i;
   m.epoch_n = n;
-  if (shuffle) {
-    // The CPU engine's Fisher-Yates and stream (network.cpp, begin_epoch), drawn here on the host
-    // -- n int64 a epoch, uploaded asynchronously -- and applied by the device gather: CPU and
-    // GPU then train on the same batches, which is what makes CPU-equals-GPU testable.
-    uint64_t state = mix64(m.seed ^ mix64(uint64_t(epoch) + 0x5851F42D4C957F2Dull));
-    for (int64_t i = n - 1; i > 0; --i) {
-      state = mix64(state);
-      const int64_t j = int64_t((unsigned __int128)(state) * uint64_t(i + 1) >> 64);
-      std::swap(h[i], h[j]);
-    }
-  }
+  // The CPU engine's order (engine_common's epoch_order), drawn here on the host -- n int64 an
+  // epoch, uploaded asynchronously -- and applied by the device gather: CPU and GPU then train
+  // on the same batches, which is what makes CPU-equals-GPU testable.
+  epoch_order(h, n, m.seed, epoch, shuffle);
   if (n)
     cuda::check(cudaMemcpyAsync(m.order.p, h, size_t(n) * sizeof(int64_t), cudaMemcpyHostToDevice,
                                 m.stream),
@@ -1097,18 +932,12 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
                                       int64_t last, int64_t accumulate_steps, double clipnorm) {
   Impl& m = *impl_;
   cuda::DeviceGuard guard(m.opt.device);
-  FASTNN_CHECK(d.n == m.epoch_n, "train_batches: call begin_epoch with the data size first");
-  FASTNN_CHECK(batch_size > 0 && accumulate_steps > 0,
-               "batch_size and accumulate_steps must be positive");
+  check_batch_args(d.n, m.epoch_n, batch_size, accumulate_steps);
   FASTNN_CHECK(d.X != nullptr && (d.labels != nullptr) != (d.targets != nullptr),
                "train_batches: X and exactly one of labels / targets are required");
   FASTNN_CHECK((d.labels != nullptr) == (m.loss == LossKind::SoftmaxCrossEntropy),
                "train_batches: labels go with the softmax cross-entropy, targets with the others");
-  const int64_t nbatches = (d.n + batch_size - 1) / batch_size;
-  last = std::min(last, nbatches);
-  FASTNN_CHECK(first >= 0 && first <= last && (first % accumulate_steps == 0) &&
-                   ((last - first) % accumulate_steps == 0 || last == nbatches),
-               "train_batches: slices must hold whole accumulation groups");
+  const int64_t nbatches = slice_batches(d.n, batch_size, first, last, accumulate_steps);
   m.ensure_rows(std::min(batch_size, d.n));
   m.nonfinite = false;
   cuda::check(cudaMemsetAsync(m.counters.p, 0, sizeof(cuda::EngineCounters), m.stream),
@@ -1122,7 +951,7 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   const int64_t step0 = m.step;
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
-    if (N < 2 && m.has_batch_norm && nbatches > 1) {
+    if (skip_batch(N, m.has_batch_norm, nbatches)) {
       if (micro > 0) {
         m.update(micro, clipnorm, bi == last - 1);
         ++s.updates;
@@ -1137,9 +966,7 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
     ++micro;
     s.rows += N;
     ++s.batches;
-    const int64_t counted = m.loss == LossKind::SoftmaxCrossEntropy   ? N
-                            : m.loss == LossKind::BinaryCrossEntropy ? N * m.C()
-                                                                      : 0;
+    const int64_t counted = accuracy_count(m.loss, N, m.C());
     s.counted += counted;
     m.call_batches.emplace_back(N, counted);
     const bool last_batch = bi == nbatches - 1;
@@ -1210,8 +1037,7 @@ BatchStats CudaNetwork::evaluate(const Data<float>& d, int64_t batch_size) {
                  d.sample_weight ? d.sample_weight + r0 : nullptr, false, false);
     s.rows += N;
     ++s.batches;
-    if (m.loss == LossKind::SoftmaxCrossEntropy) s.counted += N;
-    else if (m.loss == LossKind::BinaryCrossEntropy) s.counted += N * Cn;
+    s.counted += accuracy_count(m.loss, N, Cn);
   }
   double pen = 0;
   if (m.any_penalty && s.rows) m.penalty_into(m.pen.d());

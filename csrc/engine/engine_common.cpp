@@ -1,0 +1,245 @@
+// What the CPU and GPU training engines share (see engine_common.h).
+#include "engine/engine_common.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "core/error.h"
+
+namespace fastnn {
+namespace engine {
+
+// ------------------------------------------------------------------ random keys
+
+uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t micro, size_t layer) {
+  const uint64_t batch = mix64(uint64_t(step)) ^ (uint64_t(micro) << 20);
+  return mix64(mix64(seed ^ 0xD1B54A32D192ED03ull) + batch * 0x9E3779B97F4A7C15ull +
+               uint64_t(layer));
+}
+
+uint64_t sampled_seed(uint64_t seed, int64_t step, int64_t micro) {
+  return mix64(mix64(seed ^ 0x5A3D9E8F1B2C4D6Eull) + uint64_t(step) * 0x9E3779B97F4A7C15ull +
+               uint64_t(micro));
+}
+
+void epoch_order(int64_t* order, int64_t n, uint64_t seed, int64_t epoch, bool shuffle) {
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  if (!shuffle) return;
+  uint64_t state = mix64(seed ^ mix64(uint64_t(epoch) + 0x5851F42D4C957F2Dull));
+  for (int64_t i = n - 1; i > 0; --i) {
+    state = mix64(state);
+    // Multiply-shift maps the 64 random bits onto [0, i]; the bias is below 2^-40 here.
+    const int64_t j = int64_t((unsigned __int128)(state) * uint64_t(i + 1) >> 64);
+    std::swap(order[i], order[j]);
+  }
+}
+
+// ------------------------------------------------------------------ names
+
+LossKind loss_from_name(const std::string& name) {
+  if (name == "softmax_cross_entropy") return LossKind::SoftmaxCrossEntropy;
+  if (name == "binary_cross_entropy") return LossKind::BinaryCrossEntropy;
+  if (name == "mse") return LossKind::MeanSquaredError;
+  if (name == "mae") return LossKind::MeanAbsoluteError;
+  if (name == "sampled_softmax") return LossKind::SampledSoftmax;
+  throw ValueError("loss: expected one of softmax_cross_entropy, binary_cross_entropy, mse, mae, "
+                   "sampled_softmax, got '" + name + "'");
+}
+
+OptimKind optim_from_name(const std::string& name) {
+  if (name == "sgd") return OptimKind::Sgd;
+  if (name == "adam") return OptimKind::Adam;
+  if (name == "adamw") return OptimKind::AdamW;
+  if (name == "adagrad") return OptimKind::Adagrad;
+  if (name == "rmsprop") return OptimKind::RmsProp;
+  throw ValueError("optimizer: expected one of sgd, adam, adamw, adagrad, rmsprop, got '" + name +
+                   "'");
+}
+
+// ------------------------------------------------------------------ the network plan
+
+bool dense_grad_from_output(Act a) {
+  switch (a) {
+    case Act::None: case Act::Relu: case Act::Sigmoid: case Act::Tanh: case Act::Step:
+    case Act::LeakyRelu: case Act::Elu:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool dense_keeps_z(const LayerSpec& s) {
+  return !dense_grad_from_output(s.act) ||
+         ((s.act == Act::LeakyRelu || s.act == Act::Elu) && s.act_param < 0);
+}
+
+bool LayerPlan::has_output() const {
+  const LayerKind k = spec.kind;
+  return k == LayerKind::Dense || k == LayerKind::BatchNorm ||
+         (k == LayerKind::Activation && spec.act != Act::None) || k == LayerKind::Dropout;
+}
+
+void check_network_args(int64_t input_dim, const std::vector<LayerSpec>& layers) {
+  FASTNN_CHECK(input_dim > 0, "input_dim: expected a positive number of features");
+  FASTNN_CHECK(!layers.empty(), "layers: a model needs at least one layer");
+}
+
+NetworkPlan plan_network(int64_t input_dim, const std::vector<LayerSpec>& layers) {
+  check_network_args(input_dim, layers);
+  NetworkPlan p;
+  p.widths.push_back(input_dim);
+  int dense_count = 0, bn_count = 0;
+  for (const LayerSpec& s : layers) {
+    LayerPlan L;
+    L.spec = s;
+    const int64_t in = p.widths.back();
+    int64_t out = in;
+    switch (s.kind) {
+      case LayerKind::Dense: {
+        FASTNN_CHECK(s.units > 0, "Dense: units must be positive");
+        out = s.units;
+        const std::string base = "dense_" + std::to_string(dense_count++);
+        ParamPlan w;
+        w.name = base + "/kernel";
+        w.rows = in;
+        w.cols = out;
+        w.l1 = s.l1;
+        w.l2 = s.l2;
+        L.w = int(p.params.size());
+        p.params.push_back(std::move(w));
+        if (s.use_bias) {
+          ParamPlan b;
+          b.name = base + "/bias";
+          b.rows = 1;
+          b.cols = out;
+          L.b = int(p.params.size());
+          p.params.push_back(std::move(b));
+        }
+        L.keep_z = dense_keeps_z(s);
+        if (s.l1 != 0 || s.l2 != 0) p.any_penalty = true;
+        break;
+      }
+      case LayerKind::Activation:
+        break;
+      case LayerKind::Dropout:
+        FASTNN_CHECK(s.rate >= 0 && s.rate < 1, "Dropout: rate must be in [0, 1)");
+        break;
+      case LayerKind::BatchNorm: {
+        const std::string base = "batch_norm_" + std::to_string(bn_count++);
+        ParamPlan g, b;
+        g.name = base + "/gamma";
+        b.name = base + "/beta";
+        g.rows = b.rows = 1;
+        g.cols = b.cols = out;
+        g.init = 1.0f;
+        L.gamma = int(p.params.size());
+        p.params.push_back(std::move(g));
+        L.beta = int(p.params.size());
+        p.params.push_back(std::move(b));
+        p.has_batch_norm = true;
+        break;
+      }
+    }
+    p.widths.push_back(out);
+    p.max_width = std::max(p.max_width, out);
+    p.layers.push_back(std::move(L));
+  }
+  p.max_width = std::max(p.max_width, input_dim);
+  return p;
+}
+
+// ------------------------------------------------------------------ batches
+
+void check_batch_args(int64_t n, int64_t epoch_n, int64_t batch_size, int64_t accumulate_steps) {
+  FASTNN_CHECK(n == epoch_n, "train_batches: call begin_epoch with the data size first");
+  FASTNN_CHECK(batch_size > 0 && accumulate_steps > 0,
+               "batch_size and accumulate_steps must be positive");
+}
+
+int64_t slice_batches(int64_t n, int64_t batch_size, int64_t first, int64_t& last,
+                      int64_t accumulate_steps) {
+  const int64_t nbatches = (n + batch_size - 1) / batch_size;
+  last = std::min(last, nbatches);
+  // Gradients summed over an accumulation group live only within one call: a slice must hold
+  // whole groups, or end the epoch.
+  FASTNN_CHECK(first >= 0 && first <= last && (first % accumulate_steps == 0) &&
+                   ((last - first) % accumulate_steps == 0 || last == nbatches),
+               "train_batches: slices must hold whole accumulation groups");
+  return nbatches;
+}
+
+int64_t accuracy_count(LossKind loss, int64_t N, int64_t C) {
+  switch (loss) {
+    case LossKind::SoftmaxCrossEntropy:
+    case LossKind::SampledSoftmax:
+      return N;
+    case LossKind::BinaryCrossEntropy:
+      return N * C;
+    default:
+      return 0;
+  }
+}
+
+void check_batch_norm_rows(int64_t N) {
+  if (N < 2)
+    throw ValueError("BatchNorm: training needs at least 2 samples per batch, got a "
+                     "batch of 1 (choose a batch_size that leaves no batch of 1)");
+}
+
+// ------------------------------------------------------------------ the optimizer
+
+int optim_states(OptimKind kind) {
+  return kind == OptimKind::Sgd || kind == OptimKind::Adagrad ? 1 : 3;
+}
+
+cpu::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale) {
+  cpu::SgdOptions so;
+  so.lr = o.lr;
+  so.momentum = o.momentum;
+  so.dampening = o.dampening;
+  so.weight_decay = o.weight_decay;
+  so.nesterov = o.nesterov;
+  so.first_step = step == 1;
+  so.grad_scale = scale;
+  return so;
+}
+
+cpu::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale) {
+  cpu::AdamOptions ao;
+  ao.lr = o.lr;
+  ao.beta1 = o.beta1;
+  ao.beta2 = o.beta2;
+  ao.eps = o.eps;
+  ao.weight_decay = o.weight_decay;
+  ao.decoupled = o.kind == OptimKind::AdamW;
+  ao.amsgrad = o.amsgrad;
+  ao.step = step;
+  ao.grad_scale = scale;
+  return ao;
+}
+
+cpu::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double scale) {
+  cpu::AdagradOptions ag;
+  ag.lr = o.lr;
+  ag.lr_decay = o.lr_decay;
+  ag.weight_decay = o.weight_decay;
+  ag.eps = o.eps;
+  ag.step = step;
+  ag.grad_scale = scale;
+  return ag;
+}
+
+cpu::RmspropOptions rmsprop_options(const OptimSpec& o, double scale) {
+  cpu::RmspropOptions ro;
+  ro.lr = o.lr;
+  ro.alpha = o.alpha;
+  ro.eps = o.eps;
+  ro.weight_decay = o.weight_decay;
+  ro.momentum = o.momentum;
+  ro.centered = o.centered;
+  ro.grad_scale = scale;
+  return ro;
+}
+
+}  // namespace engine
+}  // namespace fastnn
