@@ -22,4 +22,16 @@ const char* act_name(Act a) {
   return kNames[static_cast<int>(a)];
 }
 
+namespace cpu {
+
+bool act_grad_from_output_ok(Act act, double param) {
+  switch (act) {
+    case Act::Gelu: return false;
+    case Act::LeakyRelu:
+    case Act::Elu: return param >= 0;
+    default: return true;
+  }
+}
+
+}  // namespace cpu
 }  // namespace fastnn

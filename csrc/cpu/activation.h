@@ -20,4 +20,13 @@ enum class Act : int {
 Act act_from_name(const std::string& name);  // throws ValueError naming the valid choices
 const char* act_name(Act a);
 
+namespace cpu {
+// True when act' is a function of the output y = act(x), so that backward needs no copy of x:
+// none, relu, sigmoid, tanh, step, softplus (1 - e^-y), and leaky_relu / elu with param >= 0
+// (a non-negative slope or alpha keeps y > 0 exactly where x > 0). Here rather than in
+// activations.h because the GPU module links this file (and not the CPU kernels) and needs the
+// same rule.
+bool act_grad_from_output_ok(Act act, double param);
+}  // namespace cpu
+
 }  // namespace fastnn

@@ -237,15 +237,6 @@ void act_backward(Act act, T param, const T* dy, const T* x, T* dx, int64_t n) {
   });
 }
 
-bool act_grad_from_output_ok(Act act, double param) {
-  switch (act) {
-    case Act::Gelu: return false;
-    case Act::LeakyRelu:
-    case Act::Elu: return param >= 0;
-    default: return true;
-  }
-}
-
 template <class T>
 void act_backward_from_output(Act act, T param, const T* dy, const T* y, T* dx, int64_t n) {
   if (!act_grad_from_output_ok(act, param))

@@ -26,10 +26,7 @@ void act_forward(Act act, T param, const T* x, T* y, int64_t n);
 template <class T>
 void act_backward(Act act, T param, const T* dy, const T* x, T* dx, int64_t n);
 
-// True when act' is a function of the output y = act(x), so that backward needs no copy of x:
-// none, relu, sigmoid, tanh, step, softplus (1 - e^-y), and leaky_relu / elu with param >= 0
-// (a non-negative slope or alpha keeps y > 0 exactly where x > 0).
-bool act_grad_from_output_ok(Act act, double param);
+// act_grad_from_output_ok(act, param): cpu/activation.h.
 
 // dx = dy * act'(x) computed from y = act(x); throws ValueError when !act_grad_from_output_ok.
 template <class T>

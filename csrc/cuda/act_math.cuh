@@ -115,15 +115,10 @@ __device__ __forceinline__ T act_deriv_from_output(Act act, T p, T y) {
   }
 }
 
-// Mirrors cpu::act_grad_from_output_ok (kept here so the GPU module does not link the CPU
-// kernels): leaky_relu and elu need param >= 0 so that y > 0 exactly where x > 0.
+// Whether act' follows from the output: the CPU's rule (cpu/activation.cpp, linked into the GPU
+// module too), so both backends take the same path.
 inline bool grad_from_output_ok(Act act, double param) {
-  switch (act) {
-    case Act::Gelu: return false;
-    case Act::LeakyRelu:
-    case Act::Elu: return param >= 0;
-    default: return true;
-  }
+  return cpu::act_grad_from_output_ok(act, param);
 }
 
 }  // namespace act_math

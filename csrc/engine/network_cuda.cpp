@@ -28,13 +28,6 @@ namespace engine {
 
 namespace {
 
-// cpu::act_grad_from_output_ok's rule (cpu/activations.cpp is not linked into the GPU module).
-bool grad_from_output_ok(Act a, double param) {
-  if (a == Act::Gelu) return false;
-  if (a == Act::LeakyRelu || a == Act::Elu) return param >= 0;
-  return true;
-}
-
 // The largest workspace any batch of 1..r rows needs. The column-sum tilings behind the
 // batch-norm, sum_rows and composed dense-backward workspaces (reduce.cu's column_tiling) are not
 // monotone in the row count -- 8192 rows of 256 features take 128 chunks, 10000 rows 127 -- so a
@@ -351,7 +344,7 @@ struct CudaNetwork::Impl {
         }
         case LayerKind::Activation:
           if (L.spec.act == Act::None || !need_dx) continue;
-          if (grad_from_output_ok(L.spec.act, L.spec.act_param))
+          if (cpu::act_grad_from_output_ok(L.spec.act, L.spec.act_param))
             cuda::act_backward_from_output(L.spec.act, float(L.spec.act_param), dcur, L.y.f(),
                                            dnext, N * out, stream);
           else
@@ -723,7 +716,7 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     auto fusable = [&](size_t l) {
       const Impl::LayerState& L = m.layers[l];
       return L.spec.kind == LayerKind::Dense && !L.keep_z &&
-             grad_from_output_ok(L.spec.act, L.spec.act_param);
+             cpu::act_grad_from_output_ok(L.spec.act, L.spec.act_param);
     };
     for (size_t i = 0; i < m.layers.size();) {
       Impl::Run R;
