@@ -16,7 +16,7 @@ def test_train_and_predict_csv_classification(tmp_path, rng):
     y = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
     lines = ["a,b,c,label"] + [f"{r[0]},{r[1]},{r[2]},{lab}" for r, lab in zip(X, y)]
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
-    out = run("train", "t.csv", "--target", "label", "--hidden", "16", "--epochs", "15",
+    out = run("train", "t.csv", "--target", "label", "--hidden", "16", "--epochs", "40",
               "--out", "m.fastnn", "--quiet", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "classification" in out.stdout and (tmp_path / "m.fastnn").exists()

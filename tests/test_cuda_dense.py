@@ -24,7 +24,7 @@ from fastnn.ops import _activation_arg
 from fastnn.tensor import Tensor
 
 import oracle
-from test_dense_grad import ACTIVATIONS, layer, magnitudes
+from test_dense_grad import ACTIVATIONS, deriv_scale, layer, magnitudes
 
 # FASTNN_CUDA_STANDIN=1 (test_ops_gpu.py) replaces fastnn._cuda by host code for the whole
 # process: the kernel tests below are not about that glue, and its kernels raise nothing.
@@ -147,7 +147,7 @@ def test_matches_oracle(path, act, rng):
                 deriv = oracle.act_deriv_from_output(y, act, SLOPE)
             else:
                 refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
-                deriv = oracle._act_deriv(z, act, SLOPE)
+                deriv = deriv_scale(z, act, np.float32, SLOPE)
             got = dense_backward(dy, x, w, act, None if act is None else gate, fo, path=path)
             check(got, refs, magnitudes(dy, x, w, deriv), f"{act} from_output={fo} {M}x{K}x{N}")
 
@@ -159,8 +159,7 @@ def test_big_tiles_fused_vs_composed_and_oracle(act, rng):
         x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, act)
         gate = None if act is None else z
         composed = dense_backward(dy, x, w, act, gate, path="composed")
-        deriv = oracle._act_deriv(z, act, SLOPE)
-        scales = magnitudes(dy, x, w, deriv)
+        scales = magnitudes(dy, x, w, deriv_scale(z, act, np.float32, SLOPE))
         refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
         check(composed, refs, scales, f"composed {act} {M}x{K}x{N}")
         for path in ("fused", "fused64", "fused128"):
@@ -182,7 +181,7 @@ def test_split_k(path, rng):
         gate = None if act is None else z
         split = dense_backward(dy, x, w, act, gate, path=path)
         plain = dense_backward(dy, x, w, act, gate, path=path, split=False)
-        scales = magnitudes(dy, x, w, oracle._act_deriv(z, act, SLOPE))
+        scales = magnitudes(dy, x, w, deriv_scale(z, act, np.float32, SLOPE))
         refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
         check(split, refs, scales, f"split {act} {M}x{K}x{N}")
         check(split, plain, scales, f"split vs unsplit {act} {M}x{K}x{N}", tol=2e-5)
@@ -290,7 +289,7 @@ def test_fused_equals_composed_on_db_and_matches_cpu(act, rng):
         c = dense_backward(dy, x, w, act, gate, path="composed")
         np.testing.assert_allclose(f[2], c[2], rtol=1e-6, atol=1e-6)
         cpu = ops.linear_grad(dy, x, w, act, z=z, negative_slope=SLOPE)
-        scales = magnitudes(dy, x, w, oracle._act_deriv(z, act, SLOPE))
+        scales = magnitudes(dy, x, w, deriv_scale(z, act, np.float32, SLOPE))
         check(f, cpu, scales, f"fused vs CPU {act} {M}x{K}x{N}")
 
 
@@ -305,7 +304,7 @@ def test_row_stride_larger_than_n(path, pad, rng):
         x, w, _, y, z, dy = layer(rng, M, K, N, np.float32, act)
         got = dense_backward(dy, x, w, act, None if act is None else z, path=path, ldy=N + pad)
         refs = oracle.linear_grad(dy, x, w, z, act, negative_slope=SLOPE)
-        check(got, refs, magnitudes(dy, x, w, oracle._act_deriv(z, act, SLOPE)),
+        check(got, refs, magnitudes(dy, x, w, deriv_scale(z, act, np.float32, SLOPE)),
               f"ldy = N + {pad}, {act} {M}x{K}x{N}")
 
 
@@ -411,7 +410,7 @@ def test_linear_grad_op_on_gpu_tensors(rng):
         x, w, _, y, z, dy = layer(rng, n, k, m, np.float32, act)
         ref = ops.linear_grad(dy, x, w, act, z=z, negative_slope=SLOPE)
         got = ops.linear_grad(dev(dy), dev(x), dev(w), act, z=dev(z), negative_slope=SLOPE)
-        scales = magnitudes(dy, x, w, oracle._act_deriv(z, act, SLOPE))
+        scales = magnitudes(dy, x, w, deriv_scale(z, act, np.float32, SLOPE))
         check([t.numpy() for t in got], ref, scales, f"ops.linear_grad {act} {n}x{k}x{m}")
 
 
