@@ -232,6 +232,19 @@ def _dense_backward_rows(ctx, rng, threads):
     return rows
 
 
+def _dispatch_row(ctx):
+    """What the GPU dispatch at the top of every op costs the CPU path: the check
+    (fastnn._gpu_ops.has_tensor, a couple of type tests) against the smallest op it guards
+    (relu on 16 floats). Meant to stay a small fraction."""
+    from fastnn import _gpu_ops
+
+    x = np.ones(16, np.float32)
+    check = measure(lambda: _gpu_ops.has_tensor(x, None), ctx.timer).median_s
+    op = measure(lambda: ops.relu(x), ctx.timer).median_s
+    return {"shape": "GPU dispatch check", "threads": 1, "check_ns": check * 1e9,
+            "op_ns": op * 1e9, "check_over_op": check / op, "ok": True}
+
+
 def run(ctx: Context) -> dict:
     n = QUICK_ELEMS if ctx.quick else ELEMS
     rng = np.random.default_rng(3)
@@ -275,4 +288,13 @@ def run(ctx: Context) -> dict:
             row["check"] = "" if row["ok"] else f"BAD err={row['max_rel_err']:.1e}"
             table.row(row)
             rows.append(row)
+
+    print()
+    table = Table([
+        Column("shape", "overhead", width=22), Column("check_ns", "check ns", ".0f"),
+        Column("op_ns", "relu(16) ns", ".0f"), Column("check_over_op", "check/op", ".3f")])
+    table.header()
+    row = _dispatch_row(ctx)
+    table.row(row)
+    rows.append(row)
     return {"rows": rows, "notes": notes}
