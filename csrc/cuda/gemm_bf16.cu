@@ -312,16 +312,6 @@ __global__ void __launch_bounds__(THREADS, 1)
   }
 }
 
-template <bool A_KC, bool B_KC>
-void launch_bf16(const GemmArgs<float>& g, cudaStream_t stream, const char* name) {
-  const int64_t tm = tiles(g.M, BM), tn = tiles(g.N, BN);
-  const int64_t lda = A_KC ? g.rsa : g.csa, ldb = B_KC ? g.csb : g.rsb;
-  elem::clear_launch_error();
-  gemm_bf16_kernel<A_KC, B_KC>
-      <<<unsigned(tm * tn), THREADS, 0, stream>>>(g, lda, ldb, int(tm), int(tn));
-  elem::check_launch(name);
-}
-
 }  // namespace
 
 void gemm_bf16_v2(const GemmArgs<float>& g, void* stream_ptr) {
@@ -329,11 +319,9 @@ void gemm_bf16_v2(const GemmArgs<float>& g, void* stream_ptr) {
                "cuda gemm_bf16: needs K > 0, unit-stride rows or columns with leading dimensions "
                "a multiple of 4, 16-byte aligned pointers and no gates");
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
-  const bool akc = a_k_contiguous(g), bkc = b_k_contiguous(g);
-  if (akc && bkc) launch_bf16<true, true>(g, stream, "gemm_bf16_kernel<A k-major, B k-major>");
-  else if (akc) launch_bf16<true, false>(g, stream, "gemm_bf16_kernel<A k-major, B n-major>");
-  else if (bkc) launch_bf16<false, true>(g, stream, "gemm_bf16_kernel<A m-major, B k-major>");
-  else launch_bf16<false, false>(g, stream, "gemm_bf16_kernel<A m-major, B n-major>");
+  launch_by_layout(g, stream, "gemm_bf16_kernel", [](auto a_kc, auto b_kc) -> TileKernel {
+    return gemm_bf16_kernel<decltype(a_kc)::value, decltype(b_kc)::value>;
+  });
 }
 
 }  // namespace cuda

@@ -162,15 +162,6 @@ __global__ void __launch_bounds__(THREADS, 2)
   }
 }
 
-template <bool A_KC, bool B_KC>
-void launch(const GemmArgs<float>& g, cudaStream_t stream, const char* name) {
-  const int64_t tm = tiles(g.M, BM), tn = tiles(g.N, BN);
-  const int64_t lda = A_KC ? g.rsa : g.csa, ldb = B_KC ? g.csb : g.rsb;
-  elem::clear_launch_error();
-  sgemm2_kernel<A_KC, B_KC><<<unsigned(tm * tn), THREADS, 0, stream>>>(g, lda, ldb, int(tm), int(tn));
-  elem::check_launch(name);
-}
-
 }  // namespace
 
 bool sgemm2_applies(const GemmArgs<float>& g) {
@@ -195,11 +186,9 @@ bool sgemm2_worth_it(const GemmArgs<float>& g) {
 void sgemm2(const GemmArgs<float>& g, void* stream_ptr) {
   FASTNN_CHECK(sgemm2_applies(g), "cuda gemm: the v2 kernel does not apply to these operands");
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
-  const bool akc = a_k_contiguous(g), bkc = b_k_contiguous(g);
-  if (akc && bkc) launch<true, true>(g, stream, "sgemm2_kernel<A k-major, B k-major>");
-  else if (akc) launch<true, false>(g, stream, "sgemm2_kernel<A k-major, B n-major>");
-  else if (bkc) launch<false, true>(g, stream, "sgemm2_kernel<A m-major, B k-major>");
-  else launch<false, false>(g, stream, "sgemm2_kernel<A m-major, B n-major>");
+  launch_by_layout(g, stream, "sgemm2_kernel", [](auto a_kc, auto b_kc) -> TileKernel {
+    return sgemm2_kernel<decltype(a_kc)::value, decltype(b_kc)::value>;
+  });
 }
 
 }  // namespace cuda

@@ -1,12 +1,16 @@
 // Pieces shared by the 128x128-tile GEMM kernels (gemm_sgemm2.cu: FP32 v2; gemm_tf32.cu: TF32
-// tensor cores): the block shape, the predicated float4 operand load, the L2-friendly launch
-// order, and the host-side layout tests that decide which kernel instance runs.
+// and gemm_bf16.cu: BF16 tensor cores): the block shape, the predicated float4 operand load, the
+// L2-friendly launch order, the host-side layout tests that decide which kernel instance runs,
+// and the launch itself.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
+#include <type_traits>
 
 #include "cpu/gemm.h"
+#include "cuda/elem_util.cuh"
 
 namespace fastnn {
 namespace cuda {
@@ -58,6 +62,31 @@ inline bool b_k_contiguous(const GemmArgs<float>& g) { return g.rsb == 1 && ld_o
 inline bool b_n_contiguous(const GemmArgs<float>& g) { return g.csb == 1 && ld_ok(g.rsb); }
 
 inline int64_t tiles(int64_t n, int t) { return (n + t - 1) / t; }
+
+// The signature of every 128x128-tile kernel: arguments, the leading dimensions of A and B in
+// their k-contiguous or m/n-contiguous layout, and the tile grid.
+using TileKernel = void (*)(const GemmArgs<float>, int64_t, int64_t, int, int);
+
+// Launches kernel<A_KC, B_KC> for g's operand layout (one instance per layout: A k- or
+// m-contiguous, B k- or n-contiguous) on a 1-D grid of 128x128 tiles. instance(a_kc, b_kc)
+// returns the instance (the flags are std::integral_constant<bool, ...>); `name` + the layout
+// names it in launch errors.
+template <class Instance>
+void launch_by_layout(const GemmArgs<float>& g, cudaStream_t stream, const char* name,
+                      Instance instance) {
+  const bool akc = a_k_contiguous(g), bkc = b_k_contiguous(g);
+  const TileKernel kernel =
+      akc ? (bkc ? instance(std::true_type(), std::true_type())
+                 : instance(std::true_type(), std::false_type()))
+          : (bkc ? instance(std::false_type(), std::true_type())
+                 : instance(std::false_type(), std::false_type()));
+  const int64_t tm = tiles(g.M, BM), tn = tiles(g.N, BN);
+  const int64_t lda = akc ? g.rsa : g.csa, ldb = bkc ? g.csb : g.rsb;
+  elem::clear_launch_error();
+  kernel<<<unsigned(tm * tn), THREADS, 0, stream>>>(g, lda, ldb, int(tm), int(tn));
+  elem::check_launch((std::string(name) + (akc ? "<A k-major, " : "<A m-major, ") +
+                      (bkc ? "B k-major>" : "B n-major>")).c_str());
+}
 
 }  // namespace gemm_tile
 }  // namespace cuda
