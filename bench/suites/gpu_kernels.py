@@ -65,8 +65,9 @@ def _gemm_rows(torch, cu, repeats, quick):
                      "fastnn_tflops": flops / v1 / 1e9, "torch_tflops": flops / theirs / 1e9,
                      "ratio": theirs / v1, "ok": True})
         # TF32 tensor cores, against cuBLAS with TF32 allowed.
-        ours32 = _gpu_timer(torch, lambda: cu.gemm_device_tf32(
-            a.data_ptr(), b.data_ptr(), c.data_ptr(), m, n, k, k, n, n, stream=stream), repeats)
+        ours32 = _gpu_timer(torch, lambda: cu.gemm_device(
+            a.data_ptr(), b.data_ptr(), c.data_ptr(), m, n, k, k, n, n, stream=stream,
+            variant="tf32"), repeats)
         err32 = float((c - ref).abs().max() / ref.abs().max())
         torch.backends.cuda.matmul.allow_tf32 = True
         theirs32 = _gpu_timer(torch, lambda: torch.matmul(a, b, out=c), repeats)
@@ -175,8 +176,9 @@ def _bf16_rows(torch, cu, repeats, quick):
         c = torch.empty(m, n, device="cuda")
         a16, b16 = a.bfloat16(), b.bfloat16()
         c16 = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-        ours = _gpu_timer(torch, lambda: cu.gemm_device_bf16(
-            a.data_ptr(), b.data_ptr(), c.data_ptr(), m, n, k, k, n, n, stream=stream), repeats)
+        ours = _gpu_timer(torch, lambda: cu.gemm_device(
+            a.data_ptr(), b.data_ptr(), c.data_ptr(), m, n, k, k, n, n, stream=stream,
+            variant="bf16"), repeats)
         ref = (a16.double() @ b16.double()).float()
         err = float((c - ref).abs().max() / ref.abs().max())
         theirs = _gpu_timer(torch, lambda: torch.matmul(a16, b16, out=c16), repeats)
@@ -196,9 +198,9 @@ def _bf16_rows(torch, cu, repeats, quick):
         y = torch.empty(m, n, device="cuda")
         x16, w16, bias16 = x.bfloat16(), w.bfloat16(), bias.bfloat16()
         y16 = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-        ours = _gpu_timer(torch, lambda: cu.gemm_device_bf16(
+        ours = _gpu_timer(torch, lambda: cu.gemm_device(
             x.data_ptr(), w.data_ptr(), y.data_ptr(), m, n, k, k, n, n, bias=bias.data_ptr(),
-            activation="relu", stream=stream), repeats)
+            activation="relu", stream=stream, variant="bf16"), repeats)
         ref = torch.relu(x16.double() @ w16.double() + bias.double()).float()
         err = float((y - ref).abs().max() / ref.abs().max())
 

@@ -187,37 +187,6 @@ void bind_cuda_gemm_device(py::module_& m) {
         "C = act(alpha op(A) op(B) + beta C + bias) on device pointers, enqueued on `stream`; "
         "variant: 'auto', 'v1' (general kernel), 'v2' (fast FP32 path), 'tf32' or 'bf16' (tensor "
         "cores; ValueError unless the v2 layout conditions hold)");
-  m.def(
-      "gemm_device_tf32",
-      [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t M, int64_t N, int64_t K, int64_t lda,
-         int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, double alpha, double beta,
-         uintptr_t bias, const std::string& activation, double act_param, uintptr_t stream) {
-        gemm_device(a, b, c, M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, bias,
-                    activation, act_param, stream, "tf32");
-      },
-      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"), py::arg("N"), py::arg("K"),
-      py::arg("lda"), py::arg("ldb"), py::arg("ldc"), py::arg("trans_a") = false,
-      py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
-      py::arg("bias") = 0, py::arg("activation") = "none", py::arg("act_param") = 0.0,
-      py::arg("stream") = 0,
-      "gemm_device on TF32 tensor cores (mma.sync, FP32 accumulation; ~1e-3 relative error); "
-      "needs 16-byte aligned pointers and leading dimensions that are multiples of 4");
-  m.def(
-      "gemm_device_bf16",
-      [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t M, int64_t N, int64_t K, int64_t lda,
-         int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, double alpha, double beta,
-         uintptr_t bias, const std::string& activation, double act_param, uintptr_t stream) {
-        gemm_device(a, b, c, M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, bias,
-                    activation, act_param, stream, "bf16");
-      },
-      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"), py::arg("N"), py::arg("K"),
-      py::arg("lda"), py::arg("ldb"), py::arg("ldc"), py::arg("trans_a") = false,
-      py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
-      py::arg("bias") = 0, py::arg("activation") = "none", py::arg("act_param") = 0.0,
-      py::arg("stream") = 0,
-      "gemm_device on BF16 tensor cores: FP32 operands rounded to bfloat16 (nearest even) as "
-      "they are staged, mma.sync with FP32 accumulation and epilogue (~4e-3 relative error per "
-      "product); needs 16-byte aligned pointers and leading dimensions that are multiples of 4");
   m.def("gemm_host", &gemm_host, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("bias"),
         py::arg("activation"), py::arg("act_param"), py::arg("variant") = "auto",
