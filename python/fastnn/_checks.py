@@ -108,3 +108,49 @@ def sampled_softmax_dims(h_shape, W_shape, b_shape=None):
     if b_shape is not None and b_shape != (c,):
         raise ValueError(f"b: expected shape ({c},) to match W.shape={W_shape}, got {b_shape}")
     return n, d, c
+
+
+def softmax_xent_dims(logits_shape):
+    """(n, c) of softmax cross-entropy logits (n, c), both positive."""
+    n, c = logits_shape
+    if n == 0:
+        raise ValueError(f"logits: expected at least one row, got shape {logits_shape}")
+    if c == 0:
+        raise ValueError(f"logits: expected at least one class, got shape {logits_shape}")
+    return n, c
+
+
+def softmax_xent_label_kind(labels_dtype, labels_shape, logits_dtype, logits_shape):
+    """"index" for integer class indices (their shape and range are the caller's to check),
+    "probs" for probability rows of the logits' dtype and shape; TypeError/ValueError otherwise."""
+    if labels_dtype.kind in "iu":
+        return "index"
+    if labels_dtype.kind == "f" and len(labels_shape) == 1:
+        raise TypeError(f"labels: class indices must have an integer dtype, got {labels_dtype} "
+                        f"(probability labels have logits' shape {logits_shape})")
+    if labels_dtype.kind == "f":
+        if labels_dtype != logits_dtype:
+            raise TypeError(f"labels: probability labels must have logits' dtype {logits_dtype}, "
+                            f"got {labels_dtype}")
+        if tuple(labels_shape) != tuple(logits_shape):
+            raise ValueError(f"labels: probability labels must have logits' shape "
+                             f"{logits_shape}, got {labels_shape}")
+        return "probs"
+    raise TypeError(f"labels: expected integer class indices or {logits_dtype} "
+                    f"probabilities, got {labels_dtype}")
+
+
+def class_weight_shape(weight_shape, logits_shape):
+    """One weight per class (column) of the logits."""
+    c = logits_shape[1]
+    if tuple(weight_shape) != (c,):
+        raise ValueError(f"class_weight: expected shape ({c},), one weight per class of "
+                         f"logits {logits_shape}, got {weight_shape}")
+
+
+def label_smoothing_arg(value):
+    """A float in [0, 1]."""
+    value = finite_real(value, "label_smoothing")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value}")
+    return value

@@ -15,8 +15,9 @@ import math
 import numpy as np
 
 from fastnn import cuda as _cuda_api
-from fastnn._checks import (FLOAT_DTYPES, finite_real, linear_dims, linear_grad_dims,
-                            matmul_dims, sampled_softmax_dims)
+from fastnn._checks import (FLOAT_DTYPES, class_weight_shape, finite_real, label_smoothing_arg,
+                            linear_dims, linear_grad_dims, matmul_dims, sampled_softmax_dims,
+                            softmax_xent_dims, softmax_xent_label_kind)
 from fastnn.tensor import Tensor
 
 _INT64 = np.dtype(np.int64)
@@ -477,42 +478,23 @@ def softmax_cross_entropy(logits, labels, class_weight, label_smoothing):
                                              label_smoothing)
     index = _device(logits=logits, labels=labels, class_weight=class_weight)
     logits = _float(logits, "logits", ndim=2)
-    n, c = logits._shape
-    if n == 0:
-        raise ValueError(f"logits: expected at least one row, got shape {logits._shape}")
-    if c == 0:
-        raise ValueError(f"logits: expected at least one class, got shape {logits._shape}")
+    n, c = softmax_xent_dims(logits._shape)
     probs = None
-    if labels._dtype.kind in "iu":
+    if softmax_xent_label_kind(labels._dtype, labels._shape, logits._dtype,
+                               logits._shape) == "index":
         if len(labels._shape) != 1 or labels._shape[0] != n:
             raise ValueError(f"labels: expected class indices of shape ({n},) to match logits' "
                              f"{n} rows, got shape {labels._shape}")
         labels = _labels_int64(labels)
-    elif labels._dtype.kind == "f" and len(labels._shape) == 1:
-        raise TypeError(f"labels: class indices must have an integer dtype, got {labels._dtype} "
-                        f"(probability labels have logits' shape {logits._shape})")
-    elif labels._dtype.kind == "f":
-        if labels._dtype != logits._dtype:
-            raise TypeError(f"labels: probability labels must have logits' dtype "
-                            f"{logits._dtype}, got {labels._dtype}")
-        if labels._shape != logits._shape:
-            raise ValueError(f"labels: probability labels must have logits' shape "
-                             f"{logits._shape}, got {labels._shape}")
-        probs, labels = _float(labels, "labels"), None
     else:
-        raise TypeError(f"labels: expected integer class indices or {logits._dtype} "
-                        f"probabilities, got {labels._dtype}")
+        probs, labels = _float(labels, "labels"), None
     if class_weight is not None:
         class_weight = _float(class_weight, "class_weight", ndim=1)
         _same_dtype(logits=logits, class_weight=class_weight)
-        if class_weight._shape != (c,):
-            raise ValueError(f"class_weight: expected shape ({c},), one weight per class of "
-                             f"logits {logits._shape}, got {class_weight._shape}")
+        class_weight_shape(class_weight._shape, logits._shape)
         if not np.all(np.isfinite(class_weight.numpy())):
             raise ValueError("class_weight: expected finite weights")
-    label_smoothing = finite_real(label_smoothing, "label_smoothing")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing}")
+    label_smoothing = label_smoothing_arg(label_smoothing)
     grad = _empty(logits._shape, logits._dtype, index)
     ws = _workspace(index)
     loss = _mod().softmax_cross_entropy(logits.data_ptr(), _ptr(labels), _ptr(probs),

@@ -9,7 +9,8 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, finite_real, same_dtype
+from fastnn._checks import (as_float_array, class_weight_shape, label_smoothing_arg, same_dtype,
+                            softmax_xent_dims, softmax_xent_label_kind)
 
 
 def _contiguous(x):
@@ -44,45 +45,24 @@ def softmax_cross_entropy(logits, labels, class_weight=None, label_smoothing=0.0
     if _gpu.has_tensor(logits, labels, class_weight):
         return _gpu.softmax_cross_entropy(logits, labels, class_weight, label_smoothing)
     logits = as_float_array(logits, "logits", ndim=2)
-    n, c = logits.shape
-    if n == 0:
-        raise ValueError(f"logits: expected at least one row, got shape {logits.shape}")
-    if c == 0:
-        raise ValueError(f"logits: expected at least one class, got shape {logits.shape}")
+    n, c = softmax_xent_dims(logits.shape)
     if not isinstance(labels, np.ndarray):
         if hasattr(labels, "__array__") or isinstance(labels, (list, tuple, numbers.Number)):
             labels = np.asarray(labels)
         else:
             raise TypeError(f"labels: expected a NumPy array, got {type(labels).__name__}")
-    if labels.dtype.kind in "iu":
+    if softmax_xent_label_kind(labels.dtype, labels.shape, logits.dtype, logits.shape) == "index":
         labels = _index_labels(labels, n, c)
-    elif labels.dtype.kind == "f" and labels.ndim == 1:
-        raise TypeError(f"labels: class indices must have an integer dtype, got {labels.dtype} "
-                        f"(probability labels have logits' shape {logits.shape})")
-    elif labels.dtype.kind == "f":
-        labels = as_float_array(labels, "labels")
-        if labels.dtype != logits.dtype:
-            raise TypeError(f"labels: probability labels must have logits' dtype {logits.dtype}, "
-                            f"got {labels.dtype}")
-        if labels.shape != logits.shape:
-            raise ValueError(f"labels: probability labels must have logits' shape "
-                             f"{logits.shape}, got {labels.shape}")
-        labels = _contiguous(labels)
     else:
-        raise TypeError(f"labels: expected integer class indices or {logits.dtype} "
-                        f"probabilities, got {labels.dtype}")
+        labels = _contiguous(as_float_array(labels, "labels"))
     if class_weight is not None:
         class_weight = as_float_array(class_weight, "class_weight", ndim=1)
         same_dtype(logits=logits, class_weight=class_weight)
-        if class_weight.shape != (c,):
-            raise ValueError(f"class_weight: expected shape ({c},), one weight per class of "
-                             f"logits {logits.shape}, got {class_weight.shape}")
+        class_weight_shape(class_weight.shape, logits.shape)
         if not np.all(np.isfinite(class_weight)):
             raise ValueError("class_weight: expected finite weights")
         class_weight = _contiguous(class_weight)
-    label_smoothing = finite_real(label_smoothing, "label_smoothing")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing}")
+    label_smoothing = label_smoothing_arg(label_smoothing)
     return _C.softmax_cross_entropy(_contiguous(logits), labels, class_weight, label_smoothing)
 
 
