@@ -306,6 +306,16 @@ def test_bad_variant_name_raises():
         cuda._gemm_host(a, a, np.empty((4, 4), np.float32), variant="v3")
 
 
+def _nan_padded(torch, x):
+    """x (rows, cols) on the GPU inside a buffer whose leading dimension is a multiple of 4 and
+    at least 4 wider, the padding NaN: a kernel that reads past the logical edge poisons its
+    result, one that writes there leaves a finite value. Returns (tensor, leading dimension)."""
+    ld = (x.shape[1] + 3) // 4 * 4 + 4
+    t = torch.full((x.shape[0], ld), float("nan"), device="cuda")
+    t[:, : x.shape[1]] = torch.from_numpy(x).cuda()
+    return t, ld
+
+
 @needs_gpu
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
@@ -318,22 +328,12 @@ def test_v2_padded_leading_dims_with_torch(M, N, K, trans_a, trans_b):
         pytest.skip("PyTorch without CUDA")
     from fastnn import _cuda
 
-    def pad4(n):
-        return (n + 3) // 4 * 4 + 4
-
     rng = np.random.default_rng(11)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     bias = rng.standard_normal(N).astype(np.float32)
     c0 = rng.standard_normal((M, N)).astype(np.float32)
-    lda, ldb, ldc = pad4(a.shape[1]), pad4(b.shape[1]), pad4(N)
-    # NaN padding: a kernel that read past the logical edge would poison the result.
-    ta = torch.full((a.shape[0], lda), float("nan"), device="cuda")
-    tb = torch.full((b.shape[0], ldb), float("nan"), device="cuda")
-    tc = torch.full((M, ldc), float("nan"), device="cuda")
-    ta[:, : a.shape[1]] = torch.from_numpy(a).cuda()
-    tb[:, : b.shape[1]] = torch.from_numpy(b).cuda()
-    tc[:, :N] = torch.from_numpy(c0).cuda()
+    (ta, lda), (tb, ldb), (tc, ldc) = (_nan_padded(torch, v) for v in (a, b, c0))
     tbias = torch.from_numpy(bias).cuda()
     _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), M, N, K, lda, ldb, ldc,
                       trans_a=trans_a, trans_b=trans_b, alpha=0.75, beta=0.5,
@@ -660,21 +660,12 @@ def test_bf16_odd_sizes_padded_leading_dims_with_torch(M, N, K, trans_a, trans_b
         pytest.skip("PyTorch without CUDA")
     from fastnn import _cuda
 
-    def pad4(n):
-        return (n + 3) // 4 * 4 + 4
-
     rng = np.random.default_rng(12)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     bias = rng.standard_normal(N).astype(np.float32)
     c0 = rng.standard_normal((M, N)).astype(np.float32)
-    lda, ldb, ldc = pad4(a.shape[1]), pad4(b.shape[1]), pad4(N)
-    ta = torch.full((a.shape[0], lda), float("nan"), device="cuda")
-    tb = torch.full((b.shape[0], ldb), float("nan"), device="cuda")
-    tc = torch.full((M, ldc), float("nan"), device="cuda")
-    ta[:, : a.shape[1]] = torch.from_numpy(a).cuda()
-    tb[:, : b.shape[1]] = torch.from_numpy(b).cuda()
-    tc[:, :N] = torch.from_numpy(c0).cuda()
+    (ta, lda), (tb, ldb), (tc, ldc) = (_nan_padded(torch, v) for v in (a, b, c0))
     tbias = torch.from_numpy(bias).cuda()
     _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), M, N, K, lda, ldb, ldc,
                       trans_a=trans_a, trans_b=trans_b, alpha=0.75, beta=0.5,
