@@ -8,6 +8,7 @@ cuda_sampled.cpp, cuda_tensor.cpp and cuda_engine.cpp (StandInNetwork: the GPU t
 the CPU one)."""
 
 import ctypes
+import threading
 
 import numpy as np
 
@@ -375,6 +376,7 @@ class StandInNetwork:
         self.precision, self.fused_mlp, self.graphs = precision, fused_mlp, graphs
         self.graph_replays = 0
         self.calls = []
+        self._mutex = threading.RLock()
 
     input_dim = property(lambda self: self.net.input_dim)
     output_dim = property(lambda self: self.net.output_dim)
@@ -397,6 +399,10 @@ class StandInNetwork:
 
     def param_names(self):
         return self.net.param_names()
+
+    def locked(self, exclusive):
+        # The GPU engine's recursive mutex, taken whole by readers too.
+        return self._mutex
 
     def _views(self, kind):
         return {"params": self.net.params, "grads": self.net.grads,

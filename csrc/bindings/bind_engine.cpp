@@ -1,7 +1,8 @@
 // The training engine's binding: a Network object per model. Arguments arrive converted by
 // fastnn/model.py (float arrays of the network's dtype, C-contiguous, int64 labels); the checks
 // here keep any call from reading or writing out of bounds. Training, evaluation and prediction
-// run with the GIL released.
+// run with the GIL released; the engine locks the model itself (network.h), and Python holds
+// locked() around its own reads and writes of the parameter views (engine_calls.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -10,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "bindings/engine_calls.h"
 #include "bindings/engine_specs.h"
 #include "core/error.h"
 #include "engine/network.h"
@@ -127,7 +129,15 @@ void bind_network(py::module_& m, const char* name) {
              for (auto* b : n.buffers()) out.append(view<T>(self, *b, {py::ssize_t(b->size())}));
              return out;
            })
-      .def("begin_epoch", &Net::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"))
+      .def("begin_epoch", &Net::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"),
+           py::call_guard<py::gil_scoped_release>())
+      .def("locked",
+           [](py::object self, bool exclusive) {
+             return new PyLockGuard<RwLock>(self, py::cast<Net&>(self).lock(), exclusive);
+           },
+           py::arg("exclusive"),
+           "a context manager holding the model's lock: shared to read the views of params(), "
+           "buffers(), optimizer_state(), exclusive to write them")
       .def("train_batches",
            [](Net& n, const CArray<T>& X, const py::object& labels, const py::object& targets,
               int64_t batch_size, int64_t first, int64_t last,
@@ -149,11 +159,8 @@ void bind_network(py::module_& m, const char* name) {
               int64_t batch_size, const py::object& sample_weight) {
              py::list keep;
              Data<T> d = data_arg(n, X, labels, targets, sample_weight, keep);
-             BatchStats s;
-             {
-               py::gil_scoped_release release;
-               s = n.evaluate(d, batch_size);
-             }
+             const BatchStats s = run_interruptible(
+                 [&](const StopCheck& stop) { return n.evaluate(d, batch_size, stop); });
              return stats_dict(s, false);
            },
            py::arg("X"), py::arg("labels"), py::arg("targets"),
@@ -166,22 +173,29 @@ void bind_network(py::module_& m, const char* name) {
              const T* xp = X.data();
              T* op = out.mutable_data();
              const int64_t rows = X.shape(0);
-             bool finite = true;
-             {
-               py::gil_scoped_release release;
-               finite = all_finite(xp, rows * n.input_dim());
-               if (finite) n.predict(xp, rows, batch_size, op);
-             }
+             const bool finite = run_interruptible([&](const StopCheck& stop) {
+               if (!all_finite(xp, rows * n.input_dim())) return false;
+               n.predict(xp, rows, batch_size, op, stop);
+               return true;
+             });
              if (!finite) throw ValueError("X: contains NaN or infinity");
              return out;
            },
            py::arg("X"), py::arg("batch_size"))
-      .def("take_diagnostics", [](Net& n) { return diagnostics_list(n.take_diagnostics()); });
+      .def("take_diagnostics", [](Net& n) {
+        std::vector<typename Net::LayerDiagnostics> d;
+        {
+          py::gil_scoped_release release;
+          d = n.take_diagnostics();
+        }
+        return diagnostics_list(d);
+      });
 }
 
 }  // namespace
 
 void bind_engine(py::module_& m) {
+  PyLockGuard<RwLock>::bind(m, "_EngineLock");
   bind_network<float>(m, "Network32");
   bind_network<double>(m, "Network64");
 }

@@ -2,14 +2,17 @@
 // fastnn/_model_device.py. Data arrive as device addresses (ints, 0 = absent) of contiguous
 // arrays that the Python layer owns and keeps alive for the call (fastnn.Tensor storages);
 // parameters, gradients, optimizer state and buffers are read and written as host NumPy copies.
-// The work runs with the GIL released.
+// The work runs with the GIL released, one call at a time per network (its mutex, taken with the
+// GIL released: engine_calls.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
+#include "bindings/engine_calls.h"
 #include "bindings/engine_specs.h"
 #include "core/error.h"
 #include "engine/network_cuda.h"
@@ -56,10 +59,17 @@ std::vector<Slot> slots(CudaNetwork& n, const std::string& kind) {
   return out;
 }
 
+// The network's mutex for the rest of a call, waited for with the GIL released.
+std::unique_lock<std::recursive_mutex> hold(CudaNetwork& n) {
+  py::gil_scoped_release release;
+  return std::unique_lock<std::recursive_mutex>(n.mutex());
+}
+
 }  // namespace
 
 void bind_cuda_engine(py::module_& m) {
   using Net = CudaNetwork;
+  PyLockGuard<std::recursive_mutex>::bind(m, "_NetworkLock");
   py::class_<Net> c(m, "CudaNetwork");
   def_engine_properties<Net>(c);
   c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
@@ -82,6 +92,7 @@ void bind_cuda_engine(py::module_& m) {
       .def("param_names", [](Net& n) { return names_list(n.param_info()); })
       .def("read",
            [](Net& n, const std::string& kind) {
+             auto held = hold(n);
              py::list out;
              for (const Slot& s : slots(n, kind)) {
                py::array_t<float> a = s.rows == 1 ? py::array_t<float>({s.cols})
@@ -98,6 +109,7 @@ void bind_cuda_engine(py::module_& m) {
            py::arg("kind"), "host copies of 'params', 'grads', 'state' or 'buffers'")
       .def("write",
            [](Net& n, const std::string& kind, const py::list& arrays) {
+             auto held = hold(n);
              const std::vector<Slot> ss = slots(n, kind);
              if (py::len(arrays) != ss.size())
                throw ValueError(kind + ": expected " + std::to_string(ss.size()) + " arrays");
@@ -120,15 +132,28 @@ void bind_cuda_engine(py::module_& m) {
              const void* p = src.data();
              const size_t bytes = size_t(src.nbytes());
              py::gil_scoped_release release;
+             std::lock_guard<std::recursive_mutex> held(n.mutex());
              n.upload_staged(reinterpret_cast<void*>(dst), p, bytes);
            },
            py::arg("dst"), py::arg("src"),
            "copies a C-contiguous NumPy array to device address dst (pinned staging)")
-      .def("begin_epoch", &Net::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"),
+      .def("begin_epoch",
+           [](Net& n, int64_t count, int64_t epoch, bool shuffle) {
+             std::lock_guard<std::recursive_mutex> held(n.mutex());
+             n.begin_epoch(count, epoch, shuffle);
+           },
+           py::arg("n"), py::arg("epoch"), py::arg("shuffle"),
            py::call_guard<py::gil_scoped_release>())
+      .def("locked",
+           [](py::object self, bool exclusive) {
+             return new PyLockGuard<std::recursive_mutex>(self, py::cast<Net&>(self).mutex(),
+                                                          exclusive);
+           },
+           py::arg("exclusive"), "a context manager holding the network's mutex")
       .def("check_labels",
            [](Net& n, uintptr_t labels, int64_t count) {
              py::gil_scoped_release release;
+             std::lock_guard<std::recursive_mutex> held(n.mutex());
              n.check_labels(reinterpret_cast<const int64_t*>(labels), count);
            },
            py::arg("labels"), py::arg("n"))
@@ -140,6 +165,7 @@ void bind_cuda_engine(py::module_& m) {
              BatchStats s;
              {
                py::gil_scoped_release release;
+               std::lock_guard<std::recursive_mutex> held(n.mutex());
                s = n.train_batches(d, batch_size, first, last, accumulate_steps, clipnorm);
              }
              return stats_dict(s, n.nonfinite());
@@ -154,6 +180,7 @@ void bind_cuda_engine(py::module_& m) {
              BatchStats s;
              {
                py::gil_scoped_release release;
+               std::lock_guard<std::recursive_mutex> held(n.mutex());
                s = n.evaluate(d, batch_size);
              }
              return stats_dict(s, false);
@@ -164,9 +191,13 @@ void bind_cuda_engine(py::module_& m) {
            [](Net& n, uintptr_t X, int64_t count, int64_t batch_size, uintptr_t out) {
              FASTNN_CHECK(count >= 0, "n: expected n >= 0");
              py::gil_scoped_release release;
+             std::lock_guard<std::recursive_mutex> held(n.mutex());
              n.predict(reinterpret_cast<const float*>(X), count, batch_size,
                        reinterpret_cast<float*>(out));
            },
            py::arg("X"), py::arg("n"), py::arg("batch_size"), py::arg("out"))
-      .def("take_diagnostics", [](Net& n) { return diagnostics_list(n.take_diagnostics()); });
+      .def("take_diagnostics", [](Net& n) {
+        auto held = hold(n);
+        return diagnostics_list(n.take_diagnostics());
+      });
 }

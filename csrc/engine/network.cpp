@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <numeric>
+#include <shared_mutex>
 
 #include "core/error.h"
 #include "cpu/activations.h"
@@ -42,12 +44,49 @@ double sum_sq(const T* v, int64_t n) {
 template <class T>
 struct Network<T>::Impl {
   struct LayerState : LayerPlan {
-    std::vector<T> y, z;             // outputs (rows x width)
-    std::vector<uint8_t> mask;       // Dropout
-    std::vector<T> mean, invstd;     // BatchNorm batch statistics
+    std::vector<T> mean, invstd;     // BatchNorm batch statistics (training)
     std::vector<T> running_mean, running_var;
     std::vector<T> acc_gamma, acc_beta;  // BatchNorm gradients before accumulation
-    const T* out = nullptr;          // this layer's output in the current pass
+  };
+
+  // The buffers of one pass through the network, per layer: its output y and z (rows x
+  // width), Dropout's mask, and where its output is in the current pass. Training owns one,
+  // with the gradients and the gathered batch; each inference call checks one out of `pool`
+  // for its duration, so calls in several threads never write to the same memory.
+  struct Workspace {
+    bool training = false;
+    int64_t rows = 0;  // the buffers hold this many rows
+    std::vector<std::vector<T>> y, z;
+    std::vector<std::vector<uint8_t>> mask;
+    std::vector<const T*> out;
+    std::vector<T> d0, d1;  // gradients flowing back; inference: the loss kernels' gradient
+    std::vector<T> xbatch, tbatch, wbatch;  // training: the gathered batch
+    std::vector<int64_t> lbatch;
+  };
+
+  // An inference workspace from the pool for the length of one call.
+  class Lease {
+   public:
+    explicit Lease(Impl& m) : m_(m) {
+      std::lock_guard<std::mutex> g(m_.pool_mutex);
+      if (m_.pool.empty()) {
+        w_.reset(new Workspace);
+      } else {
+        w_ = std::move(m_.pool.back());
+        m_.pool.pop_back();
+      }
+    }
+    ~Lease() {
+      std::lock_guard<std::mutex> g(m_.pool_mutex);
+      m_.pool.push_back(std::move(w_));
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Workspace& operator*() { return *w_; }
+
+   private:
+    Impl& m_;
+    std::unique_ptr<Workspace> w_;
   };
 
   Network<T>* net;
@@ -56,11 +95,10 @@ struct Network<T>::Impl {
   SampledSpec sampled;
   std::vector<T> dw_cols, db_cols;  // sampled softmax: gradients of the touched columns
   std::vector<LayerState> layers;
-  int64_t rows = 0;                 // buffers hold this many rows
   int64_t max_width = 0;
-  std::vector<T> xbatch, tbatch, d0, d1;
-  std::vector<int64_t> lbatch;
-  std::vector<T> wbatch;  // per-sample weights of the batch
+  Workspace train;  // train_batches' buffers (under the exclusive lock)
+  std::mutex pool_mutex;
+  std::vector<std::unique_ptr<Workspace>> pool;  // idle inference workspaces
   std::vector<int64_t> order;
   int64_t epoch_n = 0;
   // Dropout masks are keyed by (seed, optimizer step, batch within the accumulation group,
@@ -76,57 +114,75 @@ struct Network<T>::Impl {
 
   int64_t width(size_t i) const { return net->widths_[i]; }
 
-  void ensure_rows(int64_t r) {
-    if (r <= rows) return;
-    rows = r;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      LayerState& L = layers[i];
-      const size_t n = size_t(r * width(i + 1));
-      if (L.has_output()) L.y.resize(n);
-      if (L.keep_z) L.z.resize(n);
-      if (L.spec.kind == LayerKind::Dropout) L.mask.resize(n);
+  // Grows w to r rows. Inference needs neither z, the dropout masks nor the batch buffers, and
+  // of the gradients only the loss kernels' output.
+  void ensure_rows(Workspace& w, int64_t r) const {
+    if (w.y.empty()) {
+      w.y.resize(layers.size());
+      w.z.resize(layers.size());
+      w.mask.resize(layers.size());
+      w.out.assign(layers.size(), nullptr);
     }
-    xbatch.resize(size_t(r * width(0)));
-    tbatch.resize(size_t(r * width(layers.size())));
-    lbatch.resize(size_t(r));
-    wbatch.resize(size_t(r));
-    d0.resize(size_t(r * max_width));
-    d1.resize(size_t(r * max_width));
+    if (r <= w.rows) return;
+    w.rows = r;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerState& L = layers[i];
+      const size_t n = size_t(r * width(i + 1));
+      const bool dropout = L.spec.kind == LayerKind::Dropout;
+      if (L.has_output() && (w.training || !dropout)) w.y[i].resize(n);
+      if (!w.training) continue;
+      if (L.keep_z) w.z[i].resize(n);
+      if (dropout) w.mask[i].resize(n);
+    }
+    if (!w.training) {
+      w.d0.resize(size_t(r * width(layers.size())));
+      return;
+    }
+    w.xbatch.resize(size_t(r * width(0)));
+    w.tbatch.resize(size_t(r * width(layers.size())));
+    w.lbatch.resize(size_t(r));
+    w.wbatch.resize(size_t(r));
+    w.d0.resize(size_t(r * max_width));
+    w.d1.resize(size_t(r * max_width));
   }
 
   uint64_t dropout_seed(size_t layer) const {
     return engine::dropout_seed(seed, net->step_, micro, layer);
   }
 
-  // Runs layers [0, stop) on x (rows N; stop defaults to all); each layer's output pointer is
-  // left in layers[i].out.
-  const T* forward(const T* x, int64_t N, bool training, size_t stop = size_t(-1)) {
+  // Runs layers [0, stop) on x (rows N; stop defaults to all) with w's buffers, in training
+  // mode when w is the training workspace; each layer's output pointer is left in w.out[i].
+  // Inference reads the parameters and running statistics only.
+  const T* forward(Workspace& w, const T* x, int64_t N, size_t stop = size_t(-1)) {
+    const bool training = w.training;
     for (size_t i = 0; i < layers.size() && i < stop; ++i) {
       LayerState& L = layers[i];
       const int64_t in = width(i), out = width(i + 1);
+      T* y = w.y[i].data();
+      const T*& y_out = w.out[i];
       switch (L.spec.kind) {
         case LayerKind::Dense: {
+          T* z = training && L.keep_z ? w.z[i].data() : nullptr;
           cpu::gemm(dense_forward_args<T>(L.spec, N, in, out, x, net->params_[L.w].value.data(),
                                           L.b >= 0 ? net->params_[L.b].value.data() : nullptr,
-                                          L.y.data(), L.keep_z ? L.z.data() : nullptr));
-          L.out = L.y.data();
+                                          y, z));
+          y_out = y;
           break;
         }
         case LayerKind::Activation:
           if (L.spec.act == Act::None) {
-            L.out = x;
+            y_out = x;
           } else {
-            cpu::act_forward(L.spec.act, T(L.spec.act_param), x, L.y.data(), N * out);
-            L.out = L.y.data();
+            cpu::act_forward(L.spec.act, T(L.spec.act_param), x, y, N * out);
+            y_out = y;
           }
           break;
         case LayerKind::Dropout:
           if (training && L.spec.rate > 0) {
-            cpu::dropout_forward(x, L.y.data(), L.mask.data(), N * out, L.spec.rate,
-                                 dropout_seed(i));
-            L.out = L.y.data();
+            cpu::dropout_forward(x, y, w.mask[i].data(), N * out, L.spec.rate, dropout_seed(i));
+            y_out = y;
           } else {
-            L.out = x;
+            y_out = x;
           }
           break;
         case LayerKind::BatchNorm: {
@@ -134,18 +190,17 @@ struct Network<T>::Impl {
           const cpu::BatchNormArgs<T> a = batch_norm_args<T>(
               L.spec, x, N, out, net->params_[L.gamma].value.data(),
               net->params_[L.beta].value.data(), L.running_mean.data(), L.running_var.data(),
-              L.y.data(), training ? L.mean.data() : nullptr,
-              training ? L.invstd.data() : nullptr);
+              y, training ? L.mean.data() : nullptr, training ? L.invstd.data() : nullptr);
           if (training) {
             cpu::batch_norm_forward_train(a);
           } else {
             cpu::batch_norm_forward_infer(a);
           }
-          L.out = L.y.data();
+          y_out = y;
           break;
         }
       }
-      x = L.out;
+      x = y_out;
     }
     return x;
   }
@@ -154,17 +209,19 @@ struct Network<T>::Impl {
   // added (accumulate = true) into the parameters' grad buffers.
   // `top`: the number of layers to go back through, from layer top - 1 down (default: all).
   void backward(const T* x0, int64_t N, bool accumulate, size_t top = size_t(-1)) {
-    T* dcur = d0.data();
-    T* dnext = d1.data();
+    Workspace& w = train;
+    T* dcur = w.d0.data();
+    T* dnext = w.d1.data();
     for (size_t ii = std::min(top, layers.size()); ii-- > 0;) {
       LayerState& L = layers[ii];
       const int64_t in = width(ii), out = width(ii + 1);
-      const T* x_in = ii == 0 ? x0 : layers[ii - 1].out;
+      const T* x_in = ii == 0 ? x0 : w.out[ii - 1];
+      const T* y = w.y[ii].data();
       const bool need_dx = ii > 0;
       switch (L.spec.kind) {
         case LayerKind::Dense: {
           cpu::dense_backward(dense_backward_args<T>(
-              L, N, in, out, x_in, net->params_[L.w].value.data(), dcur, L.y.data(), L.z.data(),
+              L, N, in, out, x_in, net->params_[L.w].value.data(), dcur, y, w.z[ii].data(),
               net->params_[L.w].grad.data(), L.b >= 0 ? net->params_[L.b].grad.data() : nullptr,
               need_dx ? dnext : nullptr, accumulate));
           break;
@@ -172,14 +229,14 @@ struct Network<T>::Impl {
         case LayerKind::Activation:
           if (L.spec.act == Act::None || !need_dx) continue;
           if (cpu::act_grad_from_output_ok(L.spec.act, L.spec.act_param))
-            cpu::act_backward_from_output(L.spec.act, T(L.spec.act_param), dcur, L.y.data(),
-                                          dnext, N * out);
+            cpu::act_backward_from_output(L.spec.act, T(L.spec.act_param), dcur, y, dnext,
+                                          N * out);
           else
             cpu::act_backward(L.spec.act, T(L.spec.act_param), dcur, x_in, dnext, N * out);
           break;
         case LayerKind::Dropout:
           if (L.spec.rate <= 0 || !need_dx) continue;
-          cpu::dropout_backward(dcur, L.mask.data(), dnext, N * out, L.spec.rate);
+          cpu::dropout_backward(dcur, w.mask[ii].data(), dnext, N * out, L.spec.rate);
           break;
         case LayerKind::BatchNorm: {
           Param<T>& g = net->params_[L.gamma];
@@ -202,13 +259,12 @@ struct Network<T>::Impl {
     }
   }
 
-  // Mean loss of the batch (N rows of outputs at `out`), its gradient into d0 (when grad),
+  // Mean loss of the batch (N rows of outputs at `out`), its gradient into g (N x outputs),
   // and the accuracy counts.
   double batch_loss(const T* out, int64_t N, const int64_t* labels, const T* targets,
-                    BatchStats& s) {
+                    BatchStats& s, T* g) const {
     const int64_t C = width(layers.size());
     double loss = 0;
-    T* g = d0.data();
     switch (loss_kind()) {
       case LossKind::SampledSoftmax:  // evaluated with the full softmax
       case LossKind::SoftmaxCrossEntropy: {
@@ -263,10 +319,10 @@ struct Network<T>::Impl {
     return l;
   }
 
-  // Sample weights on a batch whose mean loss and gradient (d0) the kernel gave: the loss
-  // becomes sum_i w_i l_i / N and gradient row i is scaled by w_i.
+  // Sample weights on a batch whose mean loss and gradient (grad, when not null) the kernel
+  // gave: the loss becomes sum_i w_i l_i / N and gradient row i is scaled by w_i.
   double apply_sample_weights(const T* out, int64_t N, const int64_t* labels, const T* targets,
-                              const T* w, bool grad) {
+                              const T* w, T* grad) const {
     const int64_t C = width(layers.size());
     double total = 0;
     for (int64_t i = 0; i < N; ++i) {
@@ -274,7 +330,7 @@ struct Network<T>::Impl {
         total += double(w[i]) * row_loss(out + i * C, C, labels ? labels[i] : 0,
                                          targets ? targets + i * C : nullptr);
       if (grad) {
-        T* g = d0.data() + i * C;
+        T* g = grad + i * C;
         for (int64_t c = 0; c < C; ++c) g[c] *= w[i];
       }
     }
@@ -289,7 +345,7 @@ struct Network<T>::Impl {
                       bool accumulate) {
     const size_t last = layers.size() - 1;
     LayerState& L = layers[last];
-    const T* h = forward(x0, N, true, last);
+    const T* h = forward(train, x0, N, last);
     const int64_t D = width(last), C = width(last + 1);
     Param<T>& w = net->params_[L.w];
     cpu::SampledSoftmaxArgs<T> a;
@@ -311,8 +367,8 @@ struct Network<T>::Impl {
     const int64_t k = int64_t(plan.cols.size());
     dw_cols.resize(size_t(D * k));
     db_cols.resize(size_t(k));
-    const double loss = cpu::sampled_softmax_cross_entropy(a, plan, d0.data(), dw_cols.data(),
-                                                           a.b ? db_cols.data() : nullptr);
+    const double loss = cpu::sampled_softmax_cross_entropy(
+        a, plan, train.d0.data(), dw_cols.data(), a.b ? db_cols.data() : nullptr);
     if (!accumulate) std::fill(w.grad.begin(), w.grad.end(), T(0));
     for (int64_t r = 0; r < D; ++r)
       for (int64_t j = 0; j < k; ++j) w.grad[size_t(r * C + plan.cols[j])] += dw_cols[size_t(r * k + j)];
@@ -395,7 +451,7 @@ struct Network<T>::Impl {
       const int64_t out = width(i + 1);
       std::vector<uint8_t> alive(size_t(out), 0);
       for (int64_t r = 0; r < N; ++r) {
-        const T* y = L.y.data() + r * out;
+        const T* y = train.y[i].data() + r * out;
         for (int64_t j = 0; j < out; ++j) alive[j] |= y[j] > T(0);
       }
       int64_t dead = 0;
@@ -415,6 +471,7 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
   m.loss = loss;
   m.seed = seed;
   m.sampled = sampled;
+  m.train.training = true;
   if (loss == LossKind::SampledSoftmax) {
     const LayerSpec& last = layers.back();
     FASTNN_CHECK(last.kind == LayerKind::Dense && last.act == Act::None,
@@ -484,6 +541,7 @@ std::vector<std::vector<T>*> Network<T>::buffers() {
 
 template <class T>
 void Network<T>::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
+  std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
   m.order.resize(size_t(n));
   m.epoch_n = n;
@@ -493,13 +551,15 @@ void Network<T>::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
 template <class T>
 BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64_t first,
                                      int64_t last, int64_t accumulate_steps, double clipnorm) {
+  std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
+  typename Impl::Workspace& w = m.train;
   check_batch_args(d.n, m.epoch_n, batch_size, accumulate_steps);
   const int64_t in = input_dim_, C = output_dim();
   const int64_t nbatches = slice_batches(d.n, batch_size, first, last, accumulate_steps);
   FASTNN_CHECK(!(d.sample_weight && m.loss == LossKind::SampledSoftmax),
                "sample_weight: not available with the sampled softmax");
-  m.ensure_rows(std::min(batch_size, d.n));
+  m.ensure_rows(w, std::min(batch_size, d.n));
   nonfinite_ = false;
   BatchStats s;
   int64_t micro = 0;  // batches summed into the gradients since the last update
@@ -515,23 +575,23 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
       continue;
     }
     for (int64_t r = 0; r < N; ++r) {
-      std::memcpy(m.xbatch.data() + r * in, d.X + idx[r] * in, size_t(in) * sizeof(T));
-      if (d.labels) m.lbatch[size_t(r)] = d.labels[idx[r]];
+      std::memcpy(w.xbatch.data() + r * in, d.X + idx[r] * in, size_t(in) * sizeof(T));
+      if (d.labels) w.lbatch[size_t(r)] = d.labels[idx[r]];
       if (d.targets)
-        std::memcpy(m.tbatch.data() + r * C, d.targets + idx[r] * C, size_t(C) * sizeof(T));
-      if (d.sample_weight) m.wbatch[size_t(r)] = d.sample_weight[idx[r]];
+        std::memcpy(w.tbatch.data() + r * C, d.targets + idx[r] * C, size_t(C) * sizeof(T));
+      if (d.sample_weight) w.wbatch[size_t(r)] = d.sample_weight[idx[r]];
     }
     m.micro = micro;
     double loss;
     if (m.loss == LossKind::SampledSoftmax) {
-      loss = m.sampled_step(m.xbatch.data(), N, m.lbatch.data(), micro, micro > 0);
+      loss = m.sampled_step(w.xbatch.data(), N, w.lbatch.data(), micro, micro > 0);
     } else {
-      const T* out = m.forward(m.xbatch.data(), N, true);
-      loss = m.batch_loss(out, N, m.lbatch.data(), m.tbatch.data(), s);
+      const T* out = m.forward(w, w.xbatch.data(), N);
+      loss = m.batch_loss(out, N, w.lbatch.data(), w.tbatch.data(), s, w.d0.data());
       if (d.sample_weight)
-        loss = m.apply_sample_weights(out, N, d.labels ? m.lbatch.data() : nullptr,
-                                      d.targets ? m.tbatch.data() : nullptr, m.wbatch.data(),
-                                      true);
+        loss = m.apply_sample_weights(out, N, d.labels ? w.lbatch.data() : nullptr,
+                                      d.targets ? w.tbatch.data() : nullptr, w.wbatch.data(),
+                                      w.d0.data());
     }
     loss += m.penalty();
     if (!std::isfinite(loss)) {
@@ -541,7 +601,7 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
       ++s.batches;
       return s;
     }
-    if (m.loss != LossKind::SampledSoftmax) m.backward(m.xbatch.data(), N, micro > 0);
+    if (m.loss != LossKind::SampledSoftmax) m.backward(w.xbatch.data(), N, micro > 0);
     ++micro;
     s.loss_sum += loss * double(N);
     s.rows += N;
@@ -559,20 +619,24 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
 }
 
 template <class T>
-BatchStats Network<T>::evaluate(const Data<T>& d, int64_t batch_size) {
-  Impl& m = *impl_;
+BatchStats Network<T>::evaluate(const Data<T>& d, int64_t batch_size, const StopCheck& stop) {
   FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
+  std::shared_lock<RwLock> shared(lock_);
+  Impl& m = *impl_;
+  typename Impl::Lease lease(m);
+  typename Impl::Workspace& w = *lease;
   const int64_t in = input_dim_, C = output_dim();
-  m.ensure_rows(std::min(batch_size, std::max<int64_t>(d.n, 1)));
+  m.ensure_rows(w, std::min(batch_size, std::max<int64_t>(d.n, 1)));
   BatchStats s;
   for (int64_t r0 = 0; r0 < d.n; r0 += batch_size) {
+    if (stop && stop()) throw Interrupted();
     const int64_t N = std::min(batch_size, d.n - r0);
-    const T* out = m.forward(d.X + r0 * in, N, false);
+    const T* out = m.forward(w, d.X + r0 * in, N);
     const int64_t* labels = d.labels ? d.labels + r0 : nullptr;
     const T* targets = d.targets ? d.targets + r0 * C : nullptr;
-    double loss = m.batch_loss(out, N, labels, targets, s);
+    double loss = m.batch_loss(out, N, labels, targets, s, w.d0.data());
     if (d.sample_weight)
-      loss = m.apply_sample_weights(out, N, labels, targets, d.sample_weight + r0, false);
+      loss = m.apply_sample_weights(out, N, labels, targets, d.sample_weight + r0, nullptr);
     s.loss_sum += loss * double(N);
     s.rows += N;
     ++s.batches;
@@ -582,14 +646,19 @@ BatchStats Network<T>::evaluate(const Data<T>& d, int64_t batch_size) {
 }
 
 template <class T>
-void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out) {
-  Impl& m = *impl_;
+void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
+                         const StopCheck& stop) {
   FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
+  std::shared_lock<RwLock> shared(lock_);
+  Impl& m = *impl_;
+  typename Impl::Lease lease(m);
+  typename Impl::Workspace& w = *lease;
   const int64_t in = input_dim_, C = output_dim();
-  m.ensure_rows(std::min(batch_size, std::max<int64_t>(n, 1)));
+  m.ensure_rows(w, std::min(batch_size, std::max<int64_t>(n, 1)));
   for (int64_t r0 = 0; r0 < n; r0 += batch_size) {
+    if (stop && stop()) throw Interrupted();
     const int64_t N = std::min(batch_size, n - r0);
-    const T* y = m.forward(X + r0 * in, N, false);
+    const T* y = m.forward(w, X + r0 * in, N);
     T* dst = out + r0 * C;
     switch (m.loss) {
       case LossKind::SoftmaxCrossEntropy:
@@ -602,6 +671,7 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out) {
 
 template <class T>
 std::vector<typename Network<T>::LayerDiagnostics> Network<T>::take_diagnostics() {
+  std::unique_lock<RwLock> exclusive(lock_);
   return take_all(impl_->diag);
 }
 

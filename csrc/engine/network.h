@@ -5,12 +5,21 @@
 // parameters, then calls train_batches a few times per epoch (for the progress bar and Ctrl-C).
 //
 // Float32 is the working type; float64 exists for the whole-step oracle tests.
+//
+// Threads: one Network may be used from any number of threads. evaluate and predict are
+// re-entrant: each call checks a workspace (its activations) out of a pool and reads the
+// parameters and running statistics under the shared side of lock(); train_batches,
+// begin_epoch and take_diagnostics take lock() exclusively. Code that reads or writes
+// params() / buffers() / the optimizer state directly (the Python views) holds lock() itself.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/rw_lock.h"
 #include "cpu/activation.h"
 
 namespace fastnn {
@@ -90,6 +99,11 @@ struct Data {
   const T* sample_weight = nullptr;
 };
 
+// Asked between batches by the long inference calls (evaluate, predict): returning true stops
+// the call, which then throws Interrupted (the Python binding checks for Ctrl-C here).
+using StopCheck = std::function<bool()>;
+struct Interrupted {};
+
 template <class T>
 class Network {
  public:
@@ -103,8 +117,10 @@ class Network {
   // BatchNorm running statistics, in layer order: (mean, var) per BatchNorm layer.
   std::vector<std::vector<T>*> buffers();
   OptimSpec& optim() { return optim_; }
-  int64_t step() const { return step_; }
-  void set_step(int64_t s) { step_ = s; }
+  int64_t step() const { return step_.load(std::memory_order_relaxed); }
+  void set_step(int64_t s) { step_.store(s, std::memory_order_relaxed); }
+  // Shared for reading the parameters and buffers, exclusive for changing them (see the top).
+  RwLock& lock() const { return lock_; }
 
   // Starts an epoch: draws the sample order (shuffled with the seed and epoch number, or in
   // order) for n samples.
@@ -119,10 +135,10 @@ class Network {
 
   // Loss and accuracy over all n samples with inference behaviour (no dropout, running
   // batch-norm statistics), batch_size rows at a time.
-  BatchStats evaluate(const Data<T>& d, int64_t batch_size);
+  BatchStats evaluate(const Data<T>& d, int64_t batch_size, const StopCheck& stop = {});
 
   // Outputs after the loss's link (probabilities for the cross-entropies), (n, outputs).
-  void predict(const T* X, int64_t n, int64_t batch_size, T* out);
+  void predict(const T* X, int64_t n, int64_t batch_size, T* out, const StopCheck& stop = {});
 
   // Whether the last batch produced a non-finite loss or gradient.
   bool nonfinite() const { return nonfinite_; }
@@ -143,8 +159,9 @@ class Network {
   std::vector<int64_t> widths_;  // widths_[0] = input_dim, widths_[i + 1] = layer i's output
   std::vector<Param<T>> params_;
   OptimSpec optim_;
-  int64_t step_ = 0;
+  std::atomic<int64_t> step_{0};  // read without the lock (the binding's step property)
   bool nonfinite_ = false;
+  mutable RwLock lock_;
   friend struct Impl;
 };
 

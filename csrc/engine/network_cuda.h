@@ -28,6 +28,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,6 +59,12 @@ class CudaNetwork {
   ~CudaNetwork();
   CudaNetwork(const CudaNetwork&) = delete;
   CudaNetwork& operator=(const CudaNetwork&) = delete;
+
+  // One call at a time: every call uses the network's activation buffers, counters and stream.
+  // The binding holds this around each call and its host copies; Python holds it around
+  // set_weights' read-change-write. Recursive, so that a thread holding it from Python can
+  // still make calls.
+  std::recursive_mutex& mutex() const { return mutex_; }
 
   int64_t input_dim() const;
   int64_t output_dim() const;
@@ -105,6 +112,7 @@ class CudaNetwork {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  mutable std::recursive_mutex mutex_;
 };
 
 }  // namespace engine

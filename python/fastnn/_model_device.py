@@ -142,6 +142,12 @@ class DeviceNet:
     def param_names(self):
         return self.raw.param_names()
 
+    def locked(self, exclusive):
+        """A context manager holding the network's mutex (the GPU engine runs one call at a
+        time; readers take it whole too): set_weights holds it from reading the host copies to
+        pushing them back, so that no call sees half of the change."""
+        return self.raw.locked(bool(exclusive))
+
     def _read(self, kind):
         arrays = list(self.raw.read(kind))
         self._copies[kind] = arrays

@@ -2,10 +2,20 @@
 
 Python validates and converts the data once per call, builds the engine's plan once per
 compile, and then only calls into the engine between epochs (or every few batches, for the
-progress bar and Ctrl-C): no Python runs per batch."""
+progress bar and Ctrl-C): no Python runs per batch.
+
+Threads (README "Threads"): inference (predict, predict_classes, evaluate, get_weights) may run
+in any number of threads at once; the engine gives each call its own buffers and reads the
+weights under the shared side of the model's lock. fit takes the lock exclusively for one slice
+of batches at a time, so inference in other threads waits at most a slice and sees the weights
+as they are between two slices. Changing the model (set_weights, compile, another fit) from
+another thread while fit runs raises RuntimeError. Replacing the engine (compile, the lazily
+built inference engine) happens under _STATE_LOCK: the new engine is complete, weights included,
+before other threads can see it."""
 
 import math
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -54,6 +64,12 @@ def _engine_optimizer(opt):
     return d
 
 
+# Serialises the changes of a model's Python-side state (self._net, self._weights, the thread
+# in fit) across threads. Taken for short moments only, and always before a model's engine lock,
+# never while holding it.
+_STATE_LOCK = threading.RLock()
+
+
 def _sub_seed(seed, index):
     """A seed of its own for each weight tensor, derived from the model's seed."""
     return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint32).view(np.uint64)[0])
@@ -73,7 +89,18 @@ class Sequential:
     forward and backward passes; weights, optimizer state and activations stay float32 in this
     version. ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
     debugging). The sampled softmax trains on the CPU only for now.
+
+    Threads: a model may be used from any number of threads. ``predict``, ``predict_classes``,
+    ``evaluate`` and ``get_weights`` run concurrently and give exactly the results they give one
+    after another. ``fit`` takes the model one slice of batches at a time (about 1/8 of an epoch,
+    1/50 with ``verbose=1``): inference in another thread waits for the current slice and sees
+    the weights between two slices. ``set_weights``, ``compile`` or ``fit`` called from another
+    thread while ``fit`` runs raise RuntimeError; while other threads predict they wait for the
+    calls in progress, and each prediction uses the weights from before or after the change.
     """
+
+    # The id of the thread running fit on this model, None when none is.
+    _fit_thread = None
 
     def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
                  fused_mlp=True, graphs=True):
@@ -140,9 +167,11 @@ class Sequential:
                         np.zeros(fout, np.float32), np.ones(fout, np.float32)]
         return out
 
-    def _engine_arrays(self):
-        """The engine's arrays in get_weights order (views, not copies)."""
-        params, buffers = self._net.params(), self._net.buffers()
+    def _engine_arrays(self, net=None):
+        """The engine's arrays in get_weights order (views, not copies); hold the engine's
+        lock (net.locked) while reading or writing them."""
+        net = self._net if net is None else net
+        params, buffers = net.params(), net.buffers()
         out, p, b = [], 0, 0
         for layer in self.layers:
             if isinstance(layer, layers_mod.Dense):
@@ -157,12 +186,36 @@ class Sequential:
 
     def get_weights(self):
         """Copies of the weights: ``[W1, b1, W2, b2, ...]`` in layer order; a BatchNorm adds
-        gamma, beta, running mean and running variance."""
-        arrays = self._engine_arrays() if self._net is not None else self._weights
-        return [np.array(a, copy=True) for a in arrays]
+        gamma, beta, running mean and running variance. During fit in another thread: the
+        weights between two slices of batches."""
+        net = self._net
+        if net is None:
+            with _STATE_LOCK:
+                net = self._net
+                if net is None:
+                    return [np.array(a, copy=True) for a in self._weights]
+        with net.locked(False):
+            return [np.array(a, copy=True) for a in self._engine_arrays(net)]
+
+    def _check_not_training(self, what):
+        """RuntimeError when fit runs on this model in another thread."""
+        owner = self._fit_thread
+        if owner is not None and owner != threading.get_ident():
+            raise RuntimeError(f"{what}: fit is running in another thread; the model cannot be "
+                               f"changed until it returns")
 
     def set_weights(self, weights):
-        current = self._engine_arrays() if self._net is not None else self._weights
+        """Replace the weights (a list as ``get_weights`` returns). Waits for the predict and
+        evaluate calls in progress in other threads; RuntimeError while fit runs in another
+        thread."""
+        with _STATE_LOCK:
+            self._check_not_training("set_weights")
+            self._write_weights(self._net, weights)
+
+    def _write_weights(self, net, weights):
+        """set_weights into `net` (None: the uncompiled model's arrays; call under
+        _STATE_LOCK then)."""
+        current = self._engine_arrays(net) if net is not None else self._weights
         if not isinstance(weights, (list, tuple)) or len(weights) != len(current):
             raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
@@ -174,15 +227,22 @@ class Sequential:
             if not np.all(np.isfinite(w)):
                 raise ValueError(f"weights[{i}]: contains NaN or infinity")
             converted.append(w)
-        for w, cur in zip(converted, current):
-            cur[...] = w
-        if self._net is not None and self._device_index is not None:
-            self._net.push("params", "buffers")  # the host copies back to the GPU
+        if net is None:
+            for w, cur in zip(converted, current):
+                cur[...] = w
+            return
+        with net.locked(True):
+            if self._device_index is not None:
+                current = self._engine_arrays(net)  # fresh host copies, pushed below
+            for w, cur in zip(converted, current):
+                cur[...] = w
+            if self._device_index is not None:
+                net.push("params", "buffers")  # the host copies back to the GPU
 
     def count_params(self):
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
-        arrays = self._engine_arrays() if self._net is not None else self._weights
-        return sum(int(w.size) for w, kind in zip(arrays, self._weight_kinds()) if kind)
+        kinds = self._weight_kinds()
+        return sum(int(w.size) for w, kind in zip(self.get_weights(), kinds) if kind)
 
     def _weight_kinds(self):
         """True for trainable arrays, False for BatchNorm's running statistics."""
@@ -267,13 +327,15 @@ class Sequential:
             if clipnorm <= 0:
                 raise ValueError(f"clipnorm: expected a positive number, got {clipnorm}")
         optimizer = optim_mod.get(optimizer)
-        weights = self.get_weights()
-        self._net = self._new_net(loss, _engine_optimizer(optimizer),
-                                  sampled.get_config() if sampled else {})
-        self.sampled = sampled
-        self.loss, self.optimizer, self.metrics, self.clipnorm = loss, optimizer, tuple(metrics), clipnorm
-        self.set_weights(weights)
-        self._weights = None
+        with _STATE_LOCK:
+            self._check_not_training("compile")
+            # The new engine gets the weights before other threads can see it.
+            net = self._new_net(loss, _engine_optimizer(optimizer),
+                                sampled.get_config() if sampled else {})
+            self._write_weights(net, self.get_weights())
+            self.sampled = sampled
+            self.loss, self.optimizer, self.metrics, self.clipnorm = loss, optimizer, tuple(metrics), clipnorm
+            self._net, self._weights = net, None
         return self
 
     def _new_net(self, loss, optimizer, sampled_config):
@@ -345,13 +407,31 @@ class Sequential:
         does) is held out for validation. accumulate_steps=k averages the gradients of k batches
         into one update. Ctrl-C stops training after the current slice of batches and returns
         the history so far: the model stays usable.
+        Threads: fit takes the model one slice of batches at a time; predict, evaluate and
+        get_weights in other threads wait for the current slice. set_weights, compile or fit
+        from another thread raise RuntimeError until this fit returns.
         class_weight ({class: weight} or one weight per class) and sample_weight (one per
         sample) weight each sample's loss as Keras does: a batch's loss is
         sum_i w_i l_i / batch size, with w_i = sample_weight[i] * class_weight[y_i].
         """
+        self._require_compiled("fit")
+        with _STATE_LOCK:
+            self._check_not_training("fit")
+            if self._fit_thread is not None:
+                raise RuntimeError("fit: already running on this model (called from a "
+                                   "callback?)")
+            self._fit_thread = threading.get_ident()
+        try:
+            return self._fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data,
+                             callbacks, class_weight, accumulate_steps, verbose, initial_epoch,
+                             sample_weight)
+        finally:
+            self._fit_thread = None
+
+    def _fit(self, X, y, epochs, batch_size, shuffle, validation_split, validation_data,
+             callbacks, class_weight, accumulate_steps, verbose, initial_epoch, sample_weight):
         from fastnn.callbacks import configure_callbacks
 
-        self._require_compiled("fit")
         dev = self._device_index is not None
         if dev and not (validation_split or class_weight is not None):
             # GPU inputs in the engine's form are used as they are (no copy).
@@ -515,10 +595,11 @@ class Sequential:
 
     # ------------------------------------------------------------------ inference
     def _evaluate_arrays(self, X, labels, targets, batch_size=1024, sample_weight=None):
-        s = self._net.evaluate(X, labels, targets, batch_size, sample_weight)
+        net = self._net
+        s = net.evaluate(X, labels, targets, batch_size, sample_weight)
         out = {"loss": s["loss_sum"] / s["rows"] if s["rows"] else float("nan")}
         need_pred = any(m in ("top_k_accuracy", "mse", "mae") for m in self.metrics)
-        pred = _model_device.to_host(self._net.predict(X, batch_size)) if need_pred else None
+        pred = _model_device.to_host(net.predict(X, batch_size)) if need_pred else None
         if need_pred:  # GPU models: the metrics below are computed on host copies
             labels, targets = _model_device.to_host(labels), _model_device.to_host(targets)
         for m in self.metrics:
@@ -537,7 +618,9 @@ class Sequential:
 
     def evaluate(self, X, y, batch_size=1024, verbose=0, sample_weight=None):
         """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``.
-        With sample_weight the loss is sum_i w_i l_i / n (the metrics are unweighted)."""
+        With sample_weight the loss is sum_i w_i l_i / n (the metrics are unweighted).
+        Safe from many threads at once; Ctrl-C interrupts it (KeyboardInterrupt) within about
+        0.1 s plus one batch on the CPU."""
         self._require_compiled("evaluate")
         gpu_in = False
         if self._device_index is not None:
@@ -557,22 +640,28 @@ class Sequential:
         return out
 
     def _inference_net(self):
-        """The engine, or for a model never compiled, one built just for inference."""
-        if self._net is None:
-            last = getattr(self.layers[-1], "activation", None)
-            loss = {"softmax": "softmax_cross_entropy", "sigmoid": "binary_cross_entropy"}.get(last, "mse")
-            from fastnn.optim import SGD
+        """The engine, or for a model never compiled, one built just for inference (once, by
+        whichever thread asks first)."""
+        net = self._net
+        if net is not None:
+            return net
+        with _STATE_LOCK:
+            if self._net is None:
+                last = getattr(self.layers[-1], "activation", None)
+                loss = {"softmax": "softmax_cross_entropy", "sigmoid": "binary_cross_entropy"}.get(last, "mse")
+                from fastnn.optim import SGD
 
-            weights = self._weights
-            self._net = self._new_net(loss, _engine_optimizer(SGD(lr=0.01)), {})
-            self.set_weights(weights)
-            self._weights = None
-        return self._net
+                net = self._new_net(loss, _engine_optimizer(SGD(lr=0.01)), {})
+                self._write_weights(net, self._weights)
+                self._net, self._weights = net, None
+            return self._net
 
     def predict(self, X, batch_size=1024):
         """Outputs after the loss's link: class probabilities for the cross-entropies, raw
         outputs for regression. (n, outputs) float32: a NumPy array, or on a GPU model given
-        GPU input (fastnn.Tensor, PyTorch, CuPy), a CUDA fastnn.Tensor."""
+        GPU input (fastnn.Tensor, PyTorch, CuPy), a CUDA fastnn.Tensor.
+        Safe from many threads at once (each call gives exactly what it gives alone); Ctrl-C
+        interrupts it (KeyboardInterrupt) within about 0.1 s plus one batch on the CPU."""
         if self._device_index is not None:
             if type(batch_size) is not int or batch_size < 1:
                 batch_size = self._int_arg(batch_size, "batch_size", 1)
