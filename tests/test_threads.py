@@ -207,20 +207,20 @@ def test_changing_the_model_during_fit_from_another_thread_raises():
 
 def test_set_weights_and_compile_while_predicting():
     m = _trained()
-    probe = _inputs()[4][0]
+    probe = _inputs()[3][0]
     wa = m.get_weights()
     wb = [a * np.float32(0.5) for a in wa]
     expected = []
     for w in (wa, wb):
         m.set_weights(w)
-        expected.append(m.predict(probe, batch_size=16))
+        expected.append(m.predict(probe, batch_size=64))
     m.set_weights(wa)
     seen = []
     done = threading.Event()
 
     def change(i):
         try:
-            for k in range(12):
+            for k in range(24):
                 m.set_weights(wb if k % 2 == 0 else wa)
                 if k % 4 == 3:  # keeps the weights, replaces the engine
                     m.compile("softmax_cross_entropy", "sgd", metrics=["accuracy"])
@@ -229,7 +229,7 @@ def test_set_weights_and_compile_while_predicting():
 
     def predict(i):
         while not done.is_set():
-            seen.append(m.predict(probe, batch_size=16))
+            seen.append(m.predict(probe, batch_size=64))
 
     _run_threads(lambda i: (change if i == 0 else predict)(i), n=3)
     for out in seen:
