@@ -147,9 +147,11 @@ def test_predict_during_fit_sees_the_weights_between_two_slices():
             done.set()
 
     def predict(i):
-        while not done.is_set():
+        while True:  # at least once, even if fit were over before this thread starts
             seen.append(m.predict(probe, batch_size=64))
             weights_seen.append(m.get_weights())
+            if done.is_set():
+                break
 
     _run_threads(lambda i: (fit if i == 0 else predict)(i), n=3)
     assert len(snaps.weights) > 3 and seen
