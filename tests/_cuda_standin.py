@@ -401,7 +401,8 @@ class StandInNetwork:
         return self.net.param_names()
 
     def locked(self, exclusive):
-        # The GPU engine's recursive mutex, taken whole by readers too.
+        # The GPU engine's recursive mutex, taken whole by readers too; like the real engine,
+        # each call below holds it too.
         return self._mutex
 
     def _views(self, kind):
@@ -409,13 +410,15 @@ class StandInNetwork:
                 "state": self.net.optimizer_state, "buffers": self.net.buffers}[kind]()
 
     def read(self, kind):
-        return [np.array(v, copy=True) for v in self._views(kind)]
+        with self._mutex:
+            return [np.array(v, copy=True) for v in self._views(kind)]
 
     def write(self, kind, arrays):
-        views = self._views(kind)
-        assert len(arrays) == len(views)
-        for v, a in zip(views, arrays):
-            v[...] = np.asarray(a, np.float32).reshape(v.shape)
+        with self._mutex:
+            views = self._views(kind)
+            assert len(arrays) == len(views)
+            for v, a in zip(views, arrays):
+                v[...] = np.asarray(a, np.float32).reshape(v.shape)
 
     def upload(self, dst, src):
         assert src.flags.c_contiguous
@@ -446,17 +449,20 @@ class StandInNetwork:
                       clipnorm, sample_weight=0):
         self.calls.append(("train_batches", X, labels, targets, n))
         x, lab, t, w = self._data(X, labels, targets, n, sample_weight)
-        return self.net.train_batches(x, lab, t, batch_size, first, last, accumulate_steps,
-                                      clipnorm, w)
+        with self._mutex:
+            return self.net.train_batches(x, lab, t, batch_size, first, last, accumulate_steps,
+                                          clipnorm, w)
 
     def evaluate(self, X, labels, targets, n, batch_size, sample_weight=0):
         x, lab, t, w = self._data(X, labels, targets, n, sample_weight)
-        return self.net.evaluate(x, lab, t, batch_size, w)
+        with self._mutex:
+            return self.net.evaluate(x, lab, t, batch_size, w)
 
     def predict(self, X, n, batch_size, out):
         D, C = self.net.input_dim, self.net.output_dim
         x = view(X, n * D, np.float32).reshape(n, D)
-        view(out, n * C, np.float32)[...] = self.net.predict(x, batch_size).reshape(-1)
+        with self._mutex:
+            view(out, n * C, np.float32)[...] = self.net.predict(x, batch_size).reshape(-1)
 
     def take_diagnostics(self):
         return self.net.take_diagnostics()

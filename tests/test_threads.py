@@ -262,3 +262,40 @@ def test_predict_from_threads_with_kernel_threads(threads):
     _run_threads(lambda i: [np.testing.assert_array_equal(m.predict(X, batch_size=bs), expected)
                             for _ in range(3)])
 
+
+
+
+def test_gpu_model_set_weights_is_whole_for_other_threads(monkeypatch):
+    """The GPU model's Python plumbing (on the host stand-in of fastnn._cuda): set_weights
+    pushes the parameters and the batch-norm buffers in two engine calls, under the engine's
+    mutex, so a predict started in between waits and sees all of the change."""
+    import _cuda_standin
+
+    _cuda_standin.install(monkeypatch)
+    m = Sequential([Dense(64, "relu"), BatchNorm(), Dense(5, "softmax")], input_dim=6,
+                   device="cuda")
+    m.compile("softmax_cross_entropy", "adam")
+    probe = _inputs()[3][0]
+    wa = m.get_weights()
+    wb = [a * np.float32(0.5) + np.float32(0.25) for a in wa]
+    m.set_weights(wb)
+    expected = m.predict(probe, batch_size=64)
+    m.set_weights(wa)
+
+    raw = m._net.raw
+    write, started, results = raw.write, [], []
+
+    def write_then_predict(kind, arrays):
+        write(kind, arrays)
+        if kind == "params" and not started:
+            t = threading.Thread(target=lambda: results.append(m.predict(probe, batch_size=64)))
+            started.append(t)
+            t.start()
+            # Without the mutex held by set_weights the predict would finish here, between the
+            # two pushes; with it, it waits and this returns after the timeout.
+            t.join(timeout=0.5)
+
+    monkeypatch.setattr(raw, "write", write_then_predict)
+    m.set_weights(wb)
+    started[0].join()
+    np.testing.assert_array_equal(results[0], expected)
