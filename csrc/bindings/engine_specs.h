@@ -26,15 +26,37 @@ SampledSpec sampled_spec(const pybind11::dict& d);
 // A train_batches / evaluate call's sums as a dict (with the non-finite flag).
 pybind11::dict stats_dict(const BatchStats& s, bool nonfinite);
 
-// The properties both engine classes have: input_dim, output_dim, step and lr.
+// The properties both engine classes have: input_dim, output_dim, step and lr. step and lr are
+// training state: read and written under the network's exclusive lock, waited for with the GIL
+// released (engine_calls.h).
 template <class Net, class PyClass>
 void def_engine_properties(PyClass& c) {
   c.def_property_readonly("input_dim", &Net::input_dim)
       .def_property_readonly("output_dim", &Net::output_dim)
-      .def_property("step", &Net::step, &Net::set_step)
       .def_property(
-          "lr", [](Net& n) { return n.optim().lr; },
-          [](Net& n, double lr) { n.optim().lr = lr; });
+          "step",
+          [](Net& n) {
+            pybind11::gil_scoped_release release;
+            auto held = n.exclusive();
+            return n.step();
+          },
+          [](Net& n, int64_t s) {
+            pybind11::gil_scoped_release release;
+            auto held = n.exclusive();
+            n.set_step(s);
+          })
+      .def_property(
+          "lr",
+          [](Net& n) {
+            pybind11::gil_scoped_release release;
+            auto held = n.exclusive();
+            return n.optim().lr;
+          },
+          [](Net& n, double lr) {
+            pybind11::gil_scoped_release release;
+            auto held = n.exclusive();
+            n.optim().lr = lr;
+          });
 }
 
 // param_names: the .name of each parameter record.

@@ -12,10 +12,10 @@
 // begin_epoch and take_diagnostics take lock() exclusively. Code that reads or writes
 // params() / buffers() / the optimizer state directly (the Python views) holds lock() itself.
 #pragma once
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -117,10 +117,13 @@ class Network {
   // BatchNorm running statistics, in layer order: (mean, var) per BatchNorm layer.
   std::vector<std::vector<T>*> buffers();
   OptimSpec& optim() { return optim_; }
-  int64_t step() const { return step_.load(std::memory_order_relaxed); }
-  void set_step(int64_t s) { step_.store(s, std::memory_order_relaxed); }
+  int64_t step() const { return step_; }
+  void set_step(int64_t s) { step_ = s; }
   // Shared for reading the parameters and buffers, exclusive for changing them (see the top).
+  // step, optim() and nonfinite() belong to training: hold it exclusively to use them from
+  // another thread than the one training.
   RwLock& lock() const { return lock_; }
+  std::unique_lock<RwLock> exclusive() const { return std::unique_lock<RwLock>(lock_); }
 
   // Starts an epoch: draws the sample order (shuffled with the seed and epoch number, or in
   // order) for n samples.
@@ -159,7 +162,7 @@ class Network {
   std::vector<int64_t> widths_;  // widths_[0] = input_dim, widths_[i + 1] = layer i's output
   std::vector<Param<T>> params_;
   OptimSpec optim_;
-  std::atomic<int64_t> step_{0};  // read without the lock (the binding's step property)
+  int64_t step_ = 0;
   bool nonfinite_ = false;
   mutable RwLock lock_;
   friend struct Impl;

@@ -65,6 +65,9 @@ class CudaNetwork {
   // set_weights' read-change-write. Recursive, so that a thread holding it from Python can
   // still make calls.
   std::recursive_mutex& mutex() const { return mutex_; }
+  std::unique_lock<std::recursive_mutex> exclusive() const {
+    return std::unique_lock<std::recursive_mutex>(mutex_);
+  }
 
   int64_t input_dim() const;
   int64_t output_dim() const;
