@@ -635,11 +635,18 @@ class Sequential:
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
         try:
-            return self._inference_net().predict(X, batch_size)
+            out = self._inference_net().predict(X, batch_size)
         except ValueError as e:
             if "NaN or infinity" in str(e):
                 as_features(X, self.input_dim)  # the message with the row and column
             raise
+        if not np.isfinite(out).all():
+            # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows
+            # (a diverged model, or a file with extreme values). Said, never silent.
+            warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
+                          "are too large (did training diverge? see fit's warnings)",
+                          RuntimeWarning, stacklevel=2)
+        return out
 
     def predict_classes(self, X, batch_size=1024):
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
