@@ -282,7 +282,7 @@ def _check_entries(header, data_len, where):
             raise ValueError(f"{where}: damaged entry {name!r}: expected keys dtype, shape, "
                              f"data_offsets, got {info!r}")
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if code not in _DTYPES:
+        if not isinstance(code, str) or code not in _DTYPES:
             raise ValueError(f"{where}: array {name!r} has dtype {code!r}, which fastnn cannot "
                              f"read (known: {', '.join(_DTYPES)})")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
