@@ -95,6 +95,12 @@ class Sequential:
     forward and backward passes; weights, optimizer state and activations stay float32 in this
     version. ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
     debugging). The sampled softmax trains on the CPU only for now.
+
+    Models pickle (``pickle``, ``joblib``, ``copy.deepcopy``) through the bytes ``save`` writes:
+    the copy has its own engine with the same weights, optimizer state and step, so it predicts
+    the same and resumes training exactly as the original would; ``history`` comes along.
+    ``copy.copy`` also gives its own engine (two models sharing one would train each other) but
+    shares ``history``. A GPU model pickles through host copies and unpickles onto its device.
     """
 
     def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
@@ -689,7 +695,8 @@ class Sequential:
         """Write the model to `path` (safetensors; atomic). See `fastnn.load`.
 
         include_optimizer: also the optimizer state and step count, so training can resume.
-        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays).
+        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays);
+        the format's own keys ("fastnn_model", "fastnn_version", "compile", "step") are refused.
         """
         from fastnn.serialization import save_model
 
