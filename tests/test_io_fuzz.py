@@ -173,6 +173,8 @@ def _crafted(blob):
                     edit_meta=lambda m, c=c: m.__setitem__("compile", json.dumps(c)))
     text = b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     out.append(("nested header", len(text).to_bytes(8, "little") + text))
+    text = b'{"x": [' + b",".join([b"{}"] * 1_100_000) + b"]}"
+    out.append(("a million tiny containers", len(text).to_bytes(8, "little") + text))
     out.append(("header length 2**63", (2**63).to_bytes(8, "little") + blob[8:]))
     out.append(("empty", b""))
     return out

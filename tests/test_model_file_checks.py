@@ -262,6 +262,18 @@ def test_deeply_nested_json_is_a_clear_error(tmp_path, where):
     assert io.load_arrays(tmp_path / "ok")[1] == {"k": [[[[1]]]]}
 
 
+@pytest.mark.parametrize("body, words", [
+    (b"[" + b",".join([b"{}"] * 1_000_001) + b"]", "1,000,000 JSON objects/lists"),
+    (b"[" + b",".join([b"0"] * 4_000_001) + b"]", "4,000,000 values"),
+])
+def test_a_header_of_countless_tiny_values_is_refused_unparsed(tmp_path, body, words):
+    # Parsed, "{}," costs ~65 bytes per 3 bytes of text: refused from a count instead.
+    text = b'{"x": ' + body + b"}"
+    (tmp_path / "f").write_bytes(len(text).to_bytes(8, "little") + text)
+    with pytest.raises(ValueError, match=words):
+        io.load_arrays(tmp_path / "f")
+
+
 def _rewrite_metadata(blob, key, raw_json):
     """blob with metadata[key] replaced by the raw JSON text raw_json, checksums recomputed."""
     import hashlib
