@@ -24,18 +24,24 @@ import time
 MEMORY_BUDGET = 512 * 2**20
 
 _CHILD = r"""
-import json, resource, sys, warnings
+import json, sys, warnings
 import numpy as np
 import fastnn
 
 def vm_size():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return 0
 
-resource.setrlimit(resource.RLIMIT_AS, (vm_size() + int(sys.argv[1]), resource.RLIM_INFINITY))
+vm = vm_size()
+if vm:  # Linux: the cap is the address space now plus the budget (elsewhere: no cap)
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[1]), resource.RLIM_INFINITY))
 for line in sys.stdin:
     path = line.rstrip("\n")
     try:
