@@ -48,7 +48,7 @@ def load(path, device="cpu", precision="fp32"):
         config = meta[FORMAT_KEY]
         model = Sequential([layers_mod.from_config(c) for c in config["layers"]],
                            input_dim=config["input_dim"], seed=config["seed"], device=device,
-                           precision=precision)
+                           precision=precision, dtype=config.get("dtype", "float32"))
         if "compile" in meta:
             c = meta["compile"]
             loss = c["loss"]
