@@ -266,8 +266,7 @@ class BaseMLP(BaseEstimator):
                                             model_seed_rng, batch, weight_mean)
         elif not incremental:
             self.model_.compile(self.model_.loss, self._optimizer())  # warm start: new optimizer
-        if not incremental:
-            self.n_iter_ = 0
+        self.n_iter_ = 0  # epochs of this call (a partial_fit: 1), as scikit-learn counts
         epochs = SklearnEpochs(self, n, validation, incremental)
         start = self._epochs_seen
         history = self.model_.fit(
