@@ -1,6 +1,7 @@
 """fastnn.Sequential end to end: API.md's model section as written, the output-link rule,
 full-batch / stochastic / accumulated training, determinism, diagnostics and bad input."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -375,5 +376,11 @@ def test_float64_model_trains_predicts_and_saves_in_float64(tmp_path):
     m64.save(tmp_path / "m.fastnn")
     back = fastnn.load(tmp_path / "m.fastnn")
     assert back.dtype == np.float64 and np.array_equal(back.predict(X), m64.predict(X))
+    fine = [w + 1e-12 for w in m64.get_weights()]  # below float32's resolution
+    m64.set_weights(fine)
+    assert all(np.array_equal(a, b) for a, b in zip(m64.get_weights(), fine))
+    copied = pickle.loads(pickle.dumps(m64))
+    assert copied.dtype == np.float64 and np.array_equal(copied.get_weights()[0],
+                                                         m64.get_weights()[0])
     with pytest.raises(ValueError, match="dtype"):
         fastnn.Sequential([fastnn.layers.Dense(2)], input_dim=3, dtype="int32")
