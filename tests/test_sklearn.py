@@ -283,8 +283,9 @@ def test_multilabel_and_multioutput_against_scikit_learn():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 4))
     Y = np.column_stack([X @ [1.0, -1.0, 0.5, 0.0], np.sin(X[:, 0])])
-    ours = quiet_fit(MLPRegressor(hidden_layer_sizes=(32,), max_iter=200, random_state=0), X[:200], Y[:200])
-    theirs = quiet_fit(SkMLPRegressor(hidden_layer_sizes=(32,), max_iter=200, random_state=0), X[:200], Y[:200])
+    params = dict(hidden_layer_sizes=(32,), max_iter=200, random_state=0)
+    ours = quiet_fit(MLPRegressor(**params), X[:200], Y[:200])
+    theirs = quiet_fit(SkMLPRegressor(**params), X[:200], Y[:200])
     assert ours.predict(X[200:]).shape == (100, 2)
     assert ours.score(X[200:], Y[200:]) >= theirs.score(X[200:], Y[200:]) - 0.05
 
@@ -308,8 +309,8 @@ def test_sparse_input_and_one_feature():
     sparse = quiet_fit(MLPClassifier((4,), max_iter=3, random_state=0), sp.csr_matrix(X), y)
     np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X))
     x = np.linspace(-3, 3, 200)[:, None]
-    reg = quiet_fit(MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", learning_rate_init=1e-2, max_iter=300,
-                                 random_state=0), x, np.sin(x[:, 0]))
+    reg = quiet_fit(MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", max_iter=300,
+                                 learning_rate_init=1e-2, random_state=0), x, np.sin(x[:, 0]))
     assert reg.score(x, np.sin(x[:, 0])) > 0.95
 
 
@@ -360,3 +361,9 @@ def test_verbose_prints_scikit_learns_lines(capsys):
     assert "Iteration 1, loss = " in out and "Validation score: " in out
     quiet_fit(MLPClassifier((4,), max_iter=2, random_state=0), X, y)
     assert capsys.readouterr().out == ""  # nothing printed unless asked
+
+
+def test_zero_weights_left_to_train_on_are_refused():
+    X, y = blobs(np.random.default_rng(0), 30)
+    with pytest.raises(ValueError, match="weight 0"):
+        MLPClassifier(class_weight={"a": 0.0, "b": 0.0, "c": 0.0}).fit(X, y)

@@ -32,6 +32,51 @@ ACCEPT_SPARSE = ["csr", "csc"]
 FLOATS = (np.float64, np.float32)
 
 
+# The parameters both estimators share, with scikit-learn's meanings and defaults; each class
+# docstring ends with this text.
+PARAMETERS_DOC = """
+    Parameters (scikit-learn's, same defaults)
+    ------------------------------------------
+    hidden_layer_sizes : tuple of int, default (100,) -- units of each hidden layer.
+    activation : "identity", "logistic", "tanh" or "relu" (default) -- hidden activation.
+    solver : "adam" (default) or "sgd"; "lbfgs" is refused (fastnn trains by mini-batches).
+    alpha : float, default 1e-4 -- L2 penalty: alpha / 2 * sum of squared weights, divided by
+        the batch's total sample weight, added to each batch's loss.
+    batch_size : int or "auto" (default: min(200, n_samples)) -- rows per update.
+    learning_rate : "constant" (default), "invscaling" (learning_rate_init / (t_ + 1) **
+        power_t, t_ = samples seen) or "adaptive" (divided by 5 when n_iter_no_change + 1
+        epochs in a row miss tol); SGD only, as in scikit-learn.
+    learning_rate_init : float, default 1e-3.  power_t : float, default 0.5.
+    max_iter : int, default 200 -- epochs at most (one for each partial_fit).
+    shuffle : bool, default True -- reshuffle the rows every epoch.
+    random_state : int, RandomState or None -- initial weights, shuffles, validation split.
+    tol : float, default 1e-4 and n_iter_no_change : int, default 10 -- training stops when the
+        loss (or with early_stopping the validation score) has not improved by tol for
+        n_iter_no_change + 1 epochs in a row.
+    verbose : bool or int -- print each epoch's loss (and validation score).
+    warm_start : bool -- fit continues from the previous fit's weights (fresh optimizer).
+    momentum : float, default 0.9 and nesterovs_momentum : bool, default True -- SGD's.
+    early_stopping : bool, default False and validation_fraction : float, default 0.1 -- hold
+        out a seeded random part (stratified by class for single-label classification), monitor
+        its accuracy (classifier) or R^2 (regressor), and keep the weights of the best epoch.
+    beta_1, beta_2, epsilon : Adam's, defaults 0.9, 0.999, 1e-8.
+    max_fun : int, default 15000 -- lbfgs's; accepted and unused.
+
+    fastnn's own
+    ------------
+    dropout : float in [0, 1), default 0 -- dropout rate after each hidden layer.
+    batch_norm : bool, default False -- BatchNorm before each hidden activation.
+    device : "cpu" (default), "cuda" or "cuda:N".  precision : "fp32" (default), "tf32" or
+        "bf16" -- the GPU's GEMM arithmetic.  Models compute in float64 for float64 input on the
+        CPU (as scikit-learn does), otherwise in float32.
+
+    Fitted attributes: classes_ (classifier), coefs_, intercepts_, loss_, loss_curve_,
+    best_loss_, validation_scores_, best_validation_score_, n_iter_ (epochs of the last call),
+    t_, n_layers_, n_outputs_, out_activation_, n_features_in_, feature_names_in_, and model_
+    (the fastnn.Sequential).
+"""
+
+
 class BaseMLP(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
@@ -100,7 +145,7 @@ class BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True  # densified batch by batch is not needed: MLPs read all
+        tags.input_tags.sparse = True  # accepted, and made dense for the engine
         return tags
 
     # ------------------------------------------------------------------ parameters
@@ -227,9 +272,6 @@ class BaseMLP(BaseEstimator):
         targets, labels_1d, n_outputs, out_activation = self._encode_targets(y, first,
                                                                             incremental)
         sample_weight = sample_weight * self._class_weights(y, incremental)
-        if sample_weight.sum() <= 0:
-            raise ValueError("sample_weight: the weights (times class_weight) are all zero; at "
-                             "least one sample must count")
         rng = check_random_state(self.random_state)
         if first:
             self._start(n_outputs, out_activation)
@@ -259,6 +301,9 @@ class BaseMLP(BaseEstimator):
         # Weights of mean 1: a batch's loss is then scikit-learn's weighted mean, and scaling
         # every weight by the same factor changes nothing.
         weight_mean = float(np.mean(sample_weight))
+        if not weight_mean > 0:
+            raise ValueError("sample_weight: every sample to train on has weight 0 (sample_weight "
+                             "times class_weight, after early_stopping's held-out part)")
         engine_weights = (sample_weight / weight_mean) * LOSS_SCALE[self.out_activation_](
             self.n_outputs_)
         if first:

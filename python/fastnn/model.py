@@ -203,7 +203,8 @@ class Sequential:
 
     def set_weights(self, weights):
         """Replace the weights (a list like get_weights returns). Values are stored in the model's
-        dtype (float32 unless dtype="float64") and must be finite as such; BatchNorm running variances must be >= 0."""
+        dtype (float32 unless dtype="float64") and must be finite as such; BatchNorm running
+        variances must be >= 0."""
         self._put_weights(weights, check_values=True)
 
     def _put_weights(self, weights, check_values):

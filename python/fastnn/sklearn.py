@@ -35,17 +35,19 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import (_check_partial_fit_first_call, check_classification_targets,
                                       type_of_target, unique_labels)
 
-from fastnn._sklearn_base import BaseMLP
+from fastnn._sklearn_base import PARAMETERS_DOC, BaseMLP
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
-    """sklearn.neural_network.MLPClassifier, trained by fastnn's engine.
+    __doc__ = """sklearn.neural_network.MLPClassifier, trained by fastnn's engine.
 
     Two classes: one sigmoid output (out_activation_ "logistic"); more: softmax outputs; a 2-D
     0/1 y (multi-label): one sigmoid per label. See the module docstring for the differences.
-    """
+
+    class_weight : None (default), "balanced" or {class: weight} -- multiplies sample_weight.
+    """ + PARAMETERS_DOC
 
     _parameter_constraints: dict = {
         **BaseMLP._parameter_constraints,
@@ -149,8 +151,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
-    """sklearn.neural_network.MLPRegressor, trained by fastnn's engine: squared error (the
-    "poisson" loss is not offered), one output per target column."""
+    __doc__ = """sklearn.neural_network.MLPRegressor, trained by fastnn's engine: squared error (the
+    "poisson" loss is not offered), one output per target column.
+
+    loss : "squared_error" (default; half the mean squared error, as scikit-learn's).
+    """ + PARAMETERS_DOC
 
     _parameter_constraints: dict = {
         **BaseMLP._parameter_constraints,
