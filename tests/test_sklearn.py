@@ -183,16 +183,24 @@ def test_fitted_attributes_have_scikit_learns_shapes_and_meanings():
 
 
 def test_loss_is_scikit_learns_loss():
-    # The first epoch's loss of a model that has not learned yet: log(classes) for softmax,
-    # log(2) per label for sigmoids (summed over labels, as scikit-learn does), var/2 for MSE.
+    # With a negligible learning rate, the epoch's loss is the loss of the model's predictions in
+    # scikit-learn's units: mean log loss (summed over labels for sigmoid outputs), and half the
+    # mean squared error.
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((400, 3)) * 1e-3
-    cases = [(MLPClassifier(), np.arange(400) % 4, np.log(4)),
-             (MLPClassifier(), (rng.random((400, 3)) > 0.5).astype(int), 3 * np.log(2)),
-             (MLPRegressor(), rng.choice([-2.0, 2.0], 400), 0.5 * 4.0)]
-    for est, y, expected in cases:
-        quiet_fit(est.set_params(max_iter=1, learning_rate_init=1e-6, random_state=0), X, y)
-        assert est.loss_ == pytest.approx(expected, rel=0.02)
+    X = rng.standard_normal((400, 3))
+    Y = (rng.random((400, 3)) > 0.5).astype(int)
+    yc = np.arange(400) % 4
+    yr = rng.standard_normal((400, 2))
+    cases = [
+        (MLPClassifier(), yc, lambda m: -np.mean(np.log(m.predict_proba(X)[np.arange(400), yc]))),
+        (MLPClassifier(), Y, lambda m: -np.mean(np.sum(
+            Y * np.log(m.predict_proba(X)) + (1 - Y) * np.log(1 - m.predict_proba(X)), axis=1))),
+        (MLPRegressor(), yr, lambda m: 0.5 * np.mean((m.predict(X) - yr) ** 2)),
+    ]
+    for est, y, loss in cases:
+        quiet_fit(est.set_params(max_iter=1, learning_rate_init=1e-9, alpha=0.0,
+                                 random_state=0), X, y)
+        assert est.loss_ == pytest.approx(loss(est), rel=1e-5)
 
 
 def test_precision_follows_the_input():
