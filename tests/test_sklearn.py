@@ -155,6 +155,10 @@ def test_bad_targets_are_refused():
         MLPRegressor().fit(X, y + 1j)
     with pytest.raises(ValueError, match="2 classes"):
         MLPClassifier().fit(X, np.zeros(20))
+    with pytest.raises(ValueError, match="row 3"):
+        MLPClassifier().fit(X, np.array(["a", "b", "a", None] * 5, dtype=object))
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        MLPClassifier(hidden_layer_sizes=[[2, 3]]).fit(X, y)
 
 
 def test_fitted_attributes_have_scikit_learns_shapes_and_meanings():

@@ -151,7 +151,11 @@ class BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ parameters
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(np.ravel(sizes))
+        if isinstance(sizes, numbers.Integral):
+            sizes = [sizes]
+        elif np.ndim(sizes) != 1:
+            raise ValueError(f"hidden_layer_sizes: expected an int or a flat sequence of ints, "
+                             f"got {sizes!r}")
         for h in sizes:
             if (isinstance(h, (bool, np.bool_)) or not isinstance(h, numbers.Integral)
                     or h <= 0):

@@ -84,6 +84,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _encode_targets(self, y, first, incremental):
         """(engine targets, 1-D labels or None, outputs, out_activation) for y."""
+        if y.dtype == object:  # NaN is refused by validate_data; None would fail to sort
+            missing = [i for i, row in enumerate(y) if any(v is None for v in np.ravel(row))]
+            if missing:
+                raise ValueError(f"y: missing labels (None) in {len(missing)} rows, the first "
+                                 f"in row {missing[0]}")
         check_classification_targets(y)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer().fit(y)
@@ -99,7 +104,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                                  f"{self.classes_}. 'y' has {seen}.")
         if len(self.classes_) < 2:
             raise ValueError(f"y: a classifier needs samples of at least 2 classes, got 1 "
-                             f"class: {self.classes_[0]!r}")
+                             f"class: {self.classes_.tolist()}")
         Y = self._label_binarizer.transform(y)
         if self._label_binarizer.y_type_ == "multiclass":
             return np.argmax(Y, axis=1).astype(np.int64), y, Y.shape[1], "softmax"
