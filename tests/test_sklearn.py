@@ -140,6 +140,13 @@ def test_parameter_combinations_that_cannot_work_are_refused():
         MLPClassifier(early_stopping=True).partial_fit(X, y, classes=["a", "b", "c"])
     with pytest.raises(ValueError, match="classes"):
         MLPClassifier().partial_fit(X, y)  # the first call must list the classes
+    from sklearn.exceptions import NotFittedError
+
+    clf = MLPClassifier(early_stopping=True, validation_fraction=0.02)
+    with pytest.raises(ValueError, match="validation set is too small"):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)  # a fit that failed leaves the estimator unfitted
 
 
 def test_bad_targets_are_refused():

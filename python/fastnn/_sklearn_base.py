@@ -148,6 +148,11 @@ class BaseMLP(BaseEstimator):
         tags.input_tags.sparse = True  # accepted, and made dense for the engine
         return tags
 
+    def __sklearn_is_fitted__(self):
+        # The network, not any attribute ending in "_": a fit that failed half-way (after the
+        # attributes' starting values were set) leaves an unfitted estimator.
+        return hasattr(self, "model_")
+
     # ------------------------------------------------------------------ parameters
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -283,7 +288,6 @@ class BaseMLP(BaseEstimator):
         rng = check_random_state(self.random_state)
         if first:
             self._start(n_outputs, out_activation)
-            model_seed_rng = rng
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y: expected {self.n_outputs_} outputs as in the previous fit, "
                              f"got {n_outputs}")
@@ -315,8 +319,8 @@ class BaseMLP(BaseEstimator):
         engine_weights = (sample_weight / weight_mean) * LOSS_SCALE[self.out_activation_](
             self.n_outputs_)
         if first:
-            self.model_ = self._build_model(X.shape[1], n_outputs, out_activation, X.dtype,
-                                            model_seed_rng, batch, weight_mean)
+            self.model_ = self._build_model(X.shape[1], n_outputs, out_activation, X.dtype, rng,
+                                            batch, weight_mean)
         elif not incremental:
             self.model_.compile(self.model_.loss, self._optimizer())  # warm start: new optimizer
         self.n_iter_ = 0  # epochs of this call (a partial_fit: 1), as scikit-learn counts
