@@ -943,7 +943,7 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   const int64_t step0 = m.step;
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
-    if (skip_batch(N, m.has_batch_norm, nbatches)) {
+    if (skip_batch(N, batch_size, m.has_batch_norm, nbatches)) {
       if (micro > 0) {
         m.update(micro, clipnorm, bi == last - 1);
         ++s.updates;
