@@ -264,3 +264,17 @@ def test_history_round_trips():
         assert clone.diagnostics == h.diagnostics
         assert clone.history["loss"] == h.history["loss"]
         assert np.isnan(clone.history["val_loss"][1])
+
+
+def test_real_gpu_model_pickles_and_resumes(rng):
+    # The same on the GPU engine itself, where there is one (CUDA graphs, fused kernels).
+    from test_cuda_engine import _real_gpu
+
+    if not _real_gpu():
+        pytest.skip("needs a usable CUDA device and fastnn built with CUDA")
+    X, y = _data(rng)
+    m = _model(device="cuda")
+    _fit(m, X, y)
+    clone = pickle.loads(pickle.dumps(m))
+    assert clone.device == m.device and clone.precision == m.precision
+    _assert_resumes_identically(m, clone, X, y)

@@ -36,6 +36,11 @@ _MAX_HEADER = 100_000_000
 # Nesting deeper than this in the header or a metadata value is damage (a model description is
 # about 6 levels deep); it also keeps json and the checks below far from Python's recursion limit.
 _MAX_DEPTH = 64
+# Parsed JSON takes ~20 times its text in memory when the text is all tiny containers ("{},{},..."):
+# the number of values is capped too, far above any real header (~3 containers and ~6 values per
+# array: a 50,000-tensor checkpoint has 150,000 containers), so a header costs at most ~200 MB.
+_MAX_CONTAINERS = 1_000_000
+_MAX_VALUES = 4_000_000
 
 _DTYPES = {
     "BOOL": np.dtype(np.bool_),
@@ -257,8 +262,14 @@ def _header_length(first8, size, where):
 
 
 def _parse_header(text, where):
+    text = bytes(text)
+    # Counted on the raw text, brackets inside strings included: a bound, found without parsing.
+    containers = text.count(b"{") + text.count(b"[")
+    if containers > _MAX_CONTAINERS or containers + text.count(b",") > _MAX_VALUES:
+        raise ValueError(f"{where}: damaged or not a model file: its header holds more than "
+                         f"{_MAX_CONTAINERS:,} JSON objects/lists or {_MAX_VALUES:,} values")
     try:
-        header = _json(bytes(text).decode("utf-8"), "the header")
+        header = _json(text.decode("utf-8"), "the header")
     except UnicodeDecodeError:
         raise ValueError(f"{where}: damaged or not a safetensors file (header is not UTF-8)") \
             from None
@@ -282,7 +293,7 @@ def _check_entries(header, data_len, where):
             raise ValueError(f"{where}: damaged entry {name!r}: expected keys dtype, shape, "
                              f"data_offsets, got {info!r}")
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if code not in _DTYPES:
+        if not isinstance(code, str) or code not in _DTYPES:
             raise ValueError(f"{where}: array {name!r} has dtype {code!r}, which fastnn cannot "
                              f"read (known: {', '.join(_DTYPES)})")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):

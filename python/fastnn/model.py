@@ -113,6 +113,12 @@ class Sequential:
     ``dtype="float64"`` (CPU only) trains and predicts in float64 with the float64 engine:
     slower than the float32 default, for float64 pipelines (fastnn.sklearn on float64 data, as
     scikit-learn computes in its input's precision) and checks against float64 references.
+
+    Models pickle (``pickle``, ``joblib``, ``copy.deepcopy``) through the bytes ``save`` writes:
+    the copy has its own engine with the same weights, optimizer state and step, so it predicts
+    the same and resumes training exactly as the original would; ``history`` comes along.
+    ``copy.copy`` also gives its own engine (two models sharing one would train each other) but
+    shares ``history``. A GPU model pickles through host copies and unpickles onto its device.
     """
 
     def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
@@ -658,11 +664,18 @@ class Sequential:
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
         try:
-            return self._inference_net().predict(X, batch_size)
+            out = self._inference_net().predict(X, batch_size)
         except ValueError as e:
             if "NaN or infinity" in str(e):
                 as_features(X, self.input_dim)  # the message with the row and column
             raise
+        if not np.isfinite(out).all():
+            # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows
+            # (a diverged model, or a file with extreme values). Said, never silent.
+            warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
+                          "are too large (did training diverge? see fit's warnings)",
+                          RuntimeWarning, stacklevel=2)
+        return out
 
     def predict_classes(self, X, batch_size=1024):
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
@@ -708,7 +721,8 @@ class Sequential:
         """Write the model to `path` (safetensors; atomic). See `fastnn.load`.
 
         include_optimizer: also the optimizer state and step count, so training can resume.
-        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays).
+        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays);
+        the format's own keys ("fastnn_model", "fastnn_version", "compile", "step") are refused.
         """
         from fastnn.serialization import save_model
 
