@@ -261,6 +261,8 @@ def test_partial_fit_and_warm_start_continue_training():
     assert not np.array_equal(before[0], warm.coefs_[0])
     with pytest.raises(ValueError, match="warm_start"):
         quiet_fit(warm, X[y != "c"], y[y != "c"])
+    quiet_fit(warm.set_params(early_stopping=True), X, y)  # switching early stopping on
+    assert len(warm.validation_scores_) == warm.n_iter_ and warm.best_loss_ is None
 
 
 def test_sgd_learning_rate_schedules_follow_scikit_learn():

@@ -257,11 +257,18 @@ class BaseMLP(BaseEstimator):
         self.loss_curve_ = []
         self._no_improvement_count = 0
         self._epochs_seen = 0
-        if self.early_stopping:
+        self.validation_scores_ = self.best_validation_score_ = self.best_loss_ = None
+        self._start_monitoring()
+
+    def _start_monitoring(self):
+        """The starting values of what early stopping (or else the training loss) monitors; also
+        when a warm start switches early_stopping on or off."""
+        if self.early_stopping and self.validation_scores_ is None:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
+            self._best_weights = None  # the weights of the best validation score so far
             self.best_loss_ = None
-        else:
+        elif not self.early_stopping and self.best_loss_ is None:
             self.best_loss_ = np.inf
             self.validation_scores_ = None
             self.best_validation_score_ = None
@@ -291,6 +298,8 @@ class BaseMLP(BaseEstimator):
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y: expected {self.n_outputs_} outputs as in the previous fit, "
                              f"got {n_outputs}")
+        else:
+            self._start_monitoring()
         validation = None
         if self.early_stopping:
             split = train_test_split(
@@ -331,8 +340,8 @@ class BaseMLP(BaseEstimator):
             initial_epoch=start, batch_size=batch, shuffle=bool(self.shuffle),
             callbacks=[epochs], sample_weight=engine_weights, verbose=0)
         self._epochs_seen = start + len(history.epoch)
-        if self.early_stopping and epochs.best_weights is not None:
-            self.model_.set_weights(epochs.best_weights)
+        if self.early_stopping and self._best_weights is not None:
+            self.model_.set_weights(self._best_weights)
         self._set_weight_attributes()
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "

@@ -6,7 +6,9 @@ have not (for ``learning_rate="adaptive"`` with SGD: divides the learning rate b
 it is below 1e-6), keeps the best weights for ``early_stopping``, and for ``"invscaling"`` sets
 the SGD rate to ``learning_rate_init / (t_ + 1) ** power_t``, ``t_`` counting the samples seen.
 The estimator's fitted attributes (``n_iter_``, ``t_``, ``loss_curve_``, ``best_loss_``,
-``validation_scores_``, ...) are written here, epoch by epoch, with scikit-learn's meanings.
+``validation_scores_``, ...) are written here, epoch by epoch, with scikit-learn's meanings; the
+best epoch's weights (``_best_weights``) too: a warm-started fit that never beats an earlier
+fit's best validation score ends with that fit's best weights, as scikit-learn's does.
 """
 
 import math
@@ -25,7 +27,6 @@ class SklearnEpochs(Callback):
         self.n_train = n_train
         self.validation = validation
         self.incremental = incremental
-        self.best_weights = None
         self.converged = False
 
     def on_epoch_end(self, epoch, logs=None):
@@ -75,4 +76,4 @@ class SklearnEpochs(Callback):
                                      else est._no_improvement_count + 1)
         if score > est.best_validation_score_:
             est.best_validation_score_ = score
-            self.best_weights = self.model.get_weights()
+            est._best_weights = self.model.get_weights()
