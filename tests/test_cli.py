@@ -241,3 +241,18 @@ def test_one_column_csv(tmp_path, capsys, monkeypatch):
     rc, out, err = cli(capsys, "predict", "model.fastnn", "sin.csv")
     assert rc == 0, err
     assert len(out.split()) == 201
+
+
+def test_demo_without_its_extras(tmp_path):
+    # matplotlib and scikit-learn are optional: the demo says what it skipped and why.
+    code = ("import sys\n"
+            "for name in ('matplotlib', 'sklearn', 'sklearn.datasets'):\n"
+            "    sys.modules[name] = None  # makes `import name` raise ImportError\n"
+            "from fastnn.__main__ import main\n"
+            "sys.exit(main(['demo', '--quick', '--quiet', '--out', 'p.png']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "matplotlib is not installed, so no picture" in out.stdout
+    assert "2. digits: skipped, scikit-learn is not installed" in out.stdout
+    assert "'.[demo]'" in out.stdout and not (tmp_path / "p.png").exists()
