@@ -63,14 +63,14 @@ struct LayerPlan {
   bool has_output() const;
 };
 
-// A parameter tensor of the plan: "dense_0/kernel", ..., (rows, cols), its penalty weights and
+// A parameter tensor of the plan: "dense_0/kernel", ..., its shape, its penalty weights and
 // the value every element starts at (1 for batch-norm gamma, else 0).
 struct ParamPlan {
   std::string name;
-  int64_t rows = 0, cols = 0;
+  ParamShape shape;
   double l1 = 0.0, l2 = 0.0;
   float init = 0.0f;
-  int64_t size() const { return rows * cols; }
+  int64_t size() const { return shape.size(); }
 };
 
 struct NetworkPlan {

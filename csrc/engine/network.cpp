@@ -447,8 +447,7 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
   for (const ParamPlan& q : plan.params) {
     Param<T> p;
     p.name = q.name;
-    p.rows = q.rows;
-    p.cols = q.cols;
+    p.shape = q.shape;
     p.l1 = q.l1;
     p.l2 = q.l2;
     const size_t n = size_t(p.size());

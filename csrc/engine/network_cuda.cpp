@@ -100,7 +100,7 @@ struct CudaNetwork::Impl {
     CudaParamInfo info;
     DevBuf value, grad, state[3];
     double l1 = 0, l2 = 0;
-    int64_t size() const { return info.rows * info.cols; }
+    int64_t size() const { return info.shape.size(); }
   };
 
   CudaOptions opt;
@@ -702,8 +702,7 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   for (const ParamPlan& q : plan.params) {
     Impl::P p;
     p.info.name = q.name;
-    p.info.rows = q.rows;
-    p.info.cols = q.cols;
+    p.info.shape = q.shape;
     p.l1 = q.l1;
     p.l2 = q.l2;
     m.params.push_back(std::move(p));
