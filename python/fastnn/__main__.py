@@ -19,8 +19,6 @@ def _cmd_demo(args):
 
 
 def _cmd_train(args):
-    import numpy as np
-
     import fastnn
     from fastnn import _cli_data
     from fastnn.data import train_test_split
@@ -38,7 +36,6 @@ def _cmd_train(args):
         raise ValueError(f"{args.data}: no feature columns besides the target {table.names[j]!r}")
     X = table.features(feature_cols)
     task, y, classes = _cli_data.target(table, j, args.task)
-    val = None
     if args.validation_split:
         # Rows of a file are often sorted (by class, by date): the held-out rows are drawn at
         # random, and for classes in each class's proportion, so that both parts see every class.
@@ -65,6 +62,7 @@ def _cmd_train(args):
         loss, metrics = "mse", ["mae"]
         y = (y - ymean) / ystd
         meta["target_mean"], meta["target_std"] = ymean, ystd
+    val = None
     if args.validation_split:
         val = ((Xv - mean) / std, yv if task == "classification" else (yv - ymean) / ystd)
     model = fastnn.Sequential(layers, input_dim=X.shape[1], seed=args.seed)

@@ -262,7 +262,8 @@ def split_validation(X, y=None, fraction=0.1):
     This is exactly what `fit(..., validation_split=fraction)` uses: training rows are the first
     int(n * (1 - fraction)); only those are shuffled each epoch. Data sorted by class therefore
     gives a validation set of the last classes only (fit warns: warn_if_split_loses_classes):
-    shuffle it once first, or split with train_test_split(stratify=True). The parts are views of X and y, not copies."""
+    shuffle it once first, or split with train_test_split(stratify=True). The parts are views of
+    X and y, not copies."""
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
         raise TypeError(f"fraction: expected a float in (0, 1), got {type(fraction).__name__}")
     fraction = float(fraction)
