@@ -256,3 +256,20 @@ def test_demo_without_its_extras(tmp_path):
     assert "matplotlib is not installed, so no picture" in out.stdout
     assert "2. digits: skipped, scikit-learn is not installed" in out.stdout
     assert "'.[demo]'" in out.stdout and not (tmp_path / "p.png").exists()
+
+
+def test_a_defect_is_one_line_too(capsys, monkeypatch):
+    # Not the user's mistake: still no traceback, but status 1 and how to see one.
+    from fastnn import _demo
+
+    def broken(**kwargs):
+        raise KeyError("loss")
+
+    monkeypatch.setattr(_demo, "run", broken)
+    rc, _, err = cli(capsys, "demo", "--quick")
+    assert rc == 1
+    assert err.strip() == ("fastnn demo: internal error: KeyError: 'loss' (please report it; "
+                           "FASTNN_TRACEBACK=1 shows the traceback)")
+    monkeypatch.setenv("FASTNN_TRACEBACK", "1")
+    with pytest.raises(KeyError):
+        cli(capsys, "demo", "--quick")
