@@ -261,7 +261,7 @@ def split_validation(X, y=None, fraction=0.1):
 
     This is exactly what `fit(..., validation_split=fraction)` uses: training rows are the first
     int(n * (1 - fraction)); only those are shuffled each epoch. Data sorted by class therefore
-    gives a validation set of the last classes only (fit warns: warn_if_split_loses_classes):
+    gives a validation set of the last classes only (fit then warns):
     shuffle it once first, or split with train_test_split(stratify=True). The parts are views of
     X and y, not copies."""
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
@@ -298,7 +298,7 @@ def _class_set(y):
     return {int(v) for v in values}
 
 
-def warn_if_split_loses_classes(y_train, y_val, fraction, stacklevel=3):
+def _warn_if_split_loses_classes(y_train, y_val, fraction, stacklevel=3):
     """UserWarning when the last-fraction validation part (split_validation) has classes that
     the training part lacks, or lacks classes that it has: rows sorted by class give such a split,
     and the validation figures then measure something else than the model's accuracy."""

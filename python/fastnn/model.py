@@ -13,7 +13,7 @@ import numpy as np
 from fastnn import _C, _model_device, layers as layers_mod
 from fastnn._checks import finite_real
 from fastnn._model_data import as_features, as_targets
-from fastnn.data import split_validation, warn_if_split_loses_classes
+from fastnn.data import split_validation, _warn_if_split_loses_classes
 from fastnn.ops import init_weights
 
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae", "sampled_softmax")
@@ -382,7 +382,7 @@ class Sequential:
             except ValueError as e:
                 raise ValueError(f"validation_split: {e}") from None
             if labels is not None or self.loss == "binary_cross_entropy":
-                warn_if_split_loses_classes(y_train, vy, split)
+                _warn_if_split_loses_classes(y_train, vy, split)
             if labels is not None:
                 labels, val = y_train, (vx, vy, None)
             else:
