@@ -154,3 +154,25 @@ def label_smoothing_arg(value):
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value}")
     return value
+
+
+def finite_float32(a, what):
+    """a (a NumPy array) as float32, refused (ValueError) unless every value is finite once
+    stored: the check runs after the cast, so 1e300 in a float64 array is caught as the inf it
+    would become. Non-real dtypes (complex, strings, objects) raise TypeError."""
+    return finite_as(a, np.float32, what)
+
+
+def finite_as(a, dtype, what):
+    """finite_float32 for a model of another working dtype (float64 models store float64)."""
+    dtype = np.dtype(dtype)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: expected real numbers, got dtype {a.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        stored = a.astype(dtype)
+    if not np.isfinite(stored).all():
+        big = np.isfinite(a).all() if a.dtype.kind == "f" else True
+        limit = f"{float(np.finfo(dtype).max):.2g}".replace("+", "")
+        raise ValueError(f"{what}: " + (f"has values beyond {dtype.name}'s range (about {limit})"
+                                        if big else "contains NaN or infinity"))
+    return stored

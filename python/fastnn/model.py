@@ -21,9 +21,9 @@ import warnings
 import numpy as np
 
 from fastnn import _C, _model_device, layers as layers_mod
-from fastnn._checks import finite_real
+from fastnn._checks import finite_as, finite_real
 from fastnn._model_data import as_features, as_targets
-from fastnn.data import split_validation
+from fastnn.data import split_validation, _warn_if_split_loses_classes
 from fastnn.ops import init_weights
 
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae", "sampled_softmax")
@@ -48,6 +48,20 @@ def _seed_arg(seed):
     return int(seed)
 
 
+def _dtype_arg(dtype, device_index):
+    """The working dtype: float32, or float64 on the CPU (the float64 engine: slower, for
+    float64 pipelines such as scikit-learn's, and for checks against float64 references)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dt}")
+    if dt == np.float64 and device_index is not None:
+        raise ValueError("dtype: float64 models run on the CPU only; the GPU engine is float32")
+    return dt
+
+
 def _engine_optimizer(opt):
     """The engine's description of a fastnn.optim optimizer."""
     hp = opt.hyperparams()
@@ -68,6 +82,28 @@ def _engine_optimizer(opt):
 # in fit) across threads. Taken for short moments only, and always before a model's engine lock,
 # never while holding it.
 _STATE_LOCK = threading.RLock()
+
+
+def layer_widths(layers, input_dim):
+    """[input_dim, width after layer 0, width after layer 1, ...]: only Dense changes it."""
+    widths = [input_dim]
+    for layer in layers:
+        widths.append(layer.units if isinstance(layer, layers_mod.Dense) else widths[-1])
+    return widths
+
+
+def parameter_sizes(layers, input_dim):
+    """The number of values of each array get_weights returns, from the architecture alone
+    (fastnn.load compares it with a file before allocating anything)."""
+    widths = layer_widths(layers, input_dim)
+    sizes = []
+    for i, layer in enumerate(layers):
+        fin, fout = widths[i], widths[i + 1]
+        if isinstance(layer, layers_mod.Dense):
+            sizes += [fin * fout] + ([fout] if layer.use_bias else [])
+        elif isinstance(layer, layers_mod.BatchNorm):
+            sizes += [fout] * 4
+    return sizes
 
 
 def _sub_seed(seed, index):
@@ -97,13 +133,23 @@ class Sequential:
     the weights between two slices. ``set_weights``, ``compile`` or ``fit`` called from another
     thread while ``fit`` runs raise RuntimeError; while other threads predict they wait for the
     calls in progress, and each prediction uses the weights from before or after the change.
+
+    ``dtype="float64"`` (CPU only) trains and predicts in float64 with the float64 engine:
+    slower than the float32 default, for float64 pipelines (fastnn.sklearn on float64 data, as
+    scikit-learn computes in its input's precision) and checks against float64 references.
+
+    Models pickle (``pickle``, ``joblib``, ``copy.deepcopy``) through the bytes ``save`` writes:
+    the copy has its own engine with the same weights, optimizer state and step, so it predicts
+    the same and resumes training exactly as the original would; ``history`` comes along.
+    ``copy.copy`` also gives its own engine (two models sharing one would train each other) but
+    shares ``history``. A GPU model pickles through host copies and unpickles onto its device.
     """
 
     # The id of the thread running fit on this model, None when none is.
     _fit_thread = None
 
     def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
-                 fused_mlp=True, graphs=True):
+                 fused_mlp=True, graphs=True, dtype="float32"):
         if isinstance(layers, layers_mod.Layer) or not isinstance(layers, (list, tuple)):
             raise TypeError("layers: expected a list of fastnn.layers objects")
         if not layers:
@@ -125,12 +171,12 @@ class Sequential:
         if self._device_index is not None:
             device = f"cuda:{self._device_index}"
         self.fused_mlp, self.graphs = bool(fused_mlp), bool(graphs)
+        self.dtype = _dtype_arg(dtype, self._device_index)
         self.layers = list(layers)
         self.input_dim = int(input_dim)
         self.seed = _seed_arg(seed)
         self.device = device
         counts = {}
-        widths = [self.input_dim]
         for i, layer in enumerate(self.layers):
             k = counts.get(layer.kind, 0)
             counts[layer.kind] = k + 1
@@ -139,8 +185,7 @@ class Sequential:
             if act == "softmax" and i != len(self.layers) - 1:
                 raise ValueError(f"{layer.name}: softmax is only allowed as the last layer's "
                                  f"activation (the classifier's output link)")
-            widths.append(layer.units if isinstance(layer, layers_mod.Dense) else widths[-1])
-        self._widths = widths
+        self._widths = widths = layer_widths(self.layers, self.input_dim)
         self.output_dim = widths[-1]
         self.loss = None
         self.sampled = None
@@ -165,7 +210,8 @@ class Sequential:
             elif isinstance(layer, layers_mod.BatchNorm):
                 out += [np.ones(fout, np.float32), np.zeros(fout, np.float32),
                         np.zeros(fout, np.float32), np.ones(fout, np.float32)]
-        return out
+        # A float64 model starts from the float32 model's values (the same seed, the same model).
+        return [w.astype(self.dtype, copy=False) for w in out]
 
     def _engine_arrays(self, net=None):
         """The engine's arrays in get_weights order (views, not copies); hold the engine's
@@ -205,27 +251,42 @@ class Sequential:
                                f"changed until it returns")
 
     def set_weights(self, weights):
-        """Replace the weights (a list as ``get_weights`` returns). Waits for the predict and
-        evaluate calls in progress in other threads; RuntimeError while fit runs in another
-        thread."""
-        with _STATE_LOCK:
-            self._check_not_training("set_weights")
-            self._write_weights(self._net, weights)
+        """Replace the weights (a list like get_weights returns). Values are stored in the model's
+        dtype (float32 unless dtype="float64") and must be finite as such; BatchNorm running
+        variances must be >= 0. Waits for the predict and evaluate calls in progress in other
+        threads; RuntimeError while fit runs in another thread."""
+        self._put_weights(weights, check_values=True)
 
-    def _write_weights(self, net, weights):
-        """set_weights into `net` (None: the uncompiled model's arrays; call under
-        _STATE_LOCK then)."""
+    def _put_weights(self, weights, check_values, net=None):
+        # check_values=False: an unpickled model gets back exactly what it held, even weights that
+        # diverged to NaN (pickle data is trusted; a file is not: fastnn.load always checks).
+        # net: an engine not yet published (compile, _inference_net; their caller holds
+        # _STATE_LOCK), else this model's engine or, uncompiled, its arrays.
+        with _STATE_LOCK:
+            if net is None:
+                self._check_not_training("set_weights")
+                net = self._net
+            self._store_weights(net, weights, check_values)
+
+    def _store_weights(self, net, weights, check_values):
         current = self._engine_arrays(net) if net is not None else self._weights
         if not isinstance(weights, (list, tuple)) or len(weights) != len(current):
             raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
         converted = []
+        variances = self._running_variances()
         for i, (w, cur) in enumerate(zip(weights, current)):
             w = np.asarray(w)
             if w.shape != cur.shape:
                 raise ValueError(f"weights[{i}]: expected shape {cur.shape}, got {w.shape}")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"weights[{i}]: contains NaN or infinity")
+            if not check_values:
+                converted.append(w)
+                continue
+            # Checked as stored (float32 unless a float64 model): 1e300 would become inf.
+            w = finite_as(w, self.dtype, f"weights[{i}]")
+            if i in variances and (w < 0).any():
+                raise ValueError(f"weights[{i}]: a BatchNorm running variance must be >= 0, got "
+                                 f"{w.min()}")
             converted.append(w)
         if net is None:
             for w, cur in zip(converted, current):
@@ -243,6 +304,17 @@ class Sequential:
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
         kinds = self._weight_kinds()
         return sum(int(w.size) for w, kind in zip(self.get_weights(), kinds) if kind)
+
+    def _running_variances(self):
+        """Indices in get_weights order of BatchNorm's running variances."""
+        out, i = set(), 0
+        for layer in self.layers:
+            if isinstance(layer, layers_mod.Dense):
+                i += 2 if layer.use_bias else 1
+            elif isinstance(layer, layers_mod.BatchNorm):
+                out.add(i + 3)  # gamma, beta, running mean, running variance
+                i += 4
+        return out
 
     def _weight_kinds(self):
         """True for trainable arrays, False for BatchNorm's running statistics."""
@@ -332,7 +404,7 @@ class Sequential:
             # The new engine gets the weights before other threads can see it.
             net = self._new_net(loss, _engine_optimizer(optimizer),
                                 sampled.get_config() if sampled else {})
-            self._write_weights(net, self.get_weights())
+            self._put_weights(self.get_weights(), check_values=True, net=net)
             self.sampled = sampled
             self.loss, self.optimizer, self.metrics, self.clipnorm = loss, optimizer, tuple(metrics), clipnorm
             self._net, self._weights = net, None
@@ -343,7 +415,8 @@ class Sequential:
         specs = self._engine_layers(loss)
         if self._device_index is not None:
             return _model_device.make_net(self, specs, loss, optimizer, sampled_config)
-        return _C.Network32(self.input_dim, specs, loss, optimizer, self.seed, sampled_config)
+        engine = _C.Network64 if self.dtype == np.float64 else _C.Network32
+        return engine(self.input_dim, specs, loss, optimizer, self.seed, sampled_config)
 
     def _require_compiled(self, what):
         if self._net is None:
@@ -351,28 +424,28 @@ class Sequential:
 
     # ------------------------------------------------------------------ data
     def _x(self, X, name="X"):
-        return as_features(X, self.input_dim, name)
+        return as_features(X, self.input_dim, name, dtype=self.dtype)
 
     def _y(self, y, n, name="y"):
         """(labels, targets) in the engine's form for this loss."""
-        return as_targets(y, n, self.loss, self.output_dim, name)
+        return as_targets(y, n, self.loss, self.output_dim, name, dtype=self.dtype)
 
     def _sample_weights(self, n, labels, class_weight, sample_weight):
-        """Per-sample weights (float32, (n,)) from sample_weight times class_weight[label], or
+        """Per-sample weights ((n,), the model's dtype) from sample_weight times class_weight[label], or
         None when neither is given."""
         if class_weight is None and sample_weight is None:
             return None
         if self.sampled is not None:
             raise ValueError("class_weight / sample_weight: not available with the sampled "
                              "softmax")
-        w = np.ones(n, np.float32)
+        w = np.ones(n, self.dtype)
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=np.float64)
             if sw.shape != (n,):
                 raise ValueError(f"sample_weight: expected shape ({n},), got {sw.shape}")
             if not np.isfinite(sw).all() or (sw < 0).any():
                 raise ValueError("sample_weight: weights must be finite and >= 0")
-            w *= sw.astype(np.float32)
+            w *= sw.astype(self.dtype)
         if class_weight is not None:
             if labels is None:
                 raise ValueError("class_weight: only the softmax cross-entropy loss takes class "
@@ -404,8 +477,9 @@ class Sequential:
         batch_size=None trains on the whole data set per step (full-batch gradient descent),
         batch_size=1 is pure stochastic gradient descent; the last partial batch is used.
         validation_split: the LAST fraction of X and y (taken before any shuffling, as Keras
-        does) is held out for validation. accumulate_steps=k averages the gradients of k batches
-        into one update. Ctrl-C stops training after the current slice of batches and returns
+        does) is held out for validation; a UserWarning names the classes when that part and
+        the training part do not hold the same ones (rows sorted by class).
+        accumulate_steps=k averages the gradients of k batches into one update. Ctrl-C stops training after the current slice of batches and returns
         the history so far: the model stays usable.
         Threads: fit takes the model one slice of batches at a time; predict, evaluate and
         get_weights in other threads wait for the current slice. set_weights, compile or fit
@@ -460,6 +534,8 @@ class Sequential:
                     X, labels if labels is not None else targets, split)
             except ValueError as e:
                 raise ValueError(f"validation_split: {e}") from None
+            if labels is not None or self.loss == "binary_cross_entropy":
+                _warn_if_split_loses_classes(y_train, vy, split)
             if labels is not None:
                 labels, val = y_train, (vx, vy, None)
             else:
@@ -652,7 +728,7 @@ class Sequential:
                 from fastnn.optim import SGD
 
                 net = self._new_net(loss, _engine_optimizer(SGD(lr=0.01)), {})
-                self._write_weights(net, self._weights)
+                self._put_weights(self._weights, check_values=True, net=net)
                 self._net, self._weights = net, None
             return self._net
 
@@ -675,15 +751,23 @@ class Sequential:
             out = self._inference_net().predict(X, batch_size)
             return out if gpu_in else out.numpy()
         # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
-        X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False)
+        X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False,
+                        dtype=self.dtype)
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
         try:
-            return self._inference_net().predict(X, batch_size)
+            out = self._inference_net().predict(X, batch_size)
         except ValueError as e:
             if "NaN or infinity" in str(e):
                 as_features(X, self.input_dim)  # the message with the row and column
             raise
+        if not np.isfinite(out).all():
+            # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows
+            # (a diverged model, or a file with extreme values). Said, never silent.
+            warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
+                          "are too large (did training diverge? see fit's warnings)",
+                          RuntimeWarning, stacklevel=2)
+        return out
 
     def predict_classes(self, X, batch_size=1024):
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
@@ -718,16 +802,47 @@ class Sequential:
         return text
 
     def get_config(self):
-        return {"input_dim": self.input_dim, "seed": self.seed,
-                "layers": [layer.get_config() for layer in self.layers]}
+        config = {"input_dim": self.input_dim, "seed": self.seed,
+                  "layers": [layer.get_config() for layer in self.layers]}
+        if self.dtype != np.float32:  # float32 files stay as they were
+            config["dtype"] = self.dtype.name
+        return config
 
     # ------------------------------------------------------------------ persistence
     def save(self, path, include_optimizer=True, metadata=None):
         """Write the model to `path` (safetensors; atomic). See `fastnn.load`.
 
         include_optimizer: also the optimizer state and step count, so training can resume.
-        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays).
+        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays);
+        the format's own keys ("fastnn_model", "fastnn_version", "compile", "step") are refused.
         """
         from fastnn.serialization import save_model
 
         save_model(self, path, include_optimizer, metadata)
+
+    # Pickling (and copy.copy / copy.deepcopy) goes through the bytes `save` writes, never the
+    # engine's memory: the copy is a new engine with the same weights, optimizer state and step,
+    # so it predicts the same and resumes training exactly as the original would. The Python-side
+    # record of the last fit (history, stop_training) travels along.
+    _PICKLED_ATTRIBUTES = ("history", "stop_training")
+
+    def __getstate__(self):
+        from fastnn.serialization import model_to_bytes
+
+        state = {"model": model_to_bytes(self), "device": self.device,
+                 "precision": self.precision, "fused_mlp": self.fused_mlp,
+                 "graphs": self.graphs}
+        state.update((k, self.__dict__[k]) for k in self._PICKLED_ATTRIBUTES)
+        return state
+
+    def __setstate__(self, state):
+        from fastnn.serialization import model_from_bytes
+
+        if not isinstance(state, dict) or "model" not in state:
+            raise ValueError("Sequential: unpickled state is not one Sequential.__getstate__ made")
+        fresh = model_from_bytes(state["model"], state["device"], state["precision"],
+                                 strict=False, fused_mlp=state["fused_mlp"],
+                                 graphs=state["graphs"])
+        self.__dict__.update(fresh.__dict__)
+        # Callbacks and the engine-less record point at this object, not at `fresh`.
+        self.__dict__.update((k, state[k]) for k in self._PICKLED_ATTRIBUTES if k in state)
