@@ -504,6 +504,8 @@ class Sequential:
 
     def _fit(self, X, y, epochs, batch_size, shuffle, validation_split, validation_data,
              callbacks, class_weight, accumulate_steps, verbose, initial_epoch, sample_weight):
+        # fit's body (fit holds the model's training ownership around it). Its warnings name the
+        # user's fit call: one frame further up than they would from fit itself.
         from fastnn.callbacks import configure_callbacks
 
         dev = self._device_index is not None
@@ -535,7 +537,7 @@ class Sequential:
             except ValueError as e:
                 raise ValueError(f"validation_split: {e}") from None
             if labels is not None or self.loss == "binary_cross_entropy":
-                _warn_if_split_loses_classes(y_train, vy, split)
+                _warn_if_split_loses_classes(y_train, vy, split, stacklevel=4)
             if labels is not None:
                 labels, val = y_train, (vx, vy, None)
             else:
@@ -605,11 +607,11 @@ class Sequential:
             if nonfinite:
                 warnings.warn(f"epoch {epoch + 1}: the loss became {logs['loss']}; training "
                               f"stopped. Lower the learning rate, check the inputs for extreme "
-                              f"values, or pass clipnorm= to compile", RuntimeWarning, stacklevel=2)
+                              f"values, or pass clipnorm= to compile", RuntimeWarning, stacklevel=3)
             cbs.on_epoch_end(epoch, logs)
             if interrupted:
                 warnings.warn("fit: interrupted; the model keeps the weights reached so far",
-                              RuntimeWarning, stacklevel=2)
+                              RuntimeWarning, stacklevel=3)
             if self.stop_training or nonfinite or interrupted:
                 break
         cbs.on_train_end({})
@@ -649,25 +651,25 @@ class Sequential:
             if dead is not None and dead > 0.9:
                 warnings.warn(f"{layer.name}: {dead:.0%} of its ReLU units are dead (never "
                               f"positive); lower the learning rate or use leaky_relu",
-                              RuntimeWarning, stacklevel=3)
+                              RuntimeWarning, stacklevel=4)
         if not norms:
             return
         top = max(norms.values())
         for name, g in norms.items():
             if not math.isfinite(g):
                 warnings.warn(f"{name}: gradient norm is {g}; lower the learning rate or pass "
-                              f"clipnorm= to compile", RuntimeWarning, stacklevel=3)
+                              f"clipnorm= to compile", RuntimeWarning, stacklevel=4)
             elif g > 1e4:
                 warnings.warn(f"{name}: exploding gradients (norm {g:.3g}); lower the learning "
                               f"rate, pass clipnorm= to compile, or add BatchNorm",
-                              RuntimeWarning, stacklevel=3)
+                              RuntimeWarning, stacklevel=4)
             elif math.isfinite(top) and g < 1e-5 * top:
                 # Vanishing means small next to the other layers' gradients (a loss near zero
                 # makes every gradient small, which is no failure).
                 warnings.warn(f"{name}: vanishing gradients (norm {g:.3g}, {top:.3g} in the "
                               f"layer with the largest); prefer relu with he initialization over "
                               f"sigmoid/tanh in deep stacks, or add BatchNorm", RuntimeWarning,
-                              stacklevel=3)
+                              stacklevel=4)
 
     # ------------------------------------------------------------------ inference
     def _evaluate_arrays(self, X, labels, targets, batch_size=1024, sample_weight=None):
