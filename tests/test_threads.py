@@ -172,3 +172,12 @@ def test_threadpoolctl_sees_fastnn_whatever_the_import_order(order):
 def test_import_does_not_load_threadpoolctl():
     code = "import json, sys, fastnn; print(json.dumps('threadpoolctl' in sys.modules))"
     assert _run(code) is False
+
+
+def test_threadpoolctl_command_line_lists_fastnn():
+    pytest.importorskip("threadpoolctl")
+    # `python -m threadpoolctl -i fastnn` runs threadpoolctl as __main__, not as the module.
+    out = subprocess.run([sys.executable, "-m", "threadpoolctl", "-i", "fastnn"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert [i["internal_api"] for i in json.loads(out.stdout)].count("fastnn") == 1

@@ -14,7 +14,7 @@ import threading
 
 _MODULE = "threadpoolctl"
 _lock = threading.Lock()
-_registered = False
+_registered = set()  # id() of the threadpoolctl module objects that know our controller
 
 
 def _controller_class(threadpoolctl):
@@ -41,11 +41,10 @@ def _controller_class(threadpoolctl):
 
 
 def _register(threadpoolctl):
-    global _registered
     with _lock:
-        if _registered:
+        if id(threadpoolctl) in _registered:
             return
-        _registered = True
+        _registered.add(id(threadpoolctl))
     try:
         threadpoolctl.register(_controller_class(threadpoolctl))
     except Exception:  # an older or changed threadpoolctl: fastnn works without it
@@ -97,6 +96,10 @@ def _unwatch():
 
 def install():
     """Registers now if threadpoolctl is imported, else when it is."""
+    # `python -m threadpoolctl -i fastnn` runs threadpoolctl as __main__, a module of its own.
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) == _MODULE:
+        _register(main)
     module = sys.modules.get(_MODULE)
     if module is not None:
         _register(module)
