@@ -16,9 +16,9 @@ def as_float_array(x, name, ndim=None):
         # The common case, checked with the cheapest tests first (this runs on every op call).
         if ndim is not None and x.ndim != ndim:
             raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
-        if x.flags.c_contiguous or not any(s % x.itemsize for s in x.strides):
+        if x.flags.aligned and (x.flags.c_contiguous or not any(s % x.itemsize for s in x.strides)):
             return x
-        return np.ascontiguousarray(x)
+        return np.array(x, order="C")
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, (list, tuple, numbers.Number)):
             x = np.asarray(x)
@@ -33,6 +33,22 @@ def as_float_array(x, name, ndim=None):
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
     if any(s % x.itemsize for s in x.strides):
         x = np.ascontiguousarray(x)
+    return aligned(x)
+
+
+def aligned(x):
+    """x, or a C-contiguous copy when its address is not a multiple of its item size (a view of
+    a byte buffer at an odd offset, np.frombuffer with an offset): C++ may only read an element
+    at an address aligned for its type; anything else is undefined behaviour."""
+    return x if x.flags.aligned else np.array(x, order="C")
+
+
+def require_aligned(x, name):
+    """For an array the kernel updates in place, which an aligned copy cannot stand in for."""
+    if not x.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array (it is updated in place), got one "
+                         f"at an address that is not a multiple of its item size "
+                         f"{x.itemsize}; pass np.array(..., copy=True) of it")
     return x
 
 

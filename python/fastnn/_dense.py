@@ -4,7 +4,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, linear_grad_dims, same_dtype
+from fastnn._checks import as_float_array, linear_grad_dims, require_aligned, same_dtype
 
 # Activations whose derivative follows from the output y = act(z): their backward pass needs only
 # y, which is the next layer's input anyway, so the forward pass keeps nothing extra for them.
@@ -32,7 +32,7 @@ def _out(a, name, shape, dtype):
         raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
     if not a.flags.c_contiguous or not a.flags.writeable:
         raise ValueError(f"{name}: expected a writable C-contiguous array")
-    return a
+    return require_aligned(a, name)
 
 
 def linear_grad(dy, x, w, activation=None, z=None, y=None, negative_slope=0.01, need_dx=True,

@@ -3,12 +3,14 @@ so the engine can take the arrays as they are."""
 
 import numpy as np
 
+from fastnn._checks import aligned
+
 
 def as_features(X, input_dim, name="X", check_finite=True):
     """X as a C-contiguous float32 (n, input_dim) array, checked for NaN and infinity (unless
     the caller leaves that to the engine: check_finite=False)."""
     if (type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2
-            and X.shape[1] == input_dim and X.flags.c_contiguous):
+            and X.shape[1] == input_dim and X.flags.c_contiguous and X.flags.aligned):
         # The common case, answered with the cheapest tests (batch-1 inference is ~microseconds).
         if check_finite and not np.isfinite(X).all():
             _raise_nonfinite(X, name)
@@ -27,7 +29,7 @@ def as_features(X, input_dim, name="X", check_finite=True):
     if X.shape[1] != input_dim:
         raise ValueError(f"{name}: expected {input_dim} features per sample, got {X.shape[1]} "
                          f"(shape {X.shape})")
-    X = np.ascontiguousarray(X, dtype=np.float32)
+    X = aligned(np.ascontiguousarray(X, dtype=np.float32))
     if check_finite and not np.isfinite(X).all():
         _raise_nonfinite(X, name)
     return X
@@ -84,7 +86,7 @@ def as_targets(y, n, loss, n_outputs, name="y"):
     if y.shape != (n, n_outputs):
         raise ValueError(f"{name}: expected shape ({n}, {n_outputs}) (or ({n},) for one output), "
                          f"got {y.shape}")
-    t = np.ascontiguousarray(y, dtype=np.float32)
+    t = aligned(np.ascontiguousarray(y, dtype=np.float32))
     if not np.isfinite(t).all():
         raise ValueError(f"{name}: contains NaN or infinity")
     if loss == "binary_cross_entropy" and ((t < 0).any() or (t > 1).any()):

@@ -24,7 +24,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import FLOAT_DTYPES, finite_real
+from fastnn._checks import FLOAT_DTYPES, aligned, finite_real, require_aligned
 
 
 def _as_list(xs, name):
@@ -61,6 +61,7 @@ def _tensors(xs, name, like=None, writable=True):
                              f"np.ascontiguousarray once, when creating it)")
         if writable and not x.flags.writeable:
             raise ValueError(f"{name}[{i}]: array is read-only; it is updated in place")
+        xs[i] = require_aligned(x, f"{name}[{i}]") if writable else aligned(x)
     return xs
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, same_dtype, sampled_softmax_dims
+from fastnn._checks import (aligned, as_float_array, require_aligned, same_dtype,
+                            sampled_softmax_dims)
 
 SAMPLERS = ("log_uniform", "uniform")
 
@@ -80,7 +81,7 @@ def _labels_arg(labels, n, c):
     if lo < 0 or hi >= c:
         raise ValueError(f"labels: expected class indices in [0, {c}) (W has {c} columns), "
                          f"got {lo if lo < 0 else hi}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return aligned(np.ascontiguousarray(labels, dtype=np.int64))
 
 
 def _grad_out(arr, name, shape, dtype):
@@ -94,7 +95,7 @@ def _grad_out(arr, name, shape, dtype):
         raise ValueError(f"{name}: expected a C-contiguous array (it is added into in place)")
     if not arr.flags.writeable:
         raise ValueError(f"{name}: array is read-only")
-    return arr
+    return require_aligned(arr, name)
 
 
 def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",

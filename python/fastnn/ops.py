@@ -34,8 +34,9 @@ def _activation_arg(activation, negative_slope):
 
 def _gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, act, act_param):
     # The kernel writes out while it reads a and b: when they overlap, compute into a fresh
-    # array and copy, as NumPy does.
-    if np.may_share_memory(out, a) or np.may_share_memory(out, b):
+    # array and copy, as NumPy does; the same for an out the kernel may not address directly.
+    if (not out.flags.aligned or np.may_share_memory(out, a)
+            or np.may_share_memory(out, b)):
         tmp = np.array(out) if beta != 0.0 else np.empty(out.shape, out.dtype)
         _C.gemm(a, b, tmp, trans_a, trans_b, alpha, beta, bias, act, act_param)
         out[...] = tmp
