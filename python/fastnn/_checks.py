@@ -74,6 +74,47 @@ def finite_real(value, name):
     return value
 
 
+def flag(value, name):
+    """value as a bool: True or False (NumPy's included) only, since bool("no") is True and
+    a 0/1 is as likely another argument passed in the wrong place."""
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+
+
+def seed_or_none(value, name="seed"):
+    """A seed for np.random.default_rng: an int >= 0, or None for fresh randomness."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int or None, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name}: expected an int >= 0, got {value}")
+    return int(value)
+
+
+def verbosity(value, name="verbose"):
+    """0 (silent), 1 or 2; True and False stand for 1 and 0, the everyday spelling."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected 0, 1 or 2, got {type(value).__name__}")
+    if value not in (0, 1, 2):
+        raise ValueError(f"{name}: expected 0 (silent), 1 (progress bar) or 2 (a line per "
+                         f"epoch), got {value!r}")
+    return int(value)
+
+
+def real_array(a, name):
+    """TypeError for complex values, which a conversion to float would silently drop the
+    imaginary part of."""
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name}: complex values are not supported, got dtype {a.dtype}")
+    return a
+
+
 # Shape rules of the dense kernels, shared by the CPU ops and their GPU twins (fastnn/_gpu_ops.py):
 # they take shapes, so NumPy arrays and fastnn.Tensor get the same checks and messages.
 def matmul_dims(a_shape, b_shape, trans_a, trans_b):

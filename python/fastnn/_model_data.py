@@ -3,7 +3,7 @@ so the engine can take the arrays as they are."""
 
 import numpy as np
 
-from fastnn._checks import aligned
+from fastnn._checks import aligned, real_array
 
 
 def as_features(X, input_dim, name="X", check_finite=True):
@@ -81,6 +81,7 @@ def as_targets(y, n, loss, n_outputs, name="y"):
         return _class_indices(y, n_outputs, name), None
     if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
         raise TypeError(f"{name}: expected numeric targets, got dtype {y.dtype}")
+    real_array(y, name)
     if y.ndim == 1:
         y = y[:, None]
     if y.shape != (n, n_outputs):

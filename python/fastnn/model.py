@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from fastnn import _C, _model_device, layers as layers_mod
-from fastnn._checks import finite_real
+from fastnn._checks import finite_real, flag, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation
 from fastnn.ops import init_weights
@@ -97,7 +97,7 @@ class Sequential:
         self.precision = _model_device.check_precision(precision, self._device_index)
         if self._device_index is not None:
             device = f"cuda:{self._device_index}"
-        self.fused_mlp, self.graphs = bool(fused_mlp), bool(graphs)
+        self.fused_mlp, self.graphs = flag(fused_mlp, "fused_mlp"), flag(graphs, "graphs")
         self.layers = list(layers)
         self.input_dim = int(input_dim)
         self.seed = _seed_arg(seed)
@@ -168,7 +168,7 @@ class Sequential:
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
         converted = []
         for i, (w, cur) in enumerate(zip(weights, current)):
-            w = np.asarray(w)
+            w = real_array(np.asarray(w), f"weights[{i}]")
             if w.shape != cur.shape:
                 raise ValueError(f"weights[{i}]: expected shape {cur.shape}, got {w.shape}")
             if not np.all(np.isfinite(w)):
@@ -259,6 +259,9 @@ class Sequential:
         self._link(loss)
         if isinstance(metrics, str):
             metrics = (metrics,)
+        if not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics: expected a list of metric names, got "
+                            f"{type(metrics).__name__}")
         for m in metrics:
             if m not in METRICS:
                 raise ValueError(f"metrics: expected names from {', '.join(METRICS)}, got {m!r}")
@@ -305,7 +308,7 @@ class Sequential:
                              "softmax")
         w = np.ones(n, np.float32)
         if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+            sw = np.asarray(real_array(np.asarray(sample_weight), "sample_weight"), np.float64)
             if sw.shape != (n,):
                 raise ValueError(f"sample_weight: expected shape ({n},), got {sw.shape}")
             if not np.isfinite(sw).all() or (sw < 0).any():
@@ -324,7 +327,7 @@ class Sequential:
                                          f"[0, {self.output_dim})")
                     cw[int(k)] = finite_real(v, f"class_weight[{k}]")
             else:
-                cw = np.asarray(class_weight, np.float32)
+                cw = np.asarray(real_array(np.asarray(class_weight), "class_weight"), np.float32)
                 if cw.shape != (self.output_dim,):
                     raise ValueError(f"class_weight: expected {self.output_dim} weights, got "
                                      f"shape {cw.shape}")
@@ -364,6 +367,7 @@ class Sequential:
         weights = self._sample_weights(len(X), labels, class_weight,
                                        _model_device.to_host(sample_weight))
         epochs = self._int_arg(epochs, "epochs", 0)
+        shuffle, verbose = flag(shuffle, "shuffle"), verbosity(verbose)
         initial_epoch = self._int_arg(initial_epoch, "initial_epoch", 0)
         accumulate_steps = self._int_arg(accumulate_steps, "accumulate_steps", 1)
         val = None
@@ -373,8 +377,8 @@ class Sequential:
             vx = self._x(_model_device.to_host(validation_data[0]), "validation_data[0]")
             val = (vx, *self._y(_model_device.to_host(validation_data[1]), len(vx),
                                 "validation_data[1]"))
-        elif validation_split:
-            split = finite_real(validation_split, "validation_split")
+        elif validation_split is not None and finite_real(validation_split, "validation_split"):
+            split = float(validation_split)
             try:
                 (X, y_train), (vx, vy) = split_validation(
                     X, labels if labels is not None else targets, split)
@@ -417,7 +421,7 @@ class Sequential:
         interrupted = False
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch, {})
-            self._net.begin_epoch(n, epoch, bool(shuffle))
+            self._net.begin_epoch(n, epoch, shuffle)
             loss_sum = correct = counted = rows = 0
             nonfinite = False
             try:
@@ -539,6 +543,7 @@ class Sequential:
         """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``.
         With sample_weight the loss is sum_i w_i l_i / n (the metrics are unweighted)."""
         self._require_compiled("evaluate")
+        verbose = verbosity(verbose)
         gpu_in = False
         if self._device_index is not None:
             X, labels, targets, gpu_in = _model_device.fit_data(self, X, y)

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ._checks import flag, seed_or_none
 from .data import _group_ids, split_validation, validate_xy
 
 __all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
@@ -42,7 +43,8 @@ class KFold:
 
     def __init__(self, n_splits=5, shuffle=False, seed=None):
         self.n_splits = _check_n_splits(n_splits)
-        self.shuffle = bool(shuffle)
+        self.shuffle = flag(shuffle, "shuffle")
+        seed = seed_or_none(seed)
         if seed is not None and not shuffle:
             raise ValueError("seed: has no effect with shuffle=False; pass shuffle=True or "
                              "seed=None")
