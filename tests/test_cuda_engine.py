@@ -345,3 +345,24 @@ def test_slice_stats_equal_cpu_without_clipnorm(rng):
     for key in ("rows", "batches", "updates", "counted"):
         assert g[key] == c[key], key
     assert g["loss_sum"] == pytest.approx(c["loss_sum"], rel=1e-5)
+
+
+def test_one_input_and_width_1_layers_keep_their_shapes(rng, tmp_path):
+    # Kernels of one row ((1, 8), (1, 1)) stay 2-D on the GPU engine too: in get_weights, the
+    # optimizer state and a file saved on the GPU and loaded on the CPU.
+    def layers():
+        return [Dense(8, "tanh"), Dense(1, "relu"), BatchNorm(), Dense(1)]
+
+    X = rng.standard_normal((50, 1)).astype(np.float32)
+    y = np.sin(X)
+    cpu, gpu = (build(layers, dev, optim.Adam(lr=1e-2), loss="mse", d=1) for dev in ("cpu", "cuda"))
+    for m in (cpu, gpu):
+        m.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    want = [(1, 8), (8,), (8, 1), (1,), (1,), (1,), (1,), (1,), (1, 1), (1,)]
+    assert [w.shape for w in gpu.get_weights()] == want
+    assert ([s.shape for s in gpu._net.optimizer_state()] ==
+            [s.shape for s in cpu._net.optimizer_state()])
+    assert_close_weights(gpu, cpu, TOL["fp32"])
+    gpu.save(tmp_path / "g.fastnn")
+    back = fastnn.load(tmp_path / "g.fastnn")
+    np.testing.assert_array_equal(back.get_weights()[0], gpu.get_weights()[0])

@@ -240,3 +240,18 @@ def test_linear_gelu_negative_tail(simd, dtype):
     got = ops.linear(np.ones((1, 1), dtype), z, activation="gelu")
     ref = oracle.linear(np.ones((1, 1)), z.astype(np.float64), activation="gelu")
     np.testing.assert_allclose(got, ref, rtol=2e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "gelu", "elu", "softplus", "relu"])
+def test_linear_row_equals_that_row_of_the_batch(simd, activation, rng):
+    # One row runs on another micro-kernel (another tile width) than a batch, so a column can
+    # fall in a full tile in one and an edge tile in the other: the activation must give the
+    # same bits in both (it once went through the vector math in full tiles only).
+    for n in (1, 17, 33, 65, 300):
+        x = rng.standard_normal((57, 7)).astype(np.float32)
+        w = rng.standard_normal((7, n)).astype(np.float32)
+        b = rng.standard_normal(n).astype(np.float32)
+        batch = ops.linear(x, w, b, activation)
+        for i in (0, 13, 56):
+            np.testing.assert_array_equal(ops.linear(x[i:i + 1], w, b, activation)[0], batch[i],
+                                          err_msg=f"{n} columns, row {i}")

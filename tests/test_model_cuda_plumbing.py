@@ -199,3 +199,20 @@ def test_one_output_gpu_targets_of_shape_n(fake, rng):
     call = [c for c in gpu._net.raw.calls if c[0] == "train_batches"][0]
     assert call[3] == td.data_ptr()  # the (n,) targets viewed as (n, 1), not copied
     np.testing.assert_array_equal(gpu.predict_classes(X), cpu.predict_classes(X))
+
+
+def test_one_input_feature_round_trips_through_the_device(fake, rng, tmp_path):
+    X = rng.standard_normal((30, 1)).astype(np.float32)
+    y = np.sin(X)
+    layers = lambda: [Dense(4, "tanh"), Dense(1, "tanh"), Dense(1)]  # noqa: E731
+    cpu = fastnn.Sequential(layers(), input_dim=1, seed=5)
+    gpu = fastnn.Sequential(layers(), input_dim=1, seed=5, device="cuda")
+    for m in (cpu, gpu):
+        m.compile("mse", optim.Adam(lr=0.01))
+        m.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    assert [w.shape for w in gpu.get_weights()] == [(1, 4), (4,), (4, 1), (1,), (1, 1), (1,)]
+    same(gpu.get_weights(), cpu.get_weights())
+    gpu.set_weights(cpu.get_weights())
+    gpu.save(tmp_path / "g.fastnn")
+    back = fastnn.load(tmp_path / "g.fastnn", device="cuda")
+    same(back._net.optimizer_state(), gpu._net.optimizer_state())

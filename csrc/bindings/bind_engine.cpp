@@ -72,8 +72,8 @@ bool all_finite(const T* x, int64_t n) {
 
 // A NumPy view of engine memory that keeps the network alive.
 template <class T>
-py::array view(py::object owner, std::vector<T>& v, std::vector<py::ssize_t> shape) {
-  return py::array_t<T>(shape, v.data(), owner);
+py::array view(py::object owner, std::vector<T>& v, const std::vector<int64_t>& dims) {
+  return py::array_t<T>(dims, v.data(), owner);
 }
 
 template <class T>
@@ -95,8 +95,7 @@ void bind_network(py::module_& m, const char* name) {
              Net& n = py::cast<Net&>(self);
              py::list out;
              for (auto& p : n.params())
-               out.append(p.rows == 1 ? view<T>(self, p.value, {p.cols})
-                                      : view<T>(self, p.value, {p.rows, p.cols}));
+               out.append(view<T>(self, p.value, p.shape.dims()));
              return out;
            },
            "views of the parameters (writable; they live as long as the network)")
@@ -105,8 +104,7 @@ void bind_network(py::module_& m, const char* name) {
              Net& n = py::cast<Net&>(self);
              py::list out;
              for (auto& p : n.params())
-               out.append(p.rows == 1 ? view<T>(self, p.grad, {p.cols})
-                                      : view<T>(self, p.grad, {p.rows, p.cols}));
+               out.append(view<T>(self, p.grad, p.shape.dims()));
              return out;
            })
       .def("optimizer_state",
@@ -116,15 +114,14 @@ void bind_network(py::module_& m, const char* name) {
              for (auto& p : n.params())
                for (auto& s : p.state)
                  if (!s.empty())
-                   out.append(p.rows == 1 ? view<T>(self, s, {p.cols})
-                                          : view<T>(self, s, {p.rows, p.cols}));
+                   out.append(view<T>(self, s, p.shape.dims()));
              return out;
            })
       .def("buffers",
            [](py::object self) {
              Net& n = py::cast<Net&>(self);
              py::list out;
-             for (auto* b : n.buffers()) out.append(view<T>(self, *b, {py::ssize_t(b->size())}));
+             for (auto* b : n.buffers()) out.append(view<T>(self, *b, {int64_t(b->size())}));
              return out;
            })
       .def("begin_epoch", &Net::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"))

@@ -32,10 +32,10 @@ Data<float> data_arg(uintptr_t X, uintptr_t labels, uintptr_t targets, int64_t n
   return d;
 }
 
-// (pointer, rows, cols) of every array of a kind, in the CPU binding's order.
+// (pointer, shape) of every array of a kind, in the CPU binding's order and shapes.
 struct Slot {
   float* ptr;
-  int64_t rows, cols;
+  ParamShape shape;
 };
 
 std::vector<Slot> slots(CudaNetwork& n, const std::string& kind) {
@@ -43,13 +43,13 @@ std::vector<Slot> slots(CudaNetwork& n, const std::string& kind) {
   const auto& info = n.param_info();
   if (kind == "params" || kind == "grads") {
     for (size_t i = 0; i < info.size(); ++i)
-      out.push_back({kind == "params" ? n.param(i) : n.grad(i), info[i].rows, info[i].cols});
+      out.push_back({kind == "params" ? n.param(i) : n.grad(i), info[i].shape});
   } else if (kind == "state") {
     for (size_t i = 0; i < info.size(); ++i)
       for (int k = 0; k < info[i].states; ++k)
-        out.push_back({n.state(i, k), info[i].rows, info[i].cols});
+        out.push_back({n.state(i, k), info[i].shape});
   } else if (kind == "buffers") {
-    for (auto& b : n.buffers()) out.push_back({b.first, 1, b.second});
+    for (auto& b : n.buffers()) out.push_back({b.first, ParamShape::vec(b.second)});
   } else {
     throw ValueError("kind: expected params, grads, state or buffers, got '" + kind + "'");
   }
@@ -84,12 +84,11 @@ void bind_cuda_engine(py::module_& m) {
            [](Net& n, const std::string& kind) {
              py::list out;
              for (const Slot& s : slots(n, kind)) {
-               py::array_t<float> a = s.rows == 1 ? py::array_t<float>({s.cols})
-                                                  : py::array_t<float>({s.rows, s.cols});
+               py::array_t<float> a(s.shape.dims());
                float* dst = a.mutable_data();
                {
                  py::gil_scoped_release release;
-                 n.download(s.ptr, dst, s.rows * s.cols);
+                 n.download(s.ptr, dst, s.shape.size());
                }
                out.append(a);
              }
@@ -104,12 +103,12 @@ void bind_cuda_engine(py::module_& m) {
              for (size_t i = 0; i < ss.size(); ++i) {
                auto a = py::cast<py::array_t<float, py::array::c_style | py::array::forcecast>>(
                    arrays[i]);
-               if (a.size() != ss[i].rows * ss[i].cols)
+               if (a.size() != ss[i].shape.size())
                  throw ValueError(kind + "[" + std::to_string(i) + "]: expected " +
-                                  std::to_string(ss[i].rows * ss[i].cols) + " elements");
+                                  std::to_string(ss[i].shape.size()) + " elements");
                const float* src = a.data();
                py::gil_scoped_release release;
-               n.upload(ss[i].ptr, src, ss[i].rows * ss[i].cols);
+               n.upload(ss[i].ptr, src, ss[i].shape.size());
              }
            },
            py::arg("kind"), py::arg("arrays"))

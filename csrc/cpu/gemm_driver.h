@@ -183,30 +183,37 @@ struct Epilogue {
   T* z;             // pre-activation output at this tile (C's strides); null for none
 };
 
-// Scalar epilogue on a tile held in a temporary buffer: edge tiles and strided C.
-template <class T>
-inline void epilogue_scalar(const T* acc, int64_t ldacc, T* c, int64_t rsc, int64_t csc,
-                            int64_t m, int64_t n, const Epilogue<T>& ep) {
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      T* cij = c + i * rsc + j * csc;
-      T x = ep.alpha * acc[i * ldacc + j];
-      if (ep.read_c) x += ep.beta * *cij;
-      if (ep.last) {
-        if (ep.bias) x += ep.bias[j * ep.bias_stride];
-        if (ep.z) ep.z[i * rsc + j * csc] = x;
-        x = act_scalar(x, ep.act, ep.act_param);
-      }
-      *cij = x;
-    }
-  }
-}
-
-// Activations that need transcendental functions run over each finished row of a full tile,
-// while it is still in L1.
+// Activations that need transcendental functions run over each finished row of a tile, while it
+// is still in L1; the others are applied in registers.
 template <class T>
 inline bool act_in_registers(Act a) {
   return a == Act::None || a == Act::Relu || a == Act::LeakyRelu || a == Act::Step;
+}
+
+// Epilogue on a tile held in a temporary buffer (edge tiles and strided C), finished in place in
+// `acc` and then stored. The transcendental activations run over each row on the vector math, as
+// in full tiles: the kernel (picked by the row count) and the tile edges differ between a batch
+// and its single rows, and an element must not change with the tile that computed it
+// (predicting one row gives that row of the batch prediction, bit for bit).
+template <class T>
+inline void epilogue_tile(T* acc, int64_t ldacc, T* c, int64_t rsc, int64_t csc, int64_t m,
+                          int64_t n, const Epilogue<T>& ep) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* row = acc + i * ldacc;
+    for (int64_t j = 0; j < n; ++j) {
+      T x = ep.alpha * row[j];
+      if (ep.read_c) x += ep.beta * c[i * rsc + j * csc];
+      if (ep.last) {
+        if (ep.bias) x += ep.bias[j * ep.bias_stride];
+        if (ep.z) ep.z[i * rsc + j * csc] = x;
+      }
+      row[j] = x;
+    }
+    if (ep.last && ep.act != Act::None &&
+        (act_in_registers<T>(ep.act) || !act_run_vector(row, n, ep.act, ep.act_param)))
+      for (int64_t j = 0; j < n; ++j) row[j] = act_scalar(row[j], ep.act, ep.act_param);
+    for (int64_t j = 0; j < n; ++j) c[i * rsc + j * csc] = row[j];
+  }
 }
 
 // MR x (NV vectors) register-blocked micro-kernel. V wraps one SIMD register type.
@@ -254,7 +261,7 @@ struct Kernel {
       for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) V::store(tile + i * NR + j * V::W, acc[i][j]);
-      epilogue_scalar(tile, NR, c, rsc, csc, m, n, ep);
+      epilogue_tile(tile, NR, c, rsc, csc, m, n, ep);
       return;
     }
 

@@ -101,8 +101,7 @@ NetworkPlan plan_network(int64_t input_dim, const std::vector<LayerSpec>& layers
         const std::string base = "dense_" + std::to_string(dense_count++);
         ParamPlan w;
         w.name = base + "/kernel";
-        w.rows = in;
-        w.cols = out;
+        w.shape = ParamShape::matrix(in, out);
         w.l1 = s.l1;
         w.l2 = s.l2;
         L.w = int(p.params.size());
@@ -110,8 +109,7 @@ NetworkPlan plan_network(int64_t input_dim, const std::vector<LayerSpec>& layers
         if (s.use_bias) {
           ParamPlan b;
           b.name = base + "/bias";
-          b.rows = 1;
-          b.cols = out;
+          b.shape = ParamShape::vec(out);
           L.b = int(p.params.size());
           p.params.push_back(std::move(b));
         }
@@ -129,8 +127,7 @@ NetworkPlan plan_network(int64_t input_dim, const std::vector<LayerSpec>& layers
         ParamPlan g, b;
         g.name = base + "/gamma";
         b.name = base + "/beta";
-        g.rows = b.rows = 1;
-        g.cols = b.cols = out;
+        g.shape = b.shape = ParamShape::vec(out);
         g.init = 1.0f;
         L.gamma = int(p.params.size());
         p.params.push_back(std::move(g));

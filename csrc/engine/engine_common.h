@@ -63,14 +63,14 @@ struct LayerPlan {
   bool has_output() const;
 };
 
-// A parameter tensor of the plan: "dense_0/kernel", ..., (rows, cols), its penalty weights and
+// A parameter tensor of the plan: "dense_0/kernel", ..., its shape, its penalty weights and
 // the value every element starts at (1 for batch-norm gamma, else 0).
 struct ParamPlan {
   std::string name;
-  int64_t rows = 0, cols = 0;
+  ParamShape shape;
   double l1 = 0.0, l2 = 0.0;
   float init = 0.0f;
-  int64_t size() const { return rows * cols; }
+  int64_t size() const { return shape.size(); }
 };
 
 struct NetworkPlan {
@@ -98,10 +98,12 @@ void check_batch_args(int64_t n, int64_t epoch_n, int64_t batch_size, int64_t ac
 int64_t slice_batches(int64_t n, int64_t batch_size, int64_t first, int64_t& last,
                       int64_t accumulate_steps);
 
-// Batch statistics need two samples: a last batch of one (n % batch_size == 1) is left out of the
-// epoch -- a different sample each epoch when shuffling -- rather than failing.
-inline bool skip_batch(int64_t rows, bool has_batch_norm, int64_t nbatches) {
-  return rows < 2 && has_batch_norm && nbatches > 1;
+// Batch statistics need two samples: a last partial batch of one (n % batch_size == 1) is left
+// out of the epoch -- a different sample each epoch when shuffling -- rather than failing. Full
+// batches of one (batch_size 1) are not: skipping them all would train nothing, so they reach
+// the batch-norm layer's ValueError.
+inline bool skip_batch(int64_t rows, int64_t batch_size, bool has_batch_norm, int64_t nbatches) {
+  return rows < 2 && rows < batch_size && has_batch_norm && nbatches > 1;
 }
 
 // The accuracy denominator of a batch of N rows of C outputs: rows for the softmax losses,

@@ -447,8 +447,7 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
   for (const ParamPlan& q : plan.params) {
     Param<T> p;
     p.name = q.name;
-    p.rows = q.rows;
-    p.cols = q.cols;
+    p.shape = q.shape;
     p.l1 = q.l1;
     p.l2 = q.l2;
     const size_t n = size_t(p.size());
@@ -506,7 +505,7 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
     const int64_t* idx = m.order.data() + r0;
-    if (skip_batch(N, m.has_batch_norm, nbatches)) {
+    if (skip_batch(N, batch_size, m.has_batch_norm, nbatches)) {
       if (micro > 0) {
         m.update(micro, clipnorm, s, true);
         micro = 0;

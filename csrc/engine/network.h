@@ -55,14 +55,31 @@ struct OptimSpec {
   bool centered = false;
 };
 
-// A parameter tensor with its gradient and up to three optimizer state buffers.
+// A parameter's shape, fixed where the network plan creates the parameter and carried with it
+// to every user (bindings, get_weights, save / load, optimizer state): a Dense kernel is a
+// matrix (in, out) whatever its sizes -- one input feature or a width-1 layer give it one row
+// or one column -- and a bias or batch-norm vector is 1-D. Never inferred from a row count.
+struct ParamShape {
+  int64_t rows = 0, cols = 0;  // a vector is stored as one row of `cols`
+  bool vector = false;
+  static ParamShape matrix(int64_t rows, int64_t cols) { return {rows, cols, false}; }
+  static ParamShape vec(int64_t n) { return {1, n, true}; }
+  int64_t size() const { return rows * cols; }
+  // The dimensions the parameter has for its users: (cols) or (rows, cols).
+  std::vector<int64_t> dims() const {
+    return vector ? std::vector<int64_t>{cols} : std::vector<int64_t>{rows, cols};
+  }
+};
+
+// A parameter tensor with its gradient and up to three optimizer state buffers (each of the
+// parameter's shape).
 template <class T>
 struct Param {
   std::string name;  // "dense_0/kernel", ...
-  int64_t rows = 0, cols = 0;
+  ParamShape shape;
   std::vector<T> value, grad, state[3];
   double l1 = 0.0, l2 = 0.0;
-  int64_t size() const { return rows * cols; }
+  int64_t size() const { return shape.size(); }
 };
 
 // Sums over the batches of one train_batches / evaluate call.

@@ -100,7 +100,7 @@ struct CudaNetwork::Impl {
     CudaParamInfo info;
     DevBuf value, grad, state[3];
     double l1 = 0, l2 = 0;
-    int64_t size() const { return info.rows * info.cols; }
+    int64_t size() const { return info.shape.size(); }
   };
 
   CudaOptions opt;
@@ -702,8 +702,7 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   for (const ParamPlan& q : plan.params) {
     Impl::P p;
     p.info.name = q.name;
-    p.info.rows = q.rows;
-    p.info.cols = q.cols;
+    p.info.shape = q.shape;
     p.l1 = q.l1;
     p.l2 = q.l2;
     m.params.push_back(std::move(p));
@@ -944,7 +943,7 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   const int64_t step0 = m.step;
   for (int64_t bi = first; bi < last; ++bi) {
     const int64_t r0 = bi * batch_size, N = std::min(batch_size, d.n - r0);
-    if (skip_batch(N, m.has_batch_norm, nbatches)) {
+    if (skip_batch(N, batch_size, m.has_batch_norm, nbatches)) {
       if (micro > 0) {
         m.update(micro, clipnorm, bi == last - 1);
         ++s.updates;

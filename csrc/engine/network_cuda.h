@@ -47,7 +47,7 @@ struct CudaOptions {
 
 struct CudaParamInfo {
   std::string name;
-  int64_t rows = 0, cols = 0;
+  ParamShape shape;
   int states = 0;  // optimizer state buffers
 };
 

@@ -211,3 +211,18 @@ def label_smoothing_arg(value):
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value}")
     return value
+
+
+def finite_float32(a, what):
+    """a (a NumPy array) as float32, refused (ValueError) unless every value is finite once
+    stored: the check runs after the cast, so 1e300 in a float64 array is caught as the inf it
+    would become. Non-real dtypes (complex, strings, objects) raise TypeError."""
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: expected real numbers, got dtype {a.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        a32 = a.astype(np.float32)
+    if not np.isfinite(a32).all():
+        big = np.isfinite(a).all() if a.dtype.kind == "f" else True
+        raise ValueError(f"{what}: " + ("has values beyond float32's range (about 3.4e38)" if big
+                                        else "contains NaN or infinity"))
+    return a32

@@ -521,6 +521,13 @@ class CSVLogger(Callback):
         self._file = None
         self._writer = None
 
+    def __getstate__(self):
+        # An open file does not pickle; a copy reopens it when it next writes (as a callback used
+        # without on_train_begin does).
+        state = dict(self.__dict__)
+        state["_file"] = state["_writer"] = None
+        return state
+
     def on_train_begin(self, logs=None):
         self.keys = None
         self._writer = None

@@ -10,22 +10,37 @@ fastnn adds to __metadata__: "format": "fastnn", "format_version": "1", "checksu
 data section, so flipped bits in the arrays are caught) and "header_checksum" (SHA-256 of the
 header's canonical JSON without the two checksums, so a damaged name, shape or metadata value is
 caught too). The caller's metadata values are stored as JSON strings. Loading parses JSON and raw
-bytes only: no pickle, no eval, nothing in a file can run code."""
+bytes only: no pickle, no eval, nothing in a file can run code.
 
+Loading is bounded by the file: only regular files are read (a FIFO or a device is refused without
+blocking), the header is read first and checked (length, JSON nesting, every array inside the
+file's own size) before the data section is read, so a damaged or crafted file costs at most its
+own size in memory. dumps_arrays / loads_arrays do the same on bytes (pickling models uses them)."""
+
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 
 import numpy as np
 
-__all__ = ["save_arrays", "load_arrays", "FORMAT_VERSION"]
+__all__ = ["save_arrays", "load_arrays", "dumps_arrays", "loads_arrays", "FORMAT_VERSION"]
 
 FORMAT_NAME = "fastnn"
 FORMAT_VERSION = 1
 _RESERVED = ("format", "format_version", "checksum", "header_checksum")
 # The safetensors reference reader refuses headers above 100 MB; a larger length means damage.
 _MAX_HEADER = 100_000_000
+# Nesting deeper than this in the header or a metadata value is damage (a model description is
+# about 6 levels deep); it also keeps json and the checks below far from Python's recursion limit.
+_MAX_DEPTH = 64
+# Parsed JSON takes ~20 times its text in memory when the text is all tiny containers ("{},{},..."):
+# the number of values is capped too, far above any real header (~3 containers and ~6 values per
+# array: a 50,000-tensor checkpoint has 150,000 containers), so a header costs at most ~200 MB.
+_MAX_CONTAINERS = 1_000_000
+_MAX_VALUES = 4_000_000
 
 _DTYPES = {
     "BOOL": np.dtype(np.bool_),
@@ -108,12 +123,20 @@ def _encode(arrays, metadata):
     return len(text).to_bytes(8, "little") + text, chunks
 
 
+def dumps_arrays(arrays, metadata=None):
+    """The bytes save_arrays would write: a safetensors file in memory."""
+    head, chunks = _encode(arrays, metadata)
+    return b"".join([head, *chunks])
+
+
 def save_arrays(path, arrays, metadata=None):
     """Write a dict of arrays (and JSON-able metadata) to `path` as a safetensors file, atomically.
 
     The file is written to a temporary file in the same directory, flushed to disk and renamed over
     `path`, so a crash or an error leaves either the old file or the new one, never a partial one.
-    Raises TypeError for values that are not arrays of a supported dtype or not JSON-able."""
+    A temporary file left by a save that was killed (kill -9, power loss) is removed by the next
+    save to the same path. Raises TypeError for values that are not arrays of a supported dtype or
+    not JSON-able."""
     path = os.fspath(path)
     # Everything that can be refused is refused before the first byte touches the disk.
     head, chunks = _encode(arrays, metadata)
@@ -122,8 +145,9 @@ def save_arrays(path, arrays, metadata=None):
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    prefix = _temp_prefix(path)
+    _remove_stale_temps(directory, prefix)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(head)
@@ -140,6 +164,43 @@ def save_arrays(path, arrays, metadata=None):
             pass
         raise
     _fsync_dir(directory)
+
+
+def _temp_prefix(path):
+    # ".<name>.<pid>.<random>.tmp": hidden, tied to its target, and naming the writer's process
+    # so that the next save can tell a dead writer's leftover from a live one's file in progress.
+    return "." + os.path.basename(path) + "."
+
+
+def _remove_stale_temps(directory, prefix):
+    """Delete the temporary files of earlier saves to the same path whose process is gone."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        # Exactly "<pid>.<random>" between them: the temps of "m.5" are not those of "m".
+        pid, dot, rand = name[len(prefix):-len(".tmp")].partition(".")
+        if not (pid.isdigit() and dot and rand and "." not in rand) or _process_alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass  # removed by someone else meanwhile, or not ours to remove
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving right now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError as e:
+        return e.errno != errno.ESRCH  # EPERM: alive, another user's
+    return True
 
 
 def _fsync_dir(directory):
@@ -169,28 +230,56 @@ def _is_count(v):
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def _parse_header(blob, where):
-    size = len(blob)
+def _json(text, what):
+    """json.loads with duplicate keys and nesting deeper than _MAX_DEPTH refused (ValueError)."""
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise ValueError(f"{what} nests deeper than {_MAX_DEPTH} levels") from None
+    # An explicit stack, not recursion: the depth is what is being checked.
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > _MAX_DEPTH:
+                raise ValueError(f"{what} nests deeper than {_MAX_DEPTH} levels")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+def _header_length(first8, size, where):
+    """N from the first 8 bytes, checked against the cap and the `size` bytes available."""
     if size < 8:
         raise ValueError(f"{where}: truncated: {size} bytes, shorter than the 8-byte header length")
-    n = int.from_bytes(blob[:8], "little")
+    n = int.from_bytes(first8, "little")
     if n < 2 or n > _MAX_HEADER:
         raise ValueError(f"{where}: not a safetensors file (header length {n} is impossible)")
     if 8 + n > size:
         raise ValueError(f"{where}: truncated: header of {n} bytes but only {size - 8} bytes "
                          f"follow the length")
+    return n
+
+
+def _parse_header(text, where):
+    text = bytes(text)
+    # Counted on the raw text, brackets inside strings included: a bound, found without parsing.
+    containers = text.count(b"{") + text.count(b"[")
+    if containers > _MAX_CONTAINERS or containers + text.count(b",") > _MAX_VALUES:
+        raise ValueError(f"{where}: damaged or not a model file: its header holds more than "
+                         f"{_MAX_CONTAINERS:,} JSON objects/lists or {_MAX_VALUES:,} values")
     try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"), object_pairs_hook=_no_duplicates)
+        header = _json(text.decode("utf-8"), "the header")
     except UnicodeDecodeError:
         raise ValueError(f"{where}: damaged or not a safetensors file (header is not UTF-8)") \
             from None
-    except ValueError as exc:        # json.JSONDecodeError and duplicate keys
+    except ValueError as exc:        # json.JSONDecodeError, duplicate keys, nesting
         raise ValueError(f"{where}: damaged or not a safetensors file (bad JSON header: {exc})") \
             from None
     if not isinstance(header, dict):
         raise ValueError(f"{where}: damaged: the header is a JSON {type(header).__name__}, "
                          f"expected an object")
-    return header, 8 + n
+    return header
 
 
 def _check_entries(header, data_len, where):
@@ -204,7 +293,7 @@ def _check_entries(header, data_len, where):
             raise ValueError(f"{where}: damaged entry {name!r}: expected keys dtype, shape, "
                              f"data_offsets, got {info!r}")
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if code not in _DTYPES:
+        if not isinstance(code, str) or code not in _DTYPES:
             raise ValueError(f"{where}: array {name!r} has dtype {code!r}, which fastnn cannot "
                              f"read (known: {', '.join(_DTYPES)})")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
@@ -262,25 +351,13 @@ def _read_metadata(header, data, where, allow_foreign):
         if key in _RESERVED:
             continue
         try:
-            meta[key] = json.loads(text)
-        except ValueError:
-            raise ValueError(f"{where}: damaged: metadata {key!r} is not JSON") from None
+            meta[key] = _json(text, f"metadata {key!r}")
+        except ValueError as exc:
+            raise ValueError(f"{where}: damaged: metadata {key!r} is not JSON ({exc})") from None
     return meta
 
 
-def load_arrays(path, allow_foreign=False):
-    """Read a file written by save_arrays: (dict of arrays, metadata dict).
-
-    Arrays come back in the saved order as writable, native-byte-order copies; metadata holds the
-    values given to save_arrays (without the format's own keys). Any damage (truncation, flipped
-    bytes, another format) raises ValueError naming the problem. allow_foreign=True also reads
-    safetensors files from other programs (no checksum to verify; metadata as raw strings)."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        blob = f.read()
-    where = repr(path)
-    header, start = _parse_header(blob, where)
-    data = memoryview(blob)[start:]
+def _decode(header, data, where, allow_foreign):
     entries = _check_entries(header, len(data), where)
     meta = _read_metadata(header, data, where, allow_foreign)
     arrays = {}
@@ -289,3 +366,70 @@ def load_arrays(path, allow_foreign=False):
         # astype(native) copies, giving a writable array that does not pin the whole file in memory.
         arrays[name] = flat.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
     return arrays, meta
+
+
+def loads_arrays(blob, allow_foreign=False):
+    """load_arrays on bytes (from dumps_arrays): (dict of arrays, metadata dict)."""
+    blob = memoryview(blob).cast("B")
+    where = "<bytes>"
+    n = _header_length(blob[:8], len(blob), where)
+    header = _parse_header(blob[8:8 + n], where)
+    return _decode(header, blob[8 + n:], where, allow_foreign)
+
+
+def load_arrays(path, allow_foreign=False):
+    """Read a file written by save_arrays: (dict of arrays, metadata dict).
+
+    Arrays come back in the saved order as writable, native-byte-order copies; metadata holds the
+    values given to save_arrays (without the format's own keys). Any damage (truncation, flipped
+    bytes, another format) raises ValueError naming the problem, and so does a path that is not a
+    regular file (a directory, FIFO or device). allow_foreign=True also reads safetensors files
+    from other programs (no checksum to verify; metadata as raw strings)."""
+    path = os.fspath(path)
+    where = repr(path)
+    with _open_regular(path, where) as f:
+        size = os.fstat(f.fileno()).st_size
+        n = _header_length(_read_exactly(f, min(size, 8), where), size, where)
+        header = _parse_header(_read_exactly(f, n, where), where)
+        # The entries are checked against the size on disk before the data section is read: a
+        # header declaring more than the file holds costs nothing.
+        _check_entries(header, size - 8 - n, where)
+        data = _read_exactly(f, size - 8 - n, where)
+        if f.read(1):
+            raise ValueError(f"{where}: the file grew while it was read")
+    return _decode(header, memoryview(data), where, allow_foreign)
+
+
+def _open_regular(path, where):
+    """The file at `path`, opened for reading, if it is a regular file (ValueError otherwise).
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; fstat then
+    tells what was opened, without reading a byte of a FIFO or a device such as /dev/zero."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise ValueError(f"{where}: is {kind}; fastnn reads model files from regular files "
+                             f"only")
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_exactly(f, count, where):
+    """`count` bytes from f into one preallocated buffer (ValueError if the file is shorter)."""
+    buf = bytearray(count)
+    view, done = memoryview(buf), 0
+    while done < count:
+        got = f.readinto(view[done:])
+        if not got:
+            raise ValueError(f"{where}: truncated: the file ended {count - done} bytes early "
+                             f"(it shrank while it was read)")
+        done += got
+    return buf

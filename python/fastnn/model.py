@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from fastnn import _C, _model_device, layers as layers_mod
-from fastnn._checks import finite_real, flag, real_array, verbosity
+from fastnn._checks import finite_float32, finite_real, flag, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation
 from fastnn.ops import init_weights
@@ -54,6 +54,28 @@ def _engine_optimizer(opt):
     return d
 
 
+def layer_widths(layers, input_dim):
+    """[input_dim, width after layer 0, width after layer 1, ...]: only Dense changes it."""
+    widths = [input_dim]
+    for layer in layers:
+        widths.append(layer.units if isinstance(layer, layers_mod.Dense) else widths[-1])
+    return widths
+
+
+def parameter_sizes(layers, input_dim):
+    """The number of values of each array get_weights returns, from the architecture alone
+    (fastnn.load compares it with a file before allocating anything)."""
+    widths = layer_widths(layers, input_dim)
+    sizes = []
+    for i, layer in enumerate(layers):
+        fin, fout = widths[i], widths[i + 1]
+        if isinstance(layer, layers_mod.Dense):
+            sizes += [fin * fout] + ([fout] if layer.use_bias else [])
+        elif isinstance(layer, layers_mod.BatchNorm):
+            sizes += [fout] * 4
+    return sizes
+
+
 def _sub_seed(seed, index):
     """A seed of its own for each weight tensor, derived from the model's seed."""
     return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint32).view(np.uint64)[0])
@@ -73,6 +95,12 @@ class Sequential:
     forward and backward passes; weights, optimizer state and activations stay float32 in this
     version. ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
     debugging). The sampled softmax trains on the CPU only for now.
+
+    Models pickle (``pickle``, ``joblib``, ``copy.deepcopy``) through the bytes ``save`` writes:
+    the copy has its own engine with the same weights, optimizer state and step, so it predicts
+    the same and resumes training exactly as the original would; ``history`` comes along.
+    ``copy.copy`` also gives its own engine (two models sharing one would train each other) but
+    shares ``history``. A GPU model pickles through host copies and unpickles onto its device.
     """
 
     def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
@@ -103,7 +131,6 @@ class Sequential:
         self.seed = _seed_arg(seed)
         self.device = device
         counts = {}
-        widths = [self.input_dim]
         for i, layer in enumerate(self.layers):
             k = counts.get(layer.kind, 0)
             counts[layer.kind] = k + 1
@@ -112,8 +139,7 @@ class Sequential:
             if act == "softmax" and i != len(self.layers) - 1:
                 raise ValueError(f"{layer.name}: softmax is only allowed as the last layer's "
                                  f"activation (the classifier's output link)")
-            widths.append(layer.units if isinstance(layer, layers_mod.Dense) else widths[-1])
-        self._widths = widths
+        self._widths = widths = layer_widths(self.layers, self.input_dim)
         self.output_dim = widths[-1]
         self.loss = None
         self.sampled = None
@@ -162,17 +188,31 @@ class Sequential:
         return [np.array(a, copy=True) for a in arrays]
 
     def set_weights(self, weights):
+        """Replace the weights (a list like get_weights returns). Values are stored as float32 and
+        must be finite as such; BatchNorm running variances must be >= 0."""
+        self._put_weights(weights, check_values=True)
+
+    def _put_weights(self, weights, check_values):
+        # check_values=False: an unpickled model gets back exactly what it held, even weights that
+        # diverged to NaN (pickle data is trusted; a file is not: fastnn.load always checks).
         current = self._engine_arrays() if self._net is not None else self._weights
         if not isinstance(weights, (list, tuple)) or len(weights) != len(current):
             raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
         converted = []
+        variances = self._running_variances()
         for i, (w, cur) in enumerate(zip(weights, current)):
-            w = real_array(np.asarray(w), f"weights[{i}]")
+            w = np.asarray(w)
             if w.shape != cur.shape:
                 raise ValueError(f"weights[{i}]: expected shape {cur.shape}, got {w.shape}")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"weights[{i}]: contains NaN or infinity")
+            if not check_values:
+                converted.append(w)
+                continue
+            # Checked as stored (float32): 1e300 would become inf.
+            w = finite_float32(w, f"weights[{i}]")
+            if i in variances and (w < 0).any():
+                raise ValueError(f"weights[{i}]: a BatchNorm running variance must be >= 0, got "
+                                 f"{w.min()}")
             converted.append(w)
         for w, cur in zip(converted, current):
             cur[...] = w
@@ -183,6 +223,17 @@ class Sequential:
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
         arrays = self._engine_arrays() if self._net is not None else self._weights
         return sum(int(w.size) for w, kind in zip(arrays, self._weight_kinds()) if kind)
+
+    def _running_variances(self):
+        """Indices in get_weights order of BatchNorm's running variances."""
+        out, i = set(), 0
+        for layer in self.layers:
+            if isinstance(layer, layers_mod.Dense):
+                i += 2 if layer.use_bias else 1
+            elif isinstance(layer, layers_mod.BatchNorm):
+                out.add(i + 3)  # gamma, beta, running mean, running variance
+                i += 4
+        return out
 
     def _weight_kinds(self):
         """True for trainable arrays, False for BatchNorm's running statistics."""
@@ -595,11 +646,18 @@ class Sequential:
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
         try:
-            return self._inference_net().predict(X, batch_size)
+            out = self._inference_net().predict(X, batch_size)
         except ValueError as e:
             if "NaN or infinity" in str(e):
                 as_features(X, self.input_dim)  # the message with the row and column
             raise
+        if not np.isfinite(out).all():
+            # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows
+            # (a diverged model, or a file with extreme values). Said, never silent.
+            warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
+                          "are too large (did training diverge? see fit's warnings)",
+                          RuntimeWarning, stacklevel=2)
+        return out
 
     def predict_classes(self, X, batch_size=1024):
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
@@ -642,8 +700,36 @@ class Sequential:
         """Write the model to `path` (safetensors; atomic). See `fastnn.load`.
 
         include_optimizer: also the optimizer state and step count, so training can resume.
-        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays).
+        metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays);
+        the format's own keys ("fastnn_model", "fastnn_version", "compile", "step") are refused.
         """
         from fastnn.serialization import save_model
 
         save_model(self, path, include_optimizer, metadata)
+
+    # Pickling (and copy.copy / copy.deepcopy) goes through the bytes `save` writes, never the
+    # engine's memory: the copy is a new engine with the same weights, optimizer state and step,
+    # so it predicts the same and resumes training exactly as the original would. The Python-side
+    # record of the last fit (history, stop_training) travels along.
+    _PICKLED_ATTRIBUTES = ("history", "stop_training")
+
+    def __getstate__(self):
+        from fastnn.serialization import model_to_bytes
+
+        state = {"model": model_to_bytes(self), "device": self.device,
+                 "precision": self.precision, "fused_mlp": self.fused_mlp,
+                 "graphs": self.graphs}
+        state.update((k, self.__dict__[k]) for k in self._PICKLED_ATTRIBUTES)
+        return state
+
+    def __setstate__(self, state):
+        from fastnn.serialization import model_from_bytes
+
+        if not isinstance(state, dict) or "model" not in state:
+            raise ValueError("Sequential: unpickled state is not one Sequential.__getstate__ made")
+        fresh = model_from_bytes(state["model"], state["device"], state["precision"],
+                                 strict=False, fused_mlp=state["fused_mlp"],
+                                 graphs=state["graphs"])
+        self.__dict__.update(fresh.__dict__)
+        # Callbacks and the engine-less record point at this object, not at `fresh`.
+        self.__dict__.update((k, state[k]) for k in self._PICKLED_ATTRIBUTES if k in state)
