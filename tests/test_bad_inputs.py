@@ -155,3 +155,26 @@ def test_memory_stays_bounded(predicts, fits):
     assert out.returncode == 0, out.stderr
     growth_kib = int(out.stdout.split()[-1])
     assert growth_kib < 2048, f"RSS grew by {growth_kib} KiB over {predicts} predicts and {fits} fits"
+
+
+def test_metric_loss_combinations_that_cannot_work():
+    """On main these were accepted and the metric was silently missing from every log."""
+    import fastnn
+
+    model = fastnn.Sequential([fastnn.layers.Dense(2)], input_dim=3)
+    for metric in ("accuracy", "top_k_accuracy"):
+        with pytest.raises(ValueError, match=f"'{metric}' needs a classification loss"):
+            model.compile("mse", metrics=[metric])
+    with pytest.raises(ValueError, match="top_k_accuracy"):
+        fastnn.Sequential([fastnn.layers.Dense(1)], input_dim=3).compile(
+            "binary_cross_entropy", metrics=["top_k_accuracy"])
+    model.compile("softmax_cross_entropy", metrics=["accuracy", "top_k_accuracy"])
+
+
+def test_cross_validate_build_fn_must_return_a_model():
+    """On main: AttributeError: 'int' object has no attribute 'fit'."""
+    from fastnn.model_selection import cross_validate
+
+    X, y = np.zeros((6, 2), np.float32), np.arange(6) % 2
+    with pytest.raises(TypeError, match="build_fn"):
+        cross_validate(lambda: 3, X, y, k=2)
