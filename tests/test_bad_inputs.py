@@ -116,7 +116,7 @@ def test_nan_label_refused():
 
     model = fastnn.Sequential([fastnn.layers.Dense(3)], input_dim=2).compile(
         "softmax_cross_entropy")
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match="y: a NaN or infinite label is not a class"):
         model.fit(np.zeros((3, 2), np.float32), np.array([0.0, np.nan, 1.0]), verbose=0)
 
 
@@ -178,3 +178,16 @@ def test_cross_validate_build_fn_must_return_a_model():
     X, y = np.zeros((6, 2), np.float32), np.arange(6) % 2
     with pytest.raises(TypeError, match="build_fn"):
         cross_validate(lambda: 3, X, y, k=2)
+
+
+def test_nan_label_is_no_class_in_stratified_splits():
+    """On main a NaN label became a class of its own in train_test_split(stratify=True)."""
+    from fastnn.data import train_test_split
+    from fastnn.model_selection import StratifiedKFold
+
+    X = np.zeros((8, 2), np.float32)
+    y = np.array([0, 1, 0, 1, np.nan, 1, 0, 1])
+    with pytest.raises(ValueError, match="NaN label"):
+        train_test_split(X, y, stratify=True)
+    with pytest.raises(ValueError, match="NaN label"):
+        list(StratifiedKFold(2).split(X, y))

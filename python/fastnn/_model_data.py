@@ -57,7 +57,10 @@ def _class_indices(y, n_classes, name):
     if y.dtype == bool:
         y = y.astype(np.int64)
     if np.issubdtype(y.dtype, np.floating):
-        if not np.isfinite(y).all() or (y != np.round(y)).any():
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name}: a NaN or infinite label is not a class; drop or impute "
+                             f"those rows first")
+        if (y != np.round(y)).any():
             raise ValueError(f"{name}: class labels must be whole numbers")
     elif not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"{name}: expected integer class labels, got dtype {y.dtype}")

@@ -79,6 +79,11 @@ def _part_size(size, n, name):
 def _group_ids(y):
     """Class index of every row of y: 1-D labels, or one-hot / label rows (unique rows)."""
     y = np.asarray(y)
+    if y.dtype.kind in "fc" and np.isnan(y).any():
+        # np.unique would make NaN a class of its own (or one class per NaN).
+        row = int(np.argwhere(np.isnan(y))[0][0])
+        raise ValueError(f"y: a NaN label (first at row {row}) is not a class; drop or impute "
+                         f"those rows first")
     if y.ndim == 1:
         _, inv = np.unique(y, return_inverse=True)
     else:
