@@ -16,10 +16,11 @@ import warnings
 
 import numpy as np
 
-# Argument kinds (several letters: any of them): b bool, i int, n an int that sizes the work (not tried with 2**70: that is a
-# valid request for a very long run), f real number, s a name from a list, a array or number (NaN
-# allowed: kernels propagate it), d data (NaN refused), m a mapping, x anything a splitter can
-# index (its values are not read); a trailing "?" means None is allowed too.
+# Argument kinds (several letters: any of them): b bool, i int, n an int that sizes the work
+# (not tried with 2**70: that is a valid request for a very long run), f real number, s a name
+# from a list, a array or number (NaN allowed: kernels propagate it), d data (NaN refused),
+# m a mapping, x anything a splitter can index (its values are not read); a trailing "?" means
+# None is allowed too.
 # Values: name -> (factory of the bad value from the argument's valid one, kinds it is valid for).
 _R = np.random.default_rng(0)
 

@@ -154,7 +154,8 @@ def test_memory_stays_bounded(predicts, fits):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     growth_kib = int(out.stdout.split()[-1])
-    assert growth_kib < 2048, f"RSS grew by {growth_kib} KiB over {predicts} predicts and {fits} fits"
+    assert growth_kib < 2048, (f"RSS grew by {growth_kib} KiB over {predicts} predicts and "
+                               f"{fits} fits")
 
 
 def test_metric_loss_combinations_that_cannot_work():

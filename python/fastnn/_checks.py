@@ -16,7 +16,8 @@ def as_float_array(x, name, ndim=None):
         # The common case, checked with the cheapest tests first (this runs on every op call).
         if ndim is not None and x.ndim != ndim:
             raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
-        if x.flags.aligned and (x.flags.c_contiguous or not any(s % x.itemsize for s in x.strides)):
+        if x.flags.aligned and (x.flags.c_contiguous
+                                or not any(s % x.itemsize for s in x.strides)):
             return x
         return np.array(x, order="C")
     if not isinstance(x, np.ndarray):

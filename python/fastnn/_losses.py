@@ -9,8 +9,8 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import (aligned, as_float_array, class_weight_shape, label_smoothing_arg, same_dtype,
-                            softmax_xent_dims, softmax_xent_label_kind)
+from fastnn._checks import (aligned, as_float_array, class_weight_shape, label_smoothing_arg,
+                            same_dtype, softmax_xent_dims, softmax_xent_label_kind)
 
 
 def _contiguous(x):

@@ -318,7 +318,7 @@ class Sequential:
                 raise ValueError(f"metrics: expected names from {', '.join(METRICS)}, got {m!r}")
             # Accuracies count class decisions, which a regression loss has none of: they would
             # be left out of every log without a word.
-            needs = CLASS_LOSSES if m == "top_k_accuracy" else CLASS_LOSSES + ("binary_cross_entropy",)
+            needs = CLASS_LOSSES + (() if m == "top_k_accuracy" else ("binary_cross_entropy",))
             if m in ("accuracy", "binary_accuracy", "top_k_accuracy") and loss not in needs:
                 raise ValueError(f"metrics: {m!r} needs a classification loss "
                                  f"({', '.join(needs)}), got loss={loss!r}")
