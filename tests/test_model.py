@@ -1,6 +1,7 @@
 """fastnn.Sequential end to end: API.md's model section as written, the output-link rule,
 full-batch / stochastic / accumulated training, determinism, diagnostics and bad input."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -354,3 +355,32 @@ def test_count_params_before_and_after_compile():
     assert model.count_params() == 34
     model.compile("mse", "sgd")
     assert model.count_params() == 34
+
+
+def test_float64_model_trains_predicts_and_saves_in_float64(tmp_path):
+    # The float64 engine behind Sequential(dtype="float64"): what scikit-learn pipelines on
+    # float64 data need (fastnn.sklearn computes in its input's precision, as scikit-learn does).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3))
+    y = (X[:, 0] > 0).astype(int)
+    models = {}
+    for dtype in ("float32", "float64"):
+        m = fastnn.Sequential([fastnn.layers.Dense(8, "tanh"), fastnn.layers.Dense(2)],
+                              input_dim=3, dtype=dtype)
+        m.compile("softmax_cross_entropy", "adam")
+        m.fit(X, y, epochs=3, verbose=0, sample_weight=np.ones(64))
+        models[dtype] = m
+    m64 = models["float64"]
+    assert m64.predict(X).dtype == np.float64 and m64.get_weights()[0].dtype == np.float64
+    np.testing.assert_allclose(m64.predict(X), models["float32"].predict(X), atol=1e-5)
+    m64.save(tmp_path / "m.fastnn")
+    back = fastnn.load(tmp_path / "m.fastnn")
+    assert back.dtype == np.float64 and np.array_equal(back.predict(X), m64.predict(X))
+    fine = [w + 1e-12 for w in m64.get_weights()]  # below float32's resolution
+    m64.set_weights(fine)
+    assert all(np.array_equal(a, b) for a, b in zip(m64.get_weights(), fine))
+    copied = pickle.loads(pickle.dumps(m64))
+    assert copied.dtype == np.float64 and np.array_equal(copied.get_weights()[0],
+                                                         m64.get_weights()[0])
+    with pytest.raises(ValueError, match="dtype"):
+        fastnn.Sequential([fastnn.layers.Dense(2)], input_dim=3, dtype="int32")

@@ -218,12 +218,19 @@ def finite_float32(a, what):
     """a (a NumPy array) as float32, refused (ValueError) unless every value is finite once
     stored: the check runs after the cast, so 1e300 in a float64 array is caught as the inf it
     would become. Non-real dtypes (complex, strings, objects) raise TypeError."""
+    return finite_as(a, np.float32, what)
+
+
+def finite_as(a, dtype, what):
+    """finite_float32 for a model of another working dtype (float64 models store float64)."""
+    dtype = np.dtype(dtype)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{what}: expected real numbers, got dtype {a.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):
-        a32 = a.astype(np.float32)
-    if not np.isfinite(a32).all():
+        stored = a.astype(dtype)
+    if not np.isfinite(stored).all():
         big = np.isfinite(a).all() if a.dtype.kind == "f" else True
-        raise ValueError(f"{what}: " + ("has values beyond float32's range (about 3.4e38)" if big
-                                        else "contains NaN or infinity"))
-    return a32
+        limit = f"{float(np.finfo(dtype).max):.2g}".replace("+", "")
+        raise ValueError(f"{what}: " + (f"has values beyond {dtype.name}'s range (about {limit})"
+                                        if big else "contains NaN or infinity"))
+    return stored

@@ -6,10 +6,11 @@ import numpy as np
 from fastnn._checks import aligned, real_array
 
 
-def as_features(X, input_dim, name="X", check_finite=True):
-    """X as a C-contiguous float32 (n, input_dim) array, checked for NaN and infinity (unless
-    the caller leaves that to the engine: check_finite=False)."""
-    if (type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2
+def as_features(X, input_dim, name="X", check_finite=True, dtype=np.float32):
+    """X as a C-contiguous (n, input_dim) array of the model's dtype (float32 unless the model
+    is a float64 one), checked for NaN and infinity (unless the caller leaves that to the
+    engine: check_finite=False)."""
+    if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2
             and X.shape[1] == input_dim and X.flags.c_contiguous and X.flags.aligned):
         # The common case, answered with the cheapest tests (batch-1 inference is ~microseconds).
         if check_finite and not np.isfinite(X).all():
@@ -29,7 +30,7 @@ def as_features(X, input_dim, name="X", check_finite=True):
     if X.shape[1] != input_dim:
         raise ValueError(f"{name}: expected {input_dim} features per sample, got {X.shape[1]} "
                          f"(shape {X.shape})")
-    X = aligned(np.ascontiguousarray(X, dtype=np.float32))
+    X = aligned(np.ascontiguousarray(X, dtype=dtype))
     if check_finite and not np.isfinite(X).all():
         _raise_nonfinite(X, name)
     return X
@@ -71,9 +72,9 @@ def _class_indices(y, n_classes, name):
     return np.ascontiguousarray(y.astype(np.int64))
 
 
-def as_targets(y, n, loss, n_outputs, name="y"):
+def as_targets(y, n, loss, n_outputs, name="y", dtype=np.float32):
     """(labels, targets) for the engine: int64 class indices for the softmax cross-entropy,
-    float32 (n, outputs) targets for the other losses; the other one is None."""
+    (n, outputs) targets of the model's dtype for the other losses; the other one is None."""
     if y is None:
         raise ValueError(f"{name}: targets are required")
     y = np.asarray(y)
@@ -90,7 +91,7 @@ def as_targets(y, n, loss, n_outputs, name="y"):
     if y.shape != (n, n_outputs):
         raise ValueError(f"{name}: expected shape ({n}, {n_outputs}) (or ({n},) for one output), "
                          f"got {y.shape}")
-    t = aligned(np.ascontiguousarray(y, dtype=np.float32))
+    t = aligned(np.ascontiguousarray(y, dtype=dtype))
     if not np.isfinite(t).all():
         raise ValueError(f"{name}: contains NaN or infinity")
     if loss == "binary_cross_entropy" and ((t < 0).any() or (t > 1).any()):

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from fastnn import _C, _model_device, layers as layers_mod
-from fastnn._checks import finite_float32, finite_real, flag, real_array, verbosity
+from fastnn._checks import finite_as, finite_real, flag, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation
 from fastnn.ops import init_weights
@@ -36,6 +36,20 @@ def _seed_arg(seed):
     if not 0 <= seed < 2**63:
         raise ValueError(f"seed: expected 0 <= seed < 2**63, got {seed}")
     return int(seed)
+
+
+def _dtype_arg(dtype, device_index):
+    """The working dtype: float32, or float64 on the CPU (the float64 engine: slower, for
+    float64 pipelines such as scikit-learn's, and for checks against float64 references)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dt}")
+    if dt == np.float64 and device_index is not None:
+        raise ValueError("dtype: float64 models run on the CPU only; the GPU engine is float32")
+    return dt
 
 
 def _engine_optimizer(opt):
@@ -96,6 +110,10 @@ class Sequential:
     version. ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
     debugging). The sampled softmax trains on the CPU only for now.
 
+    ``dtype="float64"`` (CPU only) trains and predicts in float64 with the float64 engine:
+    slower than the float32 default, for float64 pipelines (fastnn.sklearn on float64 data, as
+    scikit-learn computes in its input's precision) and checks against float64 references.
+
     Models pickle (``pickle``, ``joblib``, ``copy.deepcopy``) through the bytes ``save`` writes:
     the copy has its own engine with the same weights, optimizer state and step, so it predicts
     the same and resumes training exactly as the original would; ``history`` comes along.
@@ -104,7 +122,7 @@ class Sequential:
     """
 
     def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
-                 fused_mlp=True, graphs=True):
+                 fused_mlp=True, graphs=True, dtype="float32"):
         if isinstance(layers, layers_mod.Layer) or not isinstance(layers, (list, tuple)):
             raise TypeError("layers: expected a list of fastnn.layers objects")
         if not layers:
@@ -126,6 +144,7 @@ class Sequential:
         if self._device_index is not None:
             device = f"cuda:{self._device_index}"
         self.fused_mlp, self.graphs = flag(fused_mlp, "fused_mlp"), flag(graphs, "graphs")
+        self.dtype = _dtype_arg(dtype, self._device_index)
         self.layers = list(layers)
         self.input_dim = int(input_dim)
         self.seed = _seed_arg(seed)
@@ -164,7 +183,8 @@ class Sequential:
             elif isinstance(layer, layers_mod.BatchNorm):
                 out += [np.ones(fout, np.float32), np.zeros(fout, np.float32),
                         np.zeros(fout, np.float32), np.ones(fout, np.float32)]
-        return out
+        # A float64 model starts from the float32 model's values (the same seed, the same model).
+        return [w.astype(self.dtype, copy=False) for w in out]
 
     def _engine_arrays(self):
         """The engine's arrays in get_weights order (views, not copies)."""
@@ -188,8 +208,9 @@ class Sequential:
         return [np.array(a, copy=True) for a in arrays]
 
     def set_weights(self, weights):
-        """Replace the weights (a list like get_weights returns). Values are stored as float32 and
-        must be finite as such; BatchNorm running variances must be >= 0."""
+        """Replace the weights (a list like get_weights returns). Values are stored in the model's
+        dtype (float32 unless dtype="float64") and must be finite as such; BatchNorm running
+        variances must be >= 0."""
         self._put_weights(weights, check_values=True)
 
     def _put_weights(self, weights, check_values):
@@ -208,8 +229,8 @@ class Sequential:
             if not check_values:
                 converted.append(w)
                 continue
-            # Checked as stored (float32): 1e300 would become inf.
-            w = finite_float32(w, f"weights[{i}]")
+            # Checked as stored (float32 unless a float64 model): 1e300 would become inf.
+            w = finite_as(w, self.dtype, f"weights[{i}]")
             if i in variances and (w < 0).any():
                 raise ValueError(f"weights[{i}]: a BatchNorm running variance must be >= 0, got "
                                  f"{w.min()}")
@@ -341,7 +362,8 @@ class Sequential:
         specs = self._engine_layers(loss)
         if self._device_index is not None:
             return _model_device.make_net(self, specs, loss, optimizer, sampled_config)
-        return _C.Network32(self.input_dim, specs, loss, optimizer, self.seed, sampled_config)
+        engine = _C.Network64 if self.dtype == np.float64 else _C.Network32
+        return engine(self.input_dim, specs, loss, optimizer, self.seed, sampled_config)
 
     def _require_compiled(self, what):
         if self._net is None:
@@ -349,28 +371,28 @@ class Sequential:
 
     # ------------------------------------------------------------------ data
     def _x(self, X, name="X"):
-        return as_features(X, self.input_dim, name)
+        return as_features(X, self.input_dim, name, dtype=self.dtype)
 
     def _y(self, y, n, name="y"):
         """(labels, targets) in the engine's form for this loss."""
-        return as_targets(y, n, self.loss, self.output_dim, name)
+        return as_targets(y, n, self.loss, self.output_dim, name, dtype=self.dtype)
 
     def _sample_weights(self, n, labels, class_weight, sample_weight):
-        """Per-sample weights (float32, (n,)) from sample_weight times class_weight[label], or
+        """Per-sample weights ((n,), the model's dtype) from sample_weight times class_weight[label], or
         None when neither is given."""
         if class_weight is None and sample_weight is None:
             return None
         if self.sampled is not None:
             raise ValueError("class_weight / sample_weight: not available with the sampled "
                              "softmax")
-        w = np.ones(n, np.float32)
+        w = np.ones(n, self.dtype)
         if sample_weight is not None:
             sw = np.asarray(real_array(np.asarray(sample_weight), "sample_weight"), np.float64)
             if sw.shape != (n,):
                 raise ValueError(f"sample_weight: expected shape ({n},), got {sw.shape}")
             if not np.isfinite(sw).all() or (sw < 0).any():
                 raise ValueError("sample_weight: weights must be finite and >= 0")
-            w *= sw.astype(np.float32)
+            w *= sw.astype(self.dtype)
         if class_weight is not None:
             if labels is None:
                 raise ValueError("class_weight: only the softmax cross-entropy loss takes class "
@@ -648,7 +670,8 @@ class Sequential:
             out = self._inference_net().predict(X, batch_size)
             return out if gpu_in else out.numpy()
         # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
-        X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False)
+        X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False,
+                        dtype=self.dtype)
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
         try:
@@ -698,8 +721,11 @@ class Sequential:
         return text
 
     def get_config(self):
-        return {"input_dim": self.input_dim, "seed": self.seed,
-                "layers": [layer.get_config() for layer in self.layers]}
+        config = {"input_dim": self.input_dim, "seed": self.seed,
+                  "layers": [layer.get_config() for layer in self.layers]}
+        if self.dtype != np.float32:  # float32 files stay as they were
+            config["dtype"] = self.dtype.name
+        return config
 
     # ------------------------------------------------------------------ persistence
     def save(self, path, include_optimizer=True, metadata=None):

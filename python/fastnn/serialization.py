@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._checks import finite_float32
+from fastnn._checks import finite_as
 
 FORMAT_KEY = "fastnn_model"
 # Metadata keys the model format itself writes; a caller's metadata may not use them.
@@ -111,7 +111,8 @@ def _build(arrays, meta, where, device, precision, strict=True, options=None):
             raise ValueError(f"the architecture needs {len(sizes)} weight arrays of "
                              f"{sizes} values, the file holds {len(stored)} of {stored}")
         model = Sequential(layers, input_dim=config["input_dim"], seed=config["seed"],
-                           device=device, precision=precision, **(options or {}))
+                           device=device, precision=precision,
+                           dtype=config.get("dtype", "float32"), **(options or {}))
         if "compile" in meta:
             c = _dict(meta["compile"], "compile")
             loss = c["loss"]
@@ -157,9 +158,9 @@ def _restore_optimizer(model, state, meta, where, strict):
             raise ValueError(f"{where}: optimizer state {name} has shape {s.shape}, expected "
                              f"{v.shape}")
         if not strict:
-            converted.append(s.astype(np.float32))
+            converted.append(s.astype(model.dtype))
             continue
-        s32 = finite_float32(s, f"{where}: optimizer state {name}")
+        s32 = finite_as(s, model.dtype, f"{where}: optimizer state {name}")
         if i % slots in squares and (s32 < 0).any():
             raise ValueError(f"{where}: damaged: optimizer state {name} holds squares (second "
                              f"moments / accumulated squares) but has negative values")

@@ -1,156 +1,215 @@
-"""scikit-learn estimators trained by fastnn: `MLPClassifier` and `MLPRegressor` with
-scikit-learn's parameter names and meanings, usable in `Pipeline`, `GridSearchCV` and
-`cross_val_score`. Needs scikit-learn (imported here, not by `import fastnn`).
+"""scikit-learn estimators trained by fastnn: `MLPClassifier` and `MLPRegressor`, with
+scikit-learn's parameters, defaults, fitted attributes and meanings (sklearn.neural_network is the
+reference), usable in `Pipeline`, `GridSearchCV` and `cross_val_score`. They pass scikit-learn's
+check_estimator. Needs scikit-learn (imported here, not by `import fastnn`).
 
-Differences from sklearn.neural_network, by design: solver "lbfgs" is not offered (fastnn trains
-by mini-batches); the classifier always has one softmax output per class (also for two classes);
-`learning_rate="invscaling"` scales per epoch.
+Like scikit-learn's, they compute in their input's precision: float64 data train the float64
+engine and give float64 outputs; pass float32 data for fastnn's fastest path. Sparse input is
+accepted and made dense.
+
+Differences from sklearn.neural_network, by design:
+- solver="lbfgs" is refused (fastnn trains by mini-batches); max_fun is accepted and unused.
+- the L2 penalty per batch is fixed by the first fit's batch size (it matters only for a
+  partial_fit on batches of other sizes);
+- early_stopping's held-out part is stratified for every single-label classification (scikit-learn
+  stratifies only two classes), falling back to a plain random split where a class is too rare.
+- fastnn's own parameters: dropout (rate after each hidden layer), batch_norm (BatchNorm before each
+  hidden activation), device ("cpu", "cuda", "cuda:N"; GPU models compute in float32), precision
+  (the GPU's GEMM arithmetic: "fp32", "tf32", "bf16") and, for the classifier, class_weight
+  (None, "balanced" or {class: weight}, multiplied into sample_weight).
+
+Fitted models pickle, deepcopy and clone as scikit-learn's do: the network is a fastnn.Sequential
+(``model_``), which pickles through fastnn's safe format.
 """
-
-import numbers
 
 import numpy as np
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import ClassifierMixin, RegressorMixin
 except ImportError as e:  # pragma: no cover
     raise ImportError("fastnn.sklearn needs scikit-learn: pip install scikit-learn") from e
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import (_check_partial_fit_first_call, check_classification_targets,
+                                      type_of_target, unique_labels)
 
-ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+from fastnn._sklearn_base import PARAMETERS_DOC, BaseMLP
 
-
-class _MLP(BaseEstimator):
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
-                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
-                 verbose=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-
-    def _optimizer(self):
-        from fastnn import optim
-
-        schedule = (optim.InverseScaling(power=self.power_t)
-                    if self.learning_rate == "invscaling" else None)
-        if self.solver == "adam":
-            return optim.Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                              eps=self.epsilon, schedule=schedule)
-        if self.solver == "sgd":
-            return optim.SGD(lr=self.learning_rate_init, momentum=self.momentum,
-                             nesterov=self.nesterovs_momentum and self.momentum > 0,
-                             schedule=schedule)
-        raise ValueError(f"solver: expected 'adam' or 'sgd' (fastnn trains by mini-batches; "
-                         f"'lbfgs' is not offered), got {self.solver!r}")
-
-    def _check_params(self):
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got "
-                             f"{self.activation!r}")
-        if self.learning_rate not in ("constant", "invscaling", "adaptive"):
-            raise ValueError(f"learning_rate: expected 'constant', 'invscaling' or 'adaptive', "
-                             f"got {self.learning_rate!r}")
-        sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
-        if any(not isinstance(h, numbers.Integral) or h <= 0 for h in sizes):
-            raise ValueError(f"hidden_layer_sizes: expected positive ints, got {sizes}")
-        return sizes
-
-    def _fit(self, X, targets, n_outputs, loss, output_activation):
-        import fastnn
-        from fastnn import callbacks
-        from fastnn.layers import Dense
-
-        sizes = self._check_params()
-        n = len(X)
-        seed = (int(np.random.SeedSequence().entropy % 2**32) if self.random_state is None
-                else int(np.random.RandomState(self.random_state).randint(2**31)))
-        batch = min(200, n) if self.batch_size == "auto" else int(self.batch_size)
-        batch = max(1, min(batch, n))
-        act = ACTIVATIONS[self.activation]
-        # sklearn's penalty is alpha / 2 * ||W||^2 / batch size, added to each batch's loss.
-        l2 = 0.5 * float(self.alpha) / batch
-        layers = [Dense(h, act, l2=l2) for h in sizes] + [Dense(n_outputs, output_activation,
-                                                               l2=l2)]
-        self.model_ = fastnn.Sequential(layers, input_dim=X.shape[1], seed=seed)
-        self.model_.compile(loss, self._optimizer())
-        monitor = "val_loss" if self.early_stopping else "loss"
-        cbs = [callbacks.EarlyStopping(monitor=monitor, min_delta=self.tol,
-                                       patience=self.n_iter_no_change,
-                                       restore_best_weights=self.early_stopping)]
-        if self.learning_rate == "adaptive":
-            cbs.append(callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.2, patience=2,
-                                                   min_delta=self.tol))
-        history = self.model_.fit(
-            X, targets, epochs=int(self.max_iter), batch_size=batch, shuffle=bool(self.shuffle),
-            validation_split=self.validation_fraction if self.early_stopping else 0.0,
-            callbacks=cbs, verbose=2 if self.verbose else 0)
-        self.loss_curve_ = list(history.history["loss"])
-        self.loss_ = self.loss_curve_[-1]
-        self.n_iter_ = len(history.epoch)
-        self.n_features_in_ = X.shape[1]
-        self.coefs_ = self.model_.get_weights()[0::2]
-        self.intercepts_ = self.model_.get_weights()[1::2]
-        return self
-
-    def _features(self, X):
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self, "model_")
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X: expected {self.n_features_in_} features, got shape {X.shape}")
-        return X
+__all__ = ["MLPClassifier", "MLPRegressor"]
 
 
-class MLPClassifier(ClassifierMixin, _MLP):
-    """sklearn.neural_network.MLPClassifier's interface, trained by fastnn's engine."""
+class MLPClassifier(ClassifierMixin, BaseMLP):
+    __doc__ = """sklearn.neural_network.MLPClassifier, trained by fastnn's engine.
 
-    def fit(self, X, y):
-        X = np.asarray(X, dtype=np.float32)
-        self.classes_, yi = np.unique(np.asarray(y), return_inverse=True)
+    Two classes: one sigmoid output (out_activation_ "logistic"); more: softmax outputs; a 2-D
+    0/1 y (multi-label): one sigmoid per label. See the module docstring for the differences.
+
+    class_weight : None (default), "balanced" or {class: weight} -- multiplies sample_weight.
+    """ + PARAMETERS_DOC
+
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, batch_norm=False, device="cpu", precision="fp32",
+                 class_weight=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm, device=device,
+            precision=precision)
+        self.class_weight = class_weight
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _y_checks(self):
+        return {}
+
+    def _encode_targets(self, y, first, incremental):
+        """(engine targets, 1-D labels or None, outputs, out_activation) for y."""
+        if y.dtype == object:  # NaN is refused by validate_data; None would fail to sort
+            missing = [i for i, row in enumerate(y) if any(v is None for v in np.ravel(row))]
+            if missing:
+                raise ValueError(f"y: missing labels (None) in {len(missing)} rows, the first "
+                                 f"in row {missing[0]}")
+        check_classification_targets(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            seen = unique_labels(y)
+            if self.warm_start and set(seen) != set(self.classes_):
+                raise ValueError(f"warm_start can only be used where `y` has the same classes "
+                                 f"as in the previous call to fit. Previously got "
+                                 f"{self.classes_}, `y` has {seen}")
+            if len(np.setdiff1d(seen, self.classes_)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {seen}.")
         if len(self.classes_) < 2:
-            raise ValueError("y: a classifier needs at least two classes")
-        return self._fit(X, yi.astype(np.int64), len(self.classes_), "softmax_cross_entropy",
-                         "softmax")
+            raise ValueError(f"y: a classifier needs samples of at least 2 classes, got 1 "
+                             f"class: {self.classes_.tolist()}")
+        Y = self._label_binarizer.transform(y)
+        if self._label_binarizer.y_type_ == "multiclass":
+            return np.argmax(Y, axis=1).astype(np.int64), y, Y.shape[1], "softmax"
+        return Y.astype(np.float64), (y if y.ndim == 1 else None), Y.shape[1], "logistic"
+
+    def _class_weights(self, y, incremental):
+        if self.class_weight is None:
+            return 1.0
+        if y.ndim != 1:
+            raise ValueError("class_weight: not available for multi-label targets; pass "
+                             "sample_weight instead")
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError("class_weight='balanced' is not available in partial_fit (each "
+                             "batch would be balanced on its own); pass a dict of weights")
+        return compute_sample_weight(self.class_weight, y)
+
+    def _validation_score(self, X, y, sample_weight):
+        proba = np.asarray(self.model_.predict(X))
+        if not np.isfinite(proba).all():
+            return np.nan
+        return accuracy_score(y, self._label_binarizer.inverse_transform(proba),
+                              sample_weight=sample_weight)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), continuing the training so far. The first call needs
+        `classes`: every class the model will ever see."""
+        self._validate_params()
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            target = y if type_of_target(y).startswith("multilabel") else self.classes_
+            self._label_binarizer.fit(target)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict_proba(self, X):
-        return self.model_.predict(self._features(X)).astype(np.float64)
+        """Class probabilities, (n_samples, n_classes); for multi-label y, one probability per
+        label."""
+        p = self._forward(X)
+        if self.n_outputs_ == 1:
+            return np.hstack([1 - p, p])
+        return p
+
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """The predicted classes (for multi-label y, the 0/1 indicator rows)."""
+        proba = self._forward(X)  # first: it raises NotFittedError before fit
+        return self._label_binarizer.inverse_transform(proba)
 
 
-class MLPRegressor(RegressorMixin, _MLP):
-    """sklearn.neural_network.MLPRegressor's interface, trained by fastnn's engine."""
+class MLPRegressor(RegressorMixin, BaseMLP):
+    __doc__ = """sklearn.neural_network.MLPRegressor, trained by fastnn's engine: squared error (the
+    "poisson" loss is not offered), one output per target column.
 
-    def fit(self, X, y):
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y, dtype=np.float32)
-        self._one_output = y.ndim == 1
-        targets = y[:, None] if y.ndim == 1 else y
-        return self._fit(X, targets, targets.shape[1], "mse", None)
+    loss : "squared_error" (default; half the mean squared error, as scikit-learn's).
+    """ + PARAMETERS_DOC
+
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, batch_norm=False, device="cpu", precision="fp32"):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm, device=device,
+            precision=precision)
+        self.loss = loss
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _y_checks(self):
+        return {"y_numeric": True}
+
+    def _encode_targets(self, y, first, incremental):
+        targets = y.reshape(len(y), -1)
+        return targets, None, targets.shape[1], "identity"
+
+    def _validation_score(self, X, y, sample_weight):
+        pred = np.asarray(self.model_.predict(X))
+        if not np.isfinite(pred).all():
+            return np.nan
+        return r2_score(y, pred.reshape(np.shape(y)), sample_weight=sample_weight)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing the training so far."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
-        p = self.model_.predict(self._features(X)).astype(np.float64)
-        return p[:, 0] if self._one_output else p
+        """(n_samples,) for one target, (n_samples, n_targets) for several."""
+        out = self._forward(X)
+        return out[:, 0] if self.n_outputs_ == 1 else out
