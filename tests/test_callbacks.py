@@ -467,7 +467,8 @@ def drive(printer, clock, epochs=2, steps=4, batch_size=25, samples=100, dt=0.5)
 
 def test_plain_progress_bar_content():
     out, clock = io.StringIO(), FakeClock()
-    drive(ProgressBar(stream=out, use_tqdm=False, clock=clock), clock)
+    drive(ProgressBar(stream=out, use_tqdm=False, clock=clock, interactive=True, columns=200),
+          clock)
     text = out.getvalue()
     lines = text.split("\n")
     assert len(lines) == 3 and lines[2] == ""  # one finished line per epoch
@@ -485,8 +486,8 @@ def test_plain_progress_bar_content():
 
 def test_plain_progress_bar_throttles_redraws():
     out, clock = io.StringIO(), FakeClock()
-    drive(ProgressBar(stream=out, use_tqdm=False, clock=clock, min_interval=10.0), clock,
-          epochs=1, steps=50, dt=0.01)
+    drive(ProgressBar(stream=out, use_tqdm=False, clock=clock, min_interval=10.0,
+                      interactive=True), clock, epochs=1, steps=50, dt=0.01)
     # first batch, last batch (always drawn) and the epoch's final line
     assert out.getvalue().count("\r") == 3
 
@@ -521,7 +522,7 @@ def test_progress_with_tqdm(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeTqdm))
     clock = FakeClock()
-    drive(ProgressBar(stream=io.StringIO(), clock=clock), clock, steps=4)
+    drive(ProgressBar(stream=io.StringIO(), clock=clock, interactive=True), clock, steps=4)
     assert [b.desc for b in made] == ["Epoch 1/2", "Epoch 2/2"]
     assert all(b.n == 4 and b.total == 4 and b.closed for b in made)
     assert made[0].postfix["val_loss"] == "0.5000" and "samples/s" in made[0].postfix["speed"]
@@ -555,10 +556,77 @@ def test_format_logs_hides_bookkeeping():
 
 def test_progress_bar_without_params_or_epoch_begin():
     out, clock = io.StringIO(), FakeClock()
-    bar = ProgressBar(stream=out, use_tqdm=False, clock=clock)
+    bar = ProgressBar(stream=out, use_tqdm=False, clock=clock, interactive=True)
     clock.t = 1.0
     bar.on_batch_end(0, {"loss": 0.5})
     bar.on_epoch_end(0, {"loss": 0.5})
     lines = out.getvalue().split("\r")
     assert lines[1].startswith("Epoch 1 - loss: 0.5000") and "ETA" not in lines[1]
     assert lines[-1].endswith("\n")
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def long_logs(b):
+    return {"loss": 1.0 / (b + 1), "accuracy": 0.5, "val_loss": 0.75, "val_accuracy": 0.25,
+            "lr": 1e-4, "mae": 0.125}
+
+
+def drive_long(printer, clock, epochs=2, steps=30):
+    printer.set_params({"epochs": epochs, "steps": steps, "batch_size": 32,
+                        "samples": 32 * steps})
+    for e in range(epochs):
+        printer.on_epoch_begin(e)
+        for b in range(steps):
+            clock.t += 0.5
+            printer.on_batch_end(b, long_logs(b))
+        printer.on_epoch_end(e, long_logs(steps))
+
+
+@pytest.mark.parametrize("how", ["columns=80", "COLUMNS=80"])
+def test_bar_fits_an_80_column_terminal(monkeypatch, how):
+    monkeypatch.setenv("COLUMNS", "80")  # what shutil.get_terminal_size reads first
+    out, clock = Terminal(), FakeClock()
+    columns = 80 if how == "columns=80" else None
+    drive_long(ProgressBar(stream=out, use_tqdm=False, clock=clock, min_interval=0.0,
+                           columns=columns), clock)
+    text = out.getvalue()
+    # one finished line per epoch; everything else is redrawn in place on that line
+    assert text.count("\n") == 2 and text.endswith("\n")
+    for line in text.split("\n")[:2]:
+        *redraws, final = [seg for seg in line.split("\r") if seg]
+        assert len(redraws) == 30  # every batch
+        assert max(len(seg) for seg in redraws) <= 79
+        assert redraws[0].startswith("Epoch ") and "ETA" in redraws[0]
+        # written once, not redrawn: it may wrap, and keeps every figure
+        assert final.startswith("Epoch ") and "val_accuracy: 0.2500" in final
+        assert final.endswith("samples/s")
+
+
+def test_bar_on_a_narrow_terminal_cuts_the_title_too():
+    out, clock = Terminal(), FakeClock()
+    drive_long(ProgressBar(stream=out, use_tqdm=False, clock=clock, columns=20), clock,
+               epochs=1, steps=3)
+    *redraws, final = [seg for seg in out.getvalue().split("\r") if seg]
+    assert redraws and all(len(seg) <= 19 for seg in redraws)
+
+
+def test_bar_not_on_a_terminal_writes_one_line_per_epoch():
+    out, clock = io.StringIO(), FakeClock()
+    drive_long(ProgressBar(stream=out, clock=clock, min_interval=0.0), clock, epochs=3)
+    lines = out.getvalue().split("\n")
+    assert "\r" not in out.getvalue() and len(lines) == 4 and lines[3] == ""
+    assert lines[1].startswith("Epoch 2/3 30/30 [====================] - 0:15 - loss:")
+    assert "val_accuracy: 0.2500" in lines[1] and "samples/s" in lines[1]  # not cut
+
+
+def test_bar_rejects_bad_settings():
+    with pytest.raises(ValueError, match="interactive"):
+        ProgressBar(interactive="yes")
+    with pytest.raises(ValueError, match="columns"):
+        ProgressBar(columns=1)

@@ -7,6 +7,9 @@ input; and a 1000-class training run against full-softmax training.
 The kernel goes parallel from 2**16 elements of work: (2000, 64) inputs with 200 samples span
 many chunks, the small cases run in one."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -143,6 +146,71 @@ def test_expected_counts_monte_carlo(sampler, unique):
     tol = 0.04 if unique else 0.03
     assert np.max(np.abs(freq - pred)) < tol, np.c_[freq, pred]
     assert abs(freq.sum() - s) < 1e-9  # every run contributes exactly s ids
+
+
+def _sample_statistics(draw, c, s, seeds):
+    """Per-run inclusion of each class, its position in the sample (s when absent), log(tries)."""
+    inc = np.zeros((len(seeds), c))
+    pos = np.full((len(seeds), c), float(s))
+    log_tries = np.zeros((len(seeds), 1))
+    for i, seed in enumerate(seeds):
+        ids, _, tries = draw(seed)
+        inc[i, ids] = 1.0
+        pos[i, ids] = np.arange(s)
+        log_tries[i] = np.log(tries)
+    return inc, pos, log_tries
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("budget", [0, 12])
+def test_unique_sample_past_the_rejection_budget_keeps_its_distribution(sampler, budget):
+    # Past its budget of draws, a unique sample goes on by exponential keys and geometric tries
+    # (see sampled_softmax.h). Forced here with a budget of 0 (keys only) and 12 (both): which
+    # classes, in which order, and after how many tries, against the oracle's pure rejection
+    # over other seeds. Two-sample z-scores per class and statistic; fixed seeds.
+    c, s, runs = 30, 20, 1500
+    ours = _sample_statistics(
+        lambda seed: fastnn._C.sample_candidates(s, c, seed, sampler, True, budget), c, s,
+        range(runs))
+    ref = _sample_statistics(lambda seed: oracle.sample_candidates(s, c, seed, sampler, True),
+                             c, s, range(runs, 2 * runs))
+    for name, a, b in zip(("inclusion", "position", "log tries"), ours, ref):
+        z = (a.mean(0) - b.mean(0)) / np.sqrt((a.var(0) + b.var(0)) / runs + 1e-30)
+        assert np.max(np.abs(z)) < 5, (name, z)
+    # The budget takes effect: the sample differs from pure rejection's on the same seed.
+    ids = fastnn._C.sample_candidates(s, c, 1, sampler, True, budget)[0]
+    assert not np.array_equal(ids, oracle.sample_candidates(s, c, 1, sampler, True)[0])
+
+
+def test_unique_sample_of_almost_every_class_is_bounded_and_interruptible():
+    # Rejecting repeats needs ~1/P(c) draws for the rarest class: all 2e6 log-uniform classes
+    # took 42 s, 1e6 classes 22 s, uninterruptible. In a subprocess under a limit of 10 s of
+    # CPU (~10x what the script needs now; the old sampler dies of it): a SIGINT after 20 ms of
+    # CPU interrupts the call, and left alone it ends with every class once.
+    code = """
+import resource, signal, numpy as np
+from fastnn import ops
+resource.setrlimit(resource.RLIMIT_CPU, (10, 10))
+C = 10**6
+signal.signal(signal.SIGPROF, lambda *a: signal.raise_signal(signal.SIGINT))
+result = None
+signal.setitimer(signal.ITIMER_PROF, 0.02)
+try:
+    result = ops.sample_candidates(C, C, 5)
+except KeyboardInterrupt:
+    pass
+print("interrupted" if result is None else "not interrupted")
+ids, expected = ops.sample_candidates(C, C, 5)
+assert np.array_equal(np.sort(ids), np.arange(C)) and np.all((expected > 0) & (expected <= 1))
+assert np.array_equal(ids, ops.sample_candidates(C, C, 5)[0])
+ids, _ = ops.sample_candidates(C - 1000, C, 6, "uniform")
+assert np.unique(ids).size == C - 1000
+print("done")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ["interrupted", "done"]
 
 
 # ------------------------------------------------------------------ loss and gradients

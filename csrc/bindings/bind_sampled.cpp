@@ -31,13 +31,27 @@ cpu::Sampler sampler_from_name(const std::string& name) {
   throw ValueError("sampler: expected 'log_uniform' or 'uniform', got '" + name + "'");
 }
 
+// Thrown out of a sample when Ctrl-C (or another signal handler) raised: the Python error is
+// already set on this thread and surfaces once the GIL is held again.
+struct Interrupted {};
+
+// The sampler's poll: takes the GIL for a moment to run pending signal handlers.
+void check_signals() {
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw Interrupted{};
+}
+
 py::tuple sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t seed,
-                            const std::string& sampler, bool unique) {
+                            const std::string& sampler, bool unique,
+                            int64_t max_rejection_draws) {
   const cpu::Sampler kind = sampler_from_name(sampler);
   cpu::CandidateSample s;
-  {
+  try {
     py::gil_scoped_release release;
-    s = cpu::sample_candidates(num_sampled, num_classes, seed, kind, unique);
+    s = cpu::sample_candidates(num_sampled, num_classes, seed, kind, unique, check_signals,
+                               max_rejection_draws);
+  } catch (const Interrupted&) {
+    throw py::error_already_set();
   }
   py::array_t<int64_t> ids(py::ssize_t(s.ids.size()));
   py::array_t<double> expected(py::ssize_t(s.expected.size()));
@@ -78,9 +92,11 @@ py::tuple run_sampled(const py::array& h, const py::array& W, const py::object& 
   a.correct_true_logit = correct_true_logit;
 
   cpu::SampledPlan plan;
-  {
+  try {
     py::gil_scoped_release release;
-    plan = cpu::sampled_softmax_plan(a);
+    plan = cpu::sampled_softmax_plan(a, check_signals);
+  } catch (const Interrupted&) {
+    throw py::error_already_set();
   }
   const py::ssize_t k = py::ssize_t(plan.cols.size());
   py::array_t<int64_t> cols(k);
@@ -173,7 +189,9 @@ void scatter_add_columns(const py::array& cols, const py::array& dW_cols,
 void bind_sampled(py::module_& m) {
   m.def("sample_candidates", &sample_candidates, py::arg("num_sampled"), py::arg("num_classes"),
         py::arg("seed"), py::arg("sampler"), py::arg("unique"),
-        "(ids int64 (S,), expected counts float64 (S,), number of draws)");
+        py::arg("max_rejection_draws") = -1,
+        "(ids int64 (S,), expected counts float64 (S,), number of draws); "
+        "max_rejection_draws >= 0 overrides the rejection budget (for tests)");
   m.def("sampled_softmax_cross_entropy", &sampled_softmax_cross_entropy, py::arg("h").noconvert(),
         py::arg("W").noconvert(), py::arg("b"), py::arg("labels").noconvert(),
         py::arg("num_sampled"), py::arg("seed"), py::arg("sampler"), py::arg("unique"),

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/cpu_features.h"
+#include "core/cpu_quota.h"
 #include "bindings/errors.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -232,6 +233,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("hardware_threads", &hardware_threads);
+  m.def("max_threads", &max_threads);
+  m.def("cgroup_cpu_limit", &cgroup_cpu_limit, py::arg("root"), py::arg("group"),
+        "CPUs a cgroup quota allows (0: none), read under root for the process group `group`");
   m.def("get_simd", [] { return std::string(simd_name(active_simd())); });
   m.def("set_simd", [](const std::string& name) { set_simd(simd_from_name(name)); },
         py::arg("name"));

@@ -9,9 +9,11 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "core/cpu_quota.h"
 #include "core/error.h"
 
 // No PAUSE instruction in the spin loops: under KVM, pause-loop exiting turns a PAUSE-heavy spin
@@ -22,7 +24,7 @@ namespace fastnn {
 
 namespace {
 
-int detect_hardware_threads() {
+int affinity_cpus() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
     int n = CPU_COUNT(&set);
@@ -32,12 +34,29 @@ int detect_hardware_threads() {
   return n ? static_cast<int>(n) : 1;
 }
 
+int detect_hardware_threads() {
+  const int cpus = affinity_cpus();
+  const int quota = own_cgroup_cpu_limit();
+  return quota > 0 && quota < cpus ? quota : cpus;
+}
+
+// A thread count from an environment variable: a whole number >= 1 (OpenMP's nested form "4,2"
+// gives its first level), else 0. Counts above the cap are clamped: the environment cannot raise.
+int threads_from_env(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(text, &end, 10);
+  if (end == text || (*end != '\0' && *end != ',') || n < 1) return 0;
+  return n > max_threads() ? max_threads() : static_cast<int>(n);
+}
+
+// The default when set_num_threads was never called: FASTNN_NUM_THREADS, then OMP_NUM_THREADS
+// (joblib's workers and other schedulers set it to share the cores out), then the CPUs.
 int initial_threads() {
-  if (const char* env = std::getenv("FASTNN_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n >= 1) return n;
-  }
-  return detect_hardware_threads();
+  for (const char* name : {"FASTNN_NUM_THREADS", "OMP_NUM_THREADS"})
+    if (int n = threads_from_env(name)) return n;
+  return hardware_threads();
 }
 
 // Workers spin this long after a job before they sleep: back-to-back kernel calls, as in a
@@ -53,7 +72,8 @@ class Pool {
   bool run(int ntasks, int nthreads, void (*fn)(void*, int), void* ctx) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
-    ensure_workers(nthreads - 1);
+    nthreads = 1 + ensure_workers(nthreads - 1);
+    if (nthreads == 1) return false;
     fn_ = fn;
     ctx_ = ctx;
     ntasks_ = ntasks;
@@ -105,20 +125,30 @@ class Pool {
     }
   }
 
-  void ensure_workers(int n) {
+  // Starts workers up to n (they are kept for later jobs); returns how many there are, fewer
+  // than n when the system refuses more threads: the job then runs on those.
+  int ensure_workers(int n) {
     while (static_cast<int>(threads_.size()) < n) {
       // The worker must start from the generation before the job that created it, or it could
       // read the new generation as already seen and never join that job.
       int index = static_cast<int>(threads_.size());
       unsigned seen = generation_.load(std::memory_order_acquire);
-      threads_.emplace_back([this, index, seen] { worker_loop(index, seen); });
+      try {
+        threads_.emplace_back([this, index, seen] { worker_loop(index, seen); });
+      } catch (const std::system_error&) {
+        break;
+      }
     }
+    return static_cast<int>(threads_.size()) < n ? static_cast<int>(threads_.size()) : n;
   }
 
   void worker_loop(int index, unsigned seen) {
+    bool spin = true;
     for (;;) {
+      // Only a worker that took part in the last job spins: one left out (the thread count was
+      // lowered) would burn a core the job's threads need.
       const auto spin_until = std::chrono::steady_clock::now() + kSpin;
-      for (int i = 0; generation_.load(std::memory_order_acquire) == seen; ++i) {
+      for (int i = 0; spin && generation_.load(std::memory_order_acquire) == seen; ++i) {
         cpu_relax();
         if ((i & 1023) == 1023 && std::chrono::steady_clock::now() > spin_until) break;
       }
@@ -128,7 +158,8 @@ class Pool {
         if (quit_) return;
       }
       seen = generation_.load(std::memory_order_acquire);
-      if (index < active_workers_) {
+      spin = index < active_workers_;
+      if (spin) {
         work();
         finished_workers_.fetch_add(1, std::memory_order_release);
       }
@@ -169,6 +200,11 @@ int hardware_threads() {
   return n;
 }
 
+int max_threads() {
+  static const int n = kThreadsPerCpu * affinity_cpus();
+  return n;
+}
+
 int get_num_threads() {
   int n = g_num_threads.load(std::memory_order_relaxed);
   if (n == 0) {
@@ -181,7 +217,15 @@ int get_num_threads() {
 void set_num_threads(int n) {
   if (n < 1)
     throw ValueError("set_num_threads: n must be >= 1, got " + std::to_string(n));
+  if (n > max_threads())
+    throw ValueError("set_num_threads: n must be <= " + std::to_string(max_threads()) + " (" +
+                     std::to_string(kThreadsPerCpu) + " per CPU this process may run on), got " +
+                     std::to_string(n));
   g_num_threads.store(n);
+}
+
+void clamp_num_threads(int n) {
+  g_num_threads.store(n < 1 ? 1 : (n > max_threads() ? max_threads() : n));
 }
 
 void parallel_for(int ntasks, void (*fn)(void*, int), void* ctx) {

@@ -10,9 +10,17 @@
 
 namespace fastnn {
 
+// More threads than this many per CPU only add start-up cost and contention (and, asked for by
+// mistake, e.g. 100000, exhaust the system's threads): set_num_threads refuses them.
+constexpr int kThreadsPerCpu = 4;
+
+// The thread count: set by set_num_threads, else FASTNN_NUM_THREADS, else OMP_NUM_THREADS (read
+// at first use), else hardware_threads().
 int get_num_threads();
-void set_num_threads(int n);  // n >= 1; throws ValueError otherwise
-int hardware_threads();       // cores available to this process
+void set_num_threads(int n);  // 1 <= n <= max_threads(); throws ValueError otherwise
+void clamp_num_threads(int n);  // set_num_threads for callers that cannot take an exception
+int hardware_threads();  // CPUs this process may use: its affinity, lowered by a cgroup quota
+int max_threads();       // kThreadsPerCpu x the CPUs of its affinity
 
 void parallel_for(int ntasks, void (*fn)(void* ctx, int task), void* ctx);
 

@@ -19,8 +19,19 @@
 // are seen, in first-seen order, and counts the draws ("tries"): E(c) = -expm1(tries log1p(-P(c))),
 // the chance that c was drawn at all; with replacement E(c) = num_sampled P(c). The draws are a
 // serial stream, so the sample depends on (seed, num_classes, sampler, unique, num_sampled) only.
+//
+// Rejecting repeats costs ~1/P(c) draws for a rare class c: sampling most of 2e6 log-uniform
+// classes would take billions of draws. So after kRejectionBudget draws (see sampled_sampler.cpp)
+// the rest of a unique sample comes from an equivalent construction of the same process: every
+// class not yet seen gets the key Exp(1) / P(c) (Philox stream kKeyStream, counter c), the
+// smallest keys come next in key order (the order in which independent exponential clocks of
+// rates P(c) ring: each next class has probability P(c) over the unseen mass, as with
+// rejection), and the draws the rejections would have taken are drawn as geometric counts
+// (stream kTriesStream, counter = position in the sample). Same distribution of ids, order and
+// tries; cost O(C log C) at most; a sample that finishes within the budget is unchanged.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace fastnn {
@@ -29,6 +40,12 @@ namespace cpu {
 enum class Sampler { LogUniform, Uniform };
 
 constexpr uint32_t kSamplerStream = 0x53414D50u;  // "SAMP": keeps these draws apart from dropout's
+constexpr uint32_t kKeyStream = 0x53414D4Bu;      // "SAMK": a class's key, past the budget
+constexpr uint32_t kTriesStream = 0x53414D54u;    // "SAMT": the tries of a step, past the budget
+
+// Called now and then during a long sample; it may throw to abandon the sample (the Python
+// binding checks for Ctrl-C there).
+using Poll = std::function<void()>;
 
 struct CandidateSample {
   std::vector<int64_t> ids;       // (num_sampled,) class ids in draw order
@@ -37,9 +54,11 @@ struct CandidateSample {
 };
 
 // Throws ValueError unless 1 <= num_sampled, 1 <= num_classes <= 2^53 and (unique =>
-// num_sampled <= num_classes).
+// num_sampled <= num_classes). max_rejection_draws >= 0 replaces the rejection budget (tests
+// use 0 to check the key construction on its own).
 CandidateSample sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t seed,
-                                  Sampler sampler, bool unique);
+                                  Sampler sampler, bool unique, const Poll& poll = nullptr,
+                                  int64_t max_rejection_draws = -1);
 
 // P(c) of one draw, and the expected count of class c in a sample drawn as described above.
 double sampler_probability(int64_t c, int64_t num_classes, Sampler sampler);
@@ -70,7 +89,7 @@ struct SampledPlan {
   std::vector<int64_t> cols;  // (k,) distinct classes among labels and samples, ascending
 };
 template <class T>
-SampledPlan sampled_softmax_plan(const SampledSoftmaxArgs<T>& a);
+SampledPlan sampled_softmax_plan(const SampledSoftmaxArgs<T>& a, const Poll& poll = nullptr);
 
 // Phase 2: returns the mean loss and writes dh (N, D), dW_cols (D, k) = dloss/dW[:, cols] and,
 // when b is given, db_cols (k,) = dloss/db[cols]. Bit-identical for any thread count.

@@ -15,6 +15,9 @@ from fastnn.model import Sequential
 from fastnn.perceptron import Perceptron
 from fastnn.serialization import load
 from fastnn.tensor import Tensor, asarray, from_dlpack
+from fastnn import _threadpoolctl
+
+_threadpoolctl.install()  # threadpoolctl.threadpool_limits then limits fastnn's threads too
 
 __all__ = [
     "Tensor",

@@ -1,6 +1,7 @@
 """`python -m fastnn` (and the `fastnn` console script): info, demo, train, predict, bench."""
 
 import argparse
+import os
 import sys
 
 
@@ -18,46 +19,58 @@ def _cmd_demo(args):
 
 
 def _cmd_train(args):
-    import numpy as np
-
     import fastnn
     from fastnn import _cli_data
+    from fastnn.data import train_test_split
     from fastnn.layers import Dense
 
-    names, cols = _cli_data.read_table(args.data)
-    X, y, feature_names = _cli_data.split_target(names, cols, args.target)
-    if X is None:
-        raise SystemExit("error: no feature columns besides the target")
-    task = args.task
-    if task == "auto":
-        # Text labels, or a few distinct whole numbers, mean classes.
-        whole = y.dtype.kind in "iub" or (y.dtype.kind == "f" and np.all(y == np.round(y)))
-        task = "classification" if y.dtype.kind == "U" or (whole and len(np.unique(y)) <= 50) \
-            else "regression"
+    table = _cli_data.read_table(args.data)
+    target = args.target
+    if target is None:
+        if "y" not in table.names:
+            raise ValueError(f"--target: name the column to predict; columns are {table.names}")
+        target = "y"
+    j = table.index_of(target)
+    feature_cols = [k for k in range(len(table.names)) if k != j]
+    if not feature_cols:
+        raise ValueError(f"{args.data}: no feature columns besides the target {table.names[j]!r}")
+    X = table.features(feature_cols)
+    task, y, classes = _cli_data.target(table, j, args.task)
+    if args.validation_split:
+        # Rows of a file are often sorted (by class, by date): the held-out rows are drawn at
+        # random, and for classes in each class's proportion, so that both parts see every class.
+        try:
+            X, Xv, y, yv = train_test_split(X, y, test_size=args.validation_split, seed=args.seed,
+                                            stratify=task == "classification")
+        except ValueError as e:
+            raise ValueError(f"--validation-split {args.validation_split}: {e}") from None
+        how = "stratified by class" if task == "classification" else "at random"
+        print(f"validation: {len(Xv)} of {len(X) + len(Xv)} rows, {how} (seed {args.seed})")
     mean, std = X.mean(axis=0), X.std(axis=0)
     std[std == 0] = 1.0
-    Xs = (X - mean) / std
-    hidden = [int(h) for h in args.hidden.split(",") if h.strip()] if args.hidden else []
+    hidden = args.hidden
     layers = [Dense(h, "relu") for h in hidden]
-    meta = {"feature_names": feature_names, "mean": mean.tolist(), "std": std.tolist(),
-            "task": task}
+    meta = {"feature_names": [table.names[k] for k in feature_cols], "mean": mean.tolist(),
+            "std": std.tolist(), "task": task}
     if task == "classification":
-        classes, yi = np.unique(y, return_inverse=True)
         layers.append(Dense(len(classes), "softmax"))
-        loss, target, metrics = "softmax_cross_entropy", yi, ["accuracy"]
-        meta["classes"] = classes.tolist()
+        loss, metrics = "softmax_cross_entropy", ["accuracy"]
+        meta["classes"] = classes
     else:
-        y = y.astype(np.float32)
         ymean, ystd = float(y.mean()), float(y.std() or 1.0)
         layers.append(Dense(1))
-        loss, target, metrics = "mse", (y - ymean) / ystd, ["mae"]
+        loss, metrics = "mse", ["mae"]
+        y = (y - ymean) / ystd
         meta["target_mean"], meta["target_std"] = ymean, ystd
+    val = None
+    if args.validation_split:
+        val = ((Xv - mean) / std, yv if task == "classification" else (yv - ymean) / ystd)
     model = fastnn.Sequential(layers, input_dim=X.shape[1], seed=args.seed)
     model.compile(loss, fastnn.optim.Adam(lr=args.lr), metrics=metrics)
     print(f"{task}: {len(X)} samples, {X.shape[1]} features, layers "
           f"{[X.shape[1]] + hidden + [layers[-1].units]}")
-    model.fit(Xs, target, epochs=args.epochs, batch_size=args.batch_size,
-              validation_split=args.validation_split, verbose=0 if args.quiet else 1)
+    model.fit((X - mean) / std, y, epochs=args.epochs, batch_size=args.batch_size,
+              validation_data=val, verbose=0 if args.quiet else 1)
     model.save(args.out, metadata={"cli": meta})
     print(f"saved {args.out}")
     return 0
@@ -73,21 +86,24 @@ def _cmd_predict(args):
     model = fastnn.load(args.model)
     _, meta = load_arrays(args.model)
     cli = meta.get("cli")
-    names, cols = _cli_data.read_table(args.data)
+    table = _cli_data.read_table(args.data)
     if cli is None:
-        X = np.column_stack(cols).astype(np.float32)
+        X = table.features(range(len(table.names)))
     else:
-        X = _cli_data.features_only(names, cols, cli["feature_names"])
+        missing = [n for n in cli["feature_names"] if n not in table.names]
+        if missing:
+            raise ValueError(f"{args.data}: missing feature columns {missing} (the model was "
+                             f"trained on {cli['feature_names']})")
+        X = table.features([table.names.index(n) for n in cli["feature_names"]])
         X = (X - np.array(cli["mean"], np.float32)) / np.array(cli["std"], np.float32)
     p = model.predict(X)
     if cli and cli["task"] == "classification":
-        out = np.array(cli["classes"])[p.argmax(axis=1)]
+        out = [str(cli["classes"][k]) for k in p.argmax(axis=1)]
     elif cli:
-        out = p[:, 0] * cli["target_std"] + cli["target_mean"]
+        out = [str(v) for v in p[:, 0] * cli["target_std"] + cli["target_mean"]]
     else:
-        out = p
-    lines = [str(v) if np.ndim(v) == 0 else ",".join(str(x) for x in v) for v in out]
-    text = "prediction\n" + "\n".join(lines) + "\n"
+        out = [",".join(str(x) for x in row) for row in p]
+    text = "prediction\n" + "\n".join(out) + "\n"
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)
@@ -106,8 +122,57 @@ def _cmd_bench(args):
     return bench_main(args.suites)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its exit status 2 for a bad command line, but the error in one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(low):
+    def parse(text):
+        value = int(text)  # argparse reports a ValueError as "invalid ... value"
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
+def _positive(text):
+    value = float(text)
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _widths(text):
+    try:
+        widths = [int(h) for h in text.split(",") if h.strip()]
+    except ValueError:
+        widths = None
+    if widths is None or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"expected layer widths like 128,64 (positive "
+                                         f"integers, comma-separated; '' for none), got {text!r}")
+    return widths
+
+
+def _version():
+    from fastnn import __version__
+
+    return f"fastnn {__version__}"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__)
+    parser = _Parser(prog="fastnn", description=__doc__)
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, compiler, SIMD path, threads, CUDA").set_defaults(
         fn=_cmd_info)
@@ -122,11 +187,14 @@ def main(argv=None):
                            ".npz with X and y) and save it")
     train.add_argument("data")
     train.add_argument("--target", help="the column to predict (name or index; .npz: y)")
-    train.add_argument("--hidden", default="128,64", help="hidden layer widths, e.g. 128,64")
-    train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--validation-split", type=float, default=0.0)
+    train.add_argument("--hidden", type=_widths, default=[128, 64],
+                       help="hidden layer widths, e.g. 128,64 (default)")
+    train.add_argument("--epochs", type=_count(0), default=20)
+    train.add_argument("--batch-size", type=_count(1), default=32)
+    train.add_argument("--lr", type=_positive, default=1e-3, help="Adam's learning rate")
+    train.add_argument("--validation-split", type=_fraction, default=0.0,
+                       help="fraction of the rows held out to validate, drawn at random with "
+                            "--seed (for classes: stratified, every class in its proportion)")
     train.add_argument("--task", choices=("auto", "classification", "regression"),
                        default="auto", help="auto: text or few whole-number targets are classes")
     train.add_argument("--seed", type=int, default=0)
@@ -142,11 +210,26 @@ def main(argv=None):
     bench.add_argument("suites", nargs="*", help="suite names (default: all)")
     bench.set_defaults(fn=_cmd_bench)
     args = parser.parse_args(argv)
+    prog = f"fastnn {args.command}"
     try:
         return args.fn(args)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ImportError, MemoryError) as e:
+        # A user's mistake (a file, a value, a missing package): the message is the answer.
+        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # a defect of fastnn: still one line, with the way to see more
+        if os.environ.get("FASTNN_TRACEBACK"):
+            raise
+        print(f"{prog}: internal error: {type(e).__name__}: {_one_line(e)} (please report it; "
+              f"FASTNN_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(error):
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

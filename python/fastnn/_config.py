@@ -6,12 +6,23 @@ from fastnn import _C
 
 
 def get_num_threads():
-    """Number of CPU threads fastnn kernels use (default: the cores available to the process)."""
+    """Number of CPU threads fastnn kernels use.
+
+    Unless set_num_threads was called (threadpoolctl's limits call it too), the count comes from
+    the environment variable FASTNN_NUM_THREADS, else OMP_NUM_THREADS (as joblib sets it in its
+    workers), read when fastnn first needs it; else the CPUs this process may use: its CPU
+    affinity (taskset), lowered by a cgroup CPU quota (a container's --cpus) rounded up.
+    """
     return _C.get_num_threads()
 
 
 def set_num_threads(n):
-    """Set the number of CPU threads fastnn kernels use (an integer >= 1)."""
+    """Set the number of CPU threads fastnn kernels use: an integer from 1 to 4 per CPU this
+    process may run on (``fastnn.show_config()["max_threads"]``); ValueError outside that range.
+
+    Threads beyond the cores only wait for one, and a mistaken huge count would exhaust the
+    system's threads. An environment variable above the cap is clamped to it instead.
+    """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     if n < 1:
@@ -47,6 +58,7 @@ def show_config(print_out=False):
         "simd_best": _C.best_simd(),
         "threads": get_num_threads(),
         "hardware_threads": _C.hardware_threads(),
+        "max_threads": _C.max_threads(),
         "cuda_compiled": cuda.is_compiled(),
         "cuda_available": cuda.is_available(),
     }

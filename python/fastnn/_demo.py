@@ -5,6 +5,7 @@
    picture of the decision regions.
 2. scikit-learn's bundled digits (8x8 images, 10 classes), when scikit-learn is installed."""
 
+import os
 import time
 
 import numpy as np
@@ -12,6 +13,9 @@ import numpy as np
 import fastnn
 from fastnn import optim
 from fastnn.layers import BatchNorm, Dense, Dropout
+
+# The packages the demo's optional parts need, installed with fastnn by the README's command.
+_EXTRA = "pip install matplotlib scikit-learn, or install fastnn with pip install '.[demo]'"
 
 
 def spiral(n_per_class=1000, classes=3, noise=0.2, seed=0):
@@ -42,7 +46,7 @@ def _boundary_png(model, X, y, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("  (matplotlib not installed: no decision-boundary picture)")
+        print(f"  (matplotlib is not installed, so no picture: {_EXTRA})")
         return
     xs = np.linspace(X[:, 0].min() - 0.1, X[:, 0].max() + 0.1, 300)
     ys = np.linspace(X[:, 1].min() - 0.1, X[:, 1].max() + 0.1, 300)
@@ -58,7 +62,7 @@ def _boundary_png(model, X, y, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    print(f"  decision regions written to {path}")
+    print(f"  decision regions drawn in {os.path.abspath(path)}")
 
 
 def _train(model, Xtr, ytr, Xte, yte, epochs, batch_size, verbose):
@@ -90,7 +94,7 @@ def run(quick=False, out="fastnn_spiral.png", verbose=1):
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        print("\n2. digits: scikit-learn not installed (pip install scikit-learn), skipped")
+        print(f"\n2. digits: skipped, scikit-learn is not installed ({_EXTRA})")
     else:
         print("\n2. digits: scikit-learn's 8x8 images, 64-128-64-10 MLP, Adam")
         Xd, yd = load_digits(return_X_y=True)

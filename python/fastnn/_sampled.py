@@ -60,6 +60,11 @@ def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", uni
     The ids are a function of the arguments alone (Philox 4x32-10 keyed by seed): the same
     call gives the same sample on any machine and for any thread count. ids is int64,
     expected_counts float64, both of shape (num_sampled,).
+
+    A unique sample of most of the classes would need ~1/P(c) draws for its rarest class; past
+    a budget of about num_classes + 2 * num_sampled draws it is completed by an equivalent
+    construction (same distribution of ids, order and tries; see csrc/cpu/sampled_softmax.h),
+    so its cost stays within O(num_classes log num_classes). Ctrl-C interrupts a long call.
     """
     args = _sampling_args(num_sampled, num_classes, seed, sampler, unique)
     ids, expected, _ = _C.sample_candidates(*args)

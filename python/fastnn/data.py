@@ -6,6 +6,7 @@ and data give the same split, whatever else the program does with NumPy's global
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -269,8 +270,9 @@ def split_validation(X, y=None, fraction=0.1):
 
     This is exactly what `fit(..., validation_split=fraction)` uses: training rows are the first
     int(n * (1 - fraction)); only those are shuffled each epoch. Data sorted by class therefore
-    gives a validation set of the last classes only: shuffle it once first (train_test_split)
-    if that matters. The parts are views of X and y, not copies."""
+    gives a validation set of the last classes only (fit then warns):
+    shuffle it once first, or split with train_test_split(stratify=True). The parts are views of
+    X and y, not copies."""
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
         raise TypeError(f"fraction: expected a float in (0, 1), got {type(fraction).__name__}")
     fraction = float(fraction)
@@ -289,3 +291,37 @@ def split_validation(X, y=None, fraction=0.1):
     y_tr = None if y is None else y[:split_at]
     y_va = None if y is None else y[split_at:]
     return (X[:split_at], y_tr), (X[split_at:], y_va)
+
+
+def _class_set(y):
+    """The classes in y (class indices, or one binary target column), or None when y holds
+    other values (regression targets, soft or multi-label targets)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        return None
+    values = np.unique(y)
+    if np.issubdtype(values.dtype, np.floating) and not np.isin(values, (0.0, 1.0)).all():
+        return None
+    return {int(v) for v in values}
+
+
+def _warn_if_split_loses_classes(y_train, y_val, fraction, stacklevel=3):
+    """UserWarning when the last-fraction validation part (split_validation) has classes that
+    the training part lacks, or lacks classes that it has: rows sorted by class give such a split,
+    and the validation figures then measure something else than the model's accuracy."""
+    train, val = _class_set(y_train), _class_set(y_val)
+    if train is None or val is None or train == val:
+        return
+    problems = []
+    if val - train:
+        problems.append(f"holds classes {sorted(val - train)} that the training part lacks")
+    if train - val:
+        problems.append(f"lacks classes {sorted(train - val)} that the training part has")
+    warnings.warn(
+        f"validation_split={fraction}: the validation part (the last {len(y_val)} rows, taken "
+        f"before shuffling, as Keras does) {' and '.join(problems)}; are the rows sorted by "
+        f"class? Pass validation_data=(X_val, y_val) instead, e.g. from "
+        f"fastnn.data.train_test_split(X, y, test_size={fraction}, stratify=True), or shuffle "
+        f"the rows first", UserWarning, stacklevel=stacklevel)

@@ -13,7 +13,7 @@ import numpy as np
 from fastnn import _C, _model_device, layers as layers_mod
 from fastnn._checks import finite_as, finite_real, flag, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
-from fastnn.data import split_validation
+from fastnn.data import split_validation, _warn_if_split_loses_classes
 from fastnn.ops import init_weights
 
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae", "sampled_softmax")
@@ -424,8 +424,9 @@ class Sequential:
         batch_size=None trains on the whole data set per step (full-batch gradient descent),
         batch_size=1 is pure stochastic gradient descent; the last partial batch is used.
         validation_split: the LAST fraction of X and y (taken before any shuffling, as Keras
-        does) is held out for validation. accumulate_steps=k averages the gradients of k batches
-        into one update. Ctrl-C stops training after the current slice of batches and returns
+        does) is held out for validation; a UserWarning names the classes when that part and
+        the training part do not hold the same ones (rows sorted by class).
+        accumulate_steps=k averages the gradients of k batches into one update. Ctrl-C stops training after the current slice of batches and returns
         the history so far: the model stays usable.
         class_weight ({class: weight} or one weight per class) and sample_weight (one per
         sample) weight each sample's loss as Keras does: a batch's loss is
@@ -463,6 +464,8 @@ class Sequential:
                     X, labels if labels is not None else targets, split)
             except ValueError as e:
                 raise ValueError(f"validation_split: {e}") from None
+            if labels is not None or self.loss == "binary_cross_entropy":
+                _warn_if_split_loses_classes(y_train, vy, split)
             if labels is not None:
                 labels, val = y_train, (vx, vy, None)
             else:

@@ -5,6 +5,7 @@ samples/s figure "samples" (per epoch) and "batch_size". Batch logs may carry "s
 done so far this epoch) when the engine knows better than ``(batch + 1) * batch_size``.
 """
 
+import shutil
 import sys
 import time
 
@@ -25,17 +26,20 @@ def _number(value):
     return f"{value:.4f}"
 
 
-def format_logs(logs):
-    """``"loss: 0.4321 - accuracy: 0.8812"``, in the logs' order."""
-    parts = []
+def _shown(logs):
+    """(key, value as text) of the logs worth showing, in their order."""
     for key, value in logs.items():
         if key in _HIDDEN:
             continue
         try:
-            parts.append(f"{key}: {_number(value)}")
+            yield key, _number(value)
         except (TypeError, ValueError):
-            parts.append(f"{key}: {value}")
-    return " - ".join(parts)
+            yield key, str(value)
+
+
+def format_logs(logs):
+    """``"loss: 0.4321 - accuracy: 0.8812"``, in the logs' order."""
+    return " - ".join(f"{key}: {value}" for key, value in _shown(logs))
 
 
 def _duration(seconds):
@@ -106,14 +110,29 @@ class EpochLogger(_Timed):
 class ProgressBar(_Timed):
     """verbose=1: a bar per epoch with loss, metrics, samples/s and ETA.
 
+    On a terminal the bar is one line, redrawn in place and never wider than the terminal (a
+    longer line would wrap, and every redraw would then add a line); the finished epoch's line
+    keeps every figure. Written to a file or a pipe
+    (interactive=False; None: whether the stream is a terminal), it is one line per epoch.
     use_tqdm: None uses tqdm when it is installed, True requires it, False always draws the plain
-    bar (a line rewritten with carriage returns). min_interval: seconds between redraws of the plain
-    bar (the last batch of an epoch is always drawn)."""
+    bar (a line rewritten with carriage returns); tqdm only draws on a terminal. min_interval:
+    seconds between redraws of the plain bar (the last batch of an epoch is always drawn).
+    columns: the terminal's width (None: asked at each epoch with shutil.get_terminal_size)."""
 
     width = 20
 
-    def __init__(self, stream=None, use_tqdm=None, clock=None, min_interval=0.1):
+    def __init__(self, stream=None, use_tqdm=None, clock=None, min_interval=0.1,
+                 interactive=None, columns=None):
         super().__init__(stream, clock)
+        if interactive not in (None, True, False):
+            raise ValueError(f"interactive: expected None, True or False, got {interactive!r}")
+        if columns is not None and (isinstance(columns, bool) or not isinstance(columns, int)
+                                    or columns < 2):
+            raise ValueError(f"columns: expected None or an int >= 2, got {columns!r}")
+        self.interactive = interactive
+        self.columns = columns
+        self._live = True
+        self._limit = None
         if use_tqdm not in (None, True, False):
             raise ValueError(f"use_tqdm: expected None, True or False, got {use_tqdm!r}")
         self._tqdm = _import_tqdm() if use_tqdm is not False else None
@@ -130,14 +149,7 @@ class ProgressBar(_Timed):
                                file=self._out(), unit="batch", leave=True)
 
     def _tqdm_postfix(self, logs, samples, elapsed):
-        post = {}
-        for key, value in logs.items():
-            if key in _HIDDEN:
-                continue
-            try:
-                post[key] = _number(value)
-            except (TypeError, ValueError):
-                post[key] = str(value)
+        post = dict(_shown(logs))
         rate = _rate(samples, elapsed)
         if rate:
             post["speed"] = rate
@@ -146,11 +158,26 @@ class ProgressBar(_Timed):
     # -- plain -------------------------------------------------------------------------------
     def _draw(self, text, end=""):
         out = self._out()
+        if not self._live:  # a file or a pipe: the finished line only, no carriage returns
+            out.write(text + end)
+            out.flush()
+            return
         # Pad with spaces to wipe the tail of a longer previous line.
         pad = " " * max(0, self._last_len - len(text))
         out.write("\r" + text + pad + end)
         out.flush()
         self._last_len = 0 if end else len(text)
+
+    def _fit(self, parts):
+        """The parts joined, cut to the terminal's width: whole parts dropped from the end
+        (samples/s first, then metrics), the first one shortened only if it alone is too long."""
+        text = " - ".join(parts)
+        if self._limit is None:
+            return text
+        while len(text) > self._limit and len(parts) > 1:
+            parts = parts[:-1]
+            text = " - ".join(parts)
+        return text[:self._limit]
 
     def _plain_line(self, epoch, batch, logs, elapsed, final):
         steps = self.params.get("steps")
@@ -161,17 +188,19 @@ class ProgressBar(_Timed):
             arrow = ">" if filled < self.width else ""
             bar = "=" * filled + arrow + "." * (self.width - filled - len(arrow))
             parts[0] += f" {done}/{steps} [{bar}]"
-        shown = format_logs(logs)
-        if shown:
-            parts.append(shown)
+        # Most important first, as Keras orders them: what is cut to fit a narrow terminal is
+        # the tail.
+        if final:
+            parts.append(_duration(elapsed))
+        elif steps and done < steps and elapsed > 0:
+            parts.append(f"ETA {_duration(elapsed / done * (steps - done))}")
+        parts += [f"{key}: {value}" for key, value in _shown(logs)]
         rate = _rate(self._samples_done(batch, logs), elapsed)
         if rate:
             parts.append(rate)
-        if final:
-            parts.insert(1, _duration(elapsed))
-        elif steps and done < steps and elapsed > 0:
-            parts.append(f"ETA {_duration(elapsed / done * (steps - done))}")
-        return " - ".join(parts)
+        # The epoch's last line is written once and not redrawn: it may wrap, and keeps every
+        # figure.
+        return " - ".join(parts) if final else self._fit(parts)
 
     # -- hooks -------------------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
@@ -180,8 +209,20 @@ class ProgressBar(_Timed):
         self._last_batch = -1
         self._last_draw = None
         self._last_len = 0
-        if self._tqdm is not None:
+        self._live = self._is_terminal() if self.interactive is None else self.interactive
+        self._limit = None
+        if self._live:
+            columns = self.columns or shutil.get_terminal_size().columns
+            self._limit = max(1, columns - 1)  # the last column would wrap on some terminals
+        if self._tqdm is not None and self._live:
             self._tqdm_begin(epoch)
+
+    def _is_terminal(self):
+        isatty = getattr(self._out(), "isatty", None)
+        try:
+            return bool(isatty and isatty())
+        except ValueError:  # a closed stream
+            return False
 
     def on_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -194,6 +235,8 @@ class ProgressBar(_Timed):
             self._bar.update(batch + 1 - self._bar.n)
             self._tqdm_postfix(logs, self._samples_done(batch, logs), elapsed)
             return
+        if not self._live:
+            return  # a file or a pipe gets the epoch's line only
         steps = self.params.get("steps")
         last = steps is not None and batch + 1 >= steps
         if (self._last_draw is not None and now - self._last_draw < self.min_interval
