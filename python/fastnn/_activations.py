@@ -39,10 +39,11 @@ def _output(out, inputs, like):
         raise ValueError(f"out: expected shape {like.shape}, got {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out: array is read-only")
-    # Written directly when it is contiguous and either exactly an input (in place) or apart
-    # from all of them; otherwise (strided, or a partial overlap) through a temporary.
-    if out.flags.c_contiguous and all(_same_memory(out, a) or not np.may_share_memory(out, a)
-                                      for a in inputs):
+    # Written directly when it is contiguous and aligned, and either exactly an input (in place)
+    # or apart from all of them; otherwise (strided, misaligned, or a partial overlap) through a
+    # temporary.
+    if out.flags.c_contiguous and out.flags.aligned and all(
+            _same_memory(out, a) or not np.may_share_memory(out, a) for a in inputs):
         return out, None
     return np.empty(like.shape, like.dtype), out
 

@@ -16,9 +16,10 @@ def as_float_array(x, name, ndim=None):
         # The common case, checked with the cheapest tests first (this runs on every op call).
         if ndim is not None and x.ndim != ndim:
             raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
-        if x.flags.c_contiguous or not any(s % x.itemsize for s in x.strides):
+        if x.flags.aligned and (x.flags.c_contiguous
+                                or not any(s % x.itemsize for s in x.strides)):
             return x
-        return np.ascontiguousarray(x)
+        return np.array(x, order="C")
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, (list, tuple, numbers.Number)):
             x = np.asarray(x)
@@ -33,6 +34,22 @@ def as_float_array(x, name, ndim=None):
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {x.shape}")
     if any(s % x.itemsize for s in x.strides):
         x = np.ascontiguousarray(x)
+    return aligned(x)
+
+
+def aligned(x):
+    """x, or a C-contiguous copy when its address is not a multiple of its item size (a view of
+    a byte buffer at an odd offset, np.frombuffer with an offset): C++ may only read an element
+    at an address aligned for its type; anything else is undefined behaviour."""
+    return x if x.flags.aligned else np.array(x, order="C")
+
+
+def require_aligned(x, name):
+    """For an array the kernel updates in place, which an aligned copy cannot stand in for."""
+    if not x.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array (it is updated in place), got one "
+                         f"at an address that is not a multiple of its item size "
+                         f"{x.itemsize}; pass np.array(..., copy=True) of it")
     return x
 
 
@@ -56,6 +73,47 @@ def finite_real(value, name):
     if not math.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value}")
     return value
+
+
+def flag(value, name):
+    """value as a bool: True or False (NumPy's included) only, since bool("no") is True and
+    a 0/1 is as likely another argument passed in the wrong place."""
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+
+
+def seed_or_none(value, name="seed"):
+    """A seed for np.random.default_rng: an int >= 0, or None for fresh randomness."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int or None, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name}: expected an int >= 0, got {value}")
+    return int(value)
+
+
+def verbosity(value, name="verbose"):
+    """0 (silent), 1 or 2; True and False stand for 1 and 0, the everyday spelling."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected 0, 1 or 2, got {type(value).__name__}")
+    if value not in (0, 1, 2):
+        raise ValueError(f"{name}: expected 0 (silent), 1 (progress bar) or 2 (a line per "
+                         f"epoch), got {value!r}")
+    return int(value)
+
+
+def real_array(a, name):
+    """TypeError for complex values, which a conversion to float would silently drop the
+    imaginary part of."""
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name}: complex values are not supported, got dtype {a.dtype}")
+    return a
 
 
 # Shape rules of the dense kernels, shared by the CPU ops and their GPU twins (fastnn/_gpu_ops.py):

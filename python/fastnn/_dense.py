@@ -4,7 +4,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, linear_grad_dims, same_dtype
+from fastnn._checks import as_float_array, flag, linear_grad_dims, require_aligned, same_dtype
 
 # Activations whose derivative follows from the output y = act(z): their backward pass needs only
 # y, which is the next layer's input anyway, so the forward pass keeps nothing extra for them.
@@ -32,7 +32,7 @@ def _out(a, name, shape, dtype):
         raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
     if not a.flags.c_contiguous or not a.flags.writeable:
         raise ValueError(f"{name}: expected a writable C-contiguous array")
-    return a
+    return require_aligned(a, name)
 
 
 def linear_grad(dy, x, w, activation=None, z=None, y=None, negative_slope=0.01, need_dx=True,
@@ -49,6 +49,7 @@ def linear_grad(dy, x, w, activation=None, z=None, y=None, negative_slope=0.01, 
     dx, dw, db: arrays to write the gradients into (dw and db are added into with
     ``accumulate=True``); new arrays otherwise. accumulate=True needs both (gradient accumulation over several batches).
     """
+    need_dx, accumulate = flag(need_dx, "need_dx"), flag(accumulate, "accumulate")
     if _gpu.has_tensor(dy, x, w, z, y, dx, dw, db):
         return _gpu.linear_grad(dy, x, w, activation, z, y, negative_slope, need_dx, dx, dw, db,
                                 accumulate)
@@ -99,5 +100,5 @@ def linear_grad(dy, x, w, activation=None, z=None, y=None, negative_slope=0.01, 
         for src in (dy, x, w, gate):
             if src is not None and np.may_share_memory(arr, src):
                 raise ValueError(f"{name}: must not overlap the inputs")
-    _C.dense_backward(dy, x, w, gate, act, param, from_output, dw, db, dx, bool(accumulate))
+    _C.dense_backward(dy, x, w, gate, act, param, from_output, dw, db, dx, accumulate)
     return dx, dw, db

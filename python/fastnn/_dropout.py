@@ -6,7 +6,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, finite_real
+from fastnn._checks import as_float_array, finite_real, require_aligned
 
 
 def _rate_arg(rate):
@@ -33,7 +33,7 @@ def _out_arg(a, name, shape, dtype):
         raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
     if not a.flags.c_contiguous or not a.flags.writeable:
         raise ValueError(f"{name}: expected a writable C-contiguous array")
-    return a
+    return require_aligned(a, name)
 
 
 def dropout(x, rate, seed, out=None, mask=None):

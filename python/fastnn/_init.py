@@ -90,8 +90,9 @@ def init_weights(kind, shape, seed, dtype=None, gain=None, out=None):
         target = out
     else:
         # Draws follow the flat row-major index: a strided `out` gets the same values as a new
-        # array would, through a contiguous scratch copy.
-        target = out if out.flags.c_contiguous else np.empty(shape, dtype=out.dtype)
+        # array would, through a contiguous (and aligned) scratch copy.
+        target = (out if out.flags.c_contiguous and out.flags.aligned
+                  else np.empty(shape, dtype=out.dtype))
     _C.init_weights(kind, target, fan_in, fan_out, int(seed), gain)
     if target is not out:
         out[...] = target

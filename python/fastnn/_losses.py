@@ -9,8 +9,8 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import (as_float_array, class_weight_shape, label_smoothing_arg, same_dtype,
-                            softmax_xent_dims, softmax_xent_label_kind)
+from fastnn._checks import (aligned, as_float_array, class_weight_shape, label_smoothing_arg,
+                            same_dtype, softmax_xent_dims, softmax_xent_label_kind)
 
 
 def _contiguous(x):
@@ -28,7 +28,7 @@ def _index_labels(labels, n, c):
     if int(lo) < 0 or int(hi) >= c:
         bad = int(lo) if int(lo) < 0 else int(hi)
         raise ValueError(f"labels: expected class indices in [0, {c}), got {bad}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return aligned(np.ascontiguousarray(labels, dtype=np.int64))
 
 
 def softmax_cross_entropy(logits, labels, class_weight=None, label_smoothing=0.0):

@@ -3,13 +3,15 @@ so the engine can take the arrays as they are."""
 
 import numpy as np
 
+from fastnn._checks import aligned, real_array
+
 
 def as_features(X, input_dim, name="X", check_finite=True, dtype=np.float32):
     """X as a C-contiguous (n, input_dim) array of the model's dtype (float32 unless the model
     is a float64 one), checked for NaN and infinity (unless the caller leaves that to the
     engine: check_finite=False)."""
     if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2
-            and X.shape[1] == input_dim and X.flags.c_contiguous):
+            and X.shape[1] == input_dim and X.flags.c_contiguous and X.flags.aligned):
         # The common case, answered with the cheapest tests (batch-1 inference is ~microseconds).
         if check_finite and not np.isfinite(X).all():
             _raise_nonfinite(X, name)
@@ -28,7 +30,7 @@ def as_features(X, input_dim, name="X", check_finite=True, dtype=np.float32):
     if X.shape[1] != input_dim:
         raise ValueError(f"{name}: expected {input_dim} features per sample, got {X.shape[1]} "
                          f"(shape {X.shape})")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    X = aligned(np.ascontiguousarray(X, dtype=dtype))
     if check_finite and not np.isfinite(X).all():
         _raise_nonfinite(X, name)
     return X
@@ -56,7 +58,10 @@ def _class_indices(y, n_classes, name):
     if y.dtype == bool:
         y = y.astype(np.int64)
     if np.issubdtype(y.dtype, np.floating):
-        if not np.isfinite(y).all() or (y != np.round(y)).any():
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name}: a NaN or infinite label is not a class; drop or impute "
+                             f"those rows first")
+        if (y != np.round(y)).any():
             raise ValueError(f"{name}: class labels must be whole numbers")
     elif not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"{name}: expected integer class labels, got dtype {y.dtype}")
@@ -80,12 +85,13 @@ def as_targets(y, n, loss, n_outputs, name="y", dtype=np.float32):
         return _class_indices(y, n_outputs, name), None
     if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
         raise TypeError(f"{name}: expected numeric targets, got dtype {y.dtype}")
+    real_array(y, name)
     if y.ndim == 1:
         y = y[:, None]
     if y.shape != (n, n_outputs):
         raise ValueError(f"{name}: expected shape ({n}, {n_outputs}) (or ({n},) for one output), "
                          f"got {y.shape}")
-    t = np.ascontiguousarray(y, dtype=dtype)
+    t = aligned(np.ascontiguousarray(y, dtype=dtype))
     if not np.isfinite(t).all():
         raise ValueError(f"{name}: contains NaN or infinity")
     if loss == "binary_cross_entropy" and ((t < 0).any() or (t > 1).any()):

@@ -5,7 +5,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, finite_real
+from fastnn._checks import as_float_array, finite_real, flag, require_aligned
 
 
 def _features(v, name, like, writable=False, required=False):
@@ -28,7 +28,7 @@ def _features(v, name, like, writable=False, required=False):
         if not v.flags.c_contiguous or not v.flags.writeable:
             raise ValueError(f"{name}: expected a writable C-contiguous array (it is updated "
                              f"in place)")
-        return v
+        return require_aligned(v, name)
     v = as_float_array(v, name)
     if v.dtype != like.dtype:
         raise TypeError(f"{name}: expected dtype {like.dtype} (x's), got {v.dtype}")
@@ -58,6 +58,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
 
     gamma, beta: (F,) or None (scale 1, shift 0). Statistics are computed in double, two-pass.
     """
+    training = flag(training, "training")
     gpu = _gpu.has_tensor(x, gamma, beta, running_mean, running_var)
     if not gpu:
         x = _matrix(x, "x")

@@ -24,7 +24,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import FLOAT_DTYPES, finite_real
+from fastnn._checks import FLOAT_DTYPES, aligned, finite_real, flag, require_aligned
 
 
 def _as_list(xs, name):
@@ -61,6 +61,7 @@ def _tensors(xs, name, like=None, writable=True):
                              f"np.ascontiguousarray once, when creating it)")
         if writable and not x.flags.writeable:
             raise ValueError(f"{name}[{i}]: array is read-only; it is updated in place")
+        xs[i] = require_aligned(x, f"{name}[{i}]") if writable else aligned(x)
     return xs
 
 
@@ -132,6 +133,7 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
     momentum_buffers is needed when momentum != 0; pass the real 1-based ``step`` count so that
     the buffers are only initialised on the first step.
     """
+    nesterov = flag(nesterov, "nesterov")
     gpu = _gpu.has_tensor_list(params, grads, momentum_buffers)
     if not gpu:
         params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
@@ -188,6 +190,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0
     amsgrad, ``max_exp_avg_sqs = max(max_exp_avg_sqs, v)`` replaces v in the denominator.
     step: the 1-based count of this update, shared by every tensor.
     """
+    decoupled, amsgrad = flag(decoupled, "decoupled"), flag(amsgrad, "amsgrad")
     if _gpu.has_tensor_list(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
         step = _step(step)
         lr = _non_negative(lr, "lr")
@@ -275,6 +278,7 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
 
     momentum_buffers are needed when momentum > 0, grad_avgs when centered (zeros at the start).
     """
+    centered = flag(centered, "centered")
     if _gpu.has_tensor_list(params, grads, square_avgs, momentum_buffers, grad_avgs):
         lr = _non_negative(lr, "lr")
         alpha = _non_negative(alpha, "alpha")

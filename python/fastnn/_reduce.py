@@ -7,7 +7,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, finite_real
+from fastnn._checks import aligned, as_float_array, finite_real
 
 
 def _matrix(x, name):
@@ -40,7 +40,7 @@ def _labels(labels, n, c):
     if n and (int(labels.min()) < 0 or int(labels.max()) >= c):
         bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
         raise ValueError(f"labels: expected class indices in [0, {c}), got {bad}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return aligned(np.ascontiguousarray(labels, dtype=np.int64))
 
 
 def sum_rows(x):
@@ -114,7 +114,7 @@ def binary_correct(logits, targets, threshold=0.0):
     if targets.shape != logits.shape:
         raise ValueError(f"targets: expected shape {logits.shape} (logits'), got {targets.shape}")
     threshold = finite_real(threshold, "threshold")
-    targets = np.ascontiguousarray(targets, dtype=logits.dtype)
+    targets = aligned(np.ascontiguousarray(targets, dtype=logits.dtype))
     return _C.binary_correct(logits, targets, threshold)
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, same_dtype, sampled_softmax_dims
+from fastnn._checks import (aligned, as_float_array, flag, require_aligned, same_dtype,
+                            sampled_softmax_dims)
 
 SAMPLERS = ("log_uniform", "uniform")
 
@@ -44,7 +45,7 @@ def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
         raise ValueError(f"num_sampled: unique sampling draws at most num_classes = {num_classes} "
                          f"distinct classes, got num_sampled = {num_sampled} "
                          f"(pass unique=False to sample with replacement)")
-    return num_sampled, num_classes, _seed_arg(seed), sampler, bool(unique)
+    return num_sampled, num_classes, _seed_arg(seed), sampler, flag(unique, "unique")
 
 
 def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", unique=True):
@@ -85,7 +86,7 @@ def _labels_arg(labels, n, c):
     if lo < 0 or hi >= c:
         raise ValueError(f"labels: expected class indices in [0, {c}) (W has {c} columns), "
                          f"got {lo if lo < 0 else hi}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return aligned(np.ascontiguousarray(labels, dtype=np.int64))
 
 
 def _grad_out(arr, name, shape, dtype):
@@ -99,7 +100,7 @@ def _grad_out(arr, name, shape, dtype):
         raise ValueError(f"{name}: expected a C-contiguous array (it is added into in place)")
     if not arr.flags.writeable:
         raise ValueError(f"{name}: array is read-only")
-    return arr
+    return require_aligned(arr, name)
 
 
 def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",
@@ -154,8 +155,9 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
     h, W = np.ascontiguousarray(h), np.ascontiguousarray(W)
     b = None if b is None else np.ascontiguousarray(b)
     loss, dh, cols, dW_cols, db_cols = _C.sampled_softmax_cross_entropy(
-        h, W, b, labels, num_sampled, seed, sampler, unique, bool(subtract_log_q),
-        bool(remove_accidental_hits), bool(correct_true_logit))
+        h, W, b, labels, num_sampled, seed, sampler, unique, flag(subtract_log_q, "subtract_log_q"),
+        flag(remove_accidental_hits, "remove_accidental_hits"),
+        flag(correct_true_logit, "correct_true_logit"))
     if dW is not None or db is not None:
         # An empty (0, C) target stands in for a dW that was not given: the kernel then only
         # adds into db.

@@ -18,7 +18,7 @@ import os
 import types
 import warnings
 
-from fastnn._checks import finite_real
+from fastnn._checks import finite_real, flag, verbosity
 from fastnn.schedules import Schedule
 
 __all__ = ["Callback", "CallbackList", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
@@ -214,10 +214,7 @@ def _count(value, name):
     return int(value)
 
 
-def _verbose(value):
-    if value not in (0, 1, 2) or isinstance(value, float):
-        raise ValueError(f"verbose: expected 0, 1 or 2, got {value!r}")
-    return int(value)
+_verbose = verbosity
 
 
 class EarlyStopping(Callback):
@@ -243,7 +240,7 @@ class EarlyStopping(Callback):
         self.patience = _count(patience, "patience")
         self.verbose = _verbose(verbose)
         self.baseline = None if baseline is None else finite_real(baseline, "baseline")
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = flag(restore_best_weights, "restore_best_weights")
         self.start_from_epoch = _count(start_from_epoch, "start_from_epoch")
         self._reset()
 
@@ -312,7 +309,7 @@ class ModelCheckpoint(Callback):
         self.mode = _resolve_mode(mode, monitor)
         self.monitor = monitor
         self.verbose = _verbose(verbose)
-        self.save_best_only = bool(save_best_only)
+        self.save_best_only = flag(save_best_only, "save_best_only")
         self.initial_value_threshold = (None if initial_value_threshold is None else
                                         finite_real(initial_value_threshold,
                                                     "initial_value_threshold"))
@@ -519,7 +516,7 @@ class CSVLogger(Callback):
             raise ValueError(f"separator: expected a single character, got {separator!r}")
         self.filename = os.fspath(filename)
         self.separator = separator
-        self.append = bool(append)
+        self.append = flag(append, "append")
         self.keys = None
         self._file = None
         self._writer = None

@@ -10,6 +10,8 @@ import warnings
 
 import numpy as np
 
+from fastnn._checks import flag, seed_or_none
+
 __all__ = ["one_hot", "train_test_split", "train_val_test_split", "batches", "validate_xy",
            "split_validation"]
 
@@ -78,6 +80,11 @@ def _part_size(size, n, name):
 def _group_ids(y):
     """Class index of every row of y: 1-D labels, or one-hot / label rows (unique rows)."""
     y = np.asarray(y)
+    if y.dtype.kind in "fc" and np.isnan(y).any():
+        # np.unique would make NaN a class of its own (or one class per NaN).
+        row = int(np.argwhere(np.isnan(y))[0][0])
+        raise ValueError(f"y: a NaN label (first at row {row}) is not a class; drop or impute "
+                         f"those rows first")
     if y.ndim == 1:
         _, inv = np.unique(y, return_inverse=True)
     else:
@@ -144,13 +151,14 @@ def _split(X, y, sizes_named, seed, stratify, shuffle):
         named = ", ".join(f"{name}={s!r}" for name, s in sizes_named)
         raise ValueError(f"{named}: leave no training samples out of {n}")
     groups = None
+    stratify, shuffle = flag(stratify, "stratify"), flag(shuffle, "shuffle")
     if stratify:
         if y is None:
             raise ValueError("stratify: needs class labels y, got y=None")
         if not shuffle:
             raise ValueError("stratify: a stratified split needs shuffle=True")
         groups = _group_ids(y)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_or_none(seed))
     parts = _partition(n, sizes, groups, shuffle, rng)
     out = [X[p] for p in parts]
     if y is not None:
@@ -196,7 +204,8 @@ def batches(n, batch_size=32, shuffle=True, seed=0):
         raise TypeError(f"batch_size: expected an int or None, got {type(batch_size).__name__}")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    shuffle = flag(shuffle, "shuffle")
+    order = np.random.default_rng(seed_or_none(seed)).permutation(n) if shuffle else np.arange(n)
     for start in range(0, int(n), int(batch_size)):
         yield order[start:start + batch_size]
 

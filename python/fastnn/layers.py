@@ -4,7 +4,7 @@ file (``get_config`` / ``from_config``)."""
 
 import numbers
 
-from fastnn._checks import finite_real
+from fastnn._checks import finite_real, flag
 
 # Activations a Dense or Activation layer may name. softmax is only the output link of a
 # classifier (the last layer, with the softmax cross-entropy loss).
@@ -80,7 +80,7 @@ class Dense(Layer):
             raise ValueError(f"kernel_initializer: expected one of {', '.join(INITIALIZERS)}, "
                              f"got {kernel_initializer!r}")
         self.kernel_initializer = kernel_initializer
-        self.use_bias = bool(use_bias)
+        self.use_bias = flag(use_bias, "use_bias")
         self.negative_slope = finite_real(negative_slope, "negative_slope")
         self.alpha = _non_negative(alpha, "alpha")
 

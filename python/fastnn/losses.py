@@ -3,6 +3,8 @@
 
 import numbers
 
+from fastnn._checks import flag
+
 
 class SampledSoftmax:
     """Sampled softmax for very many classes: each training step scores the true class and
@@ -28,10 +30,10 @@ class SampledSoftmax:
             raise ValueError(f"sampler: expected 'log_uniform' or 'uniform', got {sampler!r}")
         self.num_sampled = int(num_sampled)
         self.sampler = sampler
-        self.unique = bool(unique)
-        self.subtract_log_q = bool(subtract_log_q)
-        self.remove_accidental_hits = bool(remove_accidental_hits)
-        self.correct_true_logit = bool(correct_true_logit)
+        self.unique = flag(unique, "unique")
+        self.subtract_log_q = flag(subtract_log_q, "subtract_log_q")
+        self.remove_accidental_hits = flag(remove_accidental_hits, "remove_accidental_hits")
+        self.correct_true_logit = flag(correct_true_logit, "correct_true_logit")
 
     def get_config(self):
         return {"num_sampled": self.num_sampled, "sampler": self.sampler, "unique": self.unique,

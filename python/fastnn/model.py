@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from fastnn import _C, _model_device, layers as layers_mod
-from fastnn._checks import finite_as, finite_real
+from fastnn._checks import finite_as, finite_real, flag, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation, _warn_if_split_loses_classes
 from fastnn.ops import init_weights
@@ -170,7 +170,7 @@ class Sequential:
         self.precision = _model_device.check_precision(precision, self._device_index)
         if self._device_index is not None:
             device = f"cuda:{self._device_index}"
-        self.fused_mlp, self.graphs = bool(fused_mlp), bool(graphs)
+        self.fused_mlp, self.graphs = flag(fused_mlp, "fused_mlp"), flag(graphs, "graphs")
         self.dtype = _dtype_arg(dtype, self._device_index)
         self.layers = list(layers)
         self.input_dim = int(input_dim)
@@ -391,9 +391,18 @@ class Sequential:
         self._link(loss)
         if isinstance(metrics, str):
             metrics = (metrics,)
+        if not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics: expected a list of metric names, got "
+                            f"{type(metrics).__name__}")
         for m in metrics:
             if m not in METRICS:
                 raise ValueError(f"metrics: expected names from {', '.join(METRICS)}, got {m!r}")
+            # Accuracies count class decisions, which a regression loss has none of: they would
+            # be left out of every log without a word.
+            needs = CLASS_LOSSES + (() if m == "top_k_accuracy" else ("binary_cross_entropy",))
+            if m in ("accuracy", "binary_accuracy", "top_k_accuracy") and loss not in needs:
+                raise ValueError(f"metrics: {m!r} needs a classification loss "
+                                 f"({', '.join(needs)}), got loss={loss!r}")
         if clipnorm is not None:
             clipnorm = finite_real(clipnorm, "clipnorm")
             if clipnorm <= 0:
@@ -440,7 +449,7 @@ class Sequential:
                              "softmax")
         w = np.ones(n, self.dtype)
         if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+            sw = np.asarray(real_array(np.asarray(sample_weight), "sample_weight"), np.float64)
             if sw.shape != (n,):
                 raise ValueError(f"sample_weight: expected shape ({n},), got {sw.shape}")
             if not np.isfinite(sw).all() or (sw < 0).any():
@@ -459,7 +468,7 @@ class Sequential:
                                          f"[0, {self.output_dim})")
                     cw[int(k)] = finite_real(v, f"class_weight[{k}]")
             else:
-                cw = np.asarray(class_weight, np.float32)
+                cw = np.asarray(real_array(np.asarray(class_weight), "class_weight"), np.float32)
                 if cw.shape != (self.output_dim,):
                     raise ValueError(f"class_weight: expected {self.output_dim} weights, got "
                                      f"shape {cw.shape}")
@@ -520,6 +529,7 @@ class Sequential:
         weights = self._sample_weights(len(X), labels, class_weight,
                                        _model_device.to_host(sample_weight))
         epochs = self._int_arg(epochs, "epochs", 0)
+        shuffle, verbose = flag(shuffle, "shuffle"), verbosity(verbose)
         initial_epoch = self._int_arg(initial_epoch, "initial_epoch", 0)
         accumulate_steps = self._int_arg(accumulate_steps, "accumulate_steps", 1)
         val = None
@@ -529,8 +539,8 @@ class Sequential:
             vx = self._x(_model_device.to_host(validation_data[0]), "validation_data[0]")
             val = (vx, *self._y(_model_device.to_host(validation_data[1]), len(vx),
                                 "validation_data[1]"))
-        elif validation_split:
-            split = finite_real(validation_split, "validation_split")
+        elif validation_split is not None and finite_real(validation_split, "validation_split"):
+            split = float(validation_split)
             try:
                 (X, y_train), (vx, vy) = split_validation(
                     X, labels if labels is not None else targets, split)
@@ -575,7 +585,7 @@ class Sequential:
         interrupted = False
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch, {})
-            self._net.begin_epoch(n, epoch, bool(shuffle))
+            self._net.begin_epoch(n, epoch, shuffle)
             loss_sum = correct = counted = rows = 0
             nonfinite = False
             try:
@@ -700,6 +710,7 @@ class Sequential:
         Safe from many threads at once; Ctrl-C interrupts it (KeyboardInterrupt) within about
         0.1 s plus one batch on the CPU."""
         self._require_compiled("evaluate")
+        verbose = verbosity(verbose)
         gpu_in = False
         if self._device_index is not None:
             X, labels, targets, gpu_in = _model_device.fit_data(self, X, y)

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ._checks import flag, seed_or_none
 from .data import _group_ids, split_validation, validate_xy
 
 __all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
@@ -42,7 +43,8 @@ class KFold:
 
     def __init__(self, n_splits=5, shuffle=False, seed=None):
         self.n_splits = _check_n_splits(n_splits)
-        self.shuffle = bool(shuffle)
+        self.shuffle = flag(shuffle, "shuffle")
+        seed = seed_or_none(seed)
         if seed is not None and not shuffle:
             raise ValueError("seed: has no effect with shuffle=False; pass shuffle=True or "
                              "seed=None")
@@ -137,7 +139,7 @@ def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0
     splitter = splitter_cls(k, shuffle=seed is not None, seed=seed)
     results = {}
     for fold, (train, test) in enumerate(splitter.split(X, y)):
-        model = build_fn()
+        model = _built(build_fn())
         start = time.perf_counter()
         model.fit(X[train], y[train], **fit_kwargs)
         fit_time = time.perf_counter() - start
@@ -152,6 +154,14 @@ def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0
         for name, value in scores.items():
             results.setdefault(name, []).append(float(value))
     return results
+
+
+def _built(model):
+    """build_fn's result, checked: a model to fit and evaluate."""
+    if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "evaluate", None))):
+        raise TypeError(f"build_fn: expected it to return a compiled model, got "
+                        f"{type(model).__name__}")
+    return model
 
 
 def _seeded_builder(build_fn):
@@ -212,7 +222,7 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
     build = _seeded_builder(build_fn)
     best_model, best_loss, losses = None, math.inf, []
     for i in range(int(n)):
-        model = build(int(seed) + i)
+        model = _built(build(int(seed) + i))
         model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
         scores = model.evaluate(X_val, y_val)
         try:

@@ -12,7 +12,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn import _gpu_ops as _gpu
-from fastnn._checks import (as_float_array, finite_real, linear_dims, matmul_dims,
+from fastnn._checks import (as_float_array, finite_real, flag, linear_dims, matmul_dims,
                             same_dtype)
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step")
@@ -20,13 +20,15 @@ ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus
 
 def _activation_arg(activation, negative_slope):
     """(kernel name, parameter) for an activation given by name or None."""
+    # The slope is checked even when unused: a bad value is a mistake whatever the activation.
+    negative_slope = finite_real(negative_slope, "negative_slope")
     if activation is None or activation == "linear":
         return "none", 0.0
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation: expected None or one of {', '.join(ACTIVATIONS)}, "
                          f"got {activation!r}")
     if activation == "leaky_relu":
-        return activation, finite_real(negative_slope, "negative_slope")
+        return activation, negative_slope
     if activation == "elu":
         return activation, 1.0
     return activation, 0.0
@@ -34,8 +36,9 @@ def _activation_arg(activation, negative_slope):
 
 def _gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, act, act_param):
     # The kernel writes out while it reads a and b: when they overlap, compute into a fresh
-    # array and copy, as NumPy does.
-    if np.may_share_memory(out, a) or np.may_share_memory(out, b):
+    # array and copy, as NumPy does; the same for an out the kernel may not address directly.
+    if (not out.flags.aligned or np.may_share_memory(out, a)
+            or np.may_share_memory(out, b)):
         tmp = np.array(out) if beta != 0.0 else np.empty(out.shape, out.dtype)
         _C.gemm(a, b, tmp, trans_a, trans_b, alpha, beta, bias, act, act_param)
         out[...] = tmp
@@ -74,7 +77,8 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
             raise ValueError("out: array is read-only")
         if any(s % out.itemsize for s in out.strides):
             raise ValueError("out: strides must be whole multiples of the item size")
-    return _gemm(a, b, out, bool(trans_a), bool(trans_b), alpha, beta, None, "none", 0.0)
+    return _gemm(a, b, out, flag(trans_a, "trans_a"), flag(trans_b, "trans_b"), alpha, beta,
+                 None, "none", 0.0)
 
 
 def linear(x, w, b=None, activation=None, negative_slope=0.01, return_preactivation=False):
@@ -99,7 +103,7 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01, return_preactivat
     linear_dims(x.shape, w.shape, None if b is None else b.shape)
     act, param = _activation_arg(activation, negative_slope)
     out = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)
-    if return_preactivation:
+    if flag(return_preactivation, "return_preactivation"):
         z = np.empty_like(out)
         if np.may_share_memory(out, x) or np.may_share_memory(out, w):  # pragma: no cover
             raise AssertionError("fresh outputs cannot overlap the inputs")

@@ -6,7 +6,7 @@ and an optional learning-rate schedule); the update math runs in C++ in the trai
 a ``schedule`` (fastnn.optim.StepLR, ...) maps it to the rate of each epoch or step (``lr_at``).
 """
 
-from fastnn._checks import finite_real
+from fastnn._checks import finite_real, flag
 from fastnn.schedules import (  # re-exported: fastnn.optim is where users look for them
     CosineAnnealing,
     ExponentialLR,
@@ -29,11 +29,7 @@ def _non_negative(value, name):
     return value
 
 
-def _flag(value, name):
-    # numpy bools are fine; ints are not (a 0/1 passed by mistake for another argument).
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
-        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
-    return bool(value)
+_flag = flag
 
 
 def _betas(value):

@@ -40,6 +40,8 @@ class Perceptron:
             raise ValueError(f"X: expected a 2-D array (samples, features), got shape {X.shape}")
         X = as_features(X, X.shape[1]).astype(np.float64)
         y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y: expected numeric labels 0 or 1, got dtype {y.dtype}")
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y: expected {len(X)} labels of shape ({len(X)},), got shape {y.shape}")
         if len(X) == 0:

@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 
+from fastnn._checks import verbosity
 from fastnn.callbacks import Callback
 
 __all__ = ["ProgressBar", "EpochLogger", "progress_callback", "format_logs"]
@@ -270,9 +271,7 @@ def _import_tqdm():
 
 def progress_callback(verbose, stream=None):
     """The printer for fit's ``verbose``: 0 -> None, 1 -> ProgressBar, 2 -> EpochLogger."""
-    if isinstance(verbose, float) or verbose not in (0, 1, 2):
-        raise ValueError(f"verbose: expected 0 (silent), 1 (progress bar) or 2 (a line per "
-                         f"epoch), got {verbose!r}")
+    verbose = verbosity(verbose)
     if verbose == 0:
         return None
     return ProgressBar(stream=stream) if verbose == 1 else EpochLogger(stream=stream)
