@@ -15,6 +15,7 @@ builds"), where a data race or a use-after-free is reported even when the result
 right; the workloads are kept small for that reason.
 """
 
+import pickle
 import threading
 
 import numpy as np
@@ -188,7 +189,7 @@ class _CallFromAnotherThread(Callback):
             t.join()
 
 
-def test_changing_the_model_during_fit_from_another_thread_raises():
+def test_changing_the_model_during_fit_from_another_thread_raises(tmp_path):
     m = _model()
     X, y = _data(64)
     w = m.get_weights()
@@ -196,15 +197,19 @@ def test_changing_the_model_during_fit_from_another_thread_raises():
         "set_weights": lambda: m.set_weights(w),
         "compile": lambda: m.compile("softmax_cross_entropy", "sgd"),
         "fit": lambda: m.fit(X, y, epochs=1, verbose=0),
+        # A save or a pickle would mix weights, optimizer state and step of different steps.
+        "save": lambda: m.save(str(tmp_path / "m.fastnn")),
+        "pickle": lambda: pickle.dumps(m),
         "predict": lambda: m.predict(X),  # allowed: waits for the slice
     })
     m.fit(X, y, epochs=1, batch_size=16, verbose=0, callbacks=[cb])
-    assert set(cb.errors) == {"set_weights", "compile", "fit"}
+    assert set(cb.errors) == {"set_weights", "compile", "fit", "save", "pickle"}
     for e in cb.errors.values():
         assert isinstance(e, RuntimeError) and "fit is running in another thread" in str(e)
     # Once fit has returned, the same calls work.
     m.set_weights(w)
     m.fit(X, y, epochs=1, verbose=0)
+    pickle.dumps(m)
 
 
 def test_set_weights_and_compile_while_predicting():

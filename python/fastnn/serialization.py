@@ -35,18 +35,25 @@ def _model_arrays_and_meta(model, include_optimizer, metadata):
     if clash:
         raise ValueError(f"metadata: the keys {', '.join(map(repr, clash))} are reserved by the "
                          f"model format (reserved: {', '.join(MODEL_KEYS)})")
-    arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
-    meta = dict(metadata or {})
-    meta.update({FORMAT_KEY: model.get_config(), "fastnn_version": __version__})
-    if model.loss is not None:
-        meta["compile"] = {"loss": model.loss, "optimizer": model.optimizer.get_config(),
-                           "metrics": list(model.metrics), "clipnorm": model.clipnorm}
-        if getattr(model, "sampled", None) is not None:
-            meta["compile"]["sampled"] = model.sampled.get_config()
-        if include_optimizer:
-            for i, s in enumerate(model._net.optimizer_state()):
-                arrays[f"optimizer/{i:04d}"] = np.array(s)
-            meta["step"] = int(model._net.step)
+    from fastnn.model import _STATE_LOCK
+
+    # Weights, optimizer state and step must be one snapshot: fit in another thread would move
+    # them between our reads, so saving (or pickling) then raises; fit cannot start meanwhile
+    # (it registers under the same lock), and from fit's own callbacks this runs between slices.
+    with _STATE_LOCK:
+        model._check_not_training("save")
+        arrays = {f"weights/{i:04d}": w for i, w in enumerate(model.get_weights())}
+        meta = dict(metadata or {})
+        meta.update({FORMAT_KEY: model.get_config(), "fastnn_version": __version__})
+        if model.loss is not None:
+            meta["compile"] = {"loss": model.loss, "optimizer": model.optimizer.get_config(),
+                               "metrics": list(model.metrics), "clipnorm": model.clipnorm}
+            if getattr(model, "sampled", None) is not None:
+                meta["compile"]["sampled"] = model.sampled.get_config()
+            if include_optimizer:
+                for i, s in enumerate(model._net.optimizer_state()):
+                    arrays[f"optimizer/{i:04d}"] = np.array(s)
+                meta["step"] = int(model._net.step)
     return arrays, meta
 
 
