@@ -108,6 +108,29 @@ def test_save_load_round_trip_resumes_identically(rng, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_files_with_one_row_kernels_as_vectors_still_load(rng, tmp_path):
+    """Files saved before the fix hold one-row kernels (and their optimizer state) as 1-D."""
+    from fastnn import io, serialization
+
+    model, X, y = trained_model(rng)
+    arrays, meta = serialization._model_arrays_and_meta(model, True, None)
+    flattened = 0
+    for key, a in arrays.items():
+        if a.ndim == 2 and a.shape[0] == 1:
+            arrays[key] = a.reshape(-1)
+            flattened += 1
+    assert flattened >= 2  # a kernel and its optimizer state at least
+    io.save_arrays(tmp_path / "old.fastnn", arrays, meta)
+    loaded = fastnn.load(tmp_path / "old.fastnn")
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    loaded.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_optimizer_state_and_grads_have_the_parameter_shapes(rng):
     model, _, _ = trained_model(rng)
     net = model._net

@@ -127,13 +127,24 @@ def _build(arrays, meta, where, device, precision, strict=True, options=None):
                 loss = SampledSoftmax(**_dict(c["sampled"], "sampled"))
             model.compile(loss, optim_mod.get(_dict(c["optimizer"], "optimizer")),
                           c["metrics"], c["clipnorm"])
-        model._put_weights([arrays[k] for k in weight_keys], check_values=strict)
+        shapes = [w.shape for w in model.get_weights()]
+        model._put_weights([_one_row_as_2d(arrays[k], shape)
+                            for k, shape in zip(weight_keys, shapes)], check_values=strict)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         text = f"missing key {e}" if isinstance(e, KeyError) else str(e)
         raise ValueError(f"{where}: damaged model description: {text}") from None
     if state_keys or "step" in meta:
         _restore_optimizer(model, [arrays[k] for k in state_keys], meta, where, strict)
     return model
+
+
+def _one_row_as_2d(stored, shape):
+    """Files written by fastnn 0.1.0 before parameters carried their shape hold a one-row kernel
+    (input_dim 1, or after a width-1 layer) and its optimizer state as 1-D (out,): read as
+    (1, out)."""
+    if stored.ndim == 1 and len(shape) == 2 and shape[0] == 1 and stored.shape[0] == shape[1]:
+        return stored.reshape(shape)
+    return stored
 
 
 def _dict(value, name):
@@ -161,6 +172,7 @@ def _restore_optimizer(model, state, meta, where, strict):
     converted = []
     for i, (v, s) in enumerate(zip(views, state)):
         name = f"optimizer/{i:04d}"
+        s = _one_row_as_2d(s, v.shape)
         if v.shape != s.shape:
             raise ValueError(f"{where}: optimizer state {name} has shape {s.shape}, expected "
                              f"{v.shape}")
