@@ -3,8 +3,8 @@ KeyboardInterrupt soon after the signal, not when its work is done, and the mode
 
 Each case runs in a subprocess that sends itself SIGINT while the call runs. "Soon" is judged
 against the call's own speed, not a clock budget: the interrupted call covers 10x the rows of a
-reference call timed just before, and the interrupt must come in under 3x that reference (an
-uninterruptible call would take about 10x)."""
+reference call timed just before, and the interrupt must come in under 3x that reference, or
+0.5 s if that is longer (an uninterruptible call would take about 10x)."""
 
 import os
 import subprocess
@@ -46,7 +46,9 @@ CHILD = textwrap.dedent("""
     except KeyboardInterrupt:
         latency = seen[0] - (t + delay)
         print(f"interrupted latency={latency:.3f}s reference={reference:.3f}s")
-        assert latency < 3 * reference, (latency, reference)
+        # 0.5 s at least: a loaded 2-core runner may start the timer thread late (the call
+        # ignoring Ctrl-C takes 10 references, seconds).
+        assert latency < max(3 * reference, 0.5), (latency, reference)
     after = m.predict(X[:50])
     assert np.array_equal(before, after)
     m.fit(X[:64], y[:64], epochs=1, verbose=0)  # the model's lock was released

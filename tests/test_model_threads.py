@@ -224,9 +224,11 @@ def test_set_weights_and_compile_while_predicting():
     m.set_weights(wa)
     seen = []
     done = threading.Event()
+    predicting = threading.Event()
 
     def change(i):
         try:
+            predicting.wait(timeout=30)  # changes must meet predictions in flight
             for k in range(24):
                 m.set_weights(wb if k % 2 == 0 else wa)
                 if k % 4 == 3:  # keeps the weights, replaces the engine
@@ -237,8 +239,10 @@ def test_set_weights_and_compile_while_predicting():
     def predict(i):
         while not done.is_set():
             seen.append(m.predict(probe, batch_size=64))
+            predicting.set()
 
     _run_threads(lambda i: (change if i == 0 else predict)(i), n=3)
+    assert seen
     for out in seen:
         assert any(np.array_equal(out, e) for e in expected)
 

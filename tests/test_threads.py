@@ -119,8 +119,9 @@ def _worker_threads(_):
     return os.environ.get("OMP_NUM_THREADS"), f.get_num_threads()
 
 
-def test_joblib_workers_follow_their_thread_limit():
+def test_joblib_workers_follow_their_thread_limit(monkeypatch):
     joblib = pytest.importorskip("joblib")
+    monkeypatch.delenv("FASTNN_NUM_THREADS", raising=False)  # it would outrank OMP_NUM_THREADS
     # loky sets OMP_NUM_THREADS = cpus // n_jobs in its workers; fastnn must obey it there.
     results = joblib.Parallel(n_jobs=2, backend="loky")(
         joblib.delayed(_worker_threads)(i) for i in range(2))
