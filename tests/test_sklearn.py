@@ -265,6 +265,20 @@ def test_partial_fit_and_warm_start_continue_training():
     assert len(warm.validation_scores_) == warm.n_iter_ and warm.best_loss_ is None
 
 
+def test_warm_start_fit_uses_its_own_alpha():
+    """A warm-started fit trains with the alpha (and batch size) it is given, not the first's."""
+    X, y = blobs(np.random.default_rng(0), 200)
+
+    def refit(alpha):
+        est = quiet_fit(MLPClassifier((8,), alpha=0.0, max_iter=5, warm_start=True,
+                                      learning_rate_init=0.05, random_state=0), X, y)
+        return quiet_fit(est.set_params(alpha=alpha, max_iter=40), X, y)
+
+    plain, penalized = refit(0.0), refit(10.0)
+    norm = [sum(float(np.sum(c ** 2)) for c in est.coefs_) for est in (plain, penalized)]
+    assert norm[1] < 0.5 * norm[0]
+
+
 def test_sgd_learning_rate_schedules_follow_scikit_learn():
     X, y = blobs(np.random.default_rng(0), 100)
     inv = quiet_fit(MLPClassifier((4,), solver="sgd", learning_rate="invscaling", power_t=0.5,

@@ -215,9 +215,7 @@ class BaseMLP(BaseEstimator):
         import fastnn
         from fastnn.layers import Activation, BatchNorm, Dense, Dropout
 
-        # scikit-learn adds alpha / 2 * ||W||^2 to each batch's loss, divided by the batch's
-        # total sample weight; fastnn's Dense(l2=) adds l2 * ||W||^2 to each batch's loss.
-        l2 = 0.5 * float(self.alpha) / (batch * weight_mean)
+        l2 = self._l2(batch, weight_mean)
         act = ACTIVATIONS[self.activation]
         layers = []
         for h in self._hidden_sizes():
@@ -246,6 +244,11 @@ class BaseMLP(BaseEstimator):
             weights += ws
         model.set_weights(weights)
         return model.compile(loss, self._optimizer())
+
+    def _l2(self, batch, weight_mean):
+        # scikit-learn adds alpha / 2 * ||W||^2 to each batch's loss, divided by the batch's
+        # total sample weight; fastnn's Dense(l2=) adds l2 * ||W||^2 to each batch's loss.
+        return 0.5 * float(self.alpha) / (batch * weight_mean)
 
     def _start(self, n_outputs, out_activation):
         """The fitted attributes' starting values (scikit-learn's _initialize)."""
@@ -283,6 +286,7 @@ class BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ training
     def _fit(self, X, y, sample_weight, incremental):
         from fastnn._sklearn_epochs import SklearnEpochs
+        from fastnn.layers import Dense
 
         self._check_combination(incremental)
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
@@ -331,7 +335,13 @@ class BaseMLP(BaseEstimator):
             self.model_ = self._build_model(X.shape[1], n_outputs, out_activation, X.dtype, rng,
                                             batch, weight_mean)
         elif not incremental:
-            self.model_.compile(self.model_.loss, self._optimizer())  # warm start: new optimizer
+            # Warm start: this fit's alpha, batch size and sample weights set the penalty, and a
+            # new optimizer starts (compile rebuilds the engine from the layers, weights kept).
+            l2 = self._l2(batch, weight_mean)
+            for layer in self.model_.layers:
+                if isinstance(layer, Dense):
+                    layer.l2 = l2
+            self.model_.compile(self.model_.loss, self._optimizer())
         self.n_iter_ = 0  # epochs of this call (a partial_fit: 1), as scikit-learn counts
         epochs = SklearnEpochs(self, n, validation, incremental)
         start = self._epochs_seen

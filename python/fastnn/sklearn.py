@@ -9,8 +9,8 @@ accepted and made dense.
 
 Differences from sklearn.neural_network, by design:
 - solver="lbfgs" is refused (fastnn trains by mini-batches); max_fun is accepted and unused.
-- the L2 penalty per batch is fixed by the first fit's batch size (it matters only for a
-  partial_fit on batches of other sizes);
+- the L2 penalty per batch is set by each fit's alpha, batch size and sample weights (a
+  partial_fit keeps the first call's: on batches of other sizes it differs from scikit-learn's);
 - early_stopping's held-out part is stratified for every single-label classification (scikit-learn
   stratifies only two classes), falling back to a plain random split where a class is too rare.
 - fastnn's own parameters: dropout (rate after each hidden layer), batch_norm (BatchNorm before each
