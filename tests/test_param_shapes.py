@@ -97,11 +97,15 @@ def trained_model(rng):
 def test_save_load_round_trip_resumes_identically(rng, tmp_path):
     model, X, y = trained_model(rng)
     model.save(tmp_path / "m.fastnn")
-    loaded = fastnn.load(tmp_path / "m.fastnn")
+    assert_resumes_identically(fastnn.load(tmp_path / "m.fastnn"), model, X, y)
+
+
+def assert_resumes_identically(loaded, model, X, y):
+    """Same weights, shapes included; and the optimizer state came back too: one more epoch
+    gives the same weights on both."""
     for a, b in zip(loaded.get_weights(), model.get_weights()):
         assert a.shape == b.shape
         np.testing.assert_array_equal(a, b)
-    # The optimizer state came back too: one more epoch gives the same weights on both.
     model.fit(X, y, epochs=1, batch_size=8, verbose=0)
     loaded.fit(X, y, epochs=1, batch_size=8, verbose=0)
     for a, b in zip(loaded.get_weights(), model.get_weights()):
@@ -121,14 +125,7 @@ def test_files_with_one_row_kernels_as_vectors_still_load(rng, tmp_path):
             flattened += 1
     assert flattened >= 2  # a kernel and its optimizer state at least
     io.save_arrays(tmp_path / "old.fastnn", arrays, meta)
-    loaded = fastnn.load(tmp_path / "old.fastnn")
-    for a, b in zip(loaded.get_weights(), model.get_weights()):
-        assert a.shape == b.shape
-        np.testing.assert_array_equal(a, b)
-    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
-    loaded.fit(X, y, epochs=1, batch_size=8, verbose=0)
-    for a, b in zip(loaded.get_weights(), model.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    assert_resumes_identically(fastnn.load(tmp_path / "old.fastnn"), model, X, y)
 
 
 def test_optimizer_state_and_grads_have_the_parameter_shapes(rng):
