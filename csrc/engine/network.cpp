@@ -7,6 +7,7 @@
 #include <mutex>
 #include <numeric>
 #include <shared_mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "cpu/activations.h"
@@ -77,8 +78,11 @@ struct Network<T>::Impl {
       }
     }
     ~Lease() {
+      // Idle workspaces kept: one per hardware thread covers a thread pool serving the model;
+      // a burst of more concurrent calls frees its extra workspaces when it ends.
+      static const size_t max_idle = std::max(2u, std::thread::hardware_concurrency());
       std::lock_guard<std::mutex> g(m_.pool_mutex);
-      m_.pool.push_back(std::move(w_));
+      if (m_.pool.size() < max_idle) m_.pool.push_back(std::move(w_));
     }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
