@@ -18,6 +18,8 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
                                       validate_data)
 
+from fastnn.model import weight_roles
+
 # scikit-learn's activation names -> fastnn's (None: no activation).
 ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 # The output activation (scikit-learn's out_activation_) -> the fastnn layer activation and loss.
@@ -236,12 +238,12 @@ class BaseMLP(BaseEstimator):
         # + fan_out)), 2 instead of 6 for logistic units), drawn from random_state: fastnn's
         # own (He for relu, zero biases) learns noticeably slower on small unscaled data sets.
         factor = 2.0 if self.activation == "logistic" else 6.0
-        weights = []
-        for ws in _weights_by_layer(model, model.get_weights()):
-            if len(ws) == 2:  # a Dense layer's kernel and bias; BatchNorm's stay as they are
-                bound = np.sqrt(factor / sum(ws[0].shape))
-                ws = [rng.uniform(-bound, bound, w.shape) for w in ws]
-            weights += ws
+        weights = model.get_weights()
+        for i, role in enumerate(weight_roles(model.layers)):  # BatchNorm's stay as they are
+            if role == "kernel":  # its bias follows it and shares its bound
+                bound = np.sqrt(factor / sum(weights[i].shape))
+            if role in ("kernel", "bias"):
+                weights[i] = rng.uniform(-bound, bound, weights[i].shape)
         model.set_weights(weights)
         return model.compile(loss, self._optimizer())
 
@@ -278,10 +280,9 @@ class BaseMLP(BaseEstimator):
 
     def _set_weight_attributes(self):
         """coefs_ / intercepts_ (one per Dense layer) from the model's weights."""
-        dense = [ws for ws in _weights_by_layer(self.model_, self.model_.get_weights())
-                 if len(ws) == 2]
-        self.coefs_ = [w for w, _ in dense]
-        self.intercepts_ = [b for _, b in dense]
+        pairs = list(zip(weight_roles(self.model_.layers), self.model_.get_weights()))
+        self.coefs_ = [w for role, w in pairs if role == "kernel"]
+        self.intercepts_ = [w for role, w in pairs if role == "bias"]
 
     # ------------------------------------------------------------------ training
     def _fit(self, X, y, sample_weight, incremental):
@@ -386,14 +387,3 @@ def _stratify(labels, fraction):
     if counts.min() < 2 or min(n_val, n - n_val) < len(counts):
         return None
     return labels
-
-
-def _weights_by_layer(model, weights):
-    """model's get_weights() list cut per layer: [W, b] for a Dense layer, [gamma, beta,
-    running mean, running var] for a BatchNorm, [] for the others."""
-    from fastnn.layers import BatchNorm, Dense
-
-    it = iter(weights)
-    for layer in model.layers:
-        count = 2 if isinstance(layer, Dense) else 4 if isinstance(layer, BatchNorm) else 0
-        yield [next(it) for _ in range(count)]

@@ -92,6 +92,18 @@ def layer_widths(layers, input_dim):
     return widths
 
 
+def weight_roles(layers):
+    """What each array get_weights returns is, in its order: "kernel" and "bias" of a Dense
+    layer, "gamma", "beta", "running_mean", "running_var" of a BatchNorm."""
+    roles = []
+    for layer in layers:
+        if isinstance(layer, layers_mod.Dense):
+            roles += ["kernel"] + (["bias"] if layer.use_bias else [])
+        elif isinstance(layer, layers_mod.BatchNorm):
+            roles += ["gamma", "beta", "running_mean", "running_var"]
+    return roles
+
+
 def parameter_sizes(layers, input_dim):
     """The number of values of each array get_weights returns, from the architecture alone
     (fastnn.load compares it with a file before allocating anything)."""
@@ -274,7 +286,8 @@ class Sequential:
             raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
         converted = []
-        variances = self._running_variances()
+        variances = {i for i, role in enumerate(weight_roles(self.layers))
+                     if role == "running_var"}
         for i, (w, cur) in enumerate(zip(weights, current)):
             w = np.asarray(w)
             if w.shape != cur.shape:
@@ -302,29 +315,9 @@ class Sequential:
 
     def count_params(self):
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
-        kinds = self._weight_kinds()
-        return sum(int(w.size) for w, kind in zip(self.get_weights(), kinds) if kind)
-
-    def _running_variances(self):
-        """Indices in get_weights order of BatchNorm's running variances."""
-        out, i = set(), 0
-        for layer in self.layers:
-            if isinstance(layer, layers_mod.Dense):
-                i += 2 if layer.use_bias else 1
-            elif isinstance(layer, layers_mod.BatchNorm):
-                out.add(i + 3)  # gamma, beta, running mean, running variance
-                i += 4
-        return out
-
-    def _weight_kinds(self):
-        """True for trainable arrays, False for BatchNorm's running statistics."""
-        kinds = []
-        for layer in self.layers:
-            if isinstance(layer, layers_mod.Dense):
-                kinds += [True] * (2 if layer.use_bias else 1)
-            elif isinstance(layer, layers_mod.BatchNorm):
-                kinds += [True, True, False, False]
-        return kinds
+        roles = weight_roles(self.layers)
+        return sum(int(w.size) for w, role in zip(self.get_weights(), roles)
+                   if role not in ("running_mean", "running_var"))
 
     # ------------------------------------------------------------------ compile
     def _link(self, loss):
