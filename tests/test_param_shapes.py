@@ -114,10 +114,10 @@ def assert_resumes_identically(loaded, model, X, y):
 
 def test_files_with_one_row_kernels_as_vectors_still_load(rng, tmp_path):
     """Files saved before the fix hold one-row kernels (and their optimizer state) as 1-D."""
-    from fastnn import io, serialization
+    from fastnn import io
 
     model, X, y = trained_model(rng)
-    arrays, meta = serialization._model_arrays_and_meta(model, True, None)
+    arrays, meta = model._to_arrays(True, None)
     flattened = 0
     for key, a in arrays.items():
         if a.ndim == 2 and a.shape[0] == 1:

@@ -11,9 +11,8 @@ from fastnn._config import (
     show_config,
 )
 
-from fastnn.model import Sequential
+from fastnn.model import Sequential, load
 from fastnn.perceptron import Perceptron
-from fastnn.serialization import load
 from fastnn.tensor import Tensor, asarray, from_dlpack
 from fastnn import _threadpoolctl
 

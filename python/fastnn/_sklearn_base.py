@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
                                       validate_data)
 
-from fastnn.model import weight_roles
+from fastnn.layers import weight_roles
 
 # scikit-learn's activation names -> fastnn's (None: no activation).
 ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -287,7 +287,6 @@ class BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ training
     def _fit(self, X, y, sample_weight, incremental):
         from fastnn._sklearn_epochs import SklearnEpochs
-        from fastnn.layers import Dense
 
         self._check_combination(incremental)
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
@@ -340,7 +339,7 @@ class BaseMLP(BaseEstimator):
             # new optimizer starts (compile rebuilds the engine from the layers, weights kept).
             l2 = self._l2(batch, weight_mean)
             for layer in self.model_.layers:
-                if isinstance(layer, Dense):
+                if hasattr(layer, "l2"):  # the layers with a weight penalty
                     layer.l2 = l2
             self.model_.compile(self.model_.loss, self._optimizer())
         self.n_iter_ = 0  # epochs of this call (a partial_fit: 1), as scikit-learn counts

@@ -2,9 +2,14 @@
 its hyper-parameters, checks them, and knows how to describe itself to the engine and to a saved
 file (``get_config`` / ``from_config``)."""
 
+import math
 import numbers
+from typing import NamedTuple, Optional
+
+import numpy as np
 
 from fastnn._checks import finite_real, flag
+from fastnn.ops import init_weights
 
 # Activations a Dense or Activation layer may name. softmax is only the output link of a
 # classifier (the last layer, with the softmax cross-entropy loss).
@@ -32,13 +37,54 @@ def _non_negative(value, name):
     return value
 
 
+class Role(NamedTuple):
+    """What one array of get_weights is, by its role ("kernel", "running_var", ...)."""
+
+    trainable: bool  # the optimizer updates it; else the engine keeps it as a buffer
+    fill: Optional[float]  # its starting value; None: drawn by the layer's initializer
+    matrix: bool = False  # shape (inputs, outputs) rather than (outputs,)
+    # For arrays whose values must be >= 0 (variances): what they are, for messages.
+    non_negative: str = ""
+
+
+ROLES = {"kernel": Role(True, None, matrix=True), "bias": Role(True, 0.0),
+         "gamma": Role(True, 1.0), "beta": Role(True, 0.0),
+         "running_mean": Role(False, 0.0), "running_var": Role(False, 1.0, non_negative="a BatchNorm running variance")}
+
+
 class Layer:
-    """Base class. ``name`` is set by the model (``dense_0``, ``batch_norm_1``, ...)."""
+    """Base class. ``name`` is set by the model (``dense_0``, ``batch_norm_1``, ...).
+
+    A layer describes itself to everything that handles it, so that the model, the file format
+    and the estimators never ask which kind of layer they hold: its output width, the roles of
+    the arrays it adds to get_weights (their shapes and starting values follow from ROLES), its
+    entry of the engine's plan (csrc/bindings/engine_specs.h), its summary row and its config."""
 
     kind = None
 
     def __init__(self):
         self.name = None
+
+    def output_width(self, width):
+        """The number of features out of the layer for `width` features in."""
+        return width
+
+    def weight_roles(self):
+        """The ROLES of the arrays this layer adds to get_weights, in order."""
+        return ()
+
+    def initial_weight(self, role, shape, seed):
+        """The array of `role` a new model starts from (float32)."""
+        return np.full(shape, ROLES[role].fill, np.float32)
+
+    def engine_spec(self, link_in_loss):
+        """The engine's description of this layer. link_in_loss: this is the last layer and
+        its activation is the loss's link, which the loss computes from the logits."""
+        return {"kind": self.kind}
+
+    def summary_type(self):
+        """The "type" column of Sequential.summary."""
+        return type(self).__name__
 
     def get_config(self):
         raise NotImplementedError
@@ -54,7 +100,29 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-class Dense(Layer):
+class _Activated(Layer):
+    """A layer that ends in an activation: Dense and Activation.
+    negative_slope / alpha: parameters of leaky_relu / elu."""
+
+    def __init__(self, activation, negative_slope, alpha):
+        super().__init__()
+        self.activation = _activation_name(activation)
+        self.negative_slope = finite_real(negative_slope, "negative_slope")
+        self.alpha = _non_negative(alpha, "alpha")
+
+    def act_param(self):
+        return {"leaky_relu": self.negative_slope, "elu": self.alpha}.get(self.activation, 0.0)
+
+    def engine_spec(self, link_in_loss):
+        act = "none" if link_in_loss or self.activation == "linear" else self.activation
+        return {"kind": self.kind, "activation": act, "act_param": self.act_param()}
+
+    def get_config(self):
+        return {"activation": self.activation, "negative_slope": self.negative_slope,
+                "alpha": self.alpha}
+
+
+class Dense(_Activated):
     """``y = act(x @ W + b)`` with ``W`` of shape (in_features, units).
 
     l1, l2: penalty ``l1 * sum(abs(W)) + l2 * sum(W**2)`` added to the loss (kernel only).
@@ -67,13 +135,12 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, l1=0.0, l2=0.0, kernel_initializer="auto",
                  use_bias=True, negative_slope=0.01, alpha=1.0):
-        super().__init__()
         if isinstance(units, bool) or not isinstance(units, numbers.Integral):
             raise TypeError(f"units: expected an int, got {type(units).__name__}")
         if units <= 0:
             raise ValueError(f"units: expected a positive number of units, got {units}")
+        super().__init__(activation, negative_slope, alpha)
         self.units = int(units)
-        self.activation = _activation_name(activation)
         self.l1 = _non_negative(l1, "l1")
         self.l2 = _non_negative(l2, "l2")
         if kernel_initializer not in INITIALIZERS:
@@ -81,16 +148,29 @@ class Dense(Layer):
                              f"got {kernel_initializer!r}")
         self.kernel_initializer = kernel_initializer
         self.use_bias = flag(use_bias, "use_bias")
-        self.negative_slope = finite_real(negative_slope, "negative_slope")
-        self.alpha = _non_negative(alpha, "alpha")
 
     def initializer(self):
         if self.kernel_initializer != "auto":
             return self.kernel_initializer
         return "he_uniform" if self.activation in RELU_LIKE else "glorot_uniform"
 
-    def act_param(self):
-        return {"leaky_relu": self.negative_slope, "elu": self.alpha}.get(self.activation, 0.0)
+    def output_width(self, width):
+        return self.units
+
+    def weight_roles(self):
+        return ("kernel", "bias") if self.use_bias else ("kernel",)
+
+    def initial_weight(self, role, shape, seed):
+        if role == "kernel":
+            return init_weights(self.initializer(), shape, seed)
+        return super().initial_weight(role, shape, seed)
+
+    def engine_spec(self, link_in_loss):
+        return dict(super().engine_spec(link_in_loss), units=self.units, use_bias=self.use_bias,
+                    l1=self.l1, l2=self.l2)
+
+    def summary_type(self):
+        return "Dense" if self.activation == "linear" else f"Dense({self.activation})"
 
     def get_config(self):
         return {"class": "Dense", "units": self.units, "activation": self.activation,
@@ -99,23 +179,16 @@ class Dense(Layer):
                 "alpha": self.alpha}
 
 
-class Activation(Layer):
+class Activation(_Activated):
     """An activation on its own: ``Activation("relu")``."""
 
     kind = "activation"
 
     def __init__(self, activation, negative_slope=0.01, alpha=1.0):
-        super().__init__()
-        self.activation = _activation_name(activation)
-        self.negative_slope = finite_real(negative_slope, "negative_slope")
-        self.alpha = _non_negative(alpha, "alpha")
-
-    def act_param(self):
-        return {"leaky_relu": self.negative_slope, "elu": self.alpha}.get(self.activation, 0.0)
+        super().__init__(activation, negative_slope, alpha)
 
     def get_config(self):
-        return {"class": "Activation", "activation": self.activation,
-                "negative_slope": self.negative_slope, "alpha": self.alpha}
+        return {"class": "Activation", **super().get_config()}
 
 
 class Dropout(Layer):
@@ -130,6 +203,9 @@ class Dropout(Layer):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"rate: expected a probability in [0, 1), got {rate}")
         self.rate = rate
+
+    def engine_spec(self, link_in_loss):
+        return {"kind": self.kind, "rate": self.rate}
 
     def get_config(self):
         return {"class": "Dropout", "rate": self.rate}
@@ -153,6 +229,12 @@ class BatchNorm(Layer):
         self.momentum = momentum
         self.eps = eps
 
+    def weight_roles(self):
+        return ("gamma", "beta", "running_mean", "running_var")
+
+    def engine_spec(self, link_in_loss):
+        return {"kind": self.kind, "momentum": self.momentum, "eps": self.eps}
+
     def get_config(self):
         return {"class": "BatchNorm", "momentum": self.momentum, "eps": self.eps}
 
@@ -166,3 +248,30 @@ def from_config(config):
     if name not in LAYER_CLASSES:
         raise ValueError(f"layer config: unknown layer class {name!r}")
     return LAYER_CLASSES[name].from_config(config)
+
+
+def widths(layers, input_dim):
+    """[input_dim, width after layer 0, width after layer 1, ...]."""
+    out = [input_dim]
+    for layer in layers:
+        out.append(layer.output_width(out[-1]))
+    return out
+
+
+def weight_shapes(layers, input_dim):
+    """(role, shape) of each array get_weights returns, in its order, from the architecture
+    alone (fastnn.load compares it with a file before allocating anything)."""
+    w = widths(layers, input_dim)
+    return [(role, (fin, fout) if ROLES[role].matrix else (fout,))
+            for layer, fin, fout in zip(layers, w, w[1:]) for role in layer.weight_roles()]
+
+
+def weight_roles(layers):
+    """The role of each array get_weights returns ("kernel", "bias", "gamma", ...)."""
+    return [role for layer in layers for role in layer.weight_roles()]
+
+
+def trainable_count(layers, input_dim):
+    """The number of values the optimizer trains (running statistics are not trained)."""
+    return sum(math.prod(shape) for role, shape in weight_shapes(layers, input_dim)
+               if ROLES[role].trainable)

@@ -20,11 +20,10 @@ import warnings
 
 import numpy as np
 
-from fastnn import _C, _model_device, layers as layers_mod
+from fastnn import _C, _model_device, io, layers as layers_mod
 from fastnn._checks import finite_as, finite_real, flag, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation, _warn_if_split_loses_classes
-from fastnn.ops import init_weights
 
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae", "sampled_softmax")
 LOSS_ALIASES = {"categorical_crossentropy": "softmax_cross_entropy",
@@ -82,40 +81,6 @@ def _engine_optimizer(opt):
 # in fit) across threads. Taken for short moments only, and always before a model's engine lock,
 # never while holding it.
 _STATE_LOCK = threading.RLock()
-
-
-def layer_widths(layers, input_dim):
-    """[input_dim, width after layer 0, width after layer 1, ...]: only Dense changes it."""
-    widths = [input_dim]
-    for layer in layers:
-        widths.append(layer.units if isinstance(layer, layers_mod.Dense) else widths[-1])
-    return widths
-
-
-def weight_roles(layers):
-    """What each array get_weights returns is, in its order: "kernel" and "bias" of a Dense
-    layer, "gamma", "beta", "running_mean", "running_var" of a BatchNorm."""
-    roles = []
-    for layer in layers:
-        if isinstance(layer, layers_mod.Dense):
-            roles += ["kernel"] + (["bias"] if layer.use_bias else [])
-        elif isinstance(layer, layers_mod.BatchNorm):
-            roles += ["gamma", "beta", "running_mean", "running_var"]
-    return roles
-
-
-def parameter_sizes(layers, input_dim):
-    """The number of values of each array get_weights returns, from the architecture alone
-    (fastnn.load compares it with a file before allocating anything)."""
-    widths = layer_widths(layers, input_dim)
-    sizes = []
-    for i, layer in enumerate(layers):
-        fin, fout = widths[i], widths[i + 1]
-        if isinstance(layer, layers_mod.Dense):
-            sizes += [fin * fout] + ([fout] if layer.use_bias else [])
-        elif isinstance(layer, layers_mod.BatchNorm):
-            sizes += [fout] * 4
-    return sizes
 
 
 def _sub_seed(seed, index):
@@ -197,8 +162,7 @@ class Sequential:
             if act == "softmax" and i != len(self.layers) - 1:
                 raise ValueError(f"{layer.name}: softmax is only allowed as the last layer's "
                                  f"activation (the classifier's output link)")
-        self._widths = widths = layer_widths(self.layers, self.input_dim)
-        self.output_dim = widths[-1]
+        self.output_dim = layers_mod.widths(self.layers, self.input_dim)[-1]
         self.loss = None
         self.sampled = None
         self.optimizer = None
@@ -211,17 +175,12 @@ class Sequential:
 
     # ------------------------------------------------------------------ weights
     def _initial_weights(self):
-        """[W, b] per Dense and [gamma, beta, running mean, running var] per BatchNorm."""
-        out = []
+        """Each layer's arrays as it starts them (a seed of its own for each layer)."""
+        out, widths = [], layers_mod.widths(self.layers, self.input_dim)
         for i, layer in enumerate(self.layers):
-            fin, fout = self._widths[i], self._widths[i + 1]
-            if isinstance(layer, layers_mod.Dense):
-                out.append(init_weights(layer.initializer(), (fin, fout), _sub_seed(self.seed, i)))
-                if layer.use_bias:
-                    out.append(np.zeros(fout, np.float32))
-            elif isinstance(layer, layers_mod.BatchNorm):
-                out += [np.ones(fout, np.float32), np.zeros(fout, np.float32),
-                        np.zeros(fout, np.float32), np.ones(fout, np.float32)]
+            seed = _sub_seed(self.seed, i)
+            out += [layer.initial_weight(role, shape, seed)
+                    for role, shape in layers_mod.weight_shapes([layer], widths[i])]
         # A float64 model starts from the float32 model's values (the same seed, the same model).
         return [w.astype(self.dtype, copy=False) for w in out]
 
@@ -229,18 +188,10 @@ class Sequential:
         """The engine's arrays in get_weights order (views, not copies); hold the engine's
         lock (net.locked) while reading or writing them."""
         net = self._net if net is None else net
-        params, buffers = net.params(), net.buffers()
-        out, p, b = [], 0, 0
-        for layer in self.layers:
-            if isinstance(layer, layers_mod.Dense):
-                n = 2 if layer.use_bias else 1
-                out += params[p:p + n]
-                p += n
-            elif isinstance(layer, layers_mod.BatchNorm):
-                out += params[p:p + 2] + buffers[b:b + 2]
-                p += 2
-                b += 2
-        return out
+        # The engine lists the trainable arrays and the buffers apart, each in layer order.
+        params, buffers = iter(net.params()), iter(net.buffers())
+        return [next(params if layers_mod.ROLES[role].trainable else buffers)
+                for role in layers_mod.weight_roles(self.layers)]
 
     def get_weights(self):
         """Copies of the weights: ``[W1, b1, W2, b2, ...]`` in layer order; a BatchNorm adds
@@ -286,8 +237,7 @@ class Sequential:
             raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
         converted = []
-        variances = {i for i, role in enumerate(weight_roles(self.layers))
-                     if role == "running_var"}
+        roles = layers_mod.weight_roles(self.layers)
         for i, (w, cur) in enumerate(zip(weights, current)):
             w = np.asarray(w)
             if w.shape != cur.shape:
@@ -297,9 +247,9 @@ class Sequential:
                 continue
             # Checked as stored (float32 unless a float64 model): 1e300 would become inf.
             w = finite_as(w, self.dtype, f"weights[{i}]")
-            if i in variances and (w < 0).any():
-                raise ValueError(f"weights[{i}]: a BatchNorm running variance must be >= 0, got "
-                                 f"{w.min()}")
+            what = layers_mod.ROLES[roles[i]].non_negative
+            if what and (w < 0).any():
+                raise ValueError(f"weights[{i}]: {what} must be >= 0, got {w.min()}")
             converted.append(w)
         if net is None:
             for w, cur in zip(converted, current):
@@ -315,9 +265,7 @@ class Sequential:
 
     def count_params(self):
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
-        roles = weight_roles(self.layers)
-        return sum(int(w.size) for w, role in zip(self.get_weights(), roles)
-                   if role not in ("running_mean", "running_var"))
+        return layers_mod.trainable_count(self.layers, self.input_dim)
 
     # ------------------------------------------------------------------ compile
     def _link(self, loss):
@@ -331,24 +279,11 @@ class Sequential:
         return link, act is not None and act == link
 
     def _engine_layers(self, loss):
+        # With the link in the loss, the engine's last layer gives the logits; predict applies
+        # the link.
         _, strip = self._link(loss)
-        specs = []
-        for i, layer in enumerate(self.layers):
-            d = {"kind": layer.kind}
-            if isinstance(layer, (layers_mod.Dense, layers_mod.Activation)):
-                act = layer.activation
-                if (i == len(self.layers) - 1 and strip) or act == "linear":
-                    act = "none"  # the loss computes from the logits; predict applies the link
-                d["activation"] = act
-                d["act_param"] = layer.act_param()
-            if isinstance(layer, layers_mod.Dense):
-                d.update(units=layer.units, use_bias=layer.use_bias, l1=layer.l1, l2=layer.l2)
-            elif isinstance(layer, layers_mod.Dropout):
-                d["rate"] = layer.rate
-            elif isinstance(layer, layers_mod.BatchNorm):
-                d.update(momentum=layer.momentum, eps=layer.eps)
-            specs.append(d)
-        return specs
+        last = len(self.layers) - 1
+        return [layer.engine_spec(strip and i == last) for i, layer in enumerate(self.layers)]
 
     def compile(self, loss, optimizer="adam", metrics=(), clipnorm=None):
         """Choose the loss, optimizer (a `fastnn.optim` object or its name) and metrics.
@@ -375,7 +310,7 @@ class Sequential:
         if loss == "sampled_softmax" and sampled is None:
             sampled = SampledSoftmax()
         if sampled is not None:
-            if not isinstance(self.layers[-1], layers_mod.Dense):
+            if "kernel" not in self.layers[-1].weight_roles():
                 raise ValueError("loss: the sampled softmax needs a Dense last layer (the "
                                  "classifier's logits)")
             if sampled.unique and sampled.num_sampled > self.output_dim:
@@ -641,7 +576,7 @@ class Sequential:
         diag = self._net.take_diagnostics()
         norms = {}
         for layer, d in zip(self.layers, diag):
-            if not isinstance(layer, layers_mod.Dense) or not d["updates"]:
+            if not d["updates"]:  # the engines report on Dense layers only
                 continue
             entry = history.diagnostics.setdefault(layer.name, {
                 "grad_norm": [], "update_ratio": [], "dead_fraction": []})
@@ -790,17 +725,12 @@ class Sequential:
         lines = [f"Sequential (input_dim={self.input_dim})",
                  f"{'layer':<16}{'type':<18}{'output':<14}{'params':>10}"]
         total = 0
-        for i, layer in enumerate(self.layers):
-            fin, fout = self._widths[i], self._widths[i + 1]
-            if isinstance(layer, layers_mod.Dense):
-                n = fin * fout + (fout if layer.use_bias else 0)
-                kind = f"Dense({layer.activation})" if layer.activation != "linear" else "Dense"
-            elif isinstance(layer, layers_mod.BatchNorm):
-                n, kind = 2 * fout, "BatchNorm"
-            else:
-                n, kind = 0, type(layer).__name__
+        widths = layers_mod.widths(self.layers, self.input_dim)
+        for layer, fin, fout in zip(self.layers, widths, widths[1:]):
+            n = layers_mod.trainable_count([layer], fin)
             total += n
-            lines.append(f"{layer.name:<16}{kind:<18}{str((None, fout)):<14}{n:>10,}")
+            lines.append(f"{layer.name:<16}{layer.summary_type():<18}{str((None, fout)):<14}"
+                         f"{n:>10,}")
         lines.append(f"total trainable parameters: {total:,}")
         text = "\n".join(lines)
         if print_fn is not None:
@@ -822,9 +752,17 @@ class Sequential:
         metadata: extra JSON-able values stored alongside (read back by fastnn.io.load_arrays);
         the format's own keys ("fastnn_model", "fastnn_version", "compile", "step") are refused.
         """
-        from fastnn.serialization import save_model
+        io.save_arrays(path, *self._to_arrays(include_optimizer, metadata))
 
-        save_model(self, path, include_optimizer, metadata)
+    def _to_arrays(self, include_optimizer=True, metadata=None):
+        """(arrays, metadata) of the file `save` writes."""
+        # Weights, optimizer state and step must be one snapshot: fit in another thread would
+        # move them between the reads, so saving (or pickling) then raises; fit cannot start
+        # meanwhile (it registers under the same lock), and from fit's own callbacks this runs
+        # between slices.
+        with _STATE_LOCK:
+            self._check_not_training("save")
+            return io.model_arrays(self, include_optimizer, metadata)
 
     # Pickling (and copy.copy / copy.deepcopy) goes through the bytes `save` writes, never the
     # engine's memory: the copy is a new engine with the same weights, optimizer state and step,
@@ -833,22 +771,33 @@ class Sequential:
     _PICKLED_ATTRIBUTES = ("history", "stop_training")
 
     def __getstate__(self):
-        from fastnn.serialization import model_to_bytes
-
-        state = {"model": model_to_bytes(self), "device": self.device,
+        state = {"model": io.dumps_arrays(*self._to_arrays()), "device": self.device,
                  "precision": self.precision, "fused_mlp": self.fused_mlp,
                  "graphs": self.graphs}
         state.update((k, self.__dict__[k]) for k in self._PICKLED_ATTRIBUTES)
         return state
 
     def __setstate__(self, state):
-        from fastnn.serialization import model_from_bytes
-
         if not isinstance(state, dict) or "model" not in state:
             raise ValueError("Sequential: unpickled state is not one Sequential.__getstate__ made")
-        fresh = model_from_bytes(state["model"], state["device"], state["precision"],
-                                 strict=False, fused_mlp=state["fused_mlp"],
-                                 graphs=state["graphs"])
+        fresh = io.model_from_arrays(Sequential, *io.loads_arrays(state["model"]), "<bytes>",
+                                     state["device"], state["precision"], strict=False,
+                                     options={"fused_mlp": state["fused_mlp"],
+                                              "graphs": state["graphs"]})
         self.__dict__.update(fresh.__dict__)
         # Callbacks and the engine-less record point at this object, not at `fresh`.
         self.__dict__.update((k, state[k]) for k in self._PICKLED_ATTRIBUTES if k in state)
+
+
+def load(path, device="cpu", precision="fp32"):
+    """A model saved by `Sequential.save`: same architecture and weights, compiled as it was
+    (with its optimizer state when saved), so it predicts the same and can resume training.
+    device / precision: where the loaded model lives and computes (as for Sequential); a file
+    saved from a GPU model loads on the CPU and the other way round.
+
+    A file that is damaged, crafted or not a fastnn model raises ValueError naming the problem;
+    so does a path that is not a regular file (a directory, FIFO or device)."""
+    # Device errors are not file errors: checked first.
+    _model_device.check_precision(precision, _model_device.parse_device(device))
+    return io.model_from_arrays(Sequential, *io.load_arrays(path), repr(str(path)), device,
+                                precision)
