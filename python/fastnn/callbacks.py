@@ -15,49 +15,17 @@ import inspect
 import math
 import numbers
 import os
-import types
 import warnings
 
+from fastnn._callback_base import Callback
 from fastnn._checks import finite_real, flag, verbosity
+from fastnn.history import History
+from fastnn.progress import progress_callback
 from fastnn.schedules import Schedule
 
 __all__ = ["Callback", "CallbackList", "LambdaCallback", "EarlyStopping", "ModelCheckpoint",
            "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger",
            "configure_callbacks"]
-
-
-class Callback:
-    """Base class: override the hooks you need; each default does nothing."""
-
-    # Class-level defaults, so a subclass that skips super().__init__() still works; the empty
-    # params are read-only because a class attribute would be shared by every instance.
-    model = None
-    params = types.MappingProxyType({})
-
-    def __init__(self):
-        self.model = None
-        self.params = {}
-
-    def set_model(self, model):
-        self.model = model
-
-    def set_params(self, params):
-        self.params = dict(params)
-
-    def on_train_begin(self, logs=None):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
-
-    def on_epoch_begin(self, epoch, logs=None):
-        pass
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass
-
-    def on_batch_end(self, batch, logs=None):
-        pass
 
 
 class LambdaCallback(Callback):
@@ -162,10 +130,6 @@ def configure_callbacks(callbacks, model, params, verbose=1, history=None, strea
     """The CallbackList fit uses: the user's callbacks, then the History (so it records keys the
     user's callbacks add, such as "lr"), then the progress printer for ``verbose`` (last, so it
     prints the final logs). Returns (callback_list, history)."""
-    # Imported here: history and progress import this module for the Callback base class.
-    from fastnn.history import History
-    from fastnn.progress import progress_callback
-
     cbs = CallbackList(callbacks)
     history = History() if history is None else history
     cbs.append(history)

@@ -4,7 +4,7 @@ import math
 import numbers
 import sys
 
-from fastnn.callbacks import Callback
+from fastnn._callback_base import Callback
 
 
 class History(Callback):

@@ -10,7 +10,7 @@ import sys
 import time
 
 from fastnn._checks import verbosity
-from fastnn.callbacks import Callback
+from fastnn._callback_base import Callback
 
 __all__ = ["ProgressBar", "EpochLogger", "progress_callback", "format_logs"]
 
