@@ -75,6 +75,15 @@ def finite_real(value, name):
     return value
 
 
+def integer(value, name, minimum=None):
+    """value as an int (bools refused: True is not a count), >= minimum when one is given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
 def flag(value, name):
     """value as a bool: True or False (NumPy's included) only, since bool("no") is True and
     a 0/1 is as likely another argument passed in the wrong place."""

@@ -18,7 +18,7 @@ import os
 import warnings
 
 from fastnn._callback_base import Callback
-from fastnn._checks import finite_real, flag, verbosity
+from fastnn._checks import finite_real, flag, integer, verbosity
 from fastnn.history import History
 from fastnn.progress import progress_callback
 from fastnn.schedules import Schedule
@@ -100,30 +100,26 @@ class CallbackList:
         for cb in self.callbacks:
             cb.set_params(self.params)
 
-    def on_train_begin(self, logs=None):
+    def _each(self, hook, args, logs):
+        # One logs dict for all: what a callback adds, the ones after it see.
         logs = {} if logs is None else logs
         for cb in self.callbacks:
-            cb.on_train_begin(logs)
+            getattr(cb, hook)(*args, logs)
+
+    def on_train_begin(self, logs=None):
+        self._each("on_train_begin", (), logs)
 
     def on_train_end(self, logs=None):
-        logs = {} if logs is None else logs
-        for cb in self.callbacks:
-            cb.on_train_end(logs)
+        self._each("on_train_end", (), logs)
 
     def on_epoch_begin(self, epoch, logs=None):
-        logs = {} if logs is None else logs
-        for cb in self.callbacks:
-            cb.on_epoch_begin(epoch, logs)
+        self._each("on_epoch_begin", (epoch,), logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = {} if logs is None else logs
-        for cb in self.callbacks:
-            cb.on_epoch_end(epoch, logs)
+        self._each("on_epoch_end", (epoch,), logs)
 
     def on_batch_end(self, batch, logs=None):
-        logs = {} if logs is None else logs
-        for cb in self.callbacks:
-            cb.on_batch_end(batch, logs)
+        self._each("on_batch_end", (batch,), logs)
 
 
 def configure_callbacks(callbacks, model, params, verbose=1, history=None, stream=None):
@@ -170,17 +166,6 @@ def _monitor_value(logs, monitor, who):
     return float(value)
 
 
-def _count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name}: expected an integer >= 0, got {value}")
-    return int(value)
-
-
-_verbose = verbosity
-
-
 class EarlyStopping(Callback):
     """Stop training when ``monitor`` has stopped improving (Keras semantics).
 
@@ -201,11 +186,11 @@ class EarlyStopping(Callback):
         self.mode = _resolve_mode(mode, monitor)
         self.monitor = monitor
         self.min_delta = abs(finite_real(min_delta, "min_delta"))
-        self.patience = _count(patience, "patience")
-        self.verbose = _verbose(verbose)
+        self.patience = integer(patience, "patience", 0)
+        self.verbose = verbosity(verbose)
         self.baseline = None if baseline is None else finite_real(baseline, "baseline")
         self.restore_best_weights = flag(restore_best_weights, "restore_best_weights")
-        self.start_from_epoch = _count(start_from_epoch, "start_from_epoch")
+        self.start_from_epoch = integer(start_from_epoch, "start_from_epoch", 0)
         self._reset()
 
     def _reset(self):
@@ -272,7 +257,7 @@ class ModelCheckpoint(Callback):
         self.filepath = os.fspath(filepath)
         self.mode = _resolve_mode(mode, monitor)
         self.monitor = monitor
-        self.verbose = _verbose(verbose)
+        self.verbose = verbosity(verbose)
         self.save_best_only = flag(save_best_only, "save_best_only")
         self.initial_value_threshold = (None if initial_value_threshold is None else
                                         finite_real(initial_value_threshold,
@@ -342,7 +327,7 @@ class LearningRateScheduler(Callback):
             raise TypeError(f"schedule: expected a function (epoch, lr) -> lr or a fastnn.optim "
                             f"schedule, got {type(schedule).__name__}")
         self.schedule = schedule
-        self.verbose = _verbose(verbose)
+        self.verbose = verbosity(verbose)
         self._base_lr = None
 
     def on_train_begin(self, logs=None):
@@ -396,10 +381,10 @@ class ReduceLROnPlateau(Callback):
             raise ValueError(f"factor: expected a number in (0, 1) (it multiplies the rate), "
                              f"got {factor}")
         self.factor = factor
-        self.patience = _count(patience, "patience")
-        self.verbose = _verbose(verbose)
+        self.patience = integer(patience, "patience", 0)
+        self.verbose = verbosity(verbose)
         self.min_delta = abs(finite_real(min_delta, "min_delta"))
-        self.cooldown = _count(cooldown, "cooldown")
+        self.cooldown = integer(cooldown, "cooldown", 0)
         min_lr = finite_real(min_lr, "min_lr")
         if min_lr < 0:
             raise ValueError(f"min_lr: expected a number >= 0, got {min_lr}")

@@ -3,12 +3,11 @@ its hyper-parameters, checks them, and knows how to describe itself to the engin
 file (``get_config`` / ``from_config``)."""
 
 import math
-import numbers
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from fastnn._checks import finite_real, flag
+from fastnn._checks import finite_real, flag, integer
 from fastnn.ops import init_weights
 
 # Activations a Dense or Activation layer may name. softmax is only the output link of a
@@ -135,9 +134,7 @@ class Dense(_Activated):
 
     def __init__(self, units, activation=None, l1=0.0, l2=0.0, kernel_initializer="auto",
                  use_bias=True, negative_slope=0.01, alpha=1.0):
-        if isinstance(units, bool) or not isinstance(units, numbers.Integral):
-            raise TypeError(f"units: expected an int, got {type(units).__name__}")
-        if units <= 0:
+        if integer(units, "units") <= 0:
             raise ValueError(f"units: expected a positive number of units, got {units}")
         super().__init__(activation, negative_slope, alpha)
         self.units = int(units)

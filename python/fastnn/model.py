@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from fastnn import _C, _model_device, io, layers as layers_mod
-from fastnn._checks import finite_as, finite_real, flag, real_array, verbosity
+from fastnn._checks import finite_as, finite_real, flag, integer, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation, _warn_if_split_loses_classes
 
@@ -40,11 +40,10 @@ METRICS = ("accuracy", "binary_accuracy", "top_k_accuracy", "mse", "mae")
 
 
 def _seed_arg(seed):
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    seed = integer(seed, "seed")
     if not 0 <= seed < 2**63:
         raise ValueError(f"seed: expected 0 <= seed < 2**63, got {seed}")
-    return int(seed)
+    return seed
 
 
 def _dtype_arg(dtype, device_index):
@@ -135,9 +134,7 @@ class Sequential:
             if not isinstance(layer, layers_mod.Layer):
                 raise TypeError(f"layers[{i}]: expected a fastnn.layers object, got "
                                 f"{type(layer).__name__}")
-        if isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral):
-            raise TypeError(f"input_dim: expected an int, got {type(input_dim).__name__}")
-        if input_dim <= 0:
+        if integer(input_dim, "input_dim") <= 0:
             raise ValueError(f"input_dim: expected a positive number of features, got {input_dim}")
         # device="cuda" / "cuda:N": the GPU engine (fastnn/_model_device.py); precision
         # "fp32" | "tf32" | "bf16" picks the GEMM arithmetic there (storage stays fp32).
@@ -555,13 +552,7 @@ class Sequential:
         cbs.on_train_end({})
         return history
 
-    @staticmethod
-    def _int_arg(value, name, minimum):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-        if value < minimum:
-            raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-        return int(value)
+    _int_arg = staticmethod(integer)
 
     def _train_logs(self, loss_sum, correct, counted, rows):
         logs = {"loss": loss_sum / rows if rows else float("nan")}
