@@ -160,6 +160,10 @@ def _config(edit):
     (_config(lambda c: c.update(layers={"a": 1})), "layers: expected a list"),
     (_config(lambda c: c["layers"].__setitem__(0, [1])), "unknown layer class"),
     (_config(lambda c: c.update(input_dim="4")), "damaged model description"),
+    # A text input_dim must not be multiplied out into a huge string (a MemoryError, or worse,
+    # before the fix).
+    (_config(lambda c: c.update(input_dim="4", layers=[{"class": "Dense", "units": 2**62}])),
+     "input_dim: expected an int"),
     (_config(lambda c: c.pop("seed")), "missing key 'seed'"),
     (lambda a, m: m.update(fastnn_model=[1, 2]), "fastnn_model: expected a JSON object"),
     (lambda a, m: m.update(compile="adam"), "compile: expected a JSON object"),

@@ -39,7 +39,7 @@ import numpy as np
 
 from fastnn import layers as layers_mod
 from fastnn import optim as optim_mod
-from fastnn._checks import finite_as
+from fastnn._checks import finite_as, integer
 from fastnn.losses import SampledSoftmax
 
 __all__ = ["save_arrays", "load_arrays", "dumps_arrays", "loads_arrays", "FORMAT_VERSION"]
@@ -504,9 +504,10 @@ def model_from_arrays(cls, arrays, meta, where, device="cpu", precision="fp32", 
         if not isinstance(config["layers"], list):
             raise TypeError(f"layers: expected a list, got {type(config['layers']).__name__}")
         layers = [layers_mod.from_config(c) for c in config["layers"]]
-        # Before anything is allocated: the architecture must need exactly the weights stored.
-        sizes = [math.prod(shape) for _, shape in
-                 layers_mod.weight_shapes(layers, config["input_dim"])]
+        # Before anything is allocated: the architecture must need exactly the weights stored
+        # (counted in ints: a text input_dim would multiply out into a huge string).
+        input_dim = integer(config["input_dim"], "input_dim")
+        sizes = [math.prod(shape) for _, shape in layers_mod.weight_shapes(layers, input_dim)]
         stored = [arrays[k].size for k in weight_keys]
         if sizes != stored:
             raise ValueError(f"the architecture needs {len(sizes)} weight arrays of "
