@@ -84,6 +84,14 @@ def integer(value, name, minimum=None):
     return int(value)
 
 
+def non_negative(value, name):
+    """value as a finite float >= 0."""
+    value = finite_real(value, name)
+    if value < 0:
+        raise ValueError(f"{name}: expected a number >= 0, got {value}")
+    return value
+
+
 def flag(value, name):
     """value as a bool: True or False (NumPy's included) only, since bool("no") is True and
     a 0/1 is as likely another argument passed in the wrong place."""

@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from fastnn._checks import finite_real, flag, integer
+from fastnn._checks import finite_real, flag, integer, non_negative
 from fastnn.ops import init_weights
 
 # Activations a Dense or Activation layer may name. softmax is only the output link of a
@@ -29,13 +29,6 @@ def _activation_name(activation):
     return activation
 
 
-def _non_negative(value, name):
-    value = finite_real(value, name)
-    if value < 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value}")
-    return value
-
-
 class Role(NamedTuple):
     """What one array of get_weights is, by its role ("kernel", "running_var", ...)."""
 
@@ -47,8 +40,8 @@ class Role(NamedTuple):
 
 
 ROLES = {"kernel": Role(True, None, matrix=True), "bias": Role(True, 0.0),
-         "gamma": Role(True, 1.0), "beta": Role(True, 0.0),
-         "running_mean": Role(False, 0.0), "running_var": Role(False, 1.0, non_negative="a BatchNorm running variance")}
+         "gamma": Role(True, 1.0), "beta": Role(True, 0.0), "running_mean": Role(False, 0.0),
+         "running_var": Role(False, 1.0, non_negative="a BatchNorm running variance")}
 
 
 class Layer:
@@ -107,7 +100,7 @@ class _Activated(Layer):
         super().__init__()
         self.activation = _activation_name(activation)
         self.negative_slope = finite_real(negative_slope, "negative_slope")
-        self.alpha = _non_negative(alpha, "alpha")
+        self.alpha = non_negative(alpha, "alpha")
 
     def act_param(self):
         return {"leaky_relu": self.negative_slope, "elu": self.alpha}.get(self.activation, 0.0)
@@ -138,8 +131,8 @@ class Dense(_Activated):
             raise ValueError(f"units: expected a positive number of units, got {units}")
         super().__init__(activation, negative_slope, alpha)
         self.units = int(units)
-        self.l1 = _non_negative(l1, "l1")
-        self.l2 = _non_negative(l2, "l2")
+        self.l1 = non_negative(l1, "l1")
+        self.l2 = non_negative(l2, "l2")
         if kernel_initializer not in INITIALIZERS:
             raise ValueError(f"kernel_initializer: expected one of {', '.join(INITIALIZERS)}, "
                              f"got {kernel_initializer!r}")
