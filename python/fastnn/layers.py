@@ -8,12 +8,12 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from fastnn._checks import finite_real, flag, integer, non_negative
-from fastnn.ops import init_weights
+from fastnn.ops import ACTIVATIONS as _ELEMENTWISE, init_weights
 
-# Activations a Dense or Activation layer may name. softmax is only the output link of a
-# classifier (the last layer, with the softmax cross-entropy loss).
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus",
-               "step", "softmax")
+# Activations a Dense or Activation layer may name: the elementwise ones of fastnn.ops (one name
+# table for both), "linear" for none, and softmax, which is only the output link of a classifier
+# (the last layer, with the softmax cross-entropy loss).
+ACTIVATIONS = ("linear",) + _ELEMENTWISE + ("softmax",)
 INITIALIZERS = ("auto", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                 "lecun_uniform", "lecun_normal", "zeros", "ones")
 # "auto" picks He for the ReLU family (their half-zero outputs halve the variance), Glorot else.
