@@ -260,12 +260,12 @@ def test_demo_without_its_extras(tmp_path):
 
 def test_a_defect_is_one_line_too(capsys, monkeypatch):
     # Not the user's mistake: still no traceback, but status 1 and how to see one.
-    from fastnn import _demo
+    from fastnn.cli import demo
 
     def broken(**kwargs):
         raise KeyError("loss")
 
-    monkeypatch.setattr(_demo, "run", broken)
+    monkeypatch.setattr(demo, "run", broken)
     rc, _, err = cli(capsys, "demo", "--quick")
     assert rc == 1
     assert err.strip() == ("fastnn demo: internal error: KeyError: 'loss' (please report it; "

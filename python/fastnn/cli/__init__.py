@@ -1,6 +1,7 @@
 """`python -m fastnn` (and the `fastnn` console script): info, demo, train, predict, bench.
 
-The commands are here; reading the tables they train on and predict for is in cli/table.py."""
+The commands are here; the demo they run is cli/demo.py, and the tables they train on and predict
+for are read by cli/table.py."""
 
 import argparse
 import os
@@ -15,9 +16,9 @@ def _cmd_info(args):
 
 
 def _cmd_demo(args):
-    from fastnn import _demo
+    from fastnn.cli import demo
 
-    return _demo.run(quick=args.quick, out=args.out, verbose=0 if args.quiet else 1)
+    return demo.run(quick=args.quick, out=args.out, verbose=0 if args.quiet else 1)
 
 
 def _cmd_train(args):
