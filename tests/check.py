@@ -38,9 +38,9 @@ TOL = {
     "loss_gpu": {F32: 1e-5, F64: 1e-11},
     # Relative Frobenius error of a GEMM against |a| @ |b| where the result may cancel.
     "gemm": {F32: 1e-5, F64: 1e-12},
-    # The same with the bias + ReLU epilogue on the GPU (one more rounding than the CPU's fused
-    # epilogue at the edge tiles).
-    "gemm_epilogue": {F32: 2e-5},
+    # The GPU GEMM on problems of 1000+ rows and columns (v1, v2 and auto on the same data):
+    # longer float32 sums in the kernels' order.
+    "gemm_large": {F32: 2e-5},
     # The GPU GEMM on TF32 tensor cores: operands rounded to 10 mantissa bits.
     "gemm_tf32": {F32: 2e-3},
     # Dense backward (dX, dW, db) in norm against the same sums over absolute values; float64

@@ -85,15 +85,17 @@ def view(base, offset, shape, strides=None):
                                 base.dtype, base._index)
 
 
-def padded(a, pad=4, fill=np.nan):
-    """A device copy of the 2-D array `a` whose rows are `pad` elements longer, the padding
-    `fill` (NaN: a kernel that reads past a row's logical end poisons its result). Returns the
-    view of the logical part and the leading dimension."""
+def padded(a, fill=np.nan):
+    """A device copy of the 2-D array `a` inside a buffer whose leading dimension is a multiple
+    of 4 and at least 4 wider, the padding `fill` (NaN: a kernel that reads past a row's logical
+    end poisons its result, one that writes there leaves a finite value). Returns (the view of
+    the logical part, the buffer)."""
     rows, cols = a.shape
-    ld = cols + pad
+    ld = (cols + 3) // 4 * 4 + 4
     buf = np.full((rows, ld), fill, a.dtype)
     buf[:, :cols] = a
-    return view(dev(buf), 0, (rows, cols), (ld, 1)), ld
+    base = dev(buf)
+    return view(base, 0, (rows, cols), (ld, 1)), base
 
 
 def misaligned(arrays):
