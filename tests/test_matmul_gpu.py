@@ -42,18 +42,23 @@ def gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None
     out[...] = host(tout)
 
 
-def _check(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
-           activation=None, param=0.0, seed=0, variant="auto", rtol=RTOL):
+def _operands(M, N, K, trans_a, trans_b, beta, with_bias, seed):
+    """(a, b, bias, out, c0): random operands stored transposed where asked; out NaN when
+    beta == 0 (a promise that C is never read: NaN left there would leak into every result)."""
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     bias = rng.standard_normal(N).astype(np.float32) if with_bias else None
     if beta == 0:
-        # beta == 0 promises C is never read: NaN left there would leak into every result.
         out = np.full((M, N), np.nan, dtype=np.float32)
     else:
         out = rng.standard_normal((M, N)).astype(np.float32)
-    c0 = out.copy()
+    return a, b, bias, out, out.copy()
+
+
+def _check(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
+           activation=None, param=0.0, seed=0, variant="auto", rtol=RTOL):
+    a, b, bias, out, c0 = _operands(M, N, K, trans_a, trans_b, beta, with_bias, seed)
     gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param, variant=variant)
     want = _reference(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
     assert np.all(np.isfinite(out)), "non-finite values in the GPU result"
@@ -170,7 +175,7 @@ def test_gemm_on_device_tensors():
 
 
 # ---------------------------------------------------------------- v2 (gemm_sgemm2.cu)
-# gemm_host copies operands contiguously, so v2 applies when the copies' leading dimensions are
+# Contiguous operands: v2 applies when their leading dimensions are
 # multiples of 4: K and N always, M as well when trans_a, K when trans_b.
 
 V2_SHAPES = [
@@ -391,17 +396,8 @@ def _assert_bf16_close(got, want, pre, S, K, activation, what):
 
 def _check_bf16(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
                 activation=None, param=0.0, seed=0):
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
-    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
-    bias = rng.standard_normal(N).astype(np.float32) if with_bias else None
-    if beta == 0:
-        out = np.full((M, N), np.nan, dtype=np.float32)  # never read: must not leak
-    else:
-        out = rng.standard_normal((M, N)).astype(np.float32)
-    c0 = out.copy()
-    gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
-                    variant="bf16")
+    a, b, bias, out, c0 = _operands(M, N, K, trans_a, trans_b, beta, with_bias, seed)
+    gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param, variant="bf16")
     want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
     _assert_bf16_close(out, want, pre, S, K, activation,
                        f"M={M} N={N} K={K} trans_a={trans_a} trans_b={trans_b}")
@@ -429,7 +425,7 @@ def test_round_bf16_matches_torch():
     assert (got[~nan].view(np.uint32) & 0xFFFF == 0).all()
 
 
-# gemm_host copies contiguously, so the bf16 kernel applies when K and N are multiples of 4, and
+# Contiguous operands: the bf16 kernel applies when K and N are multiples of 4, and
 # M too with trans_a (the padded test below covers odd sizes through wider leading dimensions).
 BF16_SHAPES = [
     (1, 4, 4),
