@@ -49,8 +49,9 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     seeds = [v for k, v in item.user_properties if k == "seed"]
     if report.failed and seeds:
+        seed = seeds[-1]
         report.sections.append(
-            ("rng seed", f"seed={seeds[-1]}; replay with: pytest '{item.nodeid}' --seed={seeds[-1]}"))
+            ("rng seed", f"seed={seed}; replay with: pytest '{item.nodeid}' --seed={seed}"))
 
 
 @pytest.fixture(params=SIMD_PATHS)

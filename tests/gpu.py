@@ -46,8 +46,9 @@ if STANDIN:
 HARNESS_CHECK = os.environ.get("FASTNN_CUDA_STANDIN") == "kernels"
 
 needs_gpu = pytest.mark.skipif(
-    not (REAL_GPU or HARNESS_CHECK), reason=f"needs a usable CUDA device and fastnn built with CUDA (compiled="
-                         f"{cuda.is_compiled()}; the host stand-in does not run CUDA kernels)")
+    not (REAL_GPU or HARNESS_CHECK),
+    reason=f"needs a usable CUDA device and fastnn built with CUDA (compiled="
+           f"{cuda.is_compiled()}; the host stand-in does not run CUDA kernels)")
 needs_device = pytest.mark.skipif(
     not cuda.is_available(), reason=f"needs a usable CUDA device and fastnn built with CUDA, "
                                     f"or FASTNN_CUDA_STANDIN=1 (compiled={cuda.is_compiled()})")

@@ -27,7 +27,8 @@ def check(result, ref, dtype, like, grad_scale=None):
     assert grad.dtype == like.dtype and grad.shape == like.shape
     assert np.isfinite(loss) and np.all(np.isfinite(grad)), "NaN or inf in the output"
     loss_err = abs(loss - ref_loss) / max(abs(ref_loss), 1e-300)
-    assert loss_err < tol("loss", dtype), f"loss {loss!r} vs {ref_loss!r}: relative error {loss_err:.3g}"
+    assert loss_err < tol("loss", dtype), \
+        f"loss {loss!r} vs {ref_loss!r}: relative error {loss_err:.3g}"
     assert_norm_close(grad, ref_grad, tol("loss", dtype), "gradient", grad_scale)
 
 
