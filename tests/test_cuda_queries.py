@@ -1,7 +1,10 @@
 """fastnn.cuda's device queries: they always run, because "no GPU" (or no CUDA build) must be a
 quiet answer, not an error."""
 
+import pytest
+
 from fastnn import cuda
+from gpu import STANDIN
 
 
 def test_no_gpu_queries_do_not_raise():
@@ -25,6 +28,7 @@ def test_describe_reports_the_runtime_when_compiled():
         assert info["cuda_runtime"].startswith(("not compiled", "not loaded"))
 
 
+@pytest.mark.skipif(STANDIN, reason="the stand-in replaces fastnn.cuda's queries process-wide")
 def test_missing_module_reports_not_compiled(monkeypatch):
     # A None entry in sys.modules makes `from fastnn import _cuda` raise ModuleNotFoundError for
     # exactly that name, as a CPU-only build does.
