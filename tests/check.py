@@ -153,7 +153,7 @@ def finite_differences(loss, args, h=1e-6):
 
 
 def check_op(fastnn_fn, oracle_fn, shapes, dtype, *, inputs, kind, outputs=None, scale=None,
-             what=""):
+             what="", device="cpu"):
     """Run a kernel over `shapes` against the oracle.
 
     For each shape: `inputs(shape, dtype)` draws the inputs; `outputs(shape)` (optional) gives
@@ -162,15 +162,26 @@ def check_op(fastnn_fn, oracle_fn, shapes, dtype, *, inputs, kind, outputs=None,
     writes in place); where it returns arrays and outputs were given, they must be those outputs.
     `oracle_fn(*inputs)` returns the float64 reference(s); `scale(*inputs)` (optional) the size
     of each result's sums for the norm comparison. `kind` picks the tolerance and comparison:
-    "elementwise*" element by element (with the denormal slack), the others in norm."""
+    "elementwise*" element by element (with the denormal slack), the others in norm.
+    `device` ("cuda"): the kernel gets device copies of the inputs and poisoned device outputs
+    (fastnn.Tensor), and its results are fetched to the host; the oracle sees the host arrays."""
+    import fastnn
+
+    def place(a):
+        return a if device == "cpu" else fastnn.asarray(np.ascontiguousarray(a), device=device)
+
+    def fetch(t):
+        return t if device == "cpu" else t.numpy()
+
     bound = tol(kind, dtype)
     for shape in shapes:
         args = inputs(shape, dtype)
-        outs = [poisoned(s, dtype) for s in outputs(shape)] if outputs else []
-        got = fastnn_fn(*args, *outs)
+        outs = [place(poisoned(s, dtype)) for s in outputs(shape)] if outputs else []
+        got = fastnn_fn(*[place(a) for a in args], *outs)
         got = outs if got is None else (list(got) if isinstance(got, tuple) else [got])
         if outs:
             assert all(g is o for g, o in zip(got, outs)), f"{what} {shape}: out= not returned"
+        got = [fetch(g) for g in got]
         refs = oracle_fn(*args)
         refs = list(refs) if isinstance(refs, tuple) else [refs]
         scales = scale(*args) if scale else [None] * len(refs)
