@@ -160,7 +160,7 @@ tests() {
   fi
   phase sanitizer "$CAP_SANITIZER" "$CHECK_LOG" compute-sanitizer --tool memcheck \
     --error-exitcode 3 --print-limit 20 "$PY" -m pytest -q -x -p no:cacheprovider \
-    tests/test_cuda_*.py
+    tests/test_*_gpu.py
 }
 
 benches() {

@@ -13,6 +13,9 @@ def pytest_addoption(parser):
     parser.addoption("--fresh-seeds", action="store_true",
                      help="draw a new seed for the rng fixture on every run (default: a fixed "
                           "seed per test, so CI runs are reproducible)")
+    parser.addoption("--seed", type=int, default=None,
+                     help="replay: seed the rng fixture with this value (the one a failure "
+                          "printed)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,15 +29,29 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def rng(request):
-    """Random data from a seed fixed per test (its id), or fresh with --fresh-seeds; the seed is
-    printed when a test fails so that it can be replayed."""
-    if request.config.getoption("--fresh-seeds"):
+    """Random data from a seed fixed per test (the crc32 of its id), fresh with --fresh-seeds
+    or given with --seed; a failing test reports its seed (see pytest_runtest_makereport)."""
+    if request.config.getoption("--seed") is not None:
+        seed = request.config.getoption("--seed")
+    elif request.config.getoption("--fresh-seeds"):
         seed = np.random.SeedSequence().entropy % (2**32)
     else:
         seed = zlib.crc32(request.node.nodeid.encode())
     request.node.user_properties.append(("seed", seed))
-    print(f"seed={seed}")
     return np.random.default_rng(seed)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failure of a test that drew from `rng` says which seed to replay, in a report section
+    of its own (shown whatever the capture mode)."""
+    outcome = yield
+    report = outcome.get_result()
+    seeds = [v for k, v in item.user_properties if k == "seed"]
+    if report.failed and seeds:
+        seed = seeds[-1]
+        report.sections.append(
+            ("rng seed", f"seed={seed}; replay with: pytest '{item.nodeid}' --seed={seed}"))
 
 
 @pytest.fixture(params=SIMD_PATHS)

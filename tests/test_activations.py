@@ -18,13 +18,13 @@ from fastnn import _C
 from fastnn import ops
 
 import oracle
+from check import DENORMAL, EDGE_SIZES, assert_close, check_op, tol
 
 DTYPES = [np.float32, np.float64]
-RTOL = {np.float32: 8e-7, np.float64: 1e-12}
-GRAD_RTOL = {np.float32: 2e-6, np.float64: 1e-12}
-ATOL = {np.float32: 6e-45, np.float64: 1e-300}
-# Around the SIMD widths (8 and 16 floats), 1, and large enough to run in parallel chunks.
-SIZES = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1000, 100003]
+RTOL = {d: tol("elementwise", d) for d in DTYPES}
+GRAD_RTOL = {d: tol("elementwise_grad", d) for d in DTYPES}
+ATOL = DENORMAL
+SIZES = EDGE_SIZES
 ELEMENTWISE = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step"]
 # The hyper-parameter each activation takes, with a non-default value to catch a dropped one.
 PARAMS = {"leaky_relu": {"negative_slope": 0.2}, "elu": {"alpha": 1.7}}
@@ -50,30 +50,14 @@ def sample(rng, shape, dtype):
     return x.reshape(shape).astype(dtype)
 
 
-def assert_close(got, ref, rtol, atol, what):
-    got = np.asarray(got, np.float64)
-    assert got.shape == ref.shape, f"{what}: shape {got.shape} vs {ref.shape}"
-    same_nan = np.isnan(got) == np.isnan(ref)
-    assert same_nan.all(), f"{what}: NaN where the oracle has none (or the reverse)"
-    ok = np.isnan(ref) | (got == ref) | (np.abs(got - ref) <= rtol * np.abs(ref) + atol)
-    if not ok.all():
-        i = np.flatnonzero(~ok.ravel())[0]
-        g, r = got.ravel()[i], ref.ravel()[i]
-        err = abs(g - r) / max(abs(r), 1e-300)
-        raise AssertionError(f"{what}: {(~ok).sum()} elements off; first at flat index {i}: "
-                             f"got {g!r}, expected {r!r} (relative error {err:.3g})")
-
-
 # ------------------------------------------------------------------ against the oracle
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_forward(simd, threads, name, dtype, rng):
-    for n in SIZES:
-        x = sample(rng, (n,), dtype)
-        y = forward(name, x)
-        assert y.dtype == dtype and y.shape == x.shape
-        ref = oracle.activation(name, x, **oracle_params(name))
-        assert_close(y, ref, RTOL[dtype], ATOL[dtype], f"{name} n={n}")
+    check_op(lambda x, out: forward(name, x, out=out),
+             lambda x: oracle.activation(name, x, **oracle_params(name)),
+             [(n,) for n in SIZES], dtype, inputs=lambda shape, dt: (sample(rng, shape, dt),),
+             outputs=lambda shape: [shape], kind="elementwise", what=name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

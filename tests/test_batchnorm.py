@@ -13,18 +13,16 @@ import fastnn
 from fastnn import ops
 
 import oracle
+from check import assert_max_close, finite_differences, tol
 
 DTYPES = [np.float32, np.float64]
-TOL = {np.float32: 2e-6, np.float64: 1e-12}
+TOL = {d: tol("batchnorm", d) for d in DTYPES}
 SHAPES = [(2, 1), (3, 7), (5, 8), (9, 9), (17, 15), (16, 16), (33, 17), (31, 32), (7, 33),
           (1000, 1100), (100000, 3), (3, 5000)]
 
 
 def close(got, ref, dtype, what):
-    got = np.asarray(got, np.float64)
-    scale = max(np.max(np.abs(ref)), 1.0) if ref.size else 1.0
-    err = np.max(np.abs(got - ref)) / scale if ref.size else 0.0
-    assert err < TOL[dtype], f"{what}: max error {err:.3g} (relative to {scale:.3g})"
+    assert_max_close(got, ref, tol("batchnorm", dtype), what)
 
 
 def make(rng, n, f, dtype, affine=True):
@@ -95,13 +93,11 @@ def test_backward(threads, dtype, affine, rng):
         # The saved statistics are rounded to float32 (torch keeps them in float32 too), and the
         # oracle's chain rule, unlike the fused form, does not assume that they are the exact
         # mean and std of x: up to |mean| / std * 2**-24 apart, amplified when N is small.
-        tol = 5e-5 if dtype == np.float32 else TOL[dtype]
-        err = np.max(np.abs(dx - ref[0])) / scale
-        assert err < tol, f"dx {n}x{f}: error {err:.3g}"
+        assert_max_close(dx, ref[0], tol("batchnorm_dx", dtype), f"dx {n}x{f}", scale)
         sums_scale = np.sqrt(n)  # sums of n O(1) terms
         for got, want, name in ((dgamma, ref[1], "dgamma"), (dbeta, ref[2], "dbeta")):
-            err = np.max(np.abs(got - want)) / max(np.max(np.abs(want)), sums_scale)
-            assert err < TOL[dtype], f"{name} {n}x{f}: error {err:.3g}"
+            assert_max_close(got, want, TOL[dtype], f"{name} {n}x{f}",
+                             max(np.max(np.abs(want)), sums_scale))
 
 
 def test_backward_sums_vanish_for_constant_dy(rng):
@@ -126,19 +122,9 @@ def test_finite_differences(shape, rng):
 
     _, mean, invstd = ops.batch_norm(x, gamma, beta, None, None)
     dx, dgamma, dbeta = ops.batch_norm_grad(w, x, gamma, mean, invstd)
-    h = 1e-6
-    for arr, grad, name in ((x, dx, "dx"), (gamma, dgamma, "dgamma"), (beta, dbeta, "dbeta")):
-        fd = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + h
-            up = loss(x, gamma, beta)
-            arr[idx] = old - h
-            down = loss(x, gamma, beta)
-            arr[idx] = old
-            fd[idx] = (up - down) / (2 * h)
-        err = np.max(np.abs(grad - fd)) / max(np.max(np.abs(fd)), 1.0)
-        assert err < 1e-6, f"{name}: analytic {grad} vs finite differences {fd}"
+    fds = finite_differences(loss, (x, gamma, beta))
+    for grad, fd, name in zip((dx, dgamma, dbeta), fds, ("dx", "dgamma", "dbeta")):
+        assert_max_close(grad, fd, 1e-6, f"{name}: analytic {grad} vs finite differences {fd}")
 
 
 # ------------------------------------------------------------------ numerics

@@ -273,3 +273,26 @@ def test_a_defect_is_one_line_too(capsys, monkeypatch):
     monkeypatch.setenv("FASTNN_TRACEBACK", "1")
     with pytest.raises(KeyError):
         cli(capsys, "demo", "--quick")
+
+
+def test_bench_outside_a_checkout_says_where_the_bench_lives(capsys, monkeypatch):
+    """An installed (non-editable) fastnn has no bench/: a one-line answer, status 2."""
+    from fastnn import cli as cli_main
+
+    monkeypatch.setattr(cli_main, "_bench_checkout", lambda: None)
+    rc, out, err = cli(capsys, "bench", "gemm")
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "bench/ folder of the fastnn source repository" in err and "python -m bench" in err
+
+
+def test_bench_checkout_is_found_from_the_package_not_the_working_directory(tmp_path,
+                                                                          monkeypatch):
+    from pathlib import Path
+
+    from fastnn import cli as cli_main
+
+    monkeypatch.chdir(tmp_path)
+    repo = Path(__file__).resolve().parents[1]
+    editable = Path(fastnn.__file__).resolve().is_relative_to(repo)
+    assert cli_main._bench_checkout() == (repo if editable else None)

@@ -9,7 +9,7 @@ step, every output element once, and every workspace access must stay inside its
 
 It checks the index math a reader has to trust without a GPU, not the CUDA code itself (keep it
 in step with dense.cu when that changes) nor the memory ordering of the split-K hand-off; the
-kernel's own tests are the GPU tests in test_cuda_dense.py."""
+kernel's own tests are the GPU tests in test_dense_grad_gpu.py."""
 
 import numpy as np
 import pytest

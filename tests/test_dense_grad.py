@@ -12,9 +12,9 @@ import fastnn
 from fastnn import ops
 
 import oracle
+from check import finite_differences, norm_checker, poisoned
 
 # float64: gelu' cancels near its root (z = -0.75), one reason for more than 1e-12.
-TOL = {np.float32: 2e-5, np.float64: 1e-10}
 DTYPES = [np.float32, np.float64]
 ACTIVATIONS = [None, "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step"]
 
@@ -25,19 +25,9 @@ SHAPES = [
 ]
 
 
-def rel_err(got, ref):
-    denom = np.linalg.norm(ref)
-    return np.linalg.norm(np.asarray(got, np.float64) - ref) / (denom if denom > 0 else 1.0)
-
-
-def assert_close(got, ref, dtype, what, scale=None):
-    """Relative error in norm; `scale` (default: ref) is the size of the computation, e.g. the
-    same sums over absolute values: a sum whose terms cancel can only be as exact as its terms."""
-    assert got.shape == ref.shape, what
-    assert np.all(np.isfinite(got)), f"{what}: unwritten (NaN-poisoned) or non-finite output"
-    denom = np.linalg.norm(ref if scale is None else scale)
-    err = np.linalg.norm(np.asarray(got, np.float64) - ref) / (denom if denom > 0 else 1.0)
-    assert err < TOL[dtype], f"{what}: relative error {err:.3g} >= {TOL[dtype]}"
+# Relative error in norm; the scale (default: ref) is the size of the computation, e.g. the same
+# sums over absolute values: a sum whose terms cancel can only be as exact as its terms.
+assert_close = norm_checker("dense_grad")
 
 
 def deriv_scale(z, activation, dtype, param):
@@ -76,9 +66,7 @@ def test_linear_grad_matches_oracle(simd, threads, dtype, activation, rng):
     for n, fin, fout in SHAPES:
         x, w, b, y, z, dy = layer(rng, n, fin, fout, dtype, activation)
         ref_dx, ref_dw, ref_db = oracle.linear_grad(dy, x, w, z, activation, negative_slope=0.2)
-        dx = np.full((n, fin), np.nan, dtype)
-        dw = np.full((fin, fout), np.nan, dtype)
-        db = np.full((fout,), np.nan, dtype)
+        dx, dw, db = poisoned((n, fin), dtype), poisoned((fin, fout), dtype), poisoned(fout, dtype)
         got = ops.linear_grad(dy, x, w, activation=activation, z=z, negative_slope=0.2,
                               dx=dx, dw=dw, db=db)
         assert got[0] is dx and got[1] is dw and got[2] is db
@@ -119,17 +107,7 @@ def test_linear_grad_finite_differences(activation, rng):
 
     _, z = ops.linear(x, w, b, activation=activation, return_preactivation=True)
     dx, dw, db = ops.linear_grad(g, x, w, activation=activation, z=z)
-    h = 1e-6
-    for arr, grad in ((x, dx), (w, dw), (b, db)):
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + h
-            up = loss(x, w, b)
-            arr[idx] = old - h
-            down = loss(x, w, b)
-            arr[idx] = old
-            num[idx] = (up - down) / (2 * h)
+    for grad, num in zip((dx, dw, db), finite_differences(loss, (x, w, b))):
         np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-6)
 
 

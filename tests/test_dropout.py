@@ -7,6 +7,7 @@ import fastnn
 from fastnn import ops
 
 import oracle
+from check import tol
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -20,10 +21,10 @@ def test_dropout_matches_oracle(simd, dtype, shape, rng):
     ref_y, ref_mask = oracle.dropout(x, rate, seed)
     assert mask.dtype == np.uint8 and mask.shape == x.shape
     assert np.array_equal(mask, ref_mask)
-    np.testing.assert_allclose(y, ref_y, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    np.testing.assert_allclose(y, ref_y, rtol=tol("dropout", dtype))
     dy = rng.standard_normal(shape).astype(dtype)
     dx = ops.dropout_grad(dy, mask, rate)
-    np.testing.assert_allclose(dx, dy * ref_mask / (1 - rate), rtol=1e-6 if dtype == np.float32 else 1e-15)
+    np.testing.assert_allclose(dx, dy * ref_mask / (1 - rate), rtol=tol("dropout", dtype))
 
 
 def test_dropout_rate_statistics(rng):
@@ -60,7 +61,7 @@ def test_noncontiguous_input(rng):
     y, mask = ops.dropout(x, 0.5, seed=9)
     ref_y, ref_mask = oracle.dropout(np.ascontiguousarray(x), 0.5, 9)
     assert np.array_equal(mask, ref_mask)
-    np.testing.assert_allclose(y, ref_y, rtol=1e-6)
+    np.testing.assert_allclose(y, ref_y, rtol=tol("dropout", np.float32))
 
 
 def test_bad_input():

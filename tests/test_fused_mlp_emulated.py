@@ -2,20 +2,21 @@
 csrc/cuda/fused_mlp.cu's blocks thread by thread (its shared-memory plan, staging order, SIMT
 and mma.sync fragment addressing checked against the PTX ISA layouts, epilogues and edge slabs)
 with a shared-memory race detector and NaN-poisoned memory, and the results go through the same
-per-layer checks against the float64 oracle as the GPU tests (test_cuda_fused_mlp._check). No
+per-layer checks against the float64 oracle as the GPU tests (test_fused_mlp_gpu._check). No
 GPU needed; what it cannot see: the hardware itself (timing, the real mma rounding, ptxas)."""
-
-import functools
 
 import pytest
 
 import fused_mlp_emulator as emu
-import test_cuda_fused_mlp as gpu_tests
-from fastnn import cuda
+import test_fused_mlp_gpu as gpu_tests
 
 
 def _run(monkeypatch, rows, *args, **kw):
-    monkeypatch.setattr(cuda, "_fused_mlp_host", functools.partial(emu.fused_mlp_host, rows=rows))
+    def emulated(X, ws, bs, names, params, precision, dY, want_dx=True):
+        return emu.fused_mlp_host(X, ws, bs, names, precision, dY, act_params=params,
+                                  want_dx=want_dx, rows=rows)
+
+    monkeypatch.setattr(gpu_tests, "fused_mlp", emulated)
     return gpu_tests._check(*args, **kw)
 
 

@@ -8,7 +8,7 @@ must be written once and every C element once.
 This checks the kernel's bookkeeping, which is what a reader has to trust without a GPU; it does
 not check the PTX semantics it assumes (those come from the PTX ISA's fragment tables, quoted in
 the kernel's header), nor the CUDA code itself: keep it in step with gemm_bf16.cu when that
-changes. The kernel's own tests are the GPU tests in test_cuda_gemm.py."""
+changes. The kernel's own tests are the GPU tests in test_matmul_gpu.py."""
 
 import numpy as np
 import pytest

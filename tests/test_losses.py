@@ -12,15 +12,10 @@ import fastnn
 from fastnn import _losses as losses
 
 import oracle
+from check import assert_norm_close, finite_difference, rel_err, tol
 
-TOL = {np.float32: 1e-5, np.float64: 1e-12}
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 1), (1, 5), (7, 3), (5, 16), (33, 17), (3, 33), (128, 1000), (4096, 10)]
-
-
-def rel_err(got, ref, scale=None):
-    denom = np.linalg.norm(ref if scale is None else scale)
-    return np.linalg.norm(np.asarray(got, np.float64) - ref) / (denom if denom > 0 else 1.0)
 
 
 def check(result, ref, dtype, like, grad_scale=None):
@@ -32,9 +27,9 @@ def check(result, ref, dtype, like, grad_scale=None):
     assert grad.dtype == like.dtype and grad.shape == like.shape
     assert np.isfinite(loss) and np.all(np.isfinite(grad)), "NaN or inf in the output"
     loss_err = abs(loss - ref_loss) / max(abs(ref_loss), 1e-300)
-    assert loss_err < TOL[dtype], f"loss {loss!r} vs {ref_loss!r}: relative error {loss_err:.3g}"
-    grad_err = rel_err(grad, ref_grad, grad_scale)
-    assert grad_err < TOL[dtype], f"gradient relative Frobenius error {grad_err:.3g}"
+    assert loss_err < tol("loss", dtype), \
+        f"loss {loss!r} vs {ref_loss!r}: relative error {loss_err:.3g}"
+    assert_norm_close(grad, ref_grad, tol("loss", dtype), "gradient", grad_scale)
 
 
 def probabilities(rng, shape, dtype):
@@ -139,17 +134,6 @@ def test_inputs_are_not_modified(rng):
 
 
 # ------------------------------------------------------------------ finite differences
-def finite_difference(f, x, h=1e-6):
-    """Central differences of the scalar f at every element of x (float64)."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += h
-        minus[idx] -= h
-        grad[idx] = (f(plus) - f(minus)) / (2 * h)
-    return grad
-
-
 def assert_gradient_matches_fd(f, x):
     loss, grad = f(x)
     fd = finite_difference(lambda y: f(y)[0], x)

@@ -14,23 +14,12 @@ import fastnn
 from fastnn import ops
 
 import oracle
+from check import check_op, norm_checker
 
-TOL = {np.float32: 1e-5, np.float64: 1e-12}
 DTYPES = [np.float32, np.float64]
-
-
-def rel_err(got, ref, scale=None):
-    denom = np.linalg.norm(ref if scale is None else scale)
-    return np.linalg.norm(got - ref) / (denom if denom > 0 else 1.0)
-
-
-def assert_close(got, ref, dtype, scale=None):
-    """Relative error in norm; `scale` (e.g. |a| @ |b|) is the size of the sums, for results
-    small enough to come from cancellation (a 1x1 product of 221 terms)."""
-    assert got.shape == ref.shape
-    assert np.all(np.isfinite(got)), "unwritten (NaN-poisoned) or non-finite output"
-    err = rel_err(got.astype(np.float64), ref, scale)
-    assert err < TOL[dtype], f"relative Frobenius error {err:.3g} >= {TOL[dtype]}"
+# Relative error in norm; the scale (e.g. |a| @ |b|) is the size of the sums, for results small
+# enough to come from cancellation (a 1x1 product of 221 terms).
+assert_close = norm_checker("gemm")
 
 
 def operand(rng, shape, dtype, trans):
@@ -54,14 +43,13 @@ SHAPES = [
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_matmul_matches_oracle(simd, threads, dtype, trans_a, trans_b, rng):
-    for m, n, k in SHAPES:
-        a = operand(rng, (m, k), dtype, trans_a)
-        b = operand(rng, (k, n), dtype, trans_b)
-        out = np.full((m, n), np.nan, dtype=dtype)
-        got = ops.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out)
-        assert got is out
-        assert_close(got, oracle.matmul(a, b, trans_a, trans_b), dtype,
-                     oracle.matmul(np.abs(a), np.abs(b), trans_a, trans_b))
+    check_op(lambda a, b, out: ops.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out),
+             lambda a, b: oracle.matmul(a, b, trans_a, trans_b), SHAPES, dtype,
+             inputs=lambda mnk, dt: (operand(rng, (mnk[0], mnk[2]), dt, trans_a),
+                                     operand(rng, (mnk[2], mnk[1]), dt, trans_b)),
+             outputs=lambda mnk: [mnk[:2]], kind="gemm",
+             scale=lambda a, b: [oracle.matmul(np.abs(a), np.abs(b), trans_a, trans_b)],
+             what=f"matmul trans_a={trans_a} trans_b={trans_b}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -183,7 +171,7 @@ def test_matmul_random_shapes(m, n, k, trans_a, trans_b, seed):
     a = operand(rng, (m, k), np.float32, trans_a)
     b = operand(rng, (k, n), np.float32, trans_b)
     assert_close(ops.matmul(a, b, trans_a=trans_a, trans_b=trans_b),
-                 oracle.matmul(a, b, trans_a, trans_b), np.float32,
+                 oracle.matmul(a, b, trans_a, trans_b), np.float32, "random shape",
                  oracle.matmul(np.abs(a), np.abs(b), trans_a, trans_b))
 
 

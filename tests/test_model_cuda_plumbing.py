@@ -4,7 +4,7 @@ CudaNetwork stand-in is the CPU engine). What is checked: data staged to the dev
 over as device addresses, GPU tensors taken without a copy, predict's return types,
 get/set_weights, save/load across devices, callbacks and errors. Since the stand-in trains with
 the CPU engine, a stand-in GPU model must match a CPU model bit for bit. The real GPU engine is
-tested in tests/test_cuda_engine.py (skipped without a GPU)."""
+tested in tests/test_engine_gpu.py (skipped without a GPU)."""
 
 import numpy as np
 import pytest

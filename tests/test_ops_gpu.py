@@ -14,8 +14,6 @@ Two halves:
   CUDA kernels.
 """
 
-import os
-
 import numpy as np
 import pytest
 
@@ -23,15 +21,8 @@ import fastnn
 from fastnn import cuda, ops
 from fastnn.tensor import Tensor
 
-if os.environ.get("FASTNN_CUDA_STANDIN"):  # the GPU tests on host memory (tests/_cuda_standin.py)
-    import _cuda_standin
-
-    _cuda_standin.install()
-
-GPU = cuda.is_available()
-needs_gpu = pytest.mark.skipif(
-    not GPU, reason=f"needs a usable CUDA device and fastnn built with CUDA "
-                    f"(compiled={cuda.is_compiled()}, available={GPU})")
+import gpu
+from gpu import needs_device as needs_gpu
 
 ACTS = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step"]
 
@@ -315,13 +306,12 @@ def test_gpu_dtype_and_shape_errors_match_cpu():
 
 
 # ============================================================== GPU: each op against the CPU
-def dev(a):
-    return fastnn.asarray(a, device="cuda:0")
+dev = gpu.dev
 
 
 def host(t):
     assert isinstance(t, Tensor) and t.device == "cuda:0", t
-    return t.numpy()
+    return gpu.host(t)
 
 
 def close(got, ref, dtype=np.float32, rtol=None, atol=None):

@@ -16,6 +16,7 @@ import fastnn
 from fastnn import ops
 
 import oracle
+from check import assert_norm_close, tol
 
 SHAPES = [(1,), (7,), (3, 11), (1000,), (100003,)]
 DTYPES = [np.float32, np.float64]
@@ -25,8 +26,6 @@ DTYPES = [np.float32, np.float64]
 # looser one that still catches a wrong formula. The norm is floored at 0.1 per element (the
 # values are O(1)): a one-element array near 0 would otherwise turn a float32 rounding into a
 # large relative error (it did, about one run in eight).
-NORM_TOL = {np.float32: 1e-5, np.float64: 1e-13}
-TOL = {np.float32: dict(rtol=5e-3, atol=1e-4), np.float64: dict(rtol=1e-9, atol=1e-12)}
 STEPS = 3
 
 # What each optimizer keeps per tensor, given its options, and how the state starts.
@@ -117,11 +116,8 @@ def check_against_oracle(kind, opts, dtype, rng, grad_scale=1.0, l1=None, l2=Non
 
 
 def close(got, ref, dtype, what):
-    assert np.all(np.isfinite(got)), f"{what}: NaN or inf"
-    scale = max(np.linalg.norm(ref), 0.1 * np.sqrt(ref.size))
-    err = np.linalg.norm(got.astype(np.float64) - ref) / scale
-    assert err < NORM_TOL[dtype], f"{what}: relative error {err:.3g} in norm"
-    np.testing.assert_allclose(got, ref, **TOL[dtype], err_msg=what)
+    assert_norm_close(got, ref, tol("optim_norm", dtype), what, floor=0.1 * np.sqrt(ref.size))
+    np.testing.assert_allclose(got, ref, **tol("optim", dtype), err_msg=what)
 
 
 # ------------------------------------------------------------------ option combinations

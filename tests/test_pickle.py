@@ -269,9 +269,9 @@ def test_history_round_trips():
 
 def test_real_gpu_model_pickles_and_resumes(rng):
     # The same on the GPU engine itself, where there is one (CUDA graphs, fused kernels).
-    from test_cuda_engine import _real_gpu
+    from gpu import REAL_GPU
 
-    if not _real_gpu():
+    if not REAL_GPU:
         pytest.skip("needs a usable CUDA device and fastnn built with CUDA")
     X, y = _data(rng)
     m = _model(device="cuda")

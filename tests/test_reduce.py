@@ -14,6 +14,7 @@ import fastnn
 from fastnn import ops
 
 import oracle
+from check import REDUCTION_ABS, tol
 
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 1), (1, 9), (7, 1), (8, 8), (9, 15), (16, 17), (31, 32), (33, 7), (1000, 1100),
@@ -28,9 +29,8 @@ def test_sum_and_mean_rows(threads, dtype, rng):
         exact = np.array([math.fsum(col) for col in x.astype(np.float64).T])
         s = ops.sum_rows(x)
         assert s.dtype == dtype and s.shape == (f,)
-        # Double accumulation: the only float32 error is the final rounding.
-        bound = np.abs(x.astype(np.float64)).sum(axis=0) * 1e-13 + np.abs(exact) * (
-            6e-8 if dtype == np.float32 else 1e-16)
+        bound = (np.abs(x.astype(np.float64)).sum(axis=0) * REDUCTION_ABS
+                 + np.abs(exact) * tol("reduction", dtype))
         assert np.all(np.abs(s - exact) <= bound), f"sum_rows {n}x{f}"
         if n:
             m = ops.mean_rows(x)

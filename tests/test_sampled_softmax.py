@@ -16,18 +16,19 @@ import pytest
 import fastnn
 from fastnn import ops
 
+import check
 import oracle
+from check import finite_differences, tol
 
-TOL = {np.float32: 2e-5, np.float64: 1e-11}
+TOL = {d: tol("sampled", d) for d in (np.float32, np.float64)}
 DTYPES = [np.float32, np.float64]
 SAMPLERS = ["log_uniform", "uniform"]
 
 
-def rel_err(got, ref, floor=1e-2):
+def rel_err(got, ref):
     # The floor: a gradient that cancels to ~0 (a row whose true class is also its only
     # negative) leaves float rounding residue that is small in absolute terms only.
-    denom = max(np.linalg.norm(ref), floor)
-    return np.linalg.norm(np.asarray(got, np.float64) - ref) / denom
+    return check.rel_err(got, ref, floor=1e-2)
 
 
 def problem(rng, n, d, c, dtype, bias=True):
@@ -277,17 +278,7 @@ def test_finite_differences(rng):
 
     _, dh, cols, dW_cols, db_cols = ops.sampled_softmax_cross_entropy(h, W, b, labels, s, seed)
     dW, db = full_grad(cols, dW_cols, db_cols, d, c)
-    eps = 1e-6
-    for arr, grad in ((h, dh), (W, dW), (b, db)):
-        num = np.zeros(arr.shape)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = loss_of(h, W, b)
-            arr[idx] = old - eps
-            down = loss_of(h, W, b)
-            arr[idx] = old
-            num[idx] = (up - down) / (2 * eps)
+    for grad, num in zip((dh, dW, db), finite_differences(loss_of, (h, W, b))):
         np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-9)
 
 

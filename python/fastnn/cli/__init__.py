@@ -115,13 +115,27 @@ def _cmd_predict(args):
     return 0
 
 
+def _bench_checkout():
+    """The source checkout this fastnn was installed from in editable mode, or None: the bench
+    suites live in the repository's bench/ folder and are not shipped in the package."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    return root if (root / "bench" / "run.py").is_file() else None
+
+
 def _cmd_bench(args):
-    try:
-        from bench.run import main as bench_main
-    except ImportError:
-        print("the bench suites live in the source tree: run `python -m bench` from a checkout",
-              file=sys.stderr)
+    root = _bench_checkout()
+    if root is None:
+        print("fastnn bench: the benchmark suites are not part of the installed package; they "
+              "live in the bench/ folder of the fastnn source repository. Clone it, install "
+              "fastnn from it (pip install -e .) and run `python -m bench [SUITE ...]` in its "
+              "root.", file=sys.stderr)
         return 2
+    # The checkout's bench package, not whatever `bench` the working directory holds.
+    sys.path.insert(0, str(root))
+    from bench.run import main as bench_main
+
     return bench_main(args.suites)
 
 

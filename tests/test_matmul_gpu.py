@@ -1,112 +1,69 @@
-"""The CUDA SGEMM against a float64 NumPy reference. The GEMM tests need a GPU and are skipped
-without one; the device-query tests always run, because "no GPU" must be a quiet answer."""
+"""The CUDA GEMM (fastnn._cuda.gemm: FP32 v1 and v2, TF32 and BF16 tensor cores, with the
+alpha / beta / bias / activation epilogue) against the float64 oracle, on CUDA tensors.
 
-import math
+The kernel variants are reached through fastnn._cuda.gemm, which takes the arguments of
+fastnn._C.gemm with CUDA tensors in place of NumPy arrays, plus variant= ("auto", "v1", "v2",
+"tf32", "bf16"); operands with a leading dimension wider than their rows are row-strided views
+(tests/gpu.py). Tolerances: tests/check.py ("gemm", "gemm_large", "gemm_tf32" and the BF16
+k-dependent bound gemm_bf16_bound)."""
 
 import numpy as np
 import pytest
 
 import oracle
+from check import gemm_bf16_bound, rel_err, tol
 from fastnn import cuda
+from gpu import backend, dev, host, misaligned, needs_gpu, padded, poisoned_dev
 
-needs_gpu = pytest.mark.skipif(
-    not cuda.is_available(),
-    reason="no usable CUDA device (fastnn built without CUDA, no GPU, or no/too-old driver)",
-)
-
-RTOL = 1e-5
-
-
-def _act64(x, activation, param):
-    if activation is None:
-        return x
-    if activation == "relu":
-        return np.maximum(x, 0.0)
-    if activation == "leaky_relu":
-        return np.where(x > 0, x, x * param)
-    if activation == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-x))
-    if activation == "tanh":
-        return np.tanh(x)
-    if activation == "gelu":
-        erf = np.vectorize(math.erf, otypes=[np.float64])
-        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
-    raise AssertionError(f"no reference for {activation}")
+RTOL = tol("gemm", np.float32)
+TF32_RTOL = tol("gemm_tf32", np.float32)
 
 
 def _reference(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param):
-    a64 = a.astype(np.float64)
-    b64 = b.astype(np.float64)
-    opa = a64.T if trans_a else a64
-    opb = b64.T if trans_b else b64
-    y = alpha * (opa @ opb)
-    if beta != 0:
-        y = y + beta * c0.astype(np.float64)
+    y = oracle.matmul(a, b, trans_a, trans_b, alpha, beta, c0)
     if bias is not None:
         y = y + bias.astype(np.float64)
-    return _act64(y, activation, param)
+    if activation is None:
+        return y
+    return oracle.activation(activation, y, negative_slope=param, alpha=param)
 
 
 def _rel_err(got, want):
-    denom = np.linalg.norm(want)
-    diff = np.linalg.norm(got.astype(np.float64) - want)
-    return diff if denom == 0 else diff / denom
+    return rel_err(got, want)
 
 
-def _check(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
-           activation=None, param=0.0, seed=0, variant="auto", rtol=RTOL):
+def gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
+         activation=None, param=0.0, variant="auto"):
+    """out (a host array, any strides) = the CUDA GEMM of host arrays a and b, run on device
+    copies: fastnn._cuda.gemm with fastnn._C.gemm's arguments and variant=."""
+    tout = dev(out)
+    backend().gemm(dev(a), dev(b), tout, trans_a, trans_b, alpha, beta, dev(bias),
+                   activation or "none", param, variant=variant)
+    out[...] = host(tout)
+
+
+def _operands(M, N, K, trans_a, trans_b, beta, with_bias, seed):
+    """(a, b, bias, out, c0): random operands stored transposed where asked; out NaN when
+    beta == 0 (a promise that C is never read: NaN left there would leak into every result)."""
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     bias = rng.standard_normal(N).astype(np.float32) if with_bias else None
     if beta == 0:
-        # beta == 0 promises C is never read: NaN left there would leak into every result.
         out = np.full((M, N), np.nan, dtype=np.float32)
     else:
         out = rng.standard_normal((M, N)).astype(np.float32)
-    c0 = out.copy()
-    cuda._gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
-                    variant=variant)
+    return a, b, bias, out, out.copy()
+
+
+def _check(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
+           activation=None, param=0.0, seed=0, variant="auto", rtol=RTOL):
+    a, b, bias, out, c0 = _operands(M, N, K, trans_a, trans_b, beta, with_bias, seed)
+    gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param, variant=variant)
     want = _reference(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
     assert np.all(np.isfinite(out)), "non-finite values in the GPU result"
     err = _rel_err(out, want)
     assert err < rtol, f"relative Frobenius error {err:.3g} for M={M} N={N} K={K} ({variant})"
-
-
-def test_no_gpu_queries_do_not_raise():
-    n = cuda.device_count()
-    assert isinstance(n, int) and n >= 0
-    info = cuda.describe()
-    assert isinstance(info, dict)
-    assert {"cuda_runtime", "cuda_driver", "gpus"} <= set(info)
-    assert isinstance(info["gpus"], list)
-    if not cuda.is_available():
-        assert n == 0
-        assert info["gpus"] == []
-
-
-def test_describe_reports_the_runtime_when_compiled():
-    info = cuda.describe()
-    if cuda.is_compiled():
-        major, minor = info["cuda_runtime"].split(".")
-        assert major.isdigit() and minor.isdigit()
-    else:
-        assert info["cuda_runtime"].startswith(("not compiled", "not loaded"))
-
-
-def test_missing_module_reports_not_compiled(monkeypatch):
-    # A None entry in sys.modules makes `from fastnn import _cuda` raise ModuleNotFoundError for
-    # exactly that name, as a CPU-only build does.
-    import sys
-
-    monkeypatch.setitem(sys.modules, "fastnn._cuda", None)
-    monkeypatch.delattr("fastnn._cuda", raising=False)
-    monkeypatch.setattr(cuda, "_module", None)
-    monkeypatch.setattr(cuda, "_import_error", None)
-    monkeypatch.setattr(cuda, "_probed", False)
-    assert not cuda.is_compiled()
-    assert cuda.device_count() == 0
-    assert cuda.describe() == {"cuda_runtime": "not compiled", "cuda_driver": None, "gpus": []}
 
 
 SHAPES = [
@@ -167,22 +124,24 @@ def test_empty_output_is_a_no_op():
     a = np.ones((0, 4), np.float32)
     b = np.ones((4, 3), np.float32)
     out = np.empty((0, 3), np.float32)
-    cuda._gemm_host(a, b, out)
+    gemm(a, b, out)
     assert out.shape == (0, 3)
 
 
 @needs_gpu
 @pytest.mark.cuda
 def test_strided_inputs_and_output():
+    """Operands from strided host data, the output a view whose rows are wider than N: the
+    padding is never written."""
     rng = np.random.default_rng(1)
     a = rng.standard_normal((70, 90)).astype(np.float32)[::2, ::-3]  # (35, 30)
     b = np.asfortranarray(rng.standard_normal((30, 66)).astype(np.float32))
-    big = np.full((35, 132), np.nan, np.float32)
-    out = big[:, ::2]
-    cuda._gemm_host(a, b, out)
+    tc, cbuf = padded(np.full((35, 66), np.nan, np.float32))
+    backend().gemm(dev(a), dev(b), tc, False, False, 1.0, 0.0, None, "none", 0.0)
+    got = host(cbuf)
     want = a.astype(np.float64) @ b.astype(np.float64)
-    assert _rel_err(out, want) < RTOL
-    assert np.all(np.isnan(big[:, 1::2])), "wrote outside the strided output view"
+    assert _rel_err(got[:, :66], want) < RTOL
+    assert np.all(np.isnan(got[:, 66:])), "wrote outside the strided output view"
 
 
 @needs_gpu
@@ -192,39 +151,31 @@ def test_bad_arguments_raise():
     b = np.ones((5, 6), np.float32)
     out = np.empty((3, 6), np.float32)
     with pytest.raises(ValueError, match="shapes do not match"):
-        cuda._gemm_host(a, b, out)
+        gemm(a, b, out)
     with pytest.raises(TypeError, match="float32"):
-        cuda._gemm_host(a.astype(np.float64), np.ones((4, 6), np.float32), out)
+        gemm(a.astype(np.float64), np.ones((4, 6), np.float32), out)
     with pytest.raises(ValueError, match="activation"):
-        cuda._gemm_host(a, np.ones((4, 6), np.float32), out, activation="swish")
+        gemm(a, np.ones((4, 6), np.float32), out, activation="swish")
 
 
 @needs_gpu
-def test_gemm_on_device_memory_with_torch():
-    """gemm_device on tensors already on the GPU (the bench's and device layer's entry point)."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch without CUDA")
-    from fastnn import _cuda
-
+def test_gemm_on_device_tensors():
+    """fastnn._cuda.gemm on tensors already on the GPU (the device layer's entry point)."""
     rng = np.random.default_rng(7)
     for m, k, n in [(1, 1, 1), (65, 33, 129), (300, 17, 70)]:
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         bias = rng.standard_normal(n).astype(np.float32)
-        ta, tb, tbias = (torch.from_numpy(v).cuda() for v in (a, b, bias))
-        tc = torch.full((m, n), float("nan"), device="cuda")
-        _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), m, n, k, k, n, n,
-                          bias=tbias.data_ptr(), activation="relu",
-                          stream=torch.cuda.current_stream().cuda_stream)
+        tc = poisoned_dev((m, n), np.float32)
+        backend().gemm(dev(a), dev(b), tc, False, False, 1.0, 0.0, dev(bias), "relu", 0.0)
         ref = np.maximum(a.astype(np.float64) @ b + bias, 0)
-        got = tc.cpu().numpy()
+        got = host(tc)
         assert np.isfinite(got).all()
         assert np.abs(got - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
 
 
 # ---------------------------------------------------------------- v2 (gemm_sgemm2.cu)
-# gemm_host copies operands contiguously, so v2 applies when the copies' leading dimensions are
+# Contiguous operands: v2 applies when their leading dimensions are
 # multiples of 4: K and N always, M as well when trans_a, K when trans_b.
 
 V2_SHAPES = [
@@ -272,8 +223,8 @@ def test_v2_epilogues(activation, param, alpha, beta):
 @pytest.mark.parametrize("M,N,K", [(1100, 1100, 64), (1024, 1028, 100)])
 def test_auto_dispatch_large_aligned(M, N, K):
     # Enough 128x128 tiles for the auto path to pick v2; v1 forced on the same problem agrees.
-    _check(M, N, K, with_bias=True, activation="relu", variant="auto", rtol=2e-5)
-    _check(M, N, K, with_bias=True, activation="relu", variant="v1", rtol=2e-5)
+    _check(M, N, K, with_bias=True, activation="relu", variant="auto", rtol=tol("gemm_large", np.float32))
+    _check(M, N, K, with_bias=True, activation="relu", variant="v1", rtol=tol("gemm_large", np.float32))
 
 
 @needs_gpu
@@ -287,7 +238,7 @@ def test_v2_refuses_unaligned_leading_dims(M, N, K, trans_a, trans_b):
     b = np.ones((N, K) if trans_b else (K, N), np.float32)
     out = np.empty((M, N), np.float32)
     with pytest.raises(ValueError, match="v2"):
-        cuda._gemm_host(a, b, out, trans_a, trans_b, variant="v2")
+        gemm(a, b, out, trans_a, trans_b, variant="v2")
     # ...and the automatic choice falls back to v1 on the same arrays.
     _check(M, N, K, trans_a=trans_a, trans_b=trans_b, variant="auto")
 
@@ -303,43 +254,28 @@ def test_v1_forced(M, N, K):
 def test_bad_variant_name_raises():
     a = np.ones((4, 4), np.float32)
     with pytest.raises(ValueError, match="variant"):
-        cuda._gemm_host(a, a, np.empty((4, 4), np.float32), variant="v3")
+        gemm(a, a, np.empty((4, 4), np.float32), variant="v3")
 
 
-def _nan_padded(torch, x):
-    """x (rows, cols) on the GPU inside a buffer whose leading dimension is a multiple of 4 and
-    at least 4 wider, the padding NaN: a kernel that reads past the logical edge poisons its
-    result, one that writes there leaves a finite value. Returns (tensor, leading dimension)."""
-    ld = (x.shape[1] + 3) // 4 * 4 + 4
-    t = torch.full((x.shape[0], ld), float("nan"), device="cuda")
-    t[:, : x.shape[1]] = torch.from_numpy(x).cuda()
-    return t, ld
+
 
 
 @needs_gpu
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("M,N,K", [(130, 131, 67), (5, 3, 1), (257, 129, 9)])
-def test_v2_padded_leading_dims_with_torch(M, N, K, trans_a, trans_b):
+def test_v2_padded_leading_dims(M, N, K, trans_a, trans_b):
     """Sizes that are not multiples of 4 inside buffers whose leading dimensions are: the partial
     float4 loads at the K, M and N edges and the per-element stores at the N edge."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch without CUDA")
-    from fastnn import _cuda
-
     rng = np.random.default_rng(11)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     bias = rng.standard_normal(N).astype(np.float32)
     c0 = rng.standard_normal((M, N)).astype(np.float32)
-    (ta, lda), (tb, ldb), (tc, ldc) = (_nan_padded(torch, v) for v in (a, b, c0))
-    tbias = torch.from_numpy(bias).cuda()
-    _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), M, N, K, lda, ldb, ldc,
-                      trans_a=trans_a, trans_b=trans_b, alpha=0.75, beta=0.5,
-                      bias=tbias.data_ptr(), activation="leaky_relu", act_param=0.2,
-                      stream=torch.cuda.current_stream().cuda_stream, variant="v2")
-    got = tc.cpu().numpy()
+    (ta, _), (tb, _), (tc, cbuf) = (padded(v) for v in (a, b, c0))
+    backend().gemm(ta, tb, tc, trans_a, trans_b, 0.75, 0.5, dev(bias), "leaky_relu", 0.2,
+                   variant="v2")
+    got = host(cbuf)
     want = _reference(a, b, c0, trans_a, trans_b, 0.75, 0.5, bias, "leaky_relu", 0.2)
     assert np.isfinite(got[:, :N]).all()
     assert _rel_err(got[:, :N], want) < RTOL
@@ -347,29 +283,18 @@ def test_v2_padded_leading_dims_with_torch(M, N, K, trans_a, trans_b):
 
 
 @needs_gpu
-def test_v2_misaligned_pointer_falls_back_with_torch():
+def test_v2_misaligned_pointer_falls_back():
     """A pointer one float past a 16-byte boundary: auto runs v1, forcing v2 is a ValueError."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch without CUDA")
-    from fastnn import _cuda
-
     M = N = K = 1024
     rng = np.random.default_rng(3)
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
-    flat = torch.empty(M * K + 1, device="cuda")
-    flat[1:] = torch.from_numpy(a).cuda().reshape(-1)
-    tb = torch.from_numpy(b).cuda()
-    tc = torch.full((M, N), float("nan"), device="cuda")
-    ptr_a = flat.data_ptr() + 4
-    stream = torch.cuda.current_stream().cuda_stream
+    (ta,) = misaligned([a])
+    tb, tc = dev(b), poisoned_dev((M, N), np.float32)
     with pytest.raises(ValueError, match="v2"):
-        _cuda.gemm_device(ptr_a, tb.data_ptr(), tc.data_ptr(), M, N, K, K, N, N, stream=stream,
-                          variant="v2")
-    _cuda.gemm_device(ptr_a, tb.data_ptr(), tc.data_ptr(), M, N, K, K, N, N, stream=stream)
-    got = tc.cpu().numpy()
-    assert _rel_err(got, a.astype(np.float64) @ b) < 2e-5
+        backend().gemm(ta, tb, tc, False, False, 1.0, 0.0, None, "none", 0.0, variant="v2")
+    backend().gemm(ta, tb, tc, False, False, 1.0, 0.0, None, "none", 0.0)
+    assert _rel_err(host(tc), a.astype(np.float64) @ b) < tol("gemm_large", np.float32)
 
 
 # ---------------------------------------------------------------- TF32 tensor cores
@@ -406,32 +331,25 @@ def test_tf32_really_rounds_and_refuses_unaligned():
     a = rng.standard_normal((256, 512)).astype(np.float32)
     b = rng.standard_normal((512, 256)).astype(np.float32)
     out = np.full((256, 256), np.nan, np.float32)
-    cuda._gemm_host(a, b, out, variant="tf32")
+    gemm(a, b, out, variant="tf32")
     err = _rel_err(out, a.astype(np.float64) @ b.astype(np.float64))
     assert 1e-5 < err < TF32_RTOL, f"TF32 error {err:.3g} (below 1e-5: not on tensor cores?)"
     with pytest.raises(ValueError, match="tf32"):
-        cuda._gemm_host(a[:, :511].copy(), b[:511].copy(), out, variant="tf32")
+        gemm(a[:, :511].copy(), b[:511].copy(), out, variant="tf32")
 
 
 @needs_gpu
-def test_gemm_device_tf32_with_torch():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch without CUDA")
-    from fastnn import _cuda
-
+def test_gemm_tf32_on_device_tensors():
     rng = np.random.default_rng(9)
     m, k, n = 300, 68, 132
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
-    ta, tb, tbias = (torch.from_numpy(v).cuda() for v in (a, b, bias))
-    tc = torch.full((m, n), float("nan"), device="cuda")
-    _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), m, n, k, k, n, n,
-                      bias=tbias.data_ptr(), activation="relu",
-                      stream=torch.cuda.current_stream().cuda_stream, variant="tf32")
+    tc = poisoned_dev((m, n), np.float32)
+    backend().gemm(dev(a), dev(b), tc, False, False, 1.0, 0.0, dev(bias), "relu", 0.0,
+                   variant="tf32")
     want = np.maximum(a.astype(np.float64) @ b + bias, 0)
-    got = tc.cpu().numpy()
+    got = host(tc)
     assert np.isfinite(got).all()
     assert _rel_err(got, want) < TF32_RTOL
 
@@ -443,10 +361,6 @@ def test_gemm_device_tf32_with_torch():
 # sum the rounding errors scale with): each m16n8k16 step may lose a few FP32 ulps of S on the
 # tensor cores, so the bound is (K / 16 + 4) * 2^-20 * S, plus float32 rounding of the epilogue.
 # A kernel that did not round, or a fragment in the wrong place, is off by ~1e-3 S or by O(S).
-
-
-def _bf16_bound(S, want, K):
-    return (K / 16 + 4) * 2.0**-20 * 1.25 * S + 2e-6 * (np.abs(want) + S)
 
 
 def _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param):
@@ -469,7 +383,7 @@ def _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, pa
 
 
 def _assert_bf16_close(got, want, pre, S, K, activation, what):
-    bound = _bf16_bound(S, want, K)
+    bound = gemm_bf16_bound(S, want, K)
     ok = np.abs(got.astype(np.float64) - want) <= bound
     if activation == "step":
         ok |= np.abs(pre) <= bound  # the step may flip within the accumulation error of 0
@@ -482,17 +396,8 @@ def _assert_bf16_close(got, want, pre, S, K, activation, what):
 
 def _check_bf16(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias=False,
                 activation=None, param=0.0, seed=0):
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
-    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
-    bias = rng.standard_normal(N).astype(np.float32) if with_bias else None
-    if beta == 0:
-        out = np.full((M, N), np.nan, dtype=np.float32)  # never read: must not leak
-    else:
-        out = rng.standard_normal((M, N)).astype(np.float32)
-    c0 = out.copy()
-    cuda._gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
-                    variant="bf16")
+    a, b, bias, out, c0 = _operands(M, N, K, trans_a, trans_b, beta, with_bias, seed)
+    gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param, variant="bf16")
     want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
     _assert_bf16_close(out, want, pre, S, K, activation,
                        f"M={M} N={N} K={K} trans_a={trans_a} trans_b={trans_b}")
@@ -520,8 +425,8 @@ def test_round_bf16_matches_torch():
     assert (got[~nan].view(np.uint32) & 0xFFFF == 0).all()
 
 
-# gemm_host copies contiguously, so the bf16 kernel applies when K and N are multiples of 4, and
-# M too with trans_a (the torch test below covers odd sizes through padded leading dimensions).
+# Contiguous operands: the bf16 kernel applies when K and N are multiples of 4, and
+# M too with trans_a (the padded test below covers odd sizes through wider leading dimensions).
 BF16_SHAPES = [
     (1, 4, 4),
     (3, 8, 12),
@@ -589,7 +494,7 @@ def test_bf16_really_rounds():
     a = rng.standard_normal((256, 512)).astype(np.float32)
     b = rng.standard_normal((512, 256)).astype(np.float32)
     out = np.full((256, 256), np.nan, np.float32)
-    cuda._gemm_host(a, b, out, variant="bf16")
+    gemm(a, b, out, variant="bf16")
     exact = a.astype(np.float64) @ b.astype(np.float64)
     rounded = oracle.round_bf16(a).astype(np.float64) @ oracle.round_bf16(b).astype(np.float64)
     err_exact, err_rounded = _rel_err(out, exact), _rel_err(out, rounded)
@@ -607,7 +512,7 @@ def test_bf16_nan_and_inf_propagate():
     a[7, 40] = np.nan
     b[3, 100] = np.inf
     out = np.full((M, N), np.nan, np.float32)
-    cuda._gemm_host(a, b, out, variant="bf16")
+    gemm(a, b, out, variant="bf16")
     assert np.isnan(out[7]).all(), "a NaN in row 7 of A must poison row 7 of C"
     rest = np.delete(np.arange(M), 7)
     assert np.isinf(out[rest, 100]).all(), "an Inf in column 100 of B must reach column 100"
@@ -626,24 +531,23 @@ def test_bf16_refuses_unaligned_leading_dims(M, N, K, trans_a, trans_b):
     b = np.ones((N, K) if trans_b else (K, N), np.float32)
     out = np.empty((M, N), np.float32)
     with pytest.raises(ValueError, match="bf16"):
-        cuda._gemm_host(a, b, out, trans_a, trans_b, variant="bf16")
+        gemm(a, b, out, trans_a, trans_b, variant="bf16")
 
 
 @needs_gpu
 @pytest.mark.cuda
-def test_gemm_host_reuses_cached_blocks():
-    """gemm_host stages through the caching allocator: the same call twice mallocs nothing new
-    and leaves nothing in use."""
+def test_gemm_reuses_cached_blocks():
+    """Whatever workspace the bf16 GEMM needs comes from the caching allocator: the same call
+    twice mallocs nothing new and leaves nothing more in use."""
     rng = np.random.default_rng(8)
-    a = rng.standard_normal((96, 64)).astype(np.float32)
-    b = rng.standard_normal((64, 80)).astype(np.float32)
-    out = np.empty((96, 80), np.float32)
-    cuda._gemm_host(a, b, out, variant="bf16")
+    ta = dev(rng.standard_normal((96, 64)).astype(np.float32))
+    tb = dev(rng.standard_normal((64, 80)).astype(np.float32))
+    tc = dev(np.empty((96, 80), np.float32))
+    backend().gemm(ta, tb, tc, False, False, 1.0, 0.0, None, "none", 0.0, variant="bf16")
     before = cuda.memory_stats()
-    cuda._gemm_host(a, b, out, variant="bf16")
+    backend().gemm(ta, tb, tc, False, False, 1.0, 0.0, None, "none", 0.0, variant="bf16")
     after = cuda.memory_stats()
     assert after["num_cuda_malloc"] == before["num_cuda_malloc"]
-    assert after["num_cache_hits"] > before["num_cache_hits"]
     assert after["bytes_in_use"] == before["bytes_in_use"]
 
 
@@ -651,47 +555,33 @@ def test_gemm_host_reuses_cached_blocks():
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (5, 3, 17), (130, 131, 67), (257, 129, 33)])
-def test_bf16_odd_sizes_padded_leading_dims_with_torch(M, N, K, trans_a, trans_b):
+def test_bf16_odd_sizes_padded_leading_dims(M, N, K, trans_a, trans_b):
     """Odd M, N, K inside buffers whose leading dimensions are multiples of 4 (NaN padding): the
     partial float4 loads at every edge, the K tail inside a 32-deep stage, per-element stores at
     the N edge; the epilogue with alpha, beta, bias and an activation."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch without CUDA")
-    from fastnn import _cuda
-
     rng = np.random.default_rng(12)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     bias = rng.standard_normal(N).astype(np.float32)
     c0 = rng.standard_normal((M, N)).astype(np.float32)
-    (ta, lda), (tb, ldb), (tc, ldc) = (_nan_padded(torch, v) for v in (a, b, c0))
-    tbias = torch.from_numpy(bias).cuda()
-    _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), tc.data_ptr(), M, N, K, lda, ldb, ldc,
-                      trans_a=trans_a, trans_b=trans_b, alpha=0.75, beta=0.5,
-                      bias=tbias.data_ptr(), activation="gelu",
-                      stream=torch.cuda.current_stream().cuda_stream, variant="bf16")
-    got = tc.cpu().numpy()
+    (ta, _), (tb, _), (tc, cbuf) = (padded(v) for v in (a, b, c0))
+    backend().gemm(ta, tb, tc, trans_a, trans_b, 0.75, 0.5, dev(bias), "gelu", 0.0,
+                   variant="bf16")
+    got = host(cbuf)
     want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, 0.75, 0.5, bias, "gelu", 0.0)
     _assert_bf16_close(got[:, :N], want, pre, S, K, "gelu", f"M={M} N={N} K={K} padded")
     assert np.isnan(got[:, N:]).all(), "wrote past N into the padding"
 
 
 @needs_gpu
-def test_bf16_gemm_device_agrees_with_torch_bf16():
-    """gemm_device(variant='bf16') against torch's own bf16 matmul on the same rounded operands:
-    equal to accumulation error."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch without CUDA")
-    from fastnn import _cuda
-
+def test_bf16_gemm_on_device_tensors_equals_the_rounded_product():
+    """variant='bf16' on device tensors against the float64 product of the bf16-rounded
+    operands: equal to accumulation error."""
+    rng = np.random.default_rng(13)
     m, k, n = 300, 68, 132
-    ta = torch.randn(m, k, device="cuda")
-    tb = torch.randn(k, n, device="cuda")
-    c1 = torch.full((m, n), float("nan"), device="cuda")
-    stream = torch.cuda.current_stream().cuda_stream
-    _cuda.gemm_device(ta.data_ptr(), tb.data_ptr(), c1.data_ptr(), m, n, k, k, n, n,
-                      stream=stream, variant="bf16")
-    ref = (ta.bfloat16().double() @ tb.bfloat16().double()).float()
-    assert (c1 - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    tc = poisoned_dev((m, n), np.float32)
+    backend().gemm(dev(a), dev(b), tc, False, False, 1.0, 0.0, None, "none", 0.0, variant="bf16")
+    ref = oracle.round_bf16(a).astype(np.float64) @ oracle.round_bf16(b).astype(np.float64)
+    assert np.abs(host(tc) - ref).max() <= 1e-4 * np.abs(ref).max()

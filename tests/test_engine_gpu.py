@@ -19,23 +19,14 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import cuda, optim
+from fastnn import optim
 from fastnn.layers import Activation, BatchNorm, Dense, Dropout
 from fastnn.tensor import Tensor
 
-
-def _real_gpu():
-    # The real module, not the host stand-in some test modules install process-wide.
-    mod = cuda._load()
-    try:
-        return mod is not None and int(mod.device_count()) > 0
-    except Exception:
-        return False
+from gpu import needs_gpu
 
 
-pytestmark = pytest.mark.skipif(
-    not _real_gpu(), reason=f"needs a usable CUDA device and fastnn built with CUDA "
-                            f"(compiled={cuda.is_compiled()})")
+pytestmark = needs_gpu
 
 TOL = {"fp32": 1e-5, "tf32": 1e-2, "bf16": 5e-2}
 
@@ -252,7 +243,7 @@ def test_cpu_save_load_on_gpu(rng, tmp_path):
     np.testing.assert_allclose(back.predict(X), gpu.predict(X), rtol=1e-5, atol=1e-6)
 
 
-def test_gpu_inputs_without_copy_and_torch(rng):
+def test_gpu_inputs_without_copy(rng):
     X, y = classification(rng)
     a = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3))
     b = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3))
@@ -261,9 +252,16 @@ def test_gpu_inputs_without_copy_and_torch(rng):
           epochs=2, batch_size=32, verbose=0)
     for u, v in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(u, v)
+
+
+def test_gpu_inputs_from_torch(rng):
+    """Interoperation: torch CUDA tensors in (DLPack), the same weights as NumPy input."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch without CUDA")
+    X, y = classification(rng)
+    a = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3))
+    a.fit(X, y, epochs=2, batch_size=32, verbose=0)
     c = build(every_layer_kind, "cuda", optim.Adam(lr=3e-3))
     c.fit(torch.from_numpy(X).cuda(), torch.from_numpy(y.astype(np.int64)).cuda(), epochs=2,
           batch_size=32, verbose=0)

@@ -14,23 +14,15 @@ Two halves:
   as Tensors on the device, dW/db scatter) and every argument error of the GPU path.
 """
 
-import os
-
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import cuda, ops
+from fastnn import ops
 
 import _cuda_standin
-
-if os.environ.get("FASTNN_CUDA_STANDIN"):  # the GPU tests on host memory
-    _cuda_standin.install()
-
-GPU = cuda.is_available()
-needs_gpu = pytest.mark.skipif(
-    not GPU, reason=f"needs a usable CUDA device and fastnn built with CUDA "
-                    f"(compiled={cuda.is_compiled()}, available={GPU})")
+from gpu import dev as _dev
+from gpu import needs_device as needs_gpu
 
 # Relative to the largest magnitude of each reference array: float32 GEMMs summed in another
 # order (K up to a few hundred) stay well inside 1e-4; float64 agrees to ~1e-13.
@@ -47,10 +39,6 @@ def _problem(n, d, c, dtype=np.float32, bias=True, seed=0, zipf=True):
     else:
         labels = rng.integers(0, c, n).astype(np.int64)
     return h, W, b, labels
-
-
-def _dev(a, device="cuda"):
-    return None if a is None else fastnn.asarray(a, device=device)
 
 
 def _close(got, want, dtype, what):

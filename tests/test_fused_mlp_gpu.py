@@ -7,37 +7,18 @@ previous output, or its dZ one layer up), with the operands rounded as the kerne
 with the oracle's own chain (Frobenius norm, more loosely). Device buffers start as NaN, so an element the
 kernel fails to write fails the finiteness checks.
 
+The kernels are reached through fastnn._cuda.fused_mlp_forward(x, weights, biases, activations,
+act_params, outs, precision) and fused_mlp_backward(weights, activations, act_params, outs, dy,
+dzs, dx, precision) on CUDA tensors (the device entry points, tensors in place of addresses).
 The kernel tests need a GPU; the rounding helpers run on the CPU, and fused_mlp_applies needs
 only the CUDA module."""
-
-import os
 
 import numpy as np
 import pytest
 
 import oracle
 from fastnn import cuda
-
-
-def _real_gpu():
-    """A device behind the real fastnn._cuda (tests/_cuda_standin.py may have patched
-    fastnn.cuda.is_available for the whole process, and it has no fused MLP)."""
-    if os.environ.get("FASTNN_CUDA_STANDIN"):
-        return False
-    mod = cuda._load()
-    try:
-        return mod is not None and int(mod.device_count()) > 0
-    except Exception:
-        return False
-
-
-needs_gpu = pytest.mark.skipif(
-    not _real_gpu(),
-    reason="no usable CUDA device (fastnn built without CUDA, no GPU, no/too-old driver, or "
-           "FASTNN_CUDA_STANDIN set)",
-)
-needs_module = pytest.mark.skipif(not cuda.is_compiled(),
-                                  reason="fastnn was built without its CUDA module")
+from gpu import backend, dev, host, needs_gpu, needs_module, poisoned_dev
 
 PRECISIONS = ["fp32", "tf32", "bf16"]
 # Accumulation error per element, relative to |x| @ |W| + |b|; tensor-core products of rounded
@@ -59,6 +40,20 @@ def _stack(widths, seed, bias=True):
     return ws, bs
 
 
+def fused_mlp(X, ws, bs, names, params, precision, dY, want_dx=True):
+    """Forward then backward through the kernels on device copies, every output NaN-poisoned
+    first: (outs, dzs, dx) on the host (dx None without want_dx)."""
+    M = X.shape[0]
+    widths = [X.shape[1]] + [w.shape[1] for w in ws]
+    tW, tb = [dev(w) for w in ws], [dev(b) for b in bs]
+    outs = [poisoned_dev((M, w), np.float32) for w in widths[1:]]
+    backend().fused_mlp_forward(dev(X), tW, tb, names, params, outs, precision)
+    dzs = [poisoned_dev((M, w), np.float32) for w in widths[1:]]
+    dx = poisoned_dev((M, widths[0]), np.float32) if want_dx else None
+    backend().fused_mlp_backward(tW, names, params, outs, dev(dY), dzs, dx, precision)
+    return [host(o) for o in outs], [host(d) for d in dzs], None if dx is None else host(dx)
+
+
 def _lipschitz(name, param):
     return max(1.0, abs(param)) if name in ("leaky_relu", "elu") else 1.0
 
@@ -71,8 +66,7 @@ def _check(M, widths, acts, precision, seed=0, bias=True, want_dx=True, e2e=True
     X = rng.standard_normal((M, widths[0])).astype(np.float32)
     dY = rng.standard_normal((M, widths[-1])).astype(np.float32)
     ws, bs = _stack(widths, seed, bias)
-    outs, dzs, dx = cuda._fused_mlp_host(X, ws, bs, names, precision, dY, act_params=params,
-                                         want_dx=want_dx)
+    outs, dzs, dx = fused_mlp(X, ws, bs, names, params, precision, dY, want_dx=want_dx)
     tol = TOL[precision]
     n = len(ws)
     assert len(outs) == n and len(dzs) == n
@@ -207,22 +201,22 @@ def test_applies_rejects_bad_arguments():
         cuda._fused_mlp_applies([64, 64, 64], ["relu"], "fp32")
 
 
-@needs_module
-def test_host_refuses_stacks_it_does_not_take():
-    # Straight to the module: the refusal comes before any device call, so it needs no GPU.
-    host = cuda._load().fused_mlp_host
+@needs_gpu
+def test_refuses_stacks_it_does_not_take():
     X = np.zeros((4, 129), np.float32)
     ws, bs = _stack([129, 8], 0)
     with pytest.raises(ValueError, match="does not take"):
-        host(X, ws, bs, ["relu"], [0.0], "fp32", None, True)
+        fused_mlp(X, ws, bs, ["relu"], [0.0], "fp32", np.zeros((4, 8), np.float32))
     X = np.zeros((4, 8), np.float32)
     ws, bs = _stack([8, 8], 0)
     with pytest.raises(ValueError, match="does not take"):
-        host(X, ws, bs, ["gelu"], [0.0], "bf16", None, True)
+        fused_mlp(X, ws, bs, ["gelu"], [0.0], "bf16", np.zeros((4, 8), np.float32))
     with pytest.raises(ValueError, match="rows"):
-        host(X, [ws[0], ws[0].T[:3]], [None, None], [None, None], [0.0, 0.0], "fp32", None, True)
+        fused_mlp(X, [ws[0], ws[0].T[:3]], [None, None], [None, None], [0.0, 0.0], "fp32",
+                  np.zeros((4, 3), np.float32))
     with pytest.raises(TypeError):
-        host(X.astype(np.float64), ws, bs, ["relu"], [0.0], "fp32", None, True)
+        fused_mlp(X.astype(np.float64), [w.astype(np.float64) for w in ws], [None], ["relu"],
+                  [0.0], "fp32", np.zeros((4, 8)))
 
 
 # ------------------------------------------------------------------ GPU: the kernels
@@ -283,39 +277,26 @@ def test_deterministic(precision):
 
 
 @needs_gpu
-def test_device_entry_points_and_dz_aliasing_dy():
-    """The device-pointer entry points, with dZ[last] given dY's own buffer (the header allows
-    it), agree bit for bit with the host path."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch without CUDA")
+def test_dz_aliasing_dy_and_inference_without_hidden_outputs():
+    """dZ[last] given dY's own buffer (the header allows it), and an inference forward that
+    stores no hidden output (None), agree bit for bit with separate buffers."""
     widths, M = [33, 64, 64, 10], 1000
     acts = ["relu", "tanh", "sigmoid"]  # a last activation, so that dZ[last] != dY
     ws, bs = _stack(widths, 3)
     rng = np.random.default_rng(3)
     X = rng.standard_normal((M, widths[0])).astype(np.float32)
     dY = rng.standard_normal((M, widths[-1])).astype(np.float32)
-    ref_outs, ref_dzs, ref_dx = cuda._fused_mlp_host(X, ws, bs, acts, "tf32", dY)
-
-    dev = lambda a: torch.from_numpy(a).cuda()
-    tX, tW, tb, tdY = dev(X), [dev(w) for w in ws], [dev(b) for b in bs], dev(dY)
-    outs = [torch.empty(M, w, device="cuda") for w in widths[1:]]
-    dzs = [torch.empty(M, w, device="cuda") for w in widths[1:-1]] + [tdY]  # aliasing
-    dx = torch.empty(M, widths[0], device="cuda")
-    mod = cuda._require()
-    stream = torch.cuda.current_stream().cuda_stream
     params = [0.0] * 3
-    mod.fused_mlp_forward_device(tX.data_ptr(), M, widths, [w.data_ptr() for w in tW],
-                                 [b.data_ptr() for b in tb], acts, params,
-                                 [o.data_ptr() for o in outs], "tf32", stream)
-    mod.fused_mlp_backward_device(M, widths, [w.data_ptr() for w in tW], acts, params,
-                                  [o.data_ptr() for o in outs], tdY.data_ptr(),
-                                  [d.data_ptr() for d in dzs], dx.data_ptr(), "tf32", stream)
-    # Inference: hidden outputs not stored (address 0), the last one the same bits.
-    last = torch.full((M, widths[-1]), float("nan"), device="cuda")
-    mod.fused_mlp_forward_device(tX.data_ptr(), M, widths, [w.data_ptr() for w in tW],
-                                 [b.data_ptr() for b in tb], acts, params,
-                                 [0, 0, last.data_ptr()], "tf32", stream)
-    torch.cuda.synchronize()
+    ref_outs, ref_dzs, ref_dx = fused_mlp(X, ws, bs, acts, params, "tf32", dY)
+
+    tX, tW, tb, tdY = dev(X), [dev(w) for w in ws], [dev(b) for b in bs], dev(dY)
+    outs = [poisoned_dev((M, w), np.float32) for w in widths[1:]]
+    dzs = [poisoned_dev((M, w), np.float32) for w in widths[1:-1]] + [tdY]  # aliasing
+    dx = poisoned_dev((M, widths[0]), np.float32)
+    backend().fused_mlp_forward(tX, tW, tb, acts, params, outs, "tf32")
+    backend().fused_mlp_backward(tW, acts, params, outs, tdY, dzs, dx, "tf32")
+    # Inference: hidden outputs not stored, the last one the same bits.
+    last = poisoned_dev((M, widths[-1]), np.float32)
+    backend().fused_mlp_forward(tX, tW, tb, acts, params, [None, None, last], "tf32")
     for got, want in zip(outs + dzs + [dx, last], ref_outs + ref_dzs + [ref_dx, ref_outs[-1]]):
-        assert np.array_equal(got.cpu().numpy().view(np.uint32), want.view(np.uint32))
+        assert np.array_equal(host(got).view(np.uint32), want.view(np.uint32))

@@ -1,7 +1,8 @@
 """The CUDA dense backward (csrc/cuda/dense.{h,cu}) and ops.linear_grad on GPU tensors.
 
 Two halves:
-- GPU (skipped without a usable device): fastnn._cuda.dense_backward on device memory against
+- GPU (skipped without a usable device): fastnn._cuda.dense_backward (fastnn._C.dense_backward's
+  arguments on CUDA tensors, plus the CUDA-only precision=, path= and split=) against
   the float64 oracle (tests/oracle.py, as tests/test_dense_grad.py checks the CPU op), the fused
   path against the composed one (the reference), against the CPU op, at every gate activation
   (from z and from y), shapes straddling both tile sizes (64 and 128) with M, N, K of 1, odd,
@@ -13,27 +14,15 @@ Two halves:
   (tests/_cuda_standin.py): argument order, strides, workspace, in-place outputs and errors.
 """
 
-import os
-
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import cuda, ops
 from fastnn.ops import _activation_arg
-from fastnn.tensor import Tensor
 
 import oracle
+from gpu import backend, dev, needs_gpu, view
 from test_dense_grad import ACTIVATIONS, deriv_scale, layer, magnitudes
-
-# FASTNN_CUDA_STANDIN=1 (test_ops_gpu.py) replaces fastnn._cuda by host code for the whole
-# process: the kernel tests below are not about that glue, and its kernels raise nothing.
-STANDIN = bool(os.environ.get("FASTNN_CUDA_STANDIN"))
-GPU = cuda.is_available() and not STANDIN
-needs_gpu = pytest.mark.skipif(
-    not GPU, reason=f"needs a usable CUDA device and fastnn built with CUDA "
-                    f"(compiled={cuda.is_compiled()}, available={cuda.is_available()}, "
-                    f"stand-in={STANDIN})")
 
 # Relative error in norm against the size of the sums (magnitudes): float32 products over up to
 # a few thousand terms.
@@ -54,17 +43,8 @@ def from_output_ok(act):
     return act in ops.GRAD_FROM_OUTPUT
 
 
-def dev(a):
-    return fastnn.asarray(np.ascontiguousarray(a), device="cuda:0")
-
-
 def mod():
     return cuda._require()
-
-
-def stream():
-    from fastnn import _gpu_ops
-    return _gpu_ops._stream(0)
 
 
 def rel(got, ref, scale):
@@ -87,34 +67,34 @@ def dense_backward(dy, x, w, act=None, gate=None, from_output=False, *, path="au
     sh = 1 if misalign else 0
 
     def buf(a, rows, ld, fill=np.nan):
-        width = ld if a is None else max(ld, a.shape[1])  # (ld < cols: an argument-error test)
+        """A (rows, cols) view with row stride ld into a NaN-filled device buffer."""
+        cols = ld if a is None else a.shape[1]
+        width = max(ld, cols)
         host = np.full(rows * width + sh, fill, np.float32)
         if a is not None:
-            host[sh:sh + rows * width].reshape(rows, width)[:, :a.shape[1]] = a
-        return dev(host)
+            host[sh:sh + rows * width].reshape(rows, width)[:, :cols] = a
+        base = dev(host)
+        return base, view(base, sh, (rows, cols), (ld, 1))
 
-    def p(t):
-        return 0 if t is None else t.data_ptr() + 4 * sh
+    def keep(pair):
+        return None if pair is None else pair[1]
 
     d_dy, d_gate = buf(dy, M, ldy), (buf(gate, M, ldy) if gate is not None else None)
     d_x, d_w = buf(x, M, K), buf(w, K, N)
     d_dw = buf(dw0 if accumulate else None, K, N)
     d_db = buf(db0[None, :] if accumulate else None, 1, N) if want_db else None
     d_dx = buf(None, M, K) if want_dx else None
-    need = int(mod().dense_backward_workspace_bytes(M, N, K if split else None))
-    ws = dev(np.zeros(max(need, 1), np.uint8))
-    mod().dense_backward(p(d_dy), p(d_x), p(d_w), p(d_gate), name, param, from_output, p(d_dw),
-                         p(d_db), p(d_dx), M, K, N, ldy, K, N, N, K, accumulate, ws.data_ptr(),
-                         need if workspace_bytes is None else workspace_bytes, stream(),
-                         precision, path)
+    extra = {} if workspace_bytes is None else {"workspace_bytes": workspace_bytes}
+    db_view = None if d_db is None else view(d_db[1], 0, (N,), (1,))
+    backend().dense_backward(keep(d_dy), keep(d_x), keep(d_w), keep(d_gate), name, param,
+                             from_output, keep(d_dw), db_view, keep(d_dx), accumulate,
+                             precision=precision, path=path, split=split, **extra)
 
-    def back(t, rows, cols):
-        if t is None:
-            return None
-        return t.numpy()[sh:sh + rows * cols].reshape(rows, cols)
+    def back(pair):
+        return None if pair is None else pair[1].numpy()
 
-    db = back(d_db, 1, N)
-    return back(d_dx, M, K), back(d_dw, K, N), None if db is None else db[0]
+    db = back(d_db)
+    return back(d_dx), back(d_dw), None if db is None else db[0]
 
 
 def check(got, refs, scales, what, tol=TOL):
@@ -398,8 +378,9 @@ def test_argument_errors(rng):
     with pytest.raises(ValueError, match="row stride is smaller"):
         dense_backward(dy, x, w, "gelu", z, ldy=2)
     with pytest.raises(ValueError, match="needs the gate"):
-        mod().dense_backward(1, 1, 1, 0, "relu", 0.0, False, 1, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2,
-                             False, 1, 1 << 20, stream(), "fp32", "fused")
+        t = dev(np.ones((2, 2), np.float32))
+        backend().dense_backward(t, t, t, None, "relu", 0.0, False, t, None, None, False,
+                                 precision="fp32", path="fused")
 
 
 @needs_gpu
@@ -421,19 +402,15 @@ def standin(monkeypatch):
     return _cuda_standin.install(monkeypatch)
 
 
-def sdev(a):
-    return fastnn.asarray(np.ascontiguousarray(a), device="cuda:0")
-
-
 @pytest.mark.parametrize("act,from_output", [(None, False), ("relu", True), ("gelu", False),
                                              ("leaky_relu", False), ("sigmoid", True)])
 def test_standin_linear_grad_dispatch(standin, act, from_output, rng):
     n, k, m = 13, 7, 5
     x, w, _, y, z, dy = layer(rng, n, k, m, np.float32, act)
     kw = {"y": y} if from_output else {"z": z}
-    kd = {key: sdev(v) for key, v in kw.items()}
+    kd = {key: dev(v) for key, v in kw.items()}
     ref = ops.linear_grad(dy, x, w, act, negative_slope=SLOPE, **kw)
-    got = ops.linear_grad(sdev(dy), sdev(x), sdev(w), act, negative_slope=SLOPE, **kd)
+    got = ops.linear_grad(dev(dy), dev(x), dev(w), act, negative_slope=SLOPE, **kd)
     assert all(t.device == "cuda:0" for t in got)
     assert standin.calls[-1] == ("dense_backward", "fp32", "auto")
     for a, b in zip(got, ref):
@@ -445,16 +422,16 @@ def test_standin_linear_grad_in_place_and_accumulate(standin, rng):
     x, w, _, y, z, dy = layer(rng, n, k, m, np.float32, "tanh")
     dw0 = rng.standard_normal((k, m)).astype(np.float32)
     db0 = rng.standard_normal(m).astype(np.float32)
-    dw, db = sdev(dw0), sdev(db0)
-    dx, dw1, db1 = ops.linear_grad(sdev(dy), sdev(x), sdev(w), "tanh", y=sdev(y), dw=dw, db=db,
+    dw, db = dev(dw0), dev(db0)
+    dx, dw1, db1 = ops.linear_grad(dev(dy), dev(x), dev(w), "tanh", y=dev(y), dw=dw, db=db,
                                    accumulate=True, need_dx=False)
     assert dx is None and dw1 is dw and db1 is db
     rdw, rdb = dw0.copy(), db0.copy()
     ops.linear_grad(dy, x, w, "tanh", y=y, dw=rdw, db=rdb, accumulate=True, need_dx=False)
     np.testing.assert_array_equal(dw.numpy(), rdw)
     np.testing.assert_array_equal(db.numpy(), rdb)
-    out = sdev(np.full((n, k), np.nan, np.float32))
-    got = ops.linear_grad(sdev(dy), sdev(x), sdev(w), "tanh", y=sdev(y), dx=out)
+    out = dev(np.full((n, k), np.nan, np.float32))
+    got = ops.linear_grad(dev(dy), dev(x), dev(w), "tanh", y=dev(y), dx=out)
     assert got[0] is out
     np.testing.assert_array_equal(out.numpy(), ops.linear_grad(dy, x, w, "tanh", y=y)[0])
 
@@ -462,16 +439,16 @@ def test_standin_linear_grad_in_place_and_accumulate(standin, rng):
 def test_standin_linear_grad_strided_and_empty(standin, rng):
     n, k, m = 8, 5, 3
     x, w, _, y, z, dy = layer(rng, n, k, m, np.float32, "relu")
-    wide = sdev(np.concatenate([dy, np.full((n, 2), np.nan, np.float32)], axis=1))
+    wide = dev(np.concatenate([dy, np.full((n, 2), np.nan, np.float32)], axis=1))
     # a strided view (row stride m + 2): made contiguous before the kernel
-    dy_view = Tensor._wrap_storage(wide._storage, 0, (n, m), (m + 2, 1), np.dtype(np.float32), 0)
+    dy_view = view(wide, 0, (n, m), (m + 2, 1))
     assert not dy_view.is_contiguous()
-    got = ops.linear_grad(dy_view, sdev(x), sdev(w), "relu", z=sdev(z))
+    got = ops.linear_grad(dy_view, dev(x), dev(w), "relu", z=dev(z))
     for a, b in zip(got, ops.linear_grad(dy, x, w, "relu", z=z)):
         np.testing.assert_array_equal(a.numpy(), b)
-    dx, dw, db = ops.linear_grad(sdev(np.ones((0, 4), np.float32)),
-                                 sdev(np.ones((0, 3), np.float32)),
-                                 sdev(rng.standard_normal((3, 4)).astype(np.float32)))
+    dx, dw, db = ops.linear_grad(dev(np.ones((0, 4), np.float32)),
+                                 dev(np.ones((0, 3), np.float32)),
+                                 dev(rng.standard_normal((3, 4)).astype(np.float32)))
     assert np.array_equal(dw.numpy(), np.zeros((3, 4))) and np.array_equal(db.numpy(), np.zeros(4))
     assert dx.shape == (0, 3)
 
@@ -479,18 +456,18 @@ def test_standin_linear_grad_strided_and_empty(standin, rng):
 def test_standin_linear_grad_errors(standin, rng):
     x, w, _, y, z, dy = layer(rng, 6, 4, 3, np.float32, "gelu")
     with pytest.raises(TypeError, match="linear_grad on the GPU: float32 only"):
-        ops.linear_grad(sdev(dy.astype(np.float64)), sdev(x.astype(np.float64)),
-                        sdev(w.astype(np.float64)))
+        ops.linear_grad(dev(dy.astype(np.float64)), dev(x.astype(np.float64)),
+                        dev(w.astype(np.float64)))
     with pytest.raises(ValueError, match="the derivative of gelu needs z"):
-        ops.linear_grad(sdev(dy), sdev(x), sdev(w), "gelu", y=sdev(y))
+        ops.linear_grad(dev(dy), dev(x), dev(w), "gelu", y=dev(y))
     with pytest.raises(TypeError, match="z: expected a fastnn.Tensor on cuda:0"):
-        ops.linear_grad(sdev(dy), sdev(x), sdev(w), "gelu", z=z)
+        ops.linear_grad(dev(dy), dev(x), dev(w), "gelu", z=z)
     with pytest.raises(ValueError, match=r"z: expected shape \(6, 3\)"):
-        ops.linear_grad(sdev(dy), sdev(x), sdev(w), "gelu", z=sdev(z[:5]))
+        ops.linear_grad(dev(dy), dev(x), dev(w), "gelu", z=dev(z[:5]))
     with pytest.raises(ValueError, match=r"dw: expected shape \(4, 3\)"):
-        ops.linear_grad(sdev(dy), sdev(x), sdev(w), "gelu", z=sdev(z), dw=sdev(w.T))
+        ops.linear_grad(dev(dy), dev(x), dev(w), "gelu", z=dev(z), dw=dev(w.T))
     with pytest.raises(ValueError, match="accumulate=True needs"):
-        ops.linear_grad(sdev(dy), sdev(x), sdev(w), "gelu", z=sdev(z), accumulate=True)
-    xx = sdev(x)
+        ops.linear_grad(dev(dy), dev(x), dev(w), "gelu", z=dev(z), accumulate=True)
+    xx = dev(x)
     with pytest.raises(ValueError, match="dx: must not overlap the inputs"):
-        ops.linear_grad(sdev(dy), xx, sdev(w), "gelu", z=sdev(z), dx=xx)
+        ops.linear_grad(dev(dy), xx, dev(w), "gelu", z=dev(z), dx=xx)
