@@ -403,7 +403,7 @@ def test_argument_errors(rng):
 
 @needs_gpu
 def test_linear_grad_op_on_gpu_tensors(rng):
-    """ops.linear_grad on CUDA tensors (python/fastnn/_gpu_ops.py) against the CPU op, at a size
+    """ops.linear_grad on CUDA tensors (python/fastnn/ops/dense.py) against the CPU op, at a size
     the 128-tile kernel takes and one the 64-tile kernel takes."""
     for n, k, m, act in [(4096, 1024, 1024, "relu"), (70, 33, 21, "gelu")]:
         x, w, _, y, z, dy = layer(rng, n, k, m, np.float32, act)

@@ -74,6 +74,14 @@ def backend(**arrays):
     """(module, *arrays): `_C` and the arrays (CPU tensors unwrapped) when none is a CUDA
     tensor; else `_cuda` and the arrays as given, which must then all be CUDA tensors
     (TypeError) on one device (ValueError). None arguments are skipped."""
+    for a in arrays.values():
+        t = type(a)
+        if t is Tensor or t is list or t is tuple:
+            return _backend_of(arrays)
+    return (_C, *arrays.values())  # NumPy arrays and the like: a type test each, nothing more
+
+
+def _backend_of(arrays):
     first = None
     for name, a in _named(arrays):
         if type(a) is Tensor and a._storage is not None:

@@ -81,6 +81,18 @@ def _no_overlap(named_lists):
                                      f"each needs its own array")
 
 
+def _optional(xs, name, used, why, named):
+    """An optional state list, checked against named[0] (the params) and added to `named` when
+    `used`; else None, which the kernel skips. why: the condition that needs it."""
+    if not used:
+        return None
+    if xs is None:
+        raise ValueError(f"{name}: needed when {why} (np.zeros_like(p) for each param)")
+    xs = _tensors(xs, name, like=named[0][1])
+    named.append((name, xs))
+    return xs
+
+
 def _penalty(value, name, count):
     """Per-tensor penalty weights: None -> zeros, a number -> that number for every tensor."""
     if value is None:
@@ -149,14 +161,8 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
         raise ValueError(f"nesterov: needs momentum > 0 and dampening == 0, got "
                          f"momentum={momentum}, dampening={dampening}")
     named = [("params", params), ("grads", grads)]
-    if momentum != 0:
-        if momentum_buffers is None:
-            raise ValueError("momentum_buffers: needed when momentum != 0 (create them with "
-                             "np.zeros_like(p) for each param)")
-        momentum_buffers = _tensors(momentum_buffers, "momentum_buffers", like=params)
-        named.append(("momentum_buffers", momentum_buffers))
-    else:
-        momentum_buffers = None
+    momentum_buffers = _optional(momentum_buffers, "momentum_buffers", momentum != 0,
+                                 "momentum != 0", named)
     _no_overlap(named)
     be.sgd_step(params, grads, momentum_buffers, l1, l2, lr, momentum, dampening,
                 bool(nesterov), weight_decay, step == 1, grad_scale)
@@ -197,13 +203,8 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0
     weight_decay = _non_negative(weight_decay, "weight_decay")
     named = [("params", params), ("grads", grads), ("exp_avgs", exp_avgs),
              ("exp_avg_sqs", exp_avg_sqs)]
-    if amsgrad:
-        if max_exp_avg_sqs is None:
-            raise ValueError("max_exp_avg_sqs: needed when amsgrad=True (np.zeros_like(p) each)")
-        max_exp_avg_sqs = _tensors(max_exp_avg_sqs, "max_exp_avg_sqs", like=params)
-        named.append(("max_exp_avg_sqs", max_exp_avg_sqs))
-    else:
-        max_exp_avg_sqs = None
+    max_exp_avg_sqs = _optional(max_exp_avg_sqs, "max_exp_avg_sqs", amsgrad, "amsgrad=True",
+                                named)
     _no_overlap(named)
     be.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, l1, l2, step, lr, beta1,
                  beta2, eps, weight_decay, bool(decoupled), grad_scale)
@@ -260,20 +261,9 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
     weight_decay = _non_negative(weight_decay, "weight_decay")
     momentum = _non_negative(momentum, "momentum")
     named = [("params", params), ("grads", grads), ("square_avgs", square_avgs)]
-    if momentum > 0:
-        if momentum_buffers is None:
-            raise ValueError("momentum_buffers: needed when momentum > 0 (np.zeros_like(p) each)")
-        momentum_buffers = _tensors(momentum_buffers, "momentum_buffers", like=params)
-        named.append(("momentum_buffers", momentum_buffers))
-    else:
-        momentum_buffers = None
-    if centered:
-        if grad_avgs is None:
-            raise ValueError("grad_avgs: needed when centered=True (np.zeros_like(p) each)")
-        grad_avgs = _tensors(grad_avgs, "grad_avgs", like=params)
-        named.append(("grad_avgs", grad_avgs))
-    else:
-        grad_avgs = None
+    momentum_buffers = _optional(momentum_buffers, "momentum_buffers", momentum > 0,
+                                 "momentum > 0", named)
+    grad_avgs = _optional(grad_avgs, "grad_avgs", centered, "centered=True", named)
     _no_overlap(named)
     be.rmsprop_step(params, grads, square_avgs, momentum_buffers, grad_avgs, l1, l2, lr, alpha,
                     eps, weight_decay, momentum, grad_scale)
