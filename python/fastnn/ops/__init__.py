@@ -23,11 +23,11 @@ from fastnn.ops.reduce import (argmax_rows, binary_correct, count_correct, mean_
                                top_k_correct)
 from fastnn.ops.optim import (adagrad_step, adam_step, adamw_step, clip_grad_norm, global_norm,
                               rmsprop_step, sgd_step)
-from fastnn.ops.sampled import SAMPLERS, sample_candidates, sampled_softmax_cross_entropy
-from fastnn.ops.init import INITIALIZERS, init_weights
+from fastnn.ops.sampled import sample_candidates, sampled_softmax_cross_entropy
+from fastnn.ops.init import init_weights
 
 __all__ = [
-    "ACTIVATIONS", "GRAD_FROM_OUTPUT", "INITIALIZERS", "SAMPLERS",
+    "ACTIVATIONS", "GRAD_FROM_OUTPUT",
     "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "step", "softmax",
     "log_softmax", "activation_grad",
     "matmul", "linear", "linear_grad",

@@ -12,9 +12,9 @@ import functools
 import numpy as np
 
 from fastnn import _C
-from fastnn import _checks
 from fastnn import cuda as _cuda_api
 from fastnn._checks import FLOAT_DTYPES, aligned, as_float_array
+from fastnn._checks import require_aligned as _require_aligned_array
 from fastnn.tensor import Tensor
 
 
@@ -226,4 +226,4 @@ def check_out(a, name, shape, dtype, contiguous_only=True):
 
 def require_aligned(a, name):
     # fastnn's allocator and DLPack imports hand out aligned device memory.
-    return a if _is_cuda(a) else _checks.require_aligned(a, name)
+    return a if _is_cuda(a) else _require_aligned_array(a, name)
