@@ -1,11 +1,12 @@
-"""A host-memory stand-in for fastnn._cuda, to run tests/test_ops_gpu.py's GPU tests without a GPU
-(FASTNN_CUDA_STANDIN=1). It checks the Python glue of fastnn._gpu_ops (argument order and count
-of every fastnn._cuda call as the bindings declare them, pointers, sizes, strides, workspaces,
-in-place outputs), not the CUDA kernels: "device" memory is host memory and each kernel entry
-point forwards to the CPU kernel (fastnn._C) on views of it. Signatures mirror
-csrc/bindings/cuda_kernels_elem.cpp, cuda_kernels_optim.cpp, cuda_gemm_device.cpp, cuda_dense.cpp,
-cuda_sampled.cpp, cuda_tensor.cpp and cuda_engine.cpp (StandInNetwork: the GPU training engine on
-the CPU one)."""
+"""A host-memory fake of fastnn._cuda: the GPU path of fastnn.ops and the GPU model's Python
+plumbing run without a GPU (FASTNN_CUDA_STANDIN=1 runs the GPU tests on it; install(monkeypatch)
+in a test). It checks the glue, not the CUDA kernels.
+
+"Device" memory is host memory (one NumPy byte buffer per storage). fastnn._cuda has the same
+kernels, names and arguments as fastnn._C, taking CUDA tensors where _C takes NumPy arrays: so
+each kernel here is the _C function of that name run on NumPy views of the tensors' memory, its
+NumPy results put back on the device as tensors. Besides the kernels, the storage and stream
+functions that fastnn.Tensor needs, and the engines."""
 
 import ctypes
 import threading
@@ -13,8 +14,7 @@ import threading
 import numpy as np
 
 from fastnn import _C
-
-_NP = {"float32": np.float32, "float64": np.float64}
+from fastnn.tensor import Tensor
 
 
 class Storage:
@@ -27,14 +27,10 @@ class Storage:
         self.cached = True
 
 
-def view(ptr, n, dtype):
-    """n elements of dtype at host address ptr, as a writable array."""
-    dtype = np.dtype(dtype)
-    if n == 0:
-        return np.empty(0, dtype)
-    assert ptr, "null pointer for a non-empty array"
-    raw = (ctypes.c_char * (n * dtype.itemsize)).from_address(ptr)
-    return np.frombuffer(raw, dtype=dtype)
+def _on_host(t):
+    """A CUDA tensor of the stand-in as a NumPy view of its memory (writes go through)."""
+    return np.ndarray(t._shape, t._dtype, buffer=t._storage.buf, offset=t._offset,
+                      strides=t.strides)
 
 
 class StandIn:
@@ -42,7 +38,7 @@ class StandIn:
         self.devices = devices
         self.calls = []
 
-    # ------------------------------------------------------------ device layer
+    # ------------------------------------------------------------ storage and streams
     def device_count(self):
         return self.devices
 
@@ -66,294 +62,10 @@ class StandIn:
     def synchronize(self, device):
         pass
 
-    def _s(self, stream):
-        assert stream in (1000, 1001), f"not fastnn's stream: {stream}"
+    # ------------------------------------------------------------ the engines
+    Network32 = _C.Network32
+    Network64 = _C.Network64
 
-    # ------------------------------------------------------------ elementwise family
-    def act_forward(self, act, param, x, y, n, dtype, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        _C.act_forward(view(x, n, t), view(y, n, t), act, param)
-
-    def act_backward(self, act, param, dy, x, dx, n, dtype, stream=0, from_output=False):
-        self._s(stream)
-        t = _NP[dtype]
-        _C.act_backward(view(dy, n, t), view(x, n, t), view(dx, n, t), act, param, from_output)
-
-    def softmax_forward(self, x, y, rows, cols, dtype, stream=0, log=False):
-        self._s(stream)
-        t = _NP[dtype]
-        _C.softmax_forward(view(x, rows * cols, t).reshape(rows, cols),
-                           view(y, rows * cols, t).reshape(rows, cols), log)
-
-    def softmax_backward(self, dy, y, dx, rows, cols, dtype, stream=0, log=False):
-        self._s(stream)
-        t = _NP[dtype]
-        v = [view(p, rows * cols, t).reshape(rows, cols) for p in (dy, y, dx)]
-        _C.softmax_backward(v[0], v[1], v[2], log)
-
-    def dropout_forward(self, x, y, mask, n, rate, seed, dtype, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        _C.dropout_forward_into(view(x, n, t), view(y, n, t), view(mask, n, np.uint8), rate, seed)
-
-    def dropout_backward(self, dy, mask, dx, n, rate, dtype, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        view(dx, n, t)[...] = _C.dropout_backward(view(dy, n, t), view(mask, n, np.uint8), rate)
-
-    def loss_workspace_bytes(self):
-        return 56
-
-    def softmax_cross_entropy(self, logits, labels, probs, weight, grad, N, C, label_smoothing,
-                              workspace, dtype, stream=0):
-        self._s(stream)
-        assert workspace
-        t = _NP[dtype]
-        lab = (view(labels, N, np.int64) if labels else
-               view(probs, N * C, t).reshape(N, C))
-        w = view(weight, C, t) if weight else None
-        if labels and (lab.min() < 0 or lab.max() >= C):
-            raise ValueError("softmax_cross_entropy: label out of range")
-        loss, g = _C.softmax_cross_entropy(view(logits, N * C, t).reshape(N, C), lab, w,
-                                           label_smoothing)
-        view(grad, N * C, t)[...] = g.reshape(-1)
-        return loss
-
-    def _elem(self, fn, a, b, g, n, ws, dtype, stream):
-        self._s(stream)
-        assert ws
-        t = _NP[dtype]
-        loss, grad = fn(view(a, n, t), view(b, n, t))
-        view(g, n, t)[...] = grad
-        return loss
-
-    def binary_cross_entropy_with_logits(self, *args):
-        return self._elem(_C.binary_cross_entropy_with_logits, *args)
-
-    def mse(self, *args):
-        return self._elem(_C.mse, *args)
-
-    def mae(self, *args):
-        return self._elem(_C.mae, *args)
-
-    # ------------------------------------------------------------ GEMM
-    def gemm_device(self, a, b, c, M, N, K, lda, ldb, ldc, trans_a=False, trans_b=False,
-                    alpha=1.0, beta=0.0, bias=0, activation="none", act_param=0.0, stream=0):
-        self._s(stream)
-        assert a and b and c
-        rsa, csa = (1, lda) if trans_a else (lda, 1)
-        rsb, csb = (1, ldb) if trans_b else (ldb, 1)
-        span = lambda r, cs, rows, cols: (rows - 1) * r + (cols - 1) * cs + 1  # noqa: E731
-        A = np.lib.stride_tricks.as_strided(view(a, span(rsa, csa, M, K), np.float32),
-                                            (M, K), (rsa * 4, csa * 4))
-        B = np.lib.stride_tricks.as_strided(view(b, span(rsb, csb, K, N), np.float32),
-                                            (K, N), (rsb * 4, csb * 4))
-        C = np.lib.stride_tricks.as_strided(view(c, span(ldc, 1, M, N), np.float32),
-                                            (M, N), (ldc * 4, 4))
-        r = alpha * (A.astype(np.float64) @ B.astype(np.float64))
-        if beta != 0.0:
-            r += beta * C
-        if bias:
-            r += view(bias, N, np.float32)
-        r = np.ascontiguousarray(r, np.float32)
-        _C.act_forward(r, r, activation, act_param)
-        C[...] = r
-
-    # ------------------------------------------------------------ dense backward
-    @staticmethod
-    def _mat(ptr, rows, cols, ld):
-        """(rows, cols) float32 at ptr with row stride ld (elements)."""
-        span = (rows - 1) * ld + cols if rows and cols else 0
-        return np.lib.stride_tricks.as_strided(view(ptr, span, np.float32), (rows, cols),
-                                               (ld * 4, 4))
-
-    def dense_backward_workspace_bytes(self, M, N, K=None):
-        return 4 * M * N + 12 * N + (0 if K is None else 4 * K * N)
-
-    def dense_backward(self, dy, x, w, gate, activation, act_param, from_output, dw, db, dx, M,
-                       K, N, ldy, ldx, ldw, lddw, lddx, accumulate, workspace, workspace_bytes,
-                       stream=0, precision="fp32", path="auto"):
-        self._s(stream)
-        assert precision in ("fp32", "tf32", "bf16")
-        assert path in ("auto", "fused", "composed", "fused64", "fused128")
-        assert workspace_bytes >= self.dense_backward_workspace_bytes(M, N, K)
-        assert workspace or workspace_bytes == 0
-        assert min(ldy, ldx, ldw, lddw) >= 0 and ldy >= N and ldx >= K and ldw >= N
-        assert lddw >= N and (not dx or lddx >= K)
-        self.calls.append(("dense_backward", precision, path))
-        m = self._mat
-        _C.dense_backward(m(dy, M, N, ldy), m(x, M, K, ldx), m(w, K, N, ldw),
-                          m(gate, M, N, ldy) if gate else None, activation, act_param,
-                          from_output, m(dw, K, N, lddw), view(db, N, np.float32) if db else None,
-                          m(dx, M, K, lddx) if dx else None, accumulate)
-
-    # ------------------------------------------------------------ optimizers, norms
-    @staticmethod
-    def _lists(dtype, sizes, *ptr_lists):
-        t = _NP[dtype]
-        return [None if ps is None else [view(p, n, t) for p, n in zip(ps, sizes)]
-                for ps in ptr_lists]
-
-    def sgd_step(self, dtype, params, grads, bufs, sizes, l1, l2, lr, momentum, dampening,
-                 nesterov, weight_decay, first_step, grad_scale=1.0, grad_scale_ptr=0,
-                 stream=0):
-        self._s(stream)
-        p, g, m = self._lists(dtype, sizes, params, grads, bufs)
-        _C.sgd_step(p, g, m, l1, l2, lr, momentum, dampening, nesterov, weight_decay, first_step,
-                    grad_scale)
-
-    def adam_step(self, dtype, params, grads, m, v, vmax, sizes, l1, l2, step, lr, beta1, beta2,
-                  eps, weight_decay, decoupled, amsgrad, grad_scale=1.0, grad_scale_ptr=0,
-                  stream=0):
-        self._s(stream)
-        assert (vmax is not None) == amsgrad
-        p, g, m, v, vm = self._lists(dtype, sizes, params, grads, m, v, vmax)
-        _C.adam_step(p, g, m, v, vm, l1, l2, step, lr, beta1, beta2, eps, weight_decay,
-                     decoupled, grad_scale)
-
-    def adagrad_step(self, dtype, params, grads, sums, sizes, l1, l2, step, lr, lr_decay,
-                     weight_decay, eps, grad_scale=1.0, grad_scale_ptr=0, stream=0):
-        self._s(stream)
-        p, g, s = self._lists(dtype, sizes, params, grads, sums)
-        _C.adagrad_step(p, g, s, l1, l2, step, lr, lr_decay, weight_decay, eps, grad_scale)
-
-    def rmsprop_step(self, dtype, params, grads, sq, bufs, gavg, sizes, l1, l2, lr, alpha, eps,
-                     weight_decay, momentum, centered, grad_scale=1.0, grad_scale_ptr=0,
-                     stream=0):
-        self._s(stream)
-        assert (gavg is not None) == centered
-        p, g, s, b, a = self._lists(dtype, sizes, params, grads, sq, bufs, gavg)
-        _C.rmsprop_step(p, g, s, b, a, l1, l2, lr, alpha, eps, weight_decay, momentum,
-                        grad_scale)
-
-    def global_norm_partials(self, sizes):
-        return len(sizes)
-
-    def global_norm(self, dtype, tensors, sizes, max_norm, partials, capacity, out, stream=0):
-        self._s(stream)
-        assert partials and capacity >= len(sizes)
-        (ts,) = self._lists(dtype, sizes, tensors)
-        norm = _C.global_norm(ts)
-        coef = max_norm / (norm + 1e-6) if np.isfinite(norm) else 1.0
-        view(out, 2, np.float64)[...] = (norm, min(coef, 1.0))
-
-    def scale_tensors(self, dtype, tensors, sizes, factor, factor_ptr=0, stream=0):
-        self._s(stream)
-        (ts,) = self._lists(dtype, sizes, tensors)
-        if factor_ptr:
-            factor *= view(factor_ptr, 1, np.float64)[0]
-        for t in ts:
-            t *= factor
-
-    # ------------------------------------------------------------ batch norm, reductions
-    def batch_norm_workspace_bytes(self, N, F):
-        return 16 * F
-
-    def column_sums_workspace_bytes(self, N, F):
-        return 8 * F
-
-    def batch_norm_train(self, dtype, x, N, F, gamma, beta, rm, rv, momentum, eps, y, save_mean,
-                         save_invstd, workspace, workspace_bytes, stream=0):
-        self._s(stream)
-        assert workspace_bytes >= 16 * F
-        t = _NP[dtype]
-        f = lambda p: view(p, F, t) if p else None  # noqa: E731
-        out = _C.batch_norm_train(view(x, N * F, t).reshape(N, F), f(gamma), f(beta), f(rm),
-                                  f(rv), momentum, eps)
-        for p, v, n in ((y, out[0], N * F), (save_mean, out[1], F), (save_invstd, out[2], F)):
-            view(p, n, t)[...] = v.reshape(-1)
-
-    def batch_norm_infer(self, dtype, x, N, F, gamma, beta, rm, rv, eps, y, workspace,
-                         workspace_bytes, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        f = lambda p: view(p, F, t) if p else None  # noqa: E731
-        r = _C.batch_norm_infer(view(x, N * F, t).reshape(N, F), f(gamma), f(beta), f(rm), f(rv),
-                                eps)
-        view(y, N * F, t)[...] = r.reshape(-1)
-
-    def batch_norm_backward(self, dtype, dy, x, N, F, gamma, save_mean, save_invstd, dx, dgamma,
-                            dbeta, workspace, workspace_bytes, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        f = lambda p: view(p, F, t) if p else None  # noqa: E731
-        out = _C.batch_norm_backward(view(dy, N * F, t).reshape(N, F),
-                                     view(x, N * F, t).reshape(N, F), f(gamma), f(save_mean),
-                                     f(save_invstd))
-        for p, v, n in ((dx, out[0], N * F), (dgamma, out[1], F), (dbeta, out[2], F)):
-            view(p, n, t)[...] = v.reshape(-1)
-
-    def sum_rows(self, dtype, x, N, F, out, mean, workspace, workspace_bytes, stream=0):
-        self._s(stream)
-        assert workspace_bytes >= 8 * F
-        t = _NP[dtype]
-        xv = view(x, N * F, t).reshape(N, F)
-        view(out, F, t)[...] = _C.mean_rows(xv) if mean else _C.sum_rows(xv)
-
-    def argmax_rows(self, dtype, x, N, F, idx, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        view(idx, N, np.int64)[...] = _C.argmax_rows(view(x, N * F, t).reshape(N, F))
-
-    def count_correct(self, dtype, scores, labels, N, C, out, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        lab = view(labels, N, np.int64)
-        ok = (lab >= 0) & (lab < C)
-        pred = _C.argmax_rows(view(scores, N * C, t).reshape(N, C))
-        view(out, 2, np.int64)[...] = (int(np.sum(ok & (pred == lab))), int(np.sum(~ok)))
-
-    # ------------------------------------------------------------ sampled softmax
-    def sampled_softmax_plan(self, labels, D, C, num_sampled, seed, sampler, unique,
-                             subtract_log_q, remove_accidental_hits, correct_true_logit,
-                             has_bias, dtype):
-        assert isinstance(labels, np.ndarray) and labels.dtype == np.int64, "host int64 labels"
-        assert dtype in _NP
-        if labels.min() < 0 or labels.max() >= C:
-            raise ValueError("labels: out of range")
-        ids, expected, _ = _C.sample_candidates(num_sampled, C, seed, sampler, unique)
-        plan = _SampledPlan()
-        plan.args = (labels.copy(), D, C, num_sampled, seed, sampler, unique, subtract_log_q,
-                     remove_accidental_hits, correct_true_logit, has_bias, dtype)
-        plan.cols = np.unique(np.concatenate([ids, labels]))
-        plan.k = len(plan.cols)
-        plan.workspace_bytes = 64 + 8 * plan.k
-        return plan
-
-    def sampled_softmax_cross_entropy(self, plan, h, W, b, dh, dW_cols, db_cols, cols, workspace,
-                                      workspace_bytes, stream=0):
-        self._s(stream)
-        assert isinstance(plan, _SampledPlan)
-        (labels, D, C, num_sampled, seed, sampler, unique, slq, rah, ctl, has_bias,
-         dtype) = plan.args
-        assert workspace and workspace_bytes >= plan.workspace_bytes
-        assert bool(b) == has_bias and bool(db_cols) == has_bias
-        t, N, k = _NP[dtype], len(labels), plan.k
-        hv = view(h, N * D, t).reshape(N, D)
-        Wv = view(W, D * C, t).reshape(D, C)
-        bv = view(b, C, t) if b else None
-        loss, g_h, g_cols, g_W, g_b = _C.sampled_softmax_cross_entropy(
-            hv, Wv, bv, labels, num_sampled, seed, sampler, unique, slq, rah, ctl)
-        view(dh, N * D, t)[...] = g_h.reshape(-1)
-        view(dW_cols, D * k, t)[...] = g_W.reshape(-1)
-        if b:
-            view(db_cols, k, t)[...] = g_b
-        if cols:
-            view(cols, k, np.int64)[...] = g_cols
-        return loss
-
-    def sampled_scatter_add(self, dtype, cols, k, D, C, dW_cols, db_cols, dW, db, stream=0):
-        self._s(stream)
-        t = _NP[dtype]
-        cv = view(cols, k, np.int64)
-        dWc = view(dW_cols, D * k, t).reshape(D, k) if D else np.empty((0, k), t)
-        dWv = view(dW, D * C, t).reshape(D, C) if D else np.empty((0, C), t)
-        dbc = view(db_cols, k, t) if db_cols else None
-        dbv = view(db, C, t) if db else None
-        _C.scatter_add_columns(cv, dWc, dbc, dWv, dbv)
-
-    # ------------------------------------------------------------ training engine
     def CudaNetwork(self, input_dim, layers, loss, optimizer, seed, device=0, precision="fp32",
                     fused_mlp=True, graphs=True):
         assert 0 <= device < self.devices
@@ -362,6 +74,51 @@ class StandIn:
                              precision, fused_mlp, graphs)
         self.calls.append(("CudaNetwork", device, precision, fused_mlp, graphs))
         return net
+
+    # ------------------------------------------------------------ every kernel of fastnn._C
+    def __getattr__(self, name):
+        kernel = getattr(_C, name)  # AttributeError for a name _C lacks, as the real module
+
+        def run(*args, **kwargs):
+            self.calls.append(name)
+            devices = set()
+
+            def to_host(a):
+                if type(a) is list or type(a) is tuple:
+                    return [to_host(x) for x in a]
+                assert not isinstance(a, np.ndarray), f"{name}: a NumPy array reached the GPU"
+                if type(a) is not Tensor:
+                    return a
+                assert a.is_cuda, f"{name}: a CPU tensor reached the GPU"
+                devices.add(a._index)
+                return _on_host(a)
+
+            result = kernel(*map(to_host, args), **{k: to_host(v) for k, v in kwargs.items()})
+            assert len(devices) == 1, f"{name}: tensors on devices {sorted(devices)}"
+            return _to_device(result, devices.pop())
+
+        return run
+
+
+def _to_device(result, index):
+    if isinstance(result, np.ndarray):
+        return Tensor._upload(result, index)
+    if isinstance(result, tuple):
+        return tuple(_to_device(r, index) for r in result)
+    return result  # a loss, a count, None
+
+
+# ------------------------------------------------------------ the pointer-based GPU engine
+# fastnn._cuda.CudaNetwork, as today's fastnn/_model_device.py drives it (raw device addresses);
+# it goes once both engines share the _C interface (Network32/Network64 above).
+def view(ptr, n, dtype):
+    """n elements of dtype at host address ptr, as a writable array."""
+    dtype = np.dtype(dtype)
+    if n == 0:
+        return np.empty(0, dtype)
+    assert ptr, "null pointer for a non-empty array"
+    raw = (ctypes.c_char * (n * dtype.itemsize)).from_address(ptr)
+    return np.frombuffer(raw, dtype=dtype)
 
 
 class StandInNetwork:
@@ -468,18 +225,12 @@ class StandInNetwork:
         return self.net.take_diagnostics()
 
 
-
-class _SampledPlan:
-    """The stand-in's sampled-softmax plan: the arguments, the touched columns, the sizes."""
-
-
 def install(monkeypatch=None):
     """Makes fastnn.cuda hand out the stand-in (for the whole process when monkeypatch is None)."""
-    from fastnn import _gpu_ops, cuda
+    from fastnn import cuda
     fake = StandIn()
     setattr_ = monkeypatch.setattr if monkeypatch else setattr
     setattr_(cuda, "_require", lambda: fake)
     setattr_(cuda, "device_count", lambda: fake.devices)
     setattr_(cuda, "is_available", lambda: True)
-    _gpu_ops._streams.clear()
     return fake

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _losses as losses
+from fastnn import ops as losses
 
 import oracle
 from check import assert_norm_close, finite_difference, rel_err, tol

@@ -1,4 +1,4 @@
-"""fastnn.ops on fastnn.Tensor: CUDA tensors in, CUDA tensors out (python/fastnn/_gpu_ops.py).
+"""fastnn.ops on fastnn.Tensor: CUDA tensors in, CUDA tensors out (python/fastnn/ops/).
 
 Two halves:
 - CPU-runnable: the dispatch logic. CPU tensors go to the CPU path (alone or mixed with NumPy
@@ -10,8 +10,8 @@ Two halves:
   float32 tolerance (float64 where the kernels have it; matmul/linear are float32 only), dropout
   masks identical, in-place updates (optimizer state, running statistics, out=) and errors.
   FASTNN_CUDA_STANDIN=1 runs these on a host-memory stand-in for fastnn._cuda that forwards to
-  the CPU kernels: a check of the glue (argument order, pointers, sizes, workspaces), not of the
-  CUDA kernels.
+  the CPU kernels: a check of the glue (arguments, devices, in-place outputs), not of the CUDA
+  kernels.
 """
 
 import numpy as np
@@ -214,6 +214,30 @@ def test_gpu_mixed_with_numpy_is_type_error():
                       [fake_cuda((4,))], 1)
     with pytest.raises(TypeError, match="running_var: expected a fastnn.Tensor"):
         ops.batch_norm(fake_cuda((4, 3)), None, None, fake_cuda((3,)), np.ones(3, np.float32))
+
+
+def test_kernel_the_gpu_lacks_is_not_implemented(monkeypatch):
+    import _cuda_standin
+    fake = _cuda_standin.install(monkeypatch)
+    monkeypatch.setattr(fake, "top_k_correct", None, raising=False)  # as if _cuda had none
+    scores = fastnn.asarray(np.eye(3, dtype=np.float32), device="cuda:0")
+    labels = fastnn.asarray(np.arange(3), device="cuda:0")
+    with pytest.raises(NotImplementedError, match="top_k_correct: not available on the GPU"):
+        ops.top_k_correct(scores, labels, 2)
+
+
+def test_counts_on_the_standin_match_cpu(monkeypatch, rng):
+    import _cuda_standin
+    _cuda_standin.install(monkeypatch)
+    scores = rng.standard_normal((50, 7)).astype(np.float32)
+    labels = rng.integers(0, 7, 50)
+    targets = rng.integers(0, 2, (50, 7)).astype(bool)
+    on = lambda a: fastnn.asarray(a, device="cuda:0")  # noqa: E731
+    assert ops.top_k_correct(on(scores), on(labels), 3) == ops.top_k_correct(scores, labels, 3)
+    assert (ops.binary_correct(on(scores), on(targets), 0.1)
+            == ops.binary_correct(scores, targets, 0.1))
+    with pytest.raises(ValueError, match=r"labels: expected class indices in \[0, 7\), got 9"):
+        ops.top_k_correct(on(scores), on(np.full(50, 9)), 1)
 
 
 def test_gpu_device_mismatch_is_value_error():

@@ -10,7 +10,7 @@ Two halves:
   run-to-run determinism. FASTNN_CUDA_STANDIN=1 runs them on tests/_cuda_standin.py (a check of
   the Python glue, not of the kernels).
 - Stand-in (always run): the dispatch of fastnn.ops.sampled_softmax_cross_entropy on CUDA
-  tensors through a host-memory fastnn._cuda (argument order, host labels to the plan, outputs
+  tensors through a host-memory fastnn._cuda (argument order, int64 labels on the device, outputs
   as Tensors on the device, dW/db scatter) and every argument error of the GPU path.
 """
 
@@ -290,17 +290,18 @@ def test_standin_errors(standin, case):
         ops.sampled_softmax_cross_entropy(**args)
 
 
-def test_standin_plan_gets_host_labels(standin, monkeypatch):
+def test_standin_kernel_gets_int64_device_labels(standin, monkeypatch):
     seen = {}
-    plan = standin.sampled_softmax_plan
+    kernel = standin.sampled_softmax_cross_entropy
 
-    def spy(labels, *rest):
+    def spy(h, W, b, labels, *rest):
         seen["labels"] = labels
-        return plan(labels, *rest)
+        return kernel(h, W, b, labels, *rest)
 
-    monkeypatch.setattr(standin, "sampled_softmax_plan", spy)
+    monkeypatch.setattr(standin, "sampled_softmax_cross_entropy", spy)
     h, W, b, labels = _problem(6, 4, 10)
     ops.sampled_softmax_cross_entropy(_dev(h), _dev(W), _dev(b), _dev(labels.astype(np.int16)),
                                       3, 0)
-    assert isinstance(seen["labels"], np.ndarray) and seen["labels"].dtype == np.int64
-    np.testing.assert_array_equal(seen["labels"], labels)
+    got = seen["labels"]
+    assert isinstance(got, fastnn.Tensor) and got.device == "cuda:0" and got.dtype == np.int64
+    np.testing.assert_array_equal(got.numpy(), labels)

@@ -234,12 +234,12 @@ def _dense_backward_rows(ctx, rng, threads):
 
 def _dispatch_row(ctx):
     """What the GPU dispatch at the top of every op costs the CPU path: the check
-    (fastnn._gpu_ops.has_tensor, a couple of type tests) against the smallest op it guards
+    (fastnn.ops._dispatch.backend, a couple of type tests) against the smallest op it guards
     (relu on 16 floats). Meant to stay a small fraction."""
-    from fastnn import _gpu_ops
+    from fastnn.ops import _dispatch
 
     x = np.ones(16, np.float32)
-    check = measure(lambda: _gpu_ops.has_tensor(x, None), ctx.timer).median_s
+    check = measure(lambda: _dispatch.backend(x=x, out=None), ctx.timer).median_s
     op = measure(lambda: ops.relu(x), ctx.timer).median_s
     return {"shape": "GPU dispatch check", "threads": 1, "check_ns": check * 1e9,
             "op_ns": op * 1e9, "check_over_op": check / op, "ok": True}

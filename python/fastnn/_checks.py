@@ -133,7 +133,7 @@ def real_array(a, name):
     return a
 
 
-# Shape rules of the dense kernels, shared by the CPU ops and their GPU twins (fastnn/_gpu_ops.py):
+# Shape rules of the dense kernels, checked once by fastnn.ops for either device:
 # they take shapes, so NumPy arrays and fastnn.Tensor get the same checks and messages.
 def matmul_dims(a_shape, b_shape, trans_a, trans_b):
     """(m, k, n) of op(a) @ op(b); ValueError when the inner dimensions differ."""

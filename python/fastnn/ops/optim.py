@@ -22,31 +22,31 @@ import numbers
 
 import numpy as np
 
-from fastnn import _C
-from fastnn import _gpu_ops as _gpu
-from fastnn._checks import FLOAT_DTYPES, aligned, finite_real, flag, require_aligned
+from fastnn._checks import FLOAT_DTYPES, finite_real, flag
+from fastnn.ops._dispatch import (backend, contiguous, copy, is_aligned, is_array, is_contiguous,
+                                  kind, may_share_memory, require_aligned, writable)
 
 
 def _as_list(xs, name):
-    if isinstance(xs, np.ndarray):
+    if is_array(xs):
         return [xs]
     if isinstance(xs, (list, tuple)):
         return list(xs)
     raise TypeError(f"{name}: expected a list of NumPy arrays, got {type(xs).__name__}")
 
 
-def _tensors(xs, name, like=None, writable=True):
+def _tensors(xs, name, like=None, updated=True):
     """xs as a list of arrays the kernels can update: one float dtype, C-contiguous, writable
-    when asked, and matching `like` (the params list) index by index."""
+    when updated, and matching `like` (the params list) index by index."""
     xs = _as_list(xs, name)
     if like is not None and len(xs) != len(like):
         raise ValueError(f"{name}: expected {len(like)} arrays, one per param, got {len(xs)}")
     if like:
         dtype = like[0].dtype
     else:
-        dtype = xs[0].dtype if xs and isinstance(xs[0], np.ndarray) else None
+        dtype = xs[0].dtype if xs and is_array(xs[0]) else None
     for i, x in enumerate(xs):
-        if not isinstance(x, np.ndarray):
+        if not is_array(x):
             raise TypeError(f"{name}[{i}]: expected a NumPy array, got {type(x).__name__}")
         if x.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name}[{i}]: expected float32 or float64, got {x.dtype}")
@@ -56,12 +56,15 @@ def _tensors(xs, name, like=None, writable=True):
         if like is not None and x.shape != like[i].shape:
             raise ValueError(f"{name}[{i}]: expected shape {like[i].shape} to match "
                              f"params[{i}], got {x.shape}")
-        if not x.flags.c_contiguous:
+        if not is_contiguous(x):
             raise ValueError(f"{name}[{i}]: expected a C-contiguous array (use "
                              f"np.ascontiguousarray once, when creating it)")
-        if writable and not x.flags.writeable:
-            raise ValueError(f"{name}[{i}]: array is read-only; it is updated in place")
-        xs[i] = require_aligned(x, f"{name}[{i}]") if writable else aligned(x)
+        if updated and not writable(x):
+            raise ValueError(f"{name}[{i}]: {kind(x)} is read-only; it is updated in place")
+        if updated:
+            xs[i] = require_aligned(x, f"{name}[{i}]")
+        elif not is_aligned(x):
+            xs[i] = copy(x)
     return xs
 
 
@@ -73,9 +76,21 @@ def _no_overlap(named_lists):
     for i in range(len(lists[0])):
         for a in range(len(lists)):
             for b in range(a + 1, len(lists)):
-                if lists[a][i].size and np.may_share_memory(lists[a][i], lists[b][i]):
+                if lists[a][i].size and may_share_memory(lists[a][i], lists[b][i]):
                     raise ValueError(f"{names[b]}[{i}]: shares memory with {names[a]}[{i}]; "
                                      f"each needs its own array")
+
+
+def _optional(xs, name, used, why, named):
+    """An optional state list, checked against named[0] (the params) and added to `named` when
+    `used`; else None, which the kernel skips. why: the condition that needs it."""
+    if not used:
+        return None
+    if xs is None:
+        raise ValueError(f"{name}: needed when {why} (np.zeros_like(p) for each param)")
+    xs = _tensors(xs, name, like=named[0][1])
+    named.append((name, xs))
+    return xs
 
 
 def _penalty(value, name, count):
@@ -118,7 +133,7 @@ def _step(step):
 
 def _common(params, grads, l1, l2, grad_scale):
     params = _tensors(params, "params")
-    grads = _tensors(grads, "grads", like=params, writable=False)
+    grads = _tensors(grads, "grads", like=params, updated=False)
     return (params, grads, _penalty(l1, "l1", len(params)), _penalty(l2, "l2", len(params)),
             finite_real(grad_scale, "grad_scale"))
 
@@ -134,9 +149,9 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
     the buffers are only initialised on the first step.
     """
     nesterov = flag(nesterov, "nesterov")
-    gpu = _gpu.has_tensor_list(params, grads, momentum_buffers)
-    if not gpu:
-        params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
+    be, params, grads, momentum_buffers = backend(params=params, grads=grads,
+                                                  momentum_buffers=momentum_buffers)
+    params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     lr = _non_negative(lr, "lr")
     momentum = _non_negative(momentum, "momentum")
     dampening = finite_real(dampening, "dampening")
@@ -145,27 +160,11 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(f"nesterov: needs momentum > 0 and dampening == 0, got "
                          f"momentum={momentum}, dampening={dampening}")
-    if gpu:
-        if momentum != 0 and momentum_buffers is None:
-            raise ValueError("momentum_buffers: needed when momentum != 0 (create them with "
-                             "np.zeros_like(p) for each param)")
-        return _gpu.optim_step(
-            "sgd_step", params, grads,
-            [("momentum_buffers", momentum_buffers, momentum != 0)], l1, l2, grad_scale,
-            (lr, momentum, dampening, bool(nesterov), weight_decay, step == 1),
-            lambda h: sgd_step(h(params), h(grads), lr, momentum, dampening, nesterov,
-                               weight_decay, h(momentum_buffers), step, l1, l2, grad_scale))
     named = [("params", params), ("grads", grads)]
-    if momentum != 0:
-        if momentum_buffers is None:
-            raise ValueError("momentum_buffers: needed when momentum != 0 (create them with "
-                             "np.zeros_like(p) for each param)")
-        momentum_buffers = _tensors(momentum_buffers, "momentum_buffers", like=params)
-        named.append(("momentum_buffers", momentum_buffers))
-    else:
-        momentum_buffers = None
+    momentum_buffers = _optional(momentum_buffers, "momentum_buffers", momentum != 0,
+                                 "momentum != 0", named)
     _no_overlap(named)
-    _C.sgd_step(params, grads, momentum_buffers, l1, l2, lr, momentum, dampening,
+    be.sgd_step(params, grads, momentum_buffers, l1, l2, lr, momentum, dampening,
                 bool(nesterov), weight_decay, step == 1, grad_scale)
 
 
@@ -191,22 +190,9 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0
     step: the 1-based count of this update, shared by every tensor.
     """
     decoupled, amsgrad = flag(decoupled, "decoupled"), flag(amsgrad, "amsgrad")
-    if _gpu.has_tensor_list(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
-        step = _step(step)
-        lr = _non_negative(lr, "lr")
-        beta1, beta2 = _betas(betas)
-        eps = _non_negative(eps, "eps")
-        weight_decay = _non_negative(weight_decay, "weight_decay")
-        if amsgrad and max_exp_avg_sqs is None:
-            raise ValueError("max_exp_avg_sqs: needed when amsgrad=True (np.zeros_like(p) each)")
-        return _gpu.optim_step(
-            "adam_step", params, grads,
-            [("exp_avgs", exp_avgs, True), ("exp_avg_sqs", exp_avg_sqs, True),
-             ("max_exp_avg_sqs", max_exp_avg_sqs, bool(amsgrad))], l1, l2, grad_scale,
-            (step, lr, beta1, beta2, eps, weight_decay, bool(decoupled), bool(amsgrad)),
-            lambda h: adam_step(h(params), h(grads), h(exp_avgs), h(exp_avg_sqs), step, lr,
-                                betas, eps, weight_decay, decoupled, amsgrad,
-                                h(max_exp_avg_sqs), l1, l2, grad_scale))
+    be, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs = backend(
+        params=params, grads=grads, exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs,
+        max_exp_avg_sqs=max_exp_avg_sqs)
     params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     exp_avgs = _tensors(exp_avgs, "exp_avgs", like=params)
     exp_avg_sqs = _tensors(exp_avg_sqs, "exp_avg_sqs", like=params)
@@ -217,15 +203,10 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0
     weight_decay = _non_negative(weight_decay, "weight_decay")
     named = [("params", params), ("grads", grads), ("exp_avgs", exp_avgs),
              ("exp_avg_sqs", exp_avg_sqs)]
-    if amsgrad:
-        if max_exp_avg_sqs is None:
-            raise ValueError("max_exp_avg_sqs: needed when amsgrad=True (np.zeros_like(p) each)")
-        max_exp_avg_sqs = _tensors(max_exp_avg_sqs, "max_exp_avg_sqs", like=params)
-        named.append(("max_exp_avg_sqs", max_exp_avg_sqs))
-    else:
-        max_exp_avg_sqs = None
+    max_exp_avg_sqs = _optional(max_exp_avg_sqs, "max_exp_avg_sqs", amsgrad, "amsgrad=True",
+                                named)
     _no_overlap(named)
-    _C.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, l1, l2, step, lr, beta1,
+    be.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, l1, l2, step, lr, beta1,
                  beta2, eps, weight_decay, bool(decoupled), grad_scale)
 
 
@@ -245,17 +226,7 @@ def adagrad_step(params, grads, state_sums, step, lr=1e-2, lr_decay=0.0, weight_
 
     state_sums: start them at torch's ``initial_accumulator_value`` (np.full_like(p, value)).
     """
-    if _gpu.has_tensor_list(params, grads, state_sums):
-        step = _step(step)
-        lr = _non_negative(lr, "lr")
-        lr_decay = _non_negative(lr_decay, "lr_decay")
-        weight_decay = _non_negative(weight_decay, "weight_decay")
-        eps = _non_negative(eps, "eps")
-        return _gpu.optim_step(
-            "adagrad_step", params, grads, [("state_sums", state_sums, True)], l1, l2,
-            grad_scale, (step, lr, lr_decay, weight_decay, eps),
-            lambda h: adagrad_step(h(params), h(grads), h(state_sums), step, lr, lr_decay,
-                                   weight_decay, eps, l1, l2, grad_scale))
+    be, params, grads, state_sums = backend(params=params, grads=grads, state_sums=state_sums)
     params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     state_sums = _tensors(state_sums, "state_sums", like=params)
     step = _step(step)
@@ -264,7 +235,7 @@ def adagrad_step(params, grads, state_sums, step, lr=1e-2, lr_decay=0.0, weight_
     weight_decay = _non_negative(weight_decay, "weight_decay")
     eps = _non_negative(eps, "eps")
     _no_overlap([("params", params), ("grads", grads), ("state_sums", state_sums)])
-    _C.adagrad_step(params, grads, state_sums, l1, l2, step, lr, lr_decay, weight_decay, eps,
+    be.adagrad_step(params, grads, state_sums, l1, l2, step, lr, lr_decay, weight_decay, eps,
                     grad_scale)
 
 
@@ -279,25 +250,9 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
     momentum_buffers are needed when momentum > 0, grad_avgs when centered (zeros at the start).
     """
     centered = flag(centered, "centered")
-    if _gpu.has_tensor_list(params, grads, square_avgs, momentum_buffers, grad_avgs):
-        lr = _non_negative(lr, "lr")
-        alpha = _non_negative(alpha, "alpha")
-        eps = _non_negative(eps, "eps")
-        weight_decay = _non_negative(weight_decay, "weight_decay")
-        momentum = _non_negative(momentum, "momentum")
-        if momentum > 0 and momentum_buffers is None:
-            raise ValueError("momentum_buffers: needed when momentum > 0 (np.zeros_like(p) each)")
-        if centered and grad_avgs is None:
-            raise ValueError("grad_avgs: needed when centered=True (np.zeros_like(p) each)")
-        return _gpu.optim_step(
-            "rmsprop_step", params, grads,
-            [("square_avgs", square_avgs, True),
-             ("momentum_buffers", momentum_buffers, momentum > 0),
-             ("grad_avgs", grad_avgs, bool(centered))], l1, l2, grad_scale,
-            (lr, alpha, eps, weight_decay, momentum, bool(centered)),
-            lambda h: rmsprop_step(h(params), h(grads), h(square_avgs), lr, alpha, eps,
-                                   weight_decay, momentum, centered, h(momentum_buffers),
-                                   h(grad_avgs), l1, l2, grad_scale))
+    be, params, grads, square_avgs, momentum_buffers, grad_avgs = backend(
+        params=params, grads=grads, square_avgs=square_avgs, momentum_buffers=momentum_buffers,
+        grad_avgs=grad_avgs)
     params, grads, l1, l2, grad_scale = _common(params, grads, l1, l2, grad_scale)
     square_avgs = _tensors(square_avgs, "square_avgs", like=params)
     lr = _non_negative(lr, "lr")
@@ -306,22 +261,11 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
     weight_decay = _non_negative(weight_decay, "weight_decay")
     momentum = _non_negative(momentum, "momentum")
     named = [("params", params), ("grads", grads), ("square_avgs", square_avgs)]
-    if momentum > 0:
-        if momentum_buffers is None:
-            raise ValueError("momentum_buffers: needed when momentum > 0 (np.zeros_like(p) each)")
-        momentum_buffers = _tensors(momentum_buffers, "momentum_buffers", like=params)
-        named.append(("momentum_buffers", momentum_buffers))
-    else:
-        momentum_buffers = None
-    if centered:
-        if grad_avgs is None:
-            raise ValueError("grad_avgs: needed when centered=True (np.zeros_like(p) each)")
-        grad_avgs = _tensors(grad_avgs, "grad_avgs", like=params)
-        named.append(("grad_avgs", grad_avgs))
-    else:
-        grad_avgs = None
+    momentum_buffers = _optional(momentum_buffers, "momentum_buffers", momentum > 0,
+                                 "momentum > 0", named)
+    grad_avgs = _optional(grad_avgs, "grad_avgs", centered, "centered=True", named)
     _no_overlap(named)
-    _C.rmsprop_step(params, grads, square_avgs, momentum_buffers, grad_avgs, l1, l2, lr, alpha,
+    be.rmsprop_step(params, grads, square_avgs, momentum_buffers, grad_avgs, l1, l2, lr, alpha,
                     eps, weight_decay, momentum, grad_scale)
 
 
@@ -329,12 +273,10 @@ def global_norm(tensors):
     """The 2-norm of all elements of all tensors (one float dtype) together, ``sqrt(sum x**2)``,
     accumulated in double. inf or NaN when an element is. Arrays may have any strides
     (non-contiguous ones are copied first)."""
-    if _gpu.has_tensor_list(tensors):
-        return _gpu.global_norm(tensors)
-    tensors = _as_list(tensors, "tensors")
-    tensors = [np.ascontiguousarray(t) if isinstance(t, np.ndarray) else t for t in tensors]
-    tensors = _tensors(tensors, "tensors", writable=False)
-    return _C.global_norm(tensors) if tensors else 0.0
+    be, tensors = backend(tensors=tensors)
+    tensors = [contiguous(t) if is_array(t) else t for t in _as_list(tensors, "tensors")]
+    tensors = _tensors(tensors, "tensors", updated=False)
+    return float(be.global_norm(tensors)) if tensors else 0.0
 
 
 def clip_grad_norm(grads, max_norm):
@@ -345,15 +287,14 @@ def clip_grad_norm(grads, max_norm):
     A non-finite norm is returned as it is and the gradients are left untouched, so that the
     caller can skip the step, raise or warn. grads: C-contiguous and writable.
     """
-    if _gpu.has_tensor_list(grads):
-        return _gpu.clip_grad_norm(grads, max_norm)
+    be, grads = backend(grads=grads)
     grads = _tensors(grads, "grads")
     max_norm = _non_negative(max_norm, "max_norm")
-    norm = _C.global_norm(grads) if grads else 0.0
+    norm = float(be.global_norm(grads)) if grads else 0.0
     if np.isfinite(norm):
         coef = max_norm / (norm + 1e-6)
         if coef < 1.0:
-            _C.scale_tensors(grads, coef)
+            be.scale_tensors(grads, coef)
     return norm
 
 

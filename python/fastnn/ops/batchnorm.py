@@ -1,14 +1,11 @@
-"""Batch normalization over the rows of (N, F) inputs, as torch.nn.BatchNorm1d computes it
-(re-exported by fastnn.ops)."""
+"""Batch normalization over the rows of (N, F) inputs, as torch.nn.BatchNorm1d computes it."""
 
-import numpy as np
-
-from fastnn import _C
-from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, finite_real, flag, require_aligned
+from fastnn._checks import finite_real, flag
+from fastnn.ops._dispatch import (backend, contiguous, float_array, is_array, is_contiguous, kind,
+                                  require_aligned, writable)
 
 
-def _features(v, name, like, writable=False, required=False):
+def _features(v, name, like, updated=False, required=False):
     """A per-feature (F,) vector of like's dtype, or None. One that is updated in place must
     already be exactly what the kernel writes: a copy would leave the caller's array stale."""
     if v is None:
@@ -16,33 +13,25 @@ def _features(v, name, like, writable=False, required=False):
             raise ValueError(f"{name}: required here, got None")
         return None
     f = like.shape[1]
-    if writable:
-        if not isinstance(v, np.ndarray):
-            raise TypeError(f"{name}: expected a NumPy array (updated in place), "
-                            f"got {type(v).__name__}")
-        if v.dtype != like.dtype:
-            raise TypeError(f"{name}: expected dtype {like.dtype} (x's), got {v.dtype}")
-        if v.shape != (f,):
-            raise ValueError(f"{name}: expected shape ({f},), one value per feature of x "
-                             f"{like.shape}, got {v.shape}")
-        if not v.flags.c_contiguous or not v.flags.writeable:
-            raise ValueError(f"{name}: expected a writable C-contiguous array (it is updated "
-                             f"in place)")
-        return require_aligned(v, name)
-    v = as_float_array(v, name)
+    if updated and not is_array(v):
+        raise TypeError(f"{name}: expected a NumPy array (updated in place), "
+                        f"got {type(v).__name__}")
+    v = v if updated else float_array(v, name)
     if v.dtype != like.dtype:
         raise TypeError(f"{name}: expected dtype {like.dtype} (x's), got {v.dtype}")
     if v.shape != (f,):
         raise ValueError(f"{name}: expected shape ({f},), one value per feature of x "
                          f"{like.shape}, got {v.shape}")
-    return np.ascontiguousarray(v)
+    if not updated:
+        return contiguous(v)
+    if not is_contiguous(v) or not writable(v):
+        raise ValueError(f"{name}: expected a writable C-contiguous {kind(v)} (it is updated "
+                         f"in place)")
+    return require_aligned(v, name)
 
 
 def _matrix(x, name):
-    x = as_float_array(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D (N, F) array, got shape {x.shape}")
-    return np.ascontiguousarray(x)
+    return contiguous(float_array(x, name, ndim=2))
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1,
@@ -59,30 +48,27 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     gamma, beta: (F,) or None (scale 1, shift 0). Statistics are computed in double, two-pass.
     """
     training = flag(training, "training")
-    gpu = _gpu.has_tensor(x, gamma, beta, running_mean, running_var)
-    if not gpu:
-        x = _matrix(x, "x")
+    be, x, gamma, beta, running_mean, running_var = backend(
+        x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
+    x = _matrix(x, "x")
     momentum = finite_real(momentum, "momentum")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
     eps = finite_real(eps, "eps")
     if eps < 0.0:
         raise ValueError(f"eps: expected a number >= 0, got {eps}")
-    if gpu:
-        return _gpu.batch_norm(x, gamma, beta, running_mean, running_var, training, momentum,
-                               eps)
     gamma = _features(gamma, "gamma", x)
     beta = _features(beta, "beta", x)
     if training:
         if x.shape[0] < 2:
             raise ValueError(f"x: batch normalization in training needs at least 2 rows (a "
                              f"variance), got shape {x.shape}")
-        running_mean = _features(running_mean, "running_mean", x, writable=True)
-        running_var = _features(running_var, "running_var", x, writable=True)
-        return _C.batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps)
+        running_mean = _features(running_mean, "running_mean", x, updated=True)
+        running_var = _features(running_var, "running_var", x, updated=True)
+        return be.batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps)
     running_mean = _features(running_mean, "running_mean", x, required=True)
     running_var = _features(running_var, "running_var", x, required=True)
-    return _C.batch_norm_infer(x, gamma, beta, running_mean, running_var, eps), None, None
+    return be.batch_norm_infer(x, gamma, beta, running_mean, running_var, eps), None, None
 
 
 def batch_norm_grad(dy, x, gamma, save_mean, save_invstd):
@@ -91,8 +77,8 @@ def batch_norm_grad(dy, x, gamma, save_mean, save_invstd):
     dx = gamma * invstd / N * (N dy - sum(dy) - xhat * sum(dy * xhat)), dgamma = sum(dy * xhat),
     dbeta = sum(dy), sums over rows, xhat = (x - save_mean) * save_invstd. gamma may be None
     (scale 1; dgamma is still returned)."""
-    if _gpu.has_tensor(dy, x, gamma, save_mean, save_invstd):
-        return _gpu.batch_norm_grad(dy, x, gamma, save_mean, save_invstd)
+    be, dy, x, gamma, save_mean, save_invstd = backend(
+        dy=dy, x=x, gamma=gamma, save_mean=save_mean, save_invstd=save_invstd)
     x = _matrix(x, "x")
     dy = _matrix(dy, "dy")
     if dy.dtype != x.dtype:
@@ -104,7 +90,7 @@ def batch_norm_grad(dy, x, gamma, save_mean, save_invstd):
     gamma = _features(gamma, "gamma", x)
     save_mean = _features(save_mean, "save_mean", x, required=True)
     save_invstd = _features(save_invstd, "save_invstd", x, required=True)
-    return _C.batch_norm_backward(dy, x, gamma, save_mean, save_invstd)
+    return be.batch_norm_backward(dy, x, gamma, save_mean, save_invstd)
 
 
 __all__ = ["batch_norm", "batch_norm_grad"]

@@ -1,20 +1,17 @@
-"""Row reductions and accuracy counts (re-exported by fastnn.ops). Sums are accumulated in
-double and do not depend on the number of threads."""
+"""Row reductions and accuracy counts. Sums are accumulated in double and do not depend on the
+number of threads."""
 
 import numbers
 
 import numpy as np
 
-from fastnn import _C
-from fastnn import _gpu_ops as _gpu
-from fastnn._checks import aligned, as_float_array, finite_real
+from fastnn._checks import finite_real
+from fastnn.ops._dispatch import backend, contiguous, convert, float_array, is_array
+from fastnn.ops.losses import as_labels, class_indices
 
 
 def _matrix(x, name):
-    x = as_float_array(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D (N, F) array, got shape {x.shape}")
-    return np.ascontiguousarray(x)
+    return contiguous(float_array(x, name, ndim=2))
 
 
 def _class_scores(scores, name):
@@ -25,47 +22,26 @@ def _class_scores(scores, name):
     return scores
 
 
-def _labels(labels, n, c):
-    """Integer class indices (n,) as contiguous int64, checked against [0, c)."""
-    if not isinstance(labels, np.ndarray):
-        if hasattr(labels, "__array__") or isinstance(labels, (list, tuple)):
-            labels = np.asarray(labels)
-        else:
-            raise TypeError(f"labels: expected a NumPy array, got {type(labels).__name__}")
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"labels: expected integer class indices, got {labels.dtype}")
-    if labels.shape != (n,):
-        raise ValueError(f"labels: expected shape ({n},), one label per row of scores, got "
-                         f"{labels.shape}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= c):
-        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
-        raise ValueError(f"labels: expected class indices in [0, {c}), got {bad}")
-    return aligned(np.ascontiguousarray(labels, dtype=np.int64))
-
-
 def sum_rows(x):
     """Column sums of x (N, F) -> (F,), x's dtype, accumulated in double; zeros when N == 0."""
-    if _gpu.has_tensor(x):
-        return _gpu.sum_rows(x, False)
-    return _C.sum_rows(_matrix(x, "x"))
+    be, x = backend(x=x)
+    return be.sum_rows(_matrix(x, "x"))
 
 
 def mean_rows(x):
     """Column means of x (N, F) -> (F,), accumulated in double; N == 0 raises ValueError."""
-    if _gpu.has_tensor(x):
-        return _gpu.sum_rows(x, True)
+    be, x = backend(x=x)
     x = _matrix(x, "x")
     if x.shape[0] == 0:
         raise ValueError(f"x: expected at least one row to average, got shape {x.shape}")
-    return _C.mean_rows(x)
+    return be.mean_rows(x)
 
 
 def argmax_rows(x):
     """Index of each row's maximum, x (N, F) -> int64 (N,). Ties go to the first maximum. NaN
     counts as larger than any number, as in numpy.argmax: a row with NaN gives its first NaN."""
-    if _gpu.has_tensor(x):
-        return _gpu.argmax_rows(x)
-    return _C.argmax_rows(_class_scores(x, "x"))
+    be, x = backend(x=x)
+    return be.argmax_rows(_class_scores(x, "x"))
 
 
 def count_correct(scores, labels):
@@ -73,16 +49,16 @@ def count_correct(scores, labels):
 
     scores: (N, C) logits or probabilities. labels: integer class indices (N,), or (N, C)
     one-hot / probability rows, compared through their own argmax."""
-    if _gpu.has_tensor(scores, labels):
-        return _gpu.count_correct(scores, labels)
+    be, scores, labels = backend(scores=scores, labels=labels)
     scores = _class_scores(scores, "scores")
     n, c = scores.shape
-    if isinstance(labels, np.ndarray) and labels.ndim == 2 and labels.dtype.kind == "f":
+    labels = as_labels(labels)
+    if labels.ndim == 2 and labels.dtype.kind == "f":
         if labels.shape != scores.shape:
             raise ValueError(f"labels: one-hot labels must have scores' shape {scores.shape}, "
                              f"got {labels.shape}")
-        labels = _C.argmax_rows(_matrix(labels, "labels"))
-    return _C.top_k_correct(scores, _labels(labels, n, c), 1)
+        labels = be.argmax_rows(_matrix(labels, "labels"))
+    return int(be.top_k_correct(scores, class_indices(labels, n, c), 1))
 
 
 def top_k_correct(scores, labels, k):
@@ -93,9 +69,11 @@ def top_k_correct(scores, labels, k):
         raise TypeError(f"k: expected an int, got {type(k).__name__}")
     if k < 1:
         raise ValueError(f"k: expected k >= 1, got {k}")
+    be, scores, labels = backend(scores=scores, labels=labels)
     scores = _class_scores(scores, "scores")
     n, c = scores.shape
-    return _C.top_k_correct(scores, _labels(labels, n, c), min(int(k), max(c, 1)))
+    labels = class_indices(as_labels(labels), n, c)
+    return int(be.top_k_correct(scores, labels, min(int(k), max(c, 1))))
 
 
 def binary_correct(logits, targets, threshold=0.0):
@@ -103,8 +81,9 @@ def binary_correct(logits, targets, threshold=0.0):
 
     The threshold is on logits (0.0 is probability 0.5); pass threshold=0.5 to score
     probabilities. targets: 0/1 (bool, int or float) of logits' shape. A NaN logit predicts 0."""
-    logits = np.ascontiguousarray(as_float_array(logits, "logits"))
-    if not isinstance(targets, np.ndarray):
+    be, logits, targets = backend(logits=logits, targets=targets)
+    logits = contiguous(float_array(logits, "logits"))
+    if not is_array(targets):
         if hasattr(targets, "__array__") or isinstance(targets, (list, tuple)):
             targets = np.asarray(targets)
         else:
@@ -114,8 +93,7 @@ def binary_correct(logits, targets, threshold=0.0):
     if targets.shape != logits.shape:
         raise ValueError(f"targets: expected shape {logits.shape} (logits'), got {targets.shape}")
     threshold = finite_real(threshold, "threshold")
-    targets = aligned(np.ascontiguousarray(targets, dtype=logits.dtype))
-    return _C.binary_correct(logits, targets, threshold)
+    return int(be.binary_correct(logits, convert(targets, logits.dtype), threshold))
 
 
 __all__ = ["sum_rows", "mean_rows", "argmax_rows", "count_correct", "top_k_correct",

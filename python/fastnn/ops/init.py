@@ -1,5 +1,5 @@
-"""Weight initializers (re-exported by fastnn.ops): torch.nn.init's formulas, drawn from a
-counter-based generator, so a (kind, shape, seed) gives the same bits for any thread count."""
+"""Weight initializers: torch.nn.init's formulas, drawn from a counter-based generator, so a
+(kind, shape, seed) gives the same bits for any thread count. CPU only: into NumPy arrays."""
 
 import numbers
 
@@ -7,6 +7,7 @@ import numpy as np
 
 from fastnn import _C
 from fastnn._checks import FLOAT_DTYPES, finite_real
+from fastnn.ops.dropout import seed_arg
 
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
                 "lecun_normal", "zeros", "ones",
@@ -45,10 +46,7 @@ def init_weights(kind, shape, seed, dtype=None, gain=None, out=None):
         raise TypeError(f"kind: expected a string, got {type(kind).__name__}")
     if kind not in INITIALIZERS:
         raise ValueError(f"kind: expected one of {', '.join(INITIALIZERS)}, got {kind!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed: expected 0 <= seed < 2**64, got {seed}")
+    seed = seed_arg(seed)
     if gain is None:
         gain = -1.0  # the kernel's "default gain"
     else:

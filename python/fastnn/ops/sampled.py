@@ -1,4 +1,4 @@
-"""Sampled softmax for very many classes (re-exported by fastnn.ops).
+"""Sampled softmax for very many classes.
 
 Semantics follow TensorFlow's ``tf.nn.sampled_softmax_loss``: one set of negatives per batch,
 shared by all rows, drawn by a seeded Philox stream; logits corrected by the log of each class's
@@ -7,12 +7,11 @@ class as target. Only the touched columns of W and b get gradients."""
 
 import numbers
 
-import numpy as np
-
 from fastnn import _C
-from fastnn import _gpu_ops as _gpu
-from fastnn._checks import (aligned, as_float_array, flag, require_aligned, same_dtype,
-                            sampled_softmax_dims)
+from fastnn._checks import flag, same_dtype, sampled_softmax_dims
+from fastnn.ops._dispatch import backend, check_out, contiguous, empty, float_array
+from fastnn.ops.dropout import seed_arg
+from fastnn.ops.losses import as_labels, class_indices
 
 SAMPLERS = ("log_uniform", "uniform")
 
@@ -23,14 +22,6 @@ def _int_arg(value, name, low):
     if value < low:
         raise ValueError(f"{name}: expected an int >= {low}, got {value}")
     return int(value)
-
-
-def _seed_arg(seed):
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed: expected 0 <= seed < 2**64, got {seed}")
-    return int(seed)
 
 
 def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
@@ -45,7 +36,7 @@ def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
         raise ValueError(f"num_sampled: unique sampling draws at most num_classes = {num_classes} "
                          f"distinct classes, got num_sampled = {num_sampled} "
                          f"(pass unique=False to sample with replacement)")
-    return num_sampled, num_classes, _seed_arg(seed), sampler, flag(unique, "unique")
+    return num_sampled, num_classes, seed_arg(seed), sampler, flag(unique, "unique")
 
 
 def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", unique=True):
@@ -69,38 +60,6 @@ def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", uni
     args = _sampling_args(num_sampled, num_classes, seed, sampler, unique)
     ids, expected, _ = _C.sample_candidates(*args)
     return ids, expected
-
-
-def _labels_arg(labels, n, c):
-    if not isinstance(labels, np.ndarray):
-        if hasattr(labels, "__array__") or isinstance(labels, (list, tuple)):
-            labels = np.asarray(labels)
-        else:
-            raise TypeError(f"labels: expected a NumPy array, got {type(labels).__name__}")
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"labels: expected integer class indices, got dtype {labels.dtype}")
-    if labels.shape != (n,):
-        raise ValueError(f"labels: expected shape ({n},), one class index per row of h, "
-                         f"got {labels.shape}")
-    lo, hi = int(labels.min()), int(labels.max())
-    if lo < 0 or hi >= c:
-        raise ValueError(f"labels: expected class indices in [0, {c}) (W has {c} columns), "
-                         f"got {lo if lo < 0 else hi}")
-    return aligned(np.ascontiguousarray(labels, dtype=np.int64))
-
-
-def _grad_out(arr, name, shape, dtype):
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name}: expected a NumPy array, got {type(arr).__name__}")
-    if arr.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype}, got {arr.dtype}")
-    if arr.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
-    if not arr.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array (it is added into in place)")
-    if not arr.flags.writeable:
-        raise ValueError(f"{name}: array is read-only")
-    return require_aligned(arr, name)
 
 
 def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",
@@ -134,27 +93,22 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
     the same sample (on the host) and the results are Tensors on that device: dh, cols
     (int64), dW_cols and db_cols; the loss is a float (it waits for the GPU).
     """
-    if _gpu.has_tensor(h, W, b, labels, dW, db):
-        return _gpu.sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler,
-                                                  unique, subtract_log_q, remove_accidental_hits,
-                                                  correct_true_logit, dW, db)
-    h = as_float_array(h, "h", ndim=2)
-    W = as_float_array(W, "W", ndim=2)
+    be, h, W, b, labels, dW, db = backend(h=h, W=W, b=b, labels=labels, dW=dW, db=db)
+    h = contiguous(float_array(h, "h", ndim=2))
+    W = contiguous(float_array(W, "W", ndim=2))
     if b is not None:
-        b = as_float_array(b, "b", ndim=1)
+        b = contiguous(float_array(b, "b", ndim=1))
     same_dtype(h=h, W=W, b=b)
     n, d, c = sampled_softmax_dims(h.shape, W.shape, None if b is None else b.shape)
-    labels = _labels_arg(labels, n, c)
+    labels = class_indices(as_labels(labels), n, c, "h", f" (W has {c} columns)")
     num_sampled, c, seed, sampler, unique = _sampling_args(num_sampled, c, seed, sampler, unique)
     if dW is not None:
-        dW = _grad_out(dW, "dW", W.shape, h.dtype)
+        check_out(dW, "dW", W.shape, h.dtype)
     if db is not None:
         if b is None:
             raise ValueError("db: there is no bias gradient when b is None")
-        db = _grad_out(db, "db", (c,), h.dtype)
-    h, W = np.ascontiguousarray(h), np.ascontiguousarray(W)
-    b = None if b is None else np.ascontiguousarray(b)
-    loss, dh, cols, dW_cols, db_cols = _C.sampled_softmax_cross_entropy(
+        check_out(db, "db", (c,), h.dtype)
+    loss, dh, cols, dW_cols, db_cols = be.sampled_softmax_cross_entropy(
         h, W, b, labels, num_sampled, seed, sampler, unique, flag(subtract_log_q, "subtract_log_q"),
         flag(remove_accidental_hits, "remove_accidental_hits"),
         flag(correct_true_logit, "correct_true_logit"))
@@ -162,9 +116,9 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
         # An empty (0, C) target stands in for a dW that was not given: the kernel then only
         # adds into db.
         k = cols.shape[0]
-        _C.scatter_add_columns(cols, dW_cols if dW is not None else np.empty((0, k), h.dtype),
-                               db_cols, dW if dW is not None else np.empty((0, c), h.dtype), db)
-    return loss, dh, cols, dW_cols, db_cols
+        be.scatter_add_columns(cols, dW_cols if dW is not None else empty((0, k), h.dtype, h),
+                               db_cols, dW if dW is not None else empty((0, c), h.dtype, h), db)
+    return float(loss), dh, cols, dW_cols, db_cols
 
 
 __all__ = ["sample_candidates", "sampled_softmax_cross_entropy"]

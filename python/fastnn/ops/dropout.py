@@ -1,12 +1,14 @@
-"""Inverted dropout (re-exported by fastnn.ops)."""
+"""Inverted dropout."""
 
 import numbers
 
 import numpy as np
 
-from fastnn import _C
-from fastnn import _gpu_ops as _gpu
-from fastnn._checks import as_float_array, finite_real, require_aligned
+from fastnn._checks import finite_real
+from fastnn.ops._dispatch import (backend, check_out, contiguous, data_ptr, float_array, is_array,
+                                  may_share_memory)
+
+_UINT8 = np.dtype(np.uint8)
 
 
 def _rate_arg(rate):
@@ -16,24 +18,13 @@ def _rate_arg(rate):
     return rate
 
 
-def _seed_arg(seed):
+def seed_arg(seed):
+    """A Philox key: an int in [0, 2**64)."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
     if not 0 <= seed < 2**64:
         raise ValueError(f"seed: expected 0 <= seed < 2**64, got {seed}")
-    return seed
-
-
-def _out_arg(a, name, shape, dtype):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a NumPy array, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype}, got {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
-    if not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name}: expected a writable C-contiguous array")
-    return require_aligned(a, name)
+    return int(seed)
 
 
 def dropout(x, rate, seed, out=None, mask=None):
@@ -44,33 +35,34 @@ def dropout(x, rate, seed, out=None, mask=None):
     gives the same mask for any thread count, and on the GPU.
     out, mask: arrays to write into instead of new ones (both or neither; out may be x).
     """
-    if _gpu.has_tensor(x, out, mask):
-        return _gpu.dropout(x, _rate_arg(rate), _seed_arg(seed), out, mask)
-    x = np.ascontiguousarray(as_float_array(x, "x"))
+    be, x, out, mask = backend(x=x, out=out, mask=mask)
+    x = contiguous(float_array(x, "x"))
     rate = _rate_arg(rate)
-    seed = _seed_arg(seed)
+    seed = seed_arg(seed)
     if out is None and mask is None:
-        return _C.dropout_forward(x, rate, int(seed))
+        return be.dropout_forward(x, rate, seed)
     if out is None or mask is None:
         raise ValueError("out, mask: give both arrays to write into, or neither")
-    out = _out_arg(out, "out", x.shape, x.dtype)
-    mask = _out_arg(mask, "mask", x.shape, np.dtype(np.uint8))
-    if np.may_share_memory(mask, x) or np.may_share_memory(mask, out):
+    check_out(out, "out", x.shape, x.dtype)
+    check_out(mask, "mask", x.shape, _UINT8)
+    if may_share_memory(mask, x) or may_share_memory(mask, out):
         raise ValueError("mask: must not overlap x or out")
-    if np.may_share_memory(out, x) and not (out.ctypes.data == x.ctypes.data):
+    if may_share_memory(out, x) and data_ptr(out) != data_ptr(x):
         raise ValueError("out: may be x itself, but must not partly overlap it")
-    _C.dropout_forward_into(x, out, mask, rate, int(seed))
+    be.dropout_forward_into(x, out, mask, rate, seed)
     return out, mask
 
 
 def dropout_grad(dy, mask, rate):
     """Gradient of dropout: dy * mask / (1 - rate)."""
-    if _gpu.has_tensor(dy, mask):
-        return _gpu.dropout_grad(dy, mask, _rate_arg(rate))
-    dy = np.ascontiguousarray(as_float_array(dy, "dy"))
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
+    be, dy, mask = backend(dy=dy, mask=mask)
+    dy = contiguous(float_array(dy, "dy"))
+    if not is_array(mask) or mask.dtype != _UINT8:
         raise TypeError("mask: expected the uint8 mask returned by dropout, got "
                         f"{getattr(mask, 'dtype', type(mask).__name__)}")
     if mask.shape != dy.shape:
         raise ValueError(f"mask: expected shape {dy.shape} (dy's), got {mask.shape}")
-    return _C.dropout_backward(dy, np.ascontiguousarray(mask), _rate_arg(rate))
+    return be.dropout_backward(dy, contiguous(mask), _rate_arg(rate))
+
+
+__all__ = ["dropout", "dropout_grad"]
