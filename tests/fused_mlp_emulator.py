@@ -407,7 +407,7 @@ class Block:
 
 def fused_mlp_host(X, weights, biases=None, activations=None, precision="fp32", dY=None,
                    act_params=None, want_dx=True, rows=32):
-    """cuda._fused_mlp_host's interface, emulated: (outputs, dZ or None, dX or None). `rows` is
+    """_cuda_host_calls.fused_mlp_host's interface, emulated: (outputs, dZ or None, dX or None). `rows` is
     the slab (16, 32, 64 or 128: one warp per 16 rows)."""
     n = len(weights)
     biases = list(biases) if biases is not None else [None] * n

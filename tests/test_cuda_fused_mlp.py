@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pytest
 
+import _cuda_host_calls as host_calls
 import oracle
 from fastnn import cuda
 
@@ -71,7 +72,7 @@ def _check(M, widths, acts, precision, seed=0, bias=True, want_dx=True, e2e=True
     X = rng.standard_normal((M, widths[0])).astype(np.float32)
     dY = rng.standard_normal((M, widths[-1])).astype(np.float32)
     ws, bs = _stack(widths, seed, bias)
-    outs, dzs, dx = cuda._fused_mlp_host(X, ws, bs, names, precision, dY, act_params=params,
+    outs, dzs, dx = host_calls.fused_mlp_host(X, ws, bs, names, precision, dY, act_params=params,
                                          want_dx=want_dx)
     tol = TOL[precision]
     n = len(ws)
@@ -209,20 +210,20 @@ def test_applies_rejects_bad_arguments():
 
 @needs_module
 def test_host_refuses_stacks_it_does_not_take():
-    # Straight to the module: the refusal comes before any device call, so it needs no GPU.
-    host = cuda._load().fused_mlp_host
+    # The refusal comes before any device call (fused_mlp_applies is host-side), so it needs no GPU.
+    host = host_calls.fused_mlp_host
     X = np.zeros((4, 129), np.float32)
     ws, bs = _stack([129, 8], 0)
     with pytest.raises(ValueError, match="does not take"):
-        host(X, ws, bs, ["relu"], [0.0], "fp32", None, True)
+        host(X, ws, bs, ["relu"], "fp32", None, [0.0])
     X = np.zeros((4, 8), np.float32)
     ws, bs = _stack([8, 8], 0)
     with pytest.raises(ValueError, match="does not take"):
-        host(X, ws, bs, ["gelu"], [0.0], "bf16", None, True)
+        host(X, ws, bs, ["gelu"], "bf16", None, [0.0])
     with pytest.raises(ValueError, match="rows"):
-        host(X, [ws[0], ws[0].T[:3]], [None, None], [None, None], [0.0, 0.0], "fp32", None, True)
+        host(X, [ws[0], ws[0].T[:3]], [None, None], [None, None], "fp32", None, [0.0, 0.0])
     with pytest.raises(TypeError):
-        host(X.astype(np.float64), ws, bs, ["relu"], [0.0], "fp32", None, True)
+        host(X.astype(np.float64), ws, bs, ["relu"], "fp32", None, [0.0])
 
 
 # ------------------------------------------------------------------ GPU: the kernels
@@ -295,7 +296,7 @@ def test_device_entry_points_and_dz_aliasing_dy():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((M, widths[0])).astype(np.float32)
     dY = rng.standard_normal((M, widths[-1])).astype(np.float32)
-    ref_outs, ref_dzs, ref_dx = cuda._fused_mlp_host(X, ws, bs, acts, "tf32", dY)
+    ref_outs, ref_dzs, ref_dx = host_calls.fused_mlp_host(X, ws, bs, acts, "tf32", dY)
 
     dev = lambda a: torch.from_numpy(a).cuda()
     tX, tW, tb, tdY = dev(X), [dev(w) for w in ws], [dev(b) for b in bs], dev(dY)

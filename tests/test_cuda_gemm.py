@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+import _cuda_host_calls as host_calls
 import oracle
 from fastnn import cuda
 
@@ -65,7 +66,7 @@ def _check(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with_bias
     else:
         out = rng.standard_normal((M, N)).astype(np.float32)
     c0 = out.copy()
-    cuda._gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
+    host_calls.gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
                     variant=variant)
     want = _reference(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
     assert np.all(np.isfinite(out)), "non-finite values in the GPU result"
@@ -167,7 +168,7 @@ def test_empty_output_is_a_no_op():
     a = np.ones((0, 4), np.float32)
     b = np.ones((4, 3), np.float32)
     out = np.empty((0, 3), np.float32)
-    cuda._gemm_host(a, b, out)
+    host_calls.gemm_host(a, b, out)
     assert out.shape == (0, 3)
 
 
@@ -179,7 +180,7 @@ def test_strided_inputs_and_output():
     b = np.asfortranarray(rng.standard_normal((30, 66)).astype(np.float32))
     big = np.full((35, 132), np.nan, np.float32)
     out = big[:, ::2]
-    cuda._gemm_host(a, b, out)
+    host_calls.gemm_host(a, b, out)
     want = a.astype(np.float64) @ b.astype(np.float64)
     assert _rel_err(out, want) < RTOL
     assert np.all(np.isnan(big[:, 1::2])), "wrote outside the strided output view"
@@ -192,11 +193,11 @@ def test_bad_arguments_raise():
     b = np.ones((5, 6), np.float32)
     out = np.empty((3, 6), np.float32)
     with pytest.raises(ValueError, match="shapes do not match"):
-        cuda._gemm_host(a, b, out)
+        host_calls.gemm_host(a, b, out)
     with pytest.raises(TypeError, match="float32"):
-        cuda._gemm_host(a.astype(np.float64), np.ones((4, 6), np.float32), out)
+        host_calls.gemm_host(a.astype(np.float64), np.ones((4, 6), np.float32), out)
     with pytest.raises(ValueError, match="activation"):
-        cuda._gemm_host(a, np.ones((4, 6), np.float32), out, activation="swish")
+        host_calls.gemm_host(a, np.ones((4, 6), np.float32), out, activation="swish")
 
 
 @needs_gpu
@@ -287,7 +288,7 @@ def test_v2_refuses_unaligned_leading_dims(M, N, K, trans_a, trans_b):
     b = np.ones((N, K) if trans_b else (K, N), np.float32)
     out = np.empty((M, N), np.float32)
     with pytest.raises(ValueError, match="v2"):
-        cuda._gemm_host(a, b, out, trans_a, trans_b, variant="v2")
+        host_calls.gemm_host(a, b, out, trans_a, trans_b, variant="v2")
     # ...and the automatic choice falls back to v1 on the same arrays.
     _check(M, N, K, trans_a=trans_a, trans_b=trans_b, variant="auto")
 
@@ -303,7 +304,7 @@ def test_v1_forced(M, N, K):
 def test_bad_variant_name_raises():
     a = np.ones((4, 4), np.float32)
     with pytest.raises(ValueError, match="variant"):
-        cuda._gemm_host(a, a, np.empty((4, 4), np.float32), variant="v3")
+        host_calls.gemm_host(a, a, np.empty((4, 4), np.float32), variant="v3")
 
 
 def _nan_padded(torch, x):
@@ -406,11 +407,11 @@ def test_tf32_really_rounds_and_refuses_unaligned():
     a = rng.standard_normal((256, 512)).astype(np.float32)
     b = rng.standard_normal((512, 256)).astype(np.float32)
     out = np.full((256, 256), np.nan, np.float32)
-    cuda._gemm_host(a, b, out, variant="tf32")
+    host_calls.gemm_host(a, b, out, variant="tf32")
     err = _rel_err(out, a.astype(np.float64) @ b.astype(np.float64))
     assert 1e-5 < err < TF32_RTOL, f"TF32 error {err:.3g} (below 1e-5: not on tensor cores?)"
     with pytest.raises(ValueError, match="tf32"):
-        cuda._gemm_host(a[:, :511].copy(), b[:511].copy(), out, variant="tf32")
+        host_calls.gemm_host(a[:, :511].copy(), b[:511].copy(), out, variant="tf32")
 
 
 @needs_gpu
@@ -491,7 +492,7 @@ def _check_bf16(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with
     else:
         out = rng.standard_normal((M, N)).astype(np.float32)
     c0 = out.copy()
-    cuda._gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
+    host_calls.gemm_host(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param,
                     variant="bf16")
     want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
     _assert_bf16_close(out, want, pre, S, K, activation,
@@ -589,7 +590,7 @@ def test_bf16_really_rounds():
     a = rng.standard_normal((256, 512)).astype(np.float32)
     b = rng.standard_normal((512, 256)).astype(np.float32)
     out = np.full((256, 256), np.nan, np.float32)
-    cuda._gemm_host(a, b, out, variant="bf16")
+    host_calls.gemm_host(a, b, out, variant="bf16")
     exact = a.astype(np.float64) @ b.astype(np.float64)
     rounded = oracle.round_bf16(a).astype(np.float64) @ oracle.round_bf16(b).astype(np.float64)
     err_exact, err_rounded = _rel_err(out, exact), _rel_err(out, rounded)
@@ -607,7 +608,7 @@ def test_bf16_nan_and_inf_propagate():
     a[7, 40] = np.nan
     b[3, 100] = np.inf
     out = np.full((M, N), np.nan, np.float32)
-    cuda._gemm_host(a, b, out, variant="bf16")
+    host_calls.gemm_host(a, b, out, variant="bf16")
     assert np.isnan(out[7]).all(), "a NaN in row 7 of A must poison row 7 of C"
     rest = np.delete(np.arange(M), 7)
     assert np.isinf(out[rest, 100]).all(), "an Inf in column 100 of B must reach column 100"
@@ -626,7 +627,7 @@ def test_bf16_refuses_unaligned_leading_dims(M, N, K, trans_a, trans_b):
     b = np.ones((N, K) if trans_b else (K, N), np.float32)
     out = np.empty((M, N), np.float32)
     with pytest.raises(ValueError, match="bf16"):
-        cuda._gemm_host(a, b, out, trans_a, trans_b, variant="bf16")
+        host_calls.gemm_host(a, b, out, trans_a, trans_b, variant="bf16")
 
 
 @needs_gpu
@@ -638,9 +639,9 @@ def test_gemm_host_reuses_cached_blocks():
     a = rng.standard_normal((96, 64)).astype(np.float32)
     b = rng.standard_normal((64, 80)).astype(np.float32)
     out = np.empty((96, 80), np.float32)
-    cuda._gemm_host(a, b, out, variant="bf16")
+    host_calls.gemm_host(a, b, out, variant="bf16")
     before = cuda.memory_stats()
-    cuda._gemm_host(a, b, out, variant="bf16")
+    host_calls.gemm_host(a, b, out, variant="bf16")
     after = cuda.memory_stats()
     assert after["num_cuda_malloc"] == before["num_cuda_malloc"]
     assert after["num_cache_hits"] > before["num_cache_hits"]

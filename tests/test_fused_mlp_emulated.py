@@ -9,13 +9,14 @@ import functools
 
 import pytest
 
+import _cuda_host_calls as host_calls
 import fused_mlp_emulator as emu
 import test_cuda_fused_mlp as gpu_tests
-from fastnn import cuda
 
 
 def _run(monkeypatch, rows, *args, **kw):
-    monkeypatch.setattr(cuda, "_fused_mlp_host", functools.partial(emu.fused_mlp_host, rows=rows))
+    monkeypatch.setattr(host_calls, "fused_mlp_host",
+                        functools.partial(emu.fused_mlp_host, rows=rows))
     return gpu_tests._check(*args, **kw)
 
 
