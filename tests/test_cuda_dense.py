@@ -103,10 +103,11 @@ def dense_backward(dy, x, w, act=None, gate=None, from_output=False, *, path="au
     d_dx = buf(None, M, K) if want_dx else None
     need = int(mod().dense_backward_workspace_bytes(M, N, K if split else None))
     ws = dev(np.zeros(max(need, 1), np.uint8))
-    mod().dense_backward(p(d_dy), p(d_x), p(d_w), p(d_gate), name, param, from_output, p(d_dw),
-                         p(d_db), p(d_dx), M, K, N, ldy, K, N, N, K, accumulate, ws.data_ptr(),
-                         need if workspace_bytes is None else workspace_bytes, stream(),
-                         precision, path)
+    mod().dense_backward_device(p(d_dy), p(d_x), p(d_w), p(d_gate), name, param, from_output,
+                                p(d_dw), p(d_db), p(d_dx), M, K, N, ldy, K, N, N, K, accumulate,
+                                ws.data_ptr(),
+                                need if workspace_bytes is None else workspace_bytes, stream(),
+                                precision, path)
 
     def back(t, rows, cols):
         if t is None:
@@ -227,10 +228,10 @@ def test_cuda_graph_capture_and_replay(path, precision, rng):
 
     def call():
         dx, dw, db = outs
-        mod().dense_backward(tdy.data_ptr(), tx.data_ptr(), tw.data_ptr(), tz.data_ptr(), "relu",
-                             SLOPE, False, dw.data_ptr(), db.data_ptr(), dx.data_ptr(), M, K, N,
-                             N, K, N, N, K, False, ws.data_ptr(), need, s.cuda_stream, precision,
-                             path)
+        mod().dense_backward_device(tdy.data_ptr(), tx.data_ptr(), tw.data_ptr(), tz.data_ptr(),
+                                    "relu", SLOPE, False, dw.data_ptr(), db.data_ptr(),
+                                    dx.data_ptr(), M, K, N, N, K, N, N, K, False, ws.data_ptr(),
+                                    need, s.cuda_stream, precision, path)
 
     s.wait_stream(torch.cuda.current_stream())
     call()
@@ -398,8 +399,8 @@ def test_argument_errors(rng):
     with pytest.raises(ValueError, match="row stride is smaller"):
         dense_backward(dy, x, w, "gelu", z, ldy=2)
     with pytest.raises(ValueError, match="needs the gate"):
-        mod().dense_backward(1, 1, 1, 0, "relu", 0.0, False, 1, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2,
-                             False, 1, 1 << 20, stream(), "fp32", "fused")
+        mod().dense_backward_device(1, 1, 1, 0, "relu", 0.0, False, 1, 0, 0, 2, 2, 2, 2, 2, 2, 2,
+                                    2, False, 1, 1 << 20, stream(), "fp32", "fused")
 
 
 @needs_gpu

@@ -529,27 +529,34 @@ def test_workspace_sizes_and_bad_arguments():
     assert m.column_sums_workspace_bytes(0, 5) == 0
     assert m.batch_norm_workspace_bytes(10, 0) == 0
     assert m.batch_norm_workspace_bytes(100, 10) >= 8 * 3 * 10
-    with pytest.raises(TypeError, match="dtype"):
-        m.argmax_rows("int8", 0, 1, 1, 0)
-    with pytest.raises(ValueError, match="sizes"):
-        m.scale_tensors("float32", [1, 2], [3], 1.0)
-    with pytest.raises(ValueError, match="grads"):
-        m.sgd_step("float32", [1, 2], [3], None, [1, 1], None, None, 0.1, 0.0, 0.0, False, 0.0, True)
-    with pytest.raises(ValueError, match="null param"):
-        m.sgd_step("float32", [0], [0], None, [5], None, None, 0.1, 0.0, 0.0, False, 0.0, True)
-    with pytest.raises(ValueError, match="lacks state"):
-        m.adam_step("float32", [8], [8], None, None, None, [5], None, None, 1, 1e-3, 0.9, 0.999,
-                    1e-8, 0.0, False, False)
-    with pytest.raises(ValueError, match="negative size"):
-        m.scale_tensors("float64", [8], [-1], 1.0)
+    # The bindings' own checks, which come before any device call: arrays described as CUDA
+    # tensors (never read), host arrays refused.
+    f32 = _FakeCudaArray((4, 3), "<f4")
+    with pytest.raises(TypeError, match="x: expected float32 or float64, got int8"):
+        m.argmax_rows(_FakeCudaArray((2, 2), "|i1"))
+    with pytest.raises(TypeError, match="x: expected a fastnn.Tensor on a CUDA device"):
+        m.sum_rows(np.zeros((2, 2), np.float32))
+    with pytest.raises(TypeError, match=r"tensors\[1\]: expected dtype float32"):
+        m.scale_tensors([f32, _FakeCudaArray((3,), "<f8")], 1.0)
+    with pytest.raises(ValueError, match="grads: expected one array per param"):
+        m.sgd_step([f32, f32], [f32], None, [0.0, 0.0], [0.0, 0.0], 0.1, 0.0, 0.0, False, 0.0,
+                   True, 1.0)
+    with pytest.raises(ValueError, match="momentum_buffers"):
+        m.sgd_step([f32], [f32], None, [0.0], [0.0], 0.1, 0.9, 0.0, False, 0.0, True, 1.0)
     with pytest.raises(ValueError, match="step"):
-        m.adam_step("float32", [], [], [], [], None, [], None, None, 0, 1e-3, 0.9, 0.999, 1e-8,
-                    0.0, False, False)
-    with pytest.raises(ValueError, match="at least one row"):
-        m.sum_rows("float32", 0, 0, 3, 0, True, 0, 0)
-    with pytest.raises(ValueError, match="at least 2 rows"):
-        m.batch_norm_train("float32", 0, 1, 3, 0, 0, 0, 0, 0.1, 1e-5, 0, 0, 0, 0, 0)
-    with pytest.raises(ValueError, match="running statistics"):
-        m.batch_norm_infer("float64", 0, 4, 3, 0, 0, 0, 0, 1e-5, 0, 0, 0)
-    with pytest.raises(ValueError, match="workspace"):
-        m.batch_norm_backward("float32", 8, 8, 4, 3, 0, 8, 8, 8, 8, 8, 0, 0)
+        m.adam_step([f32], [f32], [f32], [f32], None, [0.0], [0.0], 0, 1e-3, 0.9, 0.999, 1e-8,
+                    0.0, False, 1.0)
+    with pytest.raises(ValueError, match="x: expected a 2-D array"):
+        m.batch_norm_train(_FakeCudaArray((3,), "<f4"), None, None, None, None, 0.1, 1e-5)
+    with pytest.raises(ValueError, match="running_mean: expected shape"):
+        m.batch_norm_infer(f32, None, None, _FakeCudaArray((4,), "<f4"), None, 1e-5)
+
+
+class _FakeCudaArray:
+    """Describes a CUDA array through __cuda_array_interface__ without owning memory: for
+    argument checks that fire before any device call."""
+
+    def __init__(self, shape, typestr):
+        self.device = "cuda:0"
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "data": (8, False),
+                                         "strides": None, "version": 3}

@@ -149,7 +149,8 @@ void bind_activations(py::module_& m) {
   m.def("softmax_forward", &softmax_forward, py::arg("x"), py::arg("out"), py::arg("log"),
         "(log-)softmax over the last axis; out may be x");
   m.def("softmax_backward", &softmax_backward, py::arg("dy"), py::arg("y"), py::arg("out"),
-        py::arg("log"), "vector-Jacobian product of (log-)softmax over the last axis, from its output y");
+        py::arg("log"),
+        "vector-Jacobian product of (log-)softmax over the last axis, from its output y");
 #ifndef FASTNN_BACKEND_CUDA
   // A question about the activation, not a kernel: no device involved.
   m.def("act_grad_from_output_ok",

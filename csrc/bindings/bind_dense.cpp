@@ -181,7 +181,9 @@ void run_dense_backward(py::handle dy, const ArgView& X, py::handle w, py::handl
 #ifdef FASTNN_BACKEND_CUDA
   if constexpr (std::is_same_v<T, float>) {
     run_with_workspace(p, cuda::dense_backward_workspace_bytes(d.M, d.K, d.N),
-                       [&](void* ws, int64_t bytes) { cuda::dense_backward(d, ws, bytes, p.stream); });
+                       [&](void* ws, int64_t bytes) {
+                         cuda::dense_backward(d, ws, bytes, p.stream);
+                       });
   }
 #else
   run(p, [&] { cpu::dense_backward(d); });

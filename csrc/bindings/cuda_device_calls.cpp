@@ -13,9 +13,13 @@
 
 #include "core/error.h"
 #include "cpu/activation.h"
+#include "cuda/batchnorm.h"
 #include "cuda/dense.h"
 #include "cuda/fused_mlp.h"
 #include "cuda/gemm.h"
+#include "cuda/losses.h"
+#include "cuda/optim.h"
+#include "cuda/reduce.h"
 
 namespace py = pybind11;
 using namespace fastnn;
@@ -180,6 +184,19 @@ void backward_device(int64_t M, const std::vector<int64_t>& widths,
 }  // namespace
 
 void bind_cuda_device_calls(py::module_& m) {
+  // The kernels' workspace sizes, a function of the shapes alone (no device touched); the op
+  // bindings allocate them themselves, these are for the raw entry points and their tests.
+  m.def("loss_workspace_bytes", &cuda::loss_workspace_bytes,
+        "bytes of device workspace a loss call needs");
+  m.def("global_norm_partials",
+        [](const std::vector<int64_t>& sizes) {
+          return cuda::global_norm_partials(sizes.data(), int64_t(sizes.size()));
+        },
+        py::arg("sizes"), "doubles of workspace global_norm needs for tensors of these sizes");
+  m.def("batch_norm_workspace_bytes", &cuda::batch_norm_workspace_bytes, py::arg("N"),
+        py::arg("F"));
+  m.def("column_sums_workspace_bytes", &cuda::column_sums_workspace_bytes, py::arg("N"),
+        py::arg("F"));
   m.def("gemm_device", &gemm_device, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("M"),
         py::arg("N"), py::arg("K"), py::arg("lda"), py::arg("ldb"), py::arg("ldc"),
         py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
