@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "cpu/activation.h"
+#include "cuda/activations.h"
 #include "cuda/batchnorm.h"
 #include "cuda/dense.h"
 #include "cuda/fused_mlp.h"
@@ -96,6 +97,24 @@ void dense_backward_device(uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t gat
   a.accumulate = accumulate;
   py::gil_scoped_release release;
   cuda::dense_backward_path(a, ptr<void>(workspace), workspace_bytes, ptr<void>(stream), prec, p);
+}
+
+// float32; v is x, or y = act(x) when from_output.
+void act_backward_device(const std::string& activation, double param, uintptr_t dy, uintptr_t v,
+                         uintptr_t dx, int64_t n, uintptr_t stream, bool from_output) {
+  const Act act = act_from_name(activation);
+  const auto f = from_output ? &cuda::act_backward_from_output<float> : &cuda::act_backward<float>;
+  py::gil_scoped_release release;
+  f(act, float(param), ptr<const float>(dy), ptr<const float>(v), ptr<float>(dx), n,
+    ptr<void>(stream));
+}
+
+// float32 column sums (or means) of an (N, F) array.
+void sum_rows_device(uintptr_t x, int64_t N, int64_t F, uintptr_t out, bool mean,
+                     uintptr_t workspace, int64_t workspace_bytes, uintptr_t stream) {
+  py::gil_scoped_release release;
+  cuda::sum_rows<float>(ptr<const float>(x), N, F, ptr<float>(out), mean, ptr<void>(workspace),
+                        workspace_bytes, ptr<void>(stream));
 }
 
 Act parse_act(const py::object& a) {
@@ -227,6 +246,15 @@ void bind_cuda_device_calls(py::module_& m) {
         "dx = dz @ w.T (dx = 0: skipped). x (M, K), w (K, N), dy and gate (M, N) share the row "
         "stride ldy. precision: 'fp32', 'tf32' or 'bf16'; path: 'auto', 'fused' (FP32 only), "
         "'composed', or 'fused64' / 'fused128' with the tile size forced");
+  m.def("act_backward_device", &act_backward_device, py::arg("activation"), py::arg("param"),
+        py::arg("dy"), py::arg("v"), py::arg("dx"), py::arg("n"), py::arg("stream") = 0,
+        py::arg("from_output") = false,
+        "dx = dy * act'(x) on n float32 device elements; v = x, or y = act(x) with from_output");
+  m.def("sum_rows_device", &sum_rows_device, py::arg("x"), py::arg("N"), py::arg("F"),
+        py::arg("out"), py::arg("mean"), py::arg("workspace"), py::arg("workspace_bytes"),
+        py::arg("stream") = 0,
+        "out (F,) = column sums (means) of a float32 (N, F) device array; workspace: "
+        "column_sums_workspace_bytes(N, F)");
   m.def("fused_mlp_applies", &applies, py::arg("widths"), py::arg("activations"),
         py::arg("act_params"), py::arg("precision"),
         "Whether the fused MLP kernel takes this stack: widths [in, out_0, ...], one activation "
