@@ -7,6 +7,7 @@ a build with the CUDA module (skipped otherwise)."""
 import importlib
 import re
 
+import numpy as np
 import pytest
 
 from fastnn import _C
@@ -106,3 +107,16 @@ def test_shared_functions_take_the_same_arguments():
         if cpu_args != gpu_args:
             differ[name] = {"_C": cpu_args, "_cuda": gpu_args}
     assert not differ, f"same name, different arguments: {differ}"
+
+
+def test_each_module_takes_its_own_arrays():
+    # The one converter: _C takes NumPy arrays, _cuda CUDA tensors; the refusal names the argument.
+    x = np.zeros(3, np.float32)
+    with pytest.raises(TypeError, match="x: expected a NumPy array, got list"):
+        _C.act_forward([0.0, 0.0, 0.0], x, "relu", 0.0)
+    with pytest.raises(TypeError, match=r"tensors\[1\]: expected a NumPy array, got int"):
+        _C.scale_tensors([x, 3], 2.0)
+    cuda = _cuda_module()
+    with pytest.raises(TypeError, match="x: expected a fastnn.Tensor on a CUDA device, got "
+                                        "ndarray"):
+        cuda.act_forward(x, x, "relu", 0.0)

@@ -32,17 +32,22 @@ std::string dtype_name(DType d) {
 
 namespace {
 
+// By kind and size, read off the descriptor: no Python call (this runs for every argument).
 DType classify(const py::dtype& dt) {
-  if (dt.equal(py::dtype::of<float>())) return DType::Float32;
-  if (dt.equal(py::dtype::of<double>())) return DType::Float64;
-  if (dt.equal(py::dtype::of<int64_t>())) return DType::Int64;
-  if (dt.equal(py::dtype::of<uint8_t>())) return DType::UInt8;
+  if (dt.byteorder() == '>') return DType::Other;  // not the (little-endian) native order
+  const char kind = dt.kind();
+  const py::ssize_t size = dt.itemsize();
+  if (kind == 'f' && size == 4) return DType::Float32;
+  if (kind == 'f' && size == 8) return DType::Float64;
+  if (kind == 'i' && size == 8) return DType::Int64;
+  if (kind == 'u' && size == 1) return DType::UInt8;
   return DType::Other;
 }
 
 void set_dtype(ArgView& v, const py::dtype& dt) {
   v.dtype = classify(dt);
-  v.dtype_name = py::str(dt);
+  // (NumPy's own name only where it is needed, for a message: str() is a Python call.)
+  v.dtype_name = v.dtype == DType::Other ? std::string(py::str(dt)) : dtype_name(v.dtype);
 }
 
 std::string type_name(py::handle obj) {
@@ -98,6 +103,8 @@ ArgView numpy_view(py::handle obj, const std::string& name) {
   v.data = const_cast<void*>(a.data());
   v.readonly = !a.writeable();
   const int64_t item = a.itemsize();
+  v.shape.reserve(size_t(a.ndim()));
+  v.strides.reserve(size_t(a.ndim()));
   for (py::ssize_t i = 0; i < a.ndim(); ++i) {
     v.shape.push_back(a.shape(i));
     if (a.strides(i) % item)
