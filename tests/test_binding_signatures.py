@@ -109,13 +109,17 @@ def test_shared_functions_take_the_same_arguments():
     assert not differ, f"same name, different arguments: {differ}"
 
 
-def test_each_module_takes_its_own_arrays():
-    # The one converter: _C takes NumPy arrays, _cuda CUDA tensors; the refusal names the argument.
+# The one converter: _C takes NumPy arrays, _cuda CUDA tensors; a refusal names the argument.
+def test_cpu_module_takes_numpy_arrays():
     x = np.zeros(3, np.float32)
     with pytest.raises(TypeError, match="x: expected a NumPy array, got list"):
         _C.act_forward([0.0, 0.0, 0.0], x, "relu", 0.0)
     with pytest.raises(TypeError, match=r"tensors\[1\]: expected a NumPy array, got int"):
         _C.scale_tensors([x, 3], 2.0)
+
+
+def test_cuda_module_takes_cuda_tensors():
+    x = np.zeros(3, np.float32)
     cuda = _cuda_module()
     with pytest.raises(TypeError, match="x: expected a fastnn.Tensor on a CUDA device, got "
                                         "ndarray"):
