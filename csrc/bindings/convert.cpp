@@ -91,6 +91,15 @@ ArgView cuda_view(py::handle obj, const std::string& name) {
       v.strides.push_back(b / item);
     }
   }
+  // CUDA Array Interface v3: the consumer orders its work after the producer's stream (a
+  // fastnn.Tensor names fastnn's own stream, which needs nothing).
+  if (cai.contains("stream") && !cai["stream"].is_none()) {
+    const auto s = cai["stream"].cast<uintptr_t>();
+    const cudaStream_t producer = s == 1   ? cudaStreamLegacy
+                                  : s == 2 ? cudaStreamPerThread
+                                           : reinterpret_cast<cudaStream_t>(s);
+    if (producer != cuda::stream(v.device_index)) cuda::fence_from(producer, v.device_index);
+  }
   return v;
 }
 #else

@@ -7,8 +7,9 @@
 // differ by backend:
 //   _C    (no tag): arguments are NumPy arrays, outputs are new NumPy arrays, calls run on the
 //                   CPU (cpu::...) with the GIL released;
-//   _cuda (tag):    arguments are CUDA tensors (fastnn.Tensor, read through
-//                   __cuda_array_interface__ and .device), outputs are new fastnn.Tensors from
+//   _cuda (tag):    arguments are CUDA tensors (fastnn.Tensor, or any array with
+//                   __cuda_array_interface__ and .device; a foreign producer's stream is fenced
+//                   onto fastnn's), outputs are new fastnn.Tensors from
 //                   the caching allocator, calls run on fastnn's stream of the tensors' device
 //                   (cuda::...), workspaces come from the caching allocator, and a loss waits for
 //                   the stream before it returns its float.
