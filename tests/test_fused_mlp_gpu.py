@@ -7,10 +7,9 @@ previous output, or its dZ one layer up), with the operands rounded as the kerne
 with the oracle's own chain (Frobenius norm, more loosely). Device buffers start as NaN, so an element the
 kernel fails to write fails the finiteness checks.
 
-The kernels are reached through fastnn._cuda.fused_mlp_forward(x, weights, biases, activations,
-act_params, outs, precision) and fused_mlp_backward(weights, activations, act_params, outs, dy,
-dzs, dx, precision) on CUDA tensors (the device entry points, tensors in place of addresses).
-The kernel tests need a GPU; the rounding helpers run on the CPU, and fused_mlp_applies needs
+The kernels are reached through their raw-address entry points in fastnn._cuda
+(fused_mlp_forward_device / fused_mlp_backward_device) on fastnn.Tensor memory and fastnn's
+stream: see _forward and _backward below. The kernel tests need a GPU; the rounding helpers run on the CPU, and fused_mlp_applies needs
 only the CUDA module."""
 
 import numpy as np
@@ -32,6 +31,28 @@ FROM_OUTPUT = [(None, 0.0), ("relu", 0.0), ("leaky_relu", 0.1), ("sigmoid", 0.0)
 WIDTHS = [1, 3, 16, 17, 64, 100, 128]
 
 
+def _addr(t):
+    return 0 if t is None else t.data_ptr()
+
+
+def _forward(x, weights, biases, activations, act_params, outs, precision):
+    """The fused MLP forward kernel on device tensors (through its raw-address entry point)."""
+    widths = [x.shape[1]] + [w.shape[1] for w in weights]
+    backend().fused_mlp_forward_device(
+        x.data_ptr(), x.shape[0], widths, [w.data_ptr() for w in weights],
+        [_addr(b) for b in biases], list(activations), list(act_params),
+        [_addr(o) for o in outs], precision, cuda.current_stream(0))
+
+
+def _backward(weights, activations, act_params, outs, dy, dzs, dx, precision):
+    """The fused MLP backward kernel on device tensors (through its raw-address entry point)."""
+    widths = [weights[0].shape[0]] + [w.shape[1] for w in weights]
+    backend().fused_mlp_backward_device(
+        dy.shape[0], widths, [w.data_ptr() for w in weights], list(activations),
+        list(act_params), [_addr(o) for o in outs], dy.data_ptr(), [_addr(d) for d in dzs],
+        _addr(dx), precision, cuda.current_stream(0))
+
+
 def _stack(widths, seed, bias=True):
     rng = np.random.default_rng(seed)
     ws = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32)
@@ -47,10 +68,10 @@ def fused_mlp(X, ws, bs, names, params, precision, dY, want_dx=True):
     widths = [X.shape[1]] + [w.shape[1] for w in ws]
     tW, tb = [dev(w) for w in ws], [dev(b) for b in bs]
     outs = [poisoned_dev((M, w), np.float32) for w in widths[1:]]
-    backend().fused_mlp_forward(dev(X), tW, tb, names, params, outs, precision)
+    _forward(dev(X), tW, tb, names, params, outs, precision)
     dzs = [poisoned_dev((M, w), np.float32) for w in widths[1:]]
     dx = poisoned_dev((M, widths[0]), np.float32) if want_dx else None
-    backend().fused_mlp_backward(tW, names, params, outs, dev(dY), dzs, dx, precision)
+    _backward(tW, names, params, outs, dev(dY), dzs, dx, precision)
     return [host(o) for o in outs], [host(d) for d in dzs], None if dx is None else host(dx)
 
 
@@ -293,10 +314,10 @@ def test_dz_aliasing_dy_and_inference_without_hidden_outputs():
     outs = [poisoned_dev((M, w), np.float32) for w in widths[1:]]
     dzs = [poisoned_dev((M, w), np.float32) for w in widths[1:-1]] + [tdY]  # aliasing
     dx = poisoned_dev((M, widths[0]), np.float32)
-    backend().fused_mlp_forward(tX, tW, tb, acts, params, outs, "tf32")
-    backend().fused_mlp_backward(tW, acts, params, outs, tdY, dzs, dx, "tf32")
+    _forward(tX, tW, tb, acts, params, outs, "tf32")
+    _backward(tW, acts, params, outs, tdY, dzs, dx, "tf32")
     # Inference: hidden outputs not stored, the last one the same bits.
     last = poisoned_dev((M, widths[-1]), np.float32)
-    backend().fused_mlp_forward(tX, tW, tb, acts, params, [None, None, last], "tf32")
+    _forward(tX, tW, tb, acts, params, [None, None, last], "tf32")
     for got, want in zip(outs + dzs + [dx, last], ref_outs + ref_dzs + [ref_dx, ref_outs[-1]]):
         assert np.array_equal(host(got).view(np.uint32), want.view(np.uint32))

@@ -9,9 +9,7 @@ import fastnn
 
 PACKAGE = pathlib.Path(fastnn.__file__).parent
 
-# The op-family modules and _gpu_ops import each other; they are being turned into the
-# fastnn/ops/ package with one device switch, which removes that circle. Delete this allowance
-# (and the check that uses it) when that lands.
+
 def _modules():
     mods = {}
     for path in PACKAGE.rglob("*.py"):

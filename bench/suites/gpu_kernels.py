@@ -239,7 +239,7 @@ def _dense_backward_rows(torch, cu, repeats, quick):
                          device="cuda")
 
         def ours(path):
-            return lambda: cu.dense_backward(
+            return lambda: cu.dense_backward_device(
                 dy.data_ptr(), x.data_ptr(), w.data_ptr(), z.data_ptr(), "relu", 0.0, False,
                 dw.data_ptr(), db.data_ptr(), dx.data_ptr(), m, k, n, n, k, n, n, k, False,
                 ws.data_ptr(), ws.numel(), stream, "fp32", path)
@@ -705,8 +705,8 @@ def _fused_mlp_rows(torch, cu, repeats, quick):
             # dW_l (in, out) = inp^T (in, M) @ dZ_l (M, out)
             cu.gemm_device(inp.data_ptr(), dzs[l].data_ptr(), dWs[l].data_ptr(), width, width, M,
                            width, width, width, trans_a=True, stream=stream, variant=variant)
-            cu.sum_rows("float32", dzs[l].data_ptr(), M, width, dbs[l].data_ptr(), False,
-                        workspace.data_ptr(), ws_bytes, stream)
+            cu.sum_rows_device(dzs[l].data_ptr(), M, width, dbs[l].data_ptr(), False,
+                               workspace.data_ptr(), ws_bytes, stream)
 
     def fused_step(precision, variant):
         cu.fused_mlp_forward_device(X.data_ptr(), M, widths, ptr(Ws), ptr(bs), acts, params,
@@ -727,8 +727,8 @@ def _fused_mlp_rows(torch, cu, repeats, quick):
             # dX_l (M, in) = dZ_l @ W_l^T, then dZ_{l-1} = dX_l * relu'(out_{l-1})
             cu.gemm_device(dzs[l].data_ptr(), Ws[l].data_ptr(), tmp.data_ptr(), M, width, width,
                            width, width, width, trans_b=True, stream=stream, variant=variant)
-            cu.act_backward("relu", 0.0, tmp.data_ptr(), outs[l - 1].data_ptr(),
-                            dzs[l - 1].data_ptr(), M * width, "float32", stream, True)
+            cu.act_backward_device("relu", 0.0, tmp.data_ptr(), outs[l - 1].data_ptr(),
+                                   dzs[l - 1].data_ptr(), M * width, stream, True)
         weight_grads(variant)
 
     model = torch.nn.Sequential(*[m for l in range(depth) for m in

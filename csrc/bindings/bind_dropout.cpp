@@ -1,77 +1,90 @@
-// Dropout bindings: contiguous arrays in (fastnn/_dropout.py makes them so), GIL released.
-#include <pybind11/numpy.h>
+// Dropout bindings (_C and _cuda; bindings/convert.h): contiguous arrays in (fastnn's Python
+// layer makes them so), converted and forwarded. The mask is uint8 (1 = kept), the same Philox
+// draws on both backends.
 #include <pybind11/pybind11.h>
 
-#include "core/error.h"
+#include "bindings/convert.h"
+#ifdef FASTNN_BACKEND_CUDA
+#include "cuda/dropout.h"
+#else
 #include "cpu/dropout.h"
+#endif
 
-namespace py = pybind11;
-using namespace fastnn;
-
+namespace fastnn::bind {
 namespace {
 
-template <class T>
-py::tuple forward(const py::array_t<T, py::array::c_style>& x, double rate, uint64_t seed) {
-  py::array_t<T> y(x.request().shape);
-  py::array_t<uint8_t> mask(x.request().shape);
-  const T* xp = x.data();
-  T* yp = y.mutable_data();
-  uint8_t* mp = mask.mutable_data();
+// y and mask already checked against x.
+void run_forward(const ArgView& x, const ArgView& y, const ArgView& mask, double rate,
+                 uint64_t seed, const Place& p) {
   const int64_t n = x.size();
-  {
-    py::gil_scoped_release release;
-    cpu::dropout_forward(xp, yp, mp, n, rate, seed);
-  }
-  return py::make_tuple(y, mask);
+  if (n == 0) return;  // (no zero-block launch on the GPU)
+  const auto go = [&](auto zero) {
+    using T = decltype(zero);
+    run(p, [&] {
+#ifdef FASTNN_BACKEND_CUDA
+      cuda::dropout_forward<T>(x.ptr<const T>(), y.ptr<T>(), mask.ptr<uint8_t>(), n, rate, seed,
+                               p.stream);
+#else
+      cpu::dropout_forward(x.ptr<const T>(), y.ptr<T>(), mask.ptr<uint8_t>(), n, rate, seed);
+#endif
+    });
+  };
+  x.dtype == DType::Float64 ? go(double{}) : go(float{});
 }
 
-// Into caller-provided y and mask (the training engine's way: no allocation per call).
-template <class T>
-void forward_into(const py::array_t<T, py::array::c_style>& x,
-                  py::array_t<T, py::array::c_style>& y,
-                  py::array_t<uint8_t, py::array::c_style>& mask, double rate, uint64_t seed) {
+py::tuple forward(py::handle x_obj, double rate, uint64_t seed) {
+  const ArgView x = float_view(x_obj, "x");
+  const Place p = place_of({&x});
+  Output y = new_output(x.shape, x.dtype, p), mask = new_output(x.shape, DType::UInt8, p);
+  run_forward(x, y.view, mask.view, rate, seed, p);
+  return py::make_tuple(y.obj, mask.obj);
+}
+
+// Into caller-provided out and mask (the training engine's way: no allocation per call).
+void forward_into(py::handle x_obj, py::handle out, py::handle mask_obj, double rate,
+                  uint64_t seed) {
+  const ArgView x = float_view(x_obj, "x");
+  const ArgView y = view(out, "out", true), mask = view(mask_obj, "mask", true);
+  require(y, x.dtype, "out");
+  require(mask, DType::UInt8, "mask");
   if (y.size() != x.size() || mask.size() != x.size())
     throw ValueError("out / mask: expected as many elements as x");
-  if (!y.writeable() || !mask.writeable()) throw ValueError("out / mask: arrays are read-only");
-  const T* xp = x.data();
-  T* yp = y.mutable_data();
-  uint8_t* mp = mask.mutable_data();
-  const int64_t n = x.size();
-  py::gil_scoped_release release;
-  cpu::dropout_forward(xp, yp, mp, n, rate, seed);
+  run_forward(x, y, mask, rate, seed, place_of({&x, &y, &mask}));
 }
 
-template <class T>
-py::array backward(const py::array_t<T, py::array::c_style>& dy,
-                   const py::array_t<uint8_t, py::array::c_style>& mask, double rate) {
+py::object backward(py::handle dy_obj, py::handle mask_obj, double rate) {
+  const ArgView dy = float_view(dy_obj, "dy"), mask = view(mask_obj, "mask");
+  require(mask, DType::UInt8, "mask");
   if (dy.size() != mask.size()) throw ValueError("mask: size does not match dy");
-  py::array_t<T> dx(dy.request().shape);
-  const T* dyp = dy.data();
-  const uint8_t* mp = mask.data();
-  T* dxp = dx.mutable_data();
+  const Place p = place_of({&dy, &mask});
+  Output dx = new_output(dy.shape, dy.dtype, p);
   const int64_t n = dy.size();
-  {
-    py::gil_scoped_release release;
-    cpu::dropout_backward(dyp, mp, dxp, n, rate);
-  }
-  return dx;
+  if (n == 0) return dx.obj;
+  const auto go = [&](auto zero) {
+    using T = decltype(zero);
+    run(p, [&] {
+#ifdef FASTNN_BACKEND_CUDA
+      cuda::dropout_backward<T>(dy.ptr<const T>(), mask.ptr<const uint8_t>(), dx.view.ptr<T>(), n,
+                                rate, p.stream);
+#else
+      cpu::dropout_backward(dy.ptr<const T>(), mask.ptr<const uint8_t>(), dx.view.ptr<T>(), n,
+                            rate);
+#endif
+    });
+  };
+  dy.dtype == DType::Float64 ? go(double{}) : go(float{});
+  return dx.obj;
 }
 
 }  // namespace
 
 void bind_dropout(py::module_& m) {
-  // The float64 overloads come first: pybind11 tries overloads in order, and array_t<float>
-  // would otherwise accept (by converting) a float64 array.
-  m.def("dropout_forward", &forward<double>, py::arg("x").noconvert(), py::arg("rate"),
-        py::arg("seed"));
-  m.def("dropout_forward", &forward<float>, py::arg("x").noconvert(), py::arg("rate"),
-        py::arg("seed"));
-  m.def("dropout_forward_into", &forward_into<double>, py::arg("x").noconvert(),
-        py::arg("out").noconvert(), py::arg("mask").noconvert(), py::arg("rate"), py::arg("seed"));
-  m.def("dropout_forward_into", &forward_into<float>, py::arg("x").noconvert(),
-        py::arg("out").noconvert(), py::arg("mask").noconvert(), py::arg("rate"), py::arg("seed"));
-  m.def("dropout_backward", &backward<double>, py::arg("dy").noconvert(),
-        py::arg("mask").noconvert(), py::arg("rate"));
-  m.def("dropout_backward", &backward<float>, py::arg("dy").noconvert(),
-        py::arg("mask").noconvert(), py::arg("rate"));
+  m.def("dropout_forward", &forward, py::arg("x"), py::arg("rate"), py::arg("seed"),
+        "(y, mask): inverted dropout of x, mask uint8 (1 = kept)");
+  m.def("dropout_forward_into", &forward_into, py::arg("x"), py::arg("out"), py::arg("mask"),
+        py::arg("rate"), py::arg("seed"));
+  m.def("dropout_backward", &backward, py::arg("dy"), py::arg("mask"), py::arg("rate"),
+        "dx = dy * mask / (1 - rate)");
 }
+
+}  // namespace fastnn::bind

@@ -1,139 +1,126 @@
-// Loss bindings: argument conversion and GIL release only. fastnn/_losses.py validates with
-// user-facing messages and hands over C-contiguous arrays; the checks here only make sure that
-// no call from Python can read or write out of bounds.
-#include <pybind11/numpy.h>
+// Loss bindings (_C and _cuda; bindings/convert.h): convert, check bounds, forward. fastnn's
+// Python layer validates with user-facing messages and hands over C-contiguous arrays; the checks
+// here only make sure that no call from Python can read or write out of bounds. Each loss returns
+// (mean loss as a float, gradient array); on the GPU the float waits for the stream.
 #include <pybind11/pybind11.h>
 
 #include <string>
-#include <vector>
 
-#include "core/error.h"
+#include "bindings/convert.h"
 #include "cpu/losses.h"
+#ifdef FASTNN_BACKEND_CUDA
+#include "cuda/losses.h"
+#endif
 
-namespace py = pybind11;
-using namespace fastnn;
-
+namespace fastnn::bind {
 namespace {
 
-bool is_contiguous(const py::array& a) {
-  return (a.flags() & py::array::c_style) != 0;
-}
-
-void require(const py::array& a, const py::dtype& dt, const char* name) {
-  if (!a.dtype().equal(dt))
-    throw TypeError(std::string(name) + ": expected dtype " + std::string(py::str(dt)) +
-                    ", got " + std::string(py::str(a.dtype())));
-  if (!is_contiguous(a)) throw ValueError(std::string(name) + ": expected a C-contiguous array");
-}
-
-std::vector<py::ssize_t> shape_of(const py::array& a) {
-  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
-}
-
 template <class T>
-py::tuple run_xent(const py::array& logits, const py::array& labels, const py::object& weight,
+py::tuple run_xent(const ArgView& logits, py::handle labels, py::handle weight,
                    double label_smoothing) {
-  const py::dtype dt = py::dtype::of<T>();
-  require(logits, dt, "logits");
-  if (logits.ndim() != 2) throw ValueError("logits: expected a 2-D array");
+  const DType dt = dtype_of<T>();
+  require(logits, dt, "logits", 2);
   cpu::SoftmaxXentArgs<T> a;
-  a.N = logits.shape(0);
-  a.C = logits.shape(1);
-  a.logits = static_cast<const T*>(logits.data());
-  if (labels.ndim() == 1) {
-    require(labels, py::dtype::of<int64_t>(), "labels");
-    if (labels.shape(0) != a.N) throw ValueError("labels: expected one label per row of logits");
-    a.labels = static_cast<const int64_t*>(labels.data());
+  a.N = logits.shape[0];
+  a.C = logits.shape[1];
+  a.logits = logits.ptr<const T>();
+  const ArgView L = view(labels, "labels");
+  if (L.ndim() == 1) {
+    require(L, DType::Int64, "labels");
+    if (L.shape[0] != a.N) throw ValueError("labels: expected one label per row of logits");
+    a.labels = L.ptr<const int64_t>();
   } else {
-    require(labels, dt, "labels");
-    if (labels.ndim() != 2 || labels.shape(0) != a.N || labels.shape(1) != a.C)
+    require(L, dt, "labels");
+    if (L.shape != logits.shape)
       throw ValueError("labels: probability labels must have the shape of logits");
-    a.probs = static_cast<const T*>(labels.data());
+    a.probs = L.ptr<const T>();
   }
-  py::array w;
-  if (!weight.is_none()) {
-    w = py::reinterpret_borrow<py::array>(weight);
-    require(w, dt, "class_weight");
-    if (w.ndim() != 1 || w.shape(0) != a.C)
+  const auto W = view_or_none(weight, "class_weight");
+  if (W) {
+    require(*W, dt, "class_weight");
+    if (W->ndim() != 1 || W->shape[0] != a.C)
       throw ValueError("class_weight: expected one weight per class");
-    a.weight = static_cast<const T*>(w.data());
+    a.weight = W->ptr<const T>();
   }
   a.label_smoothing = label_smoothing;
-  py::array_t<T> grad(shape_of(logits));
-  a.grad = grad.mutable_data();
-  double loss;
-  {
-    py::gil_scoped_release release;
-    loss = cpu::softmax_cross_entropy(a);
+  const Place p = place_of({&logits, &L, W ? &*W : nullptr});
+  Output grad = new_output(logits.shape, dt, p);
+  a.grad = grad.view.ptr<T>();
+#ifdef FASTNN_BACKEND_CUDA
+  Workspace ws(cuda::loss_workspace_bytes(), p.device);
+  const double loss = run(p, [&] {
+    cuda::softmax_cross_entropy(a, ws.data(), p.stream);
+    return cuda::loss_result(ws.data(), p.stream, "softmax_cross_entropy");
+  });
+#else
+  const double loss = run(p, [&] { return cpu::softmax_cross_entropy(a); });
+#endif
+  return py::make_tuple(loss, grad.obj);
+}
+
+py::tuple softmax_cross_entropy(py::handle logits, py::handle labels, py::handle weight,
+                                double label_smoothing) {
+  const ArgView L = view(logits, "logits");
+  return is_double(L, "logits") ? run_xent<double>(L, labels, weight, label_smoothing)
+                                : run_xent<float>(L, labels, weight, label_smoothing);
+}
+
+// The three element-wise losses share one shape: (a, b) of one dtype and shape -> (loss, grad).
+// Each backend names them alike and overloads them on float / double.
+#ifdef FASTNN_BACKEND_CUDA
+#define FASTNN_ELEMENTWISE_LOSS(fn)                                                   \
+  [](const auto* a, const auto* b, int64_t n, auto* g, const Place& p) {              \
+    Workspace ws(cuda::loss_workspace_bytes(), p.device);                             \
+    cuda::fn(a, b, n, g, ws.data(), p.stream);                                        \
+    return cuda::loss_result(ws.data(), p.stream, #fn);                               \
   }
-  return py::make_tuple(loss, grad);
-}
+#else
+#define FASTNN_ELEMENTWISE_LOSS(fn) \
+  [](const auto* a, const auto* b, int64_t n, auto* g, const Place&) { return cpu::fn(a, b, n, g); }
+#endif
 
-py::tuple softmax_cross_entropy(const py::array& logits, const py::array& labels,
-                                const py::object& weight, double label_smoothing) {
-  if (!weight.is_none() && !py::isinstance<py::array>(weight))
-    throw TypeError("class_weight: expected a NumPy array or None");
-  if (logits.dtype().equal(py::dtype::of<float>()))
-    return run_xent<float>(logits, labels, weight, label_smoothing);
-  if (logits.dtype().equal(py::dtype::of<double>()))
-    return run_xent<double>(logits, labels, weight, label_smoothing);
-  throw TypeError("logits: expected float32 or float64, got " + std::string(py::str(logits.dtype())));
-}
-
-// The three element-wise losses share one shape: (a, b) of one dtype and size -> (loss, grad).
-template <class T>
-using Elementwise = double (*)(const T*, const T*, int64_t, T*);
-
-template <class T>
-py::tuple run_elementwise(Elementwise<T> kernel, const py::array& a, const py::array& b,
-                          const char* a_name, const char* b_name) {
-  const py::dtype dt = py::dtype::of<T>();
-  require(a, dt, a_name);
-  require(b, dt, b_name);
-  if (shape_of(a) != shape_of(b))
+template <class Kernel>
+py::tuple elementwise(const Kernel& kernel, py::handle a_obj, py::handle b_obj,
+                      const char* a_name, const char* b_name) {
+  const ArgView A = view(a_obj, a_name), B = view(b_obj, b_name);
+  const bool f64 = is_double(A, a_name);
+  require(A, A.dtype, a_name);
+  require(B, A.dtype, b_name);
+  if (A.shape != B.shape)
     throw ValueError(std::string(b_name) + ": expected the shape of " + a_name);
-  py::array_t<T> grad(shape_of(a));
-  const T* ap = static_cast<const T*>(a.data());
-  const T* bp = static_cast<const T*>(b.data());
-  T* gp = grad.mutable_data();
-  const int64_t n = a.size();
-  double loss;
-  {
-    py::gil_scoped_release release;
-    loss = kernel(ap, bp, n, gp);
-  }
-  return py::make_tuple(loss, grad);
-}
-
-template <Elementwise<float> F32, Elementwise<double> F64>
-py::tuple elementwise(const py::array& a, const py::array& b, const char* a_name,
-                      const char* b_name) {
-  if (a.dtype().equal(py::dtype::of<float>())) return run_elementwise<float>(F32, a, b, a_name, b_name);
-  if (a.dtype().equal(py::dtype::of<double>())) return run_elementwise<double>(F64, a, b, a_name, b_name);
-  throw TypeError(std::string(a_name) + ": expected float32 or float64, got " +
-                  std::string(py::str(a.dtype())));
+  const Place p = place_of({&A, &B});
+  Output grad = new_output(A.shape, A.dtype, p);
+  const int64_t n = A.size();
+  const double loss =
+      f64 ? run(p, [&] { return kernel(A.ptr<const double>(), B.ptr<const double>(), n,
+                                        grad.view.ptr<double>(), p); })
+          : run(p, [&] { return kernel(A.ptr<const float>(), B.ptr<const float>(), n,
+                                        grad.view.ptr<float>(), p); });
+  return py::make_tuple(loss, grad.obj);
 }
 
 }  // namespace
 
 void bind_losses(py::module_& m) {
-  m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits").noconvert(),
-        py::arg("labels").noconvert(), py::arg("class_weight"), py::arg("label_smoothing"),
+  m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("labels"),
+        py::arg("class_weight"), py::arg("label_smoothing"),
         "(mean loss, dlogits); labels are int64 indices (N,) or probabilities (N, C)");
   m.def("binary_cross_entropy_with_logits",
-        [](const py::array& x, const py::array& t) {
-          return elementwise<cpu::binary_cross_entropy_with_logits,
-                             cpu::binary_cross_entropy_with_logits>(x, t, "logits", "targets");
+        [](py::handle x, py::handle t) {
+          return elementwise(FASTNN_ELEMENTWISE_LOSS(binary_cross_entropy_with_logits), x, t,
+                             "logits", "targets");
         },
-        py::arg("logits").noconvert(), py::arg("targets").noconvert());
+        py::arg("logits"), py::arg("targets"));
   m.def("mse",
-        [](const py::array& p, const py::array& t) {
-          return elementwise<cpu::mse, cpu::mse>(p, t, "pred", "target");
+        [](py::handle p, py::handle t) {
+          return elementwise(FASTNN_ELEMENTWISE_LOSS(mse), p, t, "pred", "target");
         },
-        py::arg("pred").noconvert(), py::arg("target").noconvert());
+        py::arg("pred"), py::arg("target"));
   m.def("mae",
-        [](const py::array& p, const py::array& t) {
-          return elementwise<cpu::mae, cpu::mae>(p, t, "pred", "target");
+        [](py::handle p, py::handle t) {
+          return elementwise(FASTNN_ELEMENTWISE_LOSS(mae), p, t, "pred", "target");
         },
-        py::arg("pred").noconvert(), py::arg("target").noconvert());
+        py::arg("pred"), py::arg("target"));
 }
+
+}  // namespace fastnn::bind

@@ -1,141 +1,186 @@
-// Optimizer bindings: argument conversion and GIL release only. fastnn/_optim_ops.py validates
-// with user-facing messages (naming the list and index) and hands over lists of C-contiguous
-// arrays; the checks here only make sure that no call from Python can read or write out of
-// bounds or through a read-only array.
-#include <pybind11/numpy.h>
+// Optimizer bindings (_C and _cuda; bindings/convert.h): convert and forward. fastnn's Python
+// layer validates with user-facing messages (naming the list and index) and hands over lists of
+// C-contiguous arrays; the checks here only make sure that no call from Python can read or write
+// out of bounds or through a read-only array. Every tensor of one call goes to one kernel call
+// (one launch per 128 tensors on the GPU).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <limits>
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "bindings/convert.h"
 #include "cpu/optim.h"
+#ifdef FASTNN_BACKEND_CUDA
+#include "cuda/optim.h"
+#endif
 
-namespace py = pybind11;
-using namespace fastnn;
-
+namespace fastnn::bind {
 namespace {
 
-std::string at(const char* list, size_t i) {
-  return std::string(list) + "[" + std::to_string(i) + "]";
+// Views of list[i], each C-contiguous of the dtype of params[0], with n[i] elements when given.
+std::vector<ArgView> tensor_list(py::handle list, const std::string& name, DType dt,
+                                 const std::vector<int64_t>* sizes, bool writable) {
+  std::vector<ArgView> v = view_list(list, name, writable);
+  if (sizes && v.size() != sizes->size())
+    throw ValueError(name + ": expected one array per param (" + std::to_string(sizes->size()) +
+                     "), got " + std::to_string(v.size()));
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string at = name + "[" + std::to_string(i) + "]";
+    require(v[i], dt, at);
+    if (sizes && v[i].size() != (*sizes)[i])
+      throw ValueError(at + ": expected " + std::to_string((*sizes)[i]) + " elements, got " +
+                       std::to_string(v[i].size()));
+  }
+  return v;
 }
 
-// The data pointer of list[i], checked to be a C-contiguous array of dtype T with n elements
-// (n < 0: any size) and writable when asked.
-template <class T>
-T* array_ptr(const py::list& list, size_t i, const char* name, int64_t n, bool writable) {
-  if (!py::isinstance<py::array>(list[i]))
-    throw TypeError(at(name, i) + ": expected a NumPy array");
-  py::array a = py::reinterpret_borrow<py::array>(list[i]);
-  if (!a.dtype().equal(py::dtype::of<T>()))
-    throw TypeError(at(name, i) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
-                    ", got " + std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw ValueError(at(name, i) + ": expected a C-contiguous array");
-  if (n >= 0 && a.size() != n)
-    throw ValueError(at(name, i) + ": expected " + std::to_string(n) + " elements, got " +
-                     std::to_string(a.size()));
-  if (writable && !a.writeable()) throw ValueError(at(name, i) + ": array is read-only");
-  return static_cast<T*>(const_cast<void*>(a.data()));
-}
+// The tensor table of one optimizer call: one OptimTensor per params[i]; states[k] is a list
+// like params, or None when unused.
+struct Table {
+  std::vector<ArgView> params, grads, states[3];
+  Place place;
+};
 
-// One OptimTensor per params[i]; states[k] is a list like params, or None when unused.
-template <class T>
-std::vector<cpu::OptimTensor<T>> gather(const py::list& params, const py::list& grads,
-                                        const std::vector<py::object>& states,
-                                        const std::vector<double>& l1,
-                                        const std::vector<double>& l2) {
-  const size_t count = params.size();
-  if (grads.size() != count || l1.size() != count || l2.size() != count)
+Table gather(py::handle params, py::handle grads, std::initializer_list<py::handle> states,
+             const std::vector<double>& l1, const std::vector<double>& l2, DType& dt) {
+  Table t;
+  const auto first = view_list(params, "params");
+  if (first.empty()) return t;
+  dt = first[0].dtype;
+  is_double(first[0], "params[0]");
+  t.params = tensor_list(params, "params", dt, nullptr, true);
+  std::vector<int64_t> sizes;
+  for (const ArgView& p : t.params) sizes.push_back(p.size());
+  if (l1.size() != sizes.size() || l2.size() != sizes.size())
     throw ValueError("params, grads, l1 and l2 must have the same length");
-  static const char* kStateNames[3] = {"states[0]", "states[1]", "states[2]"};
-  std::vector<py::list> state_lists;
-  for (const py::object& s : states) {
-    if (s.is_none()) {
-      state_lists.emplace_back();
-      continue;
-    }
-    py::list l = py::reinterpret_borrow<py::list>(s);
-    if (l.size() != count) throw ValueError("every state list must have one array per param");
-    state_lists.push_back(l);
+  t.grads = tensor_list(grads, "grads", dt, &sizes, false);
+  int k = 0;
+  for (py::handle s : states) {
+    if (!s.is_none())
+      t.states[k] = tensor_list(s, "states[" + std::to_string(k) + "]", dt, &sizes, true);
+    ++k;
   }
-  std::vector<cpu::OptimTensor<T>> t(count);
-  for (size_t i = 0; i < count; ++i) {
-    t[i].param = array_ptr<T>(params, i, "params", -1, true);
-    t[i].n = py::reinterpret_borrow<py::array>(params[i]).size();
-    t[i].grad = array_ptr<T>(grads, i, "grads", t[i].n, false);
-    for (size_t k = 0; k < states.size(); ++k)
-      if (!states[k].is_none())
-        t[i].state[k] = array_ptr<T>(state_lists[k], i, kStateNames[k], t[i].n, true);
-    t[i].l1 = l1[i];
-    t[i].l2 = l2[i];
-  }
+  std::vector<ArgView> all = t.params;
+  for (const auto* list : {&t.grads, &t.states[0], &t.states[1], &t.states[2]})
+    all.insert(all.end(), list->begin(), list->end());
+  t.place = place_of(all);
   return t;
 }
 
-// Runs kernel(tensors, count, options) in the dtype of params[0], without the GIL.
+template <class T>
+std::vector<cpu::OptimTensor<T>> tensors(const Table& t, const std::vector<double>& l1,
+                                         const std::vector<double>& l2) {
+  std::vector<cpu::OptimTensor<T>> out(t.params.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].param = t.params[i].ptr<T>();
+    out[i].grad = t.grads[i].ptr<const T>();
+    out[i].n = t.params[i].size();
+    for (int k = 0; k < 3; ++k)
+      if (!t.states[k].empty()) out[i].state[k] = t.states[k][i].ptr<T>();
+    out[i].l1 = l1[i];
+    out[i].l2 = l2[i];
+  }
+  return out;
+}
+
+// kernel(tensors, count, options, place) in the dtype of params[0], without the GIL.
 template <class Options, class Kernel>
-void dispatch(const py::list& params, const py::list& grads,
-              const std::vector<py::object>& states, const std::vector<double>& l1,
-              const std::vector<double>& l2, const Options& o, const Kernel& kernel) {
-  if (params.size() == 0) return;
-  py::array first = py::reinterpret_borrow<py::array>(params[0]);
-  if (first.dtype().equal(py::dtype::of<float>())) {
-    auto t = gather<float>(params, grads, states, l1, l2);
-    py::gil_scoped_release release;
-    kernel(t.data(), int64_t(t.size()), o);
-  } else if (first.dtype().equal(py::dtype::of<double>())) {
-    auto t = gather<double>(params, grads, states, l1, l2);
-    py::gil_scoped_release release;
-    kernel(t.data(), int64_t(t.size()), o);
+void step(py::handle params, py::handle grads, std::initializer_list<py::handle> states,
+          const std::vector<double>& l1, const std::vector<double>& l2, const Options& o,
+          const Kernel& kernel) {
+  DType dt = DType::Float32;
+  const Table t = gather(params, grads, states, l1, l2, dt);
+  if (t.params.empty()) return;
+  if (dt == DType::Float64) {
+    const auto ts = tensors<double>(t, l1, l2);
+    run(t.place, [&] { kernel(ts.data(), int64_t(ts.size()), o, t.place); });
   } else {
-    throw TypeError("params[0]: expected float32 or float64, got " +
-                    std::string(py::str(first.dtype())));
+    const auto ts = tensors<float>(t, l1, l2);
+    run(t.place, [&] { kernel(ts.data(), int64_t(ts.size()), o, t.place); });
   }
 }
 
-// A kernel overloaded on float/double as one callable.
-#define FASTNN_OVERLOADS(fn) \
-  [](const auto* t, int64_t count, const auto& o) { cpu::fn(t, count, o); }
-
-template <class T>
-double norm_of(const py::list& tensors) {
-  std::vector<const T*> data;
-  std::vector<int64_t> sizes;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    data.push_back(array_ptr<T>(tensors, i, "tensors", -1, false));
-    sizes.push_back(py::reinterpret_borrow<py::array>(tensors[i]).size());
+// One backend's step, overloaded on float / double, as one callable.
+#ifdef FASTNN_BACKEND_CUDA
+#define FASTNN_STEP(fn)                                                           \
+  [](const auto* t, int64_t count, const auto& o, const Place& p) {               \
+    cuda::fn(t, count, o, nullptr, p.stream);                                     \
   }
-  py::gil_scoped_release release;
-  return cpu::global_norm(data.data(), sizes.data(), int64_t(data.size()));
-}
+#else
+#define FASTNN_STEP(fn) \
+  [](const auto* t, int64_t count, const auto& o, const Place&) { cpu::fn(t, count, o); }
+#endif
 
+// (views, data pointers, sizes) of a list of same-dtype tensors.
 template <class T>
-void scale_of(const py::list& tensors, double factor) {
+struct Flat {
+  std::vector<ArgView> views;
   std::vector<T*> data;
   std::vector<int64_t> sizes;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    data.push_back(array_ptr<T>(tensors, i, "tensors", -1, true));
-    sizes.push_back(py::reinterpret_borrow<py::array>(tensors[i]).size());
+  Place place;
+  Flat(std::vector<ArgView> v) : views(std::move(v)) {
+    for (const ArgView& a : views) {
+      data.push_back(a.ptr<T>());
+      sizes.push_back(a.size());
+    }
+    place = place_of(views);
   }
-  py::gil_scoped_release release;
-  cpu::scale_tensors(data.data(), sizes.data(), int64_t(data.size()), factor);
+};
+
+template <class T>
+double norm_of(std::vector<ArgView> views) {
+  Flat<const T> f(std::move(views));
+#ifdef FASTNN_BACKEND_CUDA
+  const int64_t cap = cuda::global_norm_partials(f.sizes.data(), int64_t(f.sizes.size()));
+  Workspace partials(size_t(std::max<int64_t>(cap, 1)) * sizeof(double), f.place.device);
+  Workspace out(2 * sizeof(double), f.place.device);
+  double host[2];
+  run(f.place, [&] {
+    cuda::global_norm<T>(f.data.data(), f.sizes.data(), int64_t(f.data.size()),
+                         std::numeric_limits<double>::infinity(),
+                         static_cast<double*>(partials.data()), cap,
+                         static_cast<double*>(out.data()), f.place.stream);
+    download(host, out.data(), sizeof(host), f.place);
+  });
+  return host[0];
+#else
+  return run(f.place, [&] {
+    return cpu::global_norm(f.data.data(), f.sizes.data(), int64_t(f.data.size()));
+  });
+#endif
 }
 
-bool is_float32(const py::list& tensors) {
-  return tensors.size() > 0 &&
-         py::reinterpret_borrow<py::array>(tensors[0]).dtype().equal(py::dtype::of<float>());
+template <class T>
+void scale_of(std::vector<ArgView> views, double factor) {
+  Flat<T> f(std::move(views));
+  run(f.place, [&] {
+#ifdef FASTNN_BACKEND_CUDA
+    cuda::scale_tensors<T>(f.data.data(), f.sizes.data(), int64_t(f.data.size()), factor,
+                           nullptr, f.place.stream);
+#else
+    cpu::scale_tensors(f.data.data(), f.sizes.data(), int64_t(f.data.size()), factor);
+#endif
+  });
+}
+
+// The views of `tensors`, all of the first one's float dtype (C-contiguous); writable when asked.
+std::vector<ArgView> same_float_list(py::handle tensors, bool writable) {
+  const auto first = view_list(tensors, "tensors");
+  if (first.empty()) return {};
+  is_double(first[0], "tensors[0]");
+  return tensor_list(tensors, "tensors", first[0].dtype, nullptr, writable);
 }
 
 }  // namespace
 
 void bind_optim(py::module_& m) {
   m.def("sgd_step",
-        [](const py::list& params, const py::list& grads, const py::object& bufs,
-           const std::vector<double>& l1, const std::vector<double>& l2, double lr,
-           double momentum, double dampening, bool nesterov, double weight_decay, bool first_step,
-           double grad_scale) {
+        [](py::handle params, py::handle grads, py::handle bufs, const std::vector<double>& l1,
+           const std::vector<double>& l2, double lr, double momentum, double dampening,
+           bool nesterov, double weight_decay, bool first_step, double grad_scale) {
           cpu::SgdOptions o;
           o.lr = lr;
           o.momentum = momentum;
@@ -146,8 +191,8 @@ void bind_optim(py::module_& m) {
           o.grad_scale = grad_scale;
           if (momentum != 0 && bufs.is_none())
             throw ValueError("momentum_buffers: needed when momentum != 0");
-          dispatch(params, grads, {momentum != 0 ? bufs : py::none()}, l1, l2, o,
-                   FASTNN_OVERLOADS(sgd_step));
+          step(params, grads, {momentum != 0 ? bufs : py::none()}, l1, l2, o,
+               FASTNN_STEP(sgd_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("l1"),
         py::arg("l2"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
@@ -155,11 +200,10 @@ void bind_optim(py::module_& m) {
         py::arg("grad_scale"));
 
   m.def("adam_step",
-        [](const py::list& params, const py::list& grads, const py::list& exp_avgs,
-           const py::list& exp_avg_sqs, const py::object& max_exp_avg_sqs,
-           const std::vector<double>& l1, const std::vector<double>& l2, int64_t step, double lr,
-           double beta1, double beta2, double eps, double weight_decay, bool decoupled,
-           double grad_scale) {
+        [](py::handle params, py::handle grads, py::handle exp_avgs, py::handle exp_avg_sqs,
+           py::handle max_exp_avg_sqs, const std::vector<double>& l1,
+           const std::vector<double>& l2, int64_t step_count, double lr, double beta1,
+           double beta2, double eps, double weight_decay, bool decoupled, double grad_scale) {
           cpu::AdamOptions o;
           o.lr = lr;
           o.beta1 = beta1;
@@ -168,11 +212,11 @@ void bind_optim(py::module_& m) {
           o.weight_decay = weight_decay;
           o.decoupled = decoupled;
           o.amsgrad = !max_exp_avg_sqs.is_none();
-          o.step = step;
+          o.step = step_count;
           o.grad_scale = grad_scale;
-          if (step < 1) throw ValueError("step: expected a step count >= 1");
-          dispatch(params, grads, {exp_avgs, exp_avg_sqs, max_exp_avg_sqs}, l1, l2, o,
-                   FASTNN_OVERLOADS(adam_step));
+          if (step_count < 1) throw ValueError("step: expected a step count >= 1");
+          step(params, grads, {exp_avgs, exp_avg_sqs, max_exp_avg_sqs}, l1, l2, o,
+               FASTNN_STEP(adam_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
         py::arg("max_exp_avg_sqs"), py::arg("l1"), py::arg("l2"), py::arg("step"),
@@ -180,28 +224,28 @@ void bind_optim(py::module_& m) {
         py::arg("weight_decay"), py::arg("decoupled"), py::arg("grad_scale"));
 
   m.def("adagrad_step",
-        [](const py::list& params, const py::list& grads, const py::list& state_sums,
-           const std::vector<double>& l1, const std::vector<double>& l2, int64_t step, double lr,
-           double lr_decay, double weight_decay, double eps, double grad_scale) {
+        [](py::handle params, py::handle grads, py::handle state_sums,
+           const std::vector<double>& l1, const std::vector<double>& l2, int64_t step_count,
+           double lr, double lr_decay, double weight_decay, double eps, double grad_scale) {
           cpu::AdagradOptions o;
           o.lr = lr;
           o.lr_decay = lr_decay;
           o.weight_decay = weight_decay;
           o.eps = eps;
-          o.step = step;
+          o.step = step_count;
           o.grad_scale = grad_scale;
-          if (step < 1) throw ValueError("step: expected a step count >= 1");
-          dispatch(params, grads, {state_sums}, l1, l2, o, FASTNN_OVERLOADS(adagrad_step));
+          if (step_count < 1) throw ValueError("step: expected a step count >= 1");
+          step(params, grads, {state_sums}, l1, l2, o, FASTNN_STEP(adagrad_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("l1"),
         py::arg("l2"), py::arg("step"), py::arg("lr"), py::arg("lr_decay"),
         py::arg("weight_decay"), py::arg("eps"), py::arg("grad_scale"));
 
   m.def("rmsprop_step",
-        [](const py::list& params, const py::list& grads, const py::list& square_avgs,
-           const py::object& momentum_buffers, const py::object& grad_avgs,
-           const std::vector<double>& l1, const std::vector<double>& l2, double lr, double alpha,
-           double eps, double weight_decay, double momentum, double grad_scale) {
+        [](py::handle params, py::handle grads, py::handle square_avgs,
+           py::handle momentum_buffers, py::handle grad_avgs, const std::vector<double>& l1,
+           const std::vector<double>& l2, double lr, double alpha, double eps,
+           double weight_decay, double momentum, double grad_scale) {
           cpu::RmspropOptions o;
           o.lr = lr;
           o.alpha = alpha;
@@ -212,9 +256,9 @@ void bind_optim(py::module_& m) {
           o.grad_scale = grad_scale;
           if (momentum > 0 && momentum_buffers.is_none())
             throw ValueError("momentum_buffers: needed when momentum > 0");
-          const py::object bufs = momentum > 0 ? momentum_buffers : py::none();
-          dispatch(params, grads, {square_avgs, bufs, grad_avgs}, l1, l2, o,
-                   FASTNN_OVERLOADS(rmsprop_step));
+          const py::handle bufs = momentum > 0 ? momentum_buffers : py::none();
+          step(params, grads, {square_avgs, bufs, grad_avgs}, l1, l2, o,
+               FASTNN_STEP(rmsprop_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("square_avgs"),
         py::arg("momentum_buffers"), py::arg("grad_avgs"), py::arg("l1"), py::arg("l2"),
@@ -222,18 +266,23 @@ void bind_optim(py::module_& m) {
         py::arg("momentum"), py::arg("grad_scale"));
 
   m.def("global_norm",
-        [](const py::list& tensors) {
-          if (tensors.size() == 0) return 0.0;
-          return is_float32(tensors) ? norm_of<float>(tensors) : norm_of<double>(tensors);
+        [](py::handle tensors) {
+          auto v = same_float_list(tensors, false);
+          if (v.empty()) return 0.0;
+          return v[0].dtype == DType::Float32 ? norm_of<float>(std::move(v))
+                                              : norm_of<double>(std::move(v));
         },
         py::arg("tensors"), "sqrt of the sum of squares of every element, in double");
   m.def("scale_tensors",
-        [](const py::list& tensors, double factor) {
-          if (tensors.size() == 0) return;
-          if (is_float32(tensors))
-            scale_of<float>(tensors, factor);
+        [](py::handle tensors, double factor) {
+          auto v = same_float_list(tensors, true);
+          if (v.empty()) return;
+          if (v[0].dtype == DType::Float32)
+            scale_of<float>(std::move(v), factor);
           else
-            scale_of<double>(tensors, factor);
+            scale_of<double>(std::move(v), factor);
         },
         py::arg("tensors"), py::arg("factor"), "x *= factor in place, for every tensor");
 }
+
+}  // namespace fastnn::bind

@@ -1,29 +1,22 @@
-// Sampled softmax bindings: argument conversion and GIL release only. fastnn/_sampled.py
-// validates with user-facing messages and hands over C-contiguous arrays; the checks here only
-// make sure that no call from Python can read or write out of bounds.
-#include <pybind11/numpy.h>
+// Sampled softmax bindings (_C and _cuda; bindings/convert.h): convert, check bounds, forward.
+// fastnn's Python layer validates with user-facing messages and hands over C-contiguous arrays;
+// the checks here only make sure that no call from Python can read or write out of bounds.
+// Both backends draw the sample on the host with the same sampler (same seed, same candidates);
+// the GPU copies the labels to the host for it.
 #include <pybind11/pybind11.h>
 
 #include <cstring>
 #include <string>
+#include <vector>
 
-#include "core/error.h"
+#include "bindings/convert.h"
 #include "cpu/sampled_softmax.h"
+#ifdef FASTNN_BACKEND_CUDA
+#include "cuda/sampled_softmax.h"
+#endif
 
-namespace py = pybind11;
-using namespace fastnn;
-
+namespace fastnn::bind {
 namespace {
-
-void require(const py::array& a, const py::dtype& dt, const char* name, py::ssize_t ndim) {
-  if (!a.dtype().equal(dt))
-    throw TypeError(std::string(name) + ": expected dtype " + std::string(py::str(dt)) +
-                    ", got " + std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw ValueError(std::string(name) + ": expected a C-contiguous array");
-  if (a.ndim() != ndim)
-    throw ValueError(std::string(name) + ": expected a " + std::to_string(ndim) + "-D array");
-}
 
 cpu::Sampler sampler_from_name(const std::string& name) {
   if (name == "log_uniform") return cpu::Sampler::LogUniform;
@@ -41,6 +34,15 @@ void check_signals() {
   if (PyErr_CheckSignals() != 0) throw Interrupted{};
 }
 
+template <class V>
+py::array_t<V> host_array(const std::vector<V>& v) {
+  py::array_t<V> out(py::ssize_t(v.size()));
+  if (!v.empty()) std::memcpy(out.mutable_data(), v.data(), v.size() * sizeof(V));
+  return out;
+}
+
+// The sample alone: host memory in and out, so _C only.
+#ifndef FASTNN_BACKEND_CUDA
 py::tuple sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t seed,
                             const std::string& sampler, bool unique,
                             int64_t max_rejection_draws) {
@@ -53,36 +55,71 @@ py::tuple sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t s
   } catch (const Interrupted&) {
     throw py::error_already_set();
   }
-  py::array_t<int64_t> ids(py::ssize_t(s.ids.size()));
-  py::array_t<double> expected(py::ssize_t(s.expected.size()));
-  std::memcpy(ids.mutable_data(), s.ids.data(), s.ids.size() * sizeof(int64_t));
-  std::memcpy(expected.mutable_data(), s.expected.data(), s.expected.size() * sizeof(double));
-  return py::make_tuple(ids, expected, s.tries);
+  return py::make_tuple(host_array(s.ids), host_array(s.expected), s.tries);
 }
+#endif
+
+// Every argument of one call, checked and converted.
+template <class T>
+struct Call {
+  cpu::SampledSoftmaxArgs<T> a;
+  ArgView h, W, labels;
+  std::optional<ArgView> b;
+  Place place;
+};
 
 template <class T>
-py::tuple run_sampled(const py::array& h, const py::array& W, const py::object& b,
-                      const py::array& labels, int64_t num_sampled, uint64_t seed,
-                      const std::string& sampler, bool unique, bool subtract_log_q,
-                      bool remove_accidental_hits, bool correct_true_logit) {
-  const py::dtype dt = py::dtype::of<T>();
-  require(h, dt, "h", 2);
-  require(W, dt, "W", 2);
-  require(labels, py::dtype::of<int64_t>(), "labels", 1);
-  cpu::SampledSoftmaxArgs<T> a;
-  a.N = h.shape(0), a.D = h.shape(1), a.C = W.shape(1);
-  if (W.shape(0) != a.D) throw ValueError("W: expected h.shape[1] rows");
-  if (labels.shape(0) != a.N) throw ValueError("labels: expected one label per row of h");
-  py::array barr;
-  if (!b.is_none()) {
-    barr = py::reinterpret_borrow<py::array>(b);
-    require(barr, dt, "b", 1);
-    if (barr.shape(0) != a.C) throw ValueError("b: expected one entry per column of W");
-    a.b = static_cast<const T*>(barr.data());
+Call<T> convert(const ArgView& h, py::handle W_obj, py::handle b_obj, py::handle labels_obj) {
+  const DType dt = dtype_of<T>();
+  Call<T> c;
+  c.h = h;
+  c.W = view(W_obj, "W");
+  c.labels = view(labels_obj, "labels");
+  require(c.h, dt, "h", 2);
+  require(c.W, dt, "W", 2);
+  require(c.labels, DType::Int64, "labels", 1);
+  cpu::SampledSoftmaxArgs<T>& a = c.a;
+  a.N = c.h.shape[0], a.D = c.h.shape[1], a.C = c.W.shape[1];
+  if (c.W.shape[0] != a.D) throw ValueError("W: expected h.shape[1] rows");
+  if (c.labels.shape[0] != a.N) throw ValueError("labels: expected one label per row of h");
+  c.b = view_or_none(b_obj, "b");
+  if (c.b) {
+    require(*c.b, dt, "b", 1);
+    if (c.b->shape[0] != a.C) throw ValueError("b: expected one entry per column of W");
+    a.b = c.b->template ptr<const T>();
   }
-  a.h = static_cast<const T*>(h.data());
-  a.W = static_cast<const T*>(W.data());
-  a.labels = static_cast<const int64_t*>(labels.data());
+  a.h = c.h.template ptr<const T>();
+  a.W = c.W.template ptr<const T>();
+  a.labels = c.labels.template ptr<const int64_t>();
+  c.place = place_of({&c.h, &c.W, &c.labels, c.b ? &*c.b : nullptr});
+  return c;
+}
+
+// The gradients of a call that touches k columns: dh (N, D), dW_cols (D, k), db_cols (k,) with
+// a bias (else None).
+template <class T>
+struct Gradients {
+  Output dh, dW_cols;
+  py::object db_cols = py::none();
+  T* db = nullptr;
+  Gradients(const Call<T>& c, int64_t k)
+      : dh(new_output({c.a.N, c.a.D}, dtype_of<T>(), c.place)),
+        dW_cols(new_output({c.a.D, k}, dtype_of<T>(), c.place)) {
+    if (c.b) {
+      Output out = new_output({k}, dtype_of<T>(), c.place);
+      db = out.view.template ptr<T>();
+      db_cols = out.obj;
+    }
+  }
+};
+
+template <class T>
+py::tuple run_sampled(const ArgView& h, py::handle W, py::handle b, py::handle labels,
+                      int64_t num_sampled, uint64_t seed, const std::string& sampler,
+                      bool unique, bool subtract_log_q, bool remove_accidental_hits,
+                      bool correct_true_logit) {
+  Call<T> c = convert<T>(h, W, b, labels);
+  cpu::SampledSoftmaxArgs<T>& a = c.a;
   a.num_sampled = num_sampled;
   a.seed = seed;
   a.sampler = sampler_from_name(sampler);
@@ -90,115 +127,128 @@ py::tuple run_sampled(const py::array& h, const py::array& W, const py::object& 
   a.subtract_log_q = subtract_log_q;
   a.remove_accidental_hits = remove_accidental_hits;
   a.correct_true_logit = correct_true_logit;
-
+#ifdef FASTNN_BACKEND_CUDA
+  // Phase 1 on the host: the labels come over, the plan sizes the outputs and the workspace.
+  std::vector<int64_t> host_labels(size_t(a.N));
+  run(c.place, [&] { download(host_labels.data(), a.labels, host_labels.size() * 8, c.place); });
+  a.labels = host_labels.data();
+  const cuda::SampledGpuPlan plan = run(c.place, [&] { return cuda::sampled_softmax_plan(a); });
+  a.labels = nullptr;  // phase 2 reads them from the plan's tables
+  const int64_t k = plan.k;
+  Output cols = new_output({k}, DType::Int64, c.place);
+  Gradients<T> g(c, k);
+  Workspace ws(plan.workspace_bytes, c.place.device);
+  const double loss = run(c.place, [&] {
+    cuda::sampled_softmax_cross_entropy<T>(a, plan, g.dh.view.template ptr<T>(),
+                                           g.dW_cols.view.template ptr<T>(), g.db,
+                                           cols.view.ptr<int64_t>(), ws.data(), ws.bytes(),
+                                           c.place.stream);
+    return cuda::sampled_softmax_loss(plan, ws.data(), c.place.stream);
+  });
+  const py::object cols_out = cols.obj;
+#else
   cpu::SampledPlan plan;
   try {
-    py::gil_scoped_release release;
-    plan = cpu::sampled_softmax_plan(a, check_signals);
+    plan = run(c.place, [&] { return cpu::sampled_softmax_plan(a, check_signals); });
   } catch (const Interrupted&) {
     throw py::error_already_set();
   }
-  const py::ssize_t k = py::ssize_t(plan.cols.size());
-  py::array_t<int64_t> cols(k);
-  std::memcpy(cols.mutable_data(), plan.cols.data(), plan.cols.size() * sizeof(int64_t));
-  py::array_t<T> dh({py::ssize_t(a.N), py::ssize_t(a.D)});
-  py::array_t<T> dW_cols({py::ssize_t(a.D), k});
-  py::object db_out = py::none();
-  T* db_ptr = nullptr;
-  if (a.b) {
-    py::array_t<T> db_cols(k);
-    db_ptr = db_cols.mutable_data();
-    db_out = db_cols;
-  }
-  T* dh_ptr = dh.mutable_data();
-  T* dW_ptr = dW_cols.mutable_data();
-  double loss;
-  {
-    py::gil_scoped_release release;
-    loss = cpu::sampled_softmax_cross_entropy(a, plan, dh_ptr, dW_ptr, db_ptr);
-  }
-  return py::make_tuple(loss, dh, cols, dW_cols, db_out);
+  const int64_t k = int64_t(plan.cols.size());
+  const py::object cols_out = host_array(plan.cols);
+  Gradients<T> g(c, k);
+  const double loss = run(c.place, [&] {
+    return cpu::sampled_softmax_cross_entropy(a, plan, g.dh.view.template ptr<T>(),
+                                              g.dW_cols.view.template ptr<T>(), g.db);
+  });
+#endif
+  return py::make_tuple(loss, g.dh.obj, cols_out, g.dW_cols.obj, g.db_cols);
 }
 
-py::tuple sampled_softmax_cross_entropy(const py::array& h, const py::array& W,
-                                        const py::object& b, const py::array& labels,
-                                        int64_t num_sampled, uint64_t seed,
+py::tuple sampled_softmax_cross_entropy(py::handle h, py::handle W, py::handle b,
+                                        py::handle labels, int64_t num_sampled, uint64_t seed,
                                         const std::string& sampler, bool unique,
                                         bool subtract_log_q, bool remove_accidental_hits,
                                         bool correct_true_logit) {
-  if (!b.is_none() && !py::isinstance<py::array>(b))
-    throw TypeError("b: expected a NumPy array or None");
-  if (h.dtype().equal(py::dtype::of<float>()))
-    return run_sampled<float>(h, W, b, labels, num_sampled, seed, sampler, unique,
-                              subtract_log_q, remove_accidental_hits, correct_true_logit);
-  if (h.dtype().equal(py::dtype::of<double>()))
-    return run_sampled<double>(h, W, b, labels, num_sampled, seed, sampler, unique,
+  const ArgView H = view(h, "h");
+  if (is_double(H, "h"))
+    return run_sampled<double>(H, W, b, labels, num_sampled, seed, sampler, unique,
                                subtract_log_q, remove_accidental_hits, correct_true_logit);
-  throw TypeError("h: expected float32 or float64, got " + std::string(py::str(h.dtype())));
+  return run_sampled<float>(H, W, b, labels, num_sampled, seed, sampler, unique, subtract_log_q,
+                            remove_accidental_hits, correct_true_logit);
 }
 
 template <class T>
-void run_scatter(const py::array& cols, const py::array& dW_cols, const py::object& db_cols,
-                 py::array& dW, const py::object& db) {
-  const py::dtype dt = py::dtype::of<T>();
-  require(cols, py::dtype::of<int64_t>(), "cols", 1);
-  require(dW_cols, dt, "dW_cols", 2);
+void run_scatter(const ArgView& dW, py::handle cols_obj, py::handle dW_cols_obj,
+                 py::handle db_cols_obj, py::handle db_obj) {
+  const DType dt = dtype_of<T>();
+  const ArgView cols = view(cols_obj, "cols"), dWc = view(dW_cols_obj, "dW_cols");
+  require(cols, DType::Int64, "cols", 1);
+  require(dWc, dt, "dW_cols", 2);
   require(dW, dt, "dW", 2);
-  if (!dW.writeable()) throw ValueError("dW: array is read-only");
-  const int64_t k = cols.shape(0), D = dW.shape(0), C = dW.shape(1);
-  if (dW_cols.shape(0) != D || dW_cols.shape(1) != k)
+  const int64_t k = cols.shape[0], D = dW.shape[0], C = dW.shape[1];
+  if (dWc.shape[0] != D || dWc.shape[1] != k)
     throw ValueError("dW_cols: expected shape (dW.shape[0], len(cols))");
-  const int64_t* c = static_cast<const int64_t*>(cols.data());
+  std::optional<ArgView> dbc, db;
+  if (!db_obj.is_none() && !db_cols_obj.is_none()) {
+    dbc = view(db_cols_obj, "db_cols");
+    db = view(db_obj, "db", true);
+    require(*dbc, dt, "db_cols", 1);
+    require(*db, dt, "db", 1);
+    if (dbc->shape[0] != k || db->shape[0] != C)
+      throw ValueError("db: expected db_cols of shape (len(cols),) and db of shape (dW.shape[1],)");
+  }
+  const Place p = place_of({&cols, &dWc, &dW, dbc ? &*dbc : nullptr, db ? &*db : nullptr});
+  // The kernel writes where cols points: every index is checked first (on the host).
+#ifdef FASTNN_BACKEND_CUDA
+  std::vector<int64_t> host(static_cast<size_t>(k));
+  run(p, [&] { download(host.data(), cols.data, host.size() * 8, p); });
+  const int64_t* c = host.data();
+#else
+  const int64_t* c = cols.ptr<const int64_t>();
+#endif
   for (int64_t j = 0; j < k; ++j)
     if (c[j] < 0 || c[j] >= C || (j > 0 && c[j] <= c[j - 1]))
       throw ValueError("cols: expected strictly increasing column indices in [0, dW.shape[1])");
-  const T* dbc = nullptr;
-  T* dbp = nullptr;
-  py::array dbc_arr, db_arr;
-  if (!db.is_none() && !db_cols.is_none()) {
-    dbc_arr = py::reinterpret_borrow<py::array>(db_cols);
-    db_arr = py::reinterpret_borrow<py::array>(db);
-    require(dbc_arr, dt, "db_cols", 1);
-    require(db_arr, dt, "db", 1);
-    if (!db_arr.writeable()) throw ValueError("db: array is read-only");
-    if (dbc_arr.shape(0) != k || db_arr.shape(0) != C)
-      throw ValueError("db: expected db_cols of shape (len(cols),) and db of shape (dW.shape[1],)");
-    dbc = static_cast<const T*>(dbc_arr.data());
-    dbp = static_cast<T*>(db_arr.mutable_data());
-  }
-  const T* dWc = static_cast<const T*>(dW_cols.data());
-  T* dWp = static_cast<T*>(dW.mutable_data());
-  py::gil_scoped_release release;
-  cpu::scatter_add_columns(c, k, D, C, dWc, dbc, dWp, dbp);
+  const T* dbcp = dbc ? dbc->ptr<const T>() : nullptr;
+  T* dbp = db ? db->ptr<T>() : nullptr;
+  run(p, [&] {
+#ifdef FASTNN_BACKEND_CUDA
+    if (k)
+      cuda::scatter_add_columns<T>(cols.ptr<const int64_t>(), k, D, C, dWc.ptr<const T>(), dbcp,
+                                   dW.ptr<T>(), dbp, p.stream);
+#else
+    cpu::scatter_add_columns(c, k, D, C, dWc.ptr<const T>(), dbcp, dW.ptr<T>(), dbp);
+#endif
+  });
 }
 
-void scatter_add_columns(const py::array& cols, const py::array& dW_cols,
-                         const py::object& db_cols, py::array& dW, const py::object& db) {
-  if ((!db.is_none() && !py::isinstance<py::array>(db)) ||
-      (!db_cols.is_none() && !py::isinstance<py::array>(db_cols)))
-    throw TypeError("db, db_cols: expected NumPy arrays or None");
-  if (dW.dtype().equal(py::dtype::of<float>()))
-    return run_scatter<float>(cols, dW_cols, db_cols, dW, db);
-  if (dW.dtype().equal(py::dtype::of<double>()))
-    return run_scatter<double>(cols, dW_cols, db_cols, dW, db);
-  throw TypeError("dW: expected float32 or float64, got " + std::string(py::str(dW.dtype())));
+void scatter_add_columns(py::handle cols, py::handle dW_cols, py::handle db_cols, py::handle dW,
+                         py::handle db) {
+  const ArgView W = view(dW, "dW", true);
+  if (is_double(W, "dW"))
+    run_scatter<double>(W, cols, dW_cols, db_cols, db);
+  else
+    run_scatter<float>(W, cols, dW_cols, db_cols, db);
 }
 
 }  // namespace
 
 void bind_sampled(py::module_& m) {
+#ifndef FASTNN_BACKEND_CUDA
   m.def("sample_candidates", &sample_candidates, py::arg("num_sampled"), py::arg("num_classes"),
         py::arg("seed"), py::arg("sampler"), py::arg("unique"),
         py::arg("max_rejection_draws") = -1,
         "(ids int64 (S,), expected counts float64 (S,), number of draws); "
         "max_rejection_draws >= 0 overrides the rejection budget (for tests)");
-  m.def("sampled_softmax_cross_entropy", &sampled_softmax_cross_entropy, py::arg("h").noconvert(),
-        py::arg("W").noconvert(), py::arg("b"), py::arg("labels").noconvert(),
-        py::arg("num_sampled"), py::arg("seed"), py::arg("sampler"), py::arg("unique"),
-        py::arg("subtract_log_q"), py::arg("remove_accidental_hits"),
-        py::arg("correct_true_logit"),
+#endif
+  m.def("sampled_softmax_cross_entropy", &sampled_softmax_cross_entropy, py::arg("h"),
+        py::arg("W"), py::arg("b"), py::arg("labels"), py::arg("num_sampled"), py::arg("seed"),
+        py::arg("sampler"), py::arg("unique"), py::arg("subtract_log_q"),
+        py::arg("remove_accidental_hits"), py::arg("correct_true_logit"),
         "(mean loss, dh, cols, dW_cols, db_cols or None)");
-  m.def("scatter_add_columns", &scatter_add_columns, py::arg("cols").noconvert(),
-        py::arg("dW_cols").noconvert(), py::arg("db_cols"), py::arg("dW").noconvert(),
-        py::arg("db"), "dW[:, cols] += dW_cols; db[cols] += db_cols, in place");
+  m.def("scatter_add_columns", &scatter_add_columns, py::arg("cols"), py::arg("dW_cols"),
+        py::arg("db_cols"), py::arg("dW"), py::arg("db"),
+        "dW[:, cols] += dW_cols; db[cols] += db_cols, in place");
 }
+
+}  // namespace fastnn::bind

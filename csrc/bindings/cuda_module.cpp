@@ -1,5 +1,6 @@
-// fastnn._cuda: device queries, and one registration line per kernel family (the GEMM entry
-// points, gemm_device and gemm_host, live in cuda_gemm_device.cpp). Imported lazily by
+// fastnn._cuda: device queries, the device layer (cuda_tensor.cpp), the op families (the same
+// bind_<family>.cpp files as fastnn._C, built with FASTNN_BACKEND_CUDA: bindings/convert.h), the
+// raw device-address entry points (cuda_device_calls.cpp) and the GPU engine. Imported lazily by
 // fastnn/cuda.py; nothing here may throw or abort merely because there is no GPU or driver.
 #include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
@@ -8,21 +9,16 @@
 #include <string>
 
 #include "bindings/errors.h"
-#include "cuda/gemm.h"
+#include "bindings/families.h"
 
 namespace py = pybind11;
 using namespace fastnn;
 
 namespace fastnn {
 void register_tensor_bindings(py::module_& m);  // bindings/cuda_tensor.cpp
-// cuda_kernels_optim.cpp: optimizer steps, norms, batch norm, reductions.
-void register_cuda_optim_kernels(py::module_& m);
 }  // namespace fastnn
-void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
-void bind_cuda_sampled(py::module_& m);  // cuda_sampled.cpp
+void bind_cuda_device_calls(py::module_& m);  // cuda_device_calls.cpp
 void bind_cuda_engine(py::module_& m);  // cuda_engine.cpp: the GPU training engine
-void bind_cuda_dense(py::module_& m);  // cuda_dense.cpp
-void bind_cuda_fused_mlp(py::module_& m);  // cuda_fused_mlp.cpp
 
 namespace {
 
@@ -73,8 +69,6 @@ py::dict describe() {
 
 }  // namespace
 
-void bind_cuda_gemm_device(py::module_& m);
-
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "fastnn CUDA kernels (internal; use fastnn.cuda)";
   fastnn::register_error_translators();
@@ -85,11 +79,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("describe", &describe,
         "{'cuda_runtime': str, 'cuda_driver': str or None, 'gpus': [str]} (never raises for a "
         "missing GPU or driver)");
-  bind_cuda_gemm_device(m);
-  fastnn::register_cuda_optim_kernels(m);
-  bind_cuda_elem(m);
-  bind_cuda_sampled(m);
+  fastnn::bind::bind_op_families(m);
+  bind_cuda_device_calls(m);
   bind_cuda_engine(m);
-  bind_cuda_dense(m);
-  bind_cuda_fused_mlp(m);
 }

@@ -71,53 +71,16 @@ def _require():
     return mod
 
 
-def _gemm_host(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
-               activation=None, act_param=0.0, variant="auto"):
-    """out = act(alpha * op(a) @ op(b) + beta * out + bias) on the GPU, in place, for tests.
-
-    float32 NumPy arrays of any strides; they are staged through fastnn's caching allocator (no
-    cudaMalloc once the cache holds a block of the size) and the kernel runs on fastnn's stream,
-    so this measures correctness, not speed. variant: "auto", "v1" (the general kernel), "v2"
-    (the fast FP32 path), "tf32" or "bf16" (tensor cores: operands rounded to TF32 or bfloat16,
-    FP32 accumulation); the last three raise ValueError when the contiguous copies' leading
-    dimensions are not multiples of 4.
-    """
-    _require().gemm_host(a, b, out, bool(trans_a), bool(trans_b), float(alpha), float(beta), bias,
-                         activation, float(act_param), str(variant))
-    return out
-
-
-def _fused_mlp_layers(n, activations, act_params):
-    acts = [None] * n if activations is None else list(activations)
-    params = [0.0] * n if act_params is None else [float(p) for p in act_params]
-    return acts, params
-
-
 def _fused_mlp_applies(widths, activations=None, precision="fp32", act_params=None):
     """Whether the fused MLP kernel takes a stack of widths [in, out_0, ..., out_{n-1}] with one
     activation (a name or None) per layer. Host-side only: needs the CUDA module, not a GPU."""
     mod = _load()
     if mod is None:
         return False
-    acts, params = _fused_mlp_layers(len(widths) - 1, activations, act_params)
+    n = len(widths) - 1
+    acts = [None] * n if activations is None else list(activations)
+    params = [0.0] * n if act_params is None else [float(p) for p in act_params]
     return bool(mod.fused_mlp_applies([int(w) for w in widths], acts, params, str(precision)))
-
-
-def _fused_mlp_host(X, weights, biases=None, activations=None, precision="fp32", dY=None,
-                    act_params=None, want_dx=True):
-    """The fused MLP kernel on NumPy arrays, for tests: X (M, in) float32, weights[l] (in_l, out_l),
-    biases[l] (out_l,) or None, one activation name (or None) per layer.
-
-    Returns (outputs, dZ, dX): outputs[l] = act_l(in_l @ W_l + b_l); with dY (M, out_last) also
-    dZ[l] = dLoss/d(in_l @ W_l + b_l) and dX (None when want_dx is false); dZ and dX are None
-    without dY. Every buffer starts as NaN on the device, so an element the kernel misses shows.
-    """
-    n = len(weights)
-    biases = [None] * n if biases is None else list(biases)
-    acts, params = _fused_mlp_layers(n, activations, act_params)
-    outs, dzs, dx = _require().fused_mlp_host(X, list(weights), biases, acts, params,
-                                              str(precision), dY, bool(want_dx))
-    return list(outs), (None if dzs is None else list(dzs)), dx
 
 
 # ---------------------------------------------------------------- device layer (fastnn.Tensor)
