@@ -21,8 +21,17 @@ def dense_net(net_cls, d, hidden, c, act="tanh", optimizer=None, loss="softmax_c
 
 
 def fill(net, rng, scale=0.5):
-    for p in net.params():
-        p[...] = scale * rng.standard_normal(p.shape)
+    net.write(params=[scale * rng.standard_normal(p.shape) for p in params(net)])
+
+
+def params(net):
+    return net.read("params")[0]
+
+
+def predict(net, X, batch_size):
+    out = np.empty((len(X), net.output_dim), X.dtype)
+    net.predict(X, out, batch_size)
+    return out
 
 
 def oracle_step(params, X, y, act, lr, loss="softmax_cross_entropy"):
@@ -49,7 +58,7 @@ def test_one_step_matches_oracle(act, loss, rng):
     X = rng.standard_normal((n, d))
     net = dense_net(_C.Network64, d, hidden, c, act, loss=loss)
     fill(net, rng)
-    before = [p.copy() for p in net.params()]
+    before = params(net)
     if loss == "softmax_cross_entropy":
         y = rng.integers(0, c, n).astype(np.int64)
         labels, targets = y, None
@@ -61,7 +70,7 @@ def test_one_step_matches_oracle(act, loss, rng):
     s = net.train_batches(X, labels, targets, n, 0, 1, 1, 0.0)
     assert s["updates"] == 1 and s["rows"] == n
     assert s["loss_sum"] / n == pytest.approx(ref_loss, rel=1e-12)
-    for got, want in zip(net.params(), ref):
+    for got, want in zip(params(net), ref):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
 
 
@@ -72,12 +81,11 @@ def test_accumulation_equals_one_big_batch(rng):
     nets = [dense_net(_C.Network64, d, 8, c, "relu", dict(kind="adam", lr=1e-2)) for _ in range(2)]
     init = np.random.default_rng(5)
     fill(nets[0], init)
-    for p, q in zip(nets[1].params(), nets[0].params()):
-        p[...] = q
+    nets[1].write(params=params(nets[0]))
     for net, bs, acc in ((nets[0], 16, 4), (nets[1], 64, 1)):
         net.begin_epoch(n, 0, False)
         net.train_batches(X, y, None, bs, 0, 100, acc, 0.0)
-    for a, b in zip(nets[0].params(), nets[1].params()):
+    for a, b in zip(params(nets[0]), params(nets[1])):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
@@ -97,7 +105,7 @@ def train_once(threads, seed=3):
             net.train_batches(X, y, None, 32, 0, 100, 1, 1.0)
     finally:
         fastnn.set_num_threads(before)
-    return [p.copy() for p in net.params()] + [b.copy() for b in net.buffers()]
+    return sum(net.read("params", "buffers"), [])
 
 
 def test_training_is_deterministic_and_thread_invariant():
@@ -111,10 +119,10 @@ def test_predict_applies_the_link(rng):
     net = dense_net(_C.Network32, 4, 5, 3)
     fill(net, rng)
     X = rng.standard_normal((10, 4)).astype(np.float32)
-    p = net.predict(X, 4)
+    p = predict(net, X, 4)
     assert p.shape == (10, 3)
     np.testing.assert_allclose(p.sum(1), 1, rtol=1e-6)
-    W1, b1, W2, b2 = net.params()
+    W1, b1, W2, b2 = params(net)
     logits = oracle._act(X @ W1 + b1, "tanh") @ W2 + b2
     np.testing.assert_allclose(p, np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-5)
 
@@ -139,7 +147,7 @@ def test_engine_bad_input(rng):
                      dict(kind="sgd"), 0)
     net = dense_net(_C.Network32, 3, 4, 2)
     with pytest.raises(ValueError, match="X: expected shape"):
-        net.predict(np.zeros((2, 5), np.float32), 8)
+        predict(net, np.zeros((2, 5), np.float32), 8)
     net.begin_epoch(4, 0, False)
     with pytest.raises(ValueError, match="labels"):
         net.train_batches(np.zeros((4, 3), np.float32), np.array([0, 1, 2, 1]), None,

@@ -20,7 +20,7 @@ void register_cuda_optim_kernels(py::module_& m);
 }  // namespace fastnn
 void bind_cuda_elem(py::module_& m);  // cuda_kernels_elem.cpp
 void bind_cuda_sampled(py::module_& m);  // cuda_sampled.cpp
-void bind_cuda_engine(py::module_& m);  // cuda_engine.cpp: the GPU training engine
+void bind_engine(py::module_& m);  // bind_engine.cpp: the training engine (the GPU one here)
 void bind_cuda_dense(py::module_& m);  // cuda_dense.cpp
 void bind_cuda_fused_mlp(py::module_& m);  // cuda_fused_mlp.cpp
 
@@ -89,7 +89,7 @@ PYBIND11_MODULE(_cuda, m) {
   fastnn::register_cuda_optim_kernels(m);
   bind_cuda_elem(m);
   bind_cuda_sampled(m);
-  bind_cuda_engine(m);
+  bind_engine(m);
   bind_cuda_dense(m);
   bind_cuda_fused_mlp(m);
 }

@@ -185,6 +185,17 @@ void check_batch_norm_rows(int64_t N) {
 
 // ------------------------------------------------------------------ the optimizer
 
+std::string label_range_message(int64_t label, int64_t position, int64_t classes) {
+  return "y: class labels must be in [0, " + std::to_string(classes) + "), got " +
+         std::to_string(label) + " at position " + std::to_string(position);
+}
+
+void check_label_range(const int64_t* labels, int64_t n, int64_t classes) {
+  for (int64_t i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= classes)
+      throw ValueError(label_range_message(labels[i], i, classes));
+}
+
 int optim_states(OptimKind kind) {
   return kind == OptimKind::Sgd || kind == OptimKind::Adagrad ? 1 : 3;
 }

@@ -673,13 +673,85 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
 }
 
 template <class T>
-std::vector<typename Network<T>::LayerDiagnostics> Network<T>::take_diagnostics() {
+std::vector<LayerDiagnostics> Network<T>::take_diagnostics() {
   std::unique_lock<RwLock> exclusive(lock_);
   return take_all(impl_->diag);
 }
 
+template <class T>
+void Network<T>::check_labels(const int64_t* labels, int64_t n) {
+  check_label_range(labels, n, output_dim());
+}
+
+template <class T>
+std::vector<std::string> Network<T>::param_names() const {
+  std::vector<std::string> out;
+  for (const Param<T>& p : params_) out.push_back(p.name);
+  return out;
+}
+
+template <class T>
+std::vector<ParamShape> Network<T>::shapes(Slot kind) const {
+  std::vector<ParamShape> out;
+  const int states = optim_states(optim_.kind);
+  switch (kind) {
+    case Slot::Params:
+    case Slot::Grads:
+      for (const Param<T>& p : params_) out.push_back(p.shape);
+      break;
+    case Slot::State:
+      for (const Param<T>& p : params_)
+        for (int k = 0; k < states; ++k) out.push_back(p.shape);
+      break;
+    case Slot::Buffers:
+      for (const auto* b : const_cast<Network*>(this)->buffers())
+        out.push_back(ParamShape::vec(int64_t(b->size())));
+      break;
+  }
+  return out;
+}
+
+template <class T>
+std::vector<T>& Network<T>::array(Slot kind, size_t i) {
+  const size_t states = size_t(optim_states(optim_.kind));
+  switch (kind) {
+    case Slot::Params: return params_.at(i).value;
+    case Slot::Grads: return params_.at(i).grad;
+    case Slot::State: return params_.at(i / states).state[i % states];
+    case Slot::Buffers: break;
+  }
+  return *buffers().at(i);
+}
+
+template <class T>
+void Network<T>::read(Slot kind, size_t i, T* host) {
+  const std::vector<T>& a = array(kind, i);
+  std::memcpy(host, a.data(), a.size() * sizeof(T));
+}
+
+template <class T>
+void Network<T>::write(Slot kind, size_t i, const T* host) {
+  std::vector<T>& a = array(kind, i);
+  std::memcpy(a.data(), host, a.size() * sizeof(T));
+}
+
 template class Network<float>;
 template class Network<double>;
+
+// fastnn._C's engines: the CPU one, in either precision.
+template <class T>
+std::unique_ptr<Engine<T>> create_engine(const EngineConfig& c) {
+  FASTNN_CHECK(c.options.device == -1,
+               "device: the CPU engine runs on the host (device -1), got " +
+                   std::to_string(c.options.device));
+  FASTNN_CHECK(c.options.precision == "fp32",
+               "precision: the CPU engine computes in fp32, got '" + c.options.precision + "'");
+  return std::unique_ptr<Engine<T>>(
+      new Network<T>(c.input_dim, c.layers, c.loss, c.optim, c.seed, c.sampled));
+}
+
+template std::unique_ptr<Engine<float>> create_engine<float>(const EngineConfig&);
+template std::unique_ptr<Engine<double>> create_engine<double>(const EngineConfig&);
 
 }  // namespace engine
 }  // namespace fastnn
