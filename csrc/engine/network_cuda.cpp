@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <type_traits>
 #include <utility>
 
 #include "core/error.h"
@@ -1098,24 +1100,26 @@ void CudaNetwork::check_labels(const int64_t* labels, int64_t n) {
 }
 
 // fastnn._cuda's engines: the GPU one, float32 only.
-template <>
-std::unique_ptr<Engine<float>> create_engine<float>(const EngineConfig& c) {
-  FASTNN_CHECK(c.options.device >= 0,
-               "device: the GPU engine needs a CUDA device index, got " +
-                   std::to_string(c.options.device));
-  CudaOptions o;
-  o.device = c.options.device;
-  o.precision = cuda::precision_from_name(c.options.precision);
-  o.fused_mlp = c.options.fused_mlp;
-  o.graphs = c.options.graphs;
-  return std::unique_ptr<Engine<float>>(
-      new CudaNetwork(c.input_dim, c.layers, c.loss, c.optim, c.seed, o));
+template <class T>
+std::unique_ptr<Engine<T>> create_engine(const EngineConfig& c) {
+  if constexpr (!std::is_same<T, float>::value) {
+    throw ValueError("dtype: float64 models run on the CPU only; the GPU engine is float32");
+  } else {
+    FASTNN_CHECK(c.options.device >= 0,
+                 "device: the GPU engine needs a CUDA device index, got " +
+                     std::to_string(c.options.device));
+    CudaOptions o;
+    o.device = c.options.device;
+    o.precision = cuda::precision_from_name(c.options.precision);
+    o.fused_mlp = c.options.fused_mlp;
+    o.graphs = c.options.graphs;
+    return std::unique_ptr<Engine<T>>(
+        new CudaNetwork(c.input_dim, c.layers, c.loss, c.optim, c.seed, o));
+  }
 }
 
-template <>
-std::unique_ptr<Engine<double>> create_engine<double>(const EngineConfig&) {
-  throw ValueError("dtype: float64 models run on the CPU only; the GPU engine is float32");
-}
+template std::unique_ptr<Engine<float>> create_engine<float>(const EngineConfig&);
+template std::unique_ptr<Engine<double>> create_engine<double>(const EngineConfig&);
 
 }  // namespace engine
 }  // namespace fastnn
