@@ -203,14 +203,14 @@ void bind_network(py::module_& m, const char* name) {
             std::unique_lock<RwLock> held(e.lock());
             e.optim().lr = lr;
           })
-      .def("param_names", &E::param_names)
+      .def("param_names", [](E& e) { return e.layout().names; })
       .def("read",
            [](E& e, const py::args& kinds) {
              std::vector<std::pair<Slot, std::vector<py::array_t<T>>>> out;
              for (const auto& k : kinds) {
                const Slot s = slot_from_name(py::cast<std::string>(k));
                std::vector<py::array_t<T>> arrays;
-               for (const ParamShape& sh : e.shapes(s)) arrays.emplace_back(sh.dims());
+               for (const ParamShape& sh : e.layout().shapes(s)) arrays.emplace_back(sh.dims());
                out.emplace_back(s, std::move(arrays));
              }
              std::vector<std::pair<Slot, std::vector<T*>>> dst;
@@ -239,7 +239,7 @@ void bind_network(py::module_& m, const char* name) {
              for (const auto& item : kinds) {
                const std::string kind = py::cast<std::string>(item.first);
                const Slot s = slot_from_name(kind);
-               const std::vector<ParamShape> shapes = e.shapes(s);
+               const std::vector<ParamShape> shapes = e.layout().shapes(s);
                const py::list arrays = py::cast<py::list>(item.second);
                if (py::len(arrays) != shapes.size())
                  throw ValueError(kind + ": expected " + std::to_string(shapes.size()) +

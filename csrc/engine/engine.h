@@ -150,6 +150,19 @@ struct EngineConfig {
 // BatchNorm running statistics (mean, var per BatchNorm layer, in layer order).
 enum class Slot : int { Params, Grads, State, Buffers };
 
+// Which arrays an engine holds, fixed when it is built (engine_common's engine_layout).
+struct EngineLayout {
+  std::vector<std::string> names;   // per parameter
+  std::vector<ParamShape> params;   // per parameter
+  std::vector<ParamShape> buffers;  // per BatchNorm running statistic
+  int states = 0;                   // optimizer state buffers per parameter
+  // The shape of each array of a kind, in order.
+  std::vector<ParamShape> shapes(Slot kind) const;
+  // Array i of a kind: (its parameter's or buffer's index, its state index; 0 outside State).
+  // ValueError when there is no such array.
+  std::pair<size_t, int> locate(Slot kind, size_t i) const;
+};
+
 template <class T>
 class Engine {
  public:
@@ -159,11 +172,9 @@ class Engine {
   virtual int64_t output_dim() const = 0;
   // -1: the CPU (host memory); else the CUDA device every array argument must be on.
   virtual int device() const = 0;
-  virtual std::vector<std::string> param_names() const = 0;
-  // The shape of each array of a kind, in order.
-  virtual std::vector<ParamShape> shapes(Slot kind) const = 0;
-  // Copies array i of a kind to / from host memory (shapes(kind)[i].size() elements); the caller
-  // holds lock() (shared to read, exclusive to write).
+  const EngineLayout& layout() const { return layout_; }
+  // Copies array i of a kind to / from host memory (layout().shapes(kind)[i].size() elements);
+  // the caller holds lock() (shared to read, exclusive to write).
   virtual void read(Slot kind, size_t i, T* host) = 0;
   virtual void write(Slot kind, size_t i, const T* host) = 0;
 
@@ -197,6 +208,9 @@ class Engine {
   // from a CUDA graph, and the layers its fused-MLP kernel runs as (first layer, count) runs.
   virtual int64_t graph_replays() const { return 0; }
   virtual std::vector<std::pair<int64_t, int64_t>> fused_runs() const { return {}; }
+
+ protected:
+  EngineLayout layout_;  // set by the implementation's constructor
 };
 
 // The engine a module's backend builds (ValueError for a configuration it cannot run). Defined

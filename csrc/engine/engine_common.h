@@ -82,6 +82,9 @@ struct NetworkPlan {
   bool has_batch_norm = false;
 };
 
+// The arrays of an engine built from `plan` with an optimizer of this kind.
+EngineLayout engine_layout(const NetworkPlan& plan, OptimKind optim);
+
 // input_dim > 0 and at least one layer (ValueError otherwise).
 void check_network_args(int64_t input_dim, const std::vector<LayerSpec>& layers);
 

@@ -502,6 +502,7 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
     m.layers.push_back(std::move(L));
   }
   m.diag.resize(m.layers.size());
+  this->layout_ = engine_layout(plan, optim.kind);
 
   // Buffers never move after this: the optimizer's tensor list points into them.
   const int states = optim_states(optim.kind);
@@ -684,43 +685,15 @@ void Network<T>::check_labels(const int64_t* labels, int64_t n) {
 }
 
 template <class T>
-std::vector<std::string> Network<T>::param_names() const {
-  std::vector<std::string> out;
-  for (const Param<T>& p : params_) out.push_back(p.name);
-  return out;
-}
-
-template <class T>
-std::vector<ParamShape> Network<T>::shapes(Slot kind) const {
-  std::vector<ParamShape> out;
-  const int states = optim_states(optim_.kind);
-  switch (kind) {
-    case Slot::Params:
-    case Slot::Grads:
-      for (const Param<T>& p : params_) out.push_back(p.shape);
-      break;
-    case Slot::State:
-      for (const Param<T>& p : params_)
-        for (int k = 0; k < states; ++k) out.push_back(p.shape);
-      break;
-    case Slot::Buffers:
-      for (const auto* b : const_cast<Network*>(this)->buffers())
-        out.push_back(ParamShape::vec(int64_t(b->size())));
-      break;
-  }
-  return out;
-}
-
-template <class T>
 std::vector<T>& Network<T>::array(Slot kind, size_t i) {
-  const size_t states = size_t(optim_states(optim_.kind));
+  const auto at = this->layout_.locate(kind, i);
   switch (kind) {
-    case Slot::Params: return params_.at(i).value;
-    case Slot::Grads: return params_.at(i).grad;
-    case Slot::State: return params_.at(i / states).state[i % states];
+    case Slot::Params: return params_[at.first].value;
+    case Slot::Grads: return params_[at.first].grad;
+    case Slot::State: return params_[at.first].state[at.second];
     case Slot::Buffers: break;
   }
-  return *buffers().at(i);
+  return *buffers()[at.first];
 }
 
 template <class T>

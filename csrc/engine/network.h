@@ -36,8 +36,6 @@ class Network final : public Engine<T> {
   int64_t input_dim() const override { return input_dim_; }
   int64_t output_dim() const override { return widths_.back(); }
   int device() const override { return -1; }
-  std::vector<std::string> param_names() const override;
-  std::vector<ParamShape> shapes(Slot kind) const override;
   void read(Slot kind, size_t i, T* host) override;
   void write(Slot kind, size_t i, const T* host) override;
   RwLock& lock() const override { return lock_; }

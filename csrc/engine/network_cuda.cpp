@@ -43,6 +43,12 @@ int64_t max_bytes_up_to(int64_t r, Fn bytes) {
 }
 
 // A block of device memory from the caching allocator, returned to it on destruction.
+struct ParamInfo {
+  std::string name;
+  ParamShape shape;
+  int states = 0;  // optimizer state buffers
+};
+
 struct DevBuf {
   void* p = nullptr;
   size_t bytes = 0;
@@ -99,7 +105,7 @@ struct CudaNetwork::Impl {
     const float* out = nullptr;
   };
   struct P {
-    CudaParamInfo info;
+    ParamInfo info;
     DevBuf value, grad, state[3];
     double l1 = 0, l2 = 0;
     int64_t size() const { return info.shape.size(); }
@@ -116,7 +122,7 @@ struct CudaNetwork::Impl {
   std::vector<int64_t> widths;
   std::vector<LayerState> layers;
   std::vector<P> params;
-  std::vector<CudaParamInfo> infos;
+  std::vector<std::pair<float*, int64_t>> buffers;  // BatchNorm running statistics (layout order)
   std::vector<cpu::OptimTensor<float>> otensors;
   std::vector<const float*> grad_ptrs;
   std::vector<int64_t> grad_sizes;
@@ -769,7 +775,6 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
         optim_tensor<float>(p.value.f(), p.grad.f(), state, states, p.size(), p.l1, p.l2));
     m.grad_ptrs.push_back(p.grad.f());
     m.grad_sizes.push_back(p.size());
-    m.infos.push_back(p.info);
   }
   for (Impl::Run& R : m.runs)
     for (size_t l = 0; l < R.count; ++l) {
@@ -791,6 +796,13 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   m.labels_check.reset(3 * sizeof(int64_t), dev);
   m.record.reset(size_t(m.rec_words) * sizeof(int64_t), dev);
   m.diag.resize(m.layers.size());
+  layout_ = engine_layout(plan, optim.kind);
+  for (auto& L : m.layers)
+    if (L.spec.kind == LayerKind::BatchNorm) {
+      const int64_t n = int64_t(L.running_mean.bytes / sizeof(float));
+      m.buffers.emplace_back(L.running_mean.f(), n);
+      m.buffers.emplace_back(L.running_var.f(), n);
+    }
   m.diag_norms.reset(4 * m.layers.size() * sizeof(double), dev);
   m.diag_dead.reset(m.layers.size() * sizeof(int64_t), dev);
   m.host_counters.get(sizeof(cuda::EngineCounters) + 64);
@@ -825,56 +837,17 @@ std::vector<std::pair<int64_t, int64_t>> CudaNetwork::fused_runs() const {
   return r;
 }
 
-std::vector<std::string> CudaNetwork::param_names() const {
-  std::vector<std::string> out;
-  for (const CudaParamInfo& p : impl_->infos) out.push_back(p.name);
-  return out;
-}
-
-std::vector<ParamShape> CudaNetwork::shapes(Slot kind) const {
-  std::vector<ParamShape> out;
-  const Impl& m = *impl_;
-  switch (kind) {
-    case Slot::Params:
-    case Slot::Grads:
-      for (const CudaParamInfo& p : m.infos) out.push_back(p.shape);
-      break;
-    case Slot::State:
-      for (const CudaParamInfo& p : m.infos)
-        for (int k = 0; k < p.states; ++k) out.push_back(p.shape);
-      break;
-    case Slot::Buffers:
-      for (size_t i = 0; i < m.layers.size(); ++i)
-        if (m.layers[i].spec.kind == LayerKind::BatchNorm) {
-          out.push_back(ParamShape::vec(m.width(i + 1)));
-          out.push_back(ParamShape::vec(m.width(i + 1)));
-        }
-      break;
-  }
-  return out;
-}
-
 std::pair<float*, int64_t> CudaNetwork::array(Slot kind, size_t i) {
   Impl& m = *impl_;
-  const size_t states = size_t(optim_states(m.optim.kind));
+  const auto at = layout_.locate(kind, i);
   switch (kind) {
-    case Slot::Params: return {m.params.at(i).value.f(), m.params.at(i).size()};
-    case Slot::Grads: return {m.params.at(i).grad.f(), m.params.at(i).size()};
-    case Slot::State: {
-      Impl::P& p = m.params.at(i / states);
-      return {p.state[i % states].f(), p.size()};
-    }
+    case Slot::Params: return {m.params[at.first].value.f(), m.params[at.first].size()};
+    case Slot::Grads: return {m.params[at.first].grad.f(), m.params[at.first].size()};
+    case Slot::State:
+      return {m.params[at.first].state[at.second].f(), m.params[at.first].size()};
     case Slot::Buffers: break;
   }
-  size_t k = 0;
-  for (size_t l = 0; l < m.layers.size(); ++l) {
-    auto& L = m.layers[l];
-    if (L.spec.kind != LayerKind::BatchNorm) continue;
-    if (k == i) return {L.running_mean.f(), m.width(l + 1)};
-    if (k + 1 == i) return {L.running_var.f(), m.width(l + 1)};
-    k += 2;
-  }
-  throw ValueError("buffers: index " + std::to_string(i) + " out of range");
+  return m.buffers[at.first];
 }
 
 void CudaNetwork::read(Slot kind, size_t i, float* host) {

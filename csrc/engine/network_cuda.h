@@ -45,12 +45,6 @@ struct CudaOptions {
   bool graphs = true;
 };
 
-struct CudaParamInfo {
-  std::string name;
-  ParamShape shape;
-  int states = 0;  // optimizer state buffers
-};
-
 class CudaNetwork final : public Engine<float> {
  public:
   CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss, OptimSpec optim,
@@ -62,8 +56,6 @@ class CudaNetwork final : public Engine<float> {
   int64_t input_dim() const override;
   int64_t output_dim() const override;
   int device() const override;
-  std::vector<std::string> param_names() const override;
-  std::vector<ParamShape> shapes(Slot kind) const override;
   // Host <-> device copies on fastnn's stream (both wait for it).
   void read(Slot kind, size_t i, float* host) override;
   void write(Slot kind, size_t i, const float* host) override;

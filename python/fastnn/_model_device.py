@@ -93,6 +93,10 @@ class HostPlacement:
     def backend(self):
         return _C
 
+    def check_dtype(self, dtype):
+        """The model's working dtype, if this engine has it (ValueError otherwise)."""
+        return dtype
+
     def options(self, model, loss):
         """The engine's options (EngineOptions) for `model` compiled with `loss`."""
         return {}
@@ -127,6 +131,12 @@ class CudaPlacement:
 
     def backend(self):
         return _cuda_api._require()
+
+    def check_dtype(self, dtype):
+        if dtype != np.float32:
+            raise ValueError("dtype: float64 models run on the CPU only; the GPU engine is "
+                             "float32")
+        return dtype
 
     def options(self, model, loss):
         if loss == "sampled_softmax":

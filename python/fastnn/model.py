@@ -48,7 +48,7 @@ def _seed_arg(seed):
     return int(seed)
 
 
-def _dtype_arg(dtype, device_index):
+def _dtype_arg(dtype, place):
     """The working dtype: float32, or float64 on the CPU (the float64 engine: slower, for
     float64 pipelines such as scikit-learn's, and for checks against float64 references)."""
     try:
@@ -57,9 +57,7 @@ def _dtype_arg(dtype, device_index):
         raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}") from None
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dt}")
-    if dt == np.float64 and device_index is not None:
-        raise ValueError("dtype: float64 models run on the CPU only; the GPU engine is float32")
-    return dt
+    return place.check_dtype(dt)
 
 
 # Serialises the changes of a model's Python-side state (self._net, self._weights, the thread
@@ -187,7 +185,7 @@ class Sequential:
         self._place = _model_device.placement(self._device_index)
         device = self._place.device or device
         self.fused_mlp, self.graphs = flag(fused_mlp, "fused_mlp"), flag(graphs, "graphs")
-        self.dtype = _dtype_arg(dtype, self._device_index)
+        self.dtype = _dtype_arg(dtype, self._place)
         self.layers = list(layers)
         self.input_dim = int(input_dim)
         self.seed = _seed_arg(seed)
