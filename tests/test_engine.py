@@ -163,3 +163,47 @@ def test_engine_bad_input(rng):
     s = bn.train_batches(rng.standard_normal((3, 3)).astype(np.float32), None,
                          np.zeros((3, 2), np.float32), 2, 0, 2, 1, 0.0)
     assert s["rows"] == 2 and s["updates"] == 1
+
+
+@pytest.mark.parametrize("opt", [
+    fastnn.optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    fastnn.optim.Adam(betas=(0.8, 0.9), amsgrad=True),
+    fastnn.optim.AdamW(),
+    fastnn.optim.Adagrad(lr_decay=0.1, initial_accumulator_value=0.5),
+    fastnn.optim.RMSprop(centered=True, momentum=0.5),
+])
+def test_engine_takes_each_optimizer_spec(opt):
+    # Every field of the optimizer's table reaches the engine by its engine name (an unknown
+    # name would be a ValueError); Adagrad's initial accumulator shows it arrived.
+    spec = opt.engine_spec()
+    assert spec["kind"] == opt.kind and spec["lr"] == opt.lr
+    net = _C.Network32(3, [dict(kind="dense", units=2)], "mse", spec, 0)
+    assert net.lr == opt.lr
+    if opt.kind == "adagrad":
+        assert all((s == 0.5).all() for s in net.read("state")[0])
+
+
+def test_engine_spec_and_options_errors():
+    layers = [dict(kind="dense", units=2)]
+    with pytest.raises(ValueError, match="unknown field 'betas'"):
+        _C.Network32(3, layers, "mse", dict(kind="adam", betas=(0.9, 0.99)), 0)
+    with pytest.raises(ValueError, match="options: unknown key 'stream'"):
+        _C.Network32(3, layers, "mse", dict(kind="sgd"), 0, {}, dict(stream=1))
+    with pytest.raises(ValueError, match="the CPU engine computes in fp32"):
+        _C.Network32(3, layers, "mse", dict(kind="sgd"), 0, {}, dict(precision="tf32"))
+    with pytest.raises(ValueError, match="the CPU engine runs on the host"):
+        _C.Network32(3, layers, "mse", dict(kind="sgd"), 0, {}, dict(device=0))
+    net = _C.Network32(3, layers, "mse", dict(kind="sgd"), 0)
+    assert net.device == -1 and net.graph_replays == 0 and net.fused_runs == []
+    with pytest.raises(ValueError, match="kind"):
+        net.read("weights")
+    with pytest.raises(ValueError, match=r"params\[0\]: expected shape \(3, 2\)"):
+        net.write(params=[np.zeros((2, 3)), np.zeros(2)])
+    with pytest.raises(ValueError, match="params: expected 2 arrays"):
+        net.write(params=[np.zeros((3, 2))])
+    with pytest.raises(TypeError, match="NumPy"):
+        net.predict([[0.0, 0.0, 0.0]], np.empty((1, 2), np.float32), 1)
+    with pytest.raises(ValueError, match=r"out: expected shape \(1, 2\)"):
+        net.predict(np.zeros((1, 3), np.float32), np.empty((2, 2), np.float32), 1)
+    with pytest.raises(ValueError, match=r"class labels must be in \[0, 2\), got 2 at position 1"):
+        net.check_labels(np.array([0, 2], np.int64))
