@@ -42,13 +42,14 @@ int64_t max_bytes_up_to(int64_t r, Fn bytes) {
   return m;
 }
 
-// A block of device memory from the caching allocator, returned to it on destruction.
+// A parameter's name, shape and number of optimizer state buffers.
 struct ParamInfo {
   std::string name;
   ParamShape shape;
-  int states = 0;  // optimizer state buffers
+  int states = 0;
 };
 
+// A block of device memory from the caching allocator, returned to it on destruction.
 struct DevBuf {
   void* p = nullptr;
   size_t bytes = 0;
@@ -194,9 +195,9 @@ struct CudaNetwork::Impl {
 
   ~Impl() {
     // The pinned buffers (the epoch order, the step records) may still be the source of
-    // enqueued copies -- after begin_epoch, or a call that threw
-    // midway -- and cudaFreeHost must not pull them from under the DMA. Errors are dropped (a
-    // destructor; a failed context has nothing left to copy).
+    // enqueued copies -- after begin_epoch, or a call that threw midway -- and cudaFreeHost
+    // must not pull them from under the DMA. Errors are dropped (a destructor; a failed
+    // context has nothing left to copy).
     if (stream) cudaStreamSynchronize(stream);
     drop_graph();
     if (order_copied) cudaEventDestroy(order_copied);
