@@ -127,30 +127,21 @@ Slot slot_from_name(const std::string& kind) {
 
 // A train_batches / evaluate call's sums as a dict (with the non-finite flag).
 py::dict stats_dict(const BatchStats& s, bool nonfinite) {
-  py::dict d;
-  d["loss_sum"] = s.loss_sum;
-  d["correct"] = s.correct;
-  d["counted"] = s.counted;
-  d["rows"] = s.rows;
-  d["batches"] = s.batches;
-  d["updates"] = s.updates;
-  d["grad_norm"] = s.grad_norm;
-  d["nonfinite"] = nonfinite;
-  return d;
+  using namespace py::literals;
+  return py::dict("loss_sum"_a = s.loss_sum, "correct"_a = s.correct, "counted"_a = s.counted,
+                  "rows"_a = s.rows, "batches"_a = s.batches, "updates"_a = s.updates,
+                  "grad_norm"_a = s.grad_norm, "nonfinite"_a = nonfinite);
 }
 
 // take_diagnostics' list: one dict a layer.
 py::list diagnostics_list(const std::vector<LayerDiagnostics>& diag) {
+  using namespace py::literals;
   py::list out;
-  for (const LayerDiagnostics& d : diag) {
-    py::dict e;
-    e["grad_norm_sum"] = d.grad_norm_sum;
-    e["update_ratio_sum"] = d.update_ratio_sum;
-    e["dead_fraction_sum"] = d.dead_fraction_sum;
-    e["updates"] = d.updates;
-    e["batches"] = d.batches;
-    out.append(e);
-  }
+  for (const LayerDiagnostics& d : diag)
+    out.append(py::dict("grad_norm_sum"_a = d.grad_norm_sum,
+                        "update_ratio_sum"_a = d.update_ratio_sum,
+                        "dead_fraction_sum"_a = d.dead_fraction_sum, "updates"_a = d.updates,
+                        "batches"_a = d.batches));
   return out;
 }
 
