@@ -48,22 +48,6 @@ OPTIMIZERS = {
 }
 
 
-def test_gpu_engine_has_the_cpu_engines_interface():
-    # One engine binding (bind_engine.cpp) in both modules: the same classes, methods, argument
-    # names and defaults.
-    from fastnn import _C
-
-    gpu = cuda._load()
-    for name in ("Network32", "Network64"):
-        ours, theirs = getattr(gpu, name), getattr(_C, name)
-        public = lambda cls: {a for a in dir(cls) if not a.startswith("_")}  # noqa: E731
-        assert public(ours) == public(theirs)
-        for attr in public(theirs) | {"__init__"}:
-            doc = getattr(getattr(theirs, attr), "__doc__", None) or ""
-            assert (getattr(getattr(ours, attr), "__doc__", None) or "").replace(
-                "fastnn._cuda", "fastnn._C") == doc, attr
-
-
 def every_layer_kind():
     return [Dense(32, "relu", l2=1e-4), BatchNorm(), Dropout(0.25), Dense(24, "elu", l1=1e-5),
             Activation("tanh"), Dense(16, "gelu"), Dense(4)]

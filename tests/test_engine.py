@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _C
+from fastnn import _C, cuda
 
 import oracle
 
@@ -207,3 +207,21 @@ def test_engine_spec_and_options_errors():
         net.predict(np.zeros((1, 3), np.float32), np.empty((2, 2), np.float32), 1)
     with pytest.raises(ValueError, match=r"class labels must be in \[0, 2\), got 2 at position 1"):
         net.check_labels(np.array([0, 2], np.int64))
+
+
+def test_cuda_module_has_the_cpu_engines_interface():
+    # One engine binding (bind_engine.cpp) in both modules: the same classes, methods, argument
+    # names and defaults -- and _cuda still loads after _C, which registered them first.
+    gpu = cuda._load()
+    assert cuda._import_error is None, f"fastnn._cuda is built but does not load: " \
+                                       f"{cuda._import_error}"
+    if gpu is None:
+        pytest.skip("fastnn built without CUDA")
+    for name in ("Network32", "Network64"):
+        ours, theirs = getattr(gpu, name), getattr(_C, name)
+        public = sorted(a for a in dir(theirs) if not a.startswith("_"))
+        assert sorted(a for a in dir(ours) if not a.startswith("_")) == public
+        for attr in public + ["__init__"]:
+            doc = getattr(getattr(theirs, attr), "__doc__", None) or ""
+            assert (getattr(getattr(ours, attr), "__doc__", None) or "").replace(
+                "fastnn._cuda", "fastnn._C") == doc, attr

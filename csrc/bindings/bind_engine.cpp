@@ -148,7 +148,9 @@ py::list diagnostics_list(const std::vector<LayerDiagnostics>& diag) {
 template <class T>
 void bind_network(py::module_& m, const char* name) {
   using E = Engine<T>;
-  py::class_<E> c(m, name);
+  // Module-local: _C and _cuda each register Engine<T> under the same names, and pybind11's
+  // registry of types is otherwise shared by every module (the second import would fail).
+  py::class_<E> c(m, name, py::module_local());
   c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
                        const py::dict& optim, uint64_t seed, const py::dict& sampled,
                        const py::dict& options) {
