@@ -736,8 +736,9 @@ class Sequential:
             Xh = as_features(_model_device.to_host(X), self.input_dim, "X", dtype=self.dtype,
                              check_finite=not self._place.engine_checks_finite)
             Xe = self._place.put(Xh)
+        out = self._place.empty((len(Xe), self.output_dim), self.dtype)
         try:
-            out = self._predict_arrays(self._inference_net(), Xe, batch_size)
+            self._inference_net().predict(Xe, out, batch_size)
         except ValueError as e:
             if Xh is not None and "NaN or infinity" in str(e):
                 as_features(Xh, self.input_dim)  # the message with the row and column
