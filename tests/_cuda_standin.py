@@ -8,8 +8,7 @@ each kernel here is the _C function of that name run on NumPy views of the tenso
 NumPy results put back on the device as tensors. Besides the kernels, the storage and stream
 functions that fastnn.Tensor needs, and the engines."""
 
-import ctypes
-import threading
+import functools
 
 import numpy as np
 
@@ -62,18 +61,15 @@ class StandIn:
     def synchronize(self, device):
         pass
 
-    # ------------------------------------------------------------ the engines
-    Network32 = _C.Network32
-    Network64 = _C.Network64
+    # ------------------------------------------------------------ the engines (one interface, bind_engine.cpp)
+    @functools.cached_property
+    def Network32(self):
+        return _standin_network(_C.Network32, self)
 
-    def CudaNetwork(self, input_dim, layers, loss, optimizer, seed, device=0, precision="fp32",
-                    fused_mlp=True, graphs=True):
-        assert 0 <= device < self.devices
-        assert precision in ("fp32", "tf32", "bf16")
-        net = StandInNetwork(_C.Network32(input_dim, layers, loss, optimizer, seed, {}), device,
-                             precision, fused_mlp, graphs)
-        self.calls.append(("CudaNetwork", device, precision, fused_mlp, graphs))
-        return net
+    @functools.cached_property
+    def Network64(self):
+        return _standin_network(_C.Network64, self)
+
 
     # ------------------------------------------------------------ every kernel of fastnn._C
     def __getattr__(self, name):
@@ -108,121 +104,58 @@ def _to_device(result, index):
     return result  # a loss, a count, None
 
 
-# ------------------------------------------------------------ the pointer-based GPU engine
-# fastnn._cuda.CudaNetwork, as today's fastnn/_model_device.py drives it (raw device addresses);
-# it goes once both engines share the _C interface (Network32/Network64 above).
-def view(ptr, n, dtype):
-    """n elements of dtype at host address ptr, as a writable array."""
-    dtype = np.dtype(dtype)
-    if n == 0:
-        return np.empty(0, dtype)
-    assert ptr, "null pointer for a non-empty array"
-    raw = (ctypes.c_char * (n * dtype.itemsize)).from_address(ptr)
-    return np.frombuffer(raw, dtype=dtype)
+def _standin_network(base, fake):
+    """fastnn._cuda.Network32 / Network64 (the one engine binding, csrc/bindings/bind_engine.cpp)
+    on the CPU engine of the same interface: the stand-in's CUDA tensors (host memory) are handed
+    to it as NumPy views. Checks the Python plumbing (what is staged where, which device), not
+    the GPU engine."""
 
+    def on_device(self, a, name):
+        if a is None:
+            return None
+        assert getattr(a, "is_cuda", False) and a.device == f"cuda:{self.device}", \
+            f"{name}: the GPU engine takes tensors on cuda:{self.device}, got {a!r}"
+        assert a.is_contiguous(), f"{name}: not contiguous"
+        return _on_host(a)
 
-class StandInNetwork:
-    """fastnn._cuda.CudaNetwork (csrc/bindings/cuda_engine.cpp) on the CPU engine: device
-    addresses are host addresses of stand-in storages, viewed as arrays and handed to
-    _C.Network32. It checks the Python plumbing (pointers, sizes, what is staged where), not the
-    GPU engine."""
+    class StandInNetwork(base):
+        def __init__(self, input_dim, layers, loss, optimizer, seed, sampled={}, options={}):
+            o = {"device": -1, "precision": "fp32", "fused_mlp": True, "graphs": True, **options}
+            assert 0 <= o["device"] < fake.devices and o["precision"] in ("fp32", "tf32", "bf16")
+            if base is _C.Network64:
+                raise ValueError("dtype: float64 models run on the CPU only")
+            if loss == "sampled_softmax":
+                raise ValueError("sampled softmax: not available on the GPU yet")
+            super().__init__(input_dim, layers, loss, optimizer, seed, sampled)
+            self._device = o["device"]
+            self.calls = []
+            fake.calls.append((base.__name__, o["device"], o["precision"], o["fused_mlp"],
+                               o["graphs"]))
 
-    def __init__(self, net, device, precision, fused_mlp, graphs):
-        self.net = net
-        self.device = device
-        self.precision, self.fused_mlp, self.graphs = precision, fused_mlp, graphs
-        self.graph_replays = 0
-        self.calls = []
-        self._mutex = threading.RLock()
+        device = property(lambda self: self._device)
 
-    input_dim = property(lambda self: self.net.input_dim)
-    output_dim = property(lambda self: self.net.output_dim)
+        def check_labels(self, labels):
+            super().check_labels(on_device(self, labels, "y"))
 
-    @property
-    def step(self):
-        return self.net.step
+        def train_batches(self, X, labels, targets, batch_size, first, last, accumulate_steps,
+                          clipnorm, sample_weight=None):
+            self.calls.append(("train_batches",) + tuple(
+                0 if a is None else a.data_ptr() for a in (X, labels, targets)))
+            host = [on_device(self, a, n) for a, n in ((X, "X"), (labels, "y"), (targets, "y"),
+                                                       (sample_weight, "sample_weight"))]
+            return super().train_batches(*host[:3], batch_size, first, last, accumulate_steps,
+                                         clipnorm, host[3])
 
-    @step.setter
-    def step(self, v):
-        self.net.step = v
+        def evaluate(self, X, labels, targets, batch_size, sample_weight=None):
+            host = [on_device(self, a, n) for a, n in ((X, "X"), (labels, "y"), (targets, "y"),
+                                                       (sample_weight, "sample_weight"))]
+            return super().evaluate(*host[:3], batch_size, host[3])
 
-    @property
-    def lr(self):
-        return self.net.lr
+        def predict(self, X, out, batch_size):
+            super().predict(on_device(self, X, "X"), on_device(self, out, "out"), batch_size)
 
-    @lr.setter
-    def lr(self, v):
-        self.net.lr = v
-
-    def param_names(self):
-        return self.net.param_names()
-
-    def locked(self, exclusive):
-        # The GPU engine's recursive mutex, taken whole by readers too; like the real engine,
-        # each call below holds it too.
-        return self._mutex
-
-    def _views(self, kind):
-        return {"params": self.net.params, "grads": self.net.grads,
-                "state": self.net.optimizer_state, "buffers": self.net.buffers}[kind]()
-
-    def read(self, kind):
-        with self._mutex:
-            return [np.array(v, copy=True) for v in self._views(kind)]
-
-    def write(self, kind, arrays):
-        with self._mutex:
-            views = self._views(kind)
-            assert len(arrays) == len(views)
-            for v, a in zip(views, arrays):
-                v[...] = np.asarray(a, np.float32).reshape(v.shape)
-
-    def upload(self, dst, src):
-        assert src.flags.c_contiguous
-        view(dst, src.nbytes, np.uint8)[...] = src.reshape(-1).view(np.uint8)
-        self.calls.append(("upload", dst, src.nbytes))
-
-    def begin_epoch(self, n, epoch, shuffle):
-        self.net.begin_epoch(n, epoch, shuffle)
-
-    def check_labels(self, labels, n):
-        lab = view(labels, n, np.int64)
-        C = self.net.output_dim
-        bad = (lab < 0) | (lab >= C)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"y: class labels must be in [0, {C}), got {lab[i]} at position {i}")
-
-    def _data(self, X, labels, targets, n, w):
-        assert X, "X: null device pointer"
-        assert bool(labels) != bool(targets), "exactly one of labels / targets"
-        D, C = self.net.input_dim, self.net.output_dim
-        return (view(X, n * D, np.float32).reshape(n, D),
-                view(labels, n, np.int64) if labels else None,
-                view(targets, n * C, np.float32).reshape(n, C) if targets else None,
-                view(w, n, np.float32) if w else None)
-
-    def train_batches(self, X, labels, targets, n, batch_size, first, last, accumulate_steps,
-                      clipnorm, sample_weight=0):
-        self.calls.append(("train_batches", X, labels, targets, n))
-        x, lab, t, w = self._data(X, labels, targets, n, sample_weight)
-        with self._mutex:
-            return self.net.train_batches(x, lab, t, batch_size, first, last, accumulate_steps,
-                                          clipnorm, w)
-
-    def evaluate(self, X, labels, targets, n, batch_size, sample_weight=0):
-        x, lab, t, w = self._data(X, labels, targets, n, sample_weight)
-        with self._mutex:
-            return self.net.evaluate(x, lab, t, batch_size, w)
-
-    def predict(self, X, n, batch_size, out):
-        D, C = self.net.input_dim, self.net.output_dim
-        x = view(X, n * D, np.float32).reshape(n, D)
-        with self._mutex:
-            view(out, n * C, np.float32)[...] = self.net.predict(x, batch_size).reshape(-1)
-
-    def take_diagnostics(self):
-        return self.net.take_diagnostics()
+    StandInNetwork.__name__ = StandInNetwork.__qualname__ = "StandIn" + base.__name__
+    return StandInNetwork
 
 
 def install(monkeypatch=None):

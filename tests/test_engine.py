@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _C
+from fastnn import _C, cuda
 
 import oracle
 
@@ -21,8 +21,17 @@ def dense_net(net_cls, d, hidden, c, act="tanh", optimizer=None, loss="softmax_c
 
 
 def fill(net, rng, scale=0.5):
-    for p in net.params():
-        p[...] = scale * rng.standard_normal(p.shape)
+    net.write(params=[scale * rng.standard_normal(p.shape) for p in params(net)])
+
+
+def params(net):
+    return net.read("params")[0]
+
+
+def predict(net, X, batch_size):
+    out = np.empty((len(X), net.output_dim), X.dtype)
+    net.predict(X, out, batch_size)
+    return out
 
 
 def oracle_step(params, X, y, act, lr, loss="softmax_cross_entropy"):
@@ -49,7 +58,7 @@ def test_one_step_matches_oracle(act, loss, rng):
     X = rng.standard_normal((n, d))
     net = dense_net(_C.Network64, d, hidden, c, act, loss=loss)
     fill(net, rng)
-    before = [p.copy() for p in net.params()]
+    before = params(net)
     if loss == "softmax_cross_entropy":
         y = rng.integers(0, c, n).astype(np.int64)
         labels, targets = y, None
@@ -61,7 +70,7 @@ def test_one_step_matches_oracle(act, loss, rng):
     s = net.train_batches(X, labels, targets, n, 0, 1, 1, 0.0)
     assert s["updates"] == 1 and s["rows"] == n
     assert s["loss_sum"] / n == pytest.approx(ref_loss, rel=1e-12)
-    for got, want in zip(net.params(), ref):
+    for got, want in zip(params(net), ref):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
 
 
@@ -72,12 +81,11 @@ def test_accumulation_equals_one_big_batch(rng):
     nets = [dense_net(_C.Network64, d, 8, c, "relu", dict(kind="adam", lr=1e-2)) for _ in range(2)]
     init = np.random.default_rng(5)
     fill(nets[0], init)
-    for p, q in zip(nets[1].params(), nets[0].params()):
-        p[...] = q
+    nets[1].write(params=params(nets[0]))
     for net, bs, acc in ((nets[0], 16, 4), (nets[1], 64, 1)):
         net.begin_epoch(n, 0, False)
         net.train_batches(X, y, None, bs, 0, 100, acc, 0.0)
-    for a, b in zip(nets[0].params(), nets[1].params()):
+    for a, b in zip(params(nets[0]), params(nets[1])):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
@@ -97,7 +105,7 @@ def train_once(threads, seed=3):
             net.train_batches(X, y, None, 32, 0, 100, 1, 1.0)
     finally:
         fastnn.set_num_threads(before)
-    return [p.copy() for p in net.params()] + [b.copy() for b in net.buffers()]
+    return sum(net.read("params", "buffers"), [])
 
 
 def test_training_is_deterministic_and_thread_invariant():
@@ -111,10 +119,10 @@ def test_predict_applies_the_link(rng):
     net = dense_net(_C.Network32, 4, 5, 3)
     fill(net, rng)
     X = rng.standard_normal((10, 4)).astype(np.float32)
-    p = net.predict(X, 4)
+    p = predict(net, X, 4)
     assert p.shape == (10, 3)
     np.testing.assert_allclose(p.sum(1), 1, rtol=1e-6)
-    W1, b1, W2, b2 = net.params()
+    W1, b1, W2, b2 = params(net)
     logits = oracle._act(X @ W1 + b1, "tanh") @ W2 + b2
     np.testing.assert_allclose(p, np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-5)
 
@@ -139,7 +147,7 @@ def test_engine_bad_input(rng):
                      dict(kind="sgd"), 0)
     net = dense_net(_C.Network32, 3, 4, 2)
     with pytest.raises(ValueError, match="X: expected shape"):
-        net.predict(np.zeros((2, 5), np.float32), 8)
+        predict(net, np.zeros((2, 5), np.float32), 8)
     net.begin_epoch(4, 0, False)
     with pytest.raises(ValueError, match="labels"):
         net.train_batches(np.zeros((4, 3), np.float32), np.array([0, 1, 2, 1]), None,
@@ -155,3 +163,65 @@ def test_engine_bad_input(rng):
     s = bn.train_batches(rng.standard_normal((3, 3)).astype(np.float32), None,
                          np.zeros((3, 2), np.float32), 2, 0, 2, 1, 0.0)
     assert s["rows"] == 2 and s["updates"] == 1
+
+
+@pytest.mark.parametrize("opt", [
+    fastnn.optim.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    fastnn.optim.Adam(betas=(0.8, 0.9), amsgrad=True),
+    fastnn.optim.AdamW(),
+    fastnn.optim.Adagrad(lr_decay=0.1, initial_accumulator_value=0.5),
+    fastnn.optim.RMSprop(centered=True, momentum=0.5),
+])
+def test_engine_takes_each_optimizer_spec(opt):
+    # Every field of the optimizer's table reaches the engine by its engine name (an unknown
+    # name would be a ValueError); Adagrad's initial accumulator shows it arrived.
+    spec = opt.engine_spec()
+    assert spec["kind"] == opt.kind and spec["lr"] == opt.lr
+    net = _C.Network32(3, [dict(kind="dense", units=2)], "mse", spec, 0)
+    assert net.lr == opt.lr
+    if opt.kind == "adagrad":
+        assert all((s == 0.5).all() for s in net.read("state")[0])
+
+
+def test_engine_spec_and_options_errors():
+    layers = [dict(kind="dense", units=2)]
+    with pytest.raises(ValueError, match="unknown field 'betas'"):
+        _C.Network32(3, layers, "mse", dict(kind="adam", betas=(0.9, 0.99)), 0)
+    with pytest.raises(ValueError, match="options: unknown key 'stream'"):
+        _C.Network32(3, layers, "mse", dict(kind="sgd"), 0, {}, dict(stream=1))
+    with pytest.raises(ValueError, match="the CPU engine computes in fp32"):
+        _C.Network32(3, layers, "mse", dict(kind="sgd"), 0, {}, dict(precision="tf32"))
+    with pytest.raises(ValueError, match="the CPU engine runs on the host"):
+        _C.Network32(3, layers, "mse", dict(kind="sgd"), 0, {}, dict(device=0))
+    net = _C.Network32(3, layers, "mse", dict(kind="sgd"), 0)
+    assert net.device == -1 and net.graph_replays == 0 and net.fused_runs == []
+    with pytest.raises(ValueError, match="kind"):
+        net.read("weights")
+    with pytest.raises(ValueError, match=r"params\[0\]: expected shape \(3, 2\)"):
+        net.write(params=[np.zeros((2, 3)), np.zeros(2)])
+    with pytest.raises(ValueError, match="params: expected 2 arrays"):
+        net.write(params=[np.zeros((3, 2))])
+    with pytest.raises(TypeError, match="NumPy"):
+        net.predict([[0.0, 0.0, 0.0]], np.empty((1, 2), np.float32), 1)
+    with pytest.raises(ValueError, match=r"out: expected shape \(1, 2\)"):
+        net.predict(np.zeros((1, 3), np.float32), np.empty((2, 2), np.float32), 1)
+    with pytest.raises(ValueError, match=r"class labels must be in \[0, 2\), got 2 at position 1"):
+        net.check_labels(np.array([0, 2], np.int64))
+
+
+def test_cuda_module_has_the_cpu_engines_interface():
+    # One engine binding (bind_engine.cpp) in both modules: the same classes, methods, argument
+    # names and defaults -- and _cuda still loads after _C, which registered them first.
+    gpu = cuda._load()
+    assert cuda._import_error is None, f"fastnn._cuda is built but does not load: " \
+                                       f"{cuda._import_error}"
+    if gpu is None:
+        pytest.skip("fastnn built without CUDA")
+    for name in ("Network32", "Network64"):
+        ours, theirs = getattr(gpu, name), getattr(_C, name)
+        public = sorted(a for a in dir(theirs) if not a.startswith("_"))
+        assert sorted(a for a in dir(ours) if not a.startswith("_")) == public
+        for attr in public + ["__init__"]:
+            doc = getattr(getattr(theirs, attr), "__doc__", None) or ""
+            assert (getattr(getattr(ours, attr), "__doc__", None) or "").replace(
+                "fastnn._cuda", "fastnn._C") == doc, attr

@@ -126,7 +126,7 @@ def test_graph_replay_equals_eager_bit_for_bit(rng):
     assert graphed._net.graph_replays > 0 and eager._net.graph_replays == 0
     for a, b in zip(graphed.get_weights(), eager.get_weights()):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(graphed._net.optimizer_state(), eager._net.optimizer_state()):
+    for a, b in zip(graphed._net.read("state")[0], eager._net.read("state")[0]):
         np.testing.assert_array_equal(a, b)
     assert hist[0].history == hist[1].history
 
@@ -138,7 +138,7 @@ def test_fused_mlp_equals_layer_by_layer(rng):
 
     fused, plain = (build(narrow, "cuda", optim.Adam(lr=3e-3), fused_mlp=f) for f in (True, False))
     # The fused path is really taken (else this test would compare the GEMM path with itself).
-    assert fused._net.raw.fused_runs == [(0, 4)] and plain._net.raw.fused_runs == []
+    assert fused._net.fused_runs == [(0, 4)] and plain._net.fused_runs == []
     for m in (fused, plain):
         m.fit(X, y, epochs=3, batch_size=32, verbose=0)
     assert_close_weights(fused, plain, TOL["fp32"])
@@ -172,8 +172,8 @@ def test_fused_runs_equal_layer_by_layer_everywhere(precision, rng):
     models = [build(runs_everywhere, "cuda", optim.SGD(lr=0.05, momentum=0.9), fused_mlp=f,
                     precision=precision) for f in (True, False)]
     fused, plain = models
-    assert fused._net.raw.fused_runs == [(2, 3), (6, 2), (9, 2)]
-    assert plain._net.raw.fused_runs == []
+    assert fused._net.fused_runs == [(2, 3), (6, 2), (9, 2)]
+    assert plain._net.fused_runs == []
     plain.set_weights(fused.get_weights())
     w0 = fused.get_weights()
     try:
@@ -201,7 +201,7 @@ def test_fused_runs_cut_at_sixteen_layers(rng):
     X, y = classification(rng)
     deep = lambda: [Dense(16, "tanh") for _ in range(20)] + [Dense(4)]
     fused, plain = (build(deep, "cuda", optim.SGD(lr=0.05), fused_mlp=f) for f in (True, False))
-    assert fused._net.raw.fused_runs == [(0, 16), (16, 5)]
+    assert fused._net.fused_runs == [(0, 16), (16, 5)]
     plain.set_weights(fused.get_weights())
     w0 = fused.get_weights()
     for m in (fused, plain):
@@ -287,8 +287,9 @@ def test_errors_and_nonfinite(rng):
     for dev in ("cpu", "cuda"):
         m = build(lambda: [Dense(8, "relu"), Dense(4)], dev, optim.SGD(lr=1e30))
         m._net.begin_epoch(len(X), 0, False)
-        stats.append(m._net.train_batches(X * 1e20, y.astype(np.int64), None, 32, 0, 7, 1, 0.0,
-                                          None))
+        put = m._place.put  # the model's own way onto its engine's device
+        stats.append(m._net.train_batches(put(X * 1e20), put(y.astype(np.int64)), None, 32, 0,
+                                          7, 1, 0.0, None))
         stats[-1]["step"] = m._net.step
     c, g = stats
     assert c["nonfinite"] and g["nonfinite"]
@@ -310,7 +311,7 @@ def test_nonfinite_batch_skips_the_update(rng):
     assert not np.isfinite(h.history["loss"][0]) and len(h.history["loss"]) == 1
     for a, b in zip(before, m.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert all(not s.any() for s in m._net.optimizer_state())
+    assert all(not s.any() for s in m._net.read("state")[0])
     assert m._net.step == 0  # the skipped updates are not counted (as on the CPU)
 
 
@@ -336,7 +337,8 @@ def test_slice_stats_equal_cpu_without_clipnorm(rng):
     for dev in ("cpu", "cuda"):
         m = build(lambda: [Dense(16, "relu"), Dense(4)], dev, optim.SGD(lr=0.05))
         m._net.begin_epoch(len(X), 0, False)
-        stats.append(m._net.train_batches(X, labels, None, 32, 0, 4, 1, 0.0, None))
+        put = m._place.put
+        stats.append(m._net.train_batches(put(X), put(labels), None, 32, 0, 4, 1, 0.0, None))
     c, g = stats
     assert c["grad_norm"] > 0
     assert g["grad_norm"] == pytest.approx(c["grad_norm"], rel=1e-5)
@@ -358,8 +360,8 @@ def test_one_input_and_width_1_layers_keep_their_shapes(rng, tmp_path):
         m.fit(X, y, epochs=2, batch_size=16, verbose=0)
     want = [(1, 8), (8,), (8, 1), (1,), (1,), (1,), (1,), (1,), (1, 1), (1,)]
     assert [w.shape for w in gpu.get_weights()] == want
-    assert ([s.shape for s in gpu._net.optimizer_state()] ==
-            [s.shape for s in cpu._net.optimizer_state()])
+    assert ([s.shape for s in gpu._net.read("state")[0]] ==
+            [s.shape for s in cpu._net.read("state")[0]])
     assert_close_weights(gpu, cpu, TOL["fp32"])
     gpu.save(tmp_path / "g.fastnn")
     back = fastnn.load(tmp_path / "g.fastnn")

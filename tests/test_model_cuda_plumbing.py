@@ -1,6 +1,6 @@
 """The Python plumbing of Sequential(device="cuda") (fastnn/_model_device.py), run on the host
-stand-in for fastnn._cuda (tests/_cuda_standin.py: "device" memory is host memory, the
-CudaNetwork stand-in is the CPU engine). What is checked: data staged to the device and handed
+stand-in for fastnn._cuda (tests/_cuda_standin.py: "device" memory is host memory, its
+Network32 is the CPU engine taking the stand-in's tensors). What is checked: data staged to the device and handed
 over as device addresses, GPU tensors taken without a copy, predict's return types,
 get/set_weights, save/load across devices, callbacks and errors. Since the stand-in trains with
 the CPU engine, a stand-in GPU model must match a CPU model bit for bit. The real GPU engine is
@@ -45,11 +45,23 @@ def same(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_fit_numpy_matches_cpu(fake, rng):
+def state(model):
+    return model._net.read("state")[0]
+
+
+def test_fit_numpy_matches_cpu(fake, rng, monkeypatch):
     X, y = data(rng)
     cpu, gpu = pair(precision="tf32")
     assert gpu.device == "cuda:0" and gpu.precision == "tf32"
-    assert ("CudaNetwork", 0, "tf32", True, True) in fake.calls
+    assert ("Network32", 0, "tf32", True, True) in fake.calls
+    uploads = []
+    copy = fake.copy_from_host
+
+    def recording_copy(dst, off, src):
+        uploads.append((dst.ptr + off, src.nbytes))
+        copy(dst, off, src)
+
+    monkeypatch.setattr(fake, "copy_from_host", recording_copy)
     h1 = cpu.fit(X, y, epochs=3, batch_size=16, verbose=0, accumulate_steps=2)
     h2 = gpu.fit(X, y, epochs=3, batch_size=16, verbose=0, accumulate_steps=2)
     assert h1.history["loss"] == h2.history["loss"]
@@ -57,13 +69,11 @@ def test_fit_numpy_matches_cpu(fake, rng):
     assert h1.diagnostics == h2.diagnostics and h2.diagnostics
     same(cpu.get_weights(), gpu.get_weights())
     # The data went over once per fit: every engine call sees the same device addresses.
-    raw = gpu._net.raw
-    addrs = {c[1:4] for c in raw.calls if c[0] == "train_batches"}
+    addrs = {c[1:4] for c in gpu._net.calls if c[0] == "train_batches"}
     assert len(addrs) == 1
     x_addr, lab_addr, tgt_addr = addrs.pop()
     assert x_addr and lab_addr and tgt_addr == 0
-    uploads = [c for c in raw.calls if c[0] == "upload"]
-    assert [(c[1], c[2]) for c in uploads] == [(x_addr, X.nbytes), (lab_addr, 8 * len(y))]
+    assert uploads == [(x_addr, X.nbytes), (lab_addr, 8 * len(y))]
 
 
 def test_gpu_tensor_inputs_used_without_copy(fake, rng):
@@ -73,7 +83,7 @@ def test_gpu_tensor_inputs_used_without_copy(fake, rng):
     cpu.fit(X, y, epochs=2, batch_size=32, verbose=0)
     gpu.fit(Xd, yd, epochs=2, batch_size=32, verbose=0)
     same(cpu.get_weights(), gpu.get_weights())
-    calls = [c for c in gpu._net.raw.calls if c[0] == "train_batches"]
+    calls = [c for c in gpu._net.calls if c[0] == "train_batches"]
     assert calls[0][1] == Xd.data_ptr() and calls[0][2] == yd.data_ptr()
     # predict: NumPy in, NumPy out; GPU in, CUDA tensor out.
     p_np = gpu.predict(X)
@@ -119,7 +129,7 @@ def test_regression_weights_and_callbacks(fake, rng):
     (a, ha), (b, hb) = models
     assert ha.history == hb.history
     same(a.get_weights(), b.get_weights())
-    assert b._net.raw.device == 1
+    assert b._net.device == 1
     td = fastnn.asarray(t, device="cuda:1")
     assert b.evaluate(fastnn.asarray(X, device="cuda:1"), td) == a.evaluate(X, t)
 
@@ -142,7 +152,7 @@ def test_get_set_weights_and_save_load_across_devices(fake, rng, tmp_path):
     assert on_gpu.device == "cuda:0" and on_cpu.device == "cpu"
     np.testing.assert_array_equal(on_cpu.predict(X), gpu.predict(X))
     np.testing.assert_array_equal(on_gpu.predict(X), gpu.predict(X))
-    same(on_gpu._net.optimizer_state(), gpu._net.optimizer_state())
+    same(state(on_gpu), state(gpu))
     assert on_gpu._net.step == gpu._net.step
     on_cpu.fit(X, y, epochs=1, batch_size=32, verbose=0)
     on_gpu.fit(X, y, epochs=1, batch_size=32, verbose=0)
@@ -196,7 +206,7 @@ def test_one_output_gpu_targets_of_shape_n(fake, rng):
     h1 = cpu.fit(X, t, epochs=2, batch_size=16, verbose=0)
     h2 = gpu.fit(fastnn.asarray(X, device="cuda"), td, epochs=2, batch_size=16, verbose=0)
     assert h1.history == h2.history
-    call = [c for c in gpu._net.raw.calls if c[0] == "train_batches"][0]
+    call = [c for c in gpu._net.calls if c[0] == "train_batches"][0]
     assert call[3] == td.data_ptr()  # the (n,) targets viewed as (n, 1), not copied
     np.testing.assert_array_equal(gpu.predict_classes(X), cpu.predict_classes(X))
 
@@ -215,4 +225,4 @@ def test_one_input_feature_round_trips_through_the_device(fake, rng, tmp_path):
     gpu.set_weights(cpu.get_weights())
     gpu.save(tmp_path / "g.fastnn")
     back = fastnn.load(tmp_path / "g.fastnn", device="cuda")
-    same(back._net.optimizer_state(), gpu._net.optimizer_state())
+    same(state(back), state(gpu))

@@ -276,8 +276,9 @@ def test_predict_from_threads_with_kernel_threads(threads):
 
 def test_gpu_model_set_weights_is_whole_for_other_threads(monkeypatch):
     """The GPU model's Python plumbing (on the host stand-in of fastnn._cuda): set_weights
-    pushes the parameters and the batch-norm buffers in two engine calls, under the engine's
-    mutex, so a predict started in between waits and sees all of the change."""
+    hands the parameters and the batch-norm buffers to the engine in one call (one change under
+    the engine's lock), so predicts in other threads see the weights from before or after it,
+    never half of each."""
     import _cuda_standin
 
     _cuda_standin.install(monkeypatch)
@@ -288,23 +289,34 @@ def test_gpu_model_set_weights_is_whole_for_other_threads(monkeypatch):
     wa = m.get_weights()
     wb = [a * np.float32(0.5) + np.float32(0.25) for a in wa]
     m.set_weights(wb)
-    expected = m.predict(probe, batch_size=64)
+    expected_b = m.predict(probe, batch_size=64)
     m.set_weights(wa)
+    expected_a = m.predict(probe, batch_size=64)
 
-    raw = m._net.raw
-    write, started, results = raw.write, [], []
+    writes, write = [], m._net.write
 
-    def write_then_predict(kind, arrays):
-        write(kind, arrays)
-        if kind == "params" and not started:
-            t = threading.Thread(target=lambda: results.append(m.predict(probe, batch_size=64)))
-            started.append(t)
-            t.start()
-            # Without the mutex held by set_weights the predict would finish here, between the
-            # two pushes; with it, it waits and this returns after the timeout.
-            t.join(timeout=0.5)
+    def recording_write(**kinds):
+        writes.append(sorted(kinds))
+        write(**kinds)
 
-    monkeypatch.setattr(raw, "write", write_then_predict)
+    monkeypatch.setattr(m._net, "write", recording_write)
     m.set_weights(wb)
-    started[0].join()
-    np.testing.assert_array_equal(results[0], expected)
+    assert writes == [["buffers", "params"]]
+
+    stop, seen = threading.Event(), []
+
+    def predict_until_stopped():
+        while not stop.is_set():
+            seen.append(m.predict(probe, batch_size=64))
+
+    t = threading.Thread(target=predict_until_stopped)
+    t.start()
+    try:
+        for i in range(20):
+            m.set_weights(wa if i % 2 else wb)
+    finally:
+        stop.set()
+        t.join()
+    assert seen
+    for p in seen:
+        assert np.array_equal(p, expected_a) or np.array_equal(p, expected_b)

@@ -131,10 +131,10 @@ def test_files_with_one_row_kernels_as_vectors_still_load(rng, tmp_path):
 def test_optimizer_state_and_grads_have_the_parameter_shapes(rng):
     model, _, _ = trained_model(rng)
     net = model._net
-    shapes = [p.shape for p in net.params()]
+    params, grads, state = net.read("params", "grads", "state")
+    shapes = [p.shape for p in params]
     assert shapes == [(1, 7), (7,), (7, 1), (1,), (1,), (1,), (1, 2), (2,)]
-    assert [g.shape for g in net.grads()] == shapes
-    state = net.optimizer_state()
+    assert [g.shape for g in grads] == shapes
     assert [s.shape for s in state] == [s for s in shapes for _ in range(3)]
 
 
@@ -145,6 +145,5 @@ def test_engine_views_keep_kernels_two_dimensional(net_cls):
     assert net.param_names() == ["dense_0/kernel", "dense_0/bias", "batch_norm_0/gamma",
                                  "batch_norm_0/beta", "dense_1/kernel", "dense_1/bias"]
     want = [(1, 1), (1,), (1,), (1,), (1, 1), (1,)]
-    assert [p.shape for p in net.params()] == want
-    assert [g.shape for g in net.grads()] == want
-    assert [s.shape for s in net.optimizer_state()] == want
+    assert [[a.shape for a in arrays] for arrays in net.read("params", "grads", "state")] == \
+        [want] * 3

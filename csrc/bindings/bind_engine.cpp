@@ -1,20 +1,29 @@
-// The training engine's binding: a Network object per model. Arguments arrive converted by
-// fastnn/model.py (float arrays of the network's dtype, C-contiguous, int64 labels); the checks
-// here keep any call from reading or writing out of bounds. Training, evaluation and prediction
-// run with the GIL released; the engine locks the model itself (network.h), and Python holds
-// locked() around its own reads and writes of the parameter views (engine_calls.h).
+// The training engine's one binding, compiled into fastnn._C and fastnn._cuda alike: classes
+// Network32 and Network64 over engine::Engine (engine/engine.h), built by the module's backend
+// (create_engine: the CPU engine in _C, the GPU engine in _cuda), with the same constructor and
+// methods in both. The arrays a call takes are converted here, at the edge: NumPy arrays for an
+// engine on the host, contiguous fastnn.Tensors on the engine's CUDA device for a GPU one; the
+// arrays an engine holds come back as NumPy copies (read) and go in from NumPy (write).
+//
+// Arguments arrive converted by fastnn/model.py; the checks here keep any call from reading or
+// writing out of bounds. Every call runs with the GIL released and the engine takes its lock
+// itself (engine.h); read, write, step and lr take it here, waited for with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "bindings/engine_calls.h"
 #include "bindings/engine_specs.h"
 #include "core/error.h"
-#include "engine/network.h"
+#include "engine/engine.h"
 
 namespace py = pybind11;
 using namespace fastnn;
@@ -22,38 +31,74 @@ using namespace fastnn::engine;
 
 namespace {
 
-template <class T>
-using CArray = py::array_t<T, py::array::c_style>;
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + (shape[i] < 0 ? std::string("n") : std::to_string(shape[i]));
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+// The address of an array argument of element type U and shape `shape` (-1: the length n every
+// array of the call shares, set by the first one). Host engines (device -1) take NumPy arrays
+// (converted to U where NumPy casts safely; `keep` holds the copy for the call), GPU engines a
+// contiguous fastnn.Tensor of U on their device. None gives nullptr.
+template <class U>
+U* array_arg(const py::object& a, int device, const char* name, std::vector<int64_t> shape,
+             int64_t& n, py::list& keep) {
+  if (a.is_none()) return nullptr;
+  std::vector<int64_t> got;
+  U* data = nullptr;
+  if (device < 0) {
+    if (!py::isinstance<py::array>(a))
+      throw py::type_error(std::string(name) + ": the CPU engine takes NumPy arrays, got " +
+                           std::string(py::str(py::type::of(a).attr("__name__"))));
+    auto arr = py::array_t<U, py::array::c_style>::ensure(a);
+    if (!arr) {
+      PyErr_Clear();
+      throw py::type_error(std::string(name) + ": expected an array of " +
+                           std::string(py::str(py::dtype::of<U>())) + ", got " +
+                           std::string(py::str(a.attr("dtype"))));
+    }
+    keep.append(arr);
+    for (py::ssize_t i = 0; i < arr.ndim(); ++i) got.push_back(arr.shape(i));
+    data = const_cast<U*>(arr.data());
+  } else {
+    const std::string where = "cuda:" + std::to_string(device);
+    const bool tensor = py::hasattr(a, "is_cuda") && py::hasattr(a, "data_ptr");
+    if (!tensor || !py::cast<bool>(a.attr("is_cuda")) ||
+        py::cast<std::string>(a.attr("device")) != where)
+      throw py::type_error(std::string(name) + ": the GPU engine takes fastnn.Tensors on " +
+                           where + ", got " + std::string(py::str(py::repr(a))).substr(0, 80));
+    if (!py::object(a.attr("dtype")).equal(py::dtype::of<U>()))
+      throw py::type_error(std::string(name) + ": expected a tensor of " +
+                           std::string(py::str(py::dtype::of<U>())) + ", got " +
+                           std::string(py::str(a.attr("dtype"))));
+    if (!py::cast<bool>(a.attr("is_contiguous")()))
+      throw ValueError(std::string(name) + ": expected a contiguous tensor");
+    got = py::cast<std::vector<int64_t>>(a.attr("shape"));
+    data = reinterpret_cast<U*>(py::cast<uintptr_t>(a.attr("data_ptr")()));
+  }
+  if (n < 0 && !shape.empty() && shape[0] < 0 && !got.empty()) n = got[0];
+  for (auto& d : shape)
+    if (d < 0) d = n;
+  if (got != shape)
+    throw ValueError(std::string(name) + ": expected shape " + shape_text(shape) + ", got " +
+                     shape_text(got));
+  return data;
+}
 
 template <class T>
-Data<T> data_arg(const Network<T>& net, const CArray<T>& X, const py::object& labels,
+Data<T> data_arg(const Engine<T>& e, const py::object& X, const py::object& labels,
                  const py::object& targets, const py::object& sample_weight, py::list& keep) {
-  if (X.ndim() != 2 || X.shape(1) != net.input_dim())
-    throw ValueError("X: expected shape (n, " + std::to_string(net.input_dim()) + ")");
+  const int dev = e.device();
+  int64_t n = -1;
   Data<T> d;
-  d.X = X.data();
-  d.n = X.shape(0);
-  const int64_t C = net.output_dim();
-  if (!labels.is_none()) {
-    auto l = py::cast<CArray<int64_t>>(labels);
-    if (l.ndim() != 1 || l.shape(0) != d.n) throw ValueError("y: expected one label per row of X");
-    keep.append(l);
-    d.labels = l.data();
-  }
-  if (!targets.is_none()) {
-    auto t = py::cast<CArray<T>>(targets);
-    if (t.ndim() != 2 || t.shape(0) != d.n || t.shape(1) != C)
-      throw ValueError("y: expected shape (n, " + std::to_string(C) + ")");
-    keep.append(t);
-    d.targets = t.data();
-  }
-  if (!sample_weight.is_none()) {
-    auto w = py::cast<CArray<T>>(sample_weight);
-    if (w.ndim() != 1 || w.shape(0) != d.n)
-      throw ValueError("sample_weight: expected one weight per row of X");
-    keep.append(w);
-    d.sample_weight = w.data();
-  }
+  d.X = array_arg<T>(X, dev, "X", {-1, e.input_dim()}, n, keep);
+  FASTNN_CHECK(d.X != nullptr || n == 0, "X: required");
+  d.n = n;
+  d.labels = array_arg<int64_t>(labels, dev, "y", {-1}, n, keep);
+  d.targets = array_arg<T>(targets, dev, "y", {-1, e.output_dim()}, n, keep);
+  d.sample_weight = array_arg<T>(sample_weight, dev, "sample_weight", {-1}, n, keep);
   return d;
 }
 
@@ -72,118 +117,209 @@ bool all_finite(const T* x, int64_t n) {
   return bad == 0;
 }
 
-// A NumPy view of engine memory that keeps the network alive.
-template <class T>
-py::array view(py::object owner, std::vector<T>& v, const std::vector<int64_t>& dims) {
-  return py::array_t<T>(dims, v.data(), owner);
+Slot slot_from_name(const std::string& kind) {
+  if (kind == "params") return Slot::Params;
+  if (kind == "grads") return Slot::Grads;
+  if (kind == "state") return Slot::State;
+  if (kind == "buffers") return Slot::Buffers;
+  throw ValueError("kind: expected params, grads, state or buffers, got '" + kind + "'");
+}
+
+// A train_batches / evaluate call's sums as a dict (with the non-finite flag).
+py::dict stats_dict(const BatchStats& s, bool nonfinite) {
+  using namespace py::literals;
+  return py::dict("loss_sum"_a = s.loss_sum, "correct"_a = s.correct, "counted"_a = s.counted,
+                  "rows"_a = s.rows, "batches"_a = s.batches, "updates"_a = s.updates,
+                  "grad_norm"_a = s.grad_norm, "nonfinite"_a = nonfinite);
+}
+
+// take_diagnostics' list: one dict a layer.
+py::list diagnostics_list(const std::vector<LayerDiagnostics>& diag) {
+  using namespace py::literals;
+  py::list out;
+  for (const LayerDiagnostics& d : diag)
+    out.append(py::dict("grad_norm_sum"_a = d.grad_norm_sum,
+                        "update_ratio_sum"_a = d.update_ratio_sum,
+                        "dead_fraction_sum"_a = d.dead_fraction_sum, "updates"_a = d.updates,
+                        "batches"_a = d.batches));
+  return out;
 }
 
 template <class T>
 void bind_network(py::module_& m, const char* name) {
-  using Net = Network<T>;
-  py::class_<Net> c(m, name);
-  def_engine_properties<Net>(c);
+  using E = Engine<T>;
+  // Module-local: _C and _cuda each register Engine<T> under the same names, and pybind11's
+  // registry of types is otherwise shared by every module (the second import would fail).
+  py::class_<E> c(m, name, py::module_local());
   c.def(py::init([](int64_t input_dim, const py::list& layers, const std::string& loss,
-                       const py::dict& optim, uint64_t seed, const py::dict& sampled) {
-             const std::vector<LayerSpec> specs = layer_specs(layers);
-             const SampledSpec ss = sampled_spec(sampled);
-             return new Net(input_dim, specs, loss_from_name(loss), optim_spec(optim), seed, ss);
+                       const py::dict& optim, uint64_t seed, const py::dict& sampled,
+                       const py::dict& options) {
+             EngineConfig config;
+             config.input_dim = input_dim;
+             config.layers = layer_specs(layers);
+             config.loss = loss_from_name(loss);
+             config.optim = optim_spec(optim);
+             config.seed = seed;
+             config.sampled = sampled_spec(sampled);
+             config.options = engine_options(options);
+             return create_engine<T>(config);
            }),
            py::arg("input_dim"), py::arg("layers"), py::arg("loss"), py::arg("optimizer"),
-           py::arg("seed"), py::arg("sampled") = py::dict())
-      .def("param_names", [](Net& n) { return names_list(n.params()); })
-      .def("params",
-           [](py::object self) {
-             Net& n = py::cast<Net&>(self);
-             py::list out;
-             for (auto& p : n.params())
-               out.append(view<T>(self, p.value, p.shape.dims()));
-             return out;
+           py::arg("seed"), py::arg("sampled") = py::dict(), py::arg("options") = py::dict())
+      .def_property_readonly("input_dim", &E::input_dim)
+      .def_property_readonly("output_dim", &E::output_dim)
+      .def_property_readonly("device", &E::device, "-1 for the CPU, else the CUDA device index")
+      .def_property_readonly("graph_replays", &E::graph_replays)
+      .def_property_readonly("fused_runs", &E::fused_runs)
+      // step and lr are training state: read and written under the exclusive lock.
+      .def_property(
+          "step",
+          [](E& e) {
+            py::gil_scoped_release release;
+            std::unique_lock<RwLock> held(e.lock());
+            return e.step();
+          },
+          [](E& e, int64_t s) {
+            py::gil_scoped_release release;
+            std::unique_lock<RwLock> held(e.lock());
+            e.set_step(s);
+          })
+      .def_property(
+          "lr",
+          [](E& e) {
+            py::gil_scoped_release release;
+            std::unique_lock<RwLock> held(e.lock());
+            return e.optim().lr;
+          },
+          [](E& e, double lr) {
+            py::gil_scoped_release release;
+            std::unique_lock<RwLock> held(e.lock());
+            e.optim().lr = lr;
+          })
+      .def("param_names", [](E& e) { return e.layout().names; })
+      .def("read",
+           [](E& e, const py::args& kinds) {
+             std::vector<std::pair<Slot, std::vector<py::array_t<T>>>> out;
+             for (const auto& k : kinds) {
+               const Slot s = slot_from_name(py::cast<std::string>(k));
+               std::vector<py::array_t<T>> arrays;
+               for (const ParamShape& sh : e.layout().shapes(s)) arrays.emplace_back(sh.dims());
+               out.emplace_back(s, std::move(arrays));
+             }
+             std::vector<std::pair<Slot, std::vector<T*>>> dst;
+             for (auto& o : out) {
+               std::vector<T*> ptrs;
+               for (auto& a : o.second) ptrs.push_back(a.mutable_data());
+               dst.emplace_back(o.first, std::move(ptrs));
+             }
+             {
+               py::gil_scoped_release release;
+               std::shared_lock<RwLock> held(e.lock());
+               for (auto& d : dst)
+                 for (size_t i = 0; i < d.second.size(); ++i) e.read(d.first, i, d.second[i]);
+             }
+             py::list result;
+             for (auto& o : out) result.append(py::cast(o.second));
+             return result;
            },
-           "views of the parameters (writable; they live as long as the network)")
-      .def("grads",
-           [](py::object self) {
-             Net& n = py::cast<Net&>(self);
-             py::list out;
-             for (auto& p : n.params())
-               out.append(view<T>(self, p.grad, p.shape.dims()));
-             return out;
-           })
-      .def("optimizer_state",
-           [](py::object self) {
-             Net& n = py::cast<Net&>(self);
-             py::list out;
-             for (auto& p : n.params())
-               for (auto& s : p.state)
-                 if (!s.empty())
-                   out.append(view<T>(self, s, p.shape.dims()));
-             return out;
-           })
-      .def("buffers",
-           [](py::object self) {
-             Net& n = py::cast<Net&>(self);
-             py::list out;
-             for (auto* b : n.buffers()) out.append(view<T>(self, *b, {int64_t(b->size())}));
-             return out;
-           })
-      .def("begin_epoch", &Net::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"),
+           "copies of the arrays of each kind named ('params', 'grads', 'state', 'buffers'), "
+           "taken at one moment: a list of lists of NumPy arrays")
+      .def("write",
+           [](E& e, const py::kwargs& kinds) {
+             std::vector<std::pair<Slot, std::vector<py::array_t<T, py::array::c_style |
+                                                                      py::array::forcecast>>>>
+                 in;
+             for (const auto& item : kinds) {
+               const std::string kind = py::cast<std::string>(item.first);
+               const Slot s = slot_from_name(kind);
+               const std::vector<ParamShape> shapes = e.layout().shapes(s);
+               const py::list arrays = py::cast<py::list>(item.second);
+               if (py::len(arrays) != shapes.size())
+                 throw ValueError(kind + ": expected " + std::to_string(shapes.size()) +
+                                  " arrays, got " + std::to_string(py::len(arrays)));
+               std::vector<py::array_t<T, py::array::c_style | py::array::forcecast>> converted;
+               for (size_t i = 0; i < shapes.size(); ++i) {
+                 auto a = py::cast<py::array_t<T, py::array::c_style | py::array::forcecast>>(
+                     arrays[i]);
+                 std::vector<int64_t> got;
+                 for (py::ssize_t k = 0; k < a.ndim(); ++k) got.push_back(a.shape(k));
+                 if (got != shapes[i].dims())
+                   throw ValueError(kind + "[" + std::to_string(i) + "]: expected shape " +
+                                    shape_text(shapes[i].dims()) + ", got " + shape_text(got));
+                 converted.push_back(a);
+               }
+               in.emplace_back(s, std::move(converted));
+             }
+             py::gil_scoped_release release;
+             std::unique_lock<RwLock> held(e.lock());
+             for (auto& k : in)
+               for (size_t i = 0; i < k.second.size(); ++i) e.write(k.first, i, k.second[i].data());
+           },
+           "replaces the arrays of each kind given (params=[...], buffers=[...], ...) as one "
+           "change: other calls see all of it or none")
+      .def("begin_epoch", &E::begin_epoch, py::arg("n"), py::arg("epoch"), py::arg("shuffle"),
            py::call_guard<py::gil_scoped_release>())
-      .def("locked",
-           [](py::object self, bool exclusive) {
-             return new PyLockGuard<RwLock>(self, py::cast<Net&>(self).lock(), exclusive);
-           },
-           py::arg("exclusive"),
-           "a context manager holding the model's lock: shared to read the views of params(), "
-           "buffers(), optimizer_state(), exclusive to write them")
-      .def("train_batches",
-           [](Net& n, const CArray<T>& X, const py::object& labels, const py::object& targets,
-              int64_t batch_size, int64_t first, int64_t last,
-              int64_t accumulate_steps, double clipnorm, const py::object& sample_weight) {
+      .def("check_labels",
+           [](E& e, const py::object& labels) {
              py::list keep;
-             Data<T> d = data_arg(n, X, labels, targets, sample_weight, keep);
+             int64_t n = -1;
+             const int64_t* l = array_arg<int64_t>(labels, e.device(), "y", {-1}, n, keep);
+             if (l == nullptr) return;
+             py::gil_scoped_release release;
+             e.check_labels(l, n);
+           },
+           py::arg("labels"), "ValueError naming the first class label out of range")
+      .def("train_batches",
+           [](E& e, const py::object& X, const py::object& labels, const py::object& targets,
+              int64_t batch_size, int64_t first, int64_t last, int64_t accumulate_steps,
+              double clipnorm, const py::object& sample_weight) {
+             py::list keep;
+             const Data<T> d = data_arg(e, X, labels, targets, sample_weight, keep);
              BatchStats s;
              {
                py::gil_scoped_release release;
-               s = n.train_batches(d, batch_size, first, last, accumulate_steps, clipnorm);
+               s = e.train_batches(d, batch_size, first, last, accumulate_steps, clipnorm);
              }
-             return stats_dict(s, n.nonfinite());
+             return stats_dict(s, e.nonfinite());
            },
-           py::arg("X"), py::arg("labels"), py::arg("targets"),
-           py::arg("batch_size"), py::arg("first"), py::arg("last"), py::arg("accumulate_steps"),
-           py::arg("clipnorm"), py::arg("sample_weight") = py::none())
+           py::arg("X"), py::arg("labels"), py::arg("targets"), py::arg("batch_size"),
+           py::arg("first"), py::arg("last"), py::arg("accumulate_steps"), py::arg("clipnorm"),
+           py::arg("sample_weight") = py::none())
       .def("evaluate",
-           [](Net& n, const CArray<T>& X, const py::object& labels, const py::object& targets,
+           [](E& e, const py::object& X, const py::object& labels, const py::object& targets,
               int64_t batch_size, const py::object& sample_weight) {
              py::list keep;
-             Data<T> d = data_arg(n, X, labels, targets, sample_weight, keep);
+             const Data<T> d = data_arg(e, X, labels, targets, sample_weight, keep);
              const BatchStats s = run_interruptible(
-                 [&](const StopCheck& stop) { return n.evaluate(d, batch_size, stop); });
+                 [&](const StopCheck& stop) { return e.evaluate(d, batch_size, stop); });
              return stats_dict(s, false);
            },
-           py::arg("X"), py::arg("labels"), py::arg("targets"),
-           py::arg("batch_size"), py::arg("sample_weight") = py::none())
+           py::arg("X"), py::arg("labels"), py::arg("targets"), py::arg("batch_size"),
+           py::arg("sample_weight") = py::none())
       .def("predict",
-           [](Net& n, const CArray<T>& X, int64_t batch_size) {
-             if (X.ndim() != 2 || X.shape(1) != n.input_dim())
-               throw ValueError("X: expected shape (n, " + std::to_string(n.input_dim()) + ")");
-             py::array_t<T> out({X.shape(0), py::ssize_t(n.output_dim())});
-             const T* xp = X.data();
-             T* op = out.mutable_data();
-             const int64_t rows = X.shape(0);
+           [](E& e, const py::object& X, const py::object& out, int64_t batch_size) {
+             py::list keep;
+             int64_t n = -1;
+             const T* xp = array_arg<T>(X, e.device(), "X", {-1, e.input_dim()}, n, keep);
+             T* op = array_arg<T>(out, e.device(), "out", {-1, e.output_dim()}, n, keep);
+             FASTNN_CHECK(op != nullptr || n == 0, "out: required");
+             // Host input is scanned here, on its way through (no extra NumPy pass); the GPU
+             // engine's input is the caller's to check.
+             const bool host = e.device() < 0;
              const bool finite = run_interruptible([&](const StopCheck& stop) {
-               if (!all_finite(xp, rows * n.input_dim())) return false;
-               n.predict(xp, rows, batch_size, op, stop);
+               if (host && !all_finite(xp, n * e.input_dim())) return false;
+               e.predict(xp, n, batch_size, op, stop);
                return true;
              });
              if (!finite) throw ValueError("X: contains NaN or infinity");
-             return out;
            },
-           py::arg("X"), py::arg("batch_size"))
-      .def("take_diagnostics", [](Net& n) {
-        std::vector<typename Net::LayerDiagnostics> d;
+           py::arg("X"), py::arg("out"), py::arg("batch_size"),
+           "writes the outputs after the loss's link into out (n, outputs)")
+      .def("take_diagnostics", [](E& e) {
+        std::vector<LayerDiagnostics> d;
         {
           py::gil_scoped_release release;
-          d = n.take_diagnostics();
+          d = e.take_diagnostics();
         }
         return diagnostics_list(d);
       });
@@ -192,7 +328,6 @@ void bind_network(py::module_& m, const char* name) {
 }  // namespace
 
 void bind_engine(py::module_& m) {
-  PyLockGuard<RwLock>::bind(m, "_EngineLock");
   bind_network<float>(m, "Network32");
   bind_network<double>(m, "Network64");
 }

@@ -18,7 +18,7 @@ namespace fastnn {
 void register_tensor_bindings(py::module_& m);  // bindings/cuda_tensor.cpp
 }  // namespace fastnn
 void bind_cuda_device_calls(py::module_& m);  // cuda_device_calls.cpp
-void bind_cuda_engine(py::module_& m);  // cuda_engine.cpp: the GPU training engine
+void bind_engine(py::module_& m);  // bind_engine.cpp: the training engine (the GPU one here)
 
 namespace {
 
@@ -81,5 +81,5 @@ PYBIND11_MODULE(_cuda, m) {
         "missing GPU or driver)");
   fastnn::bind::bind_op_families(m);
   bind_cuda_device_calls(m);
-  bind_cuda_engine(m);
+  bind_engine(m);
 }

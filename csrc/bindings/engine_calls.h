@@ -1,5 +1,5 @@
-// How the engine bindings (bind_engine.cpp, cuda_engine.cpp) run long calls and lock a model
-// from Python. Two rules keep them free of deadlocks and answer Ctrl-C:
+// How the engine binding (bind_engine.cpp) runs long calls. Two rules keep it free of deadlocks
+// and answer Ctrl-C:
 // - nobody waits for a model's lock while holding the GIL (a thread inside the engine may need
 //   the GIL for a moment, to check for signals);
 // - long inference calls look for Ctrl-C between batches, taking the GIL briefly every
@@ -9,10 +9,8 @@
 
 #include <chrono>
 #include <functional>
-#include <stdexcept>
-#include <utility>
 
-#include "engine/network.h"
+#include "engine/engine.h"
 
 namespace fastnn {
 namespace engine {
@@ -48,63 +46,6 @@ auto run_interruptible(F&& f) -> decltype(f(StopCheck())) {
   }
   throw pybind11::error_already_set();
 }
-
-// A context manager holding a model's lock from Python: `with net.locked(exclusive): ...`
-// around code that reads (shared) or writes (exclusive) the engine's arrays through NumPy views.
-// It waits with the GIL released and keeps the model alive while held.
-template <class Lock>
-class PyLockGuard {
- public:
-  PyLockGuard(pybind11::object owner, Lock& lock, bool exclusive)
-      : owner_(std::move(owner)), lock_(lock), exclusive_(exclusive) {}
-  ~PyLockGuard() { exit(); }
-  PyLockGuard(const PyLockGuard&) = delete;
-  PyLockGuard& operator=(const PyLockGuard&) = delete;
-
-  void enter() {
-    if (held_) throw std::runtime_error("locked(): already entered");
-    pybind11::gil_scoped_release release;
-    if (exclusive_)
-      lock_.lock();
-    else
-      lock_shared(lock_, 0);
-    held_ = true;
-  }
-  void exit() {
-    if (!held_) return;
-    held_ = false;
-    if (exclusive_)
-      lock_.unlock();
-    else
-      unlock_shared(lock_, 0);
-  }
-
-  // Binds the class under `name` in module m.
-  static void bind(pybind11::module_& m, const char* name) {
-    pybind11::class_<PyLockGuard>(m, name)
-        .def("__enter__", [](PyLockGuard& g) { g.enter(); })
-        .def("__exit__", [](PyLockGuard& g, pybind11::args) {
-          g.exit();
-          return false;
-        });
-  }
-
- private:
-  // A mutex without a shared side (the GPU engine's) is taken whole by readers too.
-  template <class L>
-  static auto lock_shared(L& l, int) -> decltype(l.lock_shared()) { l.lock_shared(); }
-  template <class L>
-  static void lock_shared(L& l, long) { l.lock(); }
-  template <class L>
-  static auto unlock_shared(L& l, int) -> decltype(l.unlock_shared()) { l.unlock_shared(); }
-  template <class L>
-  static void unlock_shared(L& l, long) { l.unlock(); }
-
-  pybind11::object owner_;
-  Lock& lock_;
-  bool exclusive_;
-  bool held_ = false;
-};
 
 }  // namespace engine
 }  // namespace fastnn

@@ -1,4 +1,4 @@
-// The engines' shared binding pieces (see engine_specs.h).
+// The engine description dictionaries, parsed (see engine_specs.h).
 #include "bindings/engine_specs.h"
 
 #include <pybind11/stl.h>
@@ -52,22 +52,44 @@ std::vector<LayerSpec> layer_specs(const py::list& layers) {
   return specs;
 }
 
+// OptimSpec's fields by the names the Python optimizers' field tables give them: one entry per
+// field, so a field travels from fastnn.optim to the engine without being named anywhere else.
+struct OptimField {
+  const char* key;
+  double OptimSpec::*number;  // one of the two is set
+  bool OptimSpec::*flag;
+};
+constexpr OptimField kOptimFields[] = {
+    {"lr", &OptimSpec::lr, nullptr},
+    {"momentum", &OptimSpec::momentum, nullptr},
+    {"dampening", &OptimSpec::dampening, nullptr},
+    {"weight_decay", &OptimSpec::weight_decay, nullptr},
+    {"nesterov", nullptr, &OptimSpec::nesterov},
+    {"beta1", &OptimSpec::beta1, nullptr},
+    {"beta2", &OptimSpec::beta2, nullptr},
+    {"eps", &OptimSpec::eps, nullptr},
+    {"amsgrad", nullptr, &OptimSpec::amsgrad},
+    {"lr_decay", &OptimSpec::lr_decay, nullptr},
+    {"initial_accumulator_value", &OptimSpec::initial_accumulator_value, nullptr},
+    {"alpha", &OptimSpec::alpha, nullptr},
+    {"centered", nullptr, &OptimSpec::centered},
+};
+
 OptimSpec optim_spec(const py::dict& d) {
   OptimSpec o;
   o.kind = optim_from_name(py::cast<std::string>(d["kind"]));
-  o.lr = num(d, "lr", o.lr);
-  o.momentum = num(d, "momentum", o.momentum);
-  o.dampening = num(d, "dampening", o.dampening);
-  o.weight_decay = num(d, "weight_decay", o.weight_decay);
-  set_if(d, "nesterov", o.nesterov);
-  o.beta1 = num(d, "beta1", o.beta1);
-  o.beta2 = num(d, "beta2", o.beta2);
-  o.eps = num(d, "eps", o.eps);
-  set_if(d, "amsgrad", o.amsgrad);
-  o.lr_decay = num(d, "lr_decay", o.lr_decay);
-  o.initial_accumulator_value = num(d, "initial_accumulator_value", o.initial_accumulator_value);
-  o.alpha = num(d, "alpha", o.alpha);
-  set_if(d, "centered", o.centered);
+  for (const auto& item : d) {
+    const std::string key = py::cast<std::string>(item.first);
+    if (key == "kind") continue;
+    const OptimField* f = nullptr;
+    for (const OptimField& g : kOptimFields)
+      if (key == g.key) f = &g;
+    if (f == nullptr) throw ValueError("optimizer: unknown field '" + key + "'");
+    if (f->number)
+      o.*(f->number) = py::cast<double>(item.second);
+    else
+      o.*(f->flag) = py::cast<bool>(item.second);
+  }
   return o;
 }
 
@@ -82,17 +104,18 @@ SampledSpec sampled_spec(const py::dict& d) {
   return s;
 }
 
-py::dict stats_dict(const BatchStats& s, bool nonfinite) {
-  py::dict d;
-  d["loss_sum"] = s.loss_sum;
-  d["correct"] = s.correct;
-  d["counted"] = s.counted;
-  d["rows"] = s.rows;
-  d["batches"] = s.batches;
-  d["updates"] = s.updates;
-  d["grad_norm"] = s.grad_norm;
-  d["nonfinite"] = nonfinite;
-  return d;
+EngineOptions engine_options(const py::dict& d) {
+  EngineOptions o;
+  for (const auto& item : d) {
+    const std::string key = py::cast<std::string>(item.first);
+    if (key == "device") o.device = py::cast<int>(item.second);
+    else if (key == "precision") o.precision = py::cast<std::string>(item.second);
+    else if (key == "fused_mlp") o.fused_mlp = py::cast<bool>(item.second);
+    else if (key == "graphs") o.graphs = py::cast<bool>(item.second);
+    else throw ValueError("options: unknown key '" + key + "'; expected device, precision, "
+                          "fused_mlp or graphs");
+  }
+  return o;
 }
 
 }  // namespace engine

@@ -185,6 +185,47 @@ void check_batch_norm_rows(int64_t N) {
 
 // ------------------------------------------------------------------ the optimizer
 
+EngineLayout engine_layout(const NetworkPlan& plan, OptimKind optim) {
+  EngineLayout l;
+  for (const ParamPlan& p : plan.params) {
+    l.names.push_back(p.name);
+    l.params.push_back(p.shape);
+  }
+  for (size_t i = 0; i < plan.layers.size(); ++i)
+    if (plan.layers[i].spec.kind == LayerKind::BatchNorm)
+      for (int k = 0; k < 2; ++k) l.buffers.push_back(ParamShape::vec(plan.widths[i + 1]));
+  l.states = optim_states(optim);
+  return l;
+}
+
+std::vector<ParamShape> EngineLayout::shapes(Slot kind) const {
+  if (kind == Slot::Buffers) return buffers;
+  if (kind != Slot::State) return params;
+  std::vector<ParamShape> out;
+  for (const ParamShape& p : params) out.insert(out.end(), size_t(states), p);
+  return out;
+}
+
+std::pair<size_t, int> EngineLayout::locate(Slot kind, size_t i) const {
+  const size_t count = kind == Slot::Buffers ? buffers.size()
+                       : kind == Slot::State ? params.size() * size_t(states)
+                                             : params.size();
+  if (i >= count) throw ValueError("array " + std::to_string(i) + ": out of range");
+  if (kind == Slot::State) return {i / size_t(states), int(i % size_t(states))};
+  return {i, 0};
+}
+
+std::string label_range_message(int64_t label, int64_t position, int64_t classes) {
+  return "y: class labels must be in [0, " + std::to_string(classes) + "), got " +
+         std::to_string(label) + " at position " + std::to_string(position);
+}
+
+void check_label_range(const int64_t* labels, int64_t n, int64_t classes) {
+  for (int64_t i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= classes)
+      throw ValueError(label_range_message(labels[i], i, classes));
+}
+
 int optim_states(OptimKind kind) {
   return kind == OptimKind::Sgd || kind == OptimKind::Adagrad ? 1 : 3;
 }

@@ -16,7 +16,7 @@
 #include "cpu/gemm.h"
 #include "cpu/losses.h"
 #include "cpu/optim.h"
-#include "engine/network.h"
+#include "engine/engine.h"
 
 namespace fastnn {
 namespace engine {
@@ -82,6 +82,9 @@ struct NetworkPlan {
   bool has_batch_norm = false;
 };
 
+// The arrays of an engine built from `plan` with an optimizer of this kind.
+EngineLayout engine_layout(const NetworkPlan& plan, OptimKind optim);
+
 // input_dim > 0 and at least one layer (ValueError otherwise).
 void check_network_args(int64_t input_dim, const std::vector<LayerSpec>& layers);
 
@@ -109,6 +112,11 @@ inline bool skip_batch(int64_t rows, int64_t batch_size, bool has_batch_norm, in
 // The accuracy denominator of a batch of N rows of C outputs: rows for the softmax losses,
 // elements for the binary cross-entropy, none for the regressions.
 int64_t accuracy_count(LossKind loss, int64_t N, int64_t C);
+
+// ValueError naming the first of n host class labels outside [0, classes) (the GPU engine checks
+// device labels with a kernel, and the same message).
+void check_label_range(const int64_t* labels, int64_t n, int64_t classes);
+std::string label_range_message(int64_t label, int64_t position, int64_t classes);
 
 // ------------------------------------------------------------------ the optimizer
 

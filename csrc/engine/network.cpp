@@ -502,6 +502,7 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
     m.layers.push_back(std::move(L));
   }
   m.diag.resize(m.layers.size());
+  this->layout_ = engine_layout(plan, optim.kind);
 
   // Buffers never move after this: the optimizer's tensor list points into them.
   const int states = optim_states(optim.kind);
@@ -673,13 +674,57 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
 }
 
 template <class T>
-std::vector<typename Network<T>::LayerDiagnostics> Network<T>::take_diagnostics() {
+std::vector<LayerDiagnostics> Network<T>::take_diagnostics() {
   std::unique_lock<RwLock> exclusive(lock_);
   return take_all(impl_->diag);
 }
 
+template <class T>
+void Network<T>::check_labels(const int64_t* labels, int64_t n) {
+  check_label_range(labels, n, output_dim());
+}
+
+template <class T>
+std::vector<T>& Network<T>::array(Slot kind, size_t i) {
+  const auto at = this->layout_.locate(kind, i);
+  switch (kind) {
+    case Slot::Params: return params_[at.first].value;
+    case Slot::Grads: return params_[at.first].grad;
+    case Slot::State: return params_[at.first].state[at.second];
+    case Slot::Buffers: break;
+  }
+  return *buffers()[at.first];
+}
+
+template <class T>
+void Network<T>::read(Slot kind, size_t i, T* host) {
+  const std::vector<T>& a = array(kind, i);
+  std::memcpy(host, a.data(), a.size() * sizeof(T));
+}
+
+template <class T>
+void Network<T>::write(Slot kind, size_t i, const T* host) {
+  std::vector<T>& a = array(kind, i);
+  std::memcpy(a.data(), host, a.size() * sizeof(T));
+}
+
 template class Network<float>;
 template class Network<double>;
+
+// fastnn._C's engines: the CPU one, in either precision.
+template <class T>
+std::unique_ptr<Engine<T>> create_engine(const EngineConfig& c) {
+  FASTNN_CHECK(c.options.device == -1,
+               "device: the CPU engine runs on the host (device -1), got " +
+                   std::to_string(c.options.device));
+  FASTNN_CHECK(c.options.precision == "fp32",
+               "precision: the CPU engine computes in fp32, got '" + c.options.precision + "'");
+  return std::unique_ptr<Engine<T>>(
+      new Network<T>(c.input_dim, c.layers, c.loss, c.optim, c.seed, c.sampled));
+}
+
+template std::unique_ptr<Engine<float>> create_engine<float>(const EngineConfig&);
+template std::unique_ptr<Engine<double>> create_engine<double>(const EngineConfig&);
 
 }  // namespace engine
 }  // namespace fastnn

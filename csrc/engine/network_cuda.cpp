@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <type_traits>
 #include <utility>
 
 #include "core/error.h"
@@ -39,6 +41,13 @@ int64_t max_bytes_up_to(int64_t r, Fn bytes) {
   for (int64_t n = 1; n <= r; ++n) m = std::max(m, bytes(n));
   return m;
 }
+
+// A parameter's name, shape and number of optimizer state buffers.
+struct ParamInfo {
+  std::string name;
+  ParamShape shape;
+  int states = 0;
+};
 
 // A block of device memory from the caching allocator, returned to it on destruction.
 struct DevBuf {
@@ -97,7 +106,7 @@ struct CudaNetwork::Impl {
     const float* out = nullptr;
   };
   struct P {
-    CudaParamInfo info;
+    ParamInfo info;
     DevBuf value, grad, state[3];
     double l1 = 0, l2 = 0;
     int64_t size() const { return info.shape.size(); }
@@ -114,7 +123,7 @@ struct CudaNetwork::Impl {
   std::vector<int64_t> widths;
   std::vector<LayerState> layers;
   std::vector<P> params;
-  std::vector<CudaParamInfo> infos;
+  std::vector<std::pair<float*, int64_t>> buffers;  // BatchNorm running statistics (layout order)
   std::vector<cpu::OptimTensor<float>> otensors;
   std::vector<const float*> grad_ptrs;
   std::vector<int64_t> grad_sizes;
@@ -122,7 +131,7 @@ struct CudaNetwork::Impl {
   // Diagnostics: per layer, device results of the slice's last update (4 doubles: the kernel
   // gradient's norm and clip coefficient, the kernel's norm and coefficient, global_norm's
   // output pairs) and the dead-unit count of its last batch; folded into `diag` on the host.
-  std::vector<Network<float>::LayerDiagnostics> diag;
+  std::vector<LayerDiagnostics> diag;
   DevBuf diag_norms, diag_dead;
   bool diag_norms_pending = false, diag_dead_pending = false;
   int64_t diag_micro = 0;
@@ -151,9 +160,8 @@ struct CudaNetwork::Impl {
   // weighted loss, accuracy counts, label check, the graph step's record.
   DevBuf loss_ws, norm_partials, norm_out, counters, pen, wloss, correct, labels_check, record;
   int64_t norm_cap = 0;
-  Pinned host_counters, host_order, host_records, host_stage;
+  Pinned host_counters, host_order, host_records;
   cudaEvent_t order_copied = nullptr;
-  cudaEvent_t staged[2] = {nullptr, nullptr};  // upload_staged: each pinned half's last copy
 
   // The epoch's order.
   DevBuf order;
@@ -186,15 +194,13 @@ struct CudaNetwork::Impl {
   int64_t C() const { return widths.back(); }
 
   ~Impl() {
-    // The pinned buffers (staged uploads, the epoch order, the step records) may still be the
-    // source of enqueued copies -- after upload_staged, begin_epoch, or a call that threw
-    // midway -- and cudaFreeHost must not pull them from under the DMA. Errors are dropped (a
-    // destructor; a failed context has nothing left to copy).
+    // The pinned buffers (the epoch order, the step records) may still be the source of
+    // enqueued copies -- after begin_epoch, or a call that threw midway -- and cudaFreeHost
+    // must not pull them from under the DMA. Errors are dropped (a destructor; a failed
+    // context has nothing left to copy).
     if (stream) cudaStreamSynchronize(stream);
     drop_graph();
     if (order_copied) cudaEventDestroy(order_copied);
-    for (cudaEvent_t e : staged)
-      if (e) cudaEventDestroy(e);
   }
 
   void drop_graph() {
@@ -770,7 +776,6 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
         optim_tensor<float>(p.value.f(), p.grad.f(), state, states, p.size(), p.l1, p.l2));
     m.grad_ptrs.push_back(p.grad.f());
     m.grad_sizes.push_back(p.size());
-    m.infos.push_back(p.info);
   }
   for (Impl::Run& R : m.runs)
     for (size_t l = 0; l < R.count; ++l) {
@@ -792,14 +797,19 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
   m.labels_check.reset(3 * sizeof(int64_t), dev);
   m.record.reset(size_t(m.rec_words) * sizeof(int64_t), dev);
   m.diag.resize(m.layers.size());
+  layout_ = engine_layout(plan, optim.kind);
+  for (auto& L : m.layers)
+    if (L.spec.kind == LayerKind::BatchNorm) {
+      const int64_t n = int64_t(L.running_mean.bytes / sizeof(float));
+      m.buffers.emplace_back(L.running_mean.f(), n);
+      m.buffers.emplace_back(L.running_var.f(), n);
+    }
   m.diag_norms.reset(4 * m.layers.size() * sizeof(double), dev);
   m.diag_dead.reset(m.layers.size() * sizeof(int64_t), dev);
   m.host_counters.get(sizeof(cuda::EngineCounters) + 64);
   m.host_records.get(size_t(Impl::kSlots) * size_t(m.rec_words) * sizeof(int64_t));
   cuda::check(cudaEventCreateWithFlags(&m.order_copied, cudaEventDisableTiming),
               "cudaEventCreate (engine)");
-  for (cudaEvent_t& e : m.staged)
-    cuda::check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate (engine)");
 }
 
 // Kernels may still be reading the device buffers returned to the cache here; the cache hands
@@ -812,11 +822,11 @@ CudaNetwork::~CudaNetwork() = default;
 int64_t CudaNetwork::input_dim() const { return impl_->widths.front(); }
 int64_t CudaNetwork::output_dim() const { return impl_->widths.back(); }
 int CudaNetwork::device() const { return impl_->opt.device; }
-const std::vector<CudaParamInfo>& CudaNetwork::param_info() const { return impl_->infos; }
 OptimSpec& CudaNetwork::optim() { return impl_->optim; }
 int64_t CudaNetwork::step() const { return impl_->step; }
 void CudaNetwork::set_step(int64_t s) { impl_->step = s; }
-std::vector<Network<float>::LayerDiagnostics> CudaNetwork::take_diagnostics() {
+std::vector<LayerDiagnostics> CudaNetwork::take_diagnostics() {
+  std::unique_lock<RwLock> exclusive(lock_);
   return take_all(impl_->diag);
 }
 
@@ -827,56 +837,35 @@ std::vector<std::pair<int64_t, int64_t>> CudaNetwork::fused_runs() const {
   for (const Impl::Run& R : impl_->runs) r.emplace_back(int64_t(R.first), int64_t(R.count));
   return r;
 }
-float* CudaNetwork::param(size_t i) { return impl_->params.at(i).value.f(); }
-float* CudaNetwork::grad(size_t i) { return impl_->params.at(i).grad.f(); }
-float* CudaNetwork::state(size_t i, int k) { return impl_->params.at(i).state[k].f(); }
 
-std::vector<std::pair<float*, int64_t>> CudaNetwork::buffers() {
-  std::vector<std::pair<float*, int64_t>> out;
-  for (size_t i = 0; i < impl_->layers.size(); ++i) {
-    auto& L = impl_->layers[i];
-    if (L.spec.kind == LayerKind::BatchNorm) {
-      out.emplace_back(L.running_mean.f(), impl_->width(i + 1));
-      out.emplace_back(L.running_var.f(), impl_->width(i + 1));
-    }
-  }
-  return out;
-}
-
-void CudaNetwork::download(const float* dev, float* host, int64_t n) {
-  cuda::memcpy_d2h(host, dev, size_t(n) * sizeof(float), impl_->opt.device);
-}
-
-void CudaNetwork::upload(float* dev, const float* host, int64_t n) {
-  cuda::memcpy_h2d(dev, host, size_t(n) * sizeof(float), impl_->opt.device);
-  cuda::synchronize(impl_->opt.device);  // the caller may free `host` on return
-}
-
-void CudaNetwork::upload_staged(void* dst, const void* src, size_t bytes) {
+std::pair<float*, int64_t> CudaNetwork::array(Slot kind, size_t i) {
   Impl& m = *impl_;
-  if (bytes == 0) return;
-  cuda::DeviceGuard guard(m.opt.device);
-  constexpr size_t kChunk = size_t(8) << 20;
-  char* stage = static_cast<char*>(m.host_stage.get(2 * kChunk));
-  const char* s = static_cast<const char*>(src);
-  char* d = static_cast<char*>(dst);
-  for (size_t off = 0, i = 0; off < bytes; off += kChunk, ++i) {
-    const int half = int(i & 1);
-    const size_t n = std::min(kChunk, bytes - off);
-    // This half's previous copy must have left before it is refilled (a never-recorded event
-    // is complete).
-    cuda::check(cudaEventSynchronize(m.staged[half]), "waiting for a staged upload");
-    std::memcpy(stage + size_t(half) * kChunk, s + off, n);
-    cuda::check(cudaMemcpyAsync(d + off, stage + size_t(half) * kChunk, n, cudaMemcpyHostToDevice,
-                                m.stream),
-                "cudaMemcpyAsync (staged upload)");
-    cuda::check(cudaEventRecord(m.staged[half], m.stream), "cudaEventRecord (staged upload)");
+  const auto at = layout_.locate(kind, i);
+  switch (kind) {
+    case Slot::Params: return {m.params[at.first].value.f(), m.params[at.first].size()};
+    case Slot::Grads: return {m.params[at.first].grad.f(), m.params[at.first].size()};
+    case Slot::State:
+      return {m.params[at.first].state[at.second].f(), m.params[at.first].size()};
+    case Slot::Buffers: break;
   }
+  return m.buffers[at.first];
+}
+
+void CudaNetwork::read(Slot kind, size_t i, float* host) {
+  const auto a = array(kind, i);
+  cuda::memcpy_d2h(host, a.first, size_t(a.second) * sizeof(float), impl_->opt.device);
+}
+
+void CudaNetwork::write(Slot kind, size_t i, const float* host) {
+  const auto a = array(kind, i);
+  cuda::memcpy_h2d(a.first, host, size_t(a.second) * sizeof(float), impl_->opt.device);
+  cuda::synchronize(impl_->opt.device);  // the caller may free `host` on return
 }
 
 // ------------------------------------------------------------------ epochs and batches
 
 void CudaNetwork::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
+  std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
   FASTNN_CHECK(n >= 0, "begin_epoch: n must be >= 0");
   cuda::DeviceGuard guard(m.opt.device);
@@ -922,6 +911,7 @@ cuda::EngineCounters read_counters(void* dev, void* pinned, cudaStream_t s, cons
 
 BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, int64_t first,
                                       int64_t last, int64_t accumulate_steps, double clipnorm) {
+  std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
   cuda::DeviceGuard guard(m.opt.device);
   check_batch_args(d.n, m.epoch_n, batch_size, accumulate_steps);
@@ -1010,7 +1000,8 @@ BatchStats CudaNetwork::train_batches(const Data<float>& d, int64_t batch_size, 
   return s;
 }
 
-BatchStats CudaNetwork::evaluate(const Data<float>& d, int64_t batch_size) {
+BatchStats CudaNetwork::evaluate(const Data<float>& d, int64_t batch_size, const StopCheck&) {
+  std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
   cuda::DeviceGuard guard(m.opt.device);
   FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
@@ -1040,7 +1031,9 @@ BatchStats CudaNetwork::evaluate(const Data<float>& d, int64_t batch_size) {
   return s;
 }
 
-void CudaNetwork::predict(const float* X, int64_t n, int64_t batch_size, float* out) {
+void CudaNetwork::predict(const float* X, int64_t n, int64_t batch_size, float* out,
+                          const StopCheck&) {
+  std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
   cuda::DeviceGuard guard(m.opt.device);
   FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
@@ -1069,16 +1062,38 @@ void CudaNetwork::predict(const float* X, int64_t n, int64_t batch_size, float* 
 }
 
 void CudaNetwork::check_labels(const int64_t* labels, int64_t n) {
-  Impl& m = *impl_;
   if (n <= 0) return;
+  std::unique_lock<RwLock> exclusive(lock_);
+  Impl& m = *impl_;
   cuda::DeviceGuard guard(m.opt.device);
   cuda::check_labels(labels, n, m.C(), m.labels_check.i64(), m.stream);
   int64_t h[3];
   cuda::memcpy_d2h(h, m.labels_check.p, sizeof h, m.opt.device);
   if (h[0] != 0)
-    throw ValueError("y: class labels must be in [0, " + std::to_string(m.C()) + "), got " +
-                     std::to_string(h[2]) + " at position " + std::to_string(h[1]));
+    throw ValueError(label_range_message(h[2], h[1], m.C()));
 }
+
+// fastnn._cuda's engines: the GPU one, float32 only.
+template <class T>
+std::unique_ptr<Engine<T>> create_engine(const EngineConfig& c) {
+  if constexpr (!std::is_same<T, float>::value) {
+    throw ValueError("dtype: float64 models run on the CPU only; the GPU engine is float32");
+  } else {
+    FASTNN_CHECK(c.options.device >= 0,
+                 "device: the GPU engine needs a CUDA device index, got " +
+                     std::to_string(c.options.device));
+    CudaOptions o;
+    o.device = c.options.device;
+    o.precision = cuda::precision_from_name(c.options.precision);
+    o.fused_mlp = c.options.fused_mlp;
+    o.graphs = c.options.graphs;
+    return std::unique_ptr<Engine<T>>(
+        new CudaNetwork(c.input_dim, c.layers, c.loss, c.optim, c.seed, o));
+  }
+}
+
+template std::unique_ptr<Engine<float>> create_engine<float>(const EngineConfig&);
+template std::unique_ptr<Engine<double>> create_engine<double>(const EngineConfig&);
 
 }  // namespace engine
 }  // namespace fastnn

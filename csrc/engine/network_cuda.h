@@ -1,4 +1,4 @@
-// The training engine on the GPU: engine::Network's semantics (network.h) with every buffer in
+// The training engine on the GPU (engine::Engine<float>, engine.h): engine::Network's semantics with every buffer in
 // device memory -- parameters, gradients, optimizer state, activations for the largest batch,
 // workspaces -- and every batch run as kernels on fastnn's stream of the model's device. The
 // host synchronises once per train_batches / evaluate / predict call (to read the device
@@ -28,13 +28,12 @@
 #pragma once
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "cuda/gemm.h"
-#include "engine/network.h"
+#include "engine/engine.h"
 
 namespace fastnn {
 namespace engine {
@@ -46,76 +45,49 @@ struct CudaOptions {
   bool graphs = true;
 };
 
-struct CudaParamInfo {
-  std::string name;
-  ParamShape shape;
-  int states = 0;  // optimizer state buffers
-};
-
-class CudaNetwork {
+class CudaNetwork final : public Engine<float> {
  public:
   CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossKind loss, OptimSpec optim,
               uint64_t seed, CudaOptions options);
-  ~CudaNetwork();
+  ~CudaNetwork() override;
   CudaNetwork(const CudaNetwork&) = delete;
   CudaNetwork& operator=(const CudaNetwork&) = delete;
 
-  // One call at a time: every call uses the network's activation buffers, counters and stream.
-  // The binding holds this around each call and its host copies; Python holds it around
-  // set_weights' read-change-write. Recursive, so that a thread holding it from Python can
-  // still make calls.
-  std::recursive_mutex& mutex() const { return mutex_; }
-  std::unique_lock<std::recursive_mutex> exclusive() const {
-    return std::unique_lock<std::recursive_mutex>(mutex_);
-  }
+  int64_t input_dim() const override;
+  int64_t output_dim() const override;
+  int device() const override;
+  // Host <-> device copies on fastnn's stream (both wait for it).
+  void read(Slot kind, size_t i, float* host) override;
+  void write(Slot kind, size_t i, const float* host) override;
+  RwLock& lock() const override { return lock_; }
+  OptimSpec& optim() override;
+  int64_t step() const override;
+  void set_step(int64_t s) override;
 
-  int64_t input_dim() const;
-  int64_t output_dim() const;
-  int device() const;
-  const std::vector<CudaParamInfo>& param_info() const;
-  OptimSpec& optim();
-  int64_t step() const;
-  void set_step(int64_t s);
-
-  // Device pointers: parameter i's value, gradient and optimizer state k; BatchNorm running
-  // statistics (mean, var per BatchNorm layer, in layer order) with their sizes.
-  float* param(size_t i);
-  float* grad(size_t i);
-  float* state(size_t i, int k);
-  std::vector<std::pair<float*, int64_t>> buffers();
-
-  // Host <-> device copies on fastnn's stream (the read waits for it).
-  void download(const float* dev, float* host, int64_t n);
-  void upload(float* dev, const float* host, int64_t n);
-
-  // bytes from pageable host memory to device memory on fastnn's stream, through two pinned
-  // 8 MiB staging buffers (the host copy of one chunk overlaps the DMA of the other). Returns
-  // once `src` may be reused; the copy completes in stream order.
-  void upload_staged(void* dst, const void* src, size_t bytes);
-
-  void begin_epoch(int64_t n, int64_t epoch, bool shuffle);
-  // d: device pointers (X (n, input_dim), labels or targets, optional sample weights).
+  void begin_epoch(int64_t n, int64_t epoch, bool shuffle) override;
+  // d, X and out: device pointers. evaluate and predict run to the end (no stop check: the
+  // host waits once per call, not per batch).
   BatchStats train_batches(const Data<float>& d, int64_t batch_size, int64_t first, int64_t last,
-                           int64_t accumulate_steps, double clipnorm);
-  BatchStats evaluate(const Data<float>& d, int64_t batch_size);
-  // X (n, input_dim) and out (n, outputs) device pointers.
-  void predict(const float* X, int64_t n, int64_t batch_size, float* out);
-  // Throws ValueError naming the first label outside [0, outputs) (labels: n device int64).
-  void check_labels(const int64_t* labels, int64_t n);
-
+                           int64_t accumulate_steps, double clipnorm) override;
+  BatchStats evaluate(const Data<float>& d, int64_t batch_size, const StopCheck& stop) override;
+  void predict(const float* X, int64_t n, int64_t batch_size, float* out,
+               const StopCheck& stop) override;
+  void check_labels(const int64_t* labels, int64_t n) override;
+  bool nonfinite() const override;
   // Per-layer diagnostics as the CPU engine gathers them (kernel gradient norm and update ratio
   // at each slice's last update, dead ReLU units on its last batch), reset by the call.
-  std::vector<Network<float>::LayerDiagnostics> take_diagnostics();
+  std::vector<LayerDiagnostics> take_diagnostics() override;
 
-  bool nonfinite() const;
-  int64_t graph_replays() const;  // steps replayed from a CUDA graph so far (tests)
-  // The layers cuda::fused_mlp runs, as (first layer index, layer count) per run (tests).
-  std::vector<std::pair<int64_t, int64_t>> fused_runs() const;
+  int64_t graph_replays() const override;
+  std::vector<std::pair<int64_t, int64_t>> fused_runs() const override;
 
  private:
+  // The device memory of array i of a kind, and its size.
+  std::pair<float*, int64_t> array(Slot kind, size_t i);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  mutable std::recursive_mutex mutex_;
+  mutable RwLock lock_;
 };
 
 }  // namespace engine

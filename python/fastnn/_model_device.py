@@ -1,21 +1,20 @@
-"""The device-specific half of fastnn.Sequential: the GPU engine (fastnn._cuda.CudaNetwork) behind
-the same interface as the CPU engine, and the data movement around it.
+"""Where a Sequential's engine runs, chosen once per model (``placement``): the backend module
+whose engine classes it builds (fastnn._C for the CPU, fastnn._cuda for a GPU; the two have the
+same Network32 / Network64, engine/engine.h) and how the model's arrays get there.
 
-- Data: NumPy inputs are validated on the host as on the CPU and uploaded once per fit / evaluate
-  / predict call; inputs already on the model's GPU (fastnn.Tensor, or anything exposing
-  ``__dlpack__`` / ``__cuda_array_interface__`` there: PyTorch, CuPy) are used without a copy
-  when they have the engine's form (float32 C-contiguous (n, input_dim) features; int64 (n,)
-  class labels, or float32 (n, outputs) targets), and copied through the host otherwise. GPU
-  features are not scanned for NaN on the host (a NaN shows up as a non-finite loss); GPU labels
-  are range-checked on the device once per call.
+- Data: NumPy inputs are validated on the host (fastnn/_model_data.py) and put on the engine's
+  device once per fit / evaluate / predict call; inputs already on the model's GPU
+  (fastnn.Tensor, or anything exposing ``__dlpack__`` / ``__cuda_array_interface__`` there:
+  PyTorch, CuPy) are used without a copy when they have the engine's form (float32 C-contiguous
+  (n, input_dim) features; int64 (n,) class labels, or float32 (n, outputs) targets), and copied
+  through the host otherwise. GPU features are not scanned for NaN on the host (a NaN shows up
+  as a non-finite loss); GPU labels are range-checked by the engine once per call.
 - predict returns NumPy for NumPy input and a CUDA fastnn.Tensor for GPU input.
-- Weights, optimizer state and batch-norm buffers live on the device; params() and friends
-  return host copies, push(kind) writes the last copies of `kind` back (set_weights, load).
 """
 
 import numpy as np
 
-from fastnn import cuda as _cuda_api
+from fastnn import _C, cuda as _cuda_api
 
 
 def parse_device(device):
@@ -83,187 +82,119 @@ def to_host(obj):
     return as_tensor(obj).numpy() if on_gpu(obj) else obj
 
 
-def gpu_features(X, input_dim, index):
-    """X as a CUDA tensor usable without a copy, or None (then go through the host)."""
-    if not on_gpu(X):
+class HostPlacement:
+    """The CPU engine (fastnn._C): NumPy arrays in host memory."""
+
+    index = None
+    device = None  # the model keeps the name it was given
+    # The CPU engine scans predict's input for NaN on its way through (no extra NumPy pass).
+    engine_checks_finite = True
+
+    def backend(self):
+        return _C
+
+    def check_dtype(self, dtype):
+        """The model's working dtype, if this engine has it (ValueError otherwise)."""
+        return dtype
+
+    def options(self, model, loss):
+        """The engine's options (EngineOptions) for `model` compiled with `loss`."""
+        return {}
+
+    def native_features(self, X, input_dim):
+        """X as the engine takes it without a host pass, or None (the host path)."""
         return None
-    t = as_tensor(X)
-    if (t.device == f"cuda:{index}" and t.dtype == np.float32 and t.ndim == 2
-            and t.shape[1] == input_dim and t.is_contiguous()):
-        return t
-    return None
 
-
-def gpu_targets(y, n, loss, outputs, index):
-    """(labels, targets) as CUDA tensors usable without a copy, or None."""
-    if not on_gpu(y):
+    def native_targets(self, y, n, loss, outputs):
         return None
-    t = as_tensor(y)
-    if t.device != f"cuda:{index}" or not t.is_contiguous() or len(t) != n:
-        return None
-    if loss in ("softmax_cross_entropy", "sampled_softmax"):
-        if t.dtype == np.int64 and t.ndim == 1:
-            return t, None
-        return None
-    if t.dtype == np.float32 and (t.shape == (n, outputs) or (outputs == 1 and t.shape == (n,))):
-        return None, t
-    return None
 
+    def put(self, a):
+        """An array validated on the host (or None), where the engine takes it."""
+        return a
 
-class DeviceNet:
-    """fastnn._cuda.CudaNetwork with the CPU engine's interface (model.py calls either)."""
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
 
-    def __init__(self, raw, index):
-        self.raw = raw
-        self.index = index
-        self._copies = {}
-
-    # ------------------------------------------------------------ state
-    @property
-    def step(self):
-        return self.raw.step
-
-    @step.setter
-    def step(self, value):
-        self.raw.step = int(value)
-
-    @property
-    def lr(self):
-        return self.raw.lr
-
-    @lr.setter
-    def lr(self, value):
-        self.raw.lr = float(value)
-
-    @property
-    def graph_replays(self):
-        return self.raw.graph_replays
-
-    def param_names(self):
-        return self.raw.param_names()
-
-    def locked(self, exclusive):
-        """A context manager holding the network's mutex (the GPU engine runs one call at a
-        time; readers take it whole too): set_weights holds it from reading the host copies to
-        pushing them back, so that no call sees half of the change."""
-        return self.raw.locked(bool(exclusive))
-
-    def _read(self, kind):
-        arrays = list(self.raw.read(kind))
-        self._copies[kind] = arrays
-        return arrays
-
-    def params(self):
-        return self._read("params")
-
-    def grads(self):
-        return self._read("grads")
-
-    def optimizer_state(self):
-        return self._read("state")
-
-    def buffers(self):
-        return self._read("buffers")
-
-    def push(self, *kinds):
-        """Writes the host copies last returned for each kind back to the device."""
-        for kind in kinds:
-            if kind in self._copies:
-                self.raw.write(kind, self._copies.pop(kind))
-
-    def take_diagnostics(self):
-        return self.raw.take_diagnostics()
-
-    # ------------------------------------------------------------ data
-    def stage(self, a, dtype):
-        """A CUDA tensor on this device holding `a` (None stays None; a tensor already there, of
-        the right dtype and contiguous, is used as it is)."""
-        from fastnn.tensor import Tensor
-
-        if a is None:
-            return None
-        if isinstance(a, Tensor) and a.is_cuda:
-            if a.device == f"cuda:{self.index}" and a.dtype == dtype and a.is_contiguous():
-                return a
-            return a.to(f"cuda:{self.index}", dtype=dtype)
-        a = np.ascontiguousarray(a, dtype=dtype)
-        t = Tensor._empty_cuda(a.shape, np.dtype(dtype), self.index)
-        if a.size:
-            self.raw.upload(t.data_ptr(), a)  # through pinned staging buffers
-        return t
-
-    @staticmethod
-    def _ptr(t):
-        return 0 if t is None or t.size == 0 else int(t.data_ptr())
-
-    def check_labels(self, labels):
-        if labels is not None:
-            self.raw.check_labels(self._ptr(labels), len(labels))
-
-    # ------------------------------------------------------------ engine calls
-    def begin_epoch(self, n, epoch, shuffle):
-        self.raw.begin_epoch(int(n), int(epoch), bool(shuffle))
-
-    def _data(self, X, labels, targets, weights):
-        X = self.stage(X, np.float32)
-        labels = self.stage(labels, np.int64)
-        targets = self.stage(targets, np.float32)
-        weights = self.stage(weights, np.float32)
-        return (X, labels, targets, weights)
-
-    def train_batches(self, X, labels, targets, batch_size, first, last, accumulate_steps,
-                      clipnorm, sample_weight=None):
-        X, labels, targets, w = self._data(X, labels, targets, sample_weight)
-        return self.raw.train_batches(self._ptr(X), self._ptr(labels), self._ptr(targets), len(X),
-                                      batch_size, first, last, accumulate_steps, clipnorm,
-                                      self._ptr(w))
-
-    def evaluate(self, X, labels, targets, batch_size, sample_weight=None):
-        X, labels, targets, w = self._data(X, labels, targets, sample_weight)
-        return self.raw.evaluate(self._ptr(X), self._ptr(labels), self._ptr(targets), len(X),
-                                 batch_size, self._ptr(w))
-
-    def predict(self, X, batch_size):
-        """A CUDA tensor (n, outputs)."""
-        from fastnn.tensor import Tensor
-
-        X = self.stage(X, np.float32)
-        out = Tensor._empty_cuda((len(X), self.raw.output_dim), np.dtype(np.float32), self.index)
-        if len(X):
-            self.raw.predict(self._ptr(X), len(X), batch_size, self._ptr(out))
+    def result(self, out, X):
+        """predict's return value for input X."""
         return out
 
 
-def make_net(model, specs, loss, optimizer, sampled_config):
-    """The GPU engine for `model` (Sequential with a CUDA device)."""
-    if loss == "sampled_softmax":
-        raise NotImplementedError("the sampled softmax is not available on the GPU yet; train "
-                                  "with device='cpu'")
-    raw = _cuda_api._require().CudaNetwork(model.input_dim, specs, loss, optimizer, model.seed,
-                                           model._device_index, model.precision,
-                                           bool(model.fused_mlp), bool(model.graphs))
-    return DeviceNet(raw, model._device_index)
+class CudaPlacement:
+    """The GPU engine (fastnn._cuda) on CUDA device ``index``: fastnn.Tensors on that device."""
+
+    engine_checks_finite = False
+
+    def __init__(self, index):
+        self.index = index
+        self.device = f"cuda:{index}"
+
+    def backend(self):
+        return _cuda_api._require()
+
+    def check_dtype(self, dtype):
+        if dtype != np.float32:
+            raise ValueError("dtype: float64 models run on the CPU only; the GPU engine is "
+                             "float32")
+        return dtype
+
+    def options(self, model, loss):
+        if loss == "sampled_softmax":
+            raise NotImplementedError("the sampled softmax is not available on the GPU yet; "
+                                      "train with device='cpu'")
+        return {"device": self.index, "precision": model.precision,
+                "fused_mlp": bool(model.fused_mlp), "graphs": bool(model.graphs)}
+
+    def _here(self, t, dtype):
+        return t.device == self.device and t.dtype == dtype and t.is_contiguous()
+
+    def native_features(self, X, input_dim):
+        if not on_gpu(X):
+            return None
+        t = as_tensor(X)
+        if self._here(t, np.float32) and t.ndim == 2 and t.shape[1] == input_dim:
+            return t
+        return None
+
+    def native_targets(self, y, n, loss, outputs):
+        """(labels, targets) as CUDA tensors usable without a copy, or None."""
+        if not on_gpu(y):
+            return None
+        t = as_tensor(y)
+        if len(t) != n:
+            return None
+        if loss in ("softmax_cross_entropy", "sampled_softmax"):
+            return (t, None) if self._here(t, np.int64) and t.ndim == 1 else None
+        if not self._here(t, np.float32):
+            return None
+        if t.shape == (n, outputs):
+            return None, t
+        if outputs == 1 and t.shape == (n,):
+            return None, _column(t)
+        return None
+
+    def put(self, a):
+        from fastnn.tensor import Tensor
+
+        if a is None or (isinstance(a, Tensor) and a.device == self.device):
+            return a
+        return Tensor._upload(np.ascontiguousarray(a), self.index)
+
+    def empty(self, shape, dtype):
+        from fastnn.tensor import Tensor
+
+        return Tensor._empty_cuda(tuple(shape), np.dtype(dtype), self.index)
+
+    def result(self, out, X):
+        return out if on_gpu(X) else out.numpy()
 
 
-def fit_data(model, X, y):
-    """(X, labels, targets, gpu) for fit / evaluate on a GPU model: CUDA tensors used as they are
-    where they have the engine's form, else the host path's NumPy arrays (gpu False)."""
-    Xd = gpu_features(X, model.input_dim, model._device_index)
-    if Xd is not None:
-        yd = gpu_targets(y, len(Xd), model.loss, model.output_dim, model._device_index)
-        if yd is not None:
-            labels, targets = yd
-            if targets is not None and targets.ndim == 1:
-                targets = None if targets is None else _reshape_column(targets)
-            return Xd, labels, targets, True
-        labels, targets = model._y(to_host(y), len(Xd))
-        return Xd, labels, targets, True
-    X = model._x(to_host(X))
-    labels, targets = model._y(to_host(y), len(X))
-    return X, labels, targets, False
+def placement(index):
+    """The placement of a model on device ``index`` (None: the CPU)."""
+    return HostPlacement() if index is None else CudaPlacement(index)
 
 
-def _reshape_column(t):
+def _column(t):
     """(n,) CUDA tensor -> (n, 1) view of the same memory."""
     from fastnn.tensor import Tensor
 

@@ -482,8 +482,8 @@ def model_arrays(model, include_optimizer=True, metadata=None):
         if getattr(model, "sampled", None) is not None:
             meta["compile"]["sampled"] = model.sampled.get_config()
         if include_optimizer:
-            for i, s in enumerate(model._net.optimizer_state()):
-                arrays[f"optimizer/{i:04d}"] = np.array(s)
+            for i, s in enumerate(model._net.read("state")[0]):
+                arrays[f"optimizer/{i:04d}"] = s
             meta["step"] = int(model._net.step)
     return arrays, meta
 
@@ -558,11 +558,11 @@ def _restore_optimizer(model, state, meta, where, strict):
             or not 0 <= step <= _MAX_STEP:
         raise ValueError(f"{where}: damaged: step must be an int in [0, {_MAX_STEP}], got "
                          f"{step!r}")
-    views = model._net.optimizer_state()
+    views = model._net.read("state")[0]
     if len(views) != len(state):
         raise ValueError(f"{where}: optimizer state has {len(state)} arrays, the model expects "
                          f"{len(views)}")
-    slots = len(views) // max(1, len(model._net.params()))
+    slots = len(views) // max(1, len(model._net.param_names()))
     squares = _SQUARE_SLOTS.get(model.optimizer.kind, ())
     converted = []
     for i, (v, s) in enumerate(zip(views, state)):
@@ -583,8 +583,5 @@ def _restore_optimizer(model, state, meta, where, strict):
             raise ValueError(f"{where}: damaged: step 0 with optimizer state {name} that is not "
                              f"its initial value")
         converted.append(s32)
-    for v, s32 in zip(views, converted):
-        v[...] = s32
-    if hasattr(model._net, "push"):  # a GPU model: the host copies back to the device
-        model._net.push("state")
+    model._net.write(state=converted)
     model._net.step = int(step)

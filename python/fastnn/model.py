@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from fastnn import _C, _model_device, io, layers as layers_mod
+from fastnn import _model_device, io, layers as layers_mod
 from fastnn._checks import finite_as, finite_real, flag, integer, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
 from fastnn.data import split_validation, _warn_if_split_loses_classes
@@ -46,7 +46,7 @@ def _seed_arg(seed):
     return seed
 
 
-def _dtype_arg(dtype, device_index):
+def _dtype_arg(dtype, place):
     """The working dtype: float32, or float64 on the CPU (the float64 engine: slower, for
     float64 pipelines such as scikit-learn's, and for checks against float64 references)."""
     try:
@@ -55,25 +55,7 @@ def _dtype_arg(dtype, device_index):
         raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}") from None
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dt}")
-    if dt == np.float64 and device_index is not None:
-        raise ValueError("dtype: float64 models run on the CPU only; the GPU engine is float32")
-    return dt
-
-
-def _engine_optimizer(opt):
-    """The engine's description of a fastnn.optim optimizer."""
-    hp = opt.hyperparams()
-    d = {"kind": opt.kind, "lr": float(hp["lr"])}
-    for key in ("momentum", "dampening", "weight_decay", "eps", "lr_decay",
-                "initial_accumulator_value", "alpha"):
-        if key in hp:
-            d[key] = float(hp[key])
-    for key in ("nesterov", "amsgrad", "centered"):
-        if key in hp:
-            d[key] = bool(hp[key])
-    if "betas" in hp:
-        d["beta1"], d["beta2"] = (float(b) for b in hp["betas"])
-    return d
+    return place.check_dtype(dt)
 
 
 # Serialises the changes of a model's Python-side state (self._net, self._weights, the thread
@@ -142,10 +124,11 @@ class Sequential:
         # graph replay of the training step); the CPU ignores them.
         self._device_index = _model_device.parse_device(device)
         self.precision = _model_device.check_precision(precision, self._device_index)
-        if self._device_index is not None:
-            device = f"cuda:{self._device_index}"
+        # The one place the model picks its backend: every engine and array it uses follow.
+        self._place = _model_device.placement(self._device_index)
+        device = self._place.device or device
         self.fused_mlp, self.graphs = flag(fused_mlp, "fused_mlp"), flag(graphs, "graphs")
-        self.dtype = _dtype_arg(dtype, self._device_index)
+        self.dtype = _dtype_arg(dtype, self._place)
         self.layers = list(layers)
         self.input_dim = int(input_dim)
         self.seed = _seed_arg(seed)
@@ -181,12 +164,10 @@ class Sequential:
         # A float64 model starts from the float32 model's values (the same seed, the same model).
         return [w.astype(self.dtype, copy=False) for w in out]
 
-    def _engine_arrays(self, net=None):
-        """The engine's arrays in get_weights order (views, not copies); hold the engine's
-        lock (net.locked) while reading or writing them."""
-        net = self._net if net is None else net
+    def _engine_weights(self, net):
+        """Copies of the engine's arrays in get_weights order (one locked read)."""
         # The engine lists the trainable arrays and the buffers apart, each in layer order.
-        params, buffers = iter(net.params()), iter(net.buffers())
+        params, buffers = (iter(a) for a in net.read("params", "buffers"))
         return [next(params if layers_mod.ROLES[role].trainable else buffers)
                 for role in layers_mod.weight_roles(self.layers)]
 
@@ -200,8 +181,7 @@ class Sequential:
                 net = self._net
                 if net is None:
                     return [np.array(a, copy=True) for a in self._weights]
-        with net.locked(False):
-            return [np.array(a, copy=True) for a in self._engine_arrays(net)]
+        return self._engine_weights(net)
 
     def _check_not_training(self, what):
         """RuntimeError when fit runs on this model in another thread."""
@@ -229,7 +209,7 @@ class Sequential:
             self._store_weights(net, weights, check_values)
 
     def _store_weights(self, net, weights, check_values):
-        current = self._engine_arrays(net) if net is not None else self._weights
+        current = self._engine_weights(net) if net is not None else self._weights
         if not isinstance(weights, (list, tuple)) or len(weights) != len(current):
             raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
@@ -252,13 +232,10 @@ class Sequential:
             for w, cur in zip(converted, current):
                 cur[...] = w
             return
-        with net.locked(True):
-            if self._device_index is not None:
-                current = self._engine_arrays(net)  # fresh host copies, pushed below
-            for w, cur in zip(converted, current):
-                cur[...] = w
-            if self._device_index is not None:
-                net.push("params", "buffers")  # the host copies back to the GPU
+        # One engine call: predict in other threads sees all of the change or none of it.
+        trainable = [layers_mod.ROLES[role].trainable for role in roles]
+        net.write(params=[w for w, t in zip(converted, trainable) if t],
+                  buffers=[w for w, t in zip(converted, trainable) if not t])
 
     def count_params(self):
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
@@ -336,7 +313,7 @@ class Sequential:
         with _STATE_LOCK:
             self._check_not_training("compile")
             # The new engine gets the weights before other threads can see it.
-            net = self._new_net(loss, _engine_optimizer(optimizer),
+            net = self._new_net(loss, optimizer.engine_spec(),
                                 sampled.get_config() if sampled else {})
             self._put_weights(self.get_weights(), check_values=True, net=net)
             self.sampled = sampled
@@ -345,12 +322,11 @@ class Sequential:
         return self
 
     def _new_net(self, loss, optimizer, sampled_config):
-        """The engine: the C++ CPU one, or the GPU one for a CUDA model."""
-        specs = self._engine_layers(loss)
-        if self._device_index is not None:
-            return _model_device.make_net(self, specs, loss, optimizer, sampled_config)
-        engine = _C.Network64 if self.dtype == np.float64 else _C.Network32
-        return engine(self.input_dim, specs, loss, optimizer, self.seed, sampled_config)
+        """The engine, from the model's backend (fastnn._C or fastnn._cuda)."""
+        backend = self._place.backend()
+        engine = backend.Network64 if self.dtype == np.float64 else backend.Network32
+        return engine(self.input_dim, self._engine_layers(loss), loss, optimizer, self.seed,
+                      sampled_config, self._place.options(self, loss))
 
     def _require_compiled(self, what):
         if self._net is None:
@@ -363,6 +339,19 @@ class Sequential:
     def _y(self, y, n, name="y"):
         """(labels, targets) in the engine's form for this loss."""
         return as_targets(y, n, self.loss, self.output_dim, name, dtype=self.dtype)
+
+    def _inputs(self, X, y, native=True):
+        """(X, labels, targets, unchecked) for the engine: arrays already on the engine's device
+        in its form are taken as they are (native=True; their labels are `unchecked`, for the
+        engine's check_labels), the rest validated and converted on the host."""
+        to_host = _model_device.to_host
+        Xn = self._place.native_features(X, self.input_dim) if native else None
+        X = self._x(to_host(X)) if Xn is None else Xn
+        yn = None if Xn is None else self._place.native_targets(y, len(X), self.loss,
+                                                                 self.output_dim)
+        if yn is not None:
+            return (X, *yn, True)
+        return (X, *self._y(to_host(y), len(X)), False)
 
     def _sample_weights(self, n, labels, class_weight, sample_weight):
         """Per-sample weights ((n,), the model's dtype) from sample_weight times class_weight[label], or
@@ -442,15 +431,9 @@ class Sequential:
         # user's fit call: one frame further up than they would from fit itself.
         from fastnn.callbacks import configure_callbacks
 
-        dev = self._device_index is not None
-        if dev and not (validation_split or class_weight is not None):
-            # GPU inputs in the engine's form are used as they are (no copy).
-            X, labels, targets, gpu_in = _model_device.fit_data(self, X, y)
-        else:
-            X, y = _model_device.to_host(X), _model_device.to_host(y)
-            X = self._x(X)
-            labels, targets = self._y(y, len(X))
-            gpu_in = False
+        # Splitting off validation rows and class weights need the data on the host.
+        X, labels, targets, unchecked = self._inputs(
+            X, y, native=not (validation_split or class_weight is not None))
         weights = self._sample_weights(len(X), labels, class_weight,
                                        _model_device.to_host(sample_weight))
         epochs = self._int_arg(epochs, "epochs", 0)
@@ -486,13 +469,13 @@ class Sequential:
             batch_size = n
         batch_size = self._int_arg(batch_size, "batch_size", 1)
         nb = -(-n // batch_size)
-        if dev:
-            # The data go to the GPU once per fit; GPU labels are range-checked there once.
-            X, labels, targets, weights = self._net._data(X, labels, targets, weights)
-            if gpu_in:
-                self._net.check_labels(labels)
-            if val is not None:
-                val = self._net._data(*val, None)[:3]
+        # The data go to the engine's device once per fit; labels given there are range-checked
+        # there once.
+        X, labels, targets, weights = (self._place.put(a) for a in (X, labels, targets, weights))
+        if unchecked:
+            self._net.check_labels(labels)
+        if val is not None:
+            val = tuple(self._place.put(a) for a in val)
 
         params = {"epochs": epochs, "steps": nb, "batch_size": batch_size, "samples": n,
                   "verbose": verbose}
@@ -606,7 +589,7 @@ class Sequential:
         s = net.evaluate(X, labels, targets, batch_size, sample_weight)
         out = {"loss": s["loss_sum"] / s["rows"] if s["rows"] else float("nan")}
         need_pred = any(m in ("top_k_accuracy", "mse", "mae") for m in self.metrics)
-        pred = _model_device.to_host(net.predict(X, batch_size)) if need_pred else None
+        pred = _model_device.to_host(self._predict_arrays(net, X, batch_size)) if need_pred else None
         if need_pred:  # GPU models: the metrics below are computed on host copies
             labels, targets = _model_device.to_host(labels), _model_device.to_host(targets)
         for m in self.metrics:
@@ -630,16 +613,12 @@ class Sequential:
         0.1 s plus one batch on the CPU."""
         self._require_compiled("evaluate")
         verbose = verbosity(verbose)
-        gpu_in = False
-        if self._device_index is not None:
-            X, labels, targets, gpu_in = _model_device.fit_data(self, X, y)
-        else:
-            X = self._x(_model_device.to_host(X))
-            labels, targets = self._y(_model_device.to_host(y), len(X))
+        X, labels, targets, unchecked = self._inputs(X, y)
         if len(X) == 0:
             raise ValueError("X: no samples to evaluate")
         weights = self._sample_weights(len(X), labels, None, _model_device.to_host(sample_weight))
-        if gpu_in:
+        X, labels, targets, weights = (self._place.put(a) for a in (X, labels, targets, weights))
+        if unchecked:
             self._net.check_labels(labels)
         out = self._evaluate_arrays(X, labels, targets,
                                     self._int_arg(batch_size, "batch_size", 1), weights)
@@ -659,7 +638,7 @@ class Sequential:
                 loss = {"softmax": "softmax_cross_entropy", "sigmoid": "binary_cross_entropy"}.get(last, "mse")
                 from fastnn.optim import SGD
 
-                net = self._new_net(loss, _engine_optimizer(SGD(lr=0.01)), {})
+                net = self._new_net(loss, SGD(lr=0.01).engine_spec(), {})
                 self._put_weights(self._weights, check_values=True, net=net)
                 self._net, self._weights = net, None
             return self._net
@@ -670,35 +649,35 @@ class Sequential:
         GPU input (fastnn.Tensor, PyTorch, CuPy), a CUDA fastnn.Tensor.
         Safe from many threads at once (each call gives exactly what it gives alone); Ctrl-C
         interrupts it (KeyboardInterrupt) within about 0.1 s plus one batch on the CPU."""
-        if self._device_index is not None:
-            if type(batch_size) is not int or batch_size < 1:
-                batch_size = self._int_arg(batch_size, "batch_size", 1)
-            Xd = _model_device.gpu_features(X, self.input_dim, self._device_index)
-            if Xd is not None:
-                return self._inference_net().predict(Xd, batch_size)
-            # GPU input in another form (float64, strided, another device) goes through the
-            # host but still gives a CUDA tensor, as documented.
-            gpu_in = _model_device.on_gpu(X)
-            X = as_features(_model_device.to_host(X), self.input_dim, "X")
-            out = self._inference_net().predict(X, batch_size)
-            return out if gpu_in else out.numpy()
-        # The engine checks X for NaN and infinity on its way through (no extra NumPy pass).
-        X = as_features(_model_device.to_host(X), self.input_dim, "X", check_finite=False,
-                        dtype=self.dtype)
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
+        Xe, Xh = self._place.native_features(X, self.input_dim), None
+        if Xe is None:
+            # GPU input in another form (float64, strided, another device) goes through the
+            # host, and still gives a CUDA tensor, as documented.
+            Xh = as_features(_model_device.to_host(X), self.input_dim, "X", dtype=self.dtype,
+                             check_finite=not self._place.engine_checks_finite)
+            Xe = self._place.put(Xh)
+        out = self._place.empty((len(Xe), self.output_dim), self.dtype)
         try:
-            out = self._inference_net().predict(X, batch_size)
+            self._inference_net().predict(Xe, out, batch_size)
         except ValueError as e:
-            if "NaN or infinity" in str(e):
-                as_features(X, self.input_dim)  # the message with the row and column
+            if Xh is not None and "NaN or infinity" in str(e):
+                as_features(Xh, self.input_dim)  # the message with the row and column
             raise
-        if not np.isfinite(out).all():
+        out = self._place.result(out, X)
+        if isinstance(out, np.ndarray) and not np.isfinite(out).all():
             # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows
             # (a diverged model, or a file with extreme values). Said, never silent.
             warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
                           "are too large (did training diverge? see fit's warnings)",
                           RuntimeWarning, stacklevel=2)
+        return out
+
+    def _predict_arrays(self, net, X, batch_size):
+        """The engine's predict on arrays already on its device: a new (n, outputs) array there."""
+        out = self._place.empty((len(X), self.output_dim), self.dtype)
+        net.predict(X, out, batch_size)
         return out
 
     def predict_classes(self, X, batch_size=1024):

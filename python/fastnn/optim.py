@@ -6,6 +6,9 @@ and an optional learning-rate schedule); the update math runs in C++ in the trai
 a ``schedule`` (fastnn.optim.StepLR, ...) maps it to the rate of each epoch or step (``lr_at``).
 """
 
+import inspect
+from typing import Callable, NamedTuple, Tuple
+
 from fastnn._checks import finite_real, flag
 from fastnn.schedules import (  # re-exported: fastnn.optim is where users look for them
     CosineAnnealing,
@@ -29,10 +32,7 @@ def _non_negative(value, name):
     return value
 
 
-_flag = flag
-
-
-def _betas(value):
+def _betas(value, name="betas"):
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"betas: expected a pair (beta1, beta2), got {value!r}")
     out = []
@@ -44,16 +44,59 @@ def _betas(value):
     return tuple(out)
 
 
+class Field(NamedTuple):
+    """One hyper-parameter of an optimizer, described once: its ``name`` (constructor argument,
+    attribute and config key: torch's name), ``check`` (value, name) -> the checked value (its
+    kind: a real number, one >= 0, a flag, a pair of betas), its ``default``, and the keys of
+    the engine's optimizer spec it fills (csrc/bindings/engine_specs.cpp names them the same;
+    a pair fills two)."""
+
+    name: str
+    check: Callable
+    default: object
+    engine: Tuple[str, ...]
+
+
+def _field(name, check, default, engine=None):
+    return Field(name, check, default, engine or (name,))
+
+
+_REQUIRED = inspect.Parameter.empty
+
+
 class Optimizer:
-    """Base class. Subclasses set ``kind`` and ``_HYPER`` (hyper-parameter names besides lr, in
-    signature order) and implement ``state_names``."""
+    """Base class. A subclass sets ``kind``, ``lr_default`` (``_REQUIRED`` for none) and
+    ``fields`` (its hyper-parameters besides lr, in signature order), and implements
+    ``state_names``; its constructor, ``hyperparams``, ``get_config`` and the engine's spec
+    (``engine_spec``) all follow from the table."""
 
     kind = None
-    _HYPER = ()
+    lr_default = _REQUIRED
+    fields = ()
 
-    def __init__(self, lr, schedule=None):
-        self.lr = lr
-        self.schedule = schedule
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        P = inspect.Parameter
+        params = [P("lr", P.POSITIONAL_OR_KEYWORD, default=cls.lr_default)]
+        params += [P(f.name, P.POSITIONAL_OR_KEYWORD, default=f.default) for f in cls.fields]
+        params.append(P("schedule", P.POSITIONAL_OR_KEYWORD, default=None))
+        cls.__signature__ = inspect.Signature(params)
+
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = type(self).__signature__.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{type(self).__name__}: {e}") from None
+        bound.apply_defaults()
+        values = bound.arguments
+        self.lr = values["lr"]
+        self.schedule = values["schedule"]
+        for f in self.fields:
+            setattr(self, f.name, f.check(values[f.name], f.name))
+        self._check()
+
+    def _check(self):
+        """Rules across fields (none by default)."""
 
     @property
     def lr(self):
@@ -61,10 +104,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        value = finite_real(value, "lr")
-        if value < 0:
-            raise ValueError(f"lr: expected a finite number >= 0, got {value}")
-        self._lr = value
+        self._lr = _non_negative(value, "lr")
 
     @property
     def schedule(self):
@@ -92,9 +132,18 @@ class Optimizer:
     def hyperparams(self):
         """All hyper-parameters, lr first, as plain Python values."""
         out = {"lr": self._lr}
-        for name in self._HYPER:
-            out[name] = getattr(self, name)
+        for f in self.fields:
+            out[f.name] = getattr(self, f.name)
         return out
+
+    def engine_spec(self):
+        """The engine's description of this optimizer: {"kind", "lr", and each field under its
+        engine keys} (csrc/bindings/engine_specs.cpp reads it for both engines)."""
+        spec = {"kind": self.kind, "lr": self._lr}
+        for f in self.fields:
+            value = getattr(self, f.name)
+            spec.update(zip(f.engine, value if len(f.engine) > 1 else (value,)))
+        return spec
 
     def get_config(self):
         """A JSON-friendly dict; ``Optimizer.from_config`` (or fastnn.optim.get) rebuilds it."""
@@ -133,15 +182,12 @@ class SGD(Optimizer):
     """Stochastic gradient descent, torch.optim.SGD: ``lr`` is required, as in torch 1.x."""
 
     kind = "sgd"
-    _HYPER = ("momentum", "nesterov", "weight_decay", "dampening")
+    fields = (_field("momentum", _non_negative, 0.0),
+              _field("nesterov", flag, False),
+              _field("weight_decay", _non_negative, 0.0),
+              _field("dampening", finite_real, 0.0))
 
-    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0,
-                 schedule=None):
-        super().__init__(lr, schedule)
-        self.momentum = _non_negative(momentum, "momentum")
-        self.nesterov = _flag(nesterov, "nesterov")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
-        self.dampening = finite_real(dampening, "dampening")
+    def _check(self):
         # torch's rule: Nesterov's look-ahead is only defined for undamped momentum.
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError(f"nesterov: needs momentum > 0 and dampening == 0, got "
@@ -155,15 +201,11 @@ class Adam(Optimizer):
     """torch.optim.Adam: L2 ``weight_decay`` added to the gradient (coupled)."""
 
     kind = "adam"
-    _HYPER = ("betas", "eps", "weight_decay", "amsgrad")
-
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 schedule=None):
-        super().__init__(lr, schedule)
-        self.betas = _betas(betas)
-        self.eps = _non_negative(eps, "eps")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
-        self.amsgrad = _flag(amsgrad, "amsgrad")
+    lr_default = 1e-3
+    fields = (_field("betas", _betas, (0.9, 0.999), ("beta1", "beta2")),
+              _field("eps", _non_negative, 1e-8),
+              _field("weight_decay", _non_negative, 0.0),
+              _field("amsgrad", flag, False))
 
     def state_names(self):
         names = ("exp_avg", "exp_avg_sq")
@@ -174,26 +216,19 @@ class AdamW(Adam):
     """torch.optim.AdamW: decoupled weight decay (``w -= lr * weight_decay * w`` before Adam)."""
 
     kind = "adamw"
-
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False,
-                 schedule=None):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad, schedule)
+    fields = tuple(f._replace(default=0.01) if f.name == "weight_decay" else f
+                   for f in Adam.fields)
 
 
 class Adagrad(Optimizer):
     """torch.optim.Adagrad."""
 
     kind = "adagrad"
-    _HYPER = ("eps", "weight_decay", "lr_decay", "initial_accumulator_value")
-
-    def __init__(self, lr=1e-2, eps=1e-10, weight_decay=0.0, lr_decay=0.0,
-                 initial_accumulator_value=0.0, schedule=None):
-        super().__init__(lr, schedule)
-        self.eps = _non_negative(eps, "eps")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
-        self.lr_decay = _non_negative(lr_decay, "lr_decay")
-        self.initial_accumulator_value = _non_negative(initial_accumulator_value,
-                                                       "initial_accumulator_value")
+    lr_default = 1e-2
+    fields = (_field("eps", _non_negative, 1e-10),
+              _field("weight_decay", _non_negative, 0.0),
+              _field("lr_decay", _non_negative, 0.0),
+              _field("initial_accumulator_value", _non_negative, 0.0))
 
     def state_names(self):
         return ("sum",)
@@ -203,16 +238,12 @@ class RMSprop(Optimizer):
     """torch.optim.RMSprop."""
 
     kind = "rmsprop"
-    _HYPER = ("alpha", "eps", "momentum", "weight_decay", "centered")
-
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0,
-                 centered=False, schedule=None):
-        super().__init__(lr, schedule)
-        self.alpha = _non_negative(alpha, "alpha")
-        self.eps = _non_negative(eps, "eps")
-        self.momentum = _non_negative(momentum, "momentum")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
-        self.centered = _flag(centered, "centered")
+    lr_default = 1e-2
+    fields = (_field("alpha", _non_negative, 0.99),
+              _field("eps", _non_negative, 1e-8),
+              _field("momentum", _non_negative, 0.0),
+              _field("weight_decay", _non_negative, 0.0),
+              _field("centered", flag, False))
 
     def state_names(self):
         names = ("square_avg",)
