@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cpu/activations.h"
 
 namespace py = pybind11;

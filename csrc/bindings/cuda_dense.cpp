@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cuda/dense.h"
 
 namespace py = pybind11;

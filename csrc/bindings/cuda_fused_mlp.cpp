@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cuda/fused_mlp.h"
 
 namespace py = pybind11;

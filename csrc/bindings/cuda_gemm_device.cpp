@@ -12,7 +12,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cuda/device.h"
 #include "cuda/gemm.h"
 

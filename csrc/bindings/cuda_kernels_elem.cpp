@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cuda/activations.h"
 #include "cuda/dropout.h"
 #include "cuda/losses.h"

@@ -11,7 +11,7 @@
 #include "bindings/errors.h"
 #include "core/error.h"
 #include "core/parallel.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cpu/dense.h"
 #include "cpu/gemm.h"
 

@@ -1,12 +1,12 @@
-// Shared by the element-wise CUDA families (activations, dropout, losses): launch checking, grid
-// sizing, typed math wrappers and warp / block reductions. Device code only where marked.
+// Shared by the CUDA families: grid sizing, typed math wrappers and warp / block reductions
+// (launch checking is core/cuda_check.h's). Device code only where marked.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <string>
 
-#include "cuda/gemm.h"  // CudaError
+#include "core/cuda_check.h"
 
 namespace fastnn {
 namespace cuda {
@@ -15,31 +15,15 @@ namespace elem {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
-// A launch error from earlier, unrelated work would otherwise be blamed on the next kernel.
-inline void clear_launch_error() { cudaGetLastError(); }
-
-inline void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: CUDA kernel ") + kernel + " failed to launch: " +
-                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
-
-inline void check_call(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: ") + what + " failed: " + cudaGetErrorName(err) + ": " +
-                    cudaGetErrorString(err));
-}
-
 // Multiprocessors of the current device, asked once per device.
 inline int sm_count() {
   static int cached[64] = {0};
   int dev = 0;
-  check_call(cudaGetDevice(&dev), "cudaGetDevice");
+  check(cudaGetDevice(&dev), "cudaGetDevice");
   if (dev < 0 || dev >= 64) dev = 0;
   if (cached[dev] == 0) {
     int n = 0;
-    check_call(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
+    check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
                "cudaDeviceGetAttribute(MultiProcessorCount)");
     cached[dev] = n > 0 ? n : 1;
   }
