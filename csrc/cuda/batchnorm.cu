@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <string>
 
-#include "core/error.h"
 #include "core/cuda_check.h"
+#include "core/error.h"
 #include "cuda/reduce.h"
 
 namespace fastnn {

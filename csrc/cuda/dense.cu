@@ -37,8 +37,8 @@
 #include <climits>
 #include <string>
 
-#include "core/error.h"
 #include "core/act_math.h"
+#include "core/error.h"
 #include "cuda/activations.h"
 #include "cuda/elem_util.cuh"
 #include "cuda/gemm_tile.cuh"
@@ -509,7 +509,7 @@ void launch_fused(const DenseBackwardArgs<float>& a, FusedGrid g, char* ws, int6
     FASTNN_CHECK(ws && bytes <= ws_bytes, "cuda dense_backward: split-K workspace too small");
     const int64_t counters = int64_t(g.wm) * g.wn + int64_t(g.xm) * g.xn;
     check(cudaMemsetAsync(g.cw, 0, size_t(counters) * sizeof(int), s),
-                     "cudaMemsetAsync (dense_backward split-K counters)");
+          "cudaMemsetAsync (dense_backward split-K counters)");
   }
   clear_launch_error();
   dense_backward_fused<T, VEC><<<unsigned(grid_blocks(g)), kThreads, 0, s>>>(a, g);

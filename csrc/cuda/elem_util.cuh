@@ -24,7 +24,7 @@ inline int sm_count() {
   if (cached[dev] == 0) {
     int n = 0;
     check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
-               "cudaDeviceGetAttribute(MultiProcessorCount)");
+          "cudaDeviceGetAttribute(MultiProcessorCount)");
     cached[dev] = n > 0 ? n : 1;
   }
   return cached[dev];

@@ -45,8 +45,8 @@
 #include <cstdint>
 #include <string>
 
-#include "core/error.h"
 #include "core/act_math.h"
+#include "core/error.h"
 #include "cuda/elem_util.cuh"
 
 namespace fastnn {
@@ -609,7 +609,7 @@ void allow_smem(KernelFn kernel, size_t bytes, const char* name) {
   // Granted up to the device's opt-in maximum at once, so that the attribute is set once.
   int limit = 0;
   check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                   "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+        "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
   if (size_t(limit) < bytes)
     throw CudaError(std::string("fastnn: CUDA kernel ") + name + " needs " +
                     std::to_string(bytes) + " bytes of shared memory; the device allows " +

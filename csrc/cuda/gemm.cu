@@ -9,8 +9,9 @@
 #include <climits>
 #include <string>
 
-#include "core/error.h"
 #include "core/act_math.h"
+#include "core/cuda_check.h"
+#include "core/error.h"
 #include "cuda/gemm_sgemm2.h"
 
 namespace fastnn {

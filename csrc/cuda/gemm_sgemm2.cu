@@ -18,9 +18,9 @@
 #include <cstdint>
 #include <string>
 
+#include "core/act_math.h"
 #include "core/error.h"
 #include "cuda/elem_util.cuh"
-#include "core/act_math.h"
 #include "cuda/gemm_tile.cuh"
 
 namespace fastnn {

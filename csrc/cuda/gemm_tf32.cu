@@ -8,9 +8,9 @@
 
 #include <cstdint>
 
+#include "core/act_math.h"
 #include "core/error.h"
 #include "cuda/elem_util.cuh"
-#include "core/act_math.h"
 #include "cuda/gemm_sgemm2.h"
 #include "cuda/gemm_tile.cuh"
 

@@ -352,7 +352,7 @@ double loss_result(const void* ws, void* stream, const char* what) {
   LossStatus h;
   // Faults inside the loss kernels surface here, at the first synchronising call.
   check(cudaMemcpyAsync(&h, ws, sizeof h, cudaMemcpyDeviceToHost, s),
-             (std::string("CUDA kernels of ") + what + " (reading the loss)").c_str());
+        (std::string("CUDA kernels of ") + what + " (reading the loss)").c_str());
   check(cudaStreamSynchronize(s), (std::string("CUDA kernels of ") + what).c_str());
   if (h.code == kBadLabel)
     throw ValueError("labels: expected class indices in [0, " + std::to_string(h.classes) +

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "core/cuda_check.h"
+#include "core/error.h"
 #include "cuda/elem_util.cuh"
 
 namespace fastnn {

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <string>
 
-#include "core/error.h"
 #include "core/cuda_check.h"
+#include "core/error.h"
 
 namespace fastnn {
 namespace cuda {

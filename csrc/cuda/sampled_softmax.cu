@@ -460,7 +460,7 @@ void sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const Sampled
   clear_launch_error();
   // Pageable source: the call returns once the bytes are staged, so `p` may go away after it.
   check(cudaMemcpyAsync(ws, p.tables.data(), p.tables.size(), cudaMemcpyHostToDevice, s),
-             "copying the sampled-softmax tables to the GPU");
+        "copying the sampled-softmax tables to the GPU");
 
   sampled_gather_kernel<T><<<dim3(grid_dim(cdiv(k + S, 32), 1 << 20), grid_dim(cdiv(D, 32), 64)),
                              256, 0, s>>>(a.W, a.b, C, D, idx, k + S, G, bg);
@@ -524,7 +524,7 @@ double sampled_softmax_loss(const SampledGpuPlan& p, const void* workspace, void
              "reading the sampled-softmax loss");
   // Faults in the kernels above surface here, at the first synchronising call.
   check(cudaStreamSynchronize(s),
-             "CUDA kernels of sampled_softmax_cross_entropy (sampled_gather_kernel, "
+        "CUDA kernels of sampled_softmax_cross_entropy (sampled_gather_kernel, "
              "sampled_gemm_kernel, sampled_rows_kernel, sampled_columns_kernel, "
              "sampled_loss_kernel)");
   return loss;
