@@ -695,3 +695,21 @@ def test_bf16_gemm_device_agrees_with_torch_bf16():
                       stream=stream, variant="bf16")
     ref = (ta.bfloat16().double() @ tb.bfloat16().double()).float()
     assert (c1 - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("variant", ["v1", "v2", "tf32", "bf16"])
+def test_gelu_epilogue_keeps_its_digits_in_the_negative_tail(variant):
+    # gelu(z) = z Phi(z). Through 1 + erf(z / sqrt 2) the epilogue lost the tail to cancellation
+    # (gelu(-5.5) = -1.05e-7 came out 22% off); every kernel now shares core/act_math.h's erfc form.
+    # K = 4 with B = I and A = [z, 0, 0, 0] per row makes C[:, 0] the epilogue of z exactly (the
+    # tensor-core variants round A, so z is chosen representable in bfloat16).
+    z = -np.arange(0.5, 12.5, 0.5, dtype=np.float32)
+    a = np.zeros((z.size, 4), np.float32)
+    a[:, 0] = z
+    out = np.full((z.size, 4), np.nan, np.float32)
+    cuda._gemm_host(a, np.eye(4, dtype=np.float32), out, activation="gelu", variant=variant)
+    want = oracle._act(z.astype(np.float64), "gelu")
+    rel = np.abs(out[:, 0].astype(np.float64) - want) / np.abs(want)
+    assert rel.max() < 1e-5, f"worst relative error {rel.max():.3g} at z = {z[rel.argmax()]}"

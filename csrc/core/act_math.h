@@ -31,19 +31,18 @@ namespace act_math {
 // could be linked with the wrong instructions; each unit keeps its own.
 namespace {
 
-// Overloads by type, so that float math stays single precision on the device (expf, not exp).
-FASTNN_HD inline float exp_(float x) { return ::expf(x); }
-FASTNN_HD inline double exp_(double x) { return ::exp(x); }
-FASTNN_HD inline float expm1_(float x) { return ::expm1f(x); }
-FASTNN_HD inline double expm1_(double x) { return ::expm1(x); }
-FASTNN_HD inline float log1p_(float x) { return ::log1pf(x); }
-FASTNN_HD inline double log1p_(double x) { return ::log1p(x); }
-FASTNN_HD inline float tanh_(float x) { return ::tanhf(x); }
-FASTNN_HD inline double tanh_(double x) { return ::tanh(x); }
-FASTNN_HD inline float erfc_(float x) { return ::erfcf(x); }
-FASTNN_HD inline double erfc_(double x) { return ::erfc(x); }
-FASTNN_HD inline float fabs_(float x) { return ::fabsf(x); }
-FASTNN_HD inline double fabs_(double x) { return ::fabs(x); }
+// name_(x): the libm function `name` for T = float (namef, single precision on the device too)
+// and T = double, chosen by overload.
+#define FASTNN_ACT_MATH_LIBM(name)                                   \
+  FASTNN_HD inline float name##_(float x) { return ::name##f(x); } \
+  FASTNN_HD inline double name##_(double x) { return ::name(x); }
+FASTNN_ACT_MATH_LIBM(exp)
+FASTNN_ACT_MATH_LIBM(expm1)
+FASTNN_ACT_MATH_LIBM(log1p)
+FASTNN_ACT_MATH_LIBM(tanh)
+FASTNN_ACT_MATH_LIBM(erfc)
+FASTNN_ACT_MATH_LIBM(fabs)
+#undef FASTNN_ACT_MATH_LIBM
 
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
