@@ -109,7 +109,7 @@ __device__ __forceinline__ float4 load_tile4(const float* __restrict__ p, int64_
 }
 
 // dz = dy * act'(gate): the product act_backward_kernel (activations.cu) forms, with the same
-// formulas (act_math.cuh), so the fused and composed paths agree on dZ to the bit.
+// formulas (core/act_math.h), so the fused and composed paths agree on dZ to the bit.
 __device__ __forceinline__ float dz_of(float dy, float g, const OperandGate<float>& gt) {
   return dy * (gt.from_output ? act_math::derivative_from_output(gt.act, gt.param, g)
                               : act_math::derivative(gt.act, gt.param, g));

@@ -32,7 +32,7 @@
 // back into A (rounded to the precision) for layer l + 1.
 // Backward: A = dZ_last = dY * act'(out_last); then for l = last .. 0: dIn = A @ W_l^T, and in
 // the same epilogue dZ_{l-1} = dIn * act'_{l-1}(out_{l-1}) -> dZ[l-1] and A (or dIn -> dX for
-// l = 0). act' comes from the output, by the formulas of activations.cu (act_math.cuh).
+// l = 0). act' comes from the output, by the formulas of every kernel (core/act_math.h).
 //
 // Rows past M are zeros in A and never stored; they only see finite act(bias) values and never mix
 // with real rows (every product is row-wise), so the edge slab needs no other masking.
