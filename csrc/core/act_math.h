@@ -11,18 +11,12 @@
 // GELU takes a longer road (erfcx and an exact x^2 / 2) for the last bits in the far negative
 // tail; the host computes float32 activations in double where accuracy matters.
 #pragma once
-#include <math.h>
-
 #include <type_traits>
 #include <utility>
 
 #include "core/ops/activation.h"
-
-#ifdef __CUDACC__
-#define FASTNN_HD __host__ __device__
-#else
-#define FASTNN_HD
-#endif
+#include "core/hd.h"
+#include "core/typed_math.h"
 
 namespace fastnn {
 namespace act_math {
@@ -31,18 +25,7 @@ namespace act_math {
 // could be linked with the wrong instructions; each unit keeps its own.
 namespace {
 
-// name_(x): the libm function `name` for T = float (namef, single precision on the device too)
-// and T = double, chosen by overload.
-#define FASTNN_ACT_MATH_LIBM(name)                                   \
-  FASTNN_HD inline float name##_(float x) { return ::name##f(x); } \
-  FASTNN_HD inline double name##_(double x) { return ::name(x); }
-FASTNN_ACT_MATH_LIBM(exp)
-FASTNN_ACT_MATH_LIBM(expm1)
-FASTNN_ACT_MATH_LIBM(log1p)
-FASTNN_ACT_MATH_LIBM(tanh)
-FASTNN_ACT_MATH_LIBM(erfc)
-FASTNN_ACT_MATH_LIBM(fabs)
-#undef FASTNN_ACT_MATH_LIBM
+using namespace typed_math;  // exp_, erfc_...: libm by argument type
 
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
@@ -56,7 +39,7 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 struct GaussExp {
   float es, back;
 };
-__device__ inline GaussExp gauss_exp(float x) {
+__device__ __forceinline__ GaussExp gauss_exp(float x) {
   const float p = x * x, lo = fmaf(x, x, -p), t = 0.5f * p;
   const bool far = t > 64.f;
   return {expf(far ? 64.f - t : -t) * (1.f - 0.5f * lo), far ? 1.60381089e-28f : 1.f};
@@ -65,20 +48,20 @@ __device__ inline GaussExp gauss_exp(float x) {
 
 // ------------------------------------------------------------------ forward, y = act(x)
 template <class T>
-FASTNN_HD inline T relu(T x) { return x > T(0) ? x : (x != x ? x : T(0)); }
+FASTNN_HD_INLINE T relu(T x) { return x > T(0) ? x : (x != x ? x : T(0)); }
 template <class T>
-FASTNN_HD inline T leaky_relu(T x, T slope) { return x > T(0) ? x : x * slope; }
+FASTNN_HD_INLINE T leaky_relu(T x, T slope) { return x > T(0) ? x : x * slope; }
 template <class T>
-FASTNN_HD inline T sigmoid(T x) {
+FASTNN_HD_INLINE T sigmoid(T x) {
   const T e = exp_(-fabs_(x));  // <= 1: no overflow
   return x > T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 template <class T>
-FASTNN_HD inline T tanh(T x) { return tanh_(x); }
+FASTNN_HD_INLINE T tanh(T x) { return tanh_(x); }
 // x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2: 1 + erf(x / sqrt 2) would cancel in the negative
 // tail (gelu(-5.5) = -2e-7 came out 22% off in float).
 template <class T>
-FASTNN_HD inline T gelu(T x) {
+FASTNN_HD_INLINE T gelu(T x) {
   if (x < T(-40)) return T(-0.0);  // Phi underflows: the limit, also at -inf (not -inf * 0)
 #ifdef __CUDA_ARCH__
   // float32, x < 0: 0.5 x erfcx(u) e^(-x^2/2), u = -x / sqrt 2. erfc(u) directly would carry the
@@ -94,28 +77,28 @@ FASTNN_HD inline T gelu(T x) {
   return T(0.5) * x * erfc_(-x * T(kInvSqrt2));
 }
 template <class T>
-FASTNN_HD inline T elu(T x, T alpha) { return x > T(0) ? x : alpha * expm1_(x); }
+FASTNN_HD_INLINE T elu(T x, T alpha) { return x > T(0) ? x : alpha * expm1_(x); }
 // max(x, 0) + log1p(e^-|x|): the exponent is never positive.
 template <class T>
-FASTNN_HD inline T softplus(T x) { return (x > T(0) ? x : T(0)) + log1p_(exp_(-fabs_(x))); }
+FASTNN_HD_INLINE T softplus(T x) { return (x > T(0) ? x : T(0)) + log1p_(exp_(-fabs_(x))); }
 template <class T>
-FASTNN_HD inline T step(T x) { return x != x ? x : (x > T(0) ? T(1) : T(0)); }
+FASTNN_HD_INLINE T step(T x) { return x != x ? x : (x > T(0) ? T(1) : T(0)); }
 
 // ------------------------------------------------------------------ derivatives from x
 // (NaN x is handled once, by derivative() below.)
 template <class T>
-FASTNN_HD inline T sigmoid_grad(T x) {
+FASTNN_HD_INLINE T sigmoid_grad(T x) {
   const T e = exp_(-fabs_(x));  // s (1 - s) = e / (1 + e)^2: no 1 - s cancellation
   return e / ((T(1) + e) * (T(1) + e));
 }
 template <class T>
-FASTNN_HD inline T tanh_grad(T x) {
+FASTNN_HD_INLINE T tanh_grad(T x) {
   const T e = exp_(T(-2) * fabs_(x));  // 1 - tanh^2 = 4e / (1 + e)^2: accurate where tanh^2 ~ 1
   return T(4) * e / ((T(1) + e) * (T(1) + e));
 }
 // Phi(x) + x phi(x).
 template <class T>
-FASTNN_HD inline T gelu_grad(T x) {
+FASTNN_HD_INLINE T gelu_grad(T x) {
   if (x < T(-40)) return T(-0.0);  // as in gelu
 #ifdef __CUDA_ARCH__
   if constexpr (std::is_same<T, float>::value) {
@@ -128,11 +111,11 @@ FASTNN_HD inline T gelu_grad(T x) {
   return T(0.5) * erfc_(-x * T(kInvSqrt2)) + x * T(kInvSqrt2Pi) * exp_(T(-0.5) * x * x);
 }
 template <class T>
-FASTNN_HD inline T elu_grad(T x, T alpha) { return x > T(0) ? T(1) : alpha * exp_(x); }
+FASTNN_HD_INLINE T elu_grad(T x, T alpha) { return x > T(0) ? T(1) : alpha * exp_(x); }
 
 // ------------------------------------------------------------------ the dispatchers
 template <class T>
-FASTNN_HD inline T forward(Act act, T p, T x) {
+FASTNN_HD_INLINE T forward(Act act, T p, T x) {
   switch (act) {
     case Act::None: return x;
     case Act::Relu: return relu(x);
@@ -149,7 +132,7 @@ FASTNN_HD inline T forward(Act act, T p, T x) {
 
 // act'(x); a NaN x gives NaN.
 template <class T>
-FASTNN_HD inline T derivative(Act act, T p, T x) {
+FASTNN_HD_INLINE T derivative(Act act, T p, T x) {
   if (x != x) return x;
   switch (act) {
     case Act::None: return T(1);
@@ -167,7 +150,7 @@ FASTNN_HD inline T derivative(Act act, T p, T x) {
 
 // act'(x) from y = act(x), for the activations act_grad_from_output_ok accepts; a NaN y gives NaN.
 template <class T>
-FASTNN_HD inline T derivative_from_output(Act act, T p, T y) {
+FASTNN_HD_INLINE T derivative_from_output(Act act, T p, T y) {
   if (y != y) return y;
   switch (act) {
     case Act::Relu: return y > T(0) ? T(1) : T(0);
@@ -184,7 +167,7 @@ FASTNN_HD inline T derivative_from_output(Act act, T p, T y) {
 // f(std::integral_constant<Act, act>()): a loop written inside f is compiled once per
 // activation, with the activation a constant (one switch per call, not one per element).
 template <class F>
-FASTNN_HD inline decltype(auto) with_act(Act act, F&& f) {
+FASTNN_HD_INLINE decltype(auto) with_act(Act act, F&& f) {
   switch (act) {
     case Act::Relu: return f(std::integral_constant<Act, Act::Relu>());
     case Act::LeakyRelu: return f(std::integral_constant<Act, Act::LeakyRelu>());

@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int64_t j = lane; j < n; j += G) yr[j] = (xr[j] - m) - ls;
     } else {
       const T inv = T(1.0 / a.s);
-      for (int64_t j = lane; j < n; j += G) yr[j] = d_exp(xr[j] - m) * inv;
+      for (int64_t j = lane; j < n; j += G) yr[j] = typed_math::exp_(xr[j] - m) * inv;
     }
   }
 }
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(kThreads)
     const T st = T(group_sum<double, G>(s));
     // dx may alias dy: each element is read and then written by the same thread.
     for (int64_t j = lane; j < n; j += G)
-      d[j] = log ? g[j] - d_exp(yr[j]) * st : yr[j] * (g[j] - st);
+      d[j] = log ? g[j] - typed_math::exp_(yr[j]) * st : yr[j] * (g[j] - st);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/cuda_check.h"
+#include "core/typed_math.h"
 
 namespace fastnn {
 namespace cuda {
@@ -45,19 +46,6 @@ inline bool aligned(const void* p, uintptr_t bytes) {
 }
 
 #ifdef __CUDACC__
-// Overloads chosen by type: the float versions are the single-precision CUDA functions, never a
-// silent promotion to double.
-__device__ __forceinline__ float d_exp(float x) { return expf(x); }
-__device__ __forceinline__ double d_exp(double x) { return exp(x); }
-__device__ __forceinline__ float d_expm1(float x) { return expm1f(x); }
-__device__ __forceinline__ double d_expm1(double x) { return expm1(x); }
-__device__ __forceinline__ float d_log1p(float x) { return log1pf(x); }
-__device__ __forceinline__ double d_log1p(double x) { return log1p(x); }
-__device__ __forceinline__ float d_tanh(float x) { return tanhf(x); }
-__device__ __forceinline__ double d_tanh(double x) { return tanh(x); }
-__device__ __forceinline__ float d_erfc(float x) { return erfcf(x); }
-__device__ __forceinline__ double d_erfc(double x) { return erfc(x); }
-
 template <class A>
 __device__ __forceinline__ A warp_sum(A v) {
 #pragma unroll
@@ -91,10 +79,10 @@ template <class T>
 __device__ __forceinline__ void online_add(MaxSum& a, T x) {
   const double xd = double(x);
   if (xd > a.m) {
-    a.s = a.s * double(d_exp(T(a.m - xd))) + 1.0;
+    a.s = a.s * double(typed_math::exp_(T(a.m - xd))) + 1.0;
     a.m = xd;
   } else {
-    a.s += xd == a.m ? 1.0 : double(d_exp(T(xd - a.m)));
+    a.s += xd == a.m ? 1.0 : double(typed_math::exp_(T(xd - a.m)));
   }
 }
 
@@ -103,8 +91,8 @@ __device__ __forceinline__ void online_add(MaxSum& a, T x) {
 template <class T>
 __device__ __forceinline__ MaxSum online_merge(MaxSum a, MaxSum b) {
   const double m = a.m > b.m ? a.m : b.m;
-  const double sa = a.m == m ? a.s : a.s * double(d_exp(T(a.m - m)));
-  const double sb = b.m == m ? b.s : b.s * double(d_exp(T(b.m - m)));
+  const double sa = a.m == m ? a.s : a.s * double(typed_math::exp_(T(a.m - m)));
+  const double sb = b.m == m ? b.s : b.s * double(typed_math::exp_(T(b.m - m)));
   return {m, sa + sb};
 }
 

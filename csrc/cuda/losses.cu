@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kThreads)
         // -log q_c = log s + (m - z_c); zero mass is skipped so that a -inf logit of an untargeted
         // class does not turn the loss into 0 * inf = NaN.
         if (ac != 0) loss += ac * (log_s + (m - double(zc)));
-        const double e = double(d_exp(zc - mt));
+        const double e = double(typed_math::exp_(zc - mt));
         g[c] = T((S * e - ac * s) * scale);
       }
     }
@@ -195,11 +195,11 @@ __device__ __forceinline__ double elem_loss(T x, T t, double scale, T& g) {
   if constexpr (K == Elem::Bce) {
     // e^-|x| <= 1 serves both the stable loss and the stable sigmoid; T arithmetic as the CPU's
     // vector path (float) or scalar path (double).
-    const T e = d_exp(-fabs(x));
+    const T e = typed_math::exp_(-fabs(x));
     const T d = T(1) / (T(1) + e);
     const T sig = x >= T(0) ? d : e * d;
     g = (sig - t) * T(scale);
-    return double((x > T(0) ? x : T(0)) - x * t + d_log1p(e));
+    return double((x > T(0) ? x : T(0)) - x * t + typed_math::log1p_(e));
   } else {
     // The difference in double: float32 inputs lose nothing to cancellation.
     const double d = double(x) - double(t);
