@@ -22,6 +22,11 @@
 #ifndef FASTNN_ISA
 #error "define FASTNN_ISA before including gemm_driver.h"
 #endif
+// FASTNN_ISA_VECTOR_ACTIVATIONS: 1 where activations_<isa>.cpp exists for this ISA (the epilogue
+// and the gates then run on its vector math), 0 for the portable build.
+#ifndef FASTNN_ISA_VECTOR_ACTIVATIONS
+#error "define FASTNN_ISA_VECTOR_ACTIVATIONS (0 or 1) before including gemm_driver.h"
+#endif
 
 #include <cmath>
 #include <cstdint>
@@ -57,19 +62,39 @@ inline void act_deriv_run(const T* g, int64_t stride, T* __restrict d, int64_t n
 // Gated runs are formed through a small stack buffer, a chunk at a time.
 constexpr int64_t kGateChunk = 64;
 
-// dst[i] = src[i] * act'(gate[i]) for i < n on this ISA's vector math (activations_<isa>.cpp),
-// for float runs with unit stride. Each gemm_<isa>.cpp defines it; false means "not available
-// here", and the caller falls back to act_deriv_run.
-bool gate_run_vector(const float* src, const float* gate, int64_t n, const OperandGate<float>& g,
-                     float* dst);
+#if FASTNN_ISA_VECTOR_ACTIVATIONS
+// This ISA's float32 activation kernels (activations_<isa>.cpp, built with the same flags).
+void act_forward(Act act, float param, const float* x, float* y, int64_t n);
+void act_backward(Act act, float param, const float* dy, const float* v, float* dx, int64_t n,
+                  bool from_output);
+#endif
+
+// dst[i] = src[i] * act'(gate[i]) for i < n on this ISA's vector math, for float runs with unit
+// stride; false means "not available here", and the caller falls back to act_deriv_run.
+inline bool gate_run_vector(const float* src, const float* gate, int64_t n,
+                            const OperandGate<float>& g, float* dst) {
+#if FASTNN_ISA_VECTOR_ACTIVATIONS
+  act_backward(g.act, g.param, src, gate, dst, n, g.from_output);
+  return true;
+#else
+  return false;
+#endif
+}
 inline bool gate_run_vector(const double*, const double*, int64_t, const OperandGate<double>&,
                             double*) {
   return false;
 }
 
 // x[i] = act(x[i]) for i < n, in place, on this ISA's vector math; false: not available here
-// (the epilogue then applies act_math::forward). Defined next to gate_run_vector.
-bool act_run_vector(float* x, int64_t n, Act act, float param);
+// (the epilogue then applies act_math::forward).
+inline bool act_run_vector(float* x, int64_t n, Act act, float param) {
+#if FASTNN_ISA_VECTOR_ACTIVATIONS
+  act_forward(act, param, x, x, n);
+  return true;
+#else
+  return false;
+#endif
+}
 inline bool act_run_vector(double*, int64_t, Act, double) { return false; }
 
 // dst[i * dst_stride] = src[i * stride], times act'(gate_src[i * stride]) when gated; i < n.
