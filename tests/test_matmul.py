@@ -163,6 +163,19 @@ def test_linear_relu_propagates_nan():
     assert np.all(np.isnan(ops.linear(x, w, activation="relu")))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [7, 64])  # edge tiles only; full register tiles and an edge
+def test_linear_step_propagates_nan(simd, dtype, n, rng):
+    # NaN in gives NaN out for every activation (core/ops/activation.h), step included: the GEMM
+    # epilogue used to map a NaN pre-activation to 0 where ops.activation gave NaN.
+    x = rng.standard_normal((13, 5)).astype(dtype)
+    x[3, 2] = np.nan
+    w = rng.standard_normal((5, n)).astype(dtype)
+    y, z = ops.linear(x, w, activation="step", return_preactivation=True)
+    assert np.all(np.isnan(y[3]))
+    assert np.array_equal(np.delete(y, 3, axis=0), (np.delete(z, 3, axis=0) > 0).astype(dtype))
+
+
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 40), n=st.integers(1, 70), k=st.integers(1, 300),
        trans_a=st.booleans(), trans_b=st.booleans(), seed=st.integers(0, 2**32 - 1))

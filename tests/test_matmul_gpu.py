@@ -585,3 +585,23 @@ def test_bf16_gemm_on_device_tensors_equals_the_rounded_product():
     backend().gemm(dev(a), dev(b), tc, False, False, 1.0, 0.0, None, "none", 0.0, variant="bf16")
     ref = oracle.round_bf16(a).astype(np.float64) @ oracle.round_bf16(b).astype(np.float64)
     assert np.abs(host(tc) - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@needs_gpu
+@pytest.mark.cuda
+@pytest.mark.parametrize("variant", ["v1", "v2", "tf32", "bf16"])
+def test_gelu_epilogue_keeps_its_digits_in_the_negative_tail(variant):
+    # gelu(z) = z Phi(z). Through 1 + erf(z / sqrt 2) the epilogue lost the tail to cancellation
+    # (gelu(-5.5) = -1.05e-7 came out 22% off); every kernel now shares core/act_math.h's erfc form.
+    # K = 4 with B = I and A = [z, 0, 0, 0] per row makes C[:, 0] the epilogue of z exactly (the
+    # tensor-core variants round A, so z is chosen representable in bfloat16).
+    z = -np.arange(0.5, 12.5, 0.5, dtype=np.float32)
+    a = np.zeros((z.size, 4), np.float32)
+    a[:, 0] = z
+    tc = poisoned_dev((z.size, 4), np.float32)
+    backend().gemm(dev(a), dev(np.eye(4, dtype=np.float32)), tc, False, False, 1.0, 0.0, None,
+                   "gelu", 0.0, variant=variant)
+    out = host(tc)
+    want = oracle._act(z.astype(np.float64), "gelu")
+    rel = np.abs(out[:, 0].astype(np.float64) - want) / np.abs(want)
+    assert rel.max() < 1e-5, f"worst relative error {rel.max():.3g} at z = {z[rel.argmax()]}"

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "bindings/convert.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #ifdef FASTNN_BACKEND_CUDA
 #include "cuda/activations.h"
 #else

@@ -7,9 +7,11 @@
 #include <string>
 
 #include "bindings/convert.h"
-#include "cpu/batchnorm.h"
+#include "core/ops/batchnorm.h"
 #ifdef FASTNN_BACKEND_CUDA
 #include "cuda/batchnorm.h"
+#else
+#include "cpu/batchnorm.h"
 #endif
 
 namespace fastnn::bind {

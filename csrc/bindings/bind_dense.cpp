@@ -6,12 +6,15 @@
 #include <type_traits>
 
 #include "bindings/convert.h"
-#include "cpu/activation.h"
-#include "cpu/dense.h"
-#include "cpu/gemm.h"
+#include "core/ops/activation.h"
+#include "core/ops/dense.h"
+#include "core/ops/gemm.h"
 #ifdef FASTNN_BACKEND_CUDA
 #include "cuda/dense.h"
 #include "cuda/gemm.h"
+#else
+#include "cpu/dense.h"
+#include "cpu/gemm.h"
 #endif
 
 namespace fastnn::bind {

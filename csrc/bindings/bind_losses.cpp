@@ -7,9 +7,11 @@
 #include <string>
 
 #include "bindings/convert.h"
-#include "cpu/losses.h"
+#include "core/ops/losses.h"
 #ifdef FASTNN_BACKEND_CUDA
 #include "cuda/losses.h"
+#else
+#include "cpu/losses.h"
 #endif
 
 namespace fastnn::bind {

@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "bindings/convert.h"
-#include "cpu/optim.h"
+#include "core/ops/optim.h"
 #ifdef FASTNN_BACKEND_CUDA
 #include "cuda/optim.h"
+#else
+#include "cpu/optim.h"
 #endif
 
 namespace fastnn::bind {

@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "bindings/convert.h"
-#include "cpu/sampled_softmax.h"
+#include "core/ops/sampled.h"
 #ifdef FASTNN_BACKEND_CUDA
 #include "cuda/sampled_softmax.h"
+#else
+#include "cpu/sampled_softmax.h"
 #endif
 
 namespace fastnn::bind {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cuda/activations.h"
 #include "cuda/batchnorm.h"
 #include "cuda/dense.h"

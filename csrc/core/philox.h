@@ -4,11 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define FASTNN_HD __host__ __device__ __forceinline__
-#else
-#define FASTNN_HD inline
-#endif
+#include "core/hd.h"
 
 namespace fastnn {
 
@@ -16,7 +12,7 @@ struct Philox4x32 {
   uint32_t v[4];
 };
 
-FASTNN_HD Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
+FASTNN_HD_INLINE Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
                                    uint32_t k0, uint32_t k1) {
   constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;  // round multipliers
   constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;  // key schedule (Weyl sequence)
@@ -35,6 +31,6 @@ FASTNN_HD Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32
 }
 
 // Uniform in [0, 1) from the top 24 bits: exactly representable in float, identical on any device.
-FASTNN_HD float uniform01(uint32_t bits) { return float(bits >> 8) * (1.0f / 16777216.0f); }
+FASTNN_HD_INLINE float uniform01(uint32_t bits) { return float(bits >> 8) * (1.0f / 16777216.0f); }
 
 }  // namespace fastnn

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/act_math.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -52,81 +53,19 @@ void for_chunks(int64_t n, int64_t chunk, int64_t item_cost, const Body& body) {
   });
 }
 
-// ------------------------------------------------------------------ scalar reference
-// Computed in double whatever T is: the float32 fallback is then correctly rounded (or nearly),
-// the yardstick the SIMD paths are tested against.
-constexpr double kInvSqrt2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-
-double forward_ref(Act act, double p, double x) {
-  switch (act) {
-    case Act::None: return x;
-    case Act::Relu: return x > 0 ? x : (std::isnan(x) ? x : 0.0);
-    case Act::LeakyRelu: return x > 0 ? x : x * p;
-    case Act::Sigmoid: {
-      const double e = std::exp(-std::fabs(x));  // <= 1: no overflow
-      return x > 0 ? 1 / (1 + e) : e / (1 + e);
-    }
-    case Act::Tanh: return std::tanh(x);
-    // x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2: no 1 + erf cancellation for x << 0.
-    case Act::Gelu:
-      if (x < -40) return -0.0;  // Phi(x) underflows: the limit, also at -inf (not -inf * 0)
-      return 0.5 * x * std::erfc(-x * kInvSqrt2);
-    case Act::Elu: return x > 0 ? x : p * std::expm1(x);
-    case Act::Softplus: return (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
-    case Act::Step: return std::isnan(x) ? x : (x > 0 ? 1.0 : 0.0);
-  }
-  return x;
-}
-
-double derivative_ref(Act act, double p, double x) {
-  if (std::isnan(x)) return x;
-  switch (act) {
-    case Act::None: return 1;
-    case Act::Relu: return x > 0 ? 1 : 0;
-    case Act::LeakyRelu: return x > 0 ? 1 : p;
-    case Act::Sigmoid: {
-      const double e = std::exp(-std::fabs(x));
-      return e / ((1 + e) * (1 + e));
-    }
-    case Act::Tanh: {
-      const double e = std::exp(-2 * std::fabs(x));  // 1 - tanh^2 = 4e / (1 + e)^2
-      return 4 * e / ((1 + e) * (1 + e));
-    }
-    case Act::Gelu:
-      if (x < -40) return -0.0;  // as in forward_ref
-      return 0.5 * std::erfc(-x * kInvSqrt2) + x * kInvSqrt2Pi * std::exp(-0.5 * x * x);
-    case Act::Elu: return x > 0 ? 1 : p * std::exp(x);
-    case Act::Softplus: return forward_ref(Act::Sigmoid, p, x);
-    case Act::Step: return 0;
-  }
-  return 1;
-}
-
-double derivative_from_output_ref(Act act, double p, double y) {
-  if (std::isnan(y)) return y;
-  switch (act) {
-    case Act::Relu: return y > 0 ? 1 : 0;
-    case Act::LeakyRelu: return y > 0 ? 1 : p;
-    case Act::Sigmoid: return y * (1 - y);
-    case Act::Tanh: return (1 - y) * (1 + y);
-    case Act::Elu: return y > 0 ? 1 : y + p;
-    case Act::Softplus: return -std::expm1(-y);
-    case Act::Step: return 0;
-    default: return 1;
-  }
-}
-
+// ------------------------------------------------------------------ scalar path
+// core/act_math.h evaluated in double whatever T is: the float32 fallback is then correctly
+// rounded (or nearly), the yardstick the SIMD paths are tested against.
 template <class T>
 void forward_scalar(Act act, T p, const T* x, T* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(forward_ref(act, p, x[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(act_math::forward<double>(act, p, x[i]));
 }
 
 template <class T>
 void backward_scalar(Act act, T p, const T* dy, const T* v, T* dx, int64_t n, bool from_output) {
   for (int64_t i = 0; i < n; ++i) {
-    const double d = from_output ? derivative_from_output_ref(act, p, v[i])
-                                 : derivative_ref(act, p, v[i]);
+    const double d = from_output ? act_math::derivative_from_output<double>(act, p, v[i])
+                                 : act_math::derivative<double>(act, p, v[i]);
     dx[i] = static_cast<T>(double(dy[i]) * d);
   }
 }

@@ -1,19 +1,15 @@
-// Element-wise activations, their gradients, and row softmax / log-softmax, on the CPU.
+// Element-wise activations, their gradients, and row softmax / log-softmax on the CPU: the
+// contract of core/ops/activation.h, with the formulas of core/act_math.h.
 //
-// Formulas are those of the GEMM epilogue (gemm_driver.h, act_scalar): relu, leaky_relu
-// (param = negative slope), sigmoid, tanh, gelu (exact, x Phi(x)), elu (param = alpha),
-// softplus, step (1 if x > 0 else 0; its derivative is 0). One difference: here a NaN input gives
-// NaN for every activation (step and relu included) and a NaN gradient.
-//
-// All arrays are contiguous. float32 runs vectorized (AVX-512 / AVX2 under active_simd(), a
-// scalar loop otherwise); float64 runs the scalar loop on libm. Above 64K elements the work is
-// split over the thread pool in fixed chunks; each element (each softmax row) is computed by the
-// same code whatever the thread count, so results are bit-identical for any thread count.
-// SIMD paths differ from the scalar one by a few float32 ulp (see simd_math.h).
+// float32 runs vectorized (AVX-512 / AVX2 under active_simd(), simd_math.h: a few float32 ulp from
+// act_math.h's formulas evaluated in double), or else the scalar loop, which evaluates
+// act_math.h in double and rounds once; float64 runs that scalar loop. Above 64K elements the
+// work is split over the thread pool in fixed chunks; each element (each softmax row) is computed
+// by the same code whatever the thread count, so results are bit-identical for any thread count.
 #pragma once
 #include <cstdint>
 
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 
 namespace fastnn {
 namespace cpu {
@@ -25,8 +21,6 @@ void act_forward(Act act, T param, const T* x, T* y, int64_t n);
 // dx = dy * act'(x); dx may alias dy or x.
 template <class T>
 void act_backward(Act act, T param, const T* dy, const T* x, T* dx, int64_t n);
-
-// act_grad_from_output_ok(act, param): cpu/activation.h.
 
 // dx = dy * act'(x) computed from y = act(x); throws ValueError when !act_grad_from_output_ok.
 template <class T>

@@ -1,6 +1,8 @@
 // float32 activation kernels written once over a vector wrapper V (simd_vec_<isa>.h); each
 // activations_<isa>.cpp instantiates them with its V. Single-threaded: activations.cpp cuts the
-// work into chunks and calls these per chunk. See activations.h for the contract.
+// work into chunks and calls these per chunk. See activations.h for the contract. The formulas
+// are those of core/act_math.h (the scalar reference, one definition per activation), in vector
+// form: any change to an activation starts there.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -8,7 +10,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "cpu/activation.h"
+#include "core/act_math.h"
 #include "cpu/simd_math.h"
 
 namespace fastnn {
@@ -154,17 +156,7 @@ void act_backward(Act act, float param, const float* dy, const float* v, float* 
       return V::mul(g, V::select(V::is_nan(xv), xv, d));
     });
   };
-  switch (act) {
-    case Act::Relu: return run(std::integral_constant<Act, Act::Relu>());
-    case Act::LeakyRelu: return run(std::integral_constant<Act, Act::LeakyRelu>());
-    case Act::Sigmoid: return run(std::integral_constant<Act, Act::Sigmoid>());
-    case Act::Tanh: return run(std::integral_constant<Act, Act::Tanh>());
-    case Act::Gelu: return run(std::integral_constant<Act, Act::Gelu>());
-    case Act::Elu: return run(std::integral_constant<Act, Act::Elu>());
-    case Act::Softplus: return run(std::integral_constant<Act, Act::Softplus>());
-    case Act::Step: return run(std::integral_constant<Act, Act::Step>());
-    default: return;
-  }
+  act_math::with_act(act, run);
 }
 
 // Row sums add kBlock vectors in float lanes, then the block's total in double.

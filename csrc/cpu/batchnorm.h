@@ -1,34 +1,13 @@
-// Batch normalization over the rows of a row-major (N, F) matrix, one statistic per feature,
-// exactly as torch.nn.BatchNorm1d computes it:
-//   training:  mean, var = batch mean and BIASED variance; y = (x - mean) * invstd * gamma + beta
-//              with invstd = 1 / sqrt(var + eps); running stats, when given, become
-//              running = (1 - momentum) * running + momentum * batch, the batch variance
-//              UNBIASED (times N / (N - 1)) there.
-//   inference: the same with running_mean / running_var in place of the batch statistics.
-//   backward:  dx = gamma * invstd / N * (N dy - sum(dy) - xhat * sum(dy * xhat)),
-//              dgamma = sum(dy * xhat), dbeta = sum(dy), xhat = (x - mean) * invstd.
-// Statistics are two-pass in double (mean first, then squared deviations) and every column
-// sum comes from reduce.h's column_sums: thread-invariant, row-major access.
-// All arrays are C-contiguous; gamma and beta may be null (scale 1, shift 0).
+// Batch normalization on the CPU: the contract of core/ops/batchnorm.h. Statistics are
+// two-pass in double (mean first, then squared deviations) and every column sum comes from
+// reduce.h's column_sums: thread-invariant, row-major access.
 #pragma once
 #include <cstdint>
 
+#include "core/ops/batchnorm.h"
+
 namespace fastnn {
 namespace cpu {
-
-template <class T>
-struct BatchNormArgs {
-  const T* x = nullptr;  // (N, F)
-  int64_t N = 0, F = 0;
-  const T* gamma = nullptr;   // (F,) or null
-  const T* beta = nullptr;    // (F,) or null
-  T* running_mean = nullptr;  // (F,): updated when training, read when not; may be null when training
-  T* running_var = nullptr;   // (F,) likewise
-  double momentum = 0.1, eps = 1e-5;
-  T* y = nullptr;            // (N, F)
-  T* save_mean = nullptr;    // (F,) training only: batch mean
-  T* save_invstd = nullptr;  // (F,) training only: 1 / sqrt(biased var + eps)
-};
 
 // Training forward. N < 2 -> ValueError (no variance from one sample; torch refuses too).
 template <class T>

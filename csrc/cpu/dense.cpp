@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include "cpu/gemm.h"
+
 namespace fastnn {
 namespace cpu {
 

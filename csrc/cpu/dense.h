@@ -1,35 +1,9 @@
-// Backward pass of a dense layer y = act(x @ W + b), fused:
-//   dZ = dY * act'(Z)     formed while the GEMMs pack their operands, never stored;
-//   dW = X^T dZ           (db = column sums of dZ, summed while dZ is packed for this product);
-//   dX = dZ W^T           (skipped when dX is null: a network's first layer needs none).
-// The gate holds Z, or Y = act(Z) for the activations whose derivative follows from the output
-// (OperandGate::from_output); it has dY's row stride. All matrices row-major with the given row
-// strides (elements), columns contiguous.
+// The CPU dense backward: the contract of core/ops/dense.h, as two gated GEMMs (cpu/gemm.h)
+// that form dZ while they pack their operands.
 #pragma once
-#include <cstdint>
-
-#include "cpu/gemm.h"
+#include "core/ops/dense.h"
 
 namespace fastnn {
-
-template <class T>
-struct DenseBackwardArgs {
-  int64_t M = 0, K = 0, N = 0;  // batch, in_features, out_features
-  const T* X = nullptr;         // (M, K)
-  int64_t ldx = 0;
-  const T* W = nullptr;         // (K, N)
-  int64_t ldw = 0;
-  const T* dY = nullptr;        // (M, N)
-  int64_t ldy = 0;
-  OperandGate<T> gate;          // (M, N) with stride ldy; data null = no activation
-  T* dW = nullptr;              // (K, N)
-  int64_t lddw = 0;
-  T* db = nullptr;              // (N,) or null
-  T* dX = nullptr;              // (M, K) or null
-  int64_t lddx = 0;
-  bool accumulate = false;      // dW += ..., db += ... (gradient accumulation); dX is overwritten
-};
-
 namespace cpu {
 
 void dense_backward(const DenseBackwardArgs<float>& args);

@@ -74,10 +74,8 @@ RangeFn<T> pick_range() {
 template <class T>
 void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double rate, uint64_t seed) {
   const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  // uniform01(bits) = (bits >> 8) / 2^24 >= float(rate) exactly when (bits >> 8) >= this; with
-  // rate == 1 it is 2^24 and nothing is kept.
-  const uint32_t keep_from = uint32_t(std::ceil(double(float(rate)) * 16777216.0));
-  const T scale = rate < 1.0 ? T(1.0 / (1.0 - rate)) : T(0);
+  const uint32_t keep_from = dropout_keep_from(rate);
+  const T scale = dropout_scale<T>(rate);
   const RangeFn<T> range = pick_range<T>();
   for_chunks(n, [&](int64_t begin, int64_t end) {
     range(x, y, mask, begin, end, keep_from, scale, k0, k1);
@@ -86,7 +84,7 @@ void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double rate, ui
 
 template <class T>
 void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double rate) {
-  const T scale = rate < 1.0 ? T(1.0 / (1.0 - rate)) : T(0);
+  const T scale = dropout_scale<T>(rate);
   for_chunks(n, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       dx[i] = scalar::dropout_detail::keep_or_zero(dy[i] * scale, mask[i] != 0);

@@ -1,8 +1,9 @@
-// Inverted dropout. x, y (n,) contiguous; mask (n,) bytes, 1 = kept.
-// Element i is kept when uniform01(philox(counter = i / 4, key = seed)[i % 4]) >= rate, and then
-// scaled by 1 / (1 - rate); rate == 1 drops everything.
+// Inverted dropout on the CPU: the contract of core/ops/dropout.h, the mask loop vectorized
+// (dropout_<isa>.cpp) and split over the thread pool.
 #pragma once
 #include <cstdint>
+
+#include "core/ops/dropout.h"
 
 namespace fastnn {
 namespace cpu {

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/act_math.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 
@@ -27,23 +28,6 @@ FASTNN_DECLARE_GEMM(avx512)
 
 namespace {
 
-template <class T>
-T act_ref(T x, Act act, T param) {
-  switch (act) {
-    case Act::None: return x;
-    case Act::Relu: return x > 0 ? x : (std::isnan(x) ? x : T(0));
-    case Act::LeakyRelu: return x > 0 ? x : x * param;
-    case Act::Sigmoid: return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
-    case Act::Tanh: return std::tanh(x);
-    // Phi(x) = erfc(-x / sqrt 2) / 2: no 1 + erf cancellation in the negative tail.
-    case Act::Gelu: return T(0.5) * x * std::erfc(-x / std::sqrt(T(2)));
-    case Act::Elu: return x > 0 ? x : param * std::expm1(x);
-    case Act::Softplus: return std::fmax(x, T(0)) + std::log1p(std::exp(-std::fabs(x)));
-    case Act::Step: return x > 0 ? T(1) : T(0);
-  }
-  return x;
-}
-
 // C = beta*C (+ bias, act) when there is nothing to multiply (K == 0 or alpha == 0):
 // BLAS semantics, A and B are not read.
 template <class T>
@@ -54,7 +38,7 @@ void gemm_no_product(const GemmArgs<T>& g) {
       T x = g.beta == T(0) ? T(0) : g.beta * *c;
       if (g.bias) x += g.bias[j * g.bias_stride];
       if (g.Z) g.Z[i * g.rsc + j * g.csc] = x;
-      *c = act_ref(x, g.act, g.act_param);
+      *c = act_math::forward(g.act, g.act_param, x);
     }
 }
 
@@ -68,7 +52,7 @@ void gemm_reference_impl(const GemmArgs<T>& g) {
       T* c = g.C + i * g.rsc + j * g.csc;
       T x = g.alpha * sum + (g.beta == T(0) ? T(0) : g.beta * *c);
       if (g.bias) x += g.bias[j * g.bias_stride];
-      *c = act_ref(x, g.act, g.act_param);
+      *c = act_math::forward(g.act, g.act_param, x);
     }
 }
 

@@ -1,6 +1,7 @@
 // AVX2 + FMA GEMM: 6 x 16 (float) and 6 x 8 (double) micro-kernels, 12 of the 16 ymm registers
 // as accumulators, 2 for the B row, 1 for the broadcast A value.
 #define FASTNN_ISA avx2
+#define FASTNN_ISA_VECTOR_ACTIVATIONS 1
 #include <immintrin.h>
 
 #include "cpu/gemm_driver.h"
@@ -8,22 +9,6 @@
 namespace fastnn {
 namespace cpu {
 namespace avx2 {
-
-// Both defined in activations_avx2.cpp (same ISA flags).
-void act_forward(Act act, float param, const float* x, float* y, int64_t n);
-void act_backward(Act act, float param, const float* dy, const float* v, float* dx, int64_t n,
-                  bool from_output);
-
-bool gate_run_vector(const float* src, const float* gate, int64_t n, const OperandGate<float>& g,
-                     float* dst) {
-  act_backward(g.act, g.param, src, gate, dst, n, g.from_output);
-  return true;
-}
-
-bool act_run_vector(float* x, int64_t n, Act act, float param) {
-  act_forward(act, param, x, x, n);
-  return true;
-}
 
 struct VecF {
   using T = float;

@@ -4,7 +4,8 @@
 // is compiled with that instruction set's flags. Everything here lives in the namespace
 // fastnn::cpu::FASTNN_ISA, so the copies compiled with different flags never meet at link time
 // (one inline function shared by two such units could otherwise be linked with the wrong ISA).
-// For the same reason this file uses no std:: templates, only its own small helpers.
+// For the same reason this file uses no std:: templates, only its own small helpers and
+// core/act_math.h, whose functions have internal linkage.
 //
 // Structure (Goto/BLIS, seen from row-major C = A B with vectors along N):
 //   for jc in N by NC:                     B block (KC x NC) packed once, lives in L2
@@ -21,12 +22,18 @@
 #ifndef FASTNN_ISA
 #error "define FASTNN_ISA before including gemm_driver.h"
 #endif
+// FASTNN_ISA_VECTOR_ACTIVATIONS: 1 where activations_<isa>.cpp exists for this ISA (the epilogue
+// and the gates then run on its vector math), 0 for the portable build.
+#ifndef FASTNN_ISA_VECTOR_ACTIVATIONS
+#error "define FASTNN_ISA_VECTOR_ACTIVATIONS (0 or 1) before including gemm_driver.h"
+#endif
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
+#include "core/act_math.h"
 #include "core/parallel.h"
 #include "cpu/gemm.h"
 
@@ -37,108 +44,57 @@ namespace FASTNN_ISA {
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-template <class T>
-inline T act_scalar(T x, Act act, T param) {
-  switch (act) {
-    case Act::None: return x;
-    case Act::Relu: return x > T(0) ? x : (x != x ? x : T(0));
-    case Act::LeakyRelu: return x > T(0) ? x : x * param;
-    case Act::Sigmoid: {
-      // exp of a non-positive number only: no overflow for any finite x.
-      if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-      T e = std::exp(x);
-      return e / (T(1) + e);
-    }
-    case Act::Tanh: return std::tanh(x);
-    // Phi(x) = erfc(-x / sqrt 2) / 2: 1 + erf(x / sqrt 2) would cancel in the negative tail
-    // (gelu(-5.5) = -2e-7 came out 22% off in float).
-    case Act::Gelu: return T(0.5) * x * std::erfc(x * T(-0.70710678118654752440));
-    case Act::Elu: return x > T(0) ? x : param * std::expm1(x);
-    case Act::Softplus:
-      // log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
-      return (x > T(0) ? x : T(0)) + std::log1p(std::exp(-std::fabs(x)));
-    case Act::Step: return x > T(0) ? T(1) : T(0);
-  }
-  return x;
-}
-
-// act'(z), or act' expressed through y = act(z) when from_output (see OperandGate).
-template <class T>
-inline T act_deriv_scalar(T v, Act act, T param, bool from_output) {
-  switch (act) {
-    case Act::None: return T(1);
-    case Act::Relu: return v > T(0) ? T(1) : T(0);
-    case Act::LeakyRelu: return v > T(0) ? T(1) : param;
-    case Act::Sigmoid: {
-      const T s = from_output ? v : act_scalar(v, Act::Sigmoid, param);
-      return s * (T(1) - s);
-    }
-    case Act::Tanh: {
-      const T t = from_output ? v : std::tanh(v);
-      return T(1) - t * t;
-    }
-    case Act::Gelu:  // Phi(z) + z phi(z)
-      return T(0.5) * std::erfc(v * T(-0.70710678118654752440)) +
-             v * T(0.39894228040143267794) * std::exp(T(-0.5) * v * v);
-    case Act::Elu:  // y = alpha (e^z - 1) for z <= 0, so alpha e^z = y + alpha
-      if (v > T(0)) return T(1);
-      return from_output ? v + param : param * std::exp(v);
-    case Act::Softplus: return act_scalar(v, Act::Sigmoid, param);
-    case Act::Step: return T(0);
-  }
-  return T(1);
-}
-
-// d[i] = act'(g[i * stride]) for i < n, the switch hoisted out of the loop so that the common
-// cases vectorize.
+// d[i] = act'(g[i * stride]), or act' from the output y = g (see OperandGate), by
+// core/act_math.h's formulas; one loop per activation, so that the simple ones vectorize.
 template <class T>
 inline void act_deriv_run(const T* g, int64_t stride, T* __restrict d, int64_t n,
                           const OperandGate<T>& gate) {
-  const T param = gate.param;
-  switch (gate.act) {
-    case Act::Relu:
-      for (int64_t i = 0; i < n; ++i) d[i] = g[i * stride] > T(0) ? T(1) : T(0);
-      return;
-    case Act::LeakyRelu:
-      for (int64_t i = 0; i < n; ++i) d[i] = g[i * stride] > T(0) ? T(1) : param;
-      return;
-    case Act::Step:
-      for (int64_t i = 0; i < n; ++i) d[i] = T(0);
-      return;
-    case Act::Sigmoid:
-      if (gate.from_output) {
-        for (int64_t i = 0; i < n; ++i) d[i] = g[i * stride] * (T(1) - g[i * stride]);
-        return;
-      }
-      break;
-    case Act::Tanh:
-      if (gate.from_output) {
-        for (int64_t i = 0; i < n; ++i) d[i] = T(1) - g[i * stride] * g[i * stride];
-        return;
-      }
-      break;
-    default: break;
-  }
-  for (int64_t i = 0; i < n; ++i) d[i] = act_deriv_scalar(g[i * stride], gate.act, param,
-                                                          gate.from_output);
+  const T p = gate.param;
+  act_math::with_act(gate.act, [&](auto tag) {
+    constexpr Act a = decltype(tag)::value;
+    if (gate.from_output)
+      for (int64_t i = 0; i < n; ++i) d[i] = act_math::derivative_from_output(a, p, g[i * stride]);
+    else
+      for (int64_t i = 0; i < n; ++i) d[i] = act_math::derivative(a, p, g[i * stride]);
+  });
 }
 
 // Gated runs are formed through a small stack buffer, a chunk at a time.
 constexpr int64_t kGateChunk = 64;
 
-// dst[i] = src[i] * act'(gate[i]) for i < n on this ISA's vector math (activations_<isa>.cpp),
-// for float runs with unit stride. Each gemm_<isa>.cpp defines it; false means "not available
-// here", and the caller falls back to act_deriv_run.
-bool gate_run_vector(const float* src, const float* gate, int64_t n, const OperandGate<float>& g,
-                     float* dst);
+#if FASTNN_ISA_VECTOR_ACTIVATIONS
+// This ISA's float32 activation kernels (activations_<isa>.cpp, built with the same flags).
+void act_forward(Act act, float param, const float* x, float* y, int64_t n);
+void act_backward(Act act, float param, const float* dy, const float* v, float* dx, int64_t n,
+                  bool from_output);
+#endif
+
+// dst[i] = src[i] * act'(gate[i]) for i < n on this ISA's vector math, for float runs with unit
+// stride; false means "not available here", and the caller falls back to act_deriv_run.
+inline bool gate_run_vector(const float* src, const float* gate, int64_t n,
+                            const OperandGate<float>& g, float* dst) {
+#if FASTNN_ISA_VECTOR_ACTIVATIONS
+  act_backward(g.act, g.param, src, gate, dst, n, g.from_output);
+  return true;
+#else
+  return false;
+#endif
+}
 inline bool gate_run_vector(const double*, const double*, int64_t, const OperandGate<double>&,
                             double*) {
   return false;
 }
 
 // x[i] = act(x[i]) for i < n, in place, on this ISA's vector math; false: not available here
-// (the epilogue then applies act_scalar). Defined next to gate_run_vector.
-bool act_run_vector(float* x, int64_t n, Act act, float param);
+// (the epilogue then applies act_math::forward).
+inline bool act_run_vector(float* x, int64_t n, Act act, float param) {
+#if FASTNN_ISA_VECTOR_ACTIVATIONS
+  act_forward(act, param, x, x, n);
+  return true;
+#else
+  return false;
+#endif
+}
 inline bool act_run_vector(double*, int64_t, Act, double) { return false; }
 
 // dst[i * dst_stride] = src[i * stride], times act'(gate_src[i * stride]) when gated; i < n.
@@ -183,11 +139,12 @@ struct Epilogue {
   T* z;             // pre-activation output at this tile (C's strides); null for none
 };
 
-// Activations that need transcendental functions run over each finished row of a tile, while it
-// is still in L1; the others are applied in registers.
+// Activations that need transcendental functions (and step, whose NaN rule needs a test the
+// register wrappers lack) run over each finished row of a tile, while it is still in L1; the
+// others are applied in registers.
 template <class T>
 inline bool act_in_registers(Act a) {
-  return a == Act::None || a == Act::Relu || a == Act::LeakyRelu || a == Act::Step;
+  return a == Act::None || a == Act::Relu || a == Act::LeakyRelu;
 }
 
 // Epilogue on a tile held in a temporary buffer (edge tiles and strided C), finished in place in
@@ -211,7 +168,7 @@ inline void epilogue_tile(T* acc, int64_t ldacc, T* c, int64_t rsc, int64_t csc,
     }
     if (ep.last && ep.act != Act::None &&
         (act_in_registers<T>(ep.act) || !act_run_vector(row, n, ep.act, ep.act_param)))
-      for (int64_t j = 0; j < n; ++j) row[j] = act_scalar(row[j], ep.act, ep.act_param);
+      for (int64_t j = 0; j < n; ++j) row[j] = act_math::forward(ep.act, ep.act_param, row[j]);
     for (int64_t j = 0; j < n; ++j) c[i * rsc + j * csc] = row[j];
   }
 }
@@ -269,7 +226,7 @@ struct Kernel {
     const bool scale = ep.alpha != T(1);
     const bool bias = ep.last && ep.bias;
     const Act act = ep.last ? ep.act : Act::None;
-    const R slope = V::set1(ep.act_param), one = V::set1(T(1));
+    const R slope = V::set1(ep.act_param);
     R bvec[NV];
     if (bias)
 #pragma GCC unroll 8
@@ -288,13 +245,12 @@ struct Kernel {
         switch (act) {
           case Act::Relu: x = V::max(zero, x); break;  // max(0, NaN) keeps the NaN
           case Act::LeakyRelu: x = V::select_positive(x, x, V::mul(x, slope)); break;
-          case Act::Step: x = V::select_positive(x, one, zero); break;
           default: break;
         }
         V::store(ci + j * V::W, x);
       }
       if (!act_in_registers<T>(act) && !act_run_vector(ci, NR, act, ep.act_param))
-        for (int j = 0; j < NR; ++j) ci[j] = act_scalar(ci[j], act, ep.act_param);
+        for (int j = 0; j < NR; ++j) ci[j] = act_math::forward(act, ep.act_param, ci[j]);
     }
   }
 };

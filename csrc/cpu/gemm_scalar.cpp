@@ -1,17 +1,12 @@
 // Portable GEMM: the same blocked driver on GCC/Clang vector extensions (16-byte vectors: SSE2 on
 // x86-64, NEON on Arm), compiled with no special flags, so it runs on any CPU.
 #define FASTNN_ISA scalar
+#define FASTNN_ISA_VECTOR_ACTIVATIONS 0  // no vector math: gates take the scalar derivative
 #include "cpu/gemm_driver.h"
 
 namespace fastnn {
 namespace cpu {
 namespace scalar {
-
-// No vector math in the portable build: gated runs take the scalar derivative.
-bool gate_run_vector(const float*, const float*, int64_t, const OperandGate<float>&, float*) {
-  return false;
-}
-bool act_run_vector(float*, int64_t, Act, float) { return false; }
 
 template <class T_, int W_>
 struct VecExt {

@@ -13,19 +13,6 @@ namespace cpu {
 
 namespace {
 
-struct NamedInit {
-  const char* name;
-  Init kind;
-};
-constexpr NamedInit kNames[] = {
-    {"glorot_uniform", Init::GlorotUniform}, {"glorot_normal", Init::GlorotNormal},
-    {"he_uniform", Init::HeUniform},         {"he_normal", Init::HeNormal},
-    {"lecun_uniform", Init::LecunUniform},   {"lecun_normal", Init::LecunNormal},
-    {"zeros", Init::Zeros},                  {"ones", Init::Ones},
-    {"xavier_uniform", Init::GlorotUniform}, {"xavier_normal", Init::GlorotNormal},
-    {"kaiming_uniform", Init::HeUniform},    {"kaiming_normal", Init::HeNormal},
-};
-
 // Chunks are a multiple of 4 elements (one Philox block) and sized by n alone.
 constexpr int64_t kChunk = int64_t(1) << 16;
 
@@ -77,24 +64,6 @@ void fill_normal(T* w, int64_t n, uint64_t seed, double s) {
 }
 
 }  // namespace
-
-Init init_from_name(const std::string& name) {
-  for (const NamedInit& e : kNames)
-    if (name == e.name) return e.kind;
-  throw ValueError("kind: expected one of " + std::string(init_names()) + ", got '" + name + "'");
-}
-
-const char* init_names() {
-  return "glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
-         "zeros, ones, xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal";
-}
-
-double init_default_gain(Init kind) {
-  // He (Kaiming) is for ReLU layers: torch's calculate_gain("relu") = sqrt(2).
-  return kind == Init::HeUniform || kind == Init::HeNormal ? std::sqrt(2.0) : 1.0;
-}
-
-bool init_needs_fans(Init kind) { return kind != Init::Zeros && kind != Init::Ones; }
 
 template <class T>
 void init_weights(Init kind, T* w, int64_t n, int64_t fan_in, int64_t fan_out, uint64_t seed,

@@ -1,38 +1,12 @@
-// Weight initializers, with torch.nn.init's formulas, drawn from Philox 4x32-10 keyed by the
-// seed with the element's (flat, row-major) index as counter: the same (kind, shape, seed) give
-// the same bits for any thread count, and float32 results are the float64 ones rounded.
-//
-// W is (in_features, out_features): fan_in = rows, fan_out = cols. With gain g (default in
-// parentheses):
-//   glorot_uniform  U(-a, a), a = g sqrt(6 / (fan_in + fan_out))   (g = 1)    torch xavier_uniform_
-//   glorot_normal   N(0, s),  s = g sqrt(2 / (fan_in + fan_out))   (g = 1)    torch xavier_normal_
-//   he_uniform      U(-a, a), a = g sqrt(3 / fan_in)               (g = sqrt 2) torch kaiming_uniform_
-//   he_normal       N(0, s),  s = g / sqrt(fan_in)                 (g = sqrt 2) torch kaiming_normal_
-//   lecun_uniform   U(-a, a), a = g sqrt(3 / fan_in)               (g = 1)   variance 1 / fan_in
-//   lecun_normal    N(0, s),  s = g / sqrt(fan_in)                 (g = 1)   (not truncated)
-//   zeros, ones     constants (any shape; fans unused)
-// Element i takes word i % 4 of Philox block (counter = i / 4, key = seed). Uniform: u = word
-// * 2^-32 in [0, 1), w = -a + 2 a u (in double, then rounded to T; so |w| <= a). Normal: words
-// (0, 1) and (2, 3) of a block are Box-Muller pairs, u1 = (word0 + 1) * 2^-32 in (0, 1],
-// u2 = word1 * 2^-32, r = sqrt(-2 ln u1): element 4b + 0 / 1 = s r cos / sin(2 pi u2), and
-// likewise for 4b + 2 / 3.
+// Weight initializers on the CPU: the contract of core/ops/init.h, split over the thread pool in
+// chunks sized by n alone.
 #pragma once
 #include <cstdint>
-#include <string>
+
+#include "core/ops/init.h"
 
 namespace fastnn {
 namespace cpu {
-
-enum class Init : int {
-  GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Zeros, Ones
-};
-
-// "glorot_uniform" ... "ones"; also torch's "xavier_uniform", "xavier_normal",
-// "kaiming_uniform", "kaiming_normal". Unknown name -> ValueError listing the choices.
-Init init_from_name(const std::string& name);
-const char* init_names();  // the accepted names, comma-separated, for messages
-double init_default_gain(Init kind);
-bool init_needs_fans(Init kind);  // false for zeros / ones
 
 // w (n,) written in place; n = fan_in * fan_out for the random kinds. gain < 0 means the
 // kind's default. Throws ValueError on fan_in <= 0 (or fan_in + fan_out <= 0 for Glorot)

@@ -1,5 +1,4 @@
-// Row reductions over a row-major (N, F) matrix, and the accuracy counts the training engine
-// needs. Every array is C-contiguous (fastnn/_reduce.py makes them so).
+// Row reductions and accuracy counts on the CPU: the contract of core/ops/reduce.h.
 //
 // Column sums walk the matrix row by row (contiguous features, friendly to caches and to the
 // vectorizer) into per-feature double accumulators, never down a column. Rows are cut into
@@ -10,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/ops/reduce.h"
 #include "core/parallel.h"
 
 namespace fastnn {

@@ -13,6 +13,9 @@
 // Accuracy (measured against a float64 oracle by tests/test_activations.py): exp, expm1, log1p,
 // sigmoid ~1-2 ulp; tanh ~3 ulp; erfc / Phi within a few 1e-7 relative, down to the denormals.
 // Every function returns NaN for a NaN input and never overflows for a finite one.
+//
+// The activations built here (sigmoid, tanh, gelu and their derivatives) are vector forms of
+// core/act_math.h, the one scalar definition every other path uses: change a formula there first.
 #pragma once
 
 namespace fastnn {

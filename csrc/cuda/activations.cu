@@ -10,8 +10,8 @@
 #include <cmath>
 #include <string>
 
+#include "core/act_math.h"
 #include "core/error.h"
-#include "cuda/act_math.cuh"
 #include "cuda/elem_util.cuh"
 
 namespace fastnn {
@@ -19,7 +19,6 @@ namespace cuda {
 namespace {
 
 using namespace elem;
-using namespace act_math;
 
 // ------------------------------------------------------------------ element-wise kernels
 // x, y (n,). vec4: the float4 path (float only, every pointer 16-byte aligned).
@@ -36,16 +35,16 @@ __global__ void __launch_bounds__(kThreads)
       float4* y4 = reinterpret_cast<float4*>(y);
       for (int64_t k = i; k < n4; k += stride) {
         float4 v = x4[k];
-        v.x = act_value(act, p, v.x);
-        v.y = act_value(act, p, v.y);
-        v.z = act_value(act, p, v.z);
-        v.w = act_value(act, p, v.w);
+        v.x = act_math::forward(act, p, v.x);
+        v.y = act_math::forward(act, p, v.y);
+        v.z = act_math::forward(act, p, v.z);
+        v.w = act_math::forward(act, p, v.w);
         y4[k] = v;
       }
       done = n4 * 4;
     }
   }
-  for (int64_t k = done + i; k < n; k += stride) y[k] = act_value(act, p, x[k]);
+  for (int64_t k = done + i; k < n; k += stride) y[k] = act_math::forward(act, p, x[k]);
 }
 
 // dy, v, dx (n,); v is x (from_output false) or y = act(x).
@@ -56,7 +55,8 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   auto grad = [&](T g, T a) {
-    return g * (from_output ? act_deriv_from_output(act, p, a) : act_deriv(act, p, a));
+    return g * (from_output ? act_math::derivative_from_output(act, p, a)
+                            : act_math::derivative(act, p, a));
   };
   int64_t done = 0;
   if constexpr (sizeof(T) == 4) {
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int64_t j = lane; j < n; j += G) yr[j] = (xr[j] - m) - ls;
     } else {
       const T inv = T(1.0 / a.s);
-      for (int64_t j = lane; j < n; j += G) yr[j] = d_exp(xr[j] - m) * inv;
+      for (int64_t j = lane; j < n; j += G) yr[j] = typed_math::exp_(xr[j] - m) * inv;
     }
   }
 }
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(kThreads)
     const T st = T(group_sum<double, G>(s));
     // dx may alias dy: each element is read and then written by the same thread.
     for (int64_t j = lane; j < n; j += G)
-      d[j] = log ? g[j] - d_exp(yr[j]) * st : yr[j] * (g[j] - st);
+      d[j] = log ? g[j] - typed_math::exp_(yr[j]) * st : yr[j] * (g[j] - st);
   }
 }
 
@@ -198,7 +198,7 @@ void act_backward(Act act, T param, const T* dy, const T* x, T* dx, int64_t n, v
 template <class T>
 void act_backward_from_output(Act act, T param, const T* dy, const T* y, T* dx, int64_t n,
                               void* stream) {
-  if (!grad_from_output_ok(act, double(param)))
+  if (!act_grad_from_output_ok(act, double(param)))
     throw ValueError(std::string("activation: the gradient of '") + act_name(act) +
                      "' with this parameter cannot be computed from its output; pass the input");
   check_n(n, dy, y, dx, "act_backward_from_output");

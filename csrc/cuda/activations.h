@@ -1,17 +1,16 @@
 // Element-wise activations, their gradients, and row softmax / log-softmax on the GPU.
 //
-// The contract is that of cpu/activations.h: the same formulas (relu, leaky_relu with param =
-// negative slope, sigmoid, tanh, exact gelu x Phi(x) via erfc, elu with param = alpha, softplus,
-// step), NaN in gives NaN out for every activation, and the gradient from the output is allowed
-// exactly when cpu::act_grad_from_output_ok says so. Pointers are device pointers to contiguous
-// arrays; y may alias x and dx may alias dy. float32 computes in float32 (CUDA's single-precision
-// libm, a few ulp from the CPU), float64 in float64. Every function enqueues on `stream` (a
+// The contract is that of core/ops/activation.h, with the formulas of core/act_math.h: NaN in
+// gives NaN out for every activation, and the gradient from the output is allowed exactly when
+// act_grad_from_output_ok says so. Pointers are device pointers to contiguous arrays; y may alias
+// x and dx may alias dy. float32 computes in float32 (CUDA's single-precision libm, a few ulp
+// from the CPU), float64 in float64. Every function enqueues on `stream` (a
 // cudaStream_t; nullptr = the legacy default stream) and returns without synchronising; a launch
 // failure throws CudaError naming the kernel, a bad argument ValueError.
 #pragma once
 #include <cstdint>
 
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 
 namespace fastnn {
 namespace cuda {
@@ -25,7 +24,7 @@ template <class T>
 void act_backward(Act act, T param, const T* dy, const T* x, T* dx, int64_t n,
                   void* stream = nullptr);
 
-// dx = dy * act'(x) from y = act(x); ValueError when !cpu::act_grad_from_output_ok(act, param).
+// dx = dy * act'(x) from y = act(x); ValueError when !act_grad_from_output_ok(act, param).
 template <class T>
 void act_backward_from_output(Act act, T param, const T* dy, const T* y, T* dx, int64_t n,
                               void* stream = nullptr);

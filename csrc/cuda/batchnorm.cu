@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <string>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
-#include "cuda/gemm.h"  // CudaError
 #include "cuda/reduce.h"
 
 namespace fastnn {
@@ -18,12 +18,6 @@ namespace {
 
 constexpr int TX = 32, TY = 8;
 
-void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: CUDA kernel ") + kernel + " failed to launch: " +
-                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
 
 // Chan et al.: merges (nb, mb, m2b) into (na, ma, m2a); counts as doubles.
 __device__ __forceinline__ void welford_merge(double& na, double& ma, double& m2a, double nb,
@@ -71,7 +65,7 @@ __global__ void __launch_bounds__(TX * TY)
 template <class T>
 __global__ void bn_train_finish(const double* __restrict__ pmean, const double* __restrict__ pm2,
                                 int64_t nchunks, int64_t rows_per_chunk, int64_t N, int64_t F,
-                                cpu::BatchNormArgs<T> a, double* __restrict__ coef) {
+                                BatchNormArgs<T> a, double* __restrict__ coef) {
   for (int64_t f = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; f < F;
        f += int64_t(gridDim.x) * blockDim.x) {
     double n = 0, mean = 0, m2 = 0;
@@ -95,7 +89,7 @@ __global__ void bn_train_finish(const double* __restrict__ pmean, const double* 
 }
 
 template <class T>
-__global__ void bn_infer_coef(cpu::BatchNormArgs<T> a, int64_t F, double* __restrict__ coef) {
+__global__ void bn_infer_coef(BatchNormArgs<T> a, int64_t F, double* __restrict__ coef) {
   for (int64_t f = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; f < F;
        f += int64_t(gridDim.x) * blockDim.x) {
     const double invstd = 1.0 / sqrt(double(a.running_var[f]) + a.eps);
@@ -283,7 +277,7 @@ int64_t batch_norm_workspace_bytes(int64_t N, int64_t F) {
 }
 
 template <class T>
-void batch_norm_forward_train(const cpu::BatchNormArgs<T>& a, void* workspace,
+void batch_norm_forward_train(const BatchNormArgs<T>& a, void* workspace,
                               int64_t workspace_bytes, void* stream) {
   const int64_t N = a.N, F = a.F;
   FASTNN_CHECK(N >= 2, "x: batch normalization in training needs at least 2 rows per batch, got " +
@@ -309,7 +303,7 @@ void batch_norm_forward_train(const cpu::BatchNormArgs<T>& a, void* workspace,
 }
 
 template <class T>
-void batch_norm_forward_infer(const cpu::BatchNormArgs<T>& a, void* workspace,
+void batch_norm_forward_infer(const BatchNormArgs<T>& a, void* workspace,
                               int64_t workspace_bytes, void* stream) {
   const int64_t N = a.N, F = a.F;
   FASTNN_CHECK(a.running_mean && a.running_var,
@@ -355,8 +349,8 @@ void batch_norm_backward(const T* dy, const T* x, int64_t N, int64_t F, const T*
 }
 
 #define FASTNN_CUDA_BN_INSTANTIATE(T)                                                            \
-  template void batch_norm_forward_train<T>(const cpu::BatchNormArgs<T>&, void*, int64_t, void*); \
-  template void batch_norm_forward_infer<T>(const cpu::BatchNormArgs<T>&, void*, int64_t, void*); \
+  template void batch_norm_forward_train<T>(const BatchNormArgs<T>&, void*, int64_t, void*); \
+  template void batch_norm_forward_infer<T>(const BatchNormArgs<T>&, void*, int64_t, void*); \
   template void batch_norm_backward<T>(const T*, const T*, int64_t, int64_t, const T*, const T*,  \
                                        const T*, T*, T*, T*, void*, int64_t, void*);
 FASTNN_CUDA_BN_INSTANTIATE(float)

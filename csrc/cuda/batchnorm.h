@@ -1,5 +1,5 @@
 // Batch normalization of a row-major (N, F) device matrix, one statistic per feature: the
-// contract and formulas of cpu/batchnorm.h (torch.nn.BatchNorm1d), with the arrays (BatchNormArgs
+// contract and formulas of core/ops/batchnorm.h (torch.nn.BatchNorm1d), with the arrays (BatchNormArgs
 // pointers, dy, dx, ...) in device memory.
 //
 // Statistics are per-thread Welford in double, merged (Chan's formula) in a fixed order: the
@@ -14,7 +14,7 @@
 #pragma once
 #include <cstdint>
 
-#include "cpu/batchnorm.h"
+#include "core/ops/batchnorm.h"
 
 namespace fastnn {
 namespace cuda {
@@ -23,12 +23,12 @@ int64_t batch_norm_workspace_bytes(int64_t N, int64_t F);
 
 // Training forward: y, save_mean, save_invstd, and the running stats when given. N >= 2.
 template <class T>
-void batch_norm_forward_train(const cpu::BatchNormArgs<T>& a, void* workspace,
+void batch_norm_forward_train(const BatchNormArgs<T>& a, void* workspace,
                               int64_t workspace_bytes, void* stream = nullptr);
 
 // Inference forward with running_mean / running_var (both required).
 template <class T>
-void batch_norm_forward_infer(const cpu::BatchNormArgs<T>& a, void* workspace,
+void batch_norm_forward_infer(const BatchNormArgs<T>& a, void* workspace,
                               int64_t workspace_bytes, void* stream = nullptr);
 
 // dy, x (N, F), N >= 1 -> dx (N, F), dgamma, dbeta (F,); gamma may be null.

@@ -37,8 +37,8 @@
 #include <climits>
 #include <string>
 
+#include "core/act_math.h"
 #include "core/error.h"
-#include "cuda/act_math.cuh"
 #include "cuda/activations.h"
 #include "cuda/elem_util.cuh"
 #include "cuda/gemm_tile.cuh"
@@ -109,10 +109,10 @@ __device__ __forceinline__ float4 load_tile4(const float* __restrict__ p, int64_
 }
 
 // dz = dy * act'(gate): the product act_backward_kernel (activations.cu) forms, with the same
-// formulas (act_math.cuh), so the fused and composed paths agree on dZ to the bit.
+// formulas (core/act_math.h), so the fused and composed paths agree on dZ to the bit.
 __device__ __forceinline__ float dz_of(float dy, float g, const OperandGate<float>& gt) {
-  return dy * (gt.from_output ? act_math::act_deriv_from_output(gt.act, gt.param, g)
-                              : act_math::act_deriv(gt.act, gt.param, g));
+  return dy * (gt.from_output ? act_math::derivative_from_output(gt.act, gt.param, g)
+                              : act_math::derivative(gt.act, gt.param, g));
 }
 
 __device__ __forceinline__ float4 dz_of4(float4 d, float4 g, const OperandGate<float>& gt) {
@@ -508,12 +508,12 @@ void launch_fused(const DenseBackwardArgs<float>& a, FusedGrid g, char* ws, int6
   if (bytes) {
     FASTNN_CHECK(ws && bytes <= ws_bytes, "cuda dense_backward: split-K workspace too small");
     const int64_t counters = int64_t(g.wm) * g.wn + int64_t(g.xm) * g.xn;
-    elem::check_call(cudaMemsetAsync(g.cw, 0, size_t(counters) * sizeof(int), s),
-                     "cudaMemsetAsync (dense_backward split-K counters)");
+    check(cudaMemsetAsync(g.cw, 0, size_t(counters) * sizeof(int), s),
+          "cudaMemsetAsync (dense_backward split-K counters)");
   }
-  elem::clear_launch_error();
+  clear_launch_error();
   dense_backward_fused<T, VEC><<<unsigned(grid_blocks(g)), kThreads, 0, s>>>(a, g);
-  elem::check_launch(name);
+  check_launch(name);
 }
 
 // tile: 0 = by estimated_clocks, else 64 or 128. The sums are split (Splits) when the workspace
@@ -570,9 +570,9 @@ void run_composed(const DenseBackwardArgs<float>& a, void* workspace, int64_t wo
   int64_t lddz = a.ldy;
   if (a.M > 0 && a.N > 0 && (a.gate.data || a.ldy != a.N)) {
     if (a.ldy != a.N) {
-      elem::clear_launch_error();
+      clear_launch_error();
       dz_rows<<<elem::grid_for(a.M * a.N), elem::kThreads, 0, s>>>(a, dZ);
-      elem::check_launch("dense_backward dz_rows");
+      check_launch("dense_backward dz_rows");
     } else if (a.gate.from_output) {
       act_backward_from_output<float>(a.gate.act, a.gate.param, a.dY, a.gate.data, dZ,
                                       a.M * a.N, stream);
@@ -598,9 +598,9 @@ void run_composed(const DenseBackwardArgs<float>& a, void* workspace, int64_t wo
     float* target = a.accumulate ? db_tmp : a.db;
     sum_rows<float>(dz, a.M, a.N, target, false, colsum_ws, colsum_bytes, stream);
     if (a.accumulate) {
-      elem::clear_launch_error();
+      clear_launch_error();
       add_into<<<elem::grid_for(a.N), elem::kThreads, 0, s>>>(a.db, db_tmp, a.N);
-      elem::check_launch("dense_backward add_into");
+      check_launch("dense_backward add_into");
     }
   }
 
@@ -678,7 +678,7 @@ void dense_backward_path(const DenseBackwardArgs<float>& a, void* workspace,
                    (a.dX == nullptr || a.lddx >= a.K),
                "cuda dense_backward: a row stride is smaller than its row");
   if (a.gate.data && a.gate.from_output &&
-      !act_math::grad_from_output_ok(a.gate.act, double(a.gate.param)))
+      !act_grad_from_output_ok(a.gate.act, double(a.gate.param)))
     throw ValueError(std::string("activation: the gradient of '") + act_name(a.gate.act) +
                      "' with this parameter cannot be computed from its output; pass the input");
   FASTNN_CHECK(path == DenseBackwardPath::Auto || path == DenseBackwardPath::Composed ||

@@ -1,4 +1,4 @@
-// Backward pass of a dense layer y = act(x @ W + b) on the GPU: the contract of cpu/dense.h
+// Backward pass of a dense layer y = act(x @ W + b) on the GPU: the contract of core/ops/dense.h
 // (DenseBackwardArgs<float>, every pointer a device pointer, row strides in elements):
 //   dZ = dY * act'(gate), dW (+)= X^T dZ, db (+)= column sums of dZ, dX = dZ W^T (when dX set).
 // Enqueued on `stream` (a cudaStream_t) without synchronising; launch failures throw CudaError
@@ -21,7 +21,7 @@
 #include <cstdint>
 #include <string>
 
-#include "cpu/dense.h"
+#include "core/ops/dense.h"
 #include "cuda/gemm.h"
 
 namespace fastnn {

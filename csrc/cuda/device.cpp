@@ -13,18 +13,6 @@
 namespace fastnn {
 namespace cuda {
 
-void check(cudaError_t err, const std::string& what) {
-  if (err == cudaSuccess) return;
-  // Clear the (non-sticky) error so an unrelated later cudaGetLastError does not report it.
-  cudaGetLastError();
-  throw CudaError("fastnn: " + what + " failed: " + cudaGetErrorName(err) + ": " +
-                  cudaGetErrorString(err));
-}
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) check(err, std::string(what));
-}
-
 DeviceGuard::DeviceGuard(int device) {
   check(cudaGetDevice(&previous_), "cudaGetDevice");
   if (previous_ == device) {

@@ -13,18 +13,10 @@
 #include <cstdint>
 #include <string>
 
-#include "cuda/gemm.h"  // CudaError
+#include "core/cuda_check.h"  // check(), CudaError
 
 namespace fastnn {
 namespace cuda {
-
-// Throws CudaError("fastnn: <what> failed: <name>: <description>") unless err is cudaSuccess.
-void check(cudaError_t err, const char* what);
-void check(cudaError_t err, const std::string& what);
-
-// After a kernel launch: picks up launch errors (bad configuration, missing image...).
-#define FASTNN_CHECK_LAUNCH(kernel_name) \
-  ::fastnn::cuda::check(cudaGetLastError(), "launching CUDA kernel " kernel_name)
 
 // Sets the current device for the lifetime of the guard and restores the previous one.
 class DeviceGuard {

@@ -108,9 +108,8 @@ void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double rate, ui
   if (n == 0) return;
   FASTNN_CHECK(x && y && mask, "dropout_forward: null device pointer");
   const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  // Exactly cpu::dropout_forward's threshold and scale (computed on the host, in the same way).
-  const uint32_t keep_from = uint32_t(std::ceil(double(float(rate)) * 16777216.0));
-  const T scale = rate < 1.0 ? T(1.0 / (1.0 - rate)) : T(0);
+  const uint32_t keep_from = dropout_keep_from(rate);
+  const T scale = dropout_scale<T>(rate);
   const bool vec = sizeof(T) == 4 && aligned(x, 16) && aligned(y, 16) && aligned(mask, 4);
   clear_launch_error();
   dropout_forward_kernel<T><<<grid_for((n + 3) / 4), kThreads, 0,
@@ -126,7 +125,7 @@ void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double
   FASTNN_CHECK(n >= 0, "dropout_backward: n must be non-negative, got " + std::to_string(n));
   if (n == 0) return;
   FASTNN_CHECK(dy && mask && dx, "dropout_backward: null device pointer");
-  const T scale = rate < 1.0 ? T(1.0 / (1.0 - rate)) : T(0);
+  const T scale = dropout_scale<T>(rate);
   const bool vec = sizeof(T) == 4 && aligned(dy, 16) && aligned(dx, 16) && aligned(mask, 4);
   clear_launch_error();
   dropout_backward_kernel<T><<<grid_for((n + 3) / 4), kThreads, 0,

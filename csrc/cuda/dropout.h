@@ -1,11 +1,11 @@
-// Inverted dropout on the GPU, with the CPU's mask bit for bit (cpu/dropout.h): element i is kept
-// when the top 24 bits of philox4x32_10(counter = (i / 4, 0, 0, 0), key = seed)[i % 4] are at
-// least ceil(float(rate) * 2^24), and then scaled by 1 / (1 - rate); rate == 1 drops everything.
-// x, y, dy, dx (n,) contiguous device arrays; mask (n,) bytes, 1 = kept. y may alias x, dx dy.
-// Enqueued on `stream` (cudaStream_t; nullptr = legacy default), not synchronised; a launch
-// failure throws CudaError, a rate outside [0, 1] ValueError.
+// Inverted dropout on the GPU: the contract of core/ops/dropout.h (the CPU's mask bit for bit),
+// with x, y, dy, dx (n,) and mask (n,) contiguous device arrays. Enqueued on `stream`
+// (cudaStream_t; nullptr = legacy default), not synchronised; a launch failure throws CudaError,
+// a rate outside [0, 1] ValueError.
 #pragma once
 #include <cstdint>
+
+#include "core/ops/dropout.h"
 
 namespace fastnn {
 namespace cuda {

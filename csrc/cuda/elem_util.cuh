@@ -1,12 +1,13 @@
-// Shared by the element-wise CUDA families (activations, dropout, losses): launch checking, grid
-// sizing, typed math wrappers and warp / block reductions. Device code only where marked.
+// Shared by the CUDA families: grid sizing, typed math wrappers and warp / block reductions
+// (launch checking is core/cuda_check.h's). Device code only where marked.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <string>
 
-#include "cuda/gemm.h"  // CudaError
+#include "core/cuda_check.h"
+#include "core/typed_math.h"
 
 namespace fastnn {
 namespace cuda {
@@ -15,32 +16,16 @@ namespace elem {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
-// A launch error from earlier, unrelated work would otherwise be blamed on the next kernel.
-inline void clear_launch_error() { cudaGetLastError(); }
-
-inline void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: CUDA kernel ") + kernel + " failed to launch: " +
-                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
-
-inline void check_call(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: ") + what + " failed: " + cudaGetErrorName(err) + ": " +
-                    cudaGetErrorString(err));
-}
-
 // Multiprocessors of the current device, asked once per device.
 inline int sm_count() {
   static int cached[64] = {0};
   int dev = 0;
-  check_call(cudaGetDevice(&dev), "cudaGetDevice");
+  check(cudaGetDevice(&dev), "cudaGetDevice");
   if (dev < 0 || dev >= 64) dev = 0;
   if (cached[dev] == 0) {
     int n = 0;
-    check_call(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
-               "cudaDeviceGetAttribute(MultiProcessorCount)");
+    check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
+          "cudaDeviceGetAttribute(MultiProcessorCount)");
     cached[dev] = n > 0 ? n : 1;
   }
   return cached[dev];
@@ -61,19 +46,6 @@ inline bool aligned(const void* p, uintptr_t bytes) {
 }
 
 #ifdef __CUDACC__
-// Overloads chosen by type: the float versions are the single-precision CUDA functions, never a
-// silent promotion to double.
-__device__ __forceinline__ float d_exp(float x) { return expf(x); }
-__device__ __forceinline__ double d_exp(double x) { return exp(x); }
-__device__ __forceinline__ float d_expm1(float x) { return expm1f(x); }
-__device__ __forceinline__ double d_expm1(double x) { return expm1(x); }
-__device__ __forceinline__ float d_log1p(float x) { return log1pf(x); }
-__device__ __forceinline__ double d_log1p(double x) { return log1p(x); }
-__device__ __forceinline__ float d_tanh(float x) { return tanhf(x); }
-__device__ __forceinline__ double d_tanh(double x) { return tanh(x); }
-__device__ __forceinline__ float d_erfc(float x) { return erfcf(x); }
-__device__ __forceinline__ double d_erfc(double x) { return erfc(x); }
-
 template <class A>
 __device__ __forceinline__ A warp_sum(A v) {
 #pragma unroll
@@ -107,10 +79,10 @@ template <class T>
 __device__ __forceinline__ void online_add(MaxSum& a, T x) {
   const double xd = double(x);
   if (xd > a.m) {
-    a.s = a.s * double(d_exp(T(a.m - xd))) + 1.0;
+    a.s = a.s * double(typed_math::exp_(T(a.m - xd))) + 1.0;
     a.m = xd;
   } else {
-    a.s += xd == a.m ? 1.0 : double(d_exp(T(xd - a.m)));
+    a.s += xd == a.m ? 1.0 : double(typed_math::exp_(T(xd - a.m)));
   }
 }
 
@@ -119,8 +91,8 @@ __device__ __forceinline__ void online_add(MaxSum& a, T x) {
 template <class T>
 __device__ __forceinline__ MaxSum online_merge(MaxSum a, MaxSum b) {
   const double m = a.m > b.m ? a.m : b.m;
-  const double sa = a.m == m ? a.s : a.s * double(d_exp(T(a.m - m)));
-  const double sb = b.m == m ? b.s : b.s * double(d_exp(T(b.m - m)));
+  const double sa = a.m == m ? a.s : a.s * double(typed_math::exp_(T(a.m - m)));
+  const double sb = b.m == m ? b.s : b.s * double(typed_math::exp_(T(b.m - m)));
   return {m, sa + sb};
 }
 

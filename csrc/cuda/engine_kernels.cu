@@ -9,8 +9,6 @@ namespace fastnn {
 namespace cuda {
 namespace {
 
-using elem::check_launch;
-using elem::clear_launch_error;
 using elem::grid_for;
 constexpr int kThreads = 256;
 

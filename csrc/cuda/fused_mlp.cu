@@ -32,7 +32,7 @@
 // back into A (rounded to the precision) for layer l + 1.
 // Backward: A = dZ_last = dY * act'(out_last); then for l = last .. 0: dIn = A @ W_l^T, and in
 // the same epilogue dZ_{l-1} = dIn * act'_{l-1}(out_{l-1}) -> dZ[l-1] and A (or dIn -> dX for
-// l = 0). act' comes from the output, by the formulas of activations.cu (act_math.cuh).
+// l = 0). act' comes from the output, by the formulas of every kernel (core/act_math.h).
 //
 // Rows past M are zeros in A and never stored; they only see finite act(bias) values and never mix
 // with real rows (every product is row-wise), so the edge slab needs no other masking.
@@ -45,10 +45,9 @@
 #include <cstdint>
 #include <string>
 
+#include "core/act_math.h"
 #include "core/error.h"
-#include "cuda/act_math.cuh"
 #include "cuda/elem_util.cuh"
-#include "cuda/gemm_epilogue.cuh"
 
 namespace fastnn {
 namespace cuda {
@@ -454,8 +453,8 @@ __global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2)
     for_warp_pairs(Np, [&](int r, int c) {
       const float z0 = s.Z[r * p.ldz + c], z1 = s.Z[r * p.ldz + c + 1];
       // Columns past N stay zero: the next layer's padded K runs over them.
-      const float y0 = c < N ? gemm_detail::apply_act(z0 + bias[c], act, param) : 0.f;
-      const float y1 = c + 1 < N ? gemm_detail::apply_act(z1 + bias[c + 1], act, param) : 0.f;
+      const float y0 = c < N ? act_math::forward(act, param, z0 + bias[c]) : 0.f;
+      const float y1 = c + 1 < N ? act_math::forward(act, param, z1 + bias[c + 1]) : 0.f;
       const int64_t row = m0 + r;
       if (out != nullptr && row < p.M) {
         float* o = out + row * N;
@@ -504,11 +503,11 @@ __global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2)
           if (row < p.M) {
             const int64_t o = row * N + c;
             if (c < N) {
-              v0 = v.x * act_math::act_deriv_from_output(act, param, v.z);
+              v0 = v.x * act_math::derivative_from_output(act, param, v.z);
               L.dst[o] = v0;
             }
             if (c + 1 < N) {
-              v1 = v.y * act_math::act_deriv_from_output(act, param, v.w);
+              v1 = v.y * act_math::derivative_from_output(act, param, v.w);
               L.dst[o + 1] = v1;
             }
           }
@@ -552,11 +551,11 @@ __global__ void __launch_bounds__(kMaxThreads, WIDE ? 1 : 2)
             if (row < p.M) {
               const int64_t o = row * N + c;
               if (c < N) {
-                v0 = d0 * act_math::act_deriv_from_output(act, param, yv.x);
+                v0 = d0 * act_math::derivative_from_output(act, param, yv.x);
                 dz[o] = v0;
               }
               if (c + 1 < N) {
-                v1 = d1 * act_math::act_deriv_from_output(act, param, yv.y);
+                v1 = d1 * act_math::derivative_from_output(act, param, yv.y);
                 dz[o + 1] = v1;
               }
             }
@@ -604,13 +603,13 @@ template <Precision P, bool WIDE, bool BACKWARD>
 void allow_smem(KernelFn kernel, size_t bytes, const char* name) {
   static std::atomic<int> granted[64];
   int dev = 0;
-  elem::check_call(cudaGetDevice(&dev), "cudaGetDevice");
+  check(cudaGetDevice(&dev), "cudaGetDevice");
   std::atomic<int>& g = granted[dev >= 0 && dev < 64 ? dev : 0];
   if (size_t(g.load()) >= bytes) return;
   // Granted up to the device's opt-in maximum at once, so that the attribute is set once.
   int limit = 0;
-  elem::check_call(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                   "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+  check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+        "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
   if (size_t(limit) < bytes)
     throw CudaError(std::string("fastnn: CUDA kernel ") + name + " needs " +
                     std::to_string(bytes) + " bytes of shared memory; the device allows " +
@@ -635,9 +634,9 @@ void launch(const MlpDev& p, cudaStream_t stream) {
   allow_smem<P, WIDE, BACKWARD>(kernel, bytes, name);
   const int64_t blocks = (p.M + p.rows - 1) / p.rows;
   FASTNN_CHECK(blocks <= int64_t(0x7fffffff), std::string("cuda ") + name + ": M too large");
-  elem::clear_launch_error();
+  clear_launch_error();
   kernel<<<unsigned(blocks), 2 * p.rows, bytes, stream>>>(p);
-  elem::check_launch(name);
+  check_launch(name);
 }
 
 template <bool BACKWARD>
@@ -704,7 +703,7 @@ bool fused_mlp_applies(const FusedMlpLayer* layers, int64_t count, Precision pre
     if (L.in < 1 || L.in > kFusedMlpMaxWidth || L.out < 1 || L.out > kFusedMlpMaxWidth)
       return false;
     if (l > 0 && L.in != layers[l - 1].out) return false;
-    if (!act_math::grad_from_output_ok(L.act, double(L.act_param))) return false;
+    if (!act_grad_from_output_ok(L.act, double(L.act_param))) return false;
   }
   return true;
 }

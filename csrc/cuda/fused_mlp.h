@@ -16,7 +16,7 @@
 #pragma once
 #include <cstdint>
 
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 #include "cuda/gemm.h"
 
 namespace fastnn {
@@ -32,7 +32,7 @@ struct FusedMlpLayer {
 
 // Whether the fused kernel handles this stack: 1 to kFusedMlpMaxLayers layers, every width
 // (inputs included) at most kFusedMlpMaxWidth, and activations whose derivative follows from the
-// output (cpu::act_grad_from_output_ok), since the backward pass only keeps outputs.
+// output (act_grad_from_output_ok), since the backward pass only keeps outputs.
 constexpr int64_t kFusedMlpMaxWidth = 128;
 constexpr int64_t kFusedMlpMaxLayers = 16;
 bool fused_mlp_applies(const FusedMlpLayer* layers, int64_t count, Precision precision);

@@ -9,8 +9,9 @@
 #include <climits>
 #include <string>
 
+#include "core/act_math.h"
+#include "core/cuda_check.h"
 #include "core/error.h"
-#include "cuda/gemm_epilogue.cuh"
 #include "cuda/gemm_sgemm2.h"
 
 namespace fastnn {
@@ -90,17 +91,11 @@ __global__ void __launch_bounds__(THREADS) sgemm_tiled(const GemmArgs<float> g) 
       float v = g.alpha * acc[i][j];
       if (read_c) v += g.beta * *c;
       if (g.bias) v += g.bias[n * g.bias_stride];
-      *c = gemm_detail::apply_act(v, g.act, g.act_param);
+      *c = act_math::forward(g.act, g.act_param, v);
     }
   }
 }
 
-void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: CUDA kernel ") + kernel + " failed to launch: " +
-                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
 
 }  // namespace
 
@@ -155,13 +150,6 @@ GemmVariant gemm_variant_for(Precision p) {
     case Precision::BF16: return GemmVariant::BF16;
     default: return GemmVariant::Auto;
   }
-}
-
-Precision precision_from_name(const std::string& name) {
-  if (name == "fp32") return Precision::FP32;
-  if (name == "tf32") return Precision::TF32;
-  if (name == "bf16") return Precision::BF16;
-  throw ValueError("precision: expected 'fp32', 'tf32' or 'bf16', got '" + name + "'");
 }
 
 void gemm_precision(const GemmArgs<float>& g, void* stream, Precision precision) {

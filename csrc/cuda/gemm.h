@@ -1,24 +1,20 @@
 // C = act(alpha * op(A) @ op(B) + beta * C + bias) on the GPU, FP32, hand-written (no cuBLAS).
 //
-// The contract is exactly that of cpu/gemm.h: the same GemmArgs<float>, with every pointer a
-// device pointer and every stride an element stride (negative or zero is fine). beta == 0 means C
-// is write-only, so uninitialised or NaN-filled outputs are safe. K == 0 gives
-// act(beta * C + bias).
+// The contract is exactly that of core/ops/gemm.h: the same GemmArgs<float>, with every pointer
+// a device pointer and every stride an element stride (negative or zero is fine). beta == 0 means
+// C is write-only, so uninitialised or NaN-filled outputs are safe.
 #pragma once
-#include <stdexcept>
 #include <string>
 
-#include "cpu/gemm.h"
+#include "core/error.h"  // CudaError
+#include "core/ops/gemm.h"
 
 namespace fastnn {
-
-// A failed CUDA call; the message names the kernel or runtime call and the CUDA error string.
-// Deriving from runtime_error lets pybind11 turn it into RuntimeError with no extra translator.
-struct CudaError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 namespace cuda {
+
+// Transitional: Precision was cuda::Precision; code not yet moved to core/ still spells it so.
+using ::fastnn::Precision;
+using ::fastnn::precision_from_name;
 
 // Enqueues the kernel on `stream` (a cudaStream_t; void* keeps this header free of CUDA headers
 // so plain C++ translation units can include it) and returns without synchronising. Launch
@@ -42,12 +38,8 @@ void gemm(const GemmArgs<float>& args, void* stream = nullptr);
 // per product; the epilogue (alpha, beta, bias, activation) runs in FP32.
 enum class GemmVariant { Auto, V1, V2, TF32, BF16 };
 
-// The arithmetic a training run asks for (Sequential(precision=...)): storage stays FP32 (master
-// weights, optimizer state, activations); only the GEMM operands are rounded.
-enum class Precision { FP32, TF32, BF16 };
+// The kernel of a training precision (core/ops/gemm.h).
 GemmVariant gemm_variant_for(Precision p);
-// "fp32", "tf32" or "bf16"; anything else throws ValueError.
-Precision precision_from_name(const std::string& name);
 
 // The GEMM a training step runs: the tensor-core kernel of `precision` where its layout
 // conditions hold, the FP32 kernels otherwise (odd leading dimensions, gates, tiny K), so every

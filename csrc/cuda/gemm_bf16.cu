@@ -33,9 +33,9 @@
 
 #include <cstdint>
 
+#include "core/act_math.h"
 #include "core/error.h"
 #include "cuda/elem_util.cuh"
-#include "cuda/gemm_epilogue.cuh"
 #include "cuda/gemm_sgemm2.h"
 #include "cuda/gemm_tile.cuh"
 
@@ -300,12 +300,12 @@ __global__ void __launch_bounds__(THREADS, 1)
             x0 += g.bias[n * g.bias_stride];
             x1 += g.bias[(n + 1) * g.bias_stride];
           }
-          *c2 = make_float2(gemm_detail::apply_act(x0, g.act, g.act_param),
-                            gemm_detail::apply_act(x1, g.act, g.act_param));
+          *c2 = make_float2(act_math::forward(g.act, g.act_param, x0),
+                            act_math::forward(g.act, g.act_param, x1));
         } else {
           if (read_c) x0 += g.beta * crow[n];
           if (g.bias) x0 += g.bias[n * g.bias_stride];
-          crow[n] = gemm_detail::apply_act(x0, g.act, g.act_param);
+          crow[n] = act_math::forward(g.act, g.act_param, x0);
         }
       }
     }

@@ -18,9 +18,9 @@
 #include <cstdint>
 #include <string>
 
+#include "core/act_math.h"
 #include "core/error.h"
 #include "cuda/elem_util.cuh"
-#include "cuda/gemm_epilogue.cuh"
 #include "cuda/gemm_tile.cuh"
 
 namespace fastnn {
@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(THREADS, 2)
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           if (g.bias) v[j] += g.bias[(n + j) * g.bias_stride];
-          v[j] = gemm_detail::apply_act(v[j], g.act, g.act_param);
+          v[j] = act_math::forward(g.act, g.act_param, v[j]);
         }
         *c4 = make_float4(v[0], v[1], v[2], v[3]);
       } else {
@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(THREADS, 2)
           float x = v[j];
           if (read_c) x += g.beta * crow[n + j];
           if (g.bias) x += g.bias[(n + j) * g.bias_stride];
-          crow[n + j] = gemm_detail::apply_act(x, g.act, g.act_param);
+          crow[n + j] = act_math::forward(g.act, g.act_param, x);
         }
       }
     }

@@ -1,7 +1,7 @@
 // SGEMM v2 (gemm_sgemm2.cu): the fast path for the common layouts, used by cuda::gemm (gemm.cu)
 // when sgemm2_applies() holds; sgemm_tiled (v1) stays the fallback for every other case.
 #pragma once
-#include "cpu/gemm.h"
+#include "core/ops/gemm.h"
 
 namespace fastnn {
 namespace cuda {

@@ -8,9 +8,9 @@
 
 #include <cstdint>
 
+#include "core/act_math.h"
 #include "core/error.h"
 #include "cuda/elem_util.cuh"
-#include "cuda/gemm_epilogue.cuh"
 #include "cuda/gemm_sgemm2.h"
 #include "cuda/gemm_tile.cuh"
 
@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(THREADS, 1)
           float x = g.alpha * acc[i][j][h * 2 + e];
           if (read_c) x += g.beta * crow[n + e];
           if (g.bias) x += g.bias[(n + e) * g.bias_stride];
-          crow[n + e] = gemm_detail::apply_act(x, g.act, g.act_param);
+          crow[n + e] = act_math::forward(g.act, g.act_param, x);
         }
       }
     }

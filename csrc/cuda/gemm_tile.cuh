@@ -9,7 +9,7 @@
 #include <string>
 #include <type_traits>
 
-#include "cpu/gemm.h"
+#include "core/ops/gemm.h"
 #include "cuda/elem_util.cuh"
 
 namespace fastnn {
@@ -82,9 +82,9 @@ void launch_by_layout(const GemmArgs<float>& g, cudaStream_t stream, const char*
                  : instance(std::false_type(), std::false_type()));
   const int64_t tm = tiles(g.M, BM), tn = tiles(g.N, BN);
   const int64_t lda = akc ? g.rsa : g.csa, ldb = bkc ? g.csb : g.rsb;
-  elem::clear_launch_error();
+  clear_launch_error();
   kernel<<<unsigned(tm * tn), THREADS, 0, stream>>>(g, lda, ldb, int(tm), int(tn));
-  elem::check_launch((std::string(name) + (akc ? "<A k-major, " : "<A m-major, ") +
+  check_launch((std::string(name) + (akc ? "<A k-major, " : "<A m-major, ") +
                       (bkc ? "B k-major>" : "B n-major>")).c_str());
 }
 

@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kThreads)
         // -log q_c = log s + (m - z_c); zero mass is skipped so that a -inf logit of an untargeted
         // class does not turn the loss into 0 * inf = NaN.
         if (ac != 0) loss += ac * (log_s + (m - double(zc)));
-        const double e = double(d_exp(zc - mt));
+        const double e = double(typed_math::exp_(zc - mt));
         g[c] = T((S * e - ac * s) * scale);
       }
     }
@@ -195,11 +195,11 @@ __device__ __forceinline__ double elem_loss(T x, T t, double scale, T& g) {
   if constexpr (K == Elem::Bce) {
     // e^-|x| <= 1 serves both the stable loss and the stable sigmoid; T arithmetic as the CPU's
     // vector path (float) or scalar path (double).
-    const T e = d_exp(-fabs(x));
+    const T e = typed_math::exp_(-fabs(x));
     const T d = T(1) / (T(1) + e);
     const T sig = x >= T(0) ? d : e * d;
     g = (sig - t) * T(scale);
-    return double((x > T(0) ? x : T(0)) - x * t + d_log1p(e));
+    return double((x > T(0) ? x : T(0)) - x * t + typed_math::log1p_(e));
   } else {
     // The difference in double: float32 inputs lose nothing to cancellation.
     const double d = double(x) - double(t);
@@ -275,7 +275,7 @@ void elem_loss_launch(const T* x, const T* t, int64_t n, T* grad, void* ws, void
 // kMaxBlocks whatever the GPU, which keeps the partial sums -- and the loss -- identical on any
 // device.
 template <class T, int G>
-unsigned xent_rows_launch(const cpu::SoftmaxXentArgs<T>& a, double keep, double spread,
+unsigned xent_rows_launch(const SoftmaxXentArgs<T>& a, double keep, double spread,
                           const LossStatus* st, double* partials, cudaStream_t s) {
   const unsigned grid = loss_grid(a.N, RowGroup<G>::kRowsPerBlock);
   xent_rows_kernel<T, G><<<grid, kThreads, 0, s>>>(a.logits, a.labels, a.probs, a.weight, a.grad,
@@ -285,7 +285,7 @@ unsigned xent_rows_launch(const cpu::SoftmaxXentArgs<T>& a, double keep, double 
 }
 
 template <class T>
-void xent_launch(const cpu::SoftmaxXentArgs<T>& a, void* ws, void* stream) {
+void xent_launch(const SoftmaxXentArgs<T>& a, void* ws, void* stream) {
   FASTNN_CHECK(a.N > 0, "logits: expected at least one row, got 0");
   FASTNN_CHECK(a.C > 0, "logits: expected at least one class, got 0");
   FASTNN_CHECK((a.labels != nullptr) != (a.probs != nullptr),
@@ -318,10 +318,10 @@ void xent_launch(const cpu::SoftmaxXentArgs<T>& a, void* ws, void* stream) {
 
 size_t loss_workspace_bytes() { return kStatusBytes + kMaxBlocks * sizeof(double); }
 
-void softmax_cross_entropy(const cpu::SoftmaxXentArgs<float>& a, void* ws, void* stream) {
+void softmax_cross_entropy(const SoftmaxXentArgs<float>& a, void* ws, void* stream) {
   xent_launch(a, ws, stream);
 }
-void softmax_cross_entropy(const cpu::SoftmaxXentArgs<double>& a, void* ws, void* stream) {
+void softmax_cross_entropy(const SoftmaxXentArgs<double>& a, void* ws, void* stream) {
   xent_launch(a, ws, stream);
 }
 
@@ -351,9 +351,9 @@ double loss_result(const void* ws, void* stream, const char* what) {
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   LossStatus h;
   // Faults inside the loss kernels surface here, at the first synchronising call.
-  check_call(cudaMemcpyAsync(&h, ws, sizeof h, cudaMemcpyDeviceToHost, s),
-             (std::string("CUDA kernels of ") + what + " (reading the loss)").c_str());
-  check_call(cudaStreamSynchronize(s), (std::string("CUDA kernels of ") + what).c_str());
+  check(cudaMemcpyAsync(&h, ws, sizeof h, cudaMemcpyDeviceToHost, s),
+        (std::string("CUDA kernels of ") + what + " (reading the loss)").c_str());
+  check(cudaStreamSynchronize(s), (std::string("CUDA kernels of ") + what).c_str());
   if (h.code == kBadLabel)
     throw ValueError("labels: expected class indices in [0, " + std::to_string(h.classes) +
                      "), got " + std::to_string(h.bad_label) + " at position " +

@@ -1,4 +1,4 @@
-// Loss kernels on the GPU: the contract and formulas of cpu/losses.h, with device pointers.
+// Loss kernels on the GPU: the contract and formulas of core/ops/losses.h, with device pointers.
 //
 // Each loss is enqueued on `stream` (cudaStream_t; nullptr = legacy default) as a few kernels
 // that write the gradient and leave the mean loss (double) and an error code in a caller-provided
@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "cpu/losses.h"
+#include "core/ops/losses.h"
 
 namespace fastnn {
 namespace cuda {
@@ -25,9 +25,9 @@ size_t loss_workspace_bytes();
 // index labels (int64, (N,)) with optional class weights (torch's weighted mean), or
 // probability rows (N, C); label smoothing in [0, 1]. 4 lanes per row up to 4 classes, 16 up
 // to 16, a warp up to 1024, a block above. Host-side argument errors throw ValueError at once.
-void softmax_cross_entropy(const cpu::SoftmaxXentArgs<float>& a, void* workspace,
+void softmax_cross_entropy(const SoftmaxXentArgs<float>& a, void* workspace,
                            void* stream = nullptr);
-void softmax_cross_entropy(const cpu::SoftmaxXentArgs<double>& a, void* workspace,
+void softmax_cross_entropy(const SoftmaxXentArgs<double>& a, void* workspace,
                            void* stream = nullptr);
 
 // Means over n > 0 elements; grad (n,) may alias an input (each element is read, then written,

@@ -11,8 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
-#include "cuda/gemm.h"  // CudaError
+#include "cuda/elem_util.cuh"
 
 namespace fastnn {
 namespace cuda {
@@ -37,27 +38,8 @@ struct Table {
 };
 static_assert(sizeof(Table<double>) < 32000, "the table must fit the kernel parameter space");
 
-void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: CUDA kernel ") + kernel + " failed to launch: " +
-                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
 
-void check_call(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: ") + what + " failed: " + cudaGetErrorName(err) + ": " +
-                    cudaGetErrorString(err));
-}
 
-// Blocks for a grid-stride launch over `work` chunks: enough to fill every SM several times.
-unsigned grid_for(int64_t work) {
-  int dev = 0, sms = 0;
-  check_call(cudaGetDevice(&dev), "cudaGetDevice");
-  check_call(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
-             "cudaDeviceGetAttribute(MultiProcessorCount)");
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>(work, int64_t(sms) * 8)));
-}
 
 // The tensor holding chunk c: the last t with chunk_start[t] <= c (uniform across the block).
 template <class T>
@@ -363,7 +345,7 @@ void for_each_table(int64_t count, const int64_t* sizes, const Fill& fill, const
 }
 
 template <class T, class Op>
-void run_step(const cpu::OptimTensor<T>* t, int64_t count, const Op& op, double grad_scale,
+void run_step(const OptimTensor<T>* t, int64_t count, const Op& op, double grad_scale,
               const double* scale_dev, void* stream, const char* name,
               const int* skip_dev = nullptr) {
   std::vector<int64_t> sizes(static_cast<size_t>(std::max<int64_t>(count, 0)));
@@ -390,7 +372,7 @@ void run_step(const cpu::OptimTensor<T>* t, int64_t count, const Op& op, double 
         tab.l2x2[k] = T(2.0 * t[i].l2);
       },
       [&](const Table<T>& tab, int64_t chunks) {
-        multi_tensor_step<T, Op><<<grid_for(chunks), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        multi_tensor_step<T, Op><<<elem::grid_for(chunks, 1), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
             tab, op, grad_scale, scale_dev, skip_dev);
         check_launch(name);
       });
@@ -399,7 +381,7 @@ void run_step(const cpu::OptimTensor<T>* t, int64_t count, const Op& op, double 
 }  // namespace
 
 template <class T>
-void sgd_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::SgdOptions& o,
+void sgd_step(const OptimTensor<T>* t, int64_t count, const SgdOptions& o,
               const double* scale_dev, void* stream, const int* skip_dev) {
   const T neg_lr = T(-o.lr), wd = T(o.weight_decay), mom = T(o.momentum), keep = T(1.0 - o.dampening);
   if (o.momentum == 0)
@@ -414,7 +396,7 @@ void sgd_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::SgdOptions
 }
 
 template <class T>
-void adam_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdamOptions& o,
+void adam_step(const OptimTensor<T>* t, int64_t count, const AdamOptions& o,
                const double* scale_dev, void* stream, const int* skip_dev) {
   // The scalars in double, as torch computes them in Python (and cpu/optim.cpp), rounded once.
   const double step = double(o.step);
@@ -433,7 +415,7 @@ void adam_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdamOptio
 }
 
 template <class T>
-void adagrad_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdagradOptions& o,
+void adagrad_step(const OptimTensor<T>* t, int64_t count, const AdagradOptions& o,
                   const double* scale_dev, void* stream, const int* skip_dev) {
   const double clr = o.lr / (1.0 + double(o.step - 1) * o.lr_decay);
   run_step(t, count, AdagradOp<T>{T(o.weight_decay), T(o.eps), T(-clr)}, o.grad_scale, scale_dev,
@@ -441,7 +423,7 @@ void adagrad_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::Adagra
 }
 
 template <class T>
-void rmsprop_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::RmspropOptions& o,
+void rmsprop_step(const OptimTensor<T>* t, int64_t count, const RmspropOptions& o,
                   const double* scale_dev, void* stream, const int* skip_dev) {
   const T c[6] = {T(-o.lr), T(o.weight_decay), T(o.alpha), T(1.0 - o.alpha), T(o.eps), T(o.momentum)};
   const bool mom = o.momentum > 0;
@@ -483,7 +465,7 @@ void global_norm(const T* const* data, const int64_t* sizes, int64_t count, doub
       count, sizes,
       [&](Table<T>& tab, int k, int64_t i) { tab.p[k] = const_cast<T*>(data[i]); },  // only read
       [&](const Table<T>& tab, int64_t chunks) {
-        multi_tensor_sumsq<T><<<grid_for(chunks), kThreads, 0, s>>>(tab, partials);
+        multi_tensor_sumsq<T><<<elem::grid_for(chunks, 1), kThreads, 0, s>>>(tab, partials);
         check_launch("multi_tensor_sumsq");
       });
   global_norm_finish<<<1, kFinalThreads, 0, s>>>(partials, need, max_norm, out);
@@ -499,21 +481,21 @@ void scale_tensors(T* const* data, const int64_t* sizes, int64_t count, double f
   for_each_table<T>(
       count, sizes, [&](Table<T>& tab, int k, int64_t i) { tab.p[k] = data[i]; },
       [&](const Table<T>& tab, int64_t chunks) {
-        multi_tensor_scale<T><<<grid_for(chunks), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        multi_tensor_scale<T><<<elem::grid_for(chunks, 1), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
             tab, factor, factor_dev);
         check_launch("multi_tensor_scale");
       });
 }
 
 #define FASTNN_CUDA_OPTIM_INSTANTIATE(T)                                                         \
-  template void sgd_step<T>(const cpu::OptimTensor<T>*, int64_t, const cpu::SgdOptions&,         \
+  template void sgd_step<T>(const OptimTensor<T>*, int64_t, const SgdOptions&,         \
                             const double*, void*, const int*);                                   \
-  template void adam_step<T>(const cpu::OptimTensor<T>*, int64_t, const cpu::AdamOptions&,       \
+  template void adam_step<T>(const OptimTensor<T>*, int64_t, const AdamOptions&,       \
                              const double*, void*, const int*);                                  \
-  template void adagrad_step<T>(const cpu::OptimTensor<T>*, int64_t,                             \
-                                const cpu::AdagradOptions&, const double*, void*, const int*);   \
-  template void rmsprop_step<T>(const cpu::OptimTensor<T>*, int64_t,                             \
-                                const cpu::RmspropOptions&, const double*, void*, const int*);   \
+  template void adagrad_step<T>(const OptimTensor<T>*, int64_t,                             \
+                                const AdagradOptions&, const double*, void*, const int*);   \
+  template void rmsprop_step<T>(const OptimTensor<T>*, int64_t,                             \
+                                const RmspropOptions&, const double*, void*, const int*);   \
   template void global_norm<T>(const T* const*, const int64_t*, int64_t, double, double*,        \
                                int64_t, double*, void*);                                         \
   template void scale_tensors<T>(T* const*, const int64_t*, int64_t, double, const double*, void*);

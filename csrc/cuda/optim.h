@@ -1,5 +1,5 @@
 // Fused multi-tensor optimizer updates and gradient norms on the GPU: the same contracts and the
-// same formulas as cpu/optim.h (read it first), with the arrays in device memory.
+// same formulas as core/ops/optim.h (read it first), with the arrays in device memory.
 //
 // One launch updates every tensor of a call: the host packs a table of up to kMaxTensors entries
 // (param, grad, state pointers, n, l1, 2*l2) and the prefix sums of their chunk counts into the
@@ -25,25 +25,25 @@
 #pragma once
 #include <cstdint>
 
-#include "cpu/optim.h"
+#include "core/ops/optim.h"
 
 namespace fastnn {
 namespace cuda {
 
 template <class T>
-void sgd_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::SgdOptions& o,
+void sgd_step(const OptimTensor<T>* t, int64_t count, const SgdOptions& o,
               const double* grad_scale_dev = nullptr, void* stream = nullptr,
               const int* skip_dev = nullptr);
 template <class T>
-void adam_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdamOptions& o,
+void adam_step(const OptimTensor<T>* t, int64_t count, const AdamOptions& o,
                const double* grad_scale_dev = nullptr, void* stream = nullptr,
                const int* skip_dev = nullptr);
 template <class T>
-void adagrad_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::AdagradOptions& o,
+void adagrad_step(const OptimTensor<T>* t, int64_t count, const AdagradOptions& o,
                   const double* grad_scale_dev = nullptr, void* stream = nullptr,
                   const int* skip_dev = nullptr);
 template <class T>
-void rmsprop_step(const cpu::OptimTensor<T>* t, int64_t count, const cpu::RmspropOptions& o,
+void rmsprop_step(const OptimTensor<T>* t, int64_t count, const RmspropOptions& o,
                   const double* grad_scale_dev = nullptr, void* stream = nullptr,
                   const int* skip_dev = nullptr);
 

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <string>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
-#include "cuda/gemm.h"  // CudaError
 
 namespace fastnn {
 namespace cuda {
@@ -16,12 +16,6 @@ namespace {
 constexpr int TX = 32, TY = 8;  // column kernels: 32 features x 8 row lanes
 constexpr int kWarpsPerBlock = 8;
 
-void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess)
-    throw CudaError(std::string("fastnn: CUDA kernel ") + kernel + " failed to launch: " +
-                    cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
-}
 
 // x (N, F) -> partial[c * F + f] = sum of x[i, f] over the rows i of chunk c, in double. The
 // eight row lanes of a block add rows ty, ty + 8, ... of the chunk; lane sums are then added in

@@ -1,5 +1,5 @@
-// Row reductions over a row-major (N, F) device matrix and the accuracy counts, as cpu/reduce.h
-// defines them; every result is deterministic (the same bits on every run and every GPU).
+// Row reductions over a row-major (N, F) device matrix and the accuracy counts: the contract of
+// core/ops/reduce.h; every result is deterministic (the same bits on every run and every GPU).
 //
 // Column sums: blocks of 32 features x 8 row lanes walk a chunk of rows each (a warp reads 32
 // consecutive features of a row: one 128-byte line), accumulating in double; the eight lanes are
@@ -11,6 +11,8 @@
 // a failed launch throws CudaError naming the kernel, bad arguments ValueError.
 #pragma once
 #include <cstdint>
+
+#include "core/ops/reduce.h"
 
 namespace fastnn {
 namespace cuda {

@@ -26,8 +26,6 @@ namespace cuda {
 namespace {
 
 using elem::block_sum;
-using elem::check_call;
-using elem::check_launch;
 using elem::kThreads;
 using elem::kWarps;
 using elem::warp_sum;
@@ -368,10 +366,10 @@ __global__ void __launch_bounds__(256)
 
 // ------------------------------------------------------------------ host side
 template <class T>
-SampledGpuPlan sampled_softmax_plan(const cpu::SampledSoftmaxArgs<T>& a) {
+SampledGpuPlan sampled_softmax_plan(const SampledSoftmaxArgs<T>& a) {
   SampledGpuPlan p;
   FASTNN_CHECK(a.D >= 0, "h: expected a non-negative number of features");
-  p.plan = cpu::sampled_softmax_plan(a);  // labels checked, sample drawn, cols listed
+  p.plan = sampling::sampled_softmax_plan(a);  // labels checked, sample drawn, cols listed
   const std::vector<int64_t>& s = p.plan.sample.ids;
   const std::vector<int64_t>& cols = p.plan.cols;
   p.N = a.N, p.D = a.D, p.C = a.C, p.S = int64_t(s.size()), p.k = int64_t(cols.size());
@@ -405,7 +403,7 @@ SampledGpuPlan sampled_softmax_plan(const cpu::SampledSoftmaxArgs<T>& a) {
   for (int64_t i = 0; i < N; ++i) {
     slot_y[i] = slot_of(a.labels[i]);
     if (a.subtract_log_q && a.correct_true_logit)
-      logq_y[i] = std::log(cpu::expected_count(a.labels[i], a.C, a.sampler, a.unique,
+      logq_y[i] = std::log(sampling::expected_count(a.labels[i], a.C, a.sampler, a.unique,
                                                a.num_sampled, p.plan.sample.tries));
   }
   // CSR by a counting sort: each column's samples (in draw order), then its rows (in order).
@@ -426,7 +424,7 @@ SampledGpuPlan sampled_softmax_plan(const cpu::SampledSoftmaxArgs<T>& a) {
 }
 
 template <class T>
-void sampled_softmax_cross_entropy(const cpu::SampledSoftmaxArgs<T>& a, const SampledGpuPlan& p,
+void sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const SampledGpuPlan& p,
                                    T* dh, T* dW_cols, T* db_cols, int64_t* cols_out,
                                    void* workspace, size_t workspace_bytes, void* stream) {
   if (p.elem != sizeof(T) || p.N != a.N || p.D != a.D || p.C != a.C ||
@@ -459,10 +457,10 @@ void sampled_softmax_cross_entropy(const cpu::SampledSoftmaxArgs<T>& a, const Sa
   T* dWs = reinterpret_cast<T*>(ws + L.dWs);
   const T* Ws = G + k * D;  // the samples' rows of G
 
-  elem::clear_launch_error();
+  clear_launch_error();
   // Pageable source: the call returns once the bytes are staged, so `p` may go away after it.
-  check_call(cudaMemcpyAsync(ws, p.tables.data(), p.tables.size(), cudaMemcpyHostToDevice, s),
-             "copying the sampled-softmax tables to the GPU");
+  check(cudaMemcpyAsync(ws, p.tables.data(), p.tables.size(), cudaMemcpyHostToDevice, s),
+        "copying the sampled-softmax tables to the GPU");
 
   sampled_gather_kernel<T><<<dim3(grid_dim(cdiv(k + S, 32), 1 << 20), grid_dim(cdiv(D, 32), 64)),
                              256, 0, s>>>(a.W, a.b, C, D, idx, k + S, G, bg);
@@ -512,7 +510,7 @@ void sampled_softmax_cross_entropy(const cpu::SampledSoftmaxArgs<T>& a, const Sa
   sampled_loss_kernel<<<1, kThreads, 0, s>>>(row_loss, N, loss);
   check_launch("sampled_loss_kernel");
   if (cols_out)
-    check_call(cudaMemcpyAsync(cols_out, idx, size_t(k) * sizeof(int64_t),
+    check(cudaMemcpyAsync(cols_out, idx, size_t(k) * sizeof(int64_t),
                                cudaMemcpyDeviceToDevice, s),
                "copying the touched columns");
 }
@@ -521,12 +519,12 @@ double sampled_softmax_loss(const SampledGpuPlan& p, const void* workspace, void
   const Layout L = layout_of(p.N, p.D, p.S, p.k, p.elem, p.has_bias, p.splits);
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   double loss = 0;
-  check_call(cudaMemcpyAsync(&loss, static_cast<const char*>(workspace) + L.loss, sizeof(double),
+  check(cudaMemcpyAsync(&loss, static_cast<const char*>(workspace) + L.loss, sizeof(double),
                              cudaMemcpyDeviceToHost, s),
              "reading the sampled-softmax loss");
   // Faults in the kernels above surface here, at the first synchronising call.
-  check_call(cudaStreamSynchronize(s),
-             "CUDA kernels of sampled_softmax_cross_entropy (sampled_gather_kernel, "
+  check(cudaStreamSynchronize(s),
+        "CUDA kernels of sampled_softmax_cross_entropy (sampled_gather_kernel, "
              "sampled_gemm_kernel, sampled_rows_kernel, sampled_columns_kernel, "
              "sampled_loss_kernel)");
   return loss;
@@ -537,15 +535,15 @@ void scatter_add_columns(const int64_t* cols, int64_t k, int64_t D, int64_t C, c
                          const T* db_cols, T* dW, T* db, void* stream) {
   const int64_t n = D * k + ((db && db_cols) ? k : 0);
   if (n == 0) return;
-  elem::clear_launch_error();
+  clear_launch_error();
   sampled_scatter_kernel<T><<<elem::grid_for(n), 256, 0, static_cast<cudaStream_t>(stream)>>>(
       cols, k, D, C, dW_cols, db_cols, dW, db);
   check_launch("sampled_scatter_kernel");
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                   \
-  template SampledGpuPlan sampled_softmax_plan<T>(const cpu::SampledSoftmaxArgs<T>&);          \
-  template void sampled_softmax_cross_entropy<T>(const cpu::SampledSoftmaxArgs<T>&,            \
+  template SampledGpuPlan sampled_softmax_plan<T>(const SampledSoftmaxArgs<T>&);          \
+  template void sampled_softmax_cross_entropy<T>(const SampledSoftmaxArgs<T>&,            \
                                                  const SampledGpuPlan&, T*, T*, T*, int64_t*,  \
                                                  void*, size_t, void*);                        \
   template void scatter_add_columns<T>(const int64_t*, int64_t, int64_t, int64_t, const T*,    \

@@ -1,7 +1,7 @@
-// Sampled softmax on the GPU: the contract and formulas of cpu/sampled_softmax.h (TensorFlow's
+// Sampled softmax on the GPU: the contract and formulas of core/ops/sampled.h (TensorFlow's
 // sampled_softmax_loss), with h, W, b and every output in device memory.
 //
-// THE SAMPLE IS DRAWN ON THE HOST, by cpu::sample_candidates itself: the same seed gives the same
+// THE SAMPLE IS DRAWN ON THE HOST, by core's sample_candidates: the same seed gives the same
 // candidates as the CPU op, so GPU and CPU agree up to float rounding. The sample is tiny
 // (num_sampled ids and expected counts), and the labels (N int64) are read on the host too: the
 // touched columns, each row's and each sample's slot among them and the column -> contributions
@@ -22,14 +22,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "cpu/sampled_softmax.h"
+#include "core/ops/sampled.h"
 
 namespace fastnn {
 namespace cuda {
 
 // Phase 1 (host): the sample, the touched columns and the packed tables to upload.
 struct SampledGpuPlan {
-  cpu::SampledPlan plan;  // sample (ids, expected, tries) and cols (k,), ascending
+  SampledPlan plan;  // sample (ids, expected, tries) and cols (k,), ascending
   int64_t N = 0, D = 0, C = 0, S = 0, k = 0;
   int splits = 1;          // dWs^T is summed over N in this many slices (a shape-only choice)
   size_t elem = 4;         // sizeof(T)
@@ -38,19 +38,19 @@ struct SampledGpuPlan {
   size_t workspace_bytes = 0;
 };
 
-// Checks the arguments as cpu::sampled_softmax_plan does (a.labels is a HOST pointer here; a.h,
+// Checks the arguments as sampled_softmax_plan does (a.labels is a HOST pointer here; a.h,
 // a.W, a.b may be device pointers, they are not read; a.b tells only whether there is a bias),
 // draws the sample and builds the tables. Throws ValueError for a label out of range, a bad
 // num_sampled or sizes beyond 2^31 touched entries.
 template <class T>
-SampledGpuPlan sampled_softmax_plan(const cpu::SampledSoftmaxArgs<T>& a);
+SampledGpuPlan sampled_softmax_plan(const SampledSoftmaxArgs<T>& a);
 
 // Phase 2 (device): enqueues the kernels on `stream`. a.h (N, D), a.W (D, C), a.b (C,) or null
 // are device pointers; a.labels is not read (the plan holds them). Writes dh (N, D), dW_cols
 // (D, k), db_cols (k,) when a.b is given, and cols_out (k,) int64 unless null. `workspace` holds
 // plan.workspace_bytes bytes (256-byte aligned) and must live until sampled_softmax_loss().
 template <class T>
-void sampled_softmax_cross_entropy(const cpu::SampledSoftmaxArgs<T>& a, const SampledGpuPlan& plan,
+void sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const SampledGpuPlan& plan,
                                    T* dh, T* dW_cols, T* db_cols, int64_t* cols_out,
                                    void* workspace, size_t workspace_bytes, void* stream);
 

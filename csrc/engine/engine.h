@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "core/rw_lock.h"
-#include "cpu/activation.h"
+#include "core/ops/activation.h"
 
 namespace fastnn {
 namespace engine {

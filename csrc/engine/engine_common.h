@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "cpu/batchnorm.h"
-#include "cpu/dense.h"
-#include "cpu/gemm.h"
-#include "cpu/losses.h"
-#include "cpu/optim.h"
+#include "core/ops/batchnorm.h"
+#include "core/ops/dense.h"
+#include "core/ops/gemm.h"
+#include "core/ops/losses.h"
+#include "core/ops/optim.h"
 #include "engine/engine.h"
 
 namespace fastnn {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "core/ops/activation.h"
 
 namespace fastnn {
 namespace engine {

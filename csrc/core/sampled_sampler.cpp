@@ -1,6 +1,6 @@
-// The candidate sampler and the plan of the sampled softmax (see sampled_softmax.h), apart from
-// the kernels: free of the thread pool and the GEMM, so that the CUDA module draws the very same
-// sample on the host by linking this file alone.
+// The candidate sampler and the plan of the sampled softmax (core/ops/sampled.h), shared by both
+// backends: host code free of the thread pool and the kernels, so that the CUDA module draws the
+// very same sample as the CPU by linking this file.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -9,10 +9,10 @@
 
 #include "core/error.h"
 #include "core/philox.h"
-#include "cpu/sampled_softmax.h"
+#include "core/ops/sampled.h"
 
 namespace fastnn {
-namespace cpu {
+namespace sampling {
 
 namespace {
 
@@ -209,5 +209,5 @@ SampledPlan sampled_softmax_plan(const SampledSoftmaxArgs<T>& a, const Poll& pol
 template SampledPlan sampled_softmax_plan<float>(const SampledSoftmaxArgs<float>&, const Poll&);
 template SampledPlan sampled_softmax_plan<double>(const SampledSoftmaxArgs<double>&, const Poll&);
 
-}  // namespace cpu
+}  // namespace sampling
 }  // namespace fastnn
