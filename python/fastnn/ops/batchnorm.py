@@ -1,6 +1,6 @@
 """Batch normalization over the rows of (N, F) inputs, as torch.nn.BatchNorm1d computes it."""
 
-from fastnn._checks import finite_real, flag
+from fastnn._checks import finite_real, flag, non_negative
 from fastnn.ops._dispatch import (backend, contiguous, float_array, is_array, is_contiguous, kind,
                                   require_aligned, writable)
 
@@ -54,9 +54,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     momentum = finite_real(momentum, "momentum")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
-    eps = finite_real(eps, "eps")
-    if eps < 0.0:
-        raise ValueError(f"eps: expected a number >= 0, got {eps}")
+    eps = non_negative(eps, "eps")
     gamma = _features(gamma, "gamma", x)
     beta = _features(beta, "beta", x)
     if training:
