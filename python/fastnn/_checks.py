@@ -75,6 +75,16 @@ def finite_real(value, name):
     return value
 
 
+def in_interval(value, name, low, high, closed="both", what="a number"):
+    """value as a finite float between low and high; closed: "both" ends, or "left" only (high
+    excluded), as scikit-learn's Interval says it."""
+    value = finite_real(value, name)
+    if not (low <= value <= high and (closed == "both" or value < high)):
+        right = "]" if closed == "both" else ")"
+        raise ValueError(f"{name}: expected {what} in [{low}, {high}{right}, got {value}")
+    return value
+
+
 def integer(value, name, minimum=None):
     """value as an int (bools refused: True is not a count), >= minimum when one is given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -225,10 +235,7 @@ def class_weight_shape(weight_shape, logits_shape):
 
 def label_smoothing_arg(value):
     """A float in [0, 1]."""
-    value = finite_real(value, "label_smoothing")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value}")
-    return value
+    return in_interval(value, "label_smoothing", 0, 1)
 
 
 def finite_float32(a, what):

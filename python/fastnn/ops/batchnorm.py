@@ -1,6 +1,6 @@
 """Batch normalization over the rows of (N, F) inputs, as torch.nn.BatchNorm1d computes it."""
 
-from fastnn._checks import finite_real, flag, non_negative
+from fastnn._checks import flag, in_interval, non_negative
 from fastnn.ops._dispatch import (backend, contiguous, float_array, is_array, is_contiguous, kind,
                                   require_aligned, writable)
 
@@ -51,9 +51,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     be, x, gamma, beta, running_mean, running_var = backend(
         x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
     x = _matrix(x, "x")
-    momentum = finite_real(momentum, "momentum")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
+    momentum = in_interval(momentum, "momentum", 0, 1)
     eps = non_negative(eps, "eps")
     gamma = _features(gamma, "gamma", x)
     beta = _features(beta, "beta", x)
