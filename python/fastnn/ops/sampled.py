@@ -7,7 +7,7 @@ class as target. Only the touched columns of W and b get gradients."""
 
 from fastnn import _C
 from fastnn._checks import flag, integer, same_dtype, sampled_softmax_dims
-from fastnn.ops._dispatch import backend, check_out, contiguous, empty, float_array
+from fastnn.ops._dispatch import backend, check_out, contiguous, empty, float_array, matrix
 from fastnn.ops.dropout import seed_arg
 from fastnn.ops.losses import as_labels, class_indices
 
@@ -84,8 +84,8 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
     (int64), dW_cols and db_cols; the loss is a float (it waits for the GPU).
     """
     be, h, W, b, labels, dW, db = backend(h=h, W=W, b=b, labels=labels, dW=dW, db=db)
-    h = contiguous(float_array(h, "h", ndim=2))
-    W = contiguous(float_array(W, "W", ndim=2))
+    h = matrix(h, "h")
+    W = matrix(W, "W")
     if b is not None:
         b = contiguous(float_array(b, "b", ndim=1))
     same_dtype(h=h, W=W, b=b)
