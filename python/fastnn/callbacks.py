@@ -56,11 +56,7 @@ class CallbackList:
         except TypeError:
             raise TypeError(f"callbacks: expected a list of fastnn.callbacks.Callback, "
                             f"got {type(callbacks).__name__}") from None
-        for i, cb in enumerate(callbacks):
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks[{i}]: expected a fastnn.callbacks.Callback "
-                                f"(subclass it for your own), got {type(cb).__name__}")
-        self.callbacks = callbacks
+        self.callbacks = [_checked(cb, f"callbacks[{i}]") for i, cb in enumerate(callbacks)]
         self.model = None
         self.params = {}
         if model is not None:
@@ -69,10 +65,7 @@ class CallbackList:
             self.set_params(params)
 
     def append(self, callback):
-        if not isinstance(callback, Callback):
-            raise TypeError(f"callback: expected a fastnn.callbacks.Callback, "
-                            f"got {type(callback).__name__}")
-        self.callbacks.append(callback)
+        self.callbacks.append(_checked(callback, "callback"))
         if self.model is not None:
             callback.set_model(self.model)
         if self.params:
@@ -114,6 +107,13 @@ class CallbackList:
 
     def on_batch_end(self, batch, logs=None):
         self._each("on_batch_end", (batch,), logs)
+
+
+def _checked(callback, name):
+    if not isinstance(callback, Callback):
+        raise TypeError(f"{name}: expected a fastnn.callbacks.Callback (subclass it for your "
+                        f"own), got {type(callback).__name__}")
+    return callback
 
 
 def configure_callbacks(callbacks, model, params, verbose=1, history=None, stream=None):
