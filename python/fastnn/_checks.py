@@ -238,15 +238,11 @@ def label_smoothing_arg(value):
     return in_interval(value, "label_smoothing", 0, 1)
 
 
-def finite_float32(a, what):
-    """a (a NumPy array) as float32, refused (ValueError) unless every value is finite once
-    stored: the check runs after the cast, so 1e300 in a float64 array is caught as the inf it
-    would become. Non-real dtypes (complex, strings, objects) raise TypeError."""
-    return finite_as(a, np.float32, what)
-
-
 def finite_as(a, dtype, what):
-    """finite_float32 for a model of another working dtype (float64 models store float64)."""
+    """a (a NumPy array) as `dtype` (the model's: float32, float64), refused (ValueError) unless
+    every value is finite once stored: the check runs after the cast, so 1e300 in a float64 array
+    is caught as the inf it would become in float32. Non-real dtypes (complex, strings, objects)
+    raise TypeError."""
     dtype = np.dtype(dtype)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{what}: expected real numbers, got dtype {a.dtype}")
