@@ -94,11 +94,11 @@ def integer(value, name, minimum=None):
     return int(value)
 
 
-def non_negative(value, name):
+def non_negative(value, name, what="a number"):
     """value as a finite float >= 0."""
     value = finite_real(value, name)
     if value < 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value}")
+        raise ValueError(f"{name}: expected {what} >= 0, got {value}")
     return value
 
 

@@ -18,9 +18,7 @@ __all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
 
 
 def _check_n_splits(n_splits):
-    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral):
-        raise TypeError(f"n_splits: expected an int, got {type(n_splits).__name__}")
-    if n_splits < 2:
+    if integer(n_splits, "n_splits") < 2:
         raise ValueError(f"n_splits: expected >= 2 (one fold is no cross-validation), "
                          f"got {n_splits}")
     return int(n_splits)
@@ -197,9 +195,7 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable returning a compiled model, "
                         f"got {type(build_fn).__name__}")
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n: expected an int, got {type(n).__name__}")
-    if n < 1:
+    if integer(n, "n") < 1:
         raise ValueError(f"n: expected >= 1 restarts, got {n}")
     seed = integer(seed, "seed")
     fit_kwargs = dict(fit_kwargs or {})

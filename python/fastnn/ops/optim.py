@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._checks import FLOAT_DTYPES, finite_real, flag, in_interval
+from fastnn._checks import FLOAT_DTYPES, finite_real, flag, in_interval, non_negative
 from fastnn.ops._dispatch import (backend, contiguous, copy, is_aligned, is_array, is_contiguous,
                                   kind, may_share_memory, require_aligned, writable)
 
@@ -116,10 +116,7 @@ def _penalty(value, name, count):
 
 
 def _non_negative(value, name):
-    value = finite_real(value, name)
-    if value < 0:
-        raise ValueError(f"{name}: expected a value >= 0, got {value}")
-    return value
+    return non_negative(value, name, "a value")
 
 
 def _step(step):
