@@ -75,6 +75,16 @@ def finite_real(value, name):
     return value
 
 
+def in_interval(value, name, low, high, closed="both", what="a number"):
+    """value as a finite float between low and high; closed: "both" ends, or "left" only (high
+    excluded), as scikit-learn's Interval says it."""
+    value = finite_real(value, name)
+    if not (low <= value <= high and (closed == "both" or value < high)):
+        right = "]" if closed == "both" else ")"
+        raise ValueError(f"{name}: expected {what} in [{low}, {high}{right}, got {value}")
+    return value
+
+
 def integer(value, name, minimum=None):
     """value as an int (bools refused: True is not a count), >= minimum when one is given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -84,11 +94,11 @@ def integer(value, name, minimum=None):
     return int(value)
 
 
-def non_negative(value, name):
+def non_negative(value, name, what="a number"):
     """value as a finite float >= 0."""
     value = finite_real(value, name)
     if value < 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value}")
+        raise ValueError(f"{name}: expected {what} >= 0, got {value}")
     return value
 
 
@@ -225,21 +235,14 @@ def class_weight_shape(weight_shape, logits_shape):
 
 def label_smoothing_arg(value):
     """A float in [0, 1]."""
-    value = finite_real(value, "label_smoothing")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value}")
-    return value
-
-
-def finite_float32(a, what):
-    """a (a NumPy array) as float32, refused (ValueError) unless every value is finite once
-    stored: the check runs after the cast, so 1e300 in a float64 array is caught as the inf it
-    would become. Non-real dtypes (complex, strings, objects) raise TypeError."""
-    return finite_as(a, np.float32, what)
+    return in_interval(value, "label_smoothing", 0, 1)
 
 
 def finite_as(a, dtype, what):
-    """finite_float32 for a model of another working dtype (float64 models store float64)."""
+    """a (a NumPy array) as `dtype` (the model's: float32, float64), refused (ValueError) unless
+    every value is finite once stored: the check runs after the cast, so 1e300 in a float64 array
+    is caught as the inf it would become in float32. Non-real dtypes (complex, strings, objects)
+    raise TypeError."""
     dtype = np.dtype(dtype)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{what}: expected real numbers, got dtype {a.dtype}")

@@ -112,39 +112,6 @@ class BaseMLP(BaseEstimator):
         "precision": [StrOptions({"fp32", "tf32", "bf16"})],
     }
 
-    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
-                 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
-                 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
-                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dropout, batch_norm, device,
-                 precision):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.dropout = dropout
-        self.batch_norm = batch_norm
-        self.device = device
-        self.precision = precision
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # accepted, and made dense for the engine
@@ -372,6 +339,15 @@ class BaseMLP(BaseEstimator):
         samples' losses, as in scikit-learn."""
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=False)
+
+
+def keep_params(estimator, params):
+    """Store an estimator's __init__ arguments (its locals()) as attributes, unchanged:
+    scikit-learn's get_params and clone read them back by the names of the signature, and
+    check_estimator requires that __init__ does nothing else."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 def _stratify(labels, fraction):

@@ -18,7 +18,7 @@ import os
 import warnings
 
 from fastnn._callback_base import Callback
-from fastnn._checks import finite_real, flag, integer, verbosity
+from fastnn._checks import finite_real, flag, integer, non_negative, verbosity
 from fastnn.history import History
 from fastnn.progress import progress_callback
 from fastnn.schedules import Schedule
@@ -32,17 +32,11 @@ class LambdaCallback(Callback):
     """A callback made of plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
     """
 
-    _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_end")
-
     def __init__(self, on_train_begin=None, on_train_end=None, on_epoch_begin=None,
                  on_epoch_end=None, on_batch_end=None):
+        given = {k: v for k, v in locals().items() if k.startswith("on_") and v is not None}
         super().__init__()
-        given = dict(on_train_begin=on_train_begin, on_train_end=on_train_end,
-                     on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
-                     on_batch_end=on_batch_end)
         for name, fn in given.items():
-            if fn is None:
-                continue
             if not callable(fn):
                 raise TypeError(f"{name}: expected a function, got {type(fn).__name__}")
             setattr(self, name, fn)  # the instance attribute shadows the no-op method
@@ -62,11 +56,7 @@ class CallbackList:
         except TypeError:
             raise TypeError(f"callbacks: expected a list of fastnn.callbacks.Callback, "
                             f"got {type(callbacks).__name__}") from None
-        for i, cb in enumerate(callbacks):
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks[{i}]: expected a fastnn.callbacks.Callback "
-                                f"(subclass it for your own), got {type(cb).__name__}")
-        self.callbacks = callbacks
+        self.callbacks = [_checked(cb, f"callbacks[{i}]") for i, cb in enumerate(callbacks)]
         self.model = None
         self.params = {}
         if model is not None:
@@ -75,10 +65,7 @@ class CallbackList:
             self.set_params(params)
 
     def append(self, callback):
-        if not isinstance(callback, Callback):
-            raise TypeError(f"callback: expected a fastnn.callbacks.Callback, "
-                            f"got {type(callback).__name__}")
-        self.callbacks.append(callback)
+        self.callbacks.append(_checked(callback, "callback"))
         if self.model is not None:
             callback.set_model(self.model)
         if self.params:
@@ -120,6 +107,13 @@ class CallbackList:
 
     def on_batch_end(self, batch, logs=None):
         self._each("on_batch_end", (batch,), logs)
+
+
+def _checked(callback, name):
+    if not isinstance(callback, Callback):
+        raise TypeError(f"{name}: expected a fastnn.callbacks.Callback (subclass it for your "
+                        f"own), got {type(callback).__name__}")
+    return callback
 
 
 def configure_callbacks(callbacks, model, params, verbose=1, history=None, stream=None):
@@ -385,10 +379,7 @@ class ReduceLROnPlateau(Callback):
         self.verbose = verbosity(verbose)
         self.min_delta = abs(finite_real(min_delta, "min_delta"))
         self.cooldown = integer(cooldown, "cooldown", 0)
-        min_lr = finite_real(min_lr, "min_lr")
-        if min_lr < 0:
-            raise ValueError(f"min_lr: expected a number >= 0, got {min_lr}")
-        self.min_lr = min_lr
+        self.min_lr = non_negative(min_lr, "min_lr")
         self._reset()
 
     def _reset(self):

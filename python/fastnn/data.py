@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from fastnn._checks import flag, seed_or_none
+from fastnn._checks import flag, integer, seed_or_none
 
 __all__ = ["one_hot", "train_test_split", "train_val_test_split", "batches", "validate_xy",
            "split_validation"]
@@ -34,10 +34,7 @@ def one_hot(labels, num_classes=None, dtype=np.float32):
         if arr.size == 0:
             raise ValueError("labels: empty, so num_classes cannot be inferred; pass num_classes")
         num_classes = int(arr.max()) + 1
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise TypeError(f"num_classes: expected an int, got {type(num_classes).__name__}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes: expected >= 1, got {num_classes}")
+    num_classes = integer(num_classes, "num_classes", 1)
     if arr.size:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0:
@@ -46,7 +43,7 @@ def one_hot(labels, num_classes=None, dtype=np.float32):
         if hi >= num_classes:
             raise ValueError(f"labels: expected values in [0, {num_classes}), got {hi} "
                              f"at index {int(np.argmax(arr))}")
-    out = np.zeros(arr.shape + (int(num_classes),), dtype=dtype)
+    out = np.zeros(arr.shape + (num_classes,), dtype=dtype)
     # Scatter along the last axis: one write per label instead of comparing against every class.
     np.put_along_axis(out, arr[..., None].astype(np.intp), 1, axis=-1)
     return out
@@ -58,6 +55,17 @@ def _check_rows(X, name):
     if len(X.shape) == 0:
         raise ValueError(f"{name}: expected an array with one sample per row, got a 0-d value")
     return X
+
+
+def _check_xy_rows(X, y):
+    """(X, y, n): both indexable by row, y (if given) with X's n rows."""
+    X = _check_rows(X, "X")
+    n = len(X)
+    if y is not None:
+        y = _check_rows(y, "y")
+        if len(y) != n:
+            raise ValueError(f"y: expected {n} rows to match X, got {len(y)}")
+    return X, y, n
 
 
 def _part_size(size, n, name):
@@ -140,12 +148,7 @@ def _partition(n, sizes, groups, shuffle, rng):
 
 
 def _split(X, y, sizes_named, seed, stratify, shuffle):
-    X = _check_rows(X, "X")
-    n = len(X)
-    if y is not None:
-        y = _check_rows(y, "y")
-        if len(y) != n:
-            raise ValueError(f"y: expected {n} rows to match X, got {len(y)}")
+    X, y, n = _check_xy_rows(X, y)
     sizes = [_part_size(s, n, name) for name, s in sizes_named]
     if sum(sizes) >= n and n > 0:
         named = ", ".join(f"{name}={s!r}" for name, s in sizes_named)
@@ -194,19 +197,16 @@ def batches(n, batch_size=32, shuffle=True, seed=0):
     """Yield index arrays covering range(n) in batches of batch_size (the last one may be smaller).
 
     batch_size=None gives one batch of all n. shuffle draws one permutation from seed."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n: expected an int, got {type(n).__name__}")
-    if n < 0:
-        raise ValueError(f"n: expected >= 0, got {n}")
+    n = integer(n, "n", 0)
     if batch_size is None:
-        batch_size = max(int(n), 1)
+        batch_size = max(n, 1)
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
         raise TypeError(f"batch_size: expected an int or None, got {type(batch_size).__name__}")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
     shuffle = flag(shuffle, "shuffle")
     order = np.random.default_rng(seed_or_none(seed)).permutation(n) if shuffle else np.arange(n)
-    for start in range(0, int(n), int(batch_size)):
+    for start in range(0, n, int(batch_size)):
         yield order[start:start + batch_size]
 
 
@@ -278,12 +278,7 @@ def split_validation(X, y=None, fraction=0.1):
     fraction = float(fraction)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction: expected a float in (0, 1), got {fraction}")
-    X = _check_rows(X, "X")
-    n = len(X)
-    if y is not None:
-        y = _check_rows(y, "y")
-        if len(y) != n:
-            raise ValueError(f"y: expected {n} rows to match X, got {len(y)}")
+    X, y, n = _check_xy_rows(X, y)
     split_at = int(n * (1.0 - fraction))
     if split_at == 0 or split_at == n:
         which = "training" if split_at == 0 else "validation"

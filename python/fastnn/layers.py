@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from fastnn._checks import finite_real, flag, integer, non_negative
+from fastnn._checks import finite_real, flag, in_interval, integer, non_negative
 from fastnn.ops import ACTIVATIONS as _ELEMENTWISE, init_weights
 
 # Activations a Dense or Activation layer may name: the elementwise ones of fastnn.ops (one name
@@ -189,10 +189,7 @@ class Dropout(Layer):
 
     def __init__(self, rate):
         super().__init__()
-        rate = finite_real(rate, "rate")
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"rate: expected a probability in [0, 1), got {rate}")
-        self.rate = rate
+        self.rate = in_interval(rate, "rate", 0, 1, "left", "a probability")
 
     def engine_spec(self, link_in_loss):
         return {"kind": self.kind, "rate": self.rate}
@@ -210,14 +207,10 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum=0.1, eps=1e-5):
         super().__init__()
-        momentum = finite_real(momentum, "momentum")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
-        eps = finite_real(eps, "eps")
-        if eps <= 0:
-            raise ValueError(f"eps: expected a positive number, got {eps}")
-        self.momentum = momentum
-        self.eps = eps
+        self.momentum = in_interval(momentum, "momentum", 0, 1)
+        self.eps = finite_real(eps, "eps")
+        if self.eps <= 0:
+            raise ValueError(f"eps: expected a positive number, got {self.eps}")
 
     def weight_roles(self):
         return ("gamma", "beta", "running_mean", "running_var")

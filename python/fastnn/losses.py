@@ -1,9 +1,8 @@
 """Loss descriptions for `Sequential.compile`. Plain names ("softmax_cross_entropy",
 "binary_cross_entropy", "mse", "mae") need no object; the sampled softmax has settings."""
 
-import numbers
-
-from fastnn._checks import flag
+from fastnn._checks import flag, integer
+from fastnn.ops.sampled import SAMPLERS
 
 
 class SampledSoftmax:
@@ -22,13 +21,9 @@ class SampledSoftmax:
 
     def __init__(self, num_sampled=64, sampler="log_uniform", unique=True, subtract_log_q=True,
                  remove_accidental_hits=True, correct_true_logit=True):
-        if isinstance(num_sampled, bool) or not isinstance(num_sampled, numbers.Integral):
-            raise TypeError(f"num_sampled: expected an int, got {type(num_sampled).__name__}")
-        if num_sampled < 1:
-            raise ValueError(f"num_sampled: expected at least 1, got {num_sampled}")
-        if sampler not in ("log_uniform", "uniform"):
-            raise ValueError(f"sampler: expected 'log_uniform' or 'uniform', got {sampler!r}")
-        self.num_sampled = int(num_sampled)
+        self.num_sampled = integer(num_sampled, "num_sampled", 1)
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
         self.sampler = sampler
         self.unique = flag(unique, "unique")
         self.subtract_log_q = flag(subtract_log_q, "subtract_log_q")

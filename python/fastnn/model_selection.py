@@ -11,16 +11,14 @@ import time
 
 import numpy as np
 
-from ._checks import flag, seed_or_none
+from ._checks import flag, integer, seed_or_none
 from .data import _group_ids, split_validation, validate_xy
 
 __all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
 
 
 def _check_n_splits(n_splits):
-    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral):
-        raise TypeError(f"n_splits: expected an int, got {type(n_splits).__name__}")
-    if n_splits < 2:
+    if integer(n_splits, "n_splits") < 2:
         raise ValueError(f"n_splits: expected >= 2 (one fold is no cross-validation), "
                          f"got {n_splits}")
     return int(n_splits)
@@ -197,12 +195,9 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable returning a compiled model, "
                         f"got {type(build_fn).__name__}")
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n: expected an int, got {type(n).__name__}")
-    if n < 1:
+    if integer(n, "n") < 1:
         raise ValueError(f"n: expected >= 1 restarts, got {n}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    seed = integer(seed, "seed")
     fit_kwargs = dict(fit_kwargs or {})
     for key in ("validation_split", "validation_data"):
         if key in fit_kwargs:
@@ -222,7 +217,7 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
     build = _seeded_builder(build_fn)
     best_model, best_loss, losses = None, math.inf, []
     for i in range(int(n)):
-        model = _built(build(int(seed) + i))
+        model = _built(build(seed + i))
         model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
         scores = model.evaluate(X_val, y_val)
         try:

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._checks import finite_real
+from fastnn._checks import finite_real, integer
 from fastnn._model_data import as_features
 
 
@@ -26,9 +26,7 @@ class Perceptron:
         if isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral) or max_epochs < 1:
             raise ValueError(f"max_epochs: expected a positive int, got {max_epochs!r}")
         self.max_epochs = int(max_epochs)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-        self.seed = int(seed)
+        self.seed = integer(seed, "seed")
         self.weights_ = None
         self.bias_ = None
         self.errors_ = []

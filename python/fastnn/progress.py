@@ -67,6 +67,11 @@ class _Timed(Callback):
         # Looked up at write time, so pytest's capsys and redirect_stdout see the output.
         return sys.stdout if self.stream is None else self.stream
 
+    def _write(self, text):
+        out = self._out()
+        out.write(text)
+        out.flush()
+
     def _samples_done(self, batch, logs):
         if logs and "samples" in logs:
             return int(logs["samples"])
@@ -91,20 +96,12 @@ class EpochLogger(_Timed):
 
     def on_epoch_end(self, epoch, logs=None):
         elapsed = self.clock() - self._epoch_start if self._epoch_start is not None else 0.0
-        parts = [self._epoch_title(epoch), f"{elapsed:.1f}s" if elapsed < 10 else
-                 _duration(elapsed)]
-        shown = format_logs(logs or {})
-        if shown:
-            parts.append(shown)
         steps = self.params.get("steps")
         samples = self.params.get("samples") or (self._samples_done(steps - 1, logs)
                                                   if steps else None)
-        rate = _rate(samples, elapsed)
-        if rate:
-            parts.append(rate)
-        out = self._out()
-        out.write(" - ".join(parts) + "\n")
-        out.flush()
+        parts = [self._epoch_title(epoch), f"{elapsed:.1f}s" if elapsed < 10 else
+                 _duration(elapsed), format_logs(logs or {}), _rate(samples, elapsed)]
+        self._write(" - ".join(p for p in parts if p) + "\n")
 
 
 class ProgressBar(_Timed):
@@ -157,15 +154,12 @@ class ProgressBar(_Timed):
 
     # -- plain -------------------------------------------------------------------------------
     def _draw(self, text, end=""):
-        out = self._out()
         if not self._live:  # a file or a pipe: the finished line only, no carriage returns
-            out.write(text + end)
-            out.flush()
+            self._write(text + end)
             return
         # Pad with spaces to wipe the tail of a longer previous line.
         pad = " " * max(0, self._last_len - len(text))
-        out.write("\r" + text + pad + end)
-        out.flush()
+        self._write("\r" + text + pad + end)
         self._last_len = 0 if end else len(text)
 
     def _fit(self, parts):

@@ -9,24 +9,14 @@ it is a callback (fastnn.callbacks), not a schedule.
 """
 
 import math
-import numbers
 
-from fastnn._checks import finite_real
+from fastnn._checks import finite_real, integer, non_negative
 
 _PER = ("epoch", "step")
 
 
-def _count(value, name, minimum):
-    """value as an int >= minimum (bools refused: True is not a step count)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_t(t):
-    return _count(t, "t", 0)
+    return integer(t, "t", 0)
 
 
 class Schedule:
@@ -67,7 +57,7 @@ class StepLR(Schedule):
 
     def __init__(self, step_size, gamma=0.1, per="epoch"):
         super().__init__(per)
-        self.step_size = _count(step_size, "step_size", 1)
+        self.step_size = integer(step_size, "step_size", 1)
         self.gamma = _positive(gamma, "gamma")
 
     def __call__(self, base_lr, t):
@@ -97,10 +87,7 @@ class InverseScaling(Schedule):
 
     def __init__(self, power=0.5, per="epoch"):
         super().__init__(per)
-        power = finite_real(power, "power")
-        if power < 0:
-            raise ValueError(f"power: expected a number >= 0, got {power}")
-        self.power = power
+        self.power = non_negative(power, "power")
 
     def __call__(self, base_lr, t):
         return base_lr / (_check_t(t) + 1) ** self.power
@@ -115,11 +102,8 @@ class CosineAnnealing(Schedule):
 
     def __init__(self, T_max, eta_min=0.0, per="epoch"):  # noqa: N803 (torch's name)
         super().__init__(per)
-        self.T_max = _count(T_max, "T_max", 1)
-        eta_min = finite_real(eta_min, "eta_min")
-        if eta_min < 0:
-            raise ValueError(f"eta_min: expected a number >= 0, got {eta_min}")
-        self.eta_min = eta_min
+        self.T_max = integer(T_max, "T_max", 1)
+        self.eta_min = non_negative(eta_min, "eta_min")
 
     def __call__(self, base_lr, t):
         cos = math.cos(math.pi * _check_t(t) / self.T_max)
@@ -138,7 +122,7 @@ class Warmup(Schedule):
 
     def __init__(self, warmup_steps, after=None, per="step"):
         super().__init__(per)
-        self.warmup_steps = _count(warmup_steps, "warmup_steps", 1)
+        self.warmup_steps = integer(warmup_steps, "warmup_steps", 1)
         if after is not None:
             if not isinstance(after, Schedule):
                 raise TypeError(f"after: expected a schedule (fastnn.optim.StepLR, ...) or None, "

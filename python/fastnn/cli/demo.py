@@ -12,6 +12,7 @@ import numpy as np
 
 import fastnn
 from fastnn import optim
+from fastnn.data import train_test_split
 from fastnn.layers import BatchNorm, Dense, Dropout
 
 # The packages the demo's optional parts need, installed with fastnn by the README's command.
@@ -32,11 +33,6 @@ def spiral(n_per_class=1000, classes=3, noise=0.2, seed=0):
     y = np.concatenate(y)
     order = rng.permutation(len(X))
     return X[order], y[order]
-
-
-def _split(X, y, test=0.2):
-    cut = int(len(X) * (1 - test))
-    return X[:cut], y[:cut], X[cut:], y[cut:]
 
 
 def _boundary_png(model, X, y, path):
@@ -82,7 +78,7 @@ def run(quick=False, out="fastnn_spiral.png", verbose=1):
 
     print("\n1. spiral: 3 classes of 2-D points, 2-64-64-3 MLP (relu, batch norm, dropout), Adam")
     X, y = spiral(n_per_class=500 if quick else 2000)
-    Xtr, ytr, Xte, yte = _split(X, y)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, shuffle=False)  # X is shuffled
     model = fastnn.Sequential([Dense(64, "relu"), BatchNorm(), Dense(64, "relu"), Dropout(0.1),
                                Dense(3, "softmax")], input_dim=2, seed=0)
     model.compile("softmax_cross_entropy", optim.Adam(lr=1e-2), metrics=["accuracy"])
@@ -99,8 +95,7 @@ def run(quick=False, out="fastnn_spiral.png", verbose=1):
         print("\n2. digits: scikit-learn's 8x8 images, 64-128-64-10 MLP, Adam")
         Xd, yd = load_digits(return_X_y=True)
         Xd = (Xd / 16.0).astype(np.float32)
-        order = np.random.default_rng(0).permutation(len(Xd))
-        Xtr, ytr, Xte, yte = _split(Xd[order], yd[order], test=0.25)
+        Xtr, Xte, ytr, yte = train_test_split(Xd, yd, test_size=0.25, seed=0)
         model = fastnn.Sequential([Dense(128, "relu"), Dense(64, "relu"), Dense(10)],
                                   input_dim=64, seed=0)
         model.compile("softmax_cross_entropy", optim.Adam(lr=1e-3), metrics=["accuracy"])

@@ -130,6 +130,11 @@ def float_array(a, name, ndim=None):
     return contiguous(a)
 
 
+def matrix(a, name):
+    """A C-contiguous 2-D float array on a's device (float_array, copied when strided)."""
+    return contiguous(float_array(a, name, ndim=2))
+
+
 def is_contiguous(a):
     return a.is_contiguous() if _is_cuda(a) else a.flags.c_contiguous
 

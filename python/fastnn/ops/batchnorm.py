@@ -1,8 +1,8 @@
 """Batch normalization over the rows of (N, F) inputs, as torch.nn.BatchNorm1d computes it."""
 
-from fastnn._checks import finite_real, flag
+from fastnn._checks import flag, in_interval, non_negative
 from fastnn.ops._dispatch import (backend, contiguous, float_array, is_array, is_contiguous, kind,
-                                  require_aligned, writable)
+                                  matrix, require_aligned, writable)
 
 
 def _features(v, name, like, updated=False, required=False):
@@ -30,10 +30,6 @@ def _features(v, name, like, updated=False, required=False):
     return require_aligned(v, name)
 
 
-def _matrix(x, name):
-    return contiguous(float_array(x, name, ndim=2))
-
-
 def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1,
                eps=1e-5):
     """Batch normalization of x (N, F), one statistic per feature (column).
@@ -50,13 +46,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     training = flag(training, "training")
     be, x, gamma, beta, running_mean, running_var = backend(
         x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
-    x = _matrix(x, "x")
-    momentum = finite_real(momentum, "momentum")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"momentum: expected a number in [0, 1], got {momentum}")
-    eps = finite_real(eps, "eps")
-    if eps < 0.0:
-        raise ValueError(f"eps: expected a number >= 0, got {eps}")
+    x = matrix(x, "x")
+    momentum = in_interval(momentum, "momentum", 0, 1)
+    eps = non_negative(eps, "eps")
     gamma = _features(gamma, "gamma", x)
     beta = _features(beta, "beta", x)
     if training:
@@ -79,8 +71,8 @@ def batch_norm_grad(dy, x, gamma, save_mean, save_invstd):
     (scale 1; dgamma is still returned)."""
     be, dy, x, gamma, save_mean, save_invstd = backend(
         dy=dy, x=x, gamma=gamma, save_mean=save_mean, save_invstd=save_invstd)
-    x = _matrix(x, "x")
-    dy = _matrix(dy, "dy")
+    x = matrix(x, "x")
+    dy = matrix(dy, "dy")
     if dy.dtype != x.dtype:
         raise TypeError(f"dy: expected dtype {x.dtype} (x's), got {dy.dtype}")
     if dy.shape != x.shape:

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._checks import finite_real
+from fastnn._checks import in_interval
 from fastnn.ops._dispatch import (backend, check_out, contiguous, data_ptr, float_array, is_array,
                                   may_share_memory)
 
@@ -12,10 +12,7 @@ _UINT8 = np.dtype(np.uint8)
 
 
 def _rate_arg(rate):
-    rate = finite_real(rate, "rate")
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"rate: expected a probability in [0, 1], got {rate}")
-    return rate
+    return in_interval(rate, "rate", 0, 1, what="a probability")
 
 
 def seed_arg(seed):

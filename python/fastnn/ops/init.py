@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from fastnn import _C
-from fastnn._checks import FLOAT_DTYPES, finite_real
+from fastnn._checks import FLOAT_DTYPES, non_negative
 from fastnn.ops.dropout import seed_arg
 
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
@@ -47,12 +47,8 @@ def init_weights(kind, shape, seed, dtype=None, gain=None, out=None):
     if kind not in INITIALIZERS:
         raise ValueError(f"kind: expected one of {', '.join(INITIALIZERS)}, got {kind!r}")
     seed = seed_arg(seed)
-    if gain is None:
-        gain = -1.0  # the kernel's "default gain"
-    else:
-        gain = finite_real(gain, "gain")
-        if gain < 0:
-            raise ValueError(f"gain: expected a number >= 0, got {gain}")
+    # -1: the kernel's "default gain"
+    gain = -1.0 if gain is None else non_negative(gain, "gain")
 
     if out is not None:
         if not isinstance(out, np.ndarray):

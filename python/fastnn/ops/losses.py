@@ -10,7 +10,8 @@ import numpy as np
 
 from fastnn._checks import (class_weight_shape, label_smoothing_arg, same_dtype,
                             softmax_xent_dims, softmax_xent_label_kind)
-from fastnn.ops._dispatch import backend, contiguous, convert, float_array, host, is_array
+from fastnn.ops._dispatch import (backend, contiguous, convert, float_array, host, is_array,
+                                  matrix)
 
 
 def as_labels(labels):
@@ -54,7 +55,7 @@ def softmax_cross_entropy(logits, labels, class_weight=None, label_smoothing=0.0
     """
     be, logits, labels, class_weight = backend(logits=logits, labels=labels,
                                                class_weight=class_weight)
-    logits = contiguous(float_array(logits, "logits", ndim=2))
+    logits = matrix(logits, "logits")
     n, c = softmax_xent_dims(logits.shape)
     labels = as_labels(labels)
     if softmax_xent_label_kind(labels.dtype, labels.shape, logits.dtype, logits.shape) == "index":

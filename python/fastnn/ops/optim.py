@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from fastnn._checks import FLOAT_DTYPES, finite_real, flag
+from fastnn._checks import FLOAT_DTYPES, finite_real, flag, in_interval, non_negative
 from fastnn.ops._dispatch import (backend, contiguous, copy, is_aligned, is_array, is_contiguous,
                                   kind, may_share_memory, require_aligned, writable)
 
@@ -116,10 +116,7 @@ def _penalty(value, name, count):
 
 
 def _non_negative(value, name):
-    value = finite_real(value, name)
-    if value < 0:
-        raise ValueError(f"{name}: expected a value >= 0, got {value}")
-    return value
+    return non_negative(value, name, "a value")
 
 
 def _step(step):
@@ -171,11 +168,8 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
 def _betas(betas):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
-    b1, b2 = finite_real(betas[0], "betas[0]"), finite_real(betas[1], "betas[1]")
-    for i, b in enumerate((b1, b2)):
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"betas[{i}]: expected a value in [0, 1), got {b}")
-    return b1, b2
+    return tuple(in_interval(b, f"betas[{i}]", 0, 1, "left", "a value")
+                 for i, b in enumerate(betas))
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0.999),

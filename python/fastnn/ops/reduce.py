@@ -6,16 +6,12 @@ import numbers
 import numpy as np
 
 from fastnn._checks import finite_real
-from fastnn.ops._dispatch import backend, contiguous, convert, float_array, is_array
+from fastnn.ops._dispatch import backend, contiguous, convert, float_array, is_array, matrix
 from fastnn.ops.losses import as_labels, class_indices
 
 
-def _matrix(x, name):
-    return contiguous(float_array(x, name, ndim=2))
-
-
 def _class_scores(scores, name):
-    scores = _matrix(scores, name)
+    scores = matrix(scores, name)
     if scores.shape[1] == 0 and scores.shape[0] > 0:
         raise ValueError(f"{name}: expected at least one class (column), got shape "
                          f"{scores.shape}")
@@ -25,13 +21,13 @@ def _class_scores(scores, name):
 def sum_rows(x):
     """Column sums of x (N, F) -> (F,), x's dtype, accumulated in double; zeros when N == 0."""
     be, x = backend(x=x)
-    return be.sum_rows(_matrix(x, "x"))
+    return be.sum_rows(matrix(x, "x"))
 
 
 def mean_rows(x):
     """Column means of x (N, F) -> (F,), accumulated in double; N == 0 raises ValueError."""
     be, x = backend(x=x)
-    x = _matrix(x, "x")
+    x = matrix(x, "x")
     if x.shape[0] == 0:
         raise ValueError(f"x: expected at least one row to average, got shape {x.shape}")
     return be.mean_rows(x)
@@ -57,7 +53,7 @@ def count_correct(scores, labels):
         if labels.shape != scores.shape:
             raise ValueError(f"labels: one-hot labels must have scores' shape {scores.shape}, "
                              f"got {labels.shape}")
-        labels = be.argmax_rows(_matrix(labels, "labels"))
+        labels = be.argmax_rows(matrix(labels, "labels"))
     return int(be.top_k_correct(scores, class_indices(labels, n, c), 1))
 
 

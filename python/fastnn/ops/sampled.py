@@ -5,28 +5,18 @@ shared by all rows, drawn by a seeded Philox stream; logits corrected by the log
 expected count; accidental hits masked; loss = mean over rows of the cross-entropy with the true
 class as target. Only the touched columns of W and b get gradients."""
 
-import numbers
-
 from fastnn import _C
-from fastnn._checks import flag, same_dtype, sampled_softmax_dims
-from fastnn.ops._dispatch import backend, check_out, contiguous, empty, float_array
+from fastnn._checks import flag, integer, same_dtype, sampled_softmax_dims
+from fastnn.ops._dispatch import backend, check_out, contiguous, empty, float_array, matrix
 from fastnn.ops.dropout import seed_arg
 from fastnn.ops.losses import as_labels, class_indices
 
 SAMPLERS = ("log_uniform", "uniform")
 
 
-def _int_arg(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value}")
-    return int(value)
-
-
 def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
-    num_sampled = _int_arg(num_sampled, "num_sampled", 1)
-    num_classes = _int_arg(num_classes, "num_classes", 1)
+    num_sampled = integer(num_sampled, "num_sampled", 1)
+    num_classes = integer(num_classes, "num_classes", 1)
     if num_classes > 2**53:
         # Class ids are computed in double precision, exact up to 2**53.
         raise ValueError(f"num_classes: expected at most 2**53, got {num_classes}")
@@ -94,8 +84,8 @@ def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="l
     (int64), dW_cols and db_cols; the loss is a float (it waits for the GPU).
     """
     be, h, W, b, labels, dW, db = backend(h=h, W=W, b=b, labels=labels, dW=dW, db=db)
-    h = contiguous(float_array(h, "h", ndim=2))
-    W = contiguous(float_array(W, "W", ndim=2))
+    h = matrix(h, "h")
+    W = matrix(W, "W")
     if b is not None:
         b = contiguous(float_array(b, "b", ndim=1))
     same_dtype(h=h, W=W, b=b)
