@@ -59,7 +59,7 @@ void act_backward(py::handle dy, py::handle val, py::handle out, const std::stri
                   double param, bool from_output) {
   const auto v = same_arrays({{dy, "dy"}, {val, from_output ? "y" : "x"}, {out, "out"}});
   const Act act = act_from_name(name);
-  if (from_output && !cpu::act_grad_from_output_ok(act, param))
+  if (from_output && !fastnn::act_grad_from_output_ok(act, param))
     throw ValueError("activation: the gradient of '" + name +
                      "' with this parameter is not a function of its output");
   const Place p = place_of(v);
@@ -155,7 +155,7 @@ void bind_activations(py::module_& m) {
   // A question about the activation, not a kernel: no device involved.
   m.def("act_grad_from_output_ok",
         [](const std::string& name, double param) {
-          return cpu::act_grad_from_output_ok(act_from_name(name), param);
+          return fastnn::act_grad_from_output_ok(act_from_name(name), param);
         },
         py::arg("activation"), py::arg("param"));
 #endif

@@ -39,7 +39,7 @@ const ArgView* ptr_or_null(const std::optional<ArgView>& v) { return v ? &*v : n
 // The arguments both forwards share; `running_writable` for training.
 template <class T>
 struct Forward {
-  cpu::BatchNormArgs<T> a;
+  fastnn::BatchNormArgs<T> a;
   std::optional<ArgView> g, b, rm, rv;
   Place place;
   Output y;

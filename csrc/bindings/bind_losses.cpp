@@ -22,7 +22,7 @@ py::tuple run_xent(const ArgView& logits, py::handle labels, py::handle weight,
                    double label_smoothing) {
   const DType dt = dtype_of<T>();
   require(logits, dt, "logits", 2);
-  cpu::SoftmaxXentArgs<T> a;
+  fastnn::SoftmaxXentArgs<T> a;
   a.N = logits.shape[0];
   a.C = logits.shape[1];
   a.logits = logits.ptr<const T>();

@@ -73,9 +73,9 @@ Table gather(py::handle params, py::handle grads, std::initializer_list<py::hand
 }
 
 template <class T>
-std::vector<cpu::OptimTensor<T>> tensors(const Table& t, const std::vector<double>& l1,
+std::vector<fastnn::OptimTensor<T>> tensors(const Table& t, const std::vector<double>& l1,
                                          const std::vector<double>& l2) {
-  std::vector<cpu::OptimTensor<T>> out(t.params.size());
+  std::vector<fastnn::OptimTensor<T>> out(t.params.size());
   for (size_t i = 0; i < out.size(); ++i) {
     out[i].param = t.params[i].ptr<T>();
     out[i].grad = t.grads[i].ptr<const T>();
@@ -183,7 +183,7 @@ void bind_optim(py::module_& m) {
         [](py::handle params, py::handle grads, py::handle bufs, const std::vector<double>& l1,
            const std::vector<double>& l2, double lr, double momentum, double dampening,
            bool nesterov, double weight_decay, bool first_step, double grad_scale) {
-          cpu::SgdOptions o;
+          fastnn::SgdOptions o;
           o.lr = lr;
           o.momentum = momentum;
           o.dampening = dampening;
@@ -206,7 +206,7 @@ void bind_optim(py::module_& m) {
            py::handle max_exp_avg_sqs, const std::vector<double>& l1,
            const std::vector<double>& l2, int64_t step_count, double lr, double beta1,
            double beta2, double eps, double weight_decay, bool decoupled, double grad_scale) {
-          cpu::AdamOptions o;
+          fastnn::AdamOptions o;
           o.lr = lr;
           o.beta1 = beta1;
           o.beta2 = beta2;
@@ -229,7 +229,7 @@ void bind_optim(py::module_& m) {
         [](py::handle params, py::handle grads, py::handle state_sums,
            const std::vector<double>& l1, const std::vector<double>& l2, int64_t step_count,
            double lr, double lr_decay, double weight_decay, double eps, double grad_scale) {
-          cpu::AdagradOptions o;
+          fastnn::AdagradOptions o;
           o.lr = lr;
           o.lr_decay = lr_decay;
           o.weight_decay = weight_decay;
@@ -248,7 +248,7 @@ void bind_optim(py::module_& m) {
            py::handle momentum_buffers, py::handle grad_avgs, const std::vector<double>& l1,
            const std::vector<double>& l2, double lr, double alpha, double eps,
            double weight_decay, double momentum, double grad_scale) {
-          cpu::RmspropOptions o;
+          fastnn::RmspropOptions o;
           o.lr = lr;
           o.alpha = alpha;
           o.eps = eps;

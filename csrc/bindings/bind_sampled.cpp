@@ -20,9 +20,9 @@
 namespace fastnn::bind {
 namespace {
 
-cpu::Sampler sampler_from_name(const std::string& name) {
-  if (name == "log_uniform") return cpu::Sampler::LogUniform;
-  if (name == "uniform") return cpu::Sampler::Uniform;
+fastnn::Sampler sampler_from_name(const std::string& name) {
+  if (name == "log_uniform") return fastnn::Sampler::LogUniform;
+  if (name == "uniform") return fastnn::Sampler::Uniform;
   throw ValueError("sampler: expected 'log_uniform' or 'uniform', got '" + name + "'");
 }
 
@@ -48,11 +48,11 @@ py::array_t<V> host_array(const std::vector<V>& v) {
 py::tuple sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t seed,
                             const std::string& sampler, bool unique,
                             int64_t max_rejection_draws) {
-  const cpu::Sampler kind = sampler_from_name(sampler);
-  cpu::CandidateSample s;
+  const fastnn::Sampler kind = sampler_from_name(sampler);
+  fastnn::CandidateSample s;
   try {
     py::gil_scoped_release release;
-    s = cpu::sample_candidates(num_sampled, num_classes, seed, kind, unique, check_signals,
+    s = fastnn::sampling::sample_candidates(num_sampled, num_classes, seed, kind, unique, check_signals,
                                max_rejection_draws);
   } catch (const Interrupted&) {
     throw py::error_already_set();
@@ -64,7 +64,7 @@ py::tuple sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t s
 // Every argument of one call, checked and converted.
 template <class T>
 struct Call {
-  cpu::SampledSoftmaxArgs<T> a;
+  fastnn::SampledSoftmaxArgs<T> a;
   ArgView h, W, labels;
   std::optional<ArgView> b;
   Place place;
@@ -80,7 +80,7 @@ Call<T> convert(const ArgView& h, py::handle W_obj, py::handle b_obj, py::handle
   require(c.h, dt, "h", 2);
   require(c.W, dt, "W", 2);
   require(c.labels, DType::Int64, "labels", 1);
-  cpu::SampledSoftmaxArgs<T>& a = c.a;
+  fastnn::SampledSoftmaxArgs<T>& a = c.a;
   a.N = c.h.shape[0], a.D = c.h.shape[1], a.C = c.W.shape[1];
   if (c.W.shape[0] != a.D) throw ValueError("W: expected h.shape[1] rows");
   if (c.labels.shape[0] != a.N) throw ValueError("labels: expected one label per row of h");
@@ -121,7 +121,7 @@ py::tuple run_sampled(const ArgView& h, py::handle W, py::handle b, py::handle l
                       bool unique, bool subtract_log_q, bool remove_accidental_hits,
                       bool correct_true_logit) {
   Call<T> c = convert<T>(h, W, b, labels);
-  cpu::SampledSoftmaxArgs<T>& a = c.a;
+  fastnn::SampledSoftmaxArgs<T>& a = c.a;
   a.num_sampled = num_sampled;
   a.seed = seed;
   a.sampler = sampler_from_name(sampler);
@@ -149,9 +149,9 @@ py::tuple run_sampled(const ArgView& h, py::handle W, py::handle b, py::handle l
   });
   const py::object cols_out = cols.obj;
 #else
-  cpu::SampledPlan plan;
+  fastnn::SampledPlan plan;
   try {
-    plan = run(c.place, [&] { return cpu::sampled_softmax_plan(a, check_signals); });
+    plan = run(c.place, [&] { return fastnn::sampling::sampled_softmax_plan(a, check_signals); });
   } catch (const Interrupted&) {
     throw py::error_already_set();
   }

@@ -68,7 +68,7 @@ void dense_backward_device(uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t gat
                            int64_t lddx, bool accumulate, uintptr_t workspace,
                            int64_t workspace_bytes, uintptr_t stream,
                            const std::string& precision, const std::string& path) {
-  const cuda::Precision prec = cuda::precision_from_name(precision);
+  const fastnn::Precision prec = fastnn::precision_from_name(precision);
   const cuda::DenseBackwardPath p = cuda::dense_backward_path_from_name(path);
   const Act act = act_from_name(activation);
   if (act != Act::None && gate == 0 && M * N > 0)
@@ -146,7 +146,7 @@ bool applies(const std::vector<int64_t>& widths, const py::list& acts,
              const std::vector<double>& params, const std::string& precision) {
   const auto layers = make_layers(widths, acts, params);
   return cuda::fused_mlp_applies(layers.data(), int64_t(layers.size()),
-                                 cuda::precision_from_name(precision));
+                                 fastnn::precision_from_name(precision));
 }
 
 std::vector<cuda::FusedMlpLayer> device_layers(const std::vector<int64_t>& widths,
@@ -173,7 +173,7 @@ void forward_device(uintptr_t X, int64_t M, const std::vector<int64_t>& widths,
   if (outputs.size() != layers.size()) throw ValueError("outputs: expected one address per layer");
   std::vector<float*> outs(outputs.size());
   for (size_t l = 0; l < outs.size(); ++l) outs[l] = ptr<float>(outputs[l]);
-  const cuda::Precision p = cuda::precision_from_name(precision);
+  const fastnn::Precision p = fastnn::precision_from_name(precision);
   py::gil_scoped_release release;
   cuda::fused_mlp_forward(layers.data(), int64_t(layers.size()), ptr<const float>(X), M,
                           outs.data(), p, reinterpret_cast<void*>(stream));
@@ -193,7 +193,7 @@ void backward_device(int64_t M, const std::vector<int64_t>& widths,
     outs[l] = ptr<const float>(outputs[l]);
     dzs[l] = ptr<float>(dZ[l]);
   }
-  const cuda::Precision p = cuda::precision_from_name(precision);
+  const fastnn::Precision p = fastnn::precision_from_name(precision);
   py::gil_scoped_release release;
   cuda::fused_mlp_backward(layers.data(), int64_t(layers.size()), nullptr, outs.data(),
                            ptr<const float>(dY), M, dzs.data(), ptr<float>(dX), p,

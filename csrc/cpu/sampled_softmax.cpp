@@ -74,8 +74,8 @@ double sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const Sampl
   for (int64_t i = 0; i < N; ++i) {
     slot_y[i] = slot_of(y[i]);
     if (a.subtract_log_q && a.correct_true_logit)
-      logq_y[i] = std::log(expected_count(y[i], C, a.sampler, a.unique, a.num_sampled,
-                                          plan.sample.tries));
+      logq_y[i] = std::log(sampling::expected_count(y[i], C, a.sampler, a.unique, a.num_sampled,
+                                                    plan.sample.tries));
   }
 
   // Ws (D,S) = W[:, s], bs (S,) = b[s]: gathered once so that the GEMMs read contiguous rows.

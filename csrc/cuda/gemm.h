@@ -12,10 +12,6 @@
 namespace fastnn {
 namespace cuda {
 
-// Transitional: Precision was cuda::Precision; code not yet moved to core/ still spells it so.
-using ::fastnn::Precision;
-using ::fastnn::precision_from_name;
-
 // Enqueues the kernel on `stream` (a cudaStream_t; void* keeps this header free of CUDA headers
 // so plain C++ translation units can include it) and returns without synchronising. Launch
 // errors throw CudaError at once; errors while the kernel runs surface at the caller's next

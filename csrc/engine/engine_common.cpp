@@ -230,8 +230,8 @@ int optim_states(OptimKind kind) {
   return kind == OptimKind::Sgd || kind == OptimKind::Adagrad ? 1 : 3;
 }
 
-cpu::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale) {
-  cpu::SgdOptions so;
+fastnn::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale) {
+  fastnn::SgdOptions so;
   so.lr = o.lr;
   so.momentum = o.momentum;
   so.dampening = o.dampening;
@@ -242,8 +242,8 @@ cpu::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale) {
   return so;
 }
 
-cpu::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale) {
-  cpu::AdamOptions ao;
+fastnn::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale) {
+  fastnn::AdamOptions ao;
   ao.lr = o.lr;
   ao.beta1 = o.beta1;
   ao.beta2 = o.beta2;
@@ -256,8 +256,8 @@ cpu::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale) {
   return ao;
 }
 
-cpu::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double scale) {
-  cpu::AdagradOptions ag;
+fastnn::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double scale) {
+  fastnn::AdagradOptions ag;
   ag.lr = o.lr;
   ag.lr_decay = o.lr_decay;
   ag.weight_decay = o.weight_decay;
@@ -267,8 +267,8 @@ cpu::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double sca
   return ag;
 }
 
-cpu::RmspropOptions rmsprop_options(const OptimSpec& o, double scale) {
-  cpu::RmspropOptions ro;
+fastnn::RmspropOptions rmsprop_options(const OptimSpec& o, double scale) {
+  fastnn::RmspropOptions ro;
   ro.lr = o.lr;
   ro.alpha = o.alpha;
   ro.eps = o.eps;

@@ -125,16 +125,16 @@ std::string label_range_message(int64_t label, int64_t position, int64_t classes
 int optim_states(OptimKind kind);
 
 // The options of one update at 1-based step `step` with the gradients scaled by `scale`.
-cpu::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale);
-cpu::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale);
-cpu::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double scale);
-cpu::RmspropOptions rmsprop_options(const OptimSpec& o, double scale);
+fastnn::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale);
+fastnn::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale);
+fastnn::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double scale);
+fastnn::RmspropOptions rmsprop_options(const OptimSpec& o, double scale);
 
 // A parameter's entry in the multi-tensor optimizer list.
 template <class T>
-cpu::OptimTensor<T> optim_tensor(T* value, const T* grad, T* const* state, int states,
+fastnn::OptimTensor<T> optim_tensor(T* value, const T* grad, T* const* state, int states,
                                  int64_t n, double l1, double l2) {
-  cpu::OptimTensor<T> t;
+  fastnn::OptimTensor<T> t;
   t.param = value;
   t.grad = grad;
   for (int k = 0; k < states; ++k) t.state[k] = state[k];
@@ -203,10 +203,10 @@ DenseBackwardArgs<T> dense_backward_args(const LayerPlan& L, int64_t N, int64_t 
 
 // A BatchNorm layer's forward arguments; training (save_mean non-null) needs two rows at least.
 template <class T>
-cpu::BatchNormArgs<T> batch_norm_args(const LayerSpec& s, const T* x, int64_t N, int64_t F,
+fastnn::BatchNormArgs<T> batch_norm_args(const LayerSpec& s, const T* x, int64_t N, int64_t F,
                                       const T* gamma, const T* beta, T* running_mean,
                                       T* running_var, T* y, T* save_mean, T* save_invstd) {
-  cpu::BatchNormArgs<T> a;
+  fastnn::BatchNormArgs<T> a;
   a.x = x;
   a.N = N;
   a.F = F;
@@ -224,9 +224,9 @@ cpu::BatchNormArgs<T> batch_norm_args(const LayerSpec& s, const T* x, int64_t N,
 
 // The softmax cross-entropy of N rows of C logits against class labels, its gradient into grad.
 template <class T>
-cpu::SoftmaxXentArgs<T> softmax_xent_args(const T* logits, int64_t N, int64_t C,
+fastnn::SoftmaxXentArgs<T> softmax_xent_args(const T* logits, int64_t N, int64_t C,
                                           const int64_t* labels, T* grad) {
-  cpu::SoftmaxXentArgs<T> a;
+  fastnn::SoftmaxXentArgs<T> a;
   a.logits = logits;
   a.N = N;
   a.C = C;

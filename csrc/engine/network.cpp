@@ -109,7 +109,7 @@ struct Network<T>::Impl {
   // layer): a new mask for every batch, and the same ones again after save / load, since the
   // step count is saved.
   int64_t micro = 0;
-  std::vector<cpu::OptimTensor<T>> otensors;
+  std::vector<fastnn::OptimTensor<T>> otensors;
   std::vector<const T*> grad_ptrs;  // every parameter's gradient, for the global norm
   std::vector<int64_t> grad_sizes;
   std::vector<LayerDiagnostics> diag;
@@ -191,7 +191,7 @@ struct Network<T>::Impl {
           break;
         case LayerKind::BatchNorm: {
           if (training) check_batch_norm_rows(N);
-          const cpu::BatchNormArgs<T> a = batch_norm_args<T>(
+          const fastnn::BatchNormArgs<T> a = batch_norm_args<T>(
               L.spec, x, N, out, net->params_[L.gamma].value.data(),
               net->params_[L.beta].value.data(), L.running_mean.data(), L.running_var.data(),
               y, training ? L.mean.data() : nullptr, training ? L.invstd.data() : nullptr);
@@ -232,7 +232,7 @@ struct Network<T>::Impl {
         }
         case LayerKind::Activation:
           if (L.spec.act == Act::None || !need_dx) continue;
-          if (cpu::act_grad_from_output_ok(L.spec.act, L.spec.act_param))
+          if (fastnn::act_grad_from_output_ok(L.spec.act, L.spec.act_param))
             cpu::act_backward_from_output(L.spec.act, T(L.spec.act_param), dcur, y, dnext,
                                           N * out);
           else
@@ -352,7 +352,7 @@ struct Network<T>::Impl {
     const T* h = forward(train, x0, N, last);
     const int64_t D = width(last), C = width(last + 1);
     Param<T>& w = net->params_[L.w];
-    cpu::SampledSoftmaxArgs<T> a;
+    fastnn::SampledSoftmaxArgs<T> a;
     a.h = h;
     a.W = w.value.data();
     a.b = L.b >= 0 ? net->params_[L.b].value.data() : nullptr;
@@ -362,12 +362,12 @@ struct Network<T>::Impl {
     a.C = C;
     a.num_sampled = sampled.num_sampled;
     a.seed = sampled_seed(seed, net->step_, micro_index);
-    a.sampler = sampled.log_uniform ? cpu::Sampler::LogUniform : cpu::Sampler::Uniform;
+    a.sampler = sampled.log_uniform ? fastnn::Sampler::LogUniform : fastnn::Sampler::Uniform;
     a.unique = sampled.unique;
     a.subtract_log_q = sampled.subtract_log_q;
     a.remove_accidental_hits = sampled.remove_accidental_hits;
     a.correct_true_logit = sampled.correct_true_logit;
-    const cpu::SampledPlan plan = cpu::sampled_softmax_plan(a);
+    const fastnn::SampledPlan plan = fastnn::sampling::sampled_softmax_plan(a);
     const int64_t k = int64_t(plan.cols.size());
     dw_cols.resize(size_t(D * k));
     db_cols.resize(size_t(k));

@@ -124,7 +124,7 @@ struct CudaNetwork::Impl {
   std::vector<LayerState> layers;
   std::vector<P> params;
   std::vector<std::pair<float*, int64_t>> buffers;  // BatchNorm running statistics (layout order)
-  std::vector<cpu::OptimTensor<float>> otensors;
+  std::vector<fastnn::OptimTensor<float>> otensors;
   std::vector<const float*> grad_ptrs;
   std::vector<int64_t> grad_sizes;
   bool any_penalty = false, has_batch_norm = false;
@@ -303,7 +303,7 @@ struct CudaNetwork::Impl {
           break;
         case LayerKind::BatchNorm: {
           if (training) check_batch_norm_rows(N);
-          const cpu::BatchNormArgs<float> a = batch_norm_args<float>(
+          const fastnn::BatchNormArgs<float> a = batch_norm_args<float>(
               L.spec, x, N, out, params[L.gamma].value.f(), params[L.beta].value.f(),
               L.running_mean.f(), L.running_var.f(), L.y.f(), training ? L.mean.f() : nullptr,
               training ? L.invstd.f() : nullptr);
@@ -350,7 +350,7 @@ struct CudaNetwork::Impl {
         }
         case LayerKind::Activation:
           if (L.spec.act == Act::None || !need_dx) continue;
-          if (cpu::act_grad_from_output_ok(L.spec.act, L.spec.act_param))
+          if (fastnn::act_grad_from_output_ok(L.spec.act, L.spec.act_param))
             cuda::act_backward_from_output(L.spec.act, float(L.spec.act_param), dcur, L.y.f(),
                                            dnext, N * out, stream);
           else
@@ -721,7 +721,7 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
     auto fusable = [&](size_t l) {
       const Impl::LayerState& L = m.layers[l];
       return L.spec.kind == LayerKind::Dense && !L.keep_z &&
-             cpu::act_grad_from_output_ok(L.spec.act, L.spec.act_param);
+             fastnn::act_grad_from_output_ok(L.spec.act, L.spec.act_param);
     };
     for (size_t i = 0; i < m.layers.size();) {
       Impl::Run R;
@@ -1084,7 +1084,7 @@ std::unique_ptr<Engine<T>> create_engine(const EngineConfig& c) {
                      std::to_string(c.options.device));
     CudaOptions o;
     o.device = c.options.device;
-    o.precision = cuda::precision_from_name(c.options.precision);
+    o.precision = fastnn::precision_from_name(c.options.precision);
     o.fused_mlp = c.options.fused_mlp;
     o.graphs = c.options.graphs;
     return std::unique_ptr<Engine<T>>(

@@ -15,7 +15,7 @@
 // batches: batch-norm running statistics still move on with them (the step count, rows, batches
 // and updates reported stop where the CPU engine's do: the device records where it happened).
 //
-// Precision (cuda::Precision) picks the GEMM arithmetic of every Dense forward and backward;
+// Precision (fastnn::Precision) picks the GEMM arithmetic of every Dense forward and backward;
 // storage, master weights, optimizer state and activations stay FP32.
 //
 // CUDA graphs (graphs = true): after a first eager step of a given batch size, the training
@@ -40,7 +40,7 @@ namespace engine {
 
 struct CudaOptions {
   int device = 0;
-  cuda::Precision precision = cuda::Precision::FP32;
+  fastnn::Precision precision = fastnn::Precision::FP32;
   bool fused_mlp = true;  // runs of narrow Dense layers through cuda::fused_mlp where it applies
   bool graphs = true;
 };

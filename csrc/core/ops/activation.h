@@ -60,10 +60,4 @@ inline bool act_grad_from_output_ok(Act act, double param) {
   }
 }
 
-// Transitional: the rule was cpu::act_grad_from_output_ok; code not yet moved to core/ still
-// spells it so.
-namespace cpu {
-using ::fastnn::act_grad_from_output_ok;
-}  // namespace cpu
-
 }  // namespace fastnn

@@ -29,9 +29,4 @@ struct BatchNormArgs {
   T* save_invstd = nullptr;  // (F,) training only: 1 / sqrt(biased var + eps)
 };
 
-// Transitional: the struct was cpu::BatchNormArgs; code not yet moved to core/ still spells it so.
-namespace cpu {
-using ::fastnn::BatchNormArgs;
-}  // namespace cpu
-
 }  // namespace fastnn

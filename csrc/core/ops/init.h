@@ -63,14 +63,4 @@ inline double init_default_gain(Init kind) {
 
 inline bool init_needs_fans(Init kind) { return kind != Init::Zeros && kind != Init::Ones; }
 
-// Transitional: these were cpu::Init, cpu::init_from_name...; code not yet moved to core/ still
-// spells them so.
-namespace cpu {
-using ::fastnn::Init;
-using ::fastnn::init_default_gain;
-using ::fastnn::init_from_name;
-using ::fastnn::init_names;
-using ::fastnn::init_needs_fans;
-}  // namespace cpu
-
 }  // namespace fastnn

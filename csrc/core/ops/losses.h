@@ -25,9 +25,4 @@ struct SoftmaxXentArgs {
   T* grad = nullptr;                // (N, C) d loss / d logits
 };
 
-// Transitional: the struct was cpu::SoftmaxXentArgs; code not yet moved to core/ still spells it so.
-namespace cpu {
-using ::fastnn::SoftmaxXentArgs;
-}  // namespace cpu
-
 }  // namespace fastnn

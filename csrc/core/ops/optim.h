@@ -64,14 +64,4 @@ struct RmspropOptions {
   double grad_scale = 1;
 };
 
-// Transitional: these were cpu::OptimTensor, cpu::SgdOptions...; code not yet moved to core/
-// still spells them so.
-namespace cpu {
-using ::fastnn::AdagradOptions;
-using ::fastnn::AdamOptions;
-using ::fastnn::OptimTensor;
-using ::fastnn::RmspropOptions;
-using ::fastnn::SgdOptions;
-}  // namespace cpu
-
 }  // namespace fastnn

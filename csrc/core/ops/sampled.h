@@ -100,21 +100,4 @@ template <class T>
 SampledPlan sampled_softmax_plan(const SampledSoftmaxArgs<T>& a, const Poll& poll = nullptr);
 }  // namespace sampling
 
-// Transitional: these were cpu::Sampler, cpu::sample_candidates...; code not yet moved to core/
-// still spells them so.
-namespace cpu {
-using ::fastnn::CandidateSample;
-using ::fastnn::sampling::expected_count;
-using ::fastnn::kKeyStream;
-using ::fastnn::kSamplerStream;
-using ::fastnn::kTriesStream;
-using ::fastnn::Poll;
-using ::fastnn::sampling::sample_candidates;
-using ::fastnn::SampledPlan;
-using ::fastnn::sampling::sampled_softmax_plan;
-using ::fastnn::SampledSoftmaxArgs;
-using ::fastnn::Sampler;
-using ::fastnn::sampling::sampler_probability;
-}  // namespace cpu
-
 }  // namespace fastnn
