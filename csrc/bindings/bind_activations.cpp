@@ -19,12 +19,12 @@ namespace {
 
 // Every array: the dtype of the first, C-contiguous, the size of the first; the last writable.
 // Returns the views and the place they share.
-std::vector<ArgView> same_arrays(std::initializer_list<std::pair<py::handle, std::string>> args) {
-  std::vector<ArgView> v;
+std::vector<View> same_arrays(std::initializer_list<std::pair<py::handle, std::string>> args) {
+  std::vector<View> v;
   size_t i = 0;
   for (const auto& [obj, name] : args) {
     v.push_back(view(obj, name, ++i == args.size()));
-    const ArgView& a = v.back();
+    const View& a = v.back();
     if (a.dtype != v.front().dtype)
       throw TypeError(name + ": expected dtype " + v.front().dtype_name + ", got " + a.dtype_name);
     check_contiguous(a, name);
@@ -88,7 +88,7 @@ void act_backward(py::handle dy, py::handle val, py::handle out, const std::stri
 }
 
 // Rows and columns of a (rows, cols) or (cols,) array.
-std::pair<int64_t, int64_t> rows_cols(const ArgView& a) {
+std::pair<int64_t, int64_t> rows_cols(const View& a) {
   if (a.ndim() < 1) throw ValueError("x: expected at least a 1-D array");
   const int64_t cols = a.shape.back();
   return {cols == 0 ? 0 : a.size() / cols, cols};

@@ -18,7 +18,7 @@ namespace fastnn::bind {
 namespace {
 
 // A (F,) vector of dtype T, or absent for None. Writable when asked.
-std::optional<ArgView> features(py::handle obj, const char* name, DType dt, int64_t F,
+std::optional<View> features(py::handle obj, const char* name, DType dt, int64_t F,
                                 bool writable) {
   auto v = view_or_none(obj, name, writable);
   if (v) {
@@ -30,21 +30,21 @@ std::optional<ArgView> features(py::handle obj, const char* name, DType dt, int6
 }
 
 template <class T>
-T* data_or_null(const std::optional<ArgView>& v) {
+T* data_or_null(const std::optional<View>& v) {
   return v ? v->ptr<T>() : nullptr;
 }
 
-const ArgView* ptr_or_null(const std::optional<ArgView>& v) { return v ? &*v : nullptr; }
+const View* ptr_or_null(const std::optional<View>& v) { return v ? &*v : nullptr; }
 
 // The arguments both forwards share; `running_writable` for training.
 template <class T>
 struct Forward {
   fastnn::BatchNormArgs<T> a;
-  std::optional<ArgView> g, b, rm, rv;
+  std::optional<View> g, b, rm, rv;
   Place place;
   Output y;
 
-  Forward(const ArgView& x, py::handle gamma, py::handle beta, py::handle running_mean,
+  Forward(const View& x, py::handle gamma, py::handle beta, py::handle running_mean,
           py::handle running_var, bool running_writable) {
     const DType dt = dtype_of<T>();
     require(x, dt, "x", 2);
@@ -66,7 +66,7 @@ struct Forward {
 };
 
 template <class T>
-py::tuple train(const ArgView& x, py::handle gamma, py::handle beta, py::handle running_mean,
+py::tuple train(const View& x, py::handle gamma, py::handle beta, py::handle running_mean,
                 py::handle running_var, double momentum, double eps) {
   Forward<T> f(x, gamma, beta, running_mean, running_var, true);
   f.a.momentum = momentum;
@@ -88,7 +88,7 @@ py::tuple train(const ArgView& x, py::handle gamma, py::handle beta, py::handle 
 }
 
 template <class T>
-py::object infer(const ArgView& x, py::handle gamma, py::handle beta, py::handle running_mean,
+py::object infer(const View& x, py::handle gamma, py::handle beta, py::handle running_mean,
                  py::handle running_var, double eps) {
   Forward<T> f(x, gamma, beta, running_mean, running_var, false);
   f.a.eps = eps;
@@ -106,10 +106,10 @@ py::object infer(const ArgView& x, py::handle gamma, py::handle beta, py::handle
 }
 
 template <class T>
-py::tuple backward(const ArgView& x, py::handle dy_obj, py::handle gamma, py::handle save_mean,
+py::tuple backward(const View& x, py::handle dy_obj, py::handle gamma, py::handle save_mean,
                    py::handle save_invstd) {
   const DType dt = dtype_of<T>();
-  const ArgView dy = view(dy_obj, "dy");
+  const View dy = view(dy_obj, "dy");
   require(dy, dt, "dy", 2);
   require(x, dt, "x", 2);
   const int64_t N = x.shape[0], F = x.shape[1];
@@ -146,7 +146,7 @@ void bind_batchnorm(py::module_& m) {
   m.def("batch_norm_train",
         [](py::handle x, py::handle g, py::handle b, py::handle rm, py::handle rv,
            double momentum, double eps) {
-          const ArgView X = view(x, "x");
+          const View X = view(x, "x");
           return is_double(X, "x") ? train<double>(X, g, b, rm, rv, momentum, eps)
                                    : train<float>(X, g, b, rm, rv, momentum, eps);
         },
@@ -155,7 +155,7 @@ void bind_batchnorm(py::module_& m) {
         "(y, save_mean, save_invstd); running stats (or None) updated in place");
   m.def("batch_norm_infer",
         [](py::handle x, py::handle g, py::handle b, py::handle rm, py::handle rv, double eps) {
-          const ArgView X = view(x, "x");
+          const View X = view(x, "x");
           return is_double(X, "x") ? infer<double>(X, g, b, rm, rv, eps)
                                    : infer<float>(X, g, b, rm, rv, eps);
         },
@@ -163,7 +163,7 @@ void bind_batchnorm(py::module_& m) {
         py::arg("running_var"), py::arg("eps"));
   m.def("batch_norm_backward",
         [](py::handle dy, py::handle x, py::handle g, py::handle sm, py::handle si) {
-          const ArgView X = view(x, "x");
+          const View X = view(x, "x");
           return is_double(X, "x") ? backward<double>(X, dy, g, sm, si)
                                    : backward<float>(X, dy, g, sm, si);
         },

@@ -25,15 +25,15 @@ std::string dims(int64_t a, int64_t b) {
 }
 
 // A 2-D view of the given dtype; writable when asked.
-ArgView matrix(py::handle obj, const char* name, DType dtype, bool writable = false) {
-  ArgView v = view(obj, name, writable);
+View matrix(py::handle obj, const char* name, DType dtype, bool writable = false) {
+  View v = view(obj, name, writable);
   check_ndim(v, 2, name);
   check_dtype(v, dtype, name);
   return v;
 }
 
 // v has the given shape and contiguous columns (empty ones may carry any strides).
-void check_rows(const ArgView& v, const char* name, int64_t rows, int64_t cols) {
+void check_rows(const View& v, const char* name, int64_t rows, int64_t cols) {
   if (v.shape[0] != rows || v.shape[1] != cols)
     throw ValueError(std::string(name) + ": expected shape " + dims(rows, cols) + ", got " +
                      dims(v.shape[0], v.shape[1]));
@@ -41,9 +41,9 @@ void check_rows(const ArgView& v, const char* name, int64_t rows, int64_t cols) 
     throw ValueError(std::string(name) + ": columns must be contiguous");
 }
 
-ArgView rows_matrix(py::handle obj, const char* name, DType dtype, int64_t rows, int64_t cols,
+View rows_matrix(py::handle obj, const char* name, DType dtype, int64_t rows, int64_t cols,
                     bool writable = false) {
-  ArgView v = matrix(obj, name, dtype, writable);
+  View v = matrix(obj, name, dtype, writable);
   check_rows(v, name, rows, cols);
   return v;
 }
@@ -61,9 +61,9 @@ void check_backend_dtype(DType dt, const char* what) {
 }
 
 template <class T>
-void run_gemm(const ArgView& A, const ArgView& B, const ArgView& C, bool trans_a, bool trans_b,
-              double alpha, double beta, const std::optional<ArgView>& bias, Act act,
-              double act_param, bool reference, const std::optional<ArgView>& Z,
+void run_gemm(const View& A, const View& B, const View& C, bool trans_a, bool trans_b,
+              double alpha, double beta, const std::optional<View>& bias, Act act,
+              double act_param, bool reference, const std::optional<View>& Z,
               const Place& p) {
   GemmArgs<T> g;
   g.M = trans_a ? A.shape[1] : A.shape[0];
@@ -111,10 +111,10 @@ void run_gemm(const ArgView& A, const ArgView& B, const ArgView& C, bool trans_a
 void gemm(py::handle a, py::handle b, py::handle out, bool trans_a, bool trans_b, double alpha,
           double beta, py::handle bias, const std::string& activation, double act_param,
           bool reference, py::handle z) {
-  const ArgView C = view(out, "out", true);
+  const View C = view(out, "out", true);
   check_ndim(C, 2, "out");
   const DType dt = C.dtype;
-  const ArgView A = matrix(a, "a", dt), B = matrix(b, "b", dt);
+  const View A = matrix(a, "a", dt), B = matrix(b, "b", dt);
   const auto bias_v = view_or_none(bias, "bias");
   const auto z_v = view_or_none(z, "z", true);
   if ((bias_v && bias_v->dtype != dt) || (z_v && z_v->dtype != dt))
@@ -133,17 +133,17 @@ void gemm(py::handle a, py::handle b, py::handle out, bool trans_a, bool trans_b
 }
 
 template <class T>
-void run_dense_backward(py::handle dy, const ArgView& X, py::handle w, py::handle gate,
+void run_dense_backward(py::handle dy, const View& X, py::handle w, py::handle gate,
                         const std::string& activation, double act_param, bool from_output,
-                        const ArgView& DW, py::handle db, py::handle dx, bool accumulate) {
+                        const View& DW, py::handle db, py::handle dx, bool accumulate) {
   const DType dt = dtype_of<T>();
   DenseBackwardArgs<T> d;
   d.M = X.shape[0];
   d.K = X.shape[1];
-  const ArgView W = matrix(w, "w", dt);
+  const View W = matrix(w, "w", dt);
   d.N = W.shape[1];
   check_rows(W, "w", d.K, d.N);
-  const ArgView DY = rows_matrix(dy, "dy", dt, d.M, d.N);
+  const View DY = rows_matrix(dy, "dy", dt, d.M, d.N);
   if (X.strides[1] != 1 && d.K > 1 && d.M > 0) throw ValueError("x: columns must be contiguous");
   check_rows(DW, "dw", d.K, d.N);
   d.X = X.ptr<const T>();
@@ -156,7 +156,7 @@ void run_dense_backward(py::handle dy, const ArgView& X, py::handle w, py::handl
   d.lddw = DW.strides[0];
   d.accumulate = accumulate;
   const Act act = act_from_name(activation);
-  std::optional<ArgView> G, DB, DX;
+  std::optional<View> G, DB, DX;
   if (act != Act::None) {
     if (gate.is_none()) throw ValueError("dense backward: an activation needs z or y");
     G = rows_matrix(gate, from_output ? "y" : "z", dt, d.M, d.N);
@@ -196,10 +196,10 @@ void run_dense_backward(py::handle dy, const ArgView& X, py::handle w, py::handl
 void dense_backward(py::handle dy, py::handle x, py::handle w, py::handle gate,
                     const std::string& activation, double act_param, bool from_output,
                     py::handle dw, py::handle db, py::handle dx, bool accumulate) {
-  const ArgView DW = view(dw, "dw", true);
+  const View DW = view(dw, "dw", true);
   check_ndim(DW, 2, "dw");
   const DType dt = DW.dtype;
-  const ArgView X = view(x, "x");
+  const View X = view(x, "x");
   check_ndim(X, 2, "x");
   for (const auto& [obj, name] : {std::pair<py::handle, const char*>{dy, "dy"}, {x, "x"},
                                   {w, "w"}, {gate, "gate"}, {db, "db"}, {dx, "dx"}})

@@ -14,7 +14,7 @@ namespace fastnn::bind {
 namespace {
 
 // y and mask already checked against x.
-void run_forward(const ArgView& x, const ArgView& y, const ArgView& mask, double rate,
+void run_forward(const View& x, const View& y, const View& mask, double rate,
                  uint64_t seed, const Place& p) {
   const int64_t n = x.size();
   if (n == 0) return;  // (no zero-block launch on the GPU)
@@ -33,7 +33,7 @@ void run_forward(const ArgView& x, const ArgView& y, const ArgView& mask, double
 }
 
 py::tuple forward(py::handle x_obj, double rate, uint64_t seed) {
-  const ArgView x = float_view(x_obj, "x");
+  const View x = float_view(x_obj, "x");
   const Place p = place_of({&x});
   Output y = new_output(x.shape, x.dtype, p), mask = new_output(x.shape, DType::UInt8, p);
   run_forward(x, y.view, mask.view, rate, seed, p);
@@ -43,8 +43,8 @@ py::tuple forward(py::handle x_obj, double rate, uint64_t seed) {
 // Into caller-provided out and mask (the training engine's way: no allocation per call).
 void forward_into(py::handle x_obj, py::handle out, py::handle mask_obj, double rate,
                   uint64_t seed) {
-  const ArgView x = float_view(x_obj, "x");
-  const ArgView y = view(out, "out", true), mask = view(mask_obj, "mask", true);
+  const View x = float_view(x_obj, "x");
+  const View y = view(out, "out", true), mask = view(mask_obj, "mask", true);
   require(y, x.dtype, "out");
   require(mask, DType::UInt8, "mask");
   if (y.size() != x.size() || mask.size() != x.size())
@@ -53,7 +53,7 @@ void forward_into(py::handle x_obj, py::handle out, py::handle mask_obj, double 
 }
 
 py::object backward(py::handle dy_obj, py::handle mask_obj, double rate) {
-  const ArgView dy = float_view(dy_obj, "dy"), mask = view(mask_obj, "mask");
+  const View dy = float_view(dy_obj, "dy"), mask = view(mask_obj, "mask");
   require(mask, DType::UInt8, "mask");
   if (dy.size() != mask.size()) throw ValueError("mask: size does not match dy");
   const Place p = place_of({&dy, &mask});

@@ -16,7 +16,7 @@ namespace {
 void init_weights(const std::string& kind, py::handle out_obj, int64_t fan_in, int64_t fan_out,
                   uint64_t seed, double gain) {
   const fastnn::Init k = fastnn::init_from_name(kind);
-  const ArgView out = view(out_obj, "out", true);
+  const View out = view(out_obj, "out", true);
   is_double(out, "out");
   check_contiguous(out, "out");
   if (fastnn::init_needs_fans(k) && out.size() != fan_in * fan_out)

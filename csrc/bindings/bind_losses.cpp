@@ -18,7 +18,7 @@ namespace fastnn::bind {
 namespace {
 
 template <class T>
-py::tuple run_xent(const ArgView& logits, py::handle labels, py::handle weight,
+py::tuple run_xent(const View& logits, py::handle labels, py::handle weight,
                    double label_smoothing) {
   const DType dt = dtype_of<T>();
   require(logits, dt, "logits", 2);
@@ -26,7 +26,7 @@ py::tuple run_xent(const ArgView& logits, py::handle labels, py::handle weight,
   a.N = logits.shape[0];
   a.C = logits.shape[1];
   a.logits = logits.ptr<const T>();
-  const ArgView L = view(labels, "labels");
+  const View L = view(labels, "labels");
   if (L.ndim() == 1) {
     require(L, DType::Int64, "labels");
     if (L.shape[0] != a.N) throw ValueError("labels: expected one label per row of logits");
@@ -62,7 +62,7 @@ py::tuple run_xent(const ArgView& logits, py::handle labels, py::handle weight,
 
 py::tuple softmax_cross_entropy(py::handle logits, py::handle labels, py::handle weight,
                                 double label_smoothing) {
-  const ArgView L = view(logits, "logits");
+  const View L = view(logits, "logits");
   return is_double(L, "logits") ? run_xent<double>(L, labels, weight, label_smoothing)
                                 : run_xent<float>(L, labels, weight, label_smoothing);
 }
@@ -84,7 +84,7 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle labels, py::handle
 template <class Kernel>
 py::tuple elementwise(const Kernel& kernel, py::handle a_obj, py::handle b_obj,
                       const char* a_name, const char* b_name) {
-  const ArgView A = view(a_obj, a_name), B = view(b_obj, b_name);
+  const View A = view(a_obj, a_name), B = view(b_obj, b_name);
   const bool f64 = is_double(A, a_name);
   require(A, A.dtype, a_name);
   require(B, A.dtype, b_name);

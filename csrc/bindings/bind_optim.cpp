@@ -23,9 +23,9 @@ namespace fastnn::bind {
 namespace {
 
 // Views of list[i], each C-contiguous of the dtype of params[0], with n[i] elements when given.
-std::vector<ArgView> tensor_list(py::handle list, const std::string& name, DType dt,
+std::vector<View> tensor_list(py::handle list, const std::string& name, DType dt,
                                  const std::vector<int64_t>* sizes, bool writable) {
-  std::vector<ArgView> v = view_list(list, name, writable);
+  std::vector<View> v = view_list(list, name, writable);
   if (sizes && v.size() != sizes->size())
     throw ValueError(name + ": expected one array per param (" + std::to_string(sizes->size()) +
                      "), got " + std::to_string(v.size()));
@@ -42,7 +42,7 @@ std::vector<ArgView> tensor_list(py::handle list, const std::string& name, DType
 // The tensor table of one optimizer call: one OptimTensor per params[i]; states[k] is a list
 // like params, or None when unused.
 struct Table {
-  std::vector<ArgView> params, grads, states[3];
+  std::vector<View> params, grads, states[3];
   Place place;
 };
 
@@ -55,7 +55,7 @@ Table gather(py::handle params, py::handle grads, std::initializer_list<py::hand
   is_double(first[0], "params[0]");
   t.params = tensor_list(params, "params", dt, nullptr, true);
   std::vector<int64_t> sizes;
-  for (const ArgView& p : t.params) sizes.push_back(p.size());
+  for (const View& p : t.params) sizes.push_back(p.size());
   if (l1.size() != sizes.size() || l2.size() != sizes.size())
     throw ValueError("params, grads, l1 and l2 must have the same length");
   t.grads = tensor_list(grads, "grads", dt, &sizes, false);
@@ -65,7 +65,7 @@ Table gather(py::handle params, py::handle grads, std::initializer_list<py::hand
       t.states[k] = tensor_list(s, "states[" + std::to_string(k) + "]", dt, &sizes, true);
     ++k;
   }
-  std::vector<ArgView> all = t.params;
+  std::vector<View> all = t.params;
   for (const auto* list : {&t.grads, &t.states[0], &t.states[1], &t.states[2]})
     all.insert(all.end(), list->begin(), list->end());
   t.place = place_of(all);
@@ -119,12 +119,12 @@ void step(py::handle params, py::handle grads, std::initializer_list<py::handle>
 // (views, data pointers, sizes) of a list of same-dtype tensors.
 template <class T>
 struct Flat {
-  std::vector<ArgView> views;
+  std::vector<View> views;
   std::vector<T*> data;
   std::vector<int64_t> sizes;
   Place place;
-  Flat(std::vector<ArgView> v) : views(std::move(v)) {
-    for (const ArgView& a : views) {
+  Flat(std::vector<View> v) : views(std::move(v)) {
+    for (const View& a : views) {
       data.push_back(a.ptr<T>());
       sizes.push_back(a.size());
     }
@@ -133,7 +133,7 @@ struct Flat {
 };
 
 template <class T>
-double norm_of(std::vector<ArgView> views) {
+double norm_of(std::vector<View> views) {
   Flat<const T> f(std::move(views));
 #ifdef FASTNN_BACKEND_CUDA
   const int64_t cap = cuda::global_norm_partials(f.sizes.data(), int64_t(f.sizes.size()));
@@ -156,7 +156,7 @@ double norm_of(std::vector<ArgView> views) {
 }
 
 template <class T>
-void scale_of(std::vector<ArgView> views, double factor) {
+void scale_of(std::vector<View> views, double factor) {
   Flat<T> f(std::move(views));
   run(f.place, [&] {
 #ifdef FASTNN_BACKEND_CUDA
@@ -169,7 +169,7 @@ void scale_of(std::vector<ArgView> views, double factor) {
 }
 
 // The views of `tensors`, all of the first one's float dtype (C-contiguous); writable when asked.
-std::vector<ArgView> same_float_list(py::handle tensors, bool writable) {
+std::vector<View> same_float_list(py::handle tensors, bool writable) {
   const auto first = view_list(tensors, "tensors");
   if (first.empty()) return {};
   is_double(first[0], "tensors[0]");

@@ -17,12 +17,12 @@ namespace {
 
 // Calls f(T{}) with T the float type of v.
 template <class F>
-auto with_float(const ArgView& v, const F& f) {
+auto with_float(const View& v, const F& f) {
   return v.dtype == DType::Float64 ? f(double{}) : f(float{});
 }
 
 py::object column_reduce(py::handle x_obj, bool mean) {
-  const ArgView x = float_view(x_obj, "x", 2);
+  const View x = float_view(x_obj, "x", 2);
   const int64_t N = x.shape[0], F = x.shape[1];
   const Place p = place_of({&x});
   Output out = new_output({F}, x.dtype, p);
@@ -43,7 +43,7 @@ py::object column_reduce(py::handle x_obj, bool mean) {
 }
 
 py::object argmax(py::handle x_obj) {
-  const ArgView x = float_view(x_obj, "x", 2);
+  const View x = float_view(x_obj, "x", 2);
   const int64_t N = x.shape[0], F = x.shape[1];
   const Place p = place_of({&x});
   Output idx = new_output({N}, DType::Int64, p);
@@ -61,7 +61,7 @@ py::object argmax(py::handle x_obj) {
 }
 
 int64_t topk(py::handle scores_obj, py::handle labels_obj, int64_t k) {
-  const ArgView s = float_view(scores_obj, "scores", 2), labels = view(labels_obj, "labels");
+  const View s = float_view(scores_obj, "scores", 2), labels = view(labels_obj, "labels");
   require(labels, DType::Int64, "labels");
   const int64_t N = s.shape[0], C = s.shape[1];
   if (labels.ndim() != 1 || labels.shape[0] != N)
@@ -96,7 +96,7 @@ int64_t topk(py::handle scores_obj, py::handle labels_obj, int64_t k) {
 
 #ifndef FASTNN_BACKEND_CUDA
 int64_t binary(py::handle logits_obj, py::handle targets_obj, double threshold) {
-  const ArgView l = float_view(logits_obj, "logits"), t = view(targets_obj, "targets");
+  const View l = float_view(logits_obj, "logits"), t = view(targets_obj, "targets");
   require(t, l.dtype, "targets");
   if (l.size() != t.size()) throw ValueError("targets: expected the size of logits");
   const Place p = place_of({&l, &t});

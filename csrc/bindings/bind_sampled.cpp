@@ -65,13 +65,13 @@ py::tuple sample_candidates(int64_t num_sampled, int64_t num_classes, uint64_t s
 template <class T>
 struct Call {
   fastnn::SampledSoftmaxArgs<T> a;
-  ArgView h, W, labels;
-  std::optional<ArgView> b;
+  View h, W, labels;
+  std::optional<View> b;
   Place place;
 };
 
 template <class T>
-Call<T> convert(const ArgView& h, py::handle W_obj, py::handle b_obj, py::handle labels_obj) {
+Call<T> convert(const View& h, py::handle W_obj, py::handle b_obj, py::handle labels_obj) {
   const DType dt = dtype_of<T>();
   Call<T> c;
   c.h = h;
@@ -116,7 +116,7 @@ struct Gradients {
 };
 
 template <class T>
-py::tuple run_sampled(const ArgView& h, py::handle W, py::handle b, py::handle labels,
+py::tuple run_sampled(const View& h, py::handle W, py::handle b, py::handle labels,
                       int64_t num_sampled, uint64_t seed, const std::string& sampler,
                       bool unique, bool subtract_log_q, bool remove_accidental_hits,
                       bool correct_true_logit) {
@@ -171,7 +171,7 @@ py::tuple sampled_softmax_cross_entropy(py::handle h, py::handle W, py::handle b
                                         const std::string& sampler, bool unique,
                                         bool subtract_log_q, bool remove_accidental_hits,
                                         bool correct_true_logit) {
-  const ArgView H = view(h, "h");
+  const View H = view(h, "h");
   if (is_double(H, "h"))
     return run_sampled<double>(H, W, b, labels, num_sampled, seed, sampler, unique,
                                subtract_log_q, remove_accidental_hits, correct_true_logit);
@@ -180,17 +180,17 @@ py::tuple sampled_softmax_cross_entropy(py::handle h, py::handle W, py::handle b
 }
 
 template <class T>
-void run_scatter(const ArgView& dW, py::handle cols_obj, py::handle dW_cols_obj,
+void run_scatter(const View& dW, py::handle cols_obj, py::handle dW_cols_obj,
                  py::handle db_cols_obj, py::handle db_obj) {
   const DType dt = dtype_of<T>();
-  const ArgView cols = view(cols_obj, "cols"), dWc = view(dW_cols_obj, "dW_cols");
+  const View cols = view(cols_obj, "cols"), dWc = view(dW_cols_obj, "dW_cols");
   require(cols, DType::Int64, "cols", 1);
   require(dWc, dt, "dW_cols", 2);
   require(dW, dt, "dW", 2);
   const int64_t k = cols.shape[0], D = dW.shape[0], C = dW.shape[1];
   if (dWc.shape[0] != D || dWc.shape[1] != k)
     throw ValueError("dW_cols: expected shape (dW.shape[0], len(cols))");
-  std::optional<ArgView> dbc, db;
+  std::optional<View> dbc, db;
   if (!db_obj.is_none() && !db_cols_obj.is_none()) {
     dbc = view(db_cols_obj, "db_cols");
     db = view(db_obj, "db", true);
@@ -226,7 +226,7 @@ void run_scatter(const ArgView& dW, py::handle cols_obj, py::handle dW_cols_obj,
 
 void scatter_add_columns(py::handle cols, py::handle dW_cols, py::handle db_cols, py::handle dW,
                          py::handle db) {
-  const ArgView W = view(dW, "dW", true);
+  const View W = view(dW, "dW", true);
   if (is_double(W, "dW"))
     run_scatter<double>(W, cols, dW_cols, db_cols, db);
   else

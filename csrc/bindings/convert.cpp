@@ -4,32 +4,6 @@
 namespace fastnn {
 namespace bind {
 
-int64_t ArgView::size() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-bool ArgView::contiguous() const {
-  if (size() == 0) return true;
-  int64_t expected = 1;
-  for (int i = ndim() - 1; i >= 0; --i) {
-    if (shape[i] != 1 && strides[i] != expected) return false;
-    expected *= shape[i];
-  }
-  return true;
-}
-
-std::string dtype_name(DType d) {
-  switch (d) {
-    case DType::Float32: return "float32";
-    case DType::Float64: return "float64";
-    case DType::Int64: return "int64";
-    case DType::UInt8: return "uint8";
-    default: return "unsupported";
-  }
-}
-
 namespace {
 
 // By kind and size, read off the descriptor: no Python call (this runs for every argument).
@@ -44,7 +18,7 @@ DType classify(const py::dtype& dt) {
   return DType::Other;
 }
 
-void set_dtype(ArgView& v, const py::dtype& dt) {
+void set_dtype(View& v, const py::dtype& dt) {
   v.dtype = classify(dt);
   // (NumPy's own name only where it is needed, for a message: str() is a Python call.)
   v.dtype_name = v.dtype == DType::Other ? std::string(py::str(dt)) : dtype_name(v.dtype);
@@ -63,14 +37,14 @@ int cuda_index(py::handle obj, const std::string& name) {
   throw TypeError(name + ": expected a CUDA tensor, got one on " + dev);
 }
 
-ArgView cuda_view(py::handle obj, const std::string& name) {
+View cuda_view(py::handle obj, const std::string& name) {
   if (!py::hasattr(obj, "__cuda_array_interface__") || !py::hasattr(obj, "device")) {
     std::string what = type_name(obj);
     if (py::hasattr(obj, "device")) what += " on " + std::string(py::str(obj.attr("device")));
     throw TypeError(name + ": expected a fastnn.Tensor on a CUDA device, got " + what);
   }
   const py::dict cai = obj.attr("__cuda_array_interface__");
-  ArgView v;
+  View v;
   v.device = DeviceType::Cuda;
   v.device_index = cuda_index(obj, name);
   const py::dtype dt = py::dtype(cai["typestr"].cast<std::string>());
@@ -103,11 +77,11 @@ ArgView cuda_view(py::handle obj, const std::string& name) {
   return v;
 }
 #else
-ArgView numpy_view(py::handle obj, const std::string& name) {
+View numpy_view(py::handle obj, const std::string& name) {
   if (!py::isinstance<py::array>(obj))
     throw TypeError(name + ": expected a NumPy array, got " + type_name(obj));
   const auto a = py::reinterpret_borrow<py::array>(obj);
-  ArgView v;
+  View v;
   set_dtype(v, a.dtype());
   v.data = const_cast<void*>(a.data());
   v.readonly = !a.writeable();
@@ -126,25 +100,25 @@ ArgView numpy_view(py::handle obj, const std::string& name) {
 
 }  // namespace
 
-ArgView view(py::handle obj, const std::string& name, bool writable) {
+View view(py::handle obj, const std::string& name, bool writable) {
 #ifdef FASTNN_BACKEND_CUDA
-  ArgView v = cuda_view(obj, name);
+  View v = cuda_view(obj, name);
 #else
-  ArgView v = numpy_view(obj, name);
+  View v = numpy_view(obj, name);
 #endif
   if (writable && v.readonly) throw ValueError(name + ": array is read-only");
   return v;
 }
 
-std::optional<ArgView> view_or_none(py::handle obj, const std::string& name, bool writable) {
+std::optional<View> view_or_none(py::handle obj, const std::string& name, bool writable) {
   if (obj.is_none()) return std::nullopt;
   return view(obj, name, writable);
 }
 
-std::vector<ArgView> view_list(py::handle obj, const std::string& name, bool writable) {
+std::vector<View> view_list(py::handle obj, const std::string& name, bool writable) {
   if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
     throw TypeError(name + ": expected a list of arrays, got " + type_name(obj));
-  std::vector<ArgView> views;
+  std::vector<View> views;
   size_t i = 0;
   for (py::handle item : obj) {
     views.push_back(view(item, name + "[" + std::to_string(i) + "]", writable));
@@ -153,44 +127,44 @@ std::vector<ArgView> view_list(py::handle obj, const std::string& name, bool wri
   return views;
 }
 
-void check_dtype(const ArgView& v, DType dtype, const std::string& name) {
+void check_dtype(const View& v, DType dtype, const std::string& name) {
   if (v.dtype != dtype)
     throw TypeError(name + ": expected dtype " + dtype_name(dtype) + ", got " + v.dtype_name);
 }
 
-void check_contiguous(const ArgView& v, const std::string& name) {
+void check_contiguous(const View& v, const std::string& name) {
   if (!v.contiguous()) throw ValueError(name + ": expected a C-contiguous array");
 }
 
-void check_ndim(const ArgView& v, int ndim, const std::string& name) {
+void check_ndim(const View& v, int ndim, const std::string& name) {
   if (v.ndim() != ndim)
     throw ValueError(name + ": expected a " + std::to_string(ndim) + "-D array, got " +
                      std::to_string(v.ndim()) + "-D");
 }
 
-void require(const ArgView& v, DType dtype, const std::string& name, int ndim) {
+void require(const View& v, DType dtype, const std::string& name, int ndim) {
   check_dtype(v, dtype, name);
   check_contiguous(v, name);
   if (ndim >= 0) check_ndim(v, ndim, name);
 }
 
-bool is_double(const ArgView& v, const std::string& name) {
+bool is_double(const View& v, const std::string& name) {
   if (v.dtype == DType::Float64) return true;
   if (v.dtype == DType::Float32) return false;
   throw TypeError(name + ": expected float32 or float64, got " + v.dtype_name);
 }
 
-ArgView float_view(py::handle obj, const std::string& name, int ndim) {
-  ArgView v = view(obj, name);
+View float_view(py::handle obj, const std::string& name, int ndim) {
+  View v = view(obj, name);
   is_double(v, name);
   require(v, v.dtype, name, ndim);
   return v;
 }
 
-Place place_of(std::initializer_list<const ArgView*> views) {
+Place place_of(std::initializer_list<const View*> views) {
   Place p;
-  const ArgView* first = nullptr;
-  for (const ArgView* v : views) {
+  const View* first = nullptr;
+  for (const View* v : views) {
     if (!v) continue;
     if (!first) {
       first = v;
@@ -206,10 +180,10 @@ Place place_of(std::initializer_list<const ArgView*> views) {
   return p;
 }
 
-Place place_of(const std::vector<ArgView>& views) {
+Place place_of(const std::vector<View>& views) {
   if (views.empty()) return place_of({});
   Place p = place_of({&views[0]});
-  for (const ArgView& v : views) place_of({&views[0], &v});
+  for (const View& v : views) place_of({&views[0], &v});
   return p;
 }
 

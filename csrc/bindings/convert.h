@@ -1,5 +1,5 @@
-// The one converter of the op bindings: a Python argument -> ArgView (data, dtype, shape, element
-// strides, device), plus where a call runs and how its outputs are allocated.
+// The one converter of the op bindings: a Python argument -> fastnn::View (core/view.h: data, dtype,
+// shape, element strides, device), plus where a call runs and how its outputs are allocated.
 //
 // One source, two modules. Each op family has ONE binding file (bind_<family>.cpp) compiled into
 // both fastnn._C and fastnn._cuda; CMake defines FASTNN_BACKEND_CUDA for the _cuda target only.
@@ -17,9 +17,6 @@
 // (tests/test_binding_signatures.py checks it). The family file writes the kernel call itself
 // under `#ifdef FASTNN_BACKEND_CUDA` where the two backends' declarations differ (the stream
 // argument, the workspace); an op with only one backend today is registered in that module only.
-//
-// ArgView stands in for core/view.h (being written at the same time); it is used only between
-// this converter and the family files, so switching to that header touches these files alone.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -30,14 +27,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/view.h"
 
 namespace fastnn {
 namespace bind {
 
 namespace py = pybind11;
-
-enum class DType { Float32, Float64, Int64, UInt8, Other };
-enum class DeviceType { Cpu, Cuda };
 
 #ifdef FASTNN_BACKEND_CUDA
 constexpr DeviceType kDevice = DeviceType::Cuda;
@@ -45,48 +40,25 @@ constexpr DeviceType kDevice = DeviceType::Cuda;
 constexpr DeviceType kDevice = DeviceType::Cpu;
 #endif
 
-// One array argument as the kernels see it; the Python object it came from outlives the call.
-struct ArgView {
-  void* data = nullptr;
-  DType dtype = DType::Other;
-  std::string dtype_name;          // NumPy's name ("float32", "int32"), for messages
-  std::vector<int64_t> shape;
-  std::vector<int64_t> strides;    // in elements
-  DeviceType device = DeviceType::Cpu;
-  int device_index = 0;
-  bool readonly = false;
-
-  int ndim() const { return int(shape.size()); }
-  int64_t size() const;
-  bool contiguous() const;  // C order (empty and size-1 dimensions may carry any stride)
-  template <class T>
-  T* ptr() const { return static_cast<T*>(data); }
-};
-
 // This module's array argument (a NumPy array for _C, a CUDA tensor for _cuda), else TypeError
 // naming `name`. `writable`: also ValueError when the array is read-only.
-ArgView view(py::handle obj, const std::string& name, bool writable = false);
+View view(py::handle obj, const std::string& name, bool writable = false);
 // None -> nullopt.
-std::optional<ArgView> view_or_none(py::handle obj, const std::string& name,
+std::optional<View> view_or_none(py::handle obj, const std::string& name,
                                     bool writable = false);
 // A list (or tuple) of array arguments, each named name[i].
-std::vector<ArgView> view_list(py::handle obj, const std::string& name, bool writable = false);
+std::vector<View> view_list(py::handle obj, const std::string& name, bool writable = false);
 
 // Checks with the messages the Python layer would give (TypeError / ValueError).
-void check_dtype(const ArgView& v, DType dtype, const std::string& name);
-void check_contiguous(const ArgView& v, const std::string& name);
-void check_ndim(const ArgView& v, int ndim, const std::string& name);
+void check_dtype(const View& v, DType dtype, const std::string& name);
+void check_contiguous(const View& v, const std::string& name);
+void check_ndim(const View& v, int ndim, const std::string& name);
 // dtype, contiguity and (ndim >= 0) dimension count at once.
-void require(const ArgView& v, DType dtype, const std::string& name, int ndim = -1);
+void require(const View& v, DType dtype, const std::string& name, int ndim = -1);
 // True for float64, false for float32, TypeError otherwise.
-bool is_double(const ArgView& v, const std::string& name);
+bool is_double(const View& v, const std::string& name);
 // A C-contiguous float32 or float64 argument (ndim >= 0: of that many dimensions).
-ArgView float_view(py::handle obj, const std::string& name, int ndim = -1);
-std::string dtype_name(DType d);
-template <class T>
-constexpr DType dtype_of() {
-  return std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
-}
+View float_view(py::handle obj, const std::string& name, int ndim = -1);
 
 // Where a call runs: the CPU, or one CUDA device and fastnn's stream there.
 struct Place {
@@ -94,13 +66,13 @@ struct Place {
   void* stream = nullptr;
 };
 // The device every given view is on (absent ones skipped); ValueError when they differ.
-Place place_of(std::initializer_list<const ArgView*> views);
-Place place_of(const std::vector<ArgView>& views);
+Place place_of(std::initializer_list<const View*> views);
+Place place_of(const std::vector<View>& views);
 
 // A new C-contiguous output array of this module's kind on `place`, and its view.
 struct Output {
   py::object obj;
-  ArgView view;
+  View view;
 };
 Output new_output(const std::vector<int64_t>& shape, DType dtype, const Place& place);
 
