@@ -11,6 +11,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "cpu/chunked_sum.h"
 
 namespace fastnn {
 namespace cpu {
@@ -35,55 +36,25 @@ using XentRowsFn = double (*)(const float*, const int64_t*, const float*, int64_
                               int64_t, double, float*);
 using BceRangeFn = double (*)(const float*, const float*, int64_t, int64_t, float, float*);
 
-// The vector loops for this CPU, or null for the portable code.
-XentRowsFn simd_xent_rows() {
-  switch (active_simd()) {
-#ifdef FASTNN_X86
-    case Simd::Avx512: return &avx512::xent_index_rows;
-    case Simd::Avx2: return &avx2::xent_index_rows;
-#endif
-    default: return nullptr;
-  }
-}
+// The vector loops for this CPU, or nulls for the portable code.
+struct SimdLosses {
+  XentRowsFn xent_rows = nullptr;
+  BceRangeFn bce_range = nullptr;
+};
 
-BceRangeFn simd_bce_range() {
+SimdLosses simd_losses() {
   switch (active_simd()) {
 #ifdef FASTNN_X86
-    case Simd::Avx512: return &avx512::bce_range;
-    case Simd::Avx2: return &avx2::bce_range;
+    case Simd::Avx512: return {&avx512::xent_index_rows, &avx512::bce_range};
+    case Simd::Avx2: return {&avx2::xent_index_rows, &avx2::bce_range};
 #endif
-    default: return nullptr;
+    default: return {};
   }
 }
 
 // Elements per chunk: big enough that a task outweighs the pool's hand-off, small enough that
 // a few million elements still spread over many cores.
 constexpr int64_t kChunkElems = int64_t(1) << 14;
-// Below this many elements the pool costs more than it saves.
-constexpr int64_t kParallelMin = int64_t(1) << 16;
-// parallel_for counts tasks in an int; chunks grow (still by size alone) before that overflows.
-constexpr int64_t kMaxChunks = int64_t(1) << 24;
-
-// sum over chunks k of body(begin_k, end_k), items [0, n) cut into pieces of `chunk` items,
-// each item costing `item_cost` elements of work. The partial sums are added in chunk order
-// whether or not the chunks ran in parallel, which is what makes the result thread-invariant.
-template <class Body>
-double chunked_sum(int64_t n, int64_t chunk, int64_t item_cost, const Body& body) {
-  chunk = std::max(chunk, (n + kMaxChunks - 1) / kMaxChunks);
-  const int64_t nchunks = (n + chunk - 1) / chunk;
-  std::vector<double> partial(static_cast<size_t>(nchunks));
-  auto task = [&](int k) {
-    const int64_t begin = int64_t(k) * chunk;
-    partial[k] = body(begin, std::min(n, begin + chunk));
-  };
-  if (nchunks > 1 && n * item_cost >= kParallelMin)
-    parallel_for(static_cast<int>(nchunks), task);
-  else
-    for (int64_t k = 0; k < nchunks; ++k) task(static_cast<int>(k));
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
-}
 
 // ------------------------------------------------------------------ softmax cross-entropy
 //
@@ -171,7 +142,7 @@ double softmax_cross_entropy_impl(const SoftmaxXentArgs<T>& a) {
   const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkElems / a.C);
   if constexpr (std::is_same<T, float>::value) {
     // The common case -- class indices, no smoothing -- on vector math.
-    const XentRowsFn rows = simd_xent_rows();
+    const XentRowsFn rows = simd_losses().xent_rows;
     if (rows && a.labels && a.label_smoothing == 0) {
       const double total =
           chunked_sum(a.N, rows_per_chunk, a.C, [&](int64_t begin, int64_t end) {
@@ -206,7 +177,7 @@ double elementwise_mean(int64_t n, const F& f) {
 template <class T>
 double bce_impl(const T* x, const T* t, int64_t n, T* grad) {
   if constexpr (std::is_same<T, float>::value) {
-    if (const BceRangeFn range = simd_bce_range()) {
+    if (const BceRangeFn range = simd_losses().bce_range) {
       FASTNN_CHECK(n > 0, "expected at least one element, got 0");
       const float inv_n = float(1.0 / double(n));
       const double total = chunked_sum(n, kChunkElems, 1, [&](int64_t begin, int64_t end) {

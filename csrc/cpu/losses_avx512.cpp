@@ -20,16 +20,7 @@ struct AccD {
 };
 }  // namespace
 
-double xent_index_rows(const float* logits, const int64_t* labels, const float* weight, int64_t C,
-                       int64_t begin, int64_t end, double inv_norm, float* grad) {
-  return losses_simd::xent_index_rows<fastnn::avx512::VecF32>(logits, labels, weight, C, begin,
-                                                              end, inv_norm, grad);
-}
-
-double bce_range(const float* x, const float* t, int64_t begin, int64_t end, float inv_n,
-                 float* grad) {
-  return losses_simd::bce_range<fastnn::avx512::VecF32, AccD>(x, t, begin, end, inv_n, grad);
-}
+FASTNN_DEFINE_LOSSES(fastnn::avx512::VecF32, AccD)
 
 }  // namespace avx512
 }  // namespace cpu

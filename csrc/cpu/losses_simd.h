@@ -140,3 +140,16 @@ double bce_range(const float* x, const float* t, int64_t begin, int64_t end, flo
 }  // namespace losses_simd
 }  // namespace cpu
 }  // namespace fastnn
+
+// The entry points losses.cpp declares for one instruction set, on wrapper V and accumulator A:
+// expand inside fastnn::cpu::<isa> in the unit built with that ISA's flags.
+#define FASTNN_DEFINE_LOSSES(V, A)                                                              \
+  double xent_index_rows(const float* logits, const int64_t* labels, const float* weight,       \
+                         int64_t C, int64_t begin, int64_t end, double inv_norm, float* grad) { \
+    return losses_simd::xent_index_rows<V>(logits, labels, weight, C, begin, end, inv_norm,     \
+                                           grad);                                               \
+  }                                                                                             \
+  double bce_range(const float* x, const float* t, int64_t begin, int64_t end, float inv_n,     \
+                   float* grad) {                                                               \
+    return losses_simd::bce_range<V, A>(x, t, begin, end, inv_n, grad);                         \
+  }

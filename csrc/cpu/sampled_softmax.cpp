@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "cpu/chunked_sum.h"
 #include "cpu/gemm.h"
 
 namespace fastnn {
@@ -21,30 +22,8 @@ namespace cpu {
 
 namespace {
 
-// Work items are grouped into chunks of about this many elements; below kParallelMin elements
-// in all, the pool's hand-off costs more than it saves.
+// Work items are grouped into chunks of about this many elements (see chunked_sum.h).
 constexpr int64_t kChunkElems = int64_t(1) << 14;
-constexpr int64_t kParallelMin = int64_t(1) << 16;
-
-// body(begin, end) over [0, n) in chunks of `chunk` items, each item `item_cost` elements of
-// work; returns the chunk results added in chunk order, whichever threads ran them.
-template <class Body>
-double chunked(int64_t n, int64_t chunk, int64_t item_cost, const Body& body) {
-  chunk = std::max<int64_t>(chunk, (n + (int64_t(1) << 24) - 1) >> 24);  // task count fits an int
-  const int64_t nchunks = (n + chunk - 1) / chunk;
-  std::vector<double> partial(static_cast<size_t>(nchunks));
-  auto task = [&](int c) {
-    const int64_t begin = int64_t(c) * chunk;
-    partial[c] = body(begin, std::min(n, begin + chunk));
-  };
-  if (nchunks > 1 && n * item_cost >= kParallelMin)
-    parallel_for(static_cast<int>(nchunks), task);
-  else
-    for (int64_t c = 0; c < nchunks; ++c) task(static_cast<int>(c));
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
-}
 
 int64_t rows_per_chunk(int64_t row_cost) {
   return std::max<int64_t>(1, kChunkElems / std::max<int64_t>(1, row_cost));
@@ -97,7 +76,7 @@ double sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const Sampl
   // Row softmax over [z_i0, z_i1..z_iS]; Z's row becomes dloss/dZs, dzt[i] = dloss/dz_i0.
   std::vector<double> dzt(static_cast<size_t>(N));
   const double inv_n = 1.0 / double(N);
-  const double total = chunked(N, rows_per_chunk(S + D), S + D, [&](int64_t begin, int64_t end) {
+  const double total = chunked_sum(N, rows_per_chunk(S + D), S + D, [&](int64_t begin, int64_t end) {
     double sum = 0;
     for (int64_t i = begin; i < end; ++i) {
       const T* hi = a.h + i * D;
@@ -129,7 +108,7 @@ double sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const Sampl
   gh.B = Ws.data(), gh.rsb = 1, gh.csb = S;
   gh.C = dh, gh.rsc = D, gh.csc = 1;
   gemm(gh);
-  chunked(N, rows_per_chunk(D), D, [&](int64_t begin, int64_t end) {
+  chunked_sum(N, rows_per_chunk(D), D, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       for (int64_t d = 0; d < D; ++d)
         dh[i * D + d] = T(double(dh[i * D + d]) + dzt[i] * double(a.W[d * C + y[i]]));
@@ -146,7 +125,7 @@ double sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const Sampl
 
   // dW_cols row d: the sampled columns' part, then every row's true-class part, in that fixed
   // order (repeated samples and rows sharing a label add into one column), summed in double.
-  chunked(D, rows_per_chunk(S + N), S + N, [&](int64_t begin, int64_t end) {
+  chunked_sum(D, rows_per_chunk(S + N), S + N, [&](int64_t begin, int64_t end) {
     std::vector<double> acc(static_cast<size_t>(k));
     for (int64_t d = begin; d < end; ++d) {
       std::fill(acc.begin(), acc.end(), 0.0);
@@ -171,7 +150,7 @@ double sampled_softmax_cross_entropy(const SampledSoftmaxArgs<T>& a, const Sampl
 template <class T>
 void scatter_add_columns(const int64_t* cols, int64_t k, int64_t D, int64_t C, const T* dW_cols,
                          const T* db_cols, T* dW, T* db) {
-  chunked(D, rows_per_chunk(k), k, [&](int64_t begin, int64_t end) {
+  chunked_sum(D, rows_per_chunk(k), k, [&](int64_t begin, int64_t end) {
     for (int64_t d = begin; d < end; ++d)
       for (int64_t c = 0; c < k; ++c) dW[d * C + cols[c]] += dW_cols[d * k + c];
     return 0.0;

@@ -1,28 +1,17 @@
-// The float32 AVX2 + FMA register wrapper that simd_math.h and the activation kernels are
-// written against (see simd_math.h for the contract). Include only from files compiled with
-// -mavx2 -mfma.
+// The float32 AVX2 + FMA register wrapper (and its float64 twin for the GEMM) that simd_math.h
+// and the activation kernels are written against (see simd_math.h for the contract). Include
+// only from files compiled with -mavx2 -mfma.
 #pragma once
 #include <immintrin.h>
+
+#include "cpu/simd_vec_ops.h"
 
 namespace fastnn {
 namespace avx2 {
 
 struct VecF32 {
-  using T = float;
-  using R = __m256;
-  using M = __m256;  // a lane mask is all ones / all zeros bits, as blendv wants
-  static constexpr int W = 8;
-  static R zero() { return _mm256_setzero_ps(); }
-  static R set1(float x) { return _mm256_set1_ps(x); }
-  static R load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
-  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  static R div(R a, R b) { return _mm256_div_ps(a, b); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static R min(R a, R b) { return _mm256_min_ps(a, b); }
-  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  // A lane mask is all ones / all zeros bits, as blendv wants.
+  FASTNN_VEC_COMMON(_mm256, ps, float, __m256, _mm256_cmp_ps, __m256)
   static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), a); }
   static R neg_abs(R a) { return _mm256_or_ps(a, _mm256_set1_ps(-0.f)); }
   static R copysign(R mag, R sgn) {
@@ -30,10 +19,6 @@ struct VecF32 {
     return _mm256_or_ps(_mm256_andnot_ps(s, mag), _mm256_and_ps(s, sgn));
   }
   static R round(R a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  static M cmp_gt(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-  static M cmp_ge(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
-  static M cmp_eq(R a, R b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
-  static M is_nan(R a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   static R select(M m, R t, R f) { return _mm256_blendv_ps(f, t, m); }
   // 2^n built in the exponent field: valid for integer-valued n in [-126, 127].
   static R pow2(R n) {
@@ -70,6 +55,12 @@ struct VecF32 {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+};
+
+// The float64 register, for the GEMM micro-kernels (arithmetic, compares and select only).
+struct VecF64 {
+  FASTNN_VEC_COMMON(_mm256, pd, double, __m256d, _mm256_cmp_pd, __m256d)
+  static R select(M m, R t, R f) { return _mm256_blendv_pd(f, t, m); }
 };
 
 }  // namespace avx2

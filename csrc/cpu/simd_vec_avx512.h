@@ -1,27 +1,16 @@
-// The float32 AVX-512 register wrapper that simd_math.h and the activation kernels are written
-// against (see simd_math.h for the contract). Include only from files compiled with -mavx512f.
+// The float32 AVX-512 register wrapper (and its float64 twin for the GEMM) that simd_math.h and
+// the activation kernels are written against (see simd_math.h for the contract). Include only
+// from files compiled with -mavx512f.
 #pragma once
 #include <immintrin.h>
+
+#include "cpu/simd_vec_ops.h"
 
 namespace fastnn {
 namespace avx512 {
 
 struct VecF32 {
-  using T = float;
-  using R = __m512;
-  using M = __mmask16;
-  static constexpr int W = 16;
-  static R zero() { return _mm512_setzero_ps(); }
-  static R set1(float x) { return _mm512_set1_ps(x); }
-  static R load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static R div(R a, R b) { return _mm512_div_ps(a, b); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R min(R a, R b) { return _mm512_min_ps(a, b); }
-  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  FASTNN_VEC_COMMON(_mm512, ps, float, __m512, _mm512_cmp_ps_mask, __mmask16)
   static R abs(R a) { return _mm512_abs_ps(a); }
   static R neg_abs(R a) {
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_set1_epi32(int(0x80000000u))));
@@ -32,10 +21,6 @@ struct VecF32 {
                                                          _mm512_castps_si512(mag), 0xca));  // s ? sgn : mag
   }
   static R round(R a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  static M cmp_gt(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-  static M cmp_ge(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
-  static M cmp_eq(R a, R b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
-  static M is_nan(R a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
   static R select(M m, R t, R f) { return _mm512_mask_blend_ps(m, f, t); }
   // scalef handles any exponent; the callers keep n in the normal range anyway.
   static R pow2(R n) { return _mm512_scalef_ps(_mm512_set1_ps(1.f), n); }
@@ -47,6 +32,12 @@ struct VecF32 {
   }
   static float hsum(R a) { return _mm512_reduce_add_ps(a); }
   static float hmax(R a) { return _mm512_reduce_max_ps(a); }
+};
+
+// The float64 register, for the GEMM micro-kernels (arithmetic, compares and select only).
+struct VecF64 {
+  FASTNN_VEC_COMMON(_mm512, pd, double, __m512d, _mm512_cmp_pd_mask, __mmask8)
+  static R select(M m, R t, R f) { return _mm512_mask_blend_pd(m, f, t); }
 };
 
 }  // namespace avx512

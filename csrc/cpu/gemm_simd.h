@@ -1,0 +1,40 @@
+// What the AVX2 and AVX-512 GEMM units share beyond gemm_driver.h: the vector register types
+// the micro-kernels run on and the set of kernel shapes gemm_by_rows chooses from. Include it,
+// after defining FASTNN_ISA (and FASTNN_ISA_VECTOR_ACTIVATIONS, see gemm_driver.h) and
+// including that ISA's simd_vec_*.h, from the unit compiled with the ISA's flags (see
+// gemm_driver.h on why everything stays in fastnn::cpu::FASTNN_ISA).
+#pragma once
+#include "cpu/gemm_driver.h"
+
+namespace fastnn {
+namespace cpu {
+namespace FASTNN_ISA {
+
+// The ISA's register wrapper V plus the one blend the epilogue names.
+template <class V>
+struct GemmVec : V {
+  using R = typename V::R;
+  static R select_positive(R x, R if_pos, R otherwise) {
+    return V::select(V::cmp_gt(x, V::zero()), if_pos, otherwise);
+  }
+};
+
+// The blocked GEMM on register type V with an MR-row micro-kernel two vectors wide, an
+// MR_SMALL-row one four vectors wide for short matrices, their one-row forms, and one-vector-
+// wide forms for few output columns (a classifier's last layer); KC, MC, NC block as in
+// gemm_driver.h.
+template <class V, int MR, int MR_SMALL, int KC, int MC, int NC>
+void gemm_blocked(const GemmArgs<typename V::T>& g) {
+  using Vec = GemmVec<V>;
+  gemm_by_rows<Kernel<Vec, MR, 2, KC, MC, NC>, Kernel<Vec, MR_SMALL, 4, KC, MC, NC>,
+               Kernel<Vec, 1, 4, KC, MC, NC>, Kernel<Vec, MR, 1, KC, MC, NC>,
+               Kernel<Vec, 1, 1, KC, MC, NC>>(g);
+}
+
+// The entry points gemm.cpp dispatches to, defined by the including unit with its blocking.
+void gemm(const GemmArgs<float>& g);
+void gemm(const GemmArgs<double>& g);
+
+}  // namespace FASTNN_ISA
+}  // namespace cpu
+}  // namespace fastnn
