@@ -4,38 +4,18 @@
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "cpu/gemm_product.h"
 
 namespace fastnn {
 namespace cpu {
 
 namespace {
 
-// C (M x N, rows rsc apart) = op(A) (M x K) op(B) (K x N), each operand given by its pointer and
-// its row and column strides; the caller adds gates, beta and the column sum.
-template <class T>
-GemmArgs<T> product(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
-                    const T* B, int64_t rsb, int64_t csb, T* C, int64_t rsc) {
-  GemmArgs<T> g;
-  g.M = M;
-  g.N = N;
-  g.K = K;
-  g.A = A;
-  g.rsa = rsa;
-  g.csa = csa;
-  g.B = B;
-  g.rsb = rsb;
-  g.csb = csb;
-  g.C = C;
-  g.rsc = rsc;
-  g.csc = 1;
-  return g;
-}
-
 template <class T>
 void dense_backward_impl(const DenseBackwardArgs<T>& a) {
   // dW (K x N) = X^T (K x M) @ dZ (M x N); db = colsum(dZ) while dZ is packed.
   std::vector<T> db_new;
-  GemmArgs<T> w = product(a.K, a.N, a.M, a.X, 1, a.ldx, a.dY, a.ldy, 1, a.dW, a.lddw);
+  GemmArgs<T> w = gemm_product(a.K, a.N, a.M, a.X, 1, a.ldx, a.dY, a.ldy, 1, a.dW, a.lddw);
   w.gate_b = a.gate;
   w.beta = a.accumulate ? T(1) : T(0);
   if (a.db) {
@@ -52,7 +32,7 @@ void dense_backward_impl(const DenseBackwardArgs<T>& a) {
 
   if (!a.dX) return;
   // dX (M x K) = dZ (M x N) @ W^T (N x K), dZ formed again while A is packed.
-  GemmArgs<T> x = product(a.M, a.K, a.N, a.dY, a.ldy, 1, a.W, 1, a.ldw, a.dX, a.lddx);
+  GemmArgs<T> x = gemm_product(a.M, a.K, a.N, a.dY, a.ldy, 1, a.W, 1, a.ldw, a.dX, a.lddx);
   x.gate_a = a.gate;
   gemm(x);
 }

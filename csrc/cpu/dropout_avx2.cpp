@@ -16,11 +16,6 @@ namespace avx2 {
 
 namespace {
 
-using dropout_detail::M0;
-using dropout_detail::M1;
-using dropout_detail::W0;
-using dropout_detail::W1;
-
 // spread[b]: bit i of b moved to bit 4i.
 struct SpreadTable {
   uint32_t v[256];
@@ -34,13 +29,20 @@ struct SpreadTable {
 };
 const SpreadTable kSpread;
 
-// (hi, lo) 32-bit halves of the 32x32 -> 64-bit products c * m, lane by lane.
-inline void mul_hi_lo(__m256i c, __m256i m, __m256i& hi, __m256i& lo) {
-  const __m256i even = _mm256_mul_epu32(c, m);
-  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(c, 32), m);
-  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-}
+// The 32-bit word vector philox_rounds runs on.
+struct Words {
+  using R = __m256i;
+  // (hi, lo) 32-bit halves of the 32x32 -> 64-bit products c * m, lane by lane.
+  static void mul_hi_lo(__m256i c, __m256i m, __m256i& hi, __m256i& lo) {
+    const __m256i even = _mm256_mul_epu32(c, m);
+    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(c, 32), m);
+    lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  }
+  static R set1(uint32_t k) { return _mm256_set1_epi32(int(k)); }
+  static R set1_64(uint32_t m) { return _mm256_set1_epi64x(m); }
+  static R xor_(R a, R b) { return _mm256_xor_si256(a, b); }
+};
 
 // Keep mask of the 32 elements starting at element 4 * block0 (bit e = element e).
 inline uint32_t keep_mask32(uint64_t block0, uint32_t k0, uint32_t k1, __m256i keep_below) {
@@ -54,18 +56,7 @@ inline uint32_t keep_mask32(uint64_t block0, uint32_t k0, uint32_t k1, __m256i k
                                            _mm256_xor_si256(c0, flip));  // -1 where wrapped
   __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32(int(uint32_t(block0 >> 32))), carry);
   __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
-  const __m256i m0 = _mm256_set1_epi64x(M0), m1 = _mm256_set1_epi64x(M1);
-  for (int round = 0; round < 10; ++round) {
-    __m256i hi0, lo0, hi1, lo1;
-    mul_hi_lo(c0, m0, hi0, lo0);
-    mul_hi_lo(c2, m1, hi1, lo1);
-    c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(int(k0)));
-    c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(int(k1)));
-    c1 = lo1;
-    c3 = lo0;
-    k0 += W0;
-    k1 += W1;
-  }
+  dropout_detail::philox_rounds<Words>(c0, c1, c2, c3, k0, k1);
   // (bits >> 8) < 2^24, so a signed compare works: keep when (bits >> 8) > keep_from - 1.
   const auto keep = [&](__m256i c) -> uint32_t {
     const __m256i k = _mm256_cmpgt_epi32(_mm256_srli_epi32(c, 8), keep_below);
@@ -114,9 +105,6 @@ inline void store_mask_bytes(uint8_t* out, uint32_t m) {
                       _mm256_and_si256(set, _mm256_set1_epi8(1)));
 }
 
-// Elements ahead of the current batch of 32 whose cache lines are requested early (see
-// dropout_avx512.cpp: the Philox rounds starve the hardware prefetchers).
-constexpr int64_t kPrefetchAhead = 32 * 16;
 
 }  // namespace
 
@@ -124,21 +112,14 @@ template <class T>
 void dropout_range(const T* x, T* y, uint8_t* mask, int64_t begin, int64_t end,
                    uint32_t keep_from, T scale, uint32_t k0, uint32_t k1) {
   const __m256i keep_below = _mm256_set1_epi32(int(keep_from) - 1);
-  int64_t i = begin;
-  for (; i + 32 <= end; i += 32) {
-    for (int q = 0; q < int(32 * sizeof(T)); q += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(x + i + kPrefetchAhead) + q, _MM_HINT_T0);
+  dropout_batches<32>(x, y, mask, begin, end, keep_from, scale, k0, k1, [&](int64_t i) {
     const uint32_t m = keep_mask32(uint64_t(i) >> 2, k0, k1, keep_below);
     store_mask_bytes(mask + i, m);
     apply(x + i, y + i, m, scale);
-  }
-  if (i < end) dropout_range_generic(x, y, mask, i, end, keep_from, scale, k0, k1);
+  });
 }
 
-template void dropout_range<float>(const float*, float*, uint8_t*, int64_t, int64_t, uint32_t,
-                                   float, uint32_t, uint32_t);
-template void dropout_range<double>(const double*, double*, uint8_t*, int64_t, int64_t, uint32_t,
-                                    double, uint32_t, uint32_t);
+FASTNN_INSTANTIATE_DROPOUT_RANGE
 
 }  // namespace avx2
 }  // namespace cpu

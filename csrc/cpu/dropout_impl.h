@@ -15,6 +15,14 @@
 #include <cstring>
 #include <type_traits>
 
+// The float and double builds of the including unit's dropout_range<T>, whose addresses
+// dropout.cpp takes.
+#define FASTNN_INSTANTIATE_DROPOUT_RANGE                                                       \
+  template void dropout_range<float>(const float*, float*, uint8_t*, int64_t, int64_t, uint32_t, \
+                                     float, uint32_t, uint32_t);                               \
+  template void dropout_range<double>(const double*, double*, uint8_t*, int64_t, int64_t,      \
+                                      uint32_t, double, uint32_t, uint32_t);
+
 namespace fastnn {
 namespace cpu {
 namespace FASTNN_ISA {
@@ -68,6 +76,34 @@ inline T keep_or_zero(T v, bool keep) {
   return v;
 }
 
+// The ten Philox rounds on the word vectors c0..c3 (one counter block per lane), for the vector
+// builds. W is the ISA's 32-bit word vector: R, mul_hi_lo(c, m, hi, lo) (the 32-bit halves of
+// the lane-wise 32x32 -> 64-bit products), xor_, set1 (a word in every lane) and set1_64 (a
+// multiplier in every 64-bit lane, as the 32x32 -> 64-bit multiply reads it).
+template <class W>
+inline void philox_rounds(typename W::R& c0, typename W::R& c1, typename W::R& c2,
+                          typename W::R& c3, uint32_t k0, uint32_t k1) {
+  using R = typename W::R;
+  const R m0 = W::set1_64(M0), m1 = W::set1_64(M1);
+  for (int round = 0; round < 10; ++round) {
+    R hi0, lo0, hi1, lo1;
+    W::mul_hi_lo(c0, m0, hi0, lo0);
+    W::mul_hi_lo(c2, m1, hi1, lo1);
+    c0 = W::xor_(W::xor_(hi1, c1), W::set1(k0));
+    c2 = W::xor_(W::xor_(hi0, c3), W::set1(k1));
+    c1 = lo1;
+    c3 = lo0;
+    k0 += W0;
+    k1 += W1;
+  }
+}
+
+// Elements ahead of the current batch whose cache lines the vector builds request early: the
+// Philox rounds leave long gaps between memory accesses, in which the hardware prefetchers fall
+// behind on arrays beyond the caches (measured with AVX-512: 1.3 ns per element at 4M elements
+// against 0.43 at 256K).
+constexpr int64_t kPrefetchAhead = 512;
+
 }  // namespace dropout_detail
 
 // Elements [begin, end) of inverted dropout; begin is a multiple of 4 (a Philox block).
@@ -96,6 +132,22 @@ void dropout_range_generic(const T* x, T* y, uint8_t* mask, int64_t begin, int64
       }
     }
   }
+}
+
+
+// The vector builds' loop: batches of B elements from begin (a multiple of 4) through
+// batch(i), each after asking for x a little ahead, and the rest through the generic loop.
+template <int B, class T, class Batch>
+void dropout_batches(const T* x, T* y, uint8_t* mask, int64_t begin, int64_t end,
+                     uint32_t keep_from, T scale, uint32_t k0, uint32_t k1, const Batch& batch) {
+  int64_t i = begin;
+  for (; i + B <= end; i += B) {
+    for (int q = 0; q < int(B * sizeof(T)); q += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(x + i + dropout_detail::kPrefetchAhead) + q,
+                         0, 3);
+    batch(i);
+  }
+  if (i < end) dropout_range_generic(x, y, mask, i, end, keep_from, scale, k0, k1);
 }
 
 }  // namespace FASTNN_ISA

@@ -29,37 +29,41 @@ void for_chunks(int64_t n, const F& body) {
 constexpr double kTwoPow32 = 4294967296.0;
 constexpr double kTwoPi = 6.283185307179586476925286766559;
 
-template <class T>
-void fill_uniform(T* w, int64_t n, uint64_t seed, double a) {
+// Philox draws for elements [0, n), 4 per block, the block of element i being i / 4 under the
+// key `seed`: block(i, end, r) fills elements i .. min(i + 4, end) - 1 from the block's four
+// words r. The draws depend on the element index alone, so not on the chunking or threads.
+template <class Block>
+void for_philox_blocks(int64_t n, uint64_t seed, const Block& block) {
   const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
   for_chunks(n, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i += 4) {
-      const uint64_t block = uint64_t(i) >> 2;
-      const Philox4x32 r = philox4x32_10(uint32_t(block), uint32_t(block >> 32), 0, 0, k0, k1);
-      for (int64_t j = i; j < std::min(end, i + 4); ++j)
-        w[j] = static_cast<T>(-a + 2.0 * a * (double(r.v[j - i]) / kTwoPow32));
+      const uint64_t b = uint64_t(i) >> 2;
+      block(i, std::min(end, i + 4), philox4x32_10(uint32_t(b), uint32_t(b >> 32), 0, 0, k0, k1));
     }
   });
 }
 
 template <class T>
+void fill_uniform(T* w, int64_t n, uint64_t seed, double a) {
+  for_philox_blocks(n, seed, [&](int64_t i, int64_t stop, const Philox4x32& r) {
+    for (int64_t j = i; j < stop; ++j)
+      w[j] = static_cast<T>(-a + 2.0 * a * (double(r.v[j - i]) / kTwoPow32));
+  });
+}
+
+template <class T>
 void fill_normal(T* w, int64_t n, uint64_t seed, double s) {
-  const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  for_chunks(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += 4) {
-      const uint64_t block = uint64_t(i) >> 2;
-      const Philox4x32 r = philox4x32_10(uint32_t(block), uint32_t(block >> 32), 0, 0, k0, k1);
-      double z[4];
-      for (int p = 0; p < 2; ++p) {
-        // u1 in (0, 1]: log never sees 0, so no infinite draw.
-        const double u1 = (double(r.v[2 * p]) + 1.0) / kTwoPow32;
-        const double u2 = double(r.v[2 * p + 1]) / kTwoPow32;
-        const double rad = std::sqrt(-2.0 * std::log(u1));
-        z[2 * p] = rad * std::cos(kTwoPi * u2);
-        z[2 * p + 1] = rad * std::sin(kTwoPi * u2);
-      }
-      for (int64_t j = i; j < std::min(end, i + 4); ++j) w[j] = static_cast<T>(s * z[j - i]);
+  for_philox_blocks(n, seed, [&](int64_t i, int64_t stop, const Philox4x32& r) {
+    double z[4];
+    for (int p = 0; p < 2; ++p) {
+      // u1 in (0, 1]: log never sees 0, so no infinite draw.
+      const double u1 = (double(r.v[2 * p]) + 1.0) / kTwoPow32;
+      const double u2 = double(r.v[2 * p + 1]) / kTwoPow32;
+      const double rad = std::sqrt(-2.0 * std::log(u1));
+      z[2 * p] = rad * std::cos(kTwoPi * u2);
+      z[2 * p + 1] = rad * std::sin(kTwoPi * u2);
     }
+    for (int64_t j = i; j < stop; ++j) w[j] = static_cast<T>(s * z[j - i]);
   });
 }
 

@@ -171,30 +171,19 @@ void scale_impl(T* const* data, const int64_t* sizes, int64_t count, double fact
 
 }  // namespace
 
-void sgd_step(const OptimTensor<float>* t, int64_t count, const SgdOptions& o) {
-  sgd_impl(t, count, o);
-}
-void sgd_step(const OptimTensor<double>* t, int64_t count, const SgdOptions& o) {
-  sgd_impl(t, count, o);
-}
-void adam_step(const OptimTensor<float>* t, int64_t count, const AdamOptions& o) {
-  adam_impl(t, count, o);
-}
-void adam_step(const OptimTensor<double>* t, int64_t count, const AdamOptions& o) {
-  adam_impl(t, count, o);
-}
-void adagrad_step(const OptimTensor<float>* t, int64_t count, const AdagradOptions& o) {
-  adagrad_impl(t, count, o);
-}
-void adagrad_step(const OptimTensor<double>* t, int64_t count, const AdagradOptions& o) {
-  adagrad_impl(t, count, o);
-}
-void rmsprop_step(const OptimTensor<float>* t, int64_t count, const RmspropOptions& o) {
-  rmsprop_impl(t, count, o);
-}
-void rmsprop_step(const OptimTensor<double>* t, int64_t count, const RmspropOptions& o) {
-  rmsprop_impl(t, count, o);
-}
+// The float and double overloads optim.h declares, each its one template above.
+#define FASTNN_OPTIM_STEP(step, impl, Options)                                    \
+  void step(const OptimTensor<float>* t, int64_t count, const Options& o) {       \
+    impl(t, count, o);                                                            \
+  }                                                                               \
+  void step(const OptimTensor<double>* t, int64_t count, const Options& o) {      \
+    impl(t, count, o);                                                            \
+  }
+FASTNN_OPTIM_STEP(sgd_step, sgd_impl, SgdOptions)
+FASTNN_OPTIM_STEP(adam_step, adam_impl, AdamOptions)
+FASTNN_OPTIM_STEP(adagrad_step, adagrad_impl, AdagradOptions)
+FASTNN_OPTIM_STEP(rmsprop_step, rmsprop_impl, RmspropOptions)
+#undef FASTNN_OPTIM_STEP
 
 double global_norm(const float* const* data, const int64_t* sizes, int64_t count) {
   return global_norm_impl(data, sizes, count);
