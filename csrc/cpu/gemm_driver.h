@@ -273,63 +273,40 @@ struct ScratchBuffer {
   ~ScratchBuffer() { std::free(data); }
 };
 
-// Packs op(A)[0:mc, 0:kc] (a points at its first element) into MR-tall slivers, zero-padded.
-// With a gate (ga: the gate's element matching a[0]), each value is multiplied by act'(gate).
-template <int MR, class T>
-void pack_a(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* __restrict out,
-            const T* ga = nullptr, const OperandGate<T>& gate = OperandGate<T>()) {
-  for (int64_t i0 = 0; i0 < mc; i0 += MR, out += MR * kc) {
-    const int64_t mr = imin(MR, mc - i0);
-    if (mr == MR && rsa == 1) {
-      // Columns of op(A) are contiguous (A was transposed): copy MR values per k.
+// Packs an operand block into P-wide slivers, zero-padded: for p in [0, np) and k in [0, kc),
+// sliver p / P holds src[p * ps + k * ks] at [k][p % P]. op(A)[0:mc, 0:kc] packs as (np, ps,
+// ks) = (mc, rsa, csa) into MR-tall slivers, op(B)[0:kc, 0:nc] as (nc, csb, rsb) into NR-wide
+// ones. With a gate (gsrc: the gate's element matching src[0]), each value is multiplied by
+// act'(gate). With colsum (B only), each packed column's values are added to colsum[p] in k
+// order.
+template <int P, class T>
+void pack_slivers(int64_t np, int64_t kc, const T* src, int64_t ps, int64_t ks,
+                  T* __restrict out, const T* gsrc, const OperandGate<T>& gate,
+                  double* colsum = nullptr) {
+  for (int64_t p0 = 0; p0 < np; p0 += P, out += P * kc) {
+    const int64_t width = imin(P, np - p0);
+    if (width == P && ps == 1) {
+      // The sliver's P values at each k are contiguous: copy them as a run.
       for (int64_t k = 0; k < kc; ++k) {
-        if (ga)
-          load_run(a + i0 + k * csa, ga + i0 + k * csa, 1, MR, gate, out + k * MR, 1);
+        const T* run = src + p0 + k * ks;
+        if (gsrc)
+          load_run(run, gsrc + p0 + k * ks, 1, P, gate, out + k * P, 1);
         else
-          for (int i = 0; i < MR; ++i) out[k * MR + i] = a[(i0 + i) + k * csa];
-      }
-      continue;
-    }
-    for (int64_t i = 0; i < MR; ++i) {
-      if (i < mr) {
-        const int64_t off = (i0 + i) * rsa;
-        load_run(a + off, ga ? ga + off : nullptr, csa, kc, gate, out + i, MR);
-      } else {
-        for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = T(0);
-      }
-    }
-  }
-}
-
-// Packs op(B)[0:kc, 0:nc] into NR-wide slivers, zero-padded, gated like pack_a. With colsum,
-// each column's packed values are added to colsum[j] in k order.
-template <int NR, class T>
-void pack_b(int64_t kc, int64_t nc, const T* b, int64_t rsb, int64_t csb, T* __restrict out,
-            const T* gb = nullptr, const OperandGate<T>& gate = OperandGate<T>(),
-            double* colsum = nullptr) {
-  for (int64_t j0 = 0; j0 < nc; j0 += NR, out += NR * kc) {
-    const int64_t nr = imin(NR, nc - j0);
-    if (nr == NR && csb == 1) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* src = b + k * rsb + j0;
-        if (gb)
-          load_run(src, gb + k * rsb + j0, 1, NR, gate, out + k * NR, 1);
-        else
-          for (int j = 0; j < NR; ++j) out[k * NR + j] = src[j];
+          for (int p = 0; p < P; ++p) out[k * P + p] = run[p];
       }
     } else {
-      for (int64_t j = 0; j < NR; ++j) {
-        if (j < nr) {
-          const int64_t off = (j0 + j) * csb;
-          load_run(b + off, gb ? gb + off : nullptr, rsb, kc, gate, out + j, NR);
+      for (int64_t p = 0; p < P; ++p) {
+        if (p < width) {
+          const int64_t off = (p0 + p) * ps;
+          load_run(src + off, gsrc ? gsrc + off : nullptr, ks, kc, gate, out + p, P);
         } else {
-          for (int64_t k = 0; k < kc; ++k) out[k * NR + j] = T(0);
+          for (int64_t k = 0; k < kc; ++k) out[k * P + p] = T(0);
         }
       }
     }
     if (colsum)
       for (int64_t k = 0; k < kc; ++k)
-        for (int64_t j = 0; j < nr; ++j) colsum[j0 + j] += double(out[k * NR + j]);
+        for (int64_t p = 0; p < width; ++p) colsum[p0 + p] += double(out[k * P + p]);
   }
 }
 
@@ -371,13 +348,13 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
       const bool b_in_place = g.csb == 1 && (m1 - m0) <= 4 * MR && !gb_block && !g.colsum_b;
       const int64_t nc_full = b_in_place ? nc / NR * NR : 0;
       if (nc_full < nc)
-        pack_b<NR>(kc, nc - nc_full, b_block + nc_full * g.csb, g.rsb, g.csb, bp + nc_full * kc,
-                   gb_block, g.gate_b, colsum);
+        pack_slivers<NR>(nc - nc_full, kc, b_block + nc_full * g.csb, g.csb, g.rsb,
+                         bp + nc_full * kc, gb_block, g.gate_b, colsum);
       for (int64_t ic = m0; ic < m1; ic += Kern::MC) {
         const int64_t mc = imin(Kern::MC, m1 - ic);
         const int64_t a_off = ic * g.rsa + pc * g.csa;
-        pack_a<MR>(mc, kc, g.A + a_off, g.rsa, g.csa, ap,
-                   g.gate_a.data ? g.gate_a.data + a_off : nullptr, g.gate_a);
+        pack_slivers<MR>(mc, kc, g.A + a_off, g.rsa, g.csa, ap,
+                         g.gate_a.data ? g.gate_a.data + a_off : nullptr, g.gate_a);
         for (int64_t ir = 0; ir < mc; ir += MR) {
           const T* a_sliver = ap + ir * kc;
           for (int64_t jr = 0; jr < nc; jr += NR) {
