@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "bindings/convert.h"
 #include "core/ops/activation.h"
@@ -36,23 +38,36 @@ std::vector<View> same_arrays(std::initializer_list<std::pair<py::handle, std::s
   return v;
 }
 
+template <class T, class Kernel, size_t... I>
+void call_typed(const std::vector<View>& v, const Kernel& kernel, std::index_sequence<I...>) {
+  kernel(v[I].ptr<const T>()..., v.back().ptr<T>());
+}
+
+// kernel(in..., out) on place p, the N arrays' data typed by their shared element type T
+// (float or double, as same_arrays checked): the inputs as const T*, the output (last) as T*.
+template <size_t N, class Kernel>
+void run_typed(const std::vector<View>& v, const Place& p, const Kernel& kernel) {
+  const auto go = [&](auto zero) {
+    using T = decltype(zero);
+    run(p, [&] { call_typed<T>(v, kernel, std::make_index_sequence<N - 1>{}); });
+  };
+  v[0].dtype == DType::Float64 ? go(double{}) : go(float{});
+}
+
 void act_forward(py::handle x, py::handle out, const std::string& name, double param) {
   const auto v = same_arrays({{x, "x"}, {out, "out"}});
   const Act act = act_from_name(name);
   const Place p = place_of(v);
   const int64_t n = v[0].size();
   if (n == 0) return;  // (no zero-block launch on the GPU)
-  const auto go = [&](auto zero) {
-    using T = decltype(zero);
-    run(p, [&] {
+  run_typed<2>(v, p, [&](const auto* x, auto* y) {
+    using T = std::remove_pointer_t<decltype(y)>;
 #ifdef FASTNN_BACKEND_CUDA
-      cuda::act_forward<T>(act, T(param), v[0].ptr<const T>(), v[1].ptr<T>(), n, p.stream);
+    cuda::act_forward<T>(act, T(param), x, y, n, p.stream);
 #else
-      cpu::act_forward<T>(act, T(param), v[0].ptr<const T>(), v[1].ptr<T>(), n);
+    cpu::act_forward<T>(act, T(param), x, y, n);
 #endif
-    });
-  };
-  v[0].dtype == DType::Float64 ? go(double{}) : go(float{});
+  });
 }
 
 void act_backward(py::handle dy, py::handle val, py::handle out, const std::string& name,
@@ -65,26 +80,20 @@ void act_backward(py::handle dy, py::handle val, py::handle out, const std::stri
   const Place p = place_of(v);
   const int64_t n = v[0].size();
   if (n == 0) return;  // (no zero-block launch on the GPU)
-  const auto go = [&](auto zero) {
-    using T = decltype(zero);
-    const T* g = v[0].ptr<const T>();
-    const T* in = v[1].ptr<const T>();
-    T* dx = v[2].ptr<T>();
-    run(p, [&] {
+  run_typed<3>(v, p, [&](const auto* g, const auto* in, auto* dx) {
+    using T = std::remove_pointer_t<decltype(dx)>;
 #ifdef FASTNN_BACKEND_CUDA
-      if (from_output)
-        cuda::act_backward_from_output<T>(act, T(param), g, in, dx, n, p.stream);
-      else
-        cuda::act_backward<T>(act, T(param), g, in, dx, n, p.stream);
+    if (from_output)
+      cuda::act_backward_from_output<T>(act, T(param), g, in, dx, n, p.stream);
+    else
+      cuda::act_backward<T>(act, T(param), g, in, dx, n, p.stream);
 #else
-      if (from_output)
-        cpu::act_backward_from_output<T>(act, T(param), g, in, dx, n);
-      else
-        cpu::act_backward<T>(act, T(param), g, in, dx, n);
+    if (from_output)
+      cpu::act_backward_from_output<T>(act, T(param), g, in, dx, n);
+    else
+      cpu::act_backward<T>(act, T(param), g, in, dx, n);
 #endif
-    });
-  };
-  v[0].dtype == DType::Float64 ? go(double{}) : go(float{});
+  });
 }
 
 // Rows and columns of a (rows, cols) or (cols,) array.
@@ -99,19 +108,14 @@ void softmax_forward(py::handle x, py::handle out, bool log) {
   const auto [rows, cols] = rows_cols(v[0]);
   if (rows * cols == 0) return;
   const Place p = place_of(v);
-  const auto go = [&](auto zero) {
-    using T = decltype(zero);
-    const T* xp = v[0].ptr<const T>();
-    T* yp = v[1].ptr<T>();
-    run(p, [&] {
+  run_typed<2>(v, p, [&](const auto* xp, auto* yp) {
 #ifdef FASTNN_BACKEND_CUDA
-      cuda::softmax_rows<T>(xp, yp, rows, cols, log, p.stream);
+    using T = std::remove_pointer_t<decltype(yp)>;
+    cuda::softmax_rows<T>(xp, yp, rows, cols, log, p.stream);
 #else
-      log ? cpu::log_softmax_rows(xp, yp, rows, cols) : cpu::softmax_rows(xp, yp, rows, cols);
+    log ? cpu::log_softmax_rows(xp, yp, rows, cols) : cpu::softmax_rows(xp, yp, rows, cols);
 #endif
-    });
-  };
-  v[0].dtype == DType::Float64 ? go(double{}) : go(float{});
+  });
 }
 
 void softmax_backward(py::handle dy, py::handle y, py::handle out, bool log) {
@@ -119,23 +123,17 @@ void softmax_backward(py::handle dy, py::handle y, py::handle out, bool log) {
   const auto [rows, cols] = rows_cols(v[1]);
   if (rows * cols == 0) return;
   const Place p = place_of(v);
-  const auto go = [&](auto zero) {
-    using T = decltype(zero);
-    const T* g = v[0].ptr<const T>();
-    const T* yp = v[1].ptr<const T>();
-    T* dx = v[2].ptr<T>();
-    run(p, [&] {
+  run_typed<3>(v, p, [&](const auto* g, const auto* yp, auto* dx) {
 #ifdef FASTNN_BACKEND_CUDA
-      cuda::softmax_rows_backward<T>(g, yp, dx, rows, cols, log, p.stream);
+    using T = std::remove_pointer_t<decltype(dx)>;
+    cuda::softmax_rows_backward<T>(g, yp, dx, rows, cols, log, p.stream);
 #else
-      if (log)
-        cpu::log_softmax_rows_backward(g, yp, dx, rows, cols);
-      else
-        cpu::softmax_rows_backward(g, yp, dx, rows, cols);
+    if (log)
+      cpu::log_softmax_rows_backward(g, yp, dx, rows, cols);
+    else
+      cpu::softmax_rows_backward(g, yp, dx, rows, cols);
 #endif
-    });
-  };
-  v[0].dtype == DType::Float64 ? go(double{}) : go(float{});
+  });
 }
 
 }  // namespace

@@ -63,6 +63,28 @@ struct Forward {
     y = new_output(x.shape, dt, place);
     a.y = y.view.ptr<T>();
   }
+
+  // The training or inference forward kernel on this module's backend (on the GPU with its
+  // workspace; there, training runs whenever there are features, inference only with data).
+  void run_kernel(bool training) {
+#ifdef FASTNN_BACKEND_CUDA
+    if (training ? a.F == 0 : a.N * a.F == 0) return;
+    run_with_workspace(place, cuda::batch_norm_workspace_bytes(a.N, a.F),
+                       [&](void* ws, int64_t bytes) {
+                         if (training)
+                           cuda::batch_norm_forward_train<T>(a, ws, bytes, place.stream);
+                         else
+                           cuda::batch_norm_forward_infer<T>(a, ws, bytes, place.stream);
+                       });
+#else
+    run(place, [&] {
+      if (training)
+        cpu::batch_norm_forward_train(a);
+      else
+        cpu::batch_norm_forward_infer(a);
+    });
+#endif
+  }
 };
 
 template <class T>
@@ -75,15 +97,7 @@ py::tuple train(const View& x, py::handle gamma, py::handle beta, py::handle run
   Output save_invstd = new_output({f.a.F}, dtype_of<T>(), f.place);
   f.a.save_mean = save_mean.view.ptr<T>();
   f.a.save_invstd = save_invstd.view.ptr<T>();
-#ifdef FASTNN_BACKEND_CUDA
-  if (f.a.F)
-    run_with_workspace(f.place, cuda::batch_norm_workspace_bytes(f.a.N, f.a.F),
-                       [&](void* ws, int64_t bytes) {
-                         cuda::batch_norm_forward_train<T>(f.a, ws, bytes, f.place.stream);
-                       });
-#else
-  run(f.place, [&] { cpu::batch_norm_forward_train(f.a); });
-#endif
+  f.run_kernel(true);
   return py::make_tuple(f.y.obj, save_mean.obj, save_invstd.obj);
 }
 
@@ -94,14 +108,8 @@ py::object infer(const View& x, py::handle gamma, py::handle beta, py::handle ru
   f.a.eps = eps;
 #ifdef FASTNN_BACKEND_CUDA
   if (!f.rm || !f.rv) throw ValueError("running_mean, running_var: required");
-  if (f.a.N * f.a.F)
-    run_with_workspace(f.place, cuda::batch_norm_workspace_bytes(f.a.N, f.a.F),
-                       [&](void* ws, int64_t bytes) {
-                         cuda::batch_norm_forward_infer<T>(f.a, ws, bytes, f.place.stream);
-                       });
-#else
-  run(f.place, [&] { cpu::batch_norm_forward_infer(f.a); });
 #endif
+  f.run_kernel(false);
   return f.y.obj;
 }
 
