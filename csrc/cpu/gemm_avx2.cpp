@@ -1,7 +1,6 @@
 // AVX2 + FMA GEMM: 6 x 16 (float) and 6 x 8 (double) micro-kernels, 12 of the 16 ymm registers
 // as accumulators, 2 for the B row, 1 for the broadcast A value.
 #define FASTNN_ISA avx2
-#define FASTNN_ISA_VECTOR_ACTIVATIONS 1
 #include "cpu/simd_vec_avx2.h"
 #include "cpu/gemm_simd.h"
 

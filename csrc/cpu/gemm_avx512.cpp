@@ -1,7 +1,6 @@
 // AVX-512 GEMM: 12 x 32 (float) and 12 x 16 (double) micro-kernels, 24 of the 32 zmm registers
 // as accumulators, 2 for the B row, 1 for the broadcast A value.
 #define FASTNN_ISA avx512
-#define FASTNN_ISA_VECTOR_ACTIVATIONS 1
 #include "cpu/simd_vec_avx512.h"
 #include "cpu/gemm_simd.h"
 

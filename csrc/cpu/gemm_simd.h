@@ -1,9 +1,10 @@
 // What the AVX2 and AVX-512 GEMM units share beyond gemm_driver.h: the vector register types
 // the micro-kernels run on and the set of kernel shapes gemm_by_rows chooses from. Include it,
-// after defining FASTNN_ISA (and FASTNN_ISA_VECTOR_ACTIVATIONS, see gemm_driver.h) and
-// including that ISA's simd_vec_*.h, from the unit compiled with the ISA's flags (see
-// gemm_driver.h on why everything stays in fastnn::cpu::FASTNN_ISA).
+// after defining FASTNN_ISA and including that ISA's simd_vec_*.h, from the unit compiled with
+// the ISA's flags (see gemm_driver.h on why everything stays in fastnn::cpu::FASTNN_ISA).
 #pragma once
+// Every x86 vector ISA has its activations_<isa>.cpp: epilogue and gates run on its vector math.
+#define FASTNN_ISA_VECTOR_ACTIVATIONS 1
 #include "cpu/gemm_driver.h"
 
 namespace fastnn {
