@@ -294,5 +294,7 @@ def test_bench_checkout_is_found_from_the_package_not_the_working_directory(tmp_
 
     monkeypatch.chdir(tmp_path)
     repo = Path(__file__).resolve().parents[1]
-    editable = Path(fastnn.__file__).resolve().is_relative_to(repo)
+    # An editable install runs the checkout's own python/fastnn; an installed copy (a venv, which
+    # may itself sit inside the checkout) has no bench/ beside it.
+    editable = Path(fastnn.__file__).resolve().parent == repo / "python" / "fastnn"
     assert cli_main._bench_checkout() == (repo if editable else None)
