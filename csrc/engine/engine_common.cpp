@@ -2,6 +2,8 @@
 #include "engine/engine_common.h"
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "core/error.h"
@@ -230,25 +232,33 @@ int optim_states(OptimKind kind) {
   return kind == OptimKind::Sgd || kind == OptimKind::Adagrad ? 1 : 3;
 }
 
+namespace {
+
+// An optimizer's options with every hyper-parameter it lists (core/ops/optim.h) taken from the
+// OptimSpec field of the same name and type.
+template <class Options>
+Options options_from(const OptimSpec& spec) {
+  Options o;
+  for_each_field(o, [&](const char* name, auto& member) {
+    for_each_optim_field(spec, [&](const char* key, const auto& value) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(member)>, std::decay_t<decltype(value)>>)
+        if (std::strcmp(name, key) == 0) member = value;
+    });
+  });
+  return o;
+}
+
+}  // namespace
+
 fastnn::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale) {
-  fastnn::SgdOptions so;
-  so.lr = o.lr;
-  so.momentum = o.momentum;
-  so.dampening = o.dampening;
-  so.weight_decay = o.weight_decay;
-  so.nesterov = o.nesterov;
+  auto so = options_from<fastnn::SgdOptions>(o);
   so.first_step = step == 1;
   so.grad_scale = scale;
   return so;
 }
 
 fastnn::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale) {
-  fastnn::AdamOptions ao;
-  ao.lr = o.lr;
-  ao.beta1 = o.beta1;
-  ao.beta2 = o.beta2;
-  ao.eps = o.eps;
-  ao.weight_decay = o.weight_decay;
+  auto ao = options_from<fastnn::AdamOptions>(o);
   ao.decoupled = o.kind == OptimKind::AdamW;
   ao.amsgrad = o.amsgrad;
   ao.step = step;
@@ -257,23 +267,14 @@ fastnn::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale)
 }
 
 fastnn::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double scale) {
-  fastnn::AdagradOptions ag;
-  ag.lr = o.lr;
-  ag.lr_decay = o.lr_decay;
-  ag.weight_decay = o.weight_decay;
-  ag.eps = o.eps;
+  auto ag = options_from<fastnn::AdagradOptions>(o);
   ag.step = step;
   ag.grad_scale = scale;
   return ag;
 }
 
 fastnn::RmspropOptions rmsprop_options(const OptimSpec& o, double scale) {
-  fastnn::RmspropOptions ro;
-  ro.lr = o.lr;
-  ro.alpha = o.alpha;
-  ro.eps = o.eps;
-  ro.weight_decay = o.weight_decay;
-  ro.momentum = o.momentum;
+  auto ro = options_from<fastnn::RmspropOptions>(o);
   ro.centered = o.centered;
   ro.grad_scale = scale;
   return ro;
