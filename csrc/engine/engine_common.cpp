@@ -2,7 +2,9 @@
 #include "engine/engine_common.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -38,24 +40,44 @@ void epoch_order(int64_t* order, int64_t n, uint64_t seed, int64_t epoch, bool s
 
 // ------------------------------------------------------------------ names
 
-LossKind loss_from_name(const std::string& name) {
-  if (name == "softmax_cross_entropy") return LossKind::SoftmaxCrossEntropy;
-  if (name == "binary_cross_entropy") return LossKind::BinaryCrossEntropy;
-  if (name == "mse") return LossKind::MeanSquaredError;
-  if (name == "mae") return LossKind::MeanAbsoluteError;
-  if (name == "sampled_softmax") return LossKind::SampledSoftmax;
-  throw ValueError("loss: expected one of softmax_cross_entropy, binary_cross_entropy, mse, mae, "
-                   "sampled_softmax, got '" + name + "'");
+namespace {
+
+template <class E>
+struct Named {
+  const char* name;
+  E value;
+};
+
+// The value called `name` among `names`; ValueError listing them under `what` otherwise.
+template <class E, size_t N>
+E from_name(const Named<E> (&names)[N], const std::string& name, const char* what) {
+  std::string all;
+  for (const Named<E>& n : names) {
+    if (name == n.name) return n.value;
+    all += all.empty() ? n.name : std::string(", ") + n.name;
+  }
+  throw ValueError(std::string(what) + ": expected one of " + all + ", got '" + name + "'");
 }
 
+constexpr Named<LossKind> kLosses[] = {
+    {"softmax_cross_entropy", LossKind::SoftmaxCrossEntropy},
+    {"binary_cross_entropy", LossKind::BinaryCrossEntropy},
+    {"mse", LossKind::MeanSquaredError},
+    {"mae", LossKind::MeanAbsoluteError},
+    {"sampled_softmax", LossKind::SampledSoftmax},
+};
+constexpr Named<OptimKind> kOptimizers[] = {
+    {"sgd", OptimKind::Sgd},         {"adam", OptimKind::Adam},
+    {"adamw", OptimKind::AdamW},     {"adagrad", OptimKind::Adagrad},
+    {"rmsprop", OptimKind::RmsProp},
+};
+
+}  // namespace
+
+LossKind loss_from_name(const std::string& name) { return from_name(kLosses, name, "loss"); }
+
 OptimKind optim_from_name(const std::string& name) {
-  if (name == "sgd") return OptimKind::Sgd;
-  if (name == "adam") return OptimKind::Adam;
-  if (name == "adamw") return OptimKind::AdamW;
-  if (name == "adagrad") return OptimKind::Adagrad;
-  if (name == "rmsprop") return OptimKind::RmsProp;
-  throw ValueError("optimizer: expected one of sgd, adam, adamw, adagrad, rmsprop, got '" + name +
-                   "'");
+  return from_name(kOptimizers, name, "optimizer");
 }
 
 // ------------------------------------------------------------------ the network plan
