@@ -113,9 +113,17 @@ Options options_from(const py::kwargs& hyper) {
   Options o;
   size_t given = 0;
   for_each_field(o, [&](const char* name, auto& member) {
-    if (!hyper.contains(name))
+    using Value = std::decay_t<decltype(member)>;
+    PyObject* value = PyDict_GetItemString(hyper.ptr(), name);  // borrowed; null: not given
+    if (value == nullptr)
       throw TypeError(std::string("missing keyword argument '") + name + "'");
-    member = py::cast<std::decay_t<decltype(member)>>(hyper[name]);
+    try {
+      member = py::cast<Value>(py::handle(value));
+    } catch (const py::cast_error&) {
+      throw TypeError(std::string(name) + ": expected a " +
+                      (std::is_same_v<Value, bool> ? "bool" : "number") + ", got " +
+                      Py_TYPE(value)->tp_name);
+    }
     ++given;
   });
   if (given != hyper.size())
