@@ -124,3 +124,19 @@ def test_cuda_module_takes_cuda_tensors():
     with pytest.raises(TypeError, match="x: expected a fastnn.Tensor on a CUDA device, got "
                                         "ndarray"):
         cuda.act_forward(x, x, "relu", 0.0)
+
+
+# The optimizer steps take their hyper-parameters by keyword, named as in core/ops/optim.h's
+# for_each_field (the names python/fastnn/optim.py uses): each one needed, no other accepted.
+def test_optimizer_steps_take_named_hyper_parameters():
+    p, g = [np.ones(3, np.float32)], [np.full(3, 0.5, np.float32)]
+    hyper = dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False)
+    _C.sgd_step(p, g, None, [0.0], [0.0], True, 1.0, **hyper)
+    np.testing.assert_allclose(p[0], 0.95)
+    with pytest.raises(TypeError, match="missing keyword argument 'nesterov'"):
+        _C.sgd_step(p, g, None, [0.0], [0.0], True, 1.0,
+                    **{k: v for k, v in hyper.items() if k != "nesterov"})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'beta1'"):
+        _C.sgd_step(p, g, None, [0.0], [0.0], True, 1.0, beta1=0.9, **hyper)
+    with pytest.raises(TypeError, match="lr: expected a number, got str"):
+        _C.sgd_step(p, g, None, [0.0], [0.0], True, 1.0, **{**hyper, "lr": "0.1"})

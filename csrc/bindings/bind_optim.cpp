@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bindings/convert.h"
@@ -105,6 +106,36 @@ void step(py::handle params, py::handle grads, std::initializer_list<py::handle>
   }
 }
 
+// An optimizer's options with its hyper-parameters (core/ops/optim.h's for_each_field) taken
+// from the call's keyword arguments of the same names: each one given, no other.
+template <class Options>
+Options options_from(const py::kwargs& hyper) {
+  Options o;
+  size_t given = 0;
+  for_each_field(o, [&](const char* name, auto& member) {
+    using Value = std::decay_t<decltype(member)>;
+    PyObject* value = PyDict_GetItemString(hyper.ptr(), name);  // borrowed; null: not given
+    if (value == nullptr)
+      throw TypeError(std::string("missing keyword argument '") + name + "'");
+    try {
+      member = py::cast<Value>(py::handle(value));
+    } catch (const py::cast_error&) {
+      throw TypeError(std::string(name) + ": expected a " +
+                      (std::is_same_v<Value, bool> ? "bool" : "number") + ", got " +
+                      Py_TYPE(value)->tp_name);
+    }
+    ++given;
+  });
+  if (given != hyper.size())
+    for (const auto& item : hyper) {
+      bool known = false;
+      const std::string key = py::str(item.first);
+      for_each_field(o, [&](const char* name, auto&) { known = known || key == name; });
+      if (!known) throw TypeError("unexpected keyword argument '" + key + "'");
+    }
+  return o;
+}
+
 // One backend's step, overloaded on float / double, as one callable.
 #ifdef FASTNN_BACKEND_CUDA
 #define FASTNN_STEP(fn)                                                           \
@@ -179,39 +210,29 @@ std::vector<View> same_float_list(py::handle tensors, bool writable) {
 }  // namespace
 
 void bind_optim(py::module_& m) {
+  // The hyper-parameters come as keyword arguments named as in for_each_field; the rest is
+  // what each call supplies itself.
   m.def("sgd_step",
         [](py::handle params, py::handle grads, py::handle bufs, const std::vector<double>& l1,
-           const std::vector<double>& l2, double lr, double momentum, double dampening,
-           bool nesterov, double weight_decay, bool first_step, double grad_scale) {
-          fastnn::SgdOptions o;
-          o.lr = lr;
-          o.momentum = momentum;
-          o.dampening = dampening;
-          o.nesterov = nesterov;
-          o.weight_decay = weight_decay;
+           const std::vector<double>& l2, bool first_step, double grad_scale,
+           const py::kwargs& hyper) {
+          auto o = options_from<fastnn::SgdOptions>(hyper);
           o.first_step = first_step;
           o.grad_scale = grad_scale;
-          if (momentum != 0 && bufs.is_none())
+          if (o.momentum != 0 && bufs.is_none())
             throw ValueError("momentum_buffers: needed when momentum != 0");
-          step(params, grads, {momentum != 0 ? bufs : py::none()}, l1, l2, o,
+          step(params, grads, {o.momentum != 0 ? bufs : py::none()}, l1, l2, o,
                FASTNN_STEP(sgd_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("l1"),
-        py::arg("l2"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-        py::arg("nesterov"), py::arg("weight_decay"), py::arg("first_step"),
-        py::arg("grad_scale"));
+        py::arg("l2"), py::arg("first_step"), py::arg("grad_scale"));
 
   m.def("adam_step",
         [](py::handle params, py::handle grads, py::handle exp_avgs, py::handle exp_avg_sqs,
            py::handle max_exp_avg_sqs, const std::vector<double>& l1,
-           const std::vector<double>& l2, int64_t step_count, double lr, double beta1,
-           double beta2, double eps, double weight_decay, bool decoupled, double grad_scale) {
-          fastnn::AdamOptions o;
-          o.lr = lr;
-          o.beta1 = beta1;
-          o.beta2 = beta2;
-          o.eps = eps;
-          o.weight_decay = weight_decay;
+           const std::vector<double>& l2, int64_t step_count, bool decoupled, double grad_scale,
+           const py::kwargs& hyper) {
+          auto o = options_from<fastnn::AdamOptions>(hyper);
           o.decoupled = decoupled;
           o.amsgrad = !max_exp_avg_sqs.is_none();
           o.step = step_count;
@@ -222,50 +243,37 @@ void bind_optim(py::module_& m) {
         },
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
         py::arg("max_exp_avg_sqs"), py::arg("l1"), py::arg("l2"), py::arg("step"),
-        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-        py::arg("weight_decay"), py::arg("decoupled"), py::arg("grad_scale"));
+        py::arg("decoupled"), py::arg("grad_scale"));
 
   m.def("adagrad_step",
         [](py::handle params, py::handle grads, py::handle state_sums,
            const std::vector<double>& l1, const std::vector<double>& l2, int64_t step_count,
-           double lr, double lr_decay, double weight_decay, double eps, double grad_scale) {
-          fastnn::AdagradOptions o;
-          o.lr = lr;
-          o.lr_decay = lr_decay;
-          o.weight_decay = weight_decay;
-          o.eps = eps;
+           double grad_scale, const py::kwargs& hyper) {
+          auto o = options_from<fastnn::AdagradOptions>(hyper);
           o.step = step_count;
           o.grad_scale = grad_scale;
           if (step_count < 1) throw ValueError("step: expected a step count >= 1");
           step(params, grads, {state_sums}, l1, l2, o, FASTNN_STEP(adagrad_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("l1"),
-        py::arg("l2"), py::arg("step"), py::arg("lr"), py::arg("lr_decay"),
-        py::arg("weight_decay"), py::arg("eps"), py::arg("grad_scale"));
+        py::arg("l2"), py::arg("step"), py::arg("grad_scale"));
 
   m.def("rmsprop_step",
         [](py::handle params, py::handle grads, py::handle square_avgs,
            py::handle momentum_buffers, py::handle grad_avgs, const std::vector<double>& l1,
-           const std::vector<double>& l2, double lr, double alpha, double eps,
-           double weight_decay, double momentum, double grad_scale) {
-          fastnn::RmspropOptions o;
-          o.lr = lr;
-          o.alpha = alpha;
-          o.eps = eps;
-          o.weight_decay = weight_decay;
-          o.momentum = momentum;
+           const std::vector<double>& l2, double grad_scale, const py::kwargs& hyper) {
+          auto o = options_from<fastnn::RmspropOptions>(hyper);
           o.centered = !grad_avgs.is_none();
           o.grad_scale = grad_scale;
-          if (momentum > 0 && momentum_buffers.is_none())
+          if (o.momentum > 0 && momentum_buffers.is_none())
             throw ValueError("momentum_buffers: needed when momentum > 0");
-          const py::handle bufs = momentum > 0 ? momentum_buffers : py::none();
+          const py::handle bufs = o.momentum > 0 ? momentum_buffers : py::none();
           step(params, grads, {square_avgs, bufs, grad_avgs}, l1, l2, o,
                FASTNN_STEP(rmsprop_step));
         },
         py::arg("params"), py::arg("grads"), py::arg("square_avgs"),
         py::arg("momentum_buffers"), py::arg("grad_avgs"), py::arg("l1"), py::arg("l2"),
-        py::arg("lr"), py::arg("alpha"), py::arg("eps"), py::arg("weight_decay"),
-        py::arg("momentum"), py::arg("grad_scale"));
+        py::arg("grad_scale"));
 
   m.def("global_norm",
         [](py::handle tensors) {

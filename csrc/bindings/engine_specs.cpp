@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <string>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -52,43 +53,19 @@ std::vector<LayerSpec> layer_specs(const py::list& layers) {
   return specs;
 }
 
-// OptimSpec's fields by the names the Python optimizers' field tables give them: one entry per
-// field, so a field travels from fastnn.optim to the engine without being named anywhere else.
-struct OptimField {
-  const char* key;
-  double OptimSpec::*number;  // one of the two is set
-  bool OptimSpec::*flag;
-};
-constexpr OptimField kOptimFields[] = {
-    {"lr", &OptimSpec::lr, nullptr},
-    {"momentum", &OptimSpec::momentum, nullptr},
-    {"dampening", &OptimSpec::dampening, nullptr},
-    {"weight_decay", &OptimSpec::weight_decay, nullptr},
-    {"nesterov", nullptr, &OptimSpec::nesterov},
-    {"beta1", &OptimSpec::beta1, nullptr},
-    {"beta2", &OptimSpec::beta2, nullptr},
-    {"eps", &OptimSpec::eps, nullptr},
-    {"amsgrad", nullptr, &OptimSpec::amsgrad},
-    {"lr_decay", &OptimSpec::lr_decay, nullptr},
-    {"initial_accumulator_value", &OptimSpec::initial_accumulator_value, nullptr},
-    {"alpha", &OptimSpec::alpha, nullptr},
-    {"centered", nullptr, &OptimSpec::centered},
-};
-
 OptimSpec optim_spec(const py::dict& d) {
   OptimSpec o;
   o.kind = optim_from_name(py::cast<std::string>(d["kind"]));
   for (const auto& item : d) {
     const std::string key = py::cast<std::string>(item.first);
     if (key == "kind") continue;
-    const OptimField* f = nullptr;
-    for (const OptimField& g : kOptimFields)
-      if (key == g.key) f = &g;
-    if (f == nullptr) throw ValueError("optimizer: unknown field '" + key + "'");
-    if (f->number)
-      o.*(f->number) = py::cast<double>(item.second);
-    else
-      o.*(f->flag) = py::cast<bool>(item.second);
+    bool known = false;
+    for_each_optim_field(o, [&](const char* name, auto& member) {
+      if (key != name) return;
+      member = py::cast<std::decay_t<decltype(member)>>(item.second);
+      known = true;
+    });
+    if (!known) throw ValueError("optimizer: unknown field '" + key + "'");
   }
   return o;
 }

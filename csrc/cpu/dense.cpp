@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "cpu/gemm.h"
-#include "cpu/gemm_product.h"
 
 namespace fastnn {
 namespace cpu {

@@ -69,6 +69,19 @@ struct OptimSpec {
   bool centered = false;
 };
 
+// OptimSpec's fields by the names python/fastnn/optim.py's field tables send them under
+// (core/ops/optim.h's for_each_field uses the same names): f(name, member) for each. How the
+// binding reads a spec from Python and how the engines fill each optimizer's options from it.
+// Spec: OptimSpec or const OptimSpec.
+template <class Spec, class F>
+void for_each_optim_field(Spec& o, F&& f) {
+  f("lr", o.lr), f("momentum", o.momentum), f("dampening", o.dampening);
+  f("weight_decay", o.weight_decay), f("nesterov", o.nesterov);
+  f("beta1", o.beta1), f("beta2", o.beta2), f("eps", o.eps), f("amsgrad", o.amsgrad);
+  f("lr_decay", o.lr_decay), f("initial_accumulator_value", o.initial_accumulator_value);
+  f("alpha", o.alpha), f("centered", o.centered);
+}
+
 // A parameter's shape, fixed where the network plan creates the parameter and carried with it
 // to every user (bindings, get_weights, save / load, optimizer state): a Dense kernel is a
 // matrix (in, out) whatever its sizes -- one input feature or a width-1 layer give it one row

@@ -2,6 +2,10 @@
 #include "engine/engine_common.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <type_traits>
 #include <utility>
 
 #include "core/error.h"
@@ -36,24 +40,44 @@ void epoch_order(int64_t* order, int64_t n, uint64_t seed, int64_t epoch, bool s
 
 // ------------------------------------------------------------------ names
 
-LossKind loss_from_name(const std::string& name) {
-  if (name == "softmax_cross_entropy") return LossKind::SoftmaxCrossEntropy;
-  if (name == "binary_cross_entropy") return LossKind::BinaryCrossEntropy;
-  if (name == "mse") return LossKind::MeanSquaredError;
-  if (name == "mae") return LossKind::MeanAbsoluteError;
-  if (name == "sampled_softmax") return LossKind::SampledSoftmax;
-  throw ValueError("loss: expected one of softmax_cross_entropy, binary_cross_entropy, mse, mae, "
-                   "sampled_softmax, got '" + name + "'");
+namespace {
+
+template <class E>
+struct Named {
+  const char* name;
+  E value;
+};
+
+// The value called `name` among `names`; ValueError listing them under `what` otherwise.
+template <class E, size_t N>
+E from_name(const Named<E> (&names)[N], const std::string& name, const char* what) {
+  std::string all;
+  for (const Named<E>& n : names) {
+    if (name == n.name) return n.value;
+    all += all.empty() ? n.name : std::string(", ") + n.name;
+  }
+  throw ValueError(std::string(what) + ": expected one of " + all + ", got '" + name + "'");
 }
 
+constexpr Named<LossKind> kLosses[] = {
+    {"softmax_cross_entropy", LossKind::SoftmaxCrossEntropy},
+    {"binary_cross_entropy", LossKind::BinaryCrossEntropy},
+    {"mse", LossKind::MeanSquaredError},
+    {"mae", LossKind::MeanAbsoluteError},
+    {"sampled_softmax", LossKind::SampledSoftmax},
+};
+constexpr Named<OptimKind> kOptimizers[] = {
+    {"sgd", OptimKind::Sgd},         {"adam", OptimKind::Adam},
+    {"adamw", OptimKind::AdamW},     {"adagrad", OptimKind::Adagrad},
+    {"rmsprop", OptimKind::RmsProp},
+};
+
+}  // namespace
+
+LossKind loss_from_name(const std::string& name) { return from_name(kLosses, name, "loss"); }
+
 OptimKind optim_from_name(const std::string& name) {
-  if (name == "sgd") return OptimKind::Sgd;
-  if (name == "adam") return OptimKind::Adam;
-  if (name == "adamw") return OptimKind::AdamW;
-  if (name == "adagrad") return OptimKind::Adagrad;
-  if (name == "rmsprop") return OptimKind::RmsProp;
-  throw ValueError("optimizer: expected one of sgd, adam, adamw, adagrad, rmsprop, got '" + name +
-                   "'");
+  return from_name(kOptimizers, name, "optimizer");
 }
 
 // ------------------------------------------------------------------ the network plan
@@ -230,25 +254,33 @@ int optim_states(OptimKind kind) {
   return kind == OptimKind::Sgd || kind == OptimKind::Adagrad ? 1 : 3;
 }
 
+namespace {
+
+// An optimizer's options with every hyper-parameter it lists (core/ops/optim.h) taken from the
+// OptimSpec field of the same name and type.
+template <class Options>
+Options options_from(const OptimSpec& spec) {
+  Options o;
+  for_each_field(o, [&](const char* name, auto& member) {
+    for_each_optim_field(spec, [&](const char* key, const auto& value) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(member)>, std::decay_t<decltype(value)>>)
+        if (std::strcmp(name, key) == 0) member = value;
+    });
+  });
+  return o;
+}
+
+}  // namespace
+
 fastnn::SgdOptions sgd_options(const OptimSpec& o, int64_t step, double scale) {
-  fastnn::SgdOptions so;
-  so.lr = o.lr;
-  so.momentum = o.momentum;
-  so.dampening = o.dampening;
-  so.weight_decay = o.weight_decay;
-  so.nesterov = o.nesterov;
+  auto so = options_from<fastnn::SgdOptions>(o);
   so.first_step = step == 1;
   so.grad_scale = scale;
   return so;
 }
 
 fastnn::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale) {
-  fastnn::AdamOptions ao;
-  ao.lr = o.lr;
-  ao.beta1 = o.beta1;
-  ao.beta2 = o.beta2;
-  ao.eps = o.eps;
-  ao.weight_decay = o.weight_decay;
+  auto ao = options_from<fastnn::AdamOptions>(o);
   ao.decoupled = o.kind == OptimKind::AdamW;
   ao.amsgrad = o.amsgrad;
   ao.step = step;
@@ -257,23 +289,14 @@ fastnn::AdamOptions adam_options(const OptimSpec& o, int64_t step, double scale)
 }
 
 fastnn::AdagradOptions adagrad_options(const OptimSpec& o, int64_t step, double scale) {
-  fastnn::AdagradOptions ag;
-  ag.lr = o.lr;
-  ag.lr_decay = o.lr_decay;
-  ag.weight_decay = o.weight_decay;
-  ag.eps = o.eps;
+  auto ag = options_from<fastnn::AdagradOptions>(o);
   ag.step = step;
   ag.grad_scale = scale;
   return ag;
 }
 
 fastnn::RmspropOptions rmsprop_options(const OptimSpec& o, double scale) {
-  fastnn::RmspropOptions ro;
-  ro.lr = o.lr;
-  ro.alpha = o.alpha;
-  ro.eps = o.eps;
-  ro.weight_decay = o.weight_decay;
-  ro.momentum = o.momentum;
+  auto ro = options_from<fastnn::RmspropOptions>(o);
   ro.centered = o.centered;
   ro.grad_scale = scale;
   return ro;

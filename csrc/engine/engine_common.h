@@ -150,19 +150,7 @@ fastnn::OptimTensor<T> optim_tensor(T* value, const T* grad, T* const* state, in
 template <class T>
 GemmArgs<T> dense_forward_args(const LayerSpec& s, int64_t N, int64_t in, int64_t out,
                                const T* x, const T* W, const T* bias, T* y, T* z) {
-  GemmArgs<T> g;
-  g.M = N;
-  g.N = out;
-  g.K = in;
-  g.A = x;
-  g.rsa = in;
-  g.csa = 1;
-  g.B = W;
-  g.rsb = out;
-  g.csb = 1;
-  g.C = y;
-  g.rsc = out;
-  g.csc = 1;
+  GemmArgs<T> g = gemm_product(N, out, in, x, in, 1, W, out, 1, y, out);
   g.bias = bias;
   g.act = s.act;
   g.act_param = T(s.act_param);
@@ -177,26 +165,19 @@ DenseBackwardArgs<T> dense_backward_args(const LayerPlan& L, int64_t N, int64_t 
                                          const T* x, const T* W, const T* dY, const T* y,
                                          const T* z, T* dW, T* db, T* dX, bool accumulate) {
   DenseBackwardArgs<T> a;
-  a.M = N;
-  a.K = in;
-  a.N = out;
-  a.X = x;
-  a.ldx = in;
-  a.W = W;
-  a.ldw = out;
-  a.dY = dY;
-  a.ldy = out;
+  a.M = N, a.K = in, a.N = out;  // each operand on one line with its leading dimension
+  a.X = x, a.ldx = in;
+  a.W = W, a.ldw = out;
+  a.dY = dY, a.ldy = out;
   if (L.spec.act != Act::None) {
     a.gate.data = L.keep_z ? z : y;
     a.gate.act = L.spec.act;
     a.gate.param = T(L.spec.act_param);
     a.gate.from_output = !L.keep_z;
   }
-  a.dW = dW;
-  a.lddw = out;
+  a.dW = dW, a.lddw = out;
   a.db = db;
-  a.dX = dX;
-  a.lddx = in;
+  a.dX = dX, a.lddx = in;
   a.accumulate = accumulate;
   return a;
 }
@@ -207,18 +188,11 @@ fastnn::BatchNormArgs<T> batch_norm_args(const LayerSpec& s, const T* x, int64_t
                                       const T* gamma, const T* beta, T* running_mean,
                                       T* running_var, T* y, T* save_mean, T* save_invstd) {
   fastnn::BatchNormArgs<T> a;
-  a.x = x;
-  a.N = N;
-  a.F = F;
-  a.gamma = gamma;
-  a.beta = beta;
-  a.running_mean = running_mean;
-  a.running_var = running_var;
-  a.momentum = s.momentum;
-  a.eps = s.eps;
-  a.y = y;
-  a.save_mean = save_mean;
-  a.save_invstd = save_invstd;
+  a.x = x, a.N = N, a.F = F;
+  a.gamma = gamma, a.beta = beta;
+  a.running_mean = running_mean, a.running_var = running_var;
+  a.momentum = s.momentum, a.eps = s.eps;
+  a.y = y, a.save_mean = save_mean, a.save_invstd = save_invstd;
   return a;
 }
 
@@ -227,11 +201,8 @@ template <class T>
 fastnn::SoftmaxXentArgs<T> softmax_xent_args(const T* logits, int64_t N, int64_t C,
                                           const int64_t* labels, T* grad) {
   fastnn::SoftmaxXentArgs<T> a;
-  a.logits = logits;
-  a.N = N;
-  a.C = C;
-  a.labels = labels;
-  a.grad = grad;
+  a.logits = logits, a.N = N, a.C = C;
+  a.labels = labels, a.grad = grad;
   return a;
 }
 

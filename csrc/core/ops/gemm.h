@@ -55,6 +55,21 @@ struct GemmArgs {
   T* Z = nullptr;
 };
 
+// A plain product C (M x N, rows rsc apart, columns adjacent) = op(A) (M x K) op(B) (K x N),
+// each operand given by its pointer and its row and column strides: the one place a GemmArgs is
+// laid out from shapes, for every caller that builds GEMMs (the CPU dense backward, both
+// engines' layer GEMMs); the caller then sets what differs (bias, activation, gates, beta).
+template <class T>
+GemmArgs<T> gemm_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
+                         const T* B, int64_t rsb, int64_t csb, T* C, int64_t rsc) {
+  GemmArgs<T> g;
+  g.M = M, g.N = N, g.K = K;  // each operand on one line with its strides
+  g.A = A, g.rsa = rsa, g.csa = csa;
+  g.B = B, g.rsb = rsb, g.csb = csb;
+  g.C = C, g.rsc = rsc, g.csc = 1;
+  return g;
+}
+
 // The arithmetic a training run asks for (Sequential(precision=...)): storage stays FP32 (master
 // weights, optimizer state, activations); only the GEMM operands are rounded, to TF32 (10-bit
 // mantissa) or bfloat16 (8-bit), with FP32 accumulation. The CPU computes every precision as FP32.

@@ -64,4 +64,28 @@ struct RmspropOptions {
   double grad_scale = 1;
 };
 
+// Each optimizer's hyper-parameters, by the names python/fastnn/optim.py's field tables give
+// them on their way to the engine (and the engine's OptimSpec): f(name, member) for each. The one
+// list from which the bindings (keyword arguments) and the engines (OptimSpec) fill the options;
+// what a call derives itself (step counts, grad_scale, decoupled, amsgrad, centered) is not in it.
+template <class F>
+void for_each_field(SgdOptions& o, F&& f) {
+  f("lr", o.lr), f("momentum", o.momentum), f("dampening", o.dampening);
+  f("weight_decay", o.weight_decay), f("nesterov", o.nesterov);
+}
+template <class F>
+void for_each_field(AdamOptions& o, F&& f) {
+  f("lr", o.lr), f("beta1", o.beta1), f("beta2", o.beta2), f("eps", o.eps);
+  f("weight_decay", o.weight_decay);
+}
+template <class F>
+void for_each_field(AdagradOptions& o, F&& f) {
+  f("lr", o.lr), f("lr_decay", o.lr_decay), f("weight_decay", o.weight_decay), f("eps", o.eps);
+}
+template <class F>
+void for_each_field(RmspropOptions& o, F&& f) {
+  f("lr", o.lr), f("alpha", o.alpha), f("eps", o.eps), f("weight_decay", o.weight_decay);
+  f("momentum", o.momentum);
+}
+
 }  // namespace fastnn

@@ -161,8 +161,9 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
     momentum_buffers = _optional(momentum_buffers, "momentum_buffers", momentum != 0,
                                  "momentum != 0", named)
     _no_overlap(named)
-    be.sgd_step(params, grads, momentum_buffers, l1, l2, lr, momentum, dampening,
-                bool(nesterov), weight_decay, step == 1, grad_scale)
+    be.sgd_step(params, grads, momentum_buffers, l1, l2, step == 1, grad_scale, lr=lr,
+                momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                nesterov=bool(nesterov))
 
 
 def _betas(betas):
@@ -200,8 +201,9 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0
     max_exp_avg_sqs = _optional(max_exp_avg_sqs, "max_exp_avg_sqs", amsgrad, "amsgrad=True",
                                 named)
     _no_overlap(named)
-    be.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, l1, l2, step, lr, beta1,
-                 beta2, eps, weight_decay, bool(decoupled), grad_scale)
+    be.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, l1, l2, step,
+                 bool(decoupled), grad_scale, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                 weight_decay=weight_decay)
 
 
 def adamw_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0.999),
@@ -229,8 +231,8 @@ def adagrad_step(params, grads, state_sums, step, lr=1e-2, lr_decay=0.0, weight_
     weight_decay = _non_negative(weight_decay, "weight_decay")
     eps = _non_negative(eps, "eps")
     _no_overlap([("params", params), ("grads", grads), ("state_sums", state_sums)])
-    be.adagrad_step(params, grads, state_sums, l1, l2, step, lr, lr_decay, weight_decay, eps,
-                    grad_scale)
+    be.adagrad_step(params, grads, state_sums, l1, l2, step, grad_scale, lr=lr,
+                    lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
 
 
 def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
@@ -259,8 +261,8 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
                                  "momentum > 0", named)
     grad_avgs = _optional(grad_avgs, "grad_avgs", centered, "centered=True", named)
     _no_overlap(named)
-    be.rmsprop_step(params, grads, square_avgs, momentum_buffers, grad_avgs, l1, l2, lr, alpha,
-                    eps, weight_decay, momentum, grad_scale)
+    be.rmsprop_step(params, grads, square_avgs, momentum_buffers, grad_avgs, l1, l2, grad_scale,
+                    lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
 
 
 def global_norm(tensors):
