@@ -123,7 +123,8 @@ def test_empty_tensors_and_empty_list():
     p = dev(np.ones(5, np.float32))
     g = dev(np.ones(5, np.float32))
     e = dev(np.zeros(0, np.float32))
-    backend().sgd_step([], [], None, [], [], 0.1, 0.0, 0.0, False, 0.0, True, 1.0)
+    backend().sgd_step([], [], None, [], [], True, 1.0, lr=0.1, momentum=0.0, dampening=0.0,
+                       weight_decay=0.0, nesterov=False)
     ops.sgd_step([e, p], [e, g], lr=0.5)
     assert np.array_equal(host(p), np.full(5, 0.5, np.float32))
 
