@@ -183,15 +183,14 @@ def test_unique_sample_past_the_rejection_budget_keeps_its_distribution(sampler,
     assert not np.array_equal(ids, oracle.sample_candidates(s, c, 1, sampler, True)[0])
 
 
-def test_unique_sample_of_almost_every_class_is_bounded_and_interruptible():
-    # Rejecting repeats needs ~1/P(c) draws for the rarest class: all 2e6 log-uniform classes
-    # took 42 s, 1e6 classes 22 s, uninterruptible. In a subprocess under a limit of 10 s of
-    # CPU (~10x what the script needs now; the old sampler dies of it): a SIGINT after 20 ms of
-    # CPU interrupts the call, and left alone it ends with every class once.
+def test_unique_sample_of_every_class_is_complete_and_interruptible():
+    # Rejecting repeats needs ~1/P(c) draws for the rarest class: all 1e6 log-uniform classes
+    # took 22 s, uninterruptible. In a subprocess: a SIGINT after 20 ms of CPU (the call needs
+    # ~0.2 s) interrupts the call, and left alone it ends with every class once. How long it
+    # takes is no test's business: bench/suites/kernels.py times it against a permutation.
     code = """
-import resource, signal, numpy as np
+import signal, numpy as np
 from fastnn import ops
-resource.setrlimit(resource.RLIMIT_CPU, (10, 10))
 C = 10**6
 signal.signal(signal.SIGPROF, lambda *a: signal.raise_signal(signal.SIGINT))
 result = None
