@@ -209,16 +209,18 @@ class Sequential:
             self._store_weights(net, weights, check_values)
 
     def _store_weights(self, net, weights, check_values):
-        current = self._engine_weights(net) if net is not None else self._weights
-        if not isinstance(weights, (list, tuple)) or len(weights) != len(current):
-            raise ValueError(f"weights: expected a list of {len(current)} arrays (as get_weights "
+        # The shapes from the architecture: reading the engine's arrays only to compare shapes
+        # would copy every weight (and download a GPU model's).
+        described = layers_mod.weight_shapes(self.layers, self.input_dim)
+        roles, shapes = [r for r, _ in described], [s for _, s in described]
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(shapes):
+            raise ValueError(f"weights: expected a list of {len(shapes)} arrays (as get_weights "
                              f"returns), got {len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__}")
         converted = []
-        roles = layers_mod.weight_roles(self.layers)
-        for i, (w, cur) in enumerate(zip(weights, current)):
+        for i, (w, shape) in enumerate(zip(weights, shapes)):
             w = np.asarray(w)
-            if w.shape != cur.shape:
-                raise ValueError(f"weights[{i}]: expected shape {cur.shape}, got {w.shape}")
+            if w.shape != shape:
+                raise ValueError(f"weights[{i}]: expected shape {shape}, got {w.shape}")
             if not check_values:
                 converted.append(w)
                 continue
@@ -229,7 +231,7 @@ class Sequential:
                 raise ValueError(f"weights[{i}]: {what} must be >= 0, got {w.min()}")
             converted.append(w)
         if net is None:
-            for w, cur in zip(converted, current):
+            for w, cur in zip(converted, self._weights):
                 cur[...] = w
             return
         # One engine call: predict in other threads sees all of the change or none of it.
