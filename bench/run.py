@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suites import gemm, gpu_kernels, gpu_train, gridsearch, kernels, linear, train
+from bench.suites import (gemm, gpu_kernels, gpu_train, gridsearch, infer, kernels, linear,
+                          train)
 
-SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, gridsearch, gpu_kernels,
-                                    gpu_train)}
+SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, infer, gridsearch,
+                                    gpu_kernels, gpu_train)}
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
