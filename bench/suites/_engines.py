@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -176,8 +177,13 @@ def _torch_bf16(model, widths, weights, tmp, threads):
 
 def _torch_int8(model, widths, weights, tmp, threads):
     torch = _torch(threads)
-    q = torch.ao.quantization.quantize_dynamic(torch_model(torch, widths, weights).eval(),
-                                               {torch.nn.Linear}, dtype=torch.qint8)
+    # torch 2.13 marks torch.ao.quantization deprecated (moving to torchao) but it is what a
+    # PyTorch CPU user has today; the warning would only clutter the table.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.ao.quantization.quantize_dynamic(torch_model(torch, widths, weights).eval(),
+                                                   {torch.nn.Linear}, dtype=torch.qint8)
     return _torch_runner(torch, q)
 
 
