@@ -1,0 +1,140 @@
+// The int8 GEMM's AVX512_VNNI path (qgemm.h): vpdpbusd on B packed in panels of 16 columns x 4
+// rows of K per lane; MR x NP micro-tiles of MR rows and NP panels, their sums in registers.
+// Compiled with -mavx512vnni (and the AVX-512 flags); run only where cpu_has_avx512_vnni().
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/qgemm.h"
+
+namespace fastnn {
+namespace cpu {
+namespace qgemm {
+namespace vnni {
+
+namespace {
+
+constexpr int kPanel = 16;  // columns per panel: one zmm of int32 sums
+constexpr int kMR = 6;      // rows per micro-tile: 6 x 4 accumulators + 4 panels + 1 broadcast
+constexpr int kNP = 4;      // panels per micro-tile (= kColumnBlock / kPanel)
+static_assert(kNP * kPanel == kColumnBlock, "one micro-tile spans a column block");
+
+inline __m512i broadcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+inline __mmask16 valid_lanes(int64_t cols) {
+  return cols >= kPanel ? __mmask16(0xffff) : cols <= 0 ? __mmask16(0) : __mmask16((1u << cols) - 1);
+}
+
+// Rows [m, m + MR) x panels [p0, p0 + NP); `cols` of the tile's columns are inside B.
+template <int MR, int NP>
+void micro(const PackedB& b, const uint8_t* A, int64_t lda, int64_t m, int64_t p0, int64_t cols,
+           const Out& o) {
+  const int64_t groups = padded_depth(b.K) / 4;
+  const auto* B = reinterpret_cast<const int8_t*>(b.data.get()) + p0 * groups * 64;
+  __m512i acc[MR][NP];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_setzero_si512();
+  const uint8_t* ar = A + m * lda;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i bv[NP];
+    for (int j = 0; j < NP; ++j) bv[j] = _mm512_load_si512(B + (j * groups + g) * 64);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = broadcast4(ar + r * lda + 4 * g);
+      for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+    }
+  }
+  const int64_t n0 = p0 * kPanel;
+  for (int j = 0; j < NP; ++j) {
+    const __mmask16 k = valid_lanes(cols - j * kPanel);
+    const int64_t n = n0 + j * kPanel;
+    if (!o.dq) {
+      for (int r = 0; r < MR; ++r) _mm512_mask_storeu_epi32(o.c + (m + r) * o.ldc + n, k, acc[r][j]);
+      continue;
+    }
+    const Dequant& e = *o.dq;
+    const __m512i csum = _mm512_maskz_loadu_epi32(k, e.col_sum + n);
+    const __m512 cscale = _mm512_maskz_loadu_ps(k, e.col_scale + n);
+    const __m512 bias = _mm512_maskz_loadu_ps(k, e.bias + n);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i d = _mm512_sub_epi32(
+          acc[r][j], _mm512_mullo_epi32(_mm512_set1_epi32(e.row_zero[m + r]), csum));
+      const __m512 s = _mm512_mul_ps(_mm512_set1_ps(e.row_scale[m + r]), cscale);
+      __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), s), bias);
+      if (e.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(e.out + (m + r) * e.ldo + n, k, y);
+    }
+  }
+}
+
+template <int MR>
+void row_tile(const PackedB& b, const uint8_t* A, int64_t lda, int64_t m, int64_t p0, int64_t np,
+              int64_t cols, const Out& o) {
+  switch (np) {
+    case 1: return micro<MR, 1>(b, A, lda, m, p0, cols, o);
+    case 2: return micro<MR, 2>(b, A, lda, m, p0, cols, o);
+    case 3: return micro<MR, 3>(b, A, lda, m, p0, cols, o);
+    default: return micro<MR, 4>(b, A, lda, m, p0, cols, o);
+  }
+}
+
+}  // namespace
+
+void tile(const PackedB& b, const void* a, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+          const Out& o) {
+  const auto* A = static_cast<const uint8_t*>(a);
+  const int64_t lda = padded_depth(b.K);
+  for (int64_t c0 = n0; c0 < n1; c0 += kColumnBlock) {
+    const int64_t cols = std::min(kColumnBlock, n1 - c0);
+    const int64_t p0 = c0 / kPanel, np = (cols + kPanel - 1) / kPanel;
+    int64_t m = m0;
+    for (; m + kMR <= m1; m += kMR) row_tile<kMR>(b, A, lda, m, p0, np, cols, o);
+    switch (m1 - m) {
+      case 1: row_tile<1>(b, A, lda, m, p0, np, cols, o); break;
+      case 2: row_tile<2>(b, A, lda, m, p0, np, cols, o); break;
+      case 3: row_tile<3>(b, A, lda, m, p0, np, cols, o); break;
+      case 4: row_tile<4>(b, A, lda, m, p0, np, cols, o); break;
+      case 5: row_tile<5>(b, A, lda, m, p0, np, cols, o); break;
+      default: break;
+    }
+  }
+}
+
+void quantize_rows(const float* x, int64_t ldx, int64_t M, int64_t K, void* a,
+                   float* row_scale, int32_t* row_zero) {
+  const int64_t lda = padded_depth(K);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * ldx;
+    __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) {
+      const __mmask16 mk = valid_lanes(K - k);
+      const __m512 v = _mm512_maskz_loadu_ps(mk, xr + k);  // absent lanes read 0: in range
+      vlo = _mm512_min_ps(vlo, v);
+      vhi = _mm512_max_ps(vhi, v);
+    }
+    const RowQuant q = row_quant(_mm512_reduce_min_ps(vlo), _mm512_reduce_max_ps(vhi));
+    row_scale[m] = q.scale;
+    row_zero[m] = q.zero;
+    uint8_t* ar = static_cast<uint8_t*>(a) + m * lda;
+    const __m512 inv = _mm512_set1_ps(q.inv);
+    const __m512i zero = _mm512_set1_epi32(q.zero), top = _mm512_set1_epi32(255);
+    for (int64_t k = 0; k < lda; k += 16) {
+      // Lanes in [K, lda) are the row's zero padding; lanes past lda are not written.
+      const __mmask16 mk = valid_lanes(K - k), mw = valid_lanes(lda - k);
+      const __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xr + k), inv));
+      __m512i v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zero),
+                                                    _mm512_setzero_si512()), top);
+      v = _mm512_maskz_mov_epi32(mk, v);
+      _mm_mask_storeu_epi8(ar + k, mw, _mm512_cvtepi32_epi8(v));
+    }
+  }
+}
+
+}  // namespace vnni
+}  // namespace qgemm
+}  // namespace cpu
+}  // namespace fastnn

@@ -1,0 +1,209 @@
+#include "engine/quantized_network.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "cpu/activations.h"
+
+namespace fastnn {
+namespace engine {
+
+namespace q = cpu::qgemm;
+
+namespace {
+
+// Rows x widest layer run through all the steps at once: ~1 MB of float activations, so that a
+// pass's activations stay in the caches between layers.
+constexpr int64_t kPassElems = int64_t(1) << 18;
+
+// No NaN or infinity among x[0, n): integer ORs of the all-ones exponent test, which the compiler
+// vectorizes. (bindings/bind_engine.cpp checks the fp32 engine's input the same way; the two could
+// share one header.)
+bool all_finite(const float* x, int64_t n) {
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, 4);
+    bad |= uint32_t((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
+}  // namespace
+
+struct QuantizedNetwork::Workspace {
+  int64_t rows = 0;
+  std::vector<float> a, b;         // ping-pong float activations (rows x widest)
+  q::AlignedBytes quantized;       // rows x padded_depth(widest) x 2 bytes (u16 on avx2)
+  std::vector<float> row_scale;
+  std::vector<int32_t> row_zero;
+
+  void ensure(int64_t n, int64_t widest) {
+    if (n <= rows) return;
+    a.resize(size_t(n * widest));
+    b.resize(size_t(n * widest));
+    quantized = q::aligned_bytes(size_t(n * q::padded_depth(widest) * 2));
+    row_scale.resize(size_t(n));
+    row_zero.resize(size_t(n));
+    rows = n;
+  }
+};
+
+// Buffers are leased per call and kept for the next: a batch-1 call allocates nothing, and a
+// large one does not fault in fresh pages each time.
+class QuantizedNetwork::WorkspacePool {
+ public:
+  std::unique_ptr<Workspace> take() {
+    std::lock_guard<std::mutex> g(m_);
+    if (free_.empty()) return std::make_unique<Workspace>();
+    auto w = std::move(free_.back());
+    free_.pop_back();
+    return w;
+  }
+  void give(std::unique_ptr<Workspace> w) {
+    std::lock_guard<std::mutex> g(m_);
+    free_.push_back(std::move(w));
+  }
+
+ private:
+  std::mutex m_;
+  std::vector<std::unique_ptr<Workspace>> free_;
+};
+
+QuantizedNetwork::QuantizedNetwork(int64_t input_dim, std::vector<QStep> steps, QLink link)
+    : input_dim_(input_dim), steps_(std::move(steps)), link_(link),
+      pool_(std::make_unique<WorkspacePool>()) {
+  FASTNN_CHECK(input_dim > 0, "input_dim: expected a positive number of features");
+  int64_t width = input_dim;
+  widest_ = width;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    QStep& s = steps_[i];
+    const std::string where = "steps[" + std::to_string(i) + "]: ";
+    FASTNN_CHECK(s.in == width, where + "expected " + std::to_string(width) + " inputs, got " +
+                                    std::to_string(s.in));
+    FASTNN_CHECK(s.out > 0, where + "expected a positive output width");
+    std::vector<int32_t> sums;
+    switch (s.kind) {
+      case QStep::Kind::Dense: {
+        FASTNN_CHECK(s.in <= q::kMaxDepth,
+                     where + std::to_string(s.in) + " inputs: int8 layers take at most " +
+                         std::to_string(q::kMaxDepth) + " (int32 sums could overflow)");
+        FASTNN_CHECK(int64_t(s.weight.size()) == s.in * s.out &&
+                         int64_t(s.scale.size()) == s.out && int64_t(s.shift.size()) == s.out,
+                     where + "weight, scale and bias sizes do not match the shape");
+        sums.assign(size_t(s.out), 0);
+        for (int64_t k = 0; k < s.in; ++k)
+          for (int64_t n = 0; n < s.out; ++n) {
+            const int8_t w = s.weight[size_t(k * s.out + n)];
+            FASTNN_CHECK(w >= -127, where + "int8 weights must lie in [-127, 127]");
+            sums[size_t(n)] += w;
+          }
+        break;
+      }
+      case QStep::Kind::Affine:
+        FASTNN_CHECK(s.out == s.in && int64_t(s.scale.size()) == s.in &&
+                         int64_t(s.shift.size()) == s.in,
+                     where + "an affine step keeps its width and has a scale and shift each");
+        break;
+      case QStep::Kind::Activation:
+        FASTNN_CHECK(s.out == s.in, where + "an activation keeps its width");
+        break;
+    }
+    col_sums_.push_back(std::move(sums));
+    width = s.out;
+    widest_ = std::max(widest_, width);
+  }
+  output_dim_ = width;
+}
+
+QuantizedNetwork::~QuantizedNetwork() = default;
+
+const char* QuantizedNetwork::kernel_path() { return q::qpath_name(q::active_qpath()); }
+
+const std::vector<q::PackedB>& QuantizedNetwork::packed(q::QPath path) const {
+  const int p = static_cast<int>(path);
+  std::call_once(packed_once_[size_t(p)], [&] {
+    for (const QStep& s : steps_)
+      if (s.kind == QStep::Kind::Dense)
+        packed_[size_t(p)].push_back(q::pack_b(path, s.weight.data(), s.in, s.out));
+  });
+  return packed_[size_t(p)];
+}
+
+void QuantizedNetwork::run_block(Workspace& w, q::QPath path, const float* X, int64_t rows,
+                                 float* out) const {
+  const std::vector<q::PackedB>& packs = packed(path);
+  const float* cur = X;
+  int64_t ld = input_dim_;
+  float* bufs[2] = {w.a.data(), w.b.data()};
+  int which = 0;
+  size_t dense = 0;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const QStep& s = steps_[i];
+    float* dst = i + 1 == steps_.size() ? out : bufs[which];
+    which ^= 1;
+    switch (s.kind) {
+      case QStep::Kind::Dense: {
+        q::quantize_rows(path, cur, ld, rows, s.in, w.quantized.get(), w.row_scale.data(),
+                         w.row_zero.data());
+        q::Dequant e;
+        e.row_scale = w.row_scale.data();
+        e.row_zero = w.row_zero.data();
+        e.col_scale = s.scale.data();
+        e.col_sum = col_sums_[i].data();
+        e.bias = s.shift.data();
+        e.relu = s.act == Act::Relu;
+        e.out = dst;
+        e.ldo = s.out;
+        q::gemm_dequant(packs[dense++], w.quantized.get(), rows, e);
+        if (s.act != Act::None && s.act != Act::Relu)
+          cpu::act_forward<float>(s.act, s.act_param, dst, dst, rows * s.out);
+        break;
+      }
+      case QStep::Kind::Affine:
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < s.out; ++k)
+            dst[r * s.out + k] = cur[r * ld + k] * s.scale[size_t(k)] + s.shift[size_t(k)];
+        break;
+      case QStep::Kind::Activation:
+        for (int64_t r = 0; r < rows; ++r)
+          cpu::act_forward<float>(s.act, s.act_param, cur + r * ld, dst + r * s.out, s.out);
+        break;
+    }
+    cur = dst;
+    ld = s.out;
+  }
+  if (steps_.empty()) std::memcpy(out, X, size_t(rows * input_dim_) * sizeof(float));
+  switch (link_) {
+    case QLink::Softmax: cpu::softmax_rows<float>(out, out, rows, output_dim_); break;
+    case QLink::Sigmoid: cpu::act_forward<float>(Act::Sigmoid, 0.f, out, out, rows * output_dim_); break;
+    default: break;
+  }
+}
+
+void QuantizedNetwork::predict(const float* X, int64_t n, float* out, int64_t rows_per_pass,
+                               const StopCheck& stop) const {
+  FASTNN_CHECK(rows_per_pass > 0, "batch_size must be positive");
+  if (n <= 0) return;
+  const q::QPath path = q::active_qpath();
+  const int64_t block =
+      std::min({rows_per_pass, n, std::max<int64_t>(1, kPassElems / widest_)});
+  std::unique_ptr<Workspace> w = pool_->take();
+  struct Return {
+    WorkspacePool& pool;
+    std::unique_ptr<Workspace>& w;
+    ~Return() { pool.give(std::move(w)); }
+  } give_back{*pool_, w};
+  w->ensure(block, widest_);
+  for (int64_t r0 = 0; r0 < n; r0 += block) {
+    if (stop && r0 > 0 && stop()) throw Interrupted();
+    const int64_t rows = std::min(block, n - r0);
+    if (!all_finite(X + r0 * input_dim_, rows * input_dim_))
+      throw ValueError("X: contains NaN or infinity");
+    run_block(*w, path, X + r0 * input_dim_, rows, out + r0 * output_dim_);
+  }
+}
+
+}  // namespace engine
+}  // namespace fastnn
