@@ -30,7 +30,7 @@ py::array_t<U, py::array::c_style> typed(const py::handle& obj, const std::strin
     throw TypeError(name + ": expected a NumPy array, got " +
                     std::string(py::str(py::type::of(obj).attr("__name__"))));
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<U>()))
+  if (!arr.dtype().equal(py::dtype::of<U>()))
     throw TypeError(name + ": expected dtype " + std::string(py::str(py::dtype::of<U>())) +
                     ", got " + std::string(py::str(arr.dtype())));
   if (arr.ndim() != ndim)

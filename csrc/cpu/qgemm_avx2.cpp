@@ -36,27 +36,40 @@ void micro(const PackedB& b, const uint16_t* A, int64_t lda, int64_t m, int64_t 
            const Out& o) {
   const int64_t groups = padded_depth(b.K) / 2;
   const auto* B = reinterpret_cast<const int8_t*>(b.data.get()) + p0 * groups * 32;
+  // As in the VNNI kernel: sums in registers through the loop, stored once for the epilogue.
   __m256i acc[MR][NP];
+#pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
     for (int j = 0; j < NP; ++j) acc[r][j] = _mm256_setzero_si256();
   const uint16_t* ar = A + m * lda;
   for (int64_t g = 0; g < groups; ++g) {
     __m256i bv[NP];
+#pragma GCC unroll 2
     for (int j = 0; j < NP; ++j)
       bv[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(B + (j * groups + g) * 32));
+#pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
       const __m256i av = broadcast_pair(ar + r * lda + 2 * g);
+#pragma GCC unroll 2
       for (int j = 0; j < NP; ++j)
         acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(av, bv[j]));
     }
   }
+  alignas(32) int32_t sums[MR][NP][kPanel];
+#pragma GCC unroll 4
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sums[r][j]), acc[r][j]);
   const int64_t n0 = p0 * kPanel;
   for (int j = 0; j < NP; ++j) {
     const int64_t n = n0 + j * kPanel;
     const __m256i k = lane_mask(cols - j * kPanel);
     if (!o.dq) {
       for (int r = 0; r < MR; ++r)
-        _mm256_maskstore_epi32(reinterpret_cast<int*>(o.c + (m + r) * o.ldc + n), k, acc[r][j]);
+        _mm256_maskstore_epi32(reinterpret_cast<int*>(o.c + (m + r) * o.ldc + n), k,
+                               _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[r][j])));
       continue;
     }
     const Dequant& e = *o.dq;
@@ -65,7 +78,8 @@ void micro(const PackedB& b, const uint16_t* A, int64_t lda, int64_t m, int64_t 
     const __m256 bias = _mm256_maskload_ps(e.bias + n, k);
     for (int r = 0; r < MR; ++r) {
       const __m256i d = _mm256_sub_epi32(
-          acc[r][j], _mm256_mullo_epi32(_mm256_set1_epi32(e.row_zero[m + r]), csum));
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[r][j])),
+          _mm256_mullo_epi32(_mm256_set1_epi32(e.row_zero[m + r]), csum));
       const __m256 s = _mm256_mul_ps(_mm256_set1_ps(e.row_scale[m + r]), cscale);
       __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(d), s), bias);
       if (e.relu) y = _mm256_max_ps(y, _mm256_setzero_ps());

@@ -36,24 +36,37 @@ void micro(const PackedB& b, const uint8_t* A, int64_t lda, int64_t m, int64_t p
            const Out& o) {
   const int64_t groups = padded_depth(b.K) / 4;
   const auto* B = reinterpret_cast<const int8_t*>(b.data.get()) + p0 * groups * 64;
+  // The sums stay in registers through the loop (every index a constant once unrolled), and
+  // leave them once, for the epilogue.
   __m512i acc[MR][NP];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_setzero_si512();
   const uint8_t* ar = A + m * lda;
   for (int64_t g = 0; g < groups; ++g) {
     __m512i bv[NP];
+#pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) bv[j] = _mm512_load_si512(B + (j * groups + g) * 64);
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512i av = broadcast4(ar + r * lda + 4 * g);
+#pragma GCC unroll 4
       for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
     }
   }
+  alignas(64) int32_t sums[MR][NP][kPanel];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) _mm512_store_si512(sums[r][j], acc[r][j]);
   const int64_t n0 = p0 * kPanel;
   for (int j = 0; j < NP; ++j) {
     const __mmask16 k = valid_lanes(cols - j * kPanel);
     const int64_t n = n0 + j * kPanel;
     if (!o.dq) {
-      for (int r = 0; r < MR; ++r) _mm512_mask_storeu_epi32(o.c + (m + r) * o.ldc + n, k, acc[r][j]);
+      for (int r = 0; r < MR; ++r)
+        _mm512_mask_storeu_epi32(o.c + (m + r) * o.ldc + n, k, _mm512_load_si512(sums[r][j]));
       continue;
     }
     const Dequant& e = *o.dq;
@@ -62,7 +75,8 @@ void micro(const PackedB& b, const uint8_t* A, int64_t lda, int64_t m, int64_t p
     const __m512 bias = _mm512_maskz_loadu_ps(k, e.bias + n);
     for (int r = 0; r < MR; ++r) {
       const __m512i d = _mm512_sub_epi32(
-          acc[r][j], _mm512_mullo_epi32(_mm512_set1_epi32(e.row_zero[m + r]), csum));
+          _mm512_load_si512(sums[r][j]),
+          _mm512_mullo_epi32(_mm512_set1_epi32(e.row_zero[m + r]), csum));
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(e.row_scale[m + r]), cscale);
       __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), s), bias);
       if (e.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
