@@ -81,13 +81,14 @@ inline RowQuant row_quant(float lo, float hi) {
 
 // Quantizes the float rows x (M, K; row stride ldx) into a (M, padded_depth(K); u8, or u16 on
 // avx2) with each row's scale and zero point. Rows are independent: a sample's quantization,
-// and so its prediction, does not depend on the other rows of the batch.
+// and so its prediction, does not depend on the other rows of the batch. A row holding NaN or
+// infinity gets a NaN scale (and zero point 0), so that its outputs come out NaN.
 void quantize_rows(QPath path, const float* x, int64_t ldx, int64_t M, int64_t K, void* a,
                    float* row_scale, int32_t* row_zero);
 
 // The dense layer's epilogue, for output (m, n):
 //   out = float(sum - row_zero[m] * col_sum[n]) * (row_scale[m] * col_scale[n]) + bias[n],
-// then max(out, 0) when relu. col_sum[n] = sum over k of B[k, n] removes the activations' zero
+// then relu_of(out) when relu. col_sum[n] = sum over k of B[k, n] removes the activations' zero
 // point; col_scale is the weights' per-output-channel scale.
 struct Dequant {
   const float* row_scale = nullptr;
@@ -99,6 +100,10 @@ struct Dequant {
   float* out = nullptr;
   int64_t ldo = 0;
 };
+
+// max(0, y) as x86's maxps(0, y) computes it, on every path alike: a NaN y stays NaN (an
+// overflowed row is not hidden), -0 stays -0.
+inline float relu_of(float y) { return 0.f > y ? 0.f : y; }
 
 // Where a tile writes: the raw sums (c, ldc) or, with dq set, the dequantized outputs.
 struct Out {

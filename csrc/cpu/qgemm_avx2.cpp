@@ -82,7 +82,7 @@ void micro(const PackedB& b, const uint16_t* A, int64_t lda, int64_t m, int64_t 
           _mm256_mullo_epi32(_mm256_set1_epi32(e.row_zero[m + r]), csum));
       const __m256 s = _mm256_mul_ps(_mm256_set1_ps(e.row_scale[m + r]), cscale);
       __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(d), s), bias);
-      if (e.relu) y = _mm256_max_ps(y, _mm256_setzero_ps());
+      if (e.relu) y = _mm256_max_ps(_mm256_setzero_ps(), y);  // qgemm.h relu_of
       _mm256_maskstore_ps(e.out + (m + r) * e.ldo + n, k, y);
     }
   }
@@ -123,19 +123,27 @@ void quantize_rows(const float* x, int64_t ldx, int64_t M, int64_t K, void* a,
   const int64_t lda = padded_depth(K);
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * ldx;
-    __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps();
+    __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
     for (int64_t k = 0; k < K; k += 8) {
       const __m256 v = _mm256_maskload_ps(xr + k, lane_mask(K - k));  // absent lanes read 0
       vlo = _mm256_min_ps(vlo, v);
       vhi = _mm256_max_ps(vhi, v);
+      const __m256 d = _mm256_sub_ps(v, v);  // NaN exactly where v is NaN or infinite
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(d, d, _CMP_UNORD_Q));
     }
     alignas(32) float lo8[8], hi8[8];
     _mm256_store_ps(lo8, vlo);
     _mm256_store_ps(hi8, vhi);
-    const RowQuant q = row_quant(*std::min_element(lo8, lo8 + 8), *std::max_element(hi8, hi8 + 8));
+    RowQuant q = row_quant(*std::min_element(lo8, lo8 + 8), *std::max_element(hi8, hi8 + 8));
+    const bool nonfinite = _mm256_movemask_ps(bad) != 0;
+    if (nonfinite) q = {std::nanf(""), 1.f, 0};
     row_scale[m] = q.scale;
     row_zero[m] = q.zero;
     uint16_t* ar = static_cast<uint16_t*>(a) + m * lda;
+    if (nonfinite) {
+      std::fill(ar, ar + lda, uint16_t(0));
+      continue;
+    }
     const __m256 inv = _mm256_set1_ps(q.inv);
     const __m256i zero = _mm256_set1_epi32(q.zero), top = _mm256_set1_epi32(255);
     for (int64_t k = 0; k < lda; k += 8) {

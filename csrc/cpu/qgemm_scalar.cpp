@@ -37,7 +37,7 @@ void tile(const PackedB& b, const void* a, int64_t m0, int64_t m1, int64_t n0, i
         const int32_t d = acc[j] - e.row_zero[m] * e.col_sum[n];
         const float s = e.row_scale[m] * e.col_scale[n];
         float y = float(d) * s + e.bias[n];
-        if (e.relu) y = y > 0.f ? y : 0.f;
+        if (e.relu) y = relu_of(y);
         out[j] = y;
       }
     }
@@ -50,15 +50,22 @@ void quantize_rows(const float* x, int64_t ldx, int64_t M, int64_t K, void* a,
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * ldx;
     float lo = 0.f, hi = 0.f;
+    bool finite = true;
     for (int64_t k = 0; k < K; ++k) {
       lo = std::min(lo, xr[k]);
       hi = std::max(hi, xr[k]);
+      finite &= std::isfinite(xr[k]);
     }
-    const RowQuant q = row_quant(lo, hi);
+    RowQuant q = row_quant(lo, hi);
+    if (!finite) q = {std::nanf(""), 1.f, 0};
     row_scale[m] = q.scale;
     row_zero[m] = q.zero;
     uint8_t* ar = static_cast<uint8_t*>(a) + m * lda;
     for (int64_t k = 0; k < K; ++k) {
+      if (!finite) {
+        ar[k] = 0;
+        continue;
+      }
       const int32_t v = int32_t(std::nearbyint(xr[k] * q.inv)) + q.zero;
       ar[k] = uint8_t(std::min(255, std::max(0, v)));
     }

@@ -79,7 +79,7 @@ void micro(const PackedB& b, const uint8_t* A, int64_t lda, int64_t m, int64_t p
           _mm512_mullo_epi32(_mm512_set1_epi32(e.row_zero[m + r]), csum));
       const __m512 s = _mm512_mul_ps(_mm512_set1_ps(e.row_scale[m + r]), cscale);
       __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), s), bias);
-      if (e.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+      if (e.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);  // qgemm.h relu_of
       _mm512_mask_storeu_ps(e.out + (m + r) * e.ldo + n, k, y);
     }
   }
@@ -120,30 +120,48 @@ void tile(const PackedB& b, const void* a, int64_t m0, int64_t m1, int64_t n0, i
 
 void quantize_rows(const float* x, int64_t ldx, int64_t M, int64_t K, void* a,
                    float* row_scale, int32_t* row_zero) {
-  const int64_t lda = padded_depth(K);
+  const int64_t lda = padded_depth(K), full = K / 16 * 16;
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * ldx;
-    __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 mk = valid_lanes(K - k);
-      const __m512 v = _mm512_maskz_loadu_ps(mk, xr + k);  // absent lanes read 0: in range
-      vlo = _mm512_min_ps(vlo, v);
-      vhi = _mm512_max_ps(vhi, v);
+    // Two chains each of min and max (their latency, not their count, bounds the loop); NaN and
+    // infinity are told by fpclass.
+    __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+    __mmask16 bad = 0;
+    int64_t k = 0;
+    for (; k + 32 <= full; k += 32) {
+      const __m512 v0 = _mm512_loadu_ps(xr + k), v1 = _mm512_loadu_ps(xr + k + 16);
+      lo0 = _mm512_min_ps(lo0, v0), hi0 = _mm512_max_ps(hi0, v0);
+      lo1 = _mm512_min_ps(lo1, v1), hi1 = _mm512_max_ps(hi1, v1);
+      bad |= _mm512_fpclass_ps_mask(v0, 0x99) | _mm512_fpclass_ps_mask(v1, 0x99);
     }
-    const RowQuant q = row_quant(_mm512_reduce_min_ps(vlo), _mm512_reduce_max_ps(vhi));
+    for (; k < K; k += 16) {
+      const __m512 v = _mm512_maskz_loadu_ps(valid_lanes(K - k), xr + k);  // absent lanes: 0
+      lo0 = _mm512_min_ps(lo0, v), hi0 = _mm512_max_ps(hi0, v);
+      bad |= _mm512_fpclass_ps_mask(v, 0x99);
+    }
+    RowQuant q = row_quant(_mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1)),
+                           _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)));
+    if (bad) q = {std::nanf(""), 1.f, 0};
     row_scale[m] = q.scale;
     row_zero[m] = q.zero;
     uint8_t* ar = static_cast<uint8_t*>(a) + m * lda;
+    if (bad) {
+      std::memset(ar, 0, size_t(lda));
+      continue;
+    }
     const __m512 inv = _mm512_set1_ps(q.inv);
     const __m512i zero = _mm512_set1_epi32(q.zero), top = _mm512_set1_epi32(255);
-    for (int64_t k = 0; k < lda; k += 16) {
+    auto codes = [&](__m512 v) {
+      const __m512i r = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv)), zero);
+      return _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(r, _mm512_setzero_si512()), top));
+    };
+    for (k = 0; k < full; k += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(ar + k), codes(_mm512_loadu_ps(xr + k)));
+    for (; k < lda; k += 16) {
       // Lanes in [K, lda) are the row's zero padding; lanes past lda are not written.
       const __mmask16 mk = valid_lanes(K - k), mw = valid_lanes(lda - k);
-      const __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xr + k), inv));
-      __m512i v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zero),
-                                                    _mm512_setzero_si512()), top);
-      v = _mm512_maskz_mov_epi32(mk, v);
-      _mm_mask_storeu_epi8(ar + k, mw, _mm512_cvtepi32_epi8(v));
+      const __m128i c = codes(_mm512_maskz_loadu_ps(mk, xr + k));
+      _mm_mask_storeu_epi8(ar + k, mw, _mm_maskz_mov_epi8(mk, c));
     }
   }
 }

@@ -1,6 +1,7 @@
 #include "engine/quantized_network.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -115,6 +116,7 @@ QuantizedNetwork::QuantizedNetwork(int64_t input_dim, std::vector<QStep> steps, 
     widest_ = std::max(widest_, width);
   }
   output_dim_ = width;
+  input_checked_ = !steps_.empty() && steps_[0].kind == QStep::Kind::Dense;
 }
 
 QuantizedNetwork::~QuantizedNetwork() = default;
@@ -147,6 +149,12 @@ void QuantizedNetwork::run_block(Workspace& w, q::QPath path, const float* X, in
       case QStep::Kind::Dense: {
         q::quantize_rows(path, cur, ld, rows, s.in, w.quantized.get(), w.row_scale.data(),
                          w.row_zero.data());
+        // The quantizer marks a row holding NaN or infinity with a NaN scale: in the input, an
+        // error; further on (weights so large that a layer overflows), NaN outputs, as the
+        // float model gives.
+        if (cur == X)
+          for (int64_t r = 0; r < rows; ++r)
+            if (std::isnan(w.row_scale[size_t(r)])) throw ValueError("X: contains NaN or infinity");
         q::Dequant e;
         e.row_scale = w.row_scale.data();
         e.row_zero = w.row_zero.data();
@@ -199,7 +207,8 @@ void QuantizedNetwork::predict(const float* X, int64_t n, float* out, int64_t ro
   for (int64_t r0 = 0; r0 < n; r0 += block) {
     if (stop && r0 > 0 && stop()) throw Interrupted();
     const int64_t rows = std::min(block, n - r0);
-    if (!all_finite(X + r0 * input_dim_, rows * input_dim_))
+    // A first dense step's quantizer checks its input itself.
+    if (!input_checked_ && !all_finite(X + r0 * input_dim_, rows * input_dim_))
       throw ValueError("X: contains NaN or infinity");
     run_block(*w, path, X + r0 * input_dim_, rows, out + r0 * output_dim_);
   }

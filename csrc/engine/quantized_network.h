@@ -62,6 +62,7 @@ class QuantizedNetwork {
   std::vector<QStep> steps_;
   std::vector<std::vector<int32_t>> col_sums_;  // per step (empty for non-dense)
   QLink link_ = QLink::None;
+  bool input_checked_ = false;  // the first step's quantizer rejects non-finite input
   mutable std::array<std::once_flag, cpu::qgemm::kNumPaths> packed_once_;
   mutable std::array<std::vector<cpu::qgemm::PackedB>, cpu::qgemm::kNumPaths> packed_;
   std::unique_ptr<WorkspacePool> pool_;
