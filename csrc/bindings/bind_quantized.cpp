@@ -139,13 +139,14 @@ void bind_quantized(py::module_& m) {
             py::array_t<float> out({n, net.output_dim()});
             const float* xp = x.data();
             float* op = out.mutable_data();
-            run_interruptible([&](const StopCheck& stop) {
-              net.predict(xp, n, op, batch_size, stop);
+            const bool finite = run_interruptible([&](const StopCheck& stop) {
+              return net.predict(xp, n, op, batch_size, stop);
             });
-            return out;
+            return py::make_tuple(out, finite);
           },
           py::arg("X"), py::arg("batch_size"),
-          "the outputs after the link for X (n, input_dim) float32, C-contiguous");
+          "(the outputs after the link for X (n, input_dim) float32, C-contiguous; whether all "
+          "of them are finite)");
 
   m.def("qgemm_paths", [] {
     std::vector<std::string> out;

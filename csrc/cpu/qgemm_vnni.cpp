@@ -44,7 +44,26 @@ void micro(const PackedB& b, const uint8_t* A, int64_t lda, int64_t m, int64_t p
 #pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_setzero_si512();
   const uint8_t* ar = A + m * lda;
-  for (int64_t g = 0; g < groups; ++g) {
+  int64_t g = 0;
+  if (MR == 1) {
+    // One row (batch-1 inference) has only NP chains of dependent vpdpbusd: a second set of
+    // sums over the odd groups doubles them, to stream B at the memory's pace rather than the
+    // instruction's latency. Integer sums: the order changes nothing.
+    __m512i odd[NP];
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) odd[j] = _mm512_setzero_si512();
+    for (; g + 2 <= groups; g += 2) {
+      const __m512i a0 = broadcast4(ar + 4 * g), a1 = broadcast4(ar + 4 * g + 4);
+#pragma GCC unroll 4
+      for (int j = 0; j < NP; ++j) {
+        acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], a0, _mm512_load_si512(B + (j * groups + g) * 64));
+        odd[j] = _mm512_dpbusd_epi32(odd[j], a1, _mm512_load_si512(B + (j * groups + g + 1) * 64));
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) acc[0][j] = _mm512_add_epi32(acc[0][j], odd[j]);
+  }
+  for (; g < groups; ++g) {
     __m512i bv[NP];
 #pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) bv[j] = _mm512_load_si512(B + (j * groups + g) * 64);

@@ -190,10 +190,10 @@ void QuantizedNetwork::run_block(Workspace& w, q::QPath path, const float* X, in
   }
 }
 
-void QuantizedNetwork::predict(const float* X, int64_t n, float* out, int64_t rows_per_pass,
+bool QuantizedNetwork::predict(const float* X, int64_t n, float* out, int64_t rows_per_pass,
                                const StopCheck& stop) const {
   FASTNN_CHECK(rows_per_pass > 0, "batch_size must be positive");
-  if (n <= 0) return;
+  if (n <= 0) return true;
   const q::QPath path = q::active_qpath();
   const int64_t block =
       std::min({rows_per_pass, n, std::max<int64_t>(1, kPassElems / widest_)});
@@ -212,6 +212,7 @@ void QuantizedNetwork::predict(const float* X, int64_t n, float* out, int64_t ro
       throw ValueError("X: contains NaN or infinity");
     run_block(*w, path, X + r0 * input_dim_, rows, out + r0 * output_dim_);
   }
+  return all_finite(out, n * output_dim_);
 }
 
 }  // namespace engine

@@ -43,9 +43,11 @@ class QuantizedNetwork {
 
   int64_t input_dim() const { return input_dim_; }
   int64_t output_dim() const { return output_dim_; }
-  // out (n, output_dim) = the network on X (n, input_dim), finite input; rows_per_pass bounds
-  // the rows run through all the steps at once. Safe from many threads at once.
-  void predict(const float* X, int64_t n, float* out, int64_t rows_per_pass,
+  // out (n, output_dim) = the network on X (n, input_dim); rows_per_pass bounds the rows run
+  // through all the steps at once. ValueError for NaN or infinity in X; returns whether every
+  // output is finite (weights so large that a layer overflows make NaN). Safe from many threads
+  // at once.
+  bool predict(const float* X, int64_t n, float* out, int64_t rows_per_pass,
                const StopCheck& stop) const;
   // The int8 path predict uses now (cpu::qgemm::active_qpath()).
   static const char* kernel_path();

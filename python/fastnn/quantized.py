@@ -194,12 +194,12 @@ class QuantizedModel:
                 and X.flags.c_contiguous):
             X = as_features(X, self.input_dim, check_finite=False)
         try:
-            out = self._net.predict(X, batch_size)
+            out, finite = self._net.predict(X, batch_size)
         except ValueError as e:
             if "NaN or infinity" in str(e):
                 as_features(X, self.input_dim)  # the message with the row and column
             raise
-        if not np.isfinite(out).all():
+        if not finite:
             warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its "
                           "weights are too large", RuntimeWarning, stacklevel=2)
         return out
