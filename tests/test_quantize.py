@@ -194,13 +194,16 @@ def test_close_to_the_float_model():
     assert (p.argmax(1) == q.argmax(1)).mean() > 0.95
 
 
-def test_rows_do_not_depend_on_the_batch():
+def test_rows_do_not_depend_on_the_batch(threads):
+    """Nor on the thread count: large batches run blocks of rows in parallel, small ones split
+    each product by columns."""
     qm = fastnn.quantize(_mlp([30, 40, 6], last="softmax"))
-    X = np.random.default_rng(3).standard_normal((300, 30)).astype(np.float32)
+    X = np.random.default_rng(3).standard_normal((1000, 30)).astype(np.float32)
     full = qm.predict(X)
     np.testing.assert_array_equal(qm.predict(X, batch_size=7), full)
-    for i in (0, 151, 299):
+    for i in (0, 151, 999):
         np.testing.assert_array_equal(qm.predict(X[i:i + 1])[0], full[i])
+    np.testing.assert_array_equal(qm.predict(X[:5]), full[:5])
 
 
 def test_batchnorm_and_dropout_fold_away():
@@ -404,6 +407,16 @@ def test_bad_predict_arguments():
         qm.save(os.devnull, metadata=3)
     with pytest.raises(ValueError, match="reserved"):
         qm.save(os.devnull, metadata={"fastnn_quantized": 1})
+
+
+@pytest.mark.parametrize("first", ["dense", "activation"])
+def test_nan_late_in_a_large_batch_is_refused(first, threads):
+    layers = ([Activation("tanh")] if first == "activation" else []) + [Dense(5), Dense(2)]
+    qm = fastnn.quantize(fastnn.Sequential(layers, input_dim=3))
+    X = np.zeros((2000, 3), np.float32)
+    X[1990, 1] = np.nan
+    with pytest.raises(ValueError, match="row 1990, column 1"):
+        qm.predict(X)
 
 
 def test_nan_from_a_non_dense_first_step_is_refused():

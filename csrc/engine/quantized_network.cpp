@@ -1,10 +1,12 @@
 #include "engine/quantized_network.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "cpu/activations.h"
 
 namespace fastnn {
@@ -133,8 +135,10 @@ const std::vector<q::PackedB>& QuantizedNetwork::packed(q::QPath path) const {
   return packed_[size_t(p)];
 }
 
-void QuantizedNetwork::run_block(Workspace& w, q::QPath path, const float* X, int64_t rows,
+bool QuantizedNetwork::run_block(Workspace& w, q::QPath path, const float* X, int64_t rows,
                                  float* out) const {
+  // A first dense step's quantizer checks its input itself.
+  if (!input_checked_ && !all_finite(X, rows * input_dim_)) return false;
   const std::vector<q::PackedB>& packs = packed(path);
   const float* cur = X;
   int64_t ld = input_dim_;
@@ -154,7 +158,7 @@ void QuantizedNetwork::run_block(Workspace& w, q::QPath path, const float* X, in
         // float model gives.
         if (cur == X)
           for (int64_t r = 0; r < rows; ++r)
-            if (std::isnan(w.row_scale[size_t(r)])) throw ValueError("X: contains NaN or infinity");
+            if (std::isnan(w.row_scale[size_t(r)])) return false;
         q::Dequant e;
         e.row_scale = w.row_scale.data();
         e.row_zero = w.row_zero.data();
@@ -188,29 +192,71 @@ void QuantizedNetwork::run_block(Workspace& w, q::QPath path, const float* X, in
     case QLink::Sigmoid: cpu::act_forward<float>(Act::Sigmoid, 0.f, out, out, rows * output_dim_); break;
     default: break;
   }
+  return true;
 }
+
+// Leased workspaces, given back to the pool on every exit path.
+class QuantizedNetwork::Leases {
+ public:
+  Leases(WorkspacePool& pool, int64_t count, int64_t rows, int64_t widest) : pool_(pool) {
+    for (int64_t i = 0; i < count; ++i) {
+      ws_.push_back(pool_.take());
+      ws_.back()->ensure(rows, widest);
+    }
+  }
+  ~Leases() {
+    for (auto& w : ws_) pool_.give(std::move(w));
+  }
+  Workspace& operator[](size_t i) { return *ws_[i]; }
+
+ private:
+  WorkspacePool& pool_;
+  std::vector<std::unique_ptr<Workspace>> ws_;
+};
 
 bool QuantizedNetwork::predict(const float* X, int64_t n, float* out, int64_t rows_per_pass,
                                const StopCheck& stop) const {
   FASTNN_CHECK(rows_per_pass > 0, "batch_size must be positive");
   if (n <= 0) return true;
   const q::QPath path = q::active_qpath();
-  const int64_t block =
-      std::min({rows_per_pass, n, std::max<int64_t>(1, kPassElems / widest_)});
-  std::unique_ptr<Workspace> w = pool_->take();
-  struct Return {
-    WorkspacePool& pool;
-    std::unique_ptr<Workspace>& w;
-    ~Return() { pool.give(std::move(w)); }
-  } give_back{*pool_, w};
-  w->ensure(block, widest_);
+  packed(path);  // packed before any task runs: nothing below allocates inside the pool
+  const int threads = get_num_threads();
+  const int64_t task_rows = std::min(rows_per_pass, std::clamp<int64_t>(
+      (int64_t(1) << 16) / widest_ / 6 * 6, 48, 192));
+  if (threads > 1 && n >= 2 * task_rows) {
+    // A large batch: each task runs task_rows rows through every step (their activations stay
+    // in its core's caches), so the pool synchronises once per call, not once per layer. Each
+    // of the `workers` tasks owns a workspace and takes blocks of rows from a shared counter:
+    // however many threads the pool gives, every block is run once, by the same code.
+    const int64_t blocks = (n + task_rows - 1) / task_rows;
+    const int workers = int(std::min<int64_t>(threads, blocks));
+    Leases ws(*pool_, workers, task_rows, widest_);
+    // Blocks per round, between two looks for Ctrl-C.
+    const int64_t round = int64_t(workers) * 8;
+    std::atomic<bool> finite{true};
+    for (int64_t b0 = 0; b0 < blocks; b0 += round) {
+      if (stop && b0 > 0 && stop()) throw Interrupted();
+      const int64_t b1 = std::min(blocks, b0 + round);
+      std::atomic<int64_t> next{b0};
+      parallel_for(workers, [&](int i) {
+        for (int64_t b = next.fetch_add(1); b < b1; b = next.fetch_add(1)) {
+          const int64_t r0 = b * task_rows, rows = std::min(task_rows, n - r0);
+          if (!run_block(ws[size_t(i)], path, X + r0 * input_dim_, rows, out + r0 * output_dim_))
+            finite.store(false);
+        }
+      });
+      if (!finite.load()) throw ValueError("X: contains NaN or infinity");
+    }
+    return all_finite(out, n * output_dim_);
+  }
+  // A small batch: one block after another, each step's product split over the pool.
+  const int64_t block = std::min({rows_per_pass, n, std::max<int64_t>(1, kPassElems / widest_)});
+  Leases ws(*pool_, 1, block, widest_);
   for (int64_t r0 = 0; r0 < n; r0 += block) {
     if (stop && r0 > 0 && stop()) throw Interrupted();
     const int64_t rows = std::min(block, n - r0);
-    // A first dense step's quantizer checks its input itself.
-    if (!input_checked_ && !all_finite(X + r0 * input_dim_, rows * input_dim_))
+    if (!run_block(ws[0], path, X + r0 * input_dim_, rows, out + r0 * output_dim_))
       throw ValueError("X: contains NaN or infinity");
-    run_block(*w, path, X + r0 * input_dim_, rows, out + r0 * output_dim_);
   }
   return all_finite(out, n * output_dim_);
 }

@@ -55,9 +55,12 @@ class QuantizedNetwork {
  private:
   struct Workspace;   // one call's buffers
   class WorkspacePool;
+  class Leases;
 
   const std::vector<cpu::qgemm::PackedB>& packed(cpu::qgemm::QPath path) const;
-  void run_block(Workspace& w, cpu::qgemm::QPath path, const float* X, int64_t rows,
+  // Runs rows of X through every step and the link into out; false (and out unspecified) when
+  // X holds NaN or infinity. Throws nothing: it runs inside the thread pool's tasks.
+  bool run_block(Workspace& w, cpu::qgemm::QPath path, const float* X, int64_t rows,
                  float* out) const;
 
   int64_t input_dim_ = 0, output_dim_ = 0, widest_ = 0;
