@@ -140,47 +140,77 @@ void tile(const PackedB& b, const void* a, int64_t m0, int64_t m1, int64_t n0, i
 void quantize_rows(const float* x, int64_t ldx, int64_t M, int64_t K, void* a,
                    float* row_scale, int32_t* row_zero) {
   const int64_t lda = padded_depth(K), full = K / 16 * 16;
-  for (int64_t m = 0; m < M; ++m) {
-    const float* xr = x + m * ldx;
-    // Two chains each of min and max (their latency, not their count, bounds the loop); NaN and
-    // infinity are told by fpclass.
-    __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
-    __mmask16 bad = 0;
-    int64_t k = 0;
-    for (; k + 32 <= full; k += 32) {
-      const __m512 v0 = _mm512_loadu_ps(xr + k), v1 = _mm512_loadu_ps(xr + k + 16);
-      lo0 = _mm512_min_ps(lo0, v0), hi0 = _mm512_max_ps(hi0, v0);
-      lo1 = _mm512_min_ps(lo1, v1), hi1 = _mm512_max_ps(hi1, v1);
-      bad |= _mm512_fpclass_ps_mask(v0, 0x99) | _mm512_fpclass_ps_mask(v1, 0x99);
+  // Rows in groups: each phase runs over the group's rows at once, so that one row's scalar
+  // work (reductions, divisions) overlaps the next row's instead of waiting on it -- with
+  // narrow layers (64, 128 inputs) that per-row latency is most of the quantizer's time.
+  constexpr int kGroup = 16;
+  float lo[kGroup], hi[kGroup];
+  bool bad[kGroup];
+  RowQuant q[kGroup];
+  for (int64_t m0 = 0; m0 < M; m0 += kGroup) {
+    const int rows = int(std::min<int64_t>(kGroup, M - m0));
+    for (int i = 0; i < rows; ++i) {
+      const float* xr = x + (m0 + i) * ldx;
+      // Two chains each of min and max (their latency, not their count, bounds the loop);
+      // NaN and infinity are told by fpclass.
+      __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+      __mmask16 nonfinite = 0;
+      int64_t k = 0;
+      for (; k + 32 <= full; k += 32) {
+        const __m512 v0 = _mm512_loadu_ps(xr + k), v1 = _mm512_loadu_ps(xr + k + 16);
+        lo0 = _mm512_min_ps(lo0, v0), hi0 = _mm512_max_ps(hi0, v0);
+        lo1 = _mm512_min_ps(lo1, v1), hi1 = _mm512_max_ps(hi1, v1);
+        nonfinite |= _mm512_fpclass_ps_mask(v0, 0x99) | _mm512_fpclass_ps_mask(v1, 0x99);
+      }
+      for (; k < K; k += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(valid_lanes(K - k), xr + k);  // absent lanes: 0
+        lo0 = _mm512_min_ps(lo0, v), hi0 = _mm512_max_ps(hi0, v);
+        nonfinite |= _mm512_fpclass_ps_mask(v, 0x99);
+      }
+      lo[i] = _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1));
+      hi[i] = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
+      bad[i] = nonfinite != 0;
     }
-    for (; k < K; k += 16) {
-      const __m512 v = _mm512_maskz_loadu_ps(valid_lanes(K - k), xr + k);  // absent lanes: 0
-      lo0 = _mm512_min_ps(lo0, v), hi0 = _mm512_max_ps(hi0, v);
-      bad |= _mm512_fpclass_ps_mask(v, 0x99);
+    for (int i = 0; i < rows; ++i) {
+      q[i] = bad[i] ? RowQuant{std::nanf(""), 1.f, 0} : row_quant(lo[i], hi[i]);
+      row_scale[m0 + i] = q[i].scale;
+      row_zero[m0 + i] = q[i].zero;
     }
-    RowQuant q = row_quant(_mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1)),
-                           _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)));
-    if (bad) q = {std::nanf(""), 1.f, 0};
-    row_scale[m] = q.scale;
-    row_zero[m] = q.zero;
-    uint8_t* ar = static_cast<uint8_t*>(a) + m * lda;
-    if (bad) {
-      std::memset(ar, 0, size_t(lda));
-      continue;
-    }
-    const __m512 inv = _mm512_set1_ps(q.inv);
-    const __m512i zero = _mm512_set1_epi32(q.zero), top = _mm512_set1_epi32(255);
-    auto codes = [&](__m512 v) {
-      const __m512i r = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv)), zero);
-      return _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(r, _mm512_setzero_si512()), top));
-    };
-    for (k = 0; k < full; k += 16)
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(ar + k), codes(_mm512_loadu_ps(xr + k)));
-    for (; k < lda; k += 16) {
-      // Lanes in [K, lda) are the row's zero padding; lanes past lda are not written.
-      const __mmask16 mk = valid_lanes(K - k), mw = valid_lanes(lda - k);
-      const __m128i c = codes(_mm512_maskz_loadu_ps(mk, xr + k));
-      _mm_mask_storeu_epi8(ar + k, mw, _mm_maskz_mov_epi8(mk, c));
+    for (int i = 0; i < rows; ++i) {
+      const float* xr = x + (m0 + i) * ldx;
+      uint8_t* ar = static_cast<uint8_t*>(a) + (m0 + i) * lda;
+      if (bad[i]) {
+        std::memset(ar, 0, size_t(lda));
+        continue;
+      }
+      const __m512 inv = _mm512_set1_ps(q[i].inv);
+      const __m512i zero = _mm512_set1_epi32(q[i].zero), top = _mm512_set1_epi32(255);
+      auto rounded = [&](const float* p) {
+        return _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p), inv)), zero);
+      };
+      auto codes = [&](__m512 v) {
+        const __m512i r = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, inv)), zero);
+        return _mm512_cvtepi32_epi8(
+            _mm512_min_epi32(_mm512_max_epi32(r, _mm512_setzero_si512()), top));
+      };
+      int64_t k = 0;
+      // 64 codes at a time: the unsigned-saturating packs clamp to [0, 255] as the min / max
+      // above do, and leave each 128-bit lane holding 4 codes of each source; one dword
+      // permutation puts them in order, one store writes them.
+      const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+      for (; k + 64 <= full; k += 64) {
+        const __m512i ab = _mm512_packus_epi32(rounded(xr + k), rounded(xr + k + 16));
+        const __m512i cd = _mm512_packus_epi32(rounded(xr + k + 32), rounded(xr + k + 48));
+        _mm512_storeu_si512(ar + k, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd)));
+      }
+      for (; k < full; k += 16)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(ar + k), codes(_mm512_loadu_ps(xr + k)));
+      for (; k < lda; k += 16) {
+        // Lanes in [K, lda) are the row's zero padding; lanes past lda are not written.
+        const __mmask16 mk = valid_lanes(K - k), mw = valid_lanes(lda - k);
+        const __m128i c = codes(_mm512_maskz_loadu_ps(mk, xr + k));
+        _mm_mask_storeu_epi8(ar + k, mw, _mm_maskz_mov_epi8(mk, c));
+      }
     }
   }
 }
