@@ -316,10 +316,14 @@ def test_save_load_round_trip(tmp_path):
     assert back.source == m.get_config()
 
 
-def test_pickle_and_deepcopy():
+def test_pickle_deepcopy_and_joblib(tmp_path):
     qm = fastnn.quantize(_mlp([5, 7, 3], last="softmax"))
     X = np.random.default_rng(11).standard_normal((9, 5)).astype(np.float32)
-    for other in (pickle.loads(pickle.dumps(qm)), copy.deepcopy(qm)):
+    copies = [pickle.loads(pickle.dumps(qm)), copy.deepcopy(qm), copy.copy(qm)]
+    joblib = pytest.importorskip("joblib")
+    joblib.dump(qm, tmp_path / "m.joblib")
+    copies.append(joblib.load(tmp_path / "m.joblib"))
+    for other in copies:
         assert isinstance(other, fastnn.QuantizedModel) and other._net is not qm._net
         np.testing.assert_array_equal(other.predict(X), qm.predict(X))
 
