@@ -18,6 +18,7 @@ namespace {
 struct Features {
   bool avx2 = false, fma = false, avx512f = false, avx512vl = false, avx512dq = false,
        avx512bw = false, bmi2 = false;
+  bool avx512vnni = false;
 };
 
 #ifdef FASTNN_HAVE_CPUID
@@ -48,6 +49,7 @@ Features detect() {
     f.avx512dq = b & (1u << 17);
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
+    f.avx512vnni = c & (1u << 11);
   }
 #endif
   return f;
@@ -145,7 +147,10 @@ std::string cpu_feature_string() {
   add(f.avx512vl, "avx512vl");
   add(f.avx512dq, "avx512dq");
   add(f.avx512bw, "avx512bw");
+  add(f.avx512vnni, "avx512vnni");
   return out.empty() ? "none" : out;
 }
+
+bool cpu_has_avx512_vnni() { return cpu_supports(Simd::Avx512) && features().avx512vnni; }
 
 }  // namespace fastnn

@@ -19,4 +19,7 @@ void set_simd(Simd s);      // throws ValueError when the CPU lacks it
 
 std::string cpu_feature_string();  // e.g. "avx2 fma avx512f avx512vl ..."
 
+// AVX512_VNNI (vpdpbusd, the int8 dot product of quantized inference) next to the AVX-512 path.
+bool cpu_has_avx512_vnni();
+
 }  // namespace fastnn
