@@ -3,6 +3,7 @@
 #define FASTNN_ISA scalar
 #define FASTNN_ISA_VECTOR_ACTIVATIONS 0  // no vector math: gates take the scalar derivative
 #include "cpu/gemm_driver.h"
+#include "cpu/gemm_packed_driver.h"
 
 namespace fastnn {
 namespace cpu {
@@ -45,6 +46,11 @@ void gemm(const GemmArgs<float>& g) {
 void gemm(const GemmArgs<double>& g) {
   gemm_by_rows<KernelD, KernelD, KernelDSingle, KernelDNarrow, KernelDNarrowSingle>(g);
 }
+// On packed panels (cpu/gemm_packed.h): the same kernels as gemm() above.
+void gemm_packed(const GemmArgs<float>& g, const float* panels, int64_t P) {
+  packed_by_rows<KernelF, KernelF, KernelFSingle, KernelFNarrow, KernelFNarrowSingle>(g, panels, P);
+}
+int64_t packed_width(int64_t N) { return packed_width_for<KernelF, KernelFSingle, KernelFNarrow>(N); }
 void gemm_colsum(const GemmArgs<float>& g) { colsum_only(g); }
 void gemm_colsum(const GemmArgs<double>& g) { colsum_only(g); }
 
