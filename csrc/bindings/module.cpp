@@ -16,6 +16,7 @@ namespace py = pybind11;
 using namespace fastnn;
 
 void bind_engine(py::module_& m);  // bind_engine.cpp: the CPU training engine
+void bind_gemm_packed(py::module_& m);  // bind_gemm_packed.cpp: the packed-B GEMM, for tests
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (internal; use fastnn.ops)";
@@ -23,6 +24,7 @@ PYBIND11_MODULE(_C, m) {
 
   fastnn::bind::bind_op_families(m);
   bind_engine(m);
+  bind_gemm_packed(m);
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
