@@ -3,8 +3,8 @@ predict and evaluate on: against the float64 oracle on every SIMD path at 1 and 
 bit for bit against the plain GEMM (ops.linear), whose K blocking it must share: a row predicted
 alone must equal that row of a batch prediction.
 
-Sizes: ones, odd, around the panel widths (64/32/16 float columns on avx512/avx2/scalar, and the
-one-vector panels 16/8/4 of few-column layers), the row kernels (M = 1, short M, MR = 12/6/4),
+Sizes: ones, odd, around the panel widths (32/16/8 float columns on avx512/avx2/scalar, the big kernel's
+sliver, and the one-vector panels 16/8/4 of few-column layers), the row kernels (M = 1, short M, MR = 12/6/4),
 the K block (256) and a wide layer's batch-1 GEMV (the 784 x 2048 of the issue's wide network)."""
 
 import numpy as np
@@ -19,7 +19,8 @@ from check import check_op
 # (M, N, K)
 SHAPES = [
     (1, 1, 1), (1, 10, 128), (2, 3, 1), (1, 7, 3), (5, 1, 9),
-    (1, 16, 5), (1, 17, 5), (3, 63, 31), (4, 64, 257), (5, 65, 255), (1, 129, 300),
+    (1, 4, 3), (1, 5, 3), (3, 8, 5), (2, 9, 7), (1, 16, 5), (1, 17, 5), (2, 31, 7), (1, 33, 9),
+    (3, 63, 31), (4, 64, 257), (5, 65, 255), (1, 129, 300),
     (12, 32, 16), (13, 33, 17), (7, 8, 9), (6, 100, 513),
     (49, 130, 70), (145, 63, 31), (32, 300, 260),
     (1, 2048, 784),

@@ -121,3 +121,15 @@ def test_concurrent_first_predictions_after_a_change(data, rng):
             t.join()
         for i, g in enumerate(got):
             np.testing.assert_array_equal(g, want[: 1 + i * 7], err_msg=f"round {round_} thread {i}")
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "binary_cross_entropy", "mse"])
+def test_batches_split_by_rows_over_threads_give_the_same_bits(threads, loss, rng):
+    # From 128 rows predict runs row blocks through the whole network in parallel tasks: every
+    # row, and the loss's link, as computed alone.
+    m = Sequential([Dense(70, "relu"), Dense(33, "relu"), Dense(5)], input_dim=9, seed=0)
+    m.compile(loss, "sgd")
+    X = rng.standard_normal((301, 9)).astype(np.float32)
+    want = np.concatenate([m.predict(X[i:i + 1]) for i in range(len(X))])
+    for bs in (1024, 301, 150, 129, 64):
+        np.testing.assert_array_equal(m.predict(X, batch_size=bs), want, err_msg=f"batch {bs}")

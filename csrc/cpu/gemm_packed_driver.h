@@ -104,19 +104,19 @@ void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T*
   });
 }
 
-// The panel width B is packed with for N columns: the one-row kernel's width, or for few
-// columns the one-vector kernels' (as gemm_by_rows picks them). Every kernel used on the panels
-// divides it.
+// The panel width B is packed with for N columns: the big kernel's width (each panel is then
+// one of the slivers the plain driver packs), or for few columns the one-vector kernels' (as
+// gemm_by_rows picks them). Every kernel used on the panels divides it.
 template <class Big, class Single, class Narrow>
 int64_t packed_width_for(int64_t N) {
-  static_assert(Single::NR % Big::NR == 0, "the big kernel must tile the panels");
-  return Narrow::NR < Big::NR && N <= Narrow::NR ? Narrow::NR : Single::NR;
+  static_assert(Big::NR % Single::NR == 0, "the one-row kernel must tile the panels");
+  return Narrow::NR < Big::NR && N <= Narrow::NR ? Narrow::NR : Big::NR;
 }
 
 // gemm_by_rows on panels of width P (packed_width_for(g.N)).
 template <class Big, class Small, class Single, class Narrow, class NarrowSingle>
 void packed_by_rows(const GemmArgs<typename Big::T>& g, const typename Big::T* panels, int64_t P) {
-  static_assert(Single::NR % Small::NR == 0, "the short kernel must tile the panels");
+  static_assert(Big::NR % Small::NR == 0, "the short kernel must tile the panels");
   if (P == Narrow::NR && Narrow::NR < Big::NR) {
     if (g.M == 1)
       packed_blocked<NarrowSingle>(g, panels, P);

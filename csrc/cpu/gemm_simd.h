@@ -24,8 +24,9 @@ struct GemmVec : V {
 // The kernels of one blocking on register type V: an MR-row micro-kernel two vectors wide, an
 // MR_SMALL-row one four vectors wide for short matrices, their one-row forms, and one-vector-wide
 // forms for few output columns (a classifier's last layer); KC, MC, NC block as in
-// gemm_driver.h. The plain GEMM and the one on packed panels (gemm_packed_driver.h) take their
-// kernels from the same set, so both sum in the same K blocks and give the same bits.
+// gemm_driver.h. The GEMM on packed panels (gemm_packed_driver.h) runs kernels of the same K
+// blocking, so both give the same bits: panels as wide as the big kernel (each panel one of its
+// packed slivers), and for few rows kernels of that width (one or MR_SMALL rows, two vectors).
 template <class V, int MR, int MR_SMALL, int KC, int MC, int NC>
 struct KernelSet {
   using Vec = GemmVec<V>;
@@ -34,15 +35,17 @@ struct KernelSet {
   using Single = Kernel<Vec, 1, 4, KC, MC, NC>;
   using Narrow = Kernel<Vec, MR, 1, KC, MC, NC>;
   using NarrowSingle = Kernel<Vec, 1, 1, KC, MC, NC>;
+  using PanelSmall = Kernel<Vec, MR_SMALL, 2, KC, MC, NC>;
+  using PanelSingle = Kernel<Vec, 1, 2, KC, MC, NC>;
 
   static void gemm(const GemmArgs<typename V::T>& g) {
     gemm_by_rows<Big, Small, Single, Narrow, NarrowSingle>(g);
   }
   static void gemm_packed(const GemmArgs<typename V::T>& g, const typename V::T* panels,
                           int64_t P) {
-    packed_by_rows<Big, Small, Single, Narrow, NarrowSingle>(g, panels, P);
+    packed_by_rows<Big, PanelSmall, PanelSingle, Narrow, NarrowSingle>(g, panels, P);
   }
-  static int64_t packed_width(int64_t N) { return packed_width_for<Big, Single, Narrow>(N); }
+  static int64_t packed_width(int64_t N) { return packed_width_for<Big, PanelSingle, Narrow>(N); }
 };
 
 // The blocked GEMM with KernelSet<V, MR, MR_SMALL, KC, MC, NC>'s kernels.

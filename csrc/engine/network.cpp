@@ -21,6 +21,8 @@
 #include "cpu/sampled_softmax.h"
 #include "engine/engine_common.h"
 #include "engine/prepared_weights.h"
+#include "engine/row_split.h"
+#include "core/parallel.h"
 
 namespace fastnn {
 namespace engine {
@@ -227,6 +229,18 @@ struct Network<T>::Impl {
       x = y_out;
     }
     return x;
+  }
+
+  // Rows [0, N) of x through the network and the loss's link into dst (N x outputs).
+  void predict_rows(Workspace& w, const T* x, int64_t N, T* dst) {
+    const T* y = forward(w, x, N);
+    const int64_t C = width(layers.size());
+    switch (loss) {
+      case LossKind::SoftmaxCrossEntropy:
+      case LossKind::SampledSoftmax: cpu::softmax_rows(y, dst, N, C); break;
+      case LossKind::BinaryCrossEntropy: cpu::act_forward(Act::Sigmoid, T(0), y, dst, N * C); break;
+      default: std::memcpy(dst, y, size_t(N * C) * sizeof(T)); break;
+    }
   }
 
   // Back through the layers from dL/d(output) in d0; gradients written (accumulate = false) or
@@ -676,21 +690,27 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
   FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
   std::shared_lock<RwLock> shared(lock_);
   Impl& m = *impl_;
-  typename Impl::Lease lease(m);
-  typename Impl::Workspace& w = *lease;
   const int64_t in = input_dim_, C = output_dim();
-  m.ensure_rows(w, std::min(batch_size, std::max<int64_t>(n, 1)));
+  const int64_t rows = std::min(batch_size, std::max<int64_t>(n, 1));
+  // One workspace per row task, taken and sized here: nothing allocates inside the tasks.
+  const int tasks = row_tasks(rows, get_num_threads());
+  std::vector<std::unique_ptr<typename Impl::Lease>> leases;
+  for (int t = 0; t < tasks; ++t) {
+    leases.emplace_back(new typename Impl::Lease(m));
+    m.ensure_rows(**leases.back(), (rows + tasks - 1) / tasks);
+  }
   for (int64_t r0 = 0; r0 < n; r0 += batch_size) {
     if (stop && stop()) throw Interrupted();
     const int64_t N = std::min(batch_size, n - r0);
-    const T* y = m.forward(w, X + r0 * in, N);
-    T* dst = out + r0 * C;
-    switch (m.loss) {
-      case LossKind::SoftmaxCrossEntropy:
-      case LossKind::SampledSoftmax: cpu::softmax_rows(y, dst, N, C); break;
-      case LossKind::BinaryCrossEntropy: cpu::act_forward(Act::Sigmoid, T(0), y, dst, N * C); break;
-      default: std::memcpy(dst, y, size_t(N * C) * sizeof(T)); break;
+    const int k = std::min(tasks, row_tasks(N, tasks));
+    if (k <= 1) {
+      m.predict_rows(**leases[0], X + r0 * in, N, out + r0 * C);
+      continue;
     }
+    parallel_for(k, [&](int t) {
+      const int64_t a = N * t / k, b = N * (t + 1) / k;
+      m.predict_rows(**leases[size_t(t)], X + (r0 + a) * in, b - a, out + (r0 + a) * C);
+    });
   }
 }
 
