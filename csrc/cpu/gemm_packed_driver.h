@@ -73,10 +73,12 @@ void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T*
                     int64_t P) {
   constexpr int MR = Kern::MR;
   const int64_t mblocks = (g.M + MR - 1) / MR, pblocks = (g.N + P - 1) / P;
-  // Below ~100 k multiply-adds (~0.4 MB of weights at batch 1) a second thread costs more to
-  // wake than it saves.
+  // The plain driver's threshold (~0.8 MFLOP), also for batch 1: the second thread sleeps
+  // between sporadic predict calls (a futex wake-up, tens of microseconds on a VM) and, on a busy
+  // machine, waits for a core; 784 x 256 (medium network, batch 1) measured 15 us on one thread,
+  // a median of 260 us on two with the other core loaded.
   const double macs = double(g.M) * double(g.N) * double(g.K);
-  int nt = macs < 100000.0 ? 1 : get_num_threads();
+  int nt = macs < 400000.0 ? 1 : get_num_threads();
   if (nt > mblocks * pblocks) nt = static_cast<int>(mblocks * pblocks);
   if (nt <= 1) {
     packed_block<Kern>(g, panels, P, 0, g.M, 0, g.N);
