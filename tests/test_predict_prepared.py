@@ -133,3 +133,16 @@ def test_batches_split_by_rows_over_threads_give_the_same_bits(threads, loss, rn
     want = np.concatenate([m.predict(X[i:i + 1]) for i in range(len(X))])
     for bs in (1024, 301, 150, 129, 64):
         np.testing.assert_array_equal(m.predict(X, batch_size=bs), want, err_msg=f"batch {bs}")
+
+
+def test_engine_predict_reports_whether_the_outputs_are_finite(data):
+    # model.predict's overflow warning comes from this flag (no NumPy pass over the outputs).
+    X, _ = data
+    m = Sequential([Dense(4)], input_dim=9, seed=0)
+    net = m._inference_net()
+    out = np.empty((len(X), 4), np.float32)
+    assert net.predict(X, out, 1024) is True
+    m.set_weights([np.full((9, 4), 3e38, np.float32), np.zeros(4, np.float32)])
+    assert net.predict(np.abs(X) + 1, out, 1024) is False
+    with pytest.warns(RuntimeWarning, match="overflowed"):
+        m.predict(np.abs(X) + 1)
