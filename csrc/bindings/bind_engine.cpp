@@ -52,16 +52,24 @@ U* array_arg(const py::object& a, int device, const char* name, std::vector<int6
     if (!py::isinstance<py::array>(a))
       throw py::type_error(std::string(name) + ": the CPU engine takes NumPy arrays, got " +
                            std::string(py::str(py::type::of(a).attr("__name__"))));
-    auto arr = py::array_t<U, py::array::c_style>::ensure(a);
-    if (!arr) {
-      PyErr_Clear();
-      throw py::type_error(std::string(name) + ": expected an array of " +
-                           std::string(py::str(py::dtype::of<U>())) + ", got " +
-                           std::string(py::str(a.attr("dtype"))));
+    using Arr = py::array_t<U, py::array::c_style>;
+    // An array already of U and C-contiguous (predict's usual argument) is read in place: no
+    // conversion call, nothing to keep (batch-1 predict is a few microseconds in all).
+    py::array arr;
+    if (Arr::check_(a)) {
+      arr = py::reinterpret_borrow<py::array>(a);
+    } else {
+      arr = Arr::ensure(a);
+      if (!arr) {
+        PyErr_Clear();
+        throw py::type_error(std::string(name) + ": expected an array of " +
+                             std::string(py::str(py::dtype::of<U>())) + ", got " +
+                             std::string(py::str(a.attr("dtype"))));
+      }
+      keep.append(arr);
     }
-    keep.append(arr);
-    for (py::ssize_t i = 0; i < arr.ndim(); ++i) got.push_back(arr.shape(i));
-    data = const_cast<U*>(arr.data());
+    got.assign(arr.shape(), arr.shape() + arr.ndim());
+    data = static_cast<U*>(const_cast<void*>(arr.data()));
   } else {
     const std::string where = "cuda:" + std::to_string(device);
     const bool tensor = py::hasattr(a, "is_cuda") && py::hasattr(a, "data_ptr");
@@ -303,18 +311,24 @@ void bind_network(py::module_& m, const char* name) {
              const T* xp = array_arg<T>(X, e.device(), "X", {-1, e.input_dim()}, n, keep);
              T* op = array_arg<T>(out, e.device(), "out", {-1, e.output_dim()}, n, keep);
              FASTNN_CHECK(op != nullptr || n == 0, "out: required");
-             // Host input is scanned here, on its way through (no extra NumPy pass); the GPU
-             // engine's input is the caller's to check.
+             // Host input is scanned here, on its way through (no extra NumPy pass), and so is
+             // the output; the GPU engine's arrays are the caller's to check.
              const bool host = e.device() < 0;
-             const bool finite = run_interruptible([&](const StopCheck& stop) {
-               if (host && !all_finite(xp, n * e.input_dim())) return false;
+             int state = 0;  // 0: all finite, 1: non-finite input, 2: non-finite output
+             run_interruptible([&](const StopCheck& stop) {
+               if (host && !all_finite(xp, n * e.input_dim())) {
+                 state = 1;
+                 return;
+               }
                e.predict(xp, n, batch_size, op, stop);
-               return true;
+               if (host && !all_finite(op, n * e.output_dim())) state = 2;
              });
-             if (!finite) throw ValueError("X: contains NaN or infinity");
+             if (state == 1) throw ValueError("X: contains NaN or infinity");
+             return host ? py::object(py::bool_(state == 0)) : py::object(py::none());
            },
            py::arg("X"), py::arg("out"), py::arg("batch_size"),
-           "writes the outputs after the loss's link into out (n, outputs)")
+           "writes the outputs after the loss's link into out (n, outputs); host engines return "
+           "whether every output is finite, GPU engines None")
       .def("take_diagnostics", [](E& e) {
         std::vector<LayerDiagnostics> d;
         {

@@ -17,6 +17,7 @@ using namespace fastnn;
 
 void bind_engine(py::module_& m);  // bind_engine.cpp: the CPU training engine
 void bind_quantized(py::module_& m);  // bind_quantized.cpp: int8 inference (fastnn.quantize)
+void bind_gemm_packed(py::module_& m);  // bind_gemm_packed.cpp: the packed-B GEMM, for tests
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (internal; use fastnn.ops)";
@@ -25,6 +26,7 @@ PYBIND11_MODULE(_C, m) {
   fastnn::bind::bind_op_families(m);
   bind_engine(m);
   bind_quantized(m);
+  bind_gemm_packed(m);
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));

@@ -4,9 +4,12 @@
 #include "cpu/simd_vec_avx2.h"
 #include "cpu/gemm_simd.h"
 
-void fastnn::cpu::avx2::gemm(const GemmArgs<float>& g) {
-  gemm_blocked<fastnn::avx2::VecF32, 6, 2, 256, 144, 512>(g);
+using F32Kernels = fastnn::cpu::avx2::KernelSet<fastnn::avx2::VecF32, 6, 2, 256, 144, 512>;
+void fastnn::cpu::avx2::gemm(const GemmArgs<float>& g) { F32Kernels::gemm(g); }
+void fastnn::cpu::avx2::gemm_packed(const GemmArgs<float>& g, const float* panels, int64_t P) {
+  F32Kernels::gemm_packed(g, panels, P);
 }
+int64_t fastnn::cpu::avx2::packed_width(int64_t N) { return F32Kernels::packed_width(N); }
 void fastnn::cpu::avx2::gemm(const GemmArgs<double>& g) {
   gemm_blocked<fastnn::avx2::VecF64, 6, 2, 256, 144, 256>(g);
 }

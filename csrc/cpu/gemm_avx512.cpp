@@ -7,9 +7,12 @@
 // KC keeps one A sliver (MR x KC) at ~12 KiB in L1. Float blocks were tuned on Zen 4 (1 MiB L2),
 // 1 thread, GFLOP/s at 1024/2048: (KC,MC,NC) = (256,144,512) 100/93, (256,96,1024) 101/99,
 // (384,144,384) 102/93, (256,48,2048) 102/104.
-void fastnn::cpu::avx512::gemm(const GemmArgs<float>& g) {
-  gemm_blocked<fastnn::avx512::VecF32, 12, 4, 256, 48, 2048>(g);
+using F32Kernels = fastnn::cpu::avx512::KernelSet<fastnn::avx512::VecF32, 12, 4, 256, 48, 2048>;
+void fastnn::cpu::avx512::gemm(const GemmArgs<float>& g) { F32Kernels::gemm(g); }
+void fastnn::cpu::avx512::gemm_packed(const GemmArgs<float>& g, const float* panels, int64_t P) {
+  F32Kernels::gemm_packed(g, panels, P);
 }
+int64_t fastnn::cpu::avx512::packed_width(int64_t N) { return F32Kernels::packed_width(N); }
 void fastnn::cpu::avx512::gemm(const GemmArgs<double>& g) {
   gemm_blocked<fastnn::avx512::VecF64, 12, 4, 128, 144, 512>(g);
 }

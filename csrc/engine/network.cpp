@@ -20,6 +20,9 @@
 #include "cpu/reduce.h"
 #include "cpu/sampled_softmax.h"
 #include "engine/engine_common.h"
+#include "engine/prepared_weights.h"
+#include "engine/row_split.h"
+#include "core/parallel.h"
 
 namespace fastnn {
 namespace engine {
@@ -63,21 +66,27 @@ struct Network<T>::Impl {
     std::vector<T> d0, d1;  // gradients flowing back; inference: the loss kernels' gradient
     std::vector<T> xbatch, tbatch, wbatch;  // training: the gathered batch
     std::vector<int64_t> lbatch;
+    // Inference: the packed Dense kernels this call runs on (held for its length), or null.
+    std::shared_ptr<const PackedLayers> packed;
   };
 
-  // An inference workspace from the pool for the length of one call.
+  // An inference workspace from the pool for the length of one call, with the packed kernels.
   class Lease {
    public:
     explicit Lease(Impl& m) : m_(m) {
-      std::lock_guard<std::mutex> g(m_.pool_mutex);
-      if (m_.pool.empty()) {
-        w_.reset(new Workspace);
-      } else {
-        w_ = std::move(m_.pool.back());
-        m_.pool.pop_back();
+      {
+        std::lock_guard<std::mutex> g(m_.pool_mutex);
+        if (m_.pool.empty()) {
+          w_.reset(new Workspace);
+        } else {
+          w_ = std::move(m_.pool.back());
+          m_.pool.pop_back();
+        }
       }
+      w_->packed = m_.packed_layers();
     }
     ~Lease() {
+      w_->packed.reset();
       // Idle workspaces kept: one per hardware thread covers a thread pool serving the model;
       // a burst of more concurrent calls frees its extra workspaces when it ends.
       static const size_t max_idle = std::max(2u, std::thread::hardware_concurrency());
@@ -103,6 +112,7 @@ struct Network<T>::Impl {
   Workspace train;  // train_batches' buffers (under the exclusive lock)
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<Workspace>> pool;  // idle inference workspaces
+  PreparedWeights prepared;  // the Dense kernels packed for inference
   std::vector<int64_t> order;
   int64_t epoch_n = 0;
   // Dropout masks are keyed by (seed, optimizer step, batch within the accumulation group,
@@ -117,6 +127,17 @@ struct Network<T>::Impl {
   bool has_batch_norm = false;
 
   int64_t width(size_t i) const { return net->widths_[i]; }
+
+  // The Dense kernels packed for inference (packed now when the weights changed since).
+  std::shared_ptr<const PackedLayers> packed_layers() {
+    return prepared.get([&] {
+      PackedLayers p(layers.size());
+      for (size_t i = 0; i < layers.size(); ++i)
+        if (layers[i].spec.kind == LayerKind::Dense)
+          p[i] = pack_dense_kernel(net->params_[layers[i].w].value.data(), width(i), width(i + 1));
+      return p;
+    });
+  }
 
   // Grows w to r rows. Inference needs neither z, the dropout masks nor the batch buffers, and
   // of the gradients only the loss kernels' output.
@@ -167,9 +188,10 @@ struct Network<T>::Impl {
       switch (L.spec.kind) {
         case LayerKind::Dense: {
           T* z = training && L.keep_z ? w.z[i].data() : nullptr;
-          cpu::gemm(dense_forward_args<T>(L.spec, N, in, out, x, net->params_[L.w].value.data(),
-                                          L.b >= 0 ? net->params_[L.b].value.data() : nullptr,
-                                          y, z));
+          dense_gemm(dense_forward_args<T>(L.spec, N, in, out, x, net->params_[L.w].value.data(),
+                                           L.b >= 0 ? net->params_[L.b].value.data() : nullptr,
+                                           y, z),
+                     w.packed ? (*w.packed)[i].get() : nullptr);
           y_out = y;
           break;
         }
@@ -207,6 +229,18 @@ struct Network<T>::Impl {
       x = y_out;
     }
     return x;
+  }
+
+  // Rows [0, N) of x through the network and the loss's link into dst (N x outputs).
+  void predict_rows(Workspace& w, const T* x, int64_t N, T* dst) {
+    const T* y = forward(w, x, N);
+    const int64_t C = width(layers.size());
+    switch (loss) {
+      case LossKind::SoftmaxCrossEntropy:
+      case LossKind::SampledSoftmax: cpu::softmax_rows(y, dst, N, C); break;
+      case LossKind::BinaryCrossEntropy: cpu::act_forward(Act::Sigmoid, T(0), y, dst, N * C); break;
+      default: std::memcpy(dst, y, size_t(N * C) * sizeof(T)); break;
+    }
   }
 
   // Back through the layers from dL/d(output) in d0; gradients written (accumulate = false) or
@@ -557,6 +591,7 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
                                      int64_t last, int64_t accumulate_steps, double clipnorm) {
   std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
+  m.prepared.invalidate();  // the weights change below
   typename Impl::Workspace& w = m.train;
   check_batch_args(d.n, m.epoch_n, batch_size, accumulate_steps);
   const int64_t in = input_dim_, C = output_dim();
@@ -655,21 +690,27 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
   FASTNN_CHECK(batch_size > 0, "batch_size must be positive");
   std::shared_lock<RwLock> shared(lock_);
   Impl& m = *impl_;
-  typename Impl::Lease lease(m);
-  typename Impl::Workspace& w = *lease;
   const int64_t in = input_dim_, C = output_dim();
-  m.ensure_rows(w, std::min(batch_size, std::max<int64_t>(n, 1)));
+  const int64_t rows = std::min(batch_size, std::max<int64_t>(n, 1));
+  // One workspace per row task, taken and sized here: nothing allocates inside the tasks.
+  const int tasks = row_tasks(rows, get_num_threads());
+  std::vector<std::unique_ptr<typename Impl::Lease>> leases;
+  for (int t = 0; t < tasks; ++t) {
+    leases.emplace_back(new typename Impl::Lease(m));
+    m.ensure_rows(**leases.back(), (rows + tasks - 1) / tasks);
+  }
   for (int64_t r0 = 0; r0 < n; r0 += batch_size) {
     if (stop && stop()) throw Interrupted();
     const int64_t N = std::min(batch_size, n - r0);
-    const T* y = m.forward(w, X + r0 * in, N);
-    T* dst = out + r0 * C;
-    switch (m.loss) {
-      case LossKind::SoftmaxCrossEntropy:
-      case LossKind::SampledSoftmax: cpu::softmax_rows(y, dst, N, C); break;
-      case LossKind::BinaryCrossEntropy: cpu::act_forward(Act::Sigmoid, T(0), y, dst, N * C); break;
-      default: std::memcpy(dst, y, size_t(N * C) * sizeof(T)); break;
+    const int k = std::min(tasks, row_tasks(N, tasks));
+    if (k <= 1) {
+      m.predict_rows(**leases[0], X + r0 * in, N, out + r0 * C);
+      continue;
     }
+    parallel_for(k, [&](int t) {
+      const int64_t a = N * t / k, b = N * (t + 1) / k;
+      m.predict_rows(**leases[size_t(t)], X + (r0 + a) * in, b - a, out + (r0 + a) * C);
+    });
   }
 }
 
@@ -706,6 +747,7 @@ template <class T>
 void Network<T>::write(Slot kind, size_t i, const T* host) {
   std::vector<T>& a = array(kind, i);
   std::memcpy(a.data(), host, a.size() * sizeof(T));
+  impl_->prepared.invalidate();
 }
 
 template class Network<float>;

@@ -64,6 +64,14 @@ def _dtype_arg(dtype, place):
 _STATE_LOCK = threading.RLock()
 
 
+def _warn_overflow():
+    # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows (a
+    # diverged model, or a file with extreme values). Said, never silent.
+    warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
+                  "are too large (did training diverge? see fit's warnings)",
+                  RuntimeWarning, stacklevel=3)
+
+
 def _sub_seed(seed, index):
     """A seed of its own for each weight tensor, derived from the model's seed."""
     return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint32).view(np.uint64)[0])
@@ -126,6 +134,7 @@ class Sequential:
         self.precision = _model_device.check_precision(precision, self._device_index)
         # The one place the model picks its backend: every engine and array it uses follow.
         self._place = _model_device.placement(self._device_index)
+        self._host = isinstance(self._place, _model_device.HostPlacement)
         device = self._place.device or device
         self.fused_mlp, self.graphs = flag(fused_mlp, "fused_mlp"), flag(graphs, "graphs")
         self.dtype = _dtype_arg(dtype, self._place)
@@ -653,6 +662,16 @@ class Sequential:
         interrupts it (KeyboardInterrupt) within about 0.1 s plus one batch on the CPU."""
         if type(batch_size) is not int or batch_size < 1:
             batch_size = self._int_arg(batch_size, "batch_size", 1)
+        net = self._net or self._inference_net()
+        if (self._host and type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2
+                and X.shape[1] == self.input_dim and X.flags.carray):
+            # The common case, with nothing to convert: straight to the engine, which checks X
+            # for NaN and infinity on its way through and says whether the outputs are finite
+            # (batch-1 predict is a few microseconds in all: every Python step counts).
+            out = np.empty((X.shape[0], self.output_dim), self.dtype)
+            if not net.predict(X, out, batch_size):
+                _warn_overflow()
+            return out
         Xe, Xh = self._place.native_features(X, self.input_dim), None
         if Xe is None:
             # GPU input in another form (float64, strided, another device) goes through the
@@ -662,18 +681,15 @@ class Sequential:
             Xe = self._place.put(Xh)
         out = self._place.empty((len(Xe), self.output_dim), self.dtype)
         try:
-            self._inference_net().predict(Xe, out, batch_size)
+            finite = net.predict(Xe, out, batch_size)
         except ValueError as e:
             if Xh is not None and "NaN or infinity" in str(e):
                 as_features(Xh, self.input_dim)  # the message with the row and column
             raise
         out = self._place.result(out, X)
-        if isinstance(out, np.ndarray) and not np.isfinite(out).all():
-            # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows
-            # (a diverged model, or a file with extreme values). Said, never silent.
-            warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
-                          "are too large (did training diverge? see fit's warnings)",
-                          RuntimeWarning, stacklevel=2)
+        if finite is False or (finite is None and isinstance(out, np.ndarray)
+                               and not np.isfinite(out).all()):
+            _warn_overflow()
         return out
 
     def _predict_arrays(self, net, X, batch_size):
