@@ -384,3 +384,22 @@ def test_float64_model_trains_predicts_and_saves_in_float64(tmp_path):
                                                          m64.get_weights()[0])
     with pytest.raises(ValueError, match="dtype"):
         fastnn.Sequential([fastnn.layers.Dense(2)], input_dim=3, dtype="int32")
+
+
+def test_diagnostics_match_the_update_they_describe(rng):
+    # Plain SGD on one full batch: each kernel moves by lr * grad, so the recorded gradient
+    # norm and update ratio follow from the weights before and after (both norms come from
+    # the engine's parallel sum-of-squares pass, which this pins to the plain definitions).
+    X, y = blobs(rng, n=64)
+    model = fastnn.Sequential([Dense(300, "relu"), Dense(4)], input_dim=8, seed=1)
+    lr = 0.05
+    model.compile("softmax_cross_entropy", optim.SGD(lr=lr))
+    before = [a.astype(np.float64) for a in model.get_weights()]
+    history = model.fit(X, y, epochs=1, batch_size=64, verbose=0)
+    after = [a.astype(np.float64) for a in model.get_weights()]
+    for name, i in (("dense_0", 0), ("dense_1", 2)):
+        g = np.linalg.norm(before[i] - after[i]) / lr
+        d = history.diagnostics[name]
+        np.testing.assert_allclose(d["grad_norm"][0], g, rtol=1e-4)
+        np.testing.assert_allclose(d["update_ratio"][0], lr * g / np.linalg.norm(before[i]),
+                                   rtol=1e-4)

@@ -148,16 +148,26 @@ void rmsprop_impl(const OptimTensor<T>* t, int64_t count, const RmspropOptions& 
 
 // ------------------------------------------------------------------ norms
 template <class T>
-double global_norm_impl(const T* const* data, const int64_t* sizes, int64_t count) {
+double sums_of_squares_impl(const T* const* data, const int64_t* sizes, int64_t count,
+                            double* per_tensor) {
   const std::vector<Chunk> chunks = plan_chunks(count, [&](int64_t i) { return sizes[i]; });
   std::vector<double> partial(chunks.size());
   const auto sum_squares = loops<T>().sum_squares;
   run_chunks(chunks, [&](int k, const Chunk& c) {
     partial[k] = sum_squares(data[c.tensor] + c.begin, c.end - c.begin);
   });
+  if (per_tensor) std::fill(per_tensor, per_tensor + count, 0.0);
   double total = 0;
-  for (double s : partial) total += s;  // chunk order: thread-invariant
-  return std::sqrt(total);
+  for (size_t k = 0; k < chunks.size(); ++k) {  // chunk order: thread-invariant
+    total += partial[k];
+    if (per_tensor) per_tensor[chunks[k].tensor] += partial[k];
+  }
+  return total;
+}
+
+template <class T>
+double global_norm_impl(const T* const* data, const int64_t* sizes, int64_t count) {
+  return std::sqrt(sums_of_squares_impl(data, sizes, count, nullptr));
 }
 
 template <class T>
@@ -190,6 +200,14 @@ double global_norm(const float* const* data, const int64_t* sizes, int64_t count
 }
 double global_norm(const double* const* data, const int64_t* sizes, int64_t count) {
   return global_norm_impl(data, sizes, count);
+}
+double sums_of_squares(const float* const* data, const int64_t* sizes, int64_t count,
+                       double* per_tensor) {
+  return sums_of_squares_impl(data, sizes, count, per_tensor);
+}
+double sums_of_squares(const double* const* data, const int64_t* sizes, int64_t count,
+                       double* per_tensor) {
+  return sums_of_squares_impl(data, sizes, count, per_tensor);
 }
 void scale_tensors(float* const* data, const int64_t* sizes, int64_t count, double factor) {
   scale_impl(data, sizes, count, factor);

@@ -24,6 +24,14 @@ void rmsprop_step(const OptimTensor<double>* t, int64_t count, const RmspropOpti
 double global_norm(const float* const* data, const int64_t* sizes, int64_t count);
 double global_norm(const double* const* data, const int64_t* sizes, int64_t count);
 
+// The sum of x^2 over all tensors, added in global_norm's order (global_norm is its square
+// root), and, when per_tensor is not null, each tensor's own sum in per_tensor[i]: one parallel
+// pass serves both a clipping norm and per-layer diagnostics.
+double sums_of_squares(const float* const* data, const int64_t* sizes, int64_t count,
+                       double* per_tensor);
+double sums_of_squares(const double* const* data, const int64_t* sizes, int64_t count,
+                       double* per_tensor);
+
 // x *= factor for every element of every tensor (the factor is rounded to T first).
 void scale_tensors(float* const* data, const int64_t* sizes, int64_t count, double factor);
 void scale_tensors(double* const* data, const int64_t* sizes, int64_t count, double factor);
