@@ -16,6 +16,9 @@ namespace py = pybind11;
 using namespace fastnn;
 
 void bind_engine(py::module_& m);  // bind_engine.cpp: the CPU training engine
+namespace fastnn::bind {
+void bind_bf16(py::module_& m);  // bind_bf16.cpp: the CPU bf16 GEMM and its kernel choice
+}
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (internal; use fastnn.ops)";
@@ -23,6 +26,7 @@ PYBIND11_MODULE(_C, m) {
 
   fastnn::bind::bind_op_families(m);
   bind_engine(m);
+  fastnn::bind::bind_bf16(m);
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
