@@ -734,8 +734,8 @@ std::unique_ptr<Engine<T>> create_engine(const EngineConfig& c) {
                    std::to_string(c.options.device));
   const Precision p = precision_from_name(c.options.precision);
   FASTNN_CHECK(p != Precision::TF32,
-               "precision: 'tf32' runs on a GPU only (tensor cores); the CPU engine computes in "
-               "'fp32' or 'bf16'");
+               "precision: 'tf32' runs on a GPU only (tensor cores): the CPU engine computes in "
+               "fp32 or bf16");
   std::unique_ptr<Network<T>> net(
       new Network<T>(c.input_dim, c.layers, c.loss, c.optim, c.seed, c.sampled));
   if (p == Precision::BF16) net->use_bf16();

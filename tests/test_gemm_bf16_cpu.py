@@ -1,0 +1,158 @@
+"""The CPU bf16 GEMM (fastnn._C.gemm_bf16: operands rounded to bfloat16, round to nearest even,
+FP32 accumulation) against the float64 oracle on the same rounded operands (oracle.round_bf16,
+as the GPU bf16 tests round), on the vdpbf16ps kernel where the CPU has AVX512_BF16 and on the
+forced fallback (FP32 FMA on the rounded operands) under each SIMD path.
+
+What is left after the rounding is accumulation error only, so the shape sweep holds the kernel
+to the FP32 GEMM's own bound ("gemm" in norm against |a| @ |b|); the epilogue variants use the
+GPU bf16 GEMM's element-wise bound (check.gemm_bf16_bound). Sizes straddle the 12-row (vdpbf16ps)
+and 4-row (fallback) tiles, the 32-column panels, and the K pairs (odd K pads one zero)."""
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _C
+
+import oracle
+from check import check_op, gemm_bf16_bound
+
+NATIVE = _C.bf16_native_supported()
+PATHS = ([("native", "avx512")] if NATIVE else []) + [
+    ("fallback", s) for s in ("avx512", "avx2", "scalar") if _C.simd_supported(s)]
+
+
+@pytest.fixture(params=PATHS, ids=[f"{k}-{s}" for k, s in PATHS])
+def path(request):
+    """The bf16 kernel under test, restored to the default afterwards."""
+    kind, simd = request.param
+    fastnn.set_simd(simd)
+    _C.set_bf16_fallback(kind == "fallback")
+    try:
+        want = "vdpbf16ps" if kind == "native" else "fallback"
+        assert want in _C.bf16_kernel()
+        yield request.param
+    finally:
+        _C.set_bf16_fallback(False)
+        fastnn.set_simd(None)
+
+
+def rounded(x):
+    return oracle.round_bf16(x).astype(np.float64)
+
+
+def gemm_bf16(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
+              activation="none", param=0.0, z=None, prepacked=False):
+    _C.gemm_bf16(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param, z=z,
+                 prepacked=prepacked)
+
+
+# (M, N, K): ones, odd sizes, K = 1, 2, 3 (the pair edge), tile edges (11/12/13 and 3/4/5 rows,
+# 31/32/33 and 63/64/65 columns), then large enough to run on the thread pool.
+SHAPES = [
+    (1, 1, 1), (1, 1, 2), (1, 7, 3), (2, 3, 1), (5, 1, 9), (3, 5, 4),
+    (11, 31, 13), (12, 32, 16), (13, 33, 17), (4, 64, 2), (5, 65, 3), (24, 63, 65),
+    (1, 2048, 784), (25, 97, 255), (97, 130, 257), (300, 257, 515),
+]
+
+
+@pytest.mark.parametrize("prepacked", [False, True], ids=["packed-per-call", "prepacked"])
+def test_shapes_against_oracle(path, prepacked, rng):
+    def inputs(shape, dtype):
+        M, N, K = shape
+        return (rng.standard_normal((M, K)).astype(dtype),
+                rng.standard_normal((K, N)).astype(dtype))
+
+    check_op(lambda a, b, out: gemm_bf16(a, b, out, prepacked=prepacked),
+             lambda a, b: rounded(a) @ rounded(b), SHAPES, np.float32, inputs=inputs,
+             kind="gemm", outputs=lambda s: [(s[0], s[1])],
+             scale=lambda a, b: [np.abs(rounded(a)) @ np.abs(rounded(b))], what="gemm_bf16")
+
+
+def _expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param):
+    opa = rounded(a).T if trans_a else rounded(a)
+    opb = rounded(b).T if trans_b else rounded(b)
+    pre = alpha * (opa @ opb)
+    S = abs(alpha) * (np.abs(opa) @ np.abs(opb))
+    if beta != 0:
+        pre = pre + beta * c0.astype(np.float64)
+        S = S + abs(beta) * np.abs(c0.astype(np.float64))
+    if bias is not None:
+        pre = pre + bias.astype(np.float64)
+        S = S + np.abs(bias.astype(np.float64))
+    want = pre if activation == "none" else oracle.activation(activation, pre,
+                                                              negative_slope=param, alpha=param)
+    return want, pre, S
+
+
+# Transposed and row-strided operands (views with a leading dimension wider than their rows),
+# as the engine's weight-gradient (X^T) and input-gradient (W^T) products take them.
+@pytest.mark.parametrize("M,N,K", [(1, 33, 7), (13, 31, 17), (26, 70, 129), (130, 40, 64)])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("prepacked", [False, True])
+def test_transposes_strides_epilogue(path, M, N, K, trans_a, trans_b, prepacked, rng):
+    def stored(rows, cols, trans):
+        shape = (cols, rows) if trans else (rows, cols)
+        full = rng.standard_normal((shape[0], shape[1] + 3)).astype(np.float32)
+        return full[:, :shape[1]]  # row-strided view
+
+    a, b = stored(M, K, trans_a), stored(K, N, trans_b)
+    bias = rng.standard_normal(N).astype(np.float32)
+    c0 = rng.standard_normal((M, N)).astype(np.float32)
+    for alpha, beta, activation in [(1.0, 0.0, "relu"), (0.5, 0.25, "tanh"), (-2.0, 1.0, "none")]:
+        out = c0.copy() if beta else np.full((M, N), np.nan, np.float32)
+        z = np.full((M, N), np.nan, np.float32)
+        gemm_bf16(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, z=z,
+                  prepacked=prepacked)
+        want, pre, S = _expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, 0.0)
+        bound = gemm_bf16_bound(S, want, K)
+        assert np.isfinite(out).all() and np.isfinite(z).all(), "unwritten output"
+        assert (np.abs(out - want) <= bound).all(), f"out, alpha={alpha} beta={beta} {activation}"
+        assert (np.abs(z - pre) <= gemm_bf16_bound(S, pre, K)).all(), "z"
+
+
+def test_large_on_threads(path, threads, rng):
+    M, N, K = 260, 700, 1031
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K)).astype(np.float32)
+    out = np.full((M, N), np.nan, np.float32)
+    gemm_bf16(a, b, out, trans_b=True)
+    want, _, S = _expected(a, b, None, False, True, 1.0, 0.0, None, "none", 0.0)
+    assert (np.abs(out - want) <= gemm_bf16_bound(S, want, K)).all()
+
+
+def test_rounds_to_nearest_even(path):
+    # 1 + 2^-8 lies halfway between bf16 neighbours 1 and 1 + 2^-7 (even: 1); 1 + 3 * 2^-8
+    # halfway between 1 + 2^-7 and 1 + 2^-6 (even: 1 + 2^-6). Truncation would give 1 and
+    # 1 + 2^-7; the largest float32 overflows to Inf; a NaN stays NaN in its row only.
+    a = np.array([[1 + 2**-8], [1 + 3 * 2**-8], [1 + 2**-8 + 2**-20], [3.4028235e38],
+                  [np.nan]], np.float32)
+    b = np.ones((1, 3), np.float32)
+    out = np.full((5, 3), 7.0, np.float32)
+    gemm_bf16(a, b, out)
+    np.testing.assert_array_equal(out[:4, 0], [1.0, 1 + 2**-6, 1 + 2**-7, np.inf])
+    assert np.isnan(out[4]).all()
+    np.testing.assert_array_equal(out[:4], np.repeat(out[:4, :1], 3, axis=1))
+
+
+def test_no_product_follows_blas(path, rng):
+    # K == 0: act(beta C + bias), A and B unread; alpha == 0 likewise.
+    c0 = rng.standard_normal((3, 4)).astype(np.float32)
+    out = c0.copy()
+    bias = np.arange(4, dtype=np.float32)
+    gemm_bf16(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), out, beta=2.0,
+              bias=bias)
+    np.testing.assert_allclose(out, 2 * c0 + bias, rtol=1e-6)
+
+
+def test_kernel_name_and_forced_fallback():
+    name = _C.bf16_kernel()
+    assert name == fastnn.show_config()["bf16_gemm"]
+    if NATIVE and fastnn.get_simd() == "avx512":
+        assert name == "avx512_bf16 (vdpbf16ps)"
+    _C.set_bf16_fallback(True)
+    try:
+        assert _C.bf16_kernel() == "fallback: fp32 FMA on bf16-rounded operands"
+    finally:
+        _C.set_bf16_fallback(False)
