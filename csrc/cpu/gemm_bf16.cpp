@@ -34,6 +34,15 @@ Bf16Kernel pick_kernel() {
   return scalar::bf16_kernel();
 }
 
+// A buffer of at least n elements kept by the calling thread between calls: the packed operands
+// of a training step are megabytes, and fresh allocations would be zeroed page by page.
+template <class T, int Slot>
+T* scratch(size_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
 template <class F>
 void maybe_parallel(int64_t tasks, int64_t elems, F&& f) {
   if (elems < kParallelPackElems || tasks < 2) {
@@ -112,22 +121,35 @@ TilePlan plan_tiles(int64_t M, int64_t panels, int rows) {
 }
 
 // C[i0 + r, j0 + c] for r < rows, c < cols from the tile's sums: alpha, beta C, bias, Z, act.
+// Each step is its own loop over the row with the options decided outside it, so that the
+// loops vectorize (the weight gradient's epilogue covers a whole weight matrix).
 void store_tile(const GemmArgs<float>& g, int64_t i0, int rows, int64_t j0, int cols,
                 const float* acc) {
+  float x[kBf16PanelCols], bias[kBf16PanelCols];
+  if (g.bias)
+    for (int j = 0; j < cols; ++j) bias[j] = g.bias[(j0 + j) * g.bias_stride];
   act_math::with_act(g.act, [&](auto tag) {
     constexpr Act act = decltype(tag)::value;
     for (int r = 0; r < rows; ++r) {
       const float* s = acc + r * kBf16PanelCols;
       float* c = g.C + (i0 + r) * g.rsc + j0 * g.csc;
-      float* z = g.Z ? g.Z + (i0 + r) * g.rsc + j0 * g.csc : nullptr;
-      const float* bias = g.bias ? g.bias + j0 * g.bias_stride : nullptr;
-      for (int j = 0; j < cols; ++j) {
-        float x = g.alpha * s[j];
-        if (g.beta != 0.0f) x += g.beta * c[j * g.csc];
-        if (bias) x += bias[j * g.bias_stride];
-        if (z) z[j * g.csc] = x;
-        c[j * g.csc] = act_math::forward(act, g.act_param, x);
+      for (int j = 0; j < cols; ++j) x[j] = g.alpha * s[j];
+      if (g.beta != 0.0f) {
+        if (g.csc == 1)
+          for (int j = 0; j < cols; ++j) x[j] += g.beta * c[j];
+        else
+          for (int j = 0; j < cols; ++j) x[j] += g.beta * c[j * g.csc];
       }
+      if (g.bias)
+        for (int j = 0; j < cols; ++j) x[j] += bias[j];
+      if (g.Z) {
+        float* z = g.Z + (i0 + r) * g.rsc + j0 * g.csc;
+        for (int j = 0; j < cols; ++j) z[j * g.csc] = x[j];
+      }
+      if (g.csc == 1)
+        for (int j = 0; j < cols; ++j) c[j] = act_math::forward(act, g.act_param, x[j]);
+      else
+        for (int j = 0; j < cols; ++j) c[j * g.csc] = act_math::forward(act, g.act_param, x[j]);
     }
   });
 }
@@ -168,7 +190,7 @@ void pack_b_bf16(const float* B, int64_t rsb, int64_t csb, int64_t K, int64_t N,
   out.N = N;
   out.kpairs = (K + 1) / 2;
   out.panels = (N + C - 1) / C;
-  out.data.assign(size_t(out.panels * out.kpairs * C), 0u);  // the padding stays zero
+  out.data.resize(size_t(out.panels * out.kpairs * C));
   const int64_t kpairs = out.kpairs;
   uint32_t* dst = out.data.data();
   if (csb == 1) {
@@ -179,25 +201,38 @@ void pack_b_bf16(const float* B, int64_t rsb, int64_t csb, int64_t K, int64_t N,
       for (int64_t p = t * kChunk; p < std::min(kpairs, (t + 1) * kChunk); ++p) {
         const float* even = B + 2 * p * rsb;
         const float* odd = 2 * p + 1 < K ? B + (2 * p + 1) * rsb : zeros.data();
-        for (int64_t q = 0; q < out.panels; ++q)
-          kern.pair_rows(even + q * C, odd + q * C, std::min(C, N - q * C),
-                         dst + (q * kpairs + p) * C);
+        for (int64_t q = 0; q < out.panels; ++q) {
+          const int64_t cols = std::min(C, N - q * C);
+          uint32_t* row = dst + (q * kpairs + p) * C;
+          kern.pair_rows(even + q * C, odd + q * C, cols, row);
+          std::fill(row + cols, row + C, 0u);
+        }
       }
     });
   } else if (rsb == 1) {
     // Columns of op(B) contiguous (a transposed weight, for dX): a column in bf16 is its run
-    // of pairs, which goes down the panel.
+    // of pairs, which goes down the panel. Transposed through a small tile (kTile pairs of
+    // all the panel's columns) so that the panel is written a row at a time.
+    constexpr int64_t kTile = 32;
     maybe_parallel(out.panels, K * N, [&](int64_t q) {
-      std::vector<uint32_t> pairs(static_cast<size_t>(kpairs));
-      uint16_t* half = reinterpret_cast<uint16_t*>(pairs.data());
-      for (int64_t c = 0; c < std::min(C, N - q * C); ++c) {
-        kern.round_row(B + (q * C + c) * csb, K, half);
-        if (K % 2) half[K] = 0;
-        uint32_t* panel = dst + q * kpairs * C + c;
-        for (int64_t p = 0; p < kpairs; ++p) panel[p * C] = pairs[size_t(p)];
+      uint32_t tile[C][kTile];
+      const int64_t cols = std::min(C, N - q * C);
+      for (int64_t p0 = 0; p0 < kpairs; p0 += kTile) {
+        const int64_t np = std::min(kTile, kpairs - p0);
+        const int64_t k0 = 2 * p0, nk = std::min(2 * np, K - k0);
+        for (int64_t c = 0; c < cols; ++c) {
+          uint16_t* half = reinterpret_cast<uint16_t*>(tile[c]);
+          kern.round_row(B + (q * C + c) * csb + k0, nk, half);
+          if (nk % 2) half[nk] = 0;
+        }
+        for (int64_t c = cols; c < C; ++c) std::fill(tile[c], tile[c] + kTile, 0u);
+        uint32_t* panel = dst + (q * kpairs + p0) * C;
+        for (int64_t p = 0; p < np; ++p)
+          for (int64_t c = 0; c < C; ++c) panel[p * C + c] = tile[c][p];
       }
     });
   } else {
+    std::fill(out.data.begin(), out.data.end(), 0u);  // the padding
     auto at = [&](int64_t k, int64_t j) { return k < K ? B[k * rsb + j * csb] : 0.0f; };
     for (int64_t q = 0; q < out.panels; ++q)
       for (int64_t p = 0; p < kpairs; ++p)
@@ -224,7 +259,7 @@ void gemm_bf16(const GemmArgs<float>& g_in, const Bf16PackedB* packed) {
     gated_a = apply_gate(g.A, g.rsa, g.csa, g.M, g.K, g.gate_a);
     g.A = gated_a.data(), g.rsa = g.K, g.csa = 1;
   }
-  Bf16PackedB local;
+  thread_local Bf16PackedB local;
   if (!packed) {
     if (g.gate_b.data) {
       gated_b = apply_gate(g.B, g.rsb, g.csb, g.K, g.N, g.gate_b);
@@ -240,28 +275,27 @@ void gemm_bf16(const GemmArgs<float>& g_in, const Bf16PackedB* packed) {
     pack_b_bf16(g.B, g.rsb, g.csb, g.K, g.N, local);
     packed = &local;
   }
-  std::vector<uint32_t> apack(size_t(g.M * packed->kpairs));
-  pack_a(pick_kernel(), g.A, g.rsa, g.csa, g.M, g.K, apack.data());
-  run_tiles(g, apack.data(), *packed);
+  uint32_t* apack = scratch<uint32_t, 0>(size_t(g.M * packed->kpairs));
+  pack_a(pick_kernel(), g.A, g.rsa, g.csa, g.M, g.K, apack);
+  run_tiles(g, apack, *packed);
 }
 
 void dense_backward_bf16(const DenseBackwardArgs<float>& a) {
   const float* dz = a.dY;
   int64_t ldz = a.ldy;
-  std::vector<float> buf;
   if (a.gate.data) {
     // dZ once, on the vector activation kernels, for both products and the bias gradient.
-    buf.resize(size_t(a.M * a.N));
+    float* buf = scratch<float, 1>(size_t(a.M * a.N));
     for (int64_t i = 0; i < a.M; ++i) {
       const float* dy = a.dY + i * a.ldy;
       const float* v = a.gate.data + i * a.ldy;
-      float* out = buf.data() + i * a.N;
+      float* out = buf + i * a.N;
       if (a.gate.from_output)
         act_backward_from_output(a.gate.act, a.gate.param, dy, v, out, a.N);
       else
         act_backward(a.gate.act, a.gate.param, dy, v, out, a.N);
     }
-    dz = buf.data();
+    dz = buf;
     ldz = a.N;
   }
   if (a.db) {
