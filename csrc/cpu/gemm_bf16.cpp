@@ -34,14 +34,27 @@ Bf16Kernel pick_kernel() {
   return scalar::bf16_kernel();
 }
 
-// A buffer of at least n elements kept by the calling thread between calls: the packed operands
-// of a training step are megabytes, and fresh allocations would be zeroed page by page.
+// Buffers up to this size stay with the calling thread between calls (the packed operands of a
+// training step are megabytes, and fresh allocations would be zeroed page by page); larger ones
+// (a huge predict batch) are freed after the call rather than held for the thread's life.
+constexpr size_t kKeptScratchBytes = size_t(64) << 20;
+
+// A buffer of n elements, the calling thread's kept one (per Slot) when small enough.
 template <class T, int Slot>
-T* scratch(size_t n) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
+class Scratch {
+ public:
+  explicit Scratch(size_t n) {
+    thread_local std::vector<T> kept;
+    std::vector<T>& buf = n * sizeof(T) <= kKeptScratchBytes ? kept : own_;
+    if (buf.size() < n) buf.resize(n);
+    data_ = buf.data();
+  }
+  T* data() const { return data_; }
+
+ private:
+  std::vector<T> own_;
+  T* data_ = nullptr;
+};
 
 template <class F>
 void maybe_parallel(int64_t tasks, int64_t elems, F&& f) {
@@ -259,7 +272,10 @@ void gemm_bf16(const GemmArgs<float>& g_in, const Bf16PackedB* packed) {
     gated_a = apply_gate(g.A, g.rsa, g.csa, g.M, g.K, g.gate_a);
     g.A = gated_a.data(), g.rsa = g.K, g.csa = 1;
   }
-  thread_local Bf16PackedB local;
+  thread_local Bf16PackedB kept;
+  Bf16PackedB own;
+  Bf16PackedB& local =
+      size_t(g.K) * size_t(g.N) * 2 <= kKeptScratchBytes ? kept : own;
   if (!packed) {
     if (g.gate_b.data) {
       gated_b = apply_gate(g.B, g.rsb, g.csb, g.K, g.N, g.gate_b);
@@ -275,17 +291,18 @@ void gemm_bf16(const GemmArgs<float>& g_in, const Bf16PackedB* packed) {
     pack_b_bf16(g.B, g.rsb, g.csb, g.K, g.N, local);
     packed = &local;
   }
-  uint32_t* apack = scratch<uint32_t, 0>(size_t(g.M * packed->kpairs));
-  pack_a(pick_kernel(), g.A, g.rsa, g.csa, g.M, g.K, apack);
-  run_tiles(g, apack, *packed);
+  Scratch<uint32_t, 0> apack(size_t(g.M * packed->kpairs));
+  pack_a(pick_kernel(), g.A, g.rsa, g.csa, g.M, g.K, apack.data());
+  run_tiles(g, apack.data(), *packed);
 }
 
 void dense_backward_bf16(const DenseBackwardArgs<float>& a) {
   const float* dz = a.dY;
   int64_t ldz = a.ldy;
+  Scratch<float, 1> dz_buf(a.gate.data ? size_t(a.M * a.N) : 0);
   if (a.gate.data) {
     // dZ once, on the vector activation kernels, for both products and the bias gradient.
-    float* buf = scratch<float, 1>(size_t(a.M * a.N));
+    float* buf = dz_buf.data();
     for (int64_t i = 0; i < a.M; ++i) {
       const float* dy = a.dY + i * a.ldy;
       const float* v = a.gate.data + i * a.ldy;
