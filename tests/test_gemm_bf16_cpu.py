@@ -156,3 +156,57 @@ def test_kernel_name_and_forced_fallback():
         assert _C.bf16_kernel() == "fallback: fp32 FMA on bf16-rounded operands"
     finally:
         _C.set_bf16_fallback(False)
+
+
+# The engine's bf16 dense backward: dZ = dY * act'(gate) in FP32 (the derivative is not
+# rounded), then dW = bf16(X)^T bf16(dZ), dX = bf16(dZ) bf16(W)^T; db the FP32 column sums of dZ.
+@pytest.mark.parametrize("M,K,N", [(1, 3, 5), (13, 17, 33), (64, 129, 70), (256, 300, 31)])
+@pytest.mark.parametrize("activation,from_output", [("none", False), ("relu", True),
+                                                    ("tanh", False)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_dense_backward_bf16(path, M, K, N, activation, from_output, accumulate, rng):
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    w = rng.standard_normal((K, N)).astype(np.float32)
+    dy = rng.standard_normal((M, N)).astype(np.float32)
+    z = rng.standard_normal((M, N)).astype(np.float32)
+    gate = oracle.activation(activation, z).astype(np.float32) if from_output else z
+    dw0 = rng.standard_normal((K, N)).astype(np.float32)
+    db0 = rng.standard_normal(N).astype(np.float32)
+    dw = dw0.copy() if accumulate else np.full((K, N), np.nan, np.float32)
+    db = db0.copy() if accumulate else np.full(N, np.nan, np.float32)
+    dx = np.full((M, K), np.nan, np.float32)
+    _C.dense_backward_bf16(dy, x, w, gate, activation, 0.0, from_output, dw, db, dx, accumulate)
+
+    if activation == "none":
+        deriv = np.ones((M, N))
+    elif from_output:
+        deriv = oracle.act_deriv_from_output(gate, activation)
+    else:
+        deriv = oracle.activation_derivative(activation, z.astype(np.float64))
+    dz = dy.astype(np.float64) * deriv
+    dz32 = dz.astype(np.float32)  # the kernel forms dZ in float32, then rounds it to bf16
+    want_dx = rounded(dz32) @ rounded(w).T
+    want_dw = rounded(x).T @ rounded(dz32) + (dw0 if accumulate else 0)
+    want_db = dz.sum(axis=0) + (db0 if accumulate else 0)
+    S_dx = np.abs(rounded(dz32)) @ np.abs(rounded(w)).T
+    S_dw = np.abs(rounded(x)).T @ np.abs(rounded(dz32)) + (np.abs(dw0) if accumulate else 0)
+    # dZ's own float32 rounding (and act' in float32) can move a bf16 rounding of dZ by one
+    # bf16 ulp: 2^-8 of the term, so that much of S on top of the accumulation bound.
+    assert (np.abs(dx - want_dx) <= gemm_bf16_bound(S_dx, want_dx, N) + 2**-8 * S_dx).all()
+    assert (np.abs(dw - want_dw) <= gemm_bf16_bound(S_dw, want_dw, M) + 2**-8 * S_dw).all()
+    np.testing.assert_allclose(db, want_db, rtol=1e-5, atol=1e-5 * np.abs(dz).sum(axis=0).max())
+
+
+@pytest.mark.parametrize("env,want", [({"FASTNN_BF16": "fallback"}, "fallback"),
+                                      ({"FASTNN_SIMD": "scalar"}, "fallback"),
+                                      ({}, "vdpbf16ps" if NATIVE else "fallback")])
+def test_kernel_choice_from_environment(env, want):
+    import os
+    import subprocess
+    import sys
+
+    code = "import fastnn; print(fastnn.show_config()['bf16_gemm'])"
+    full = {k: v for k, v in os.environ.items() if k not in ("FASTNN_BF16", "FASTNN_SIMD")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**full, **env}, check=True)
+    assert want in out.stdout

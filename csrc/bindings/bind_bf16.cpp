@@ -9,6 +9,7 @@
 #include "bindings/convert.h"
 #include "core/cpu_features.h"
 #include "core/ops/activation.h"
+#include "core/ops/dense.h"
 #include "cpu/gemm_bf16.h"
 
 namespace fastnn::bind {
@@ -69,6 +70,54 @@ void gemm_bf16(py::handle a, py::handle b, py::handle out, bool trans_a, bool tr
   }
 }
 
+// C-contiguous float32 (rows, cols), else ValueError naming it.
+View f32_rows(py::handle obj, const char* name, int64_t rows, int64_t cols, bool writable = false) {
+  View v = f32_matrix(obj, name, writable);
+  if (v.shape[0] != rows || v.shape[1] != cols || !v.contiguous())
+    throw ValueError(std::string(name) + ": expected a C-contiguous float32 array of shape (" +
+                     std::to_string(rows) + ", " + std::to_string(cols) + ")");
+  return v;
+}
+
+// The engine's bf16 dense backward (cpu::dense_backward_bf16) on contiguous float32 arrays:
+// dw (+)= x^T dz, db (+)= colsum(dz), dx = dz w^T, dz = dy * act'(gate).
+void dense_backward_bf16(py::handle dy, py::handle x, py::handle w, py::handle gate,
+                         const std::string& activation, double act_param, bool from_output,
+                         py::handle dw, py::handle db, py::handle dx, bool accumulate) {
+  const View X = f32_matrix(x, "x");
+  const View W = f32_matrix(w, "w");
+  DenseBackwardArgs<float> d;
+  d.M = X.shape[0], d.K = X.shape[1], d.N = W.shape[1];
+  f32_rows(x, "x", d.M, d.K);
+  f32_rows(w, "w", d.K, d.N);
+  const View DY = f32_rows(dy, "dy", d.M, d.N), DW = f32_rows(dw, "dw", d.K, d.N, true);
+  d.X = X.ptr<const float>(), d.ldx = d.K;
+  d.W = W.ptr<const float>(), d.ldw = d.N;
+  d.dY = DY.ptr<const float>(), d.ldy = d.N;
+  d.dW = DW.ptr<float>(), d.lddw = d.N;
+  d.accumulate = accumulate;
+  const Act act = act_from_name(activation);
+  if (act != Act::None) {
+    d.gate.data = f32_rows(gate, "gate", d.M, d.N).ptr<const float>();
+    d.gate.act = act;
+    d.gate.param = float(act_param);
+    d.gate.from_output = from_output;
+  }
+  if (!db.is_none()) {
+    const View DB = view(db, "db", true);
+    check_dtype(DB, DType::Float32, "db");
+    if (DB.ndim() != 1 || DB.shape[0] != d.N || !DB.contiguous())
+      throw ValueError("db: expected a contiguous array of shape (N,)");
+    d.db = DB.ptr<float>();
+  }
+  if (!dx.is_none()) {
+    d.dX = f32_rows(dx, "dx", d.M, d.K, true).ptr<float>();
+    d.lddx = d.K;
+  }
+  py::gil_scoped_release release;
+  cpu::dense_backward_bf16(d);
+}
+
 }  // namespace
 
 void bind_bf16(py::module_& m) {
@@ -77,6 +126,10 @@ void bind_bf16(py::module_& m) {
         py::arg("activation"), py::arg("act_param"), py::arg("z") = py::none(),
         py::arg("prepacked") = false,
         "out = act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias), FP32 accumulation");
+  m.def("dense_backward_bf16", &dense_backward_bf16, py::arg("dy"), py::arg("x"), py::arg("w"),
+        py::arg("gate"), py::arg("activation"), py::arg("act_param"), py::arg("from_output"),
+        py::arg("dw"), py::arg("db"), py::arg("dx"), py::arg("accumulate"),
+        "the bf16 engine's dense backward: dw (+)= x^T dz, db (+)= colsum(dz), dx = dz w^T");
   m.def("bf16_kernel", [] { return std::string(cpu::bf16_kernel_name()); });
   m.def("bf16_native_supported", &cpu_supports_avx512_bf16);
   m.def("set_bf16_fallback", &set_bf16_fallback, py::arg("forced"),
