@@ -326,8 +326,17 @@ void dense_backward_bf16(const DenseBackwardArgs<float>& a) {
   w.beta = a.accumulate ? 1.0f : 0.0f;
   gemm_bf16(w);
   if (!a.dX) return;
-  // dX (M x K) = dZ (M x N) @ W^T (N x K)
-  gemm_bf16(gemm_product(a.M, a.K, a.N, dz, ldz, 1, a.W, 1, a.ldw, a.dX, a.lddx));
+  // dX (M x K) = dZ (M x N) @ W^T (N x K). Packing puts pairs along the sum (N), which for W^T
+  // runs across W's rows: a transpose of the whole weight. With a batch of a panel or more and
+  // smaller than K, the transposed product dX^T (K x M) = W @ dZ^T packs W row by row and
+  // transposes dZ instead, and the epilogue writes dX through its strides.
+  if (a.M >= kBf16PanelCols && a.M < a.K) {
+    GemmArgs<float> t = gemm_product(a.K, a.M, a.N, a.W, a.ldw, 1, dz, 1, ldz, a.dX, 1);
+    t.csc = a.lddx;
+    gemm_bf16(t);
+  } else {
+    gemm_bf16(gemm_product(a.M, a.K, a.N, dz, ldz, 1, a.W, 1, a.ldw, a.dX, a.lddx));
+  }
 }
 
 const char* bf16_kernel_name() { return bf16_path_name(bf16_path()); }
