@@ -182,3 +182,18 @@ def test_digits_accuracy_matches_fp32():
     fp32, bf16 = digits_accuracy("fp32"), digits_accuracy("bf16")
     assert fp32 > 0.95
     assert abs(bf16 - fp32) <= 0.005, (fp32, bf16)
+
+
+def test_concurrent_predicts_fill_the_bf16_weights_once(rng):
+    # Fresh weights (nothing packed yet) and several threads predicting at once: the packing
+    # happens under the cache's lock and every thread sees complete packed weights.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = data(rng, 50)
+    m = model(widths=(300, 200))
+    m.set_weights([w * 1.5 for w in m.get_weights()])
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: m.predict(X), range(8)))
+    want = bf16_forward(m.get_weights(), X)
+    for r in results:
+        np.testing.assert_allclose(r, want, atol=2e-5)

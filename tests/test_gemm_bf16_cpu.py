@@ -210,3 +210,28 @@ def test_kernel_choice_from_environment(env, want):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**full, **env}, check=True)
     assert want in out.stdout
+
+
+@pytest.mark.parametrize("trans", [False, True])
+def test_rounding_on_the_vector_packing_paths(path, trans, rng):
+    # Rows long enough for the vector conversion loops (32 and 16 values at a time) and their
+    # tails: one product per output against an identity, so the result is the rounded operand.
+    n = 71
+    ties = np.float32(1.0) + np.float32(2**-8) * rng.integers(0, 256, (n, n)).astype(np.float32)
+    ties[3, 5] = np.nan
+    ties[7, 9] = 3.4028235e38
+    eye = np.eye(n, dtype=np.float32)
+    want = oracle.round_bf16(ties)
+    stored = ties.T.copy() if trans else ties
+    for side in ("a", "b"):
+        out = np.full((n, n), -1.0, np.float32)
+        if side == "a":
+            gemm_bf16(stored, eye, out, trans_a=trans)
+            clean = np.ones((n, n), bool)
+            clean[[3, 7], :] = False  # NaN * 0 and Inf * 0 spread along the row
+        else:
+            gemm_bf16(eye, stored, out, trans_b=trans)
+            clean = np.ones((n, n), bool)
+            clean[:, [5, 9]] = False  # ... or the column
+        np.testing.assert_array_equal(out[clean], want[clean], err_msg=f"{side} packing")
+        assert np.isnan(out[3, 5]) and out[7, 9] == np.inf, f"{side} packing"

@@ -133,40 +133,6 @@ TilePlan plan_tiles(int64_t M, int64_t panels, int rows) {
   return t;
 }
 
-// C[i0 + r, j0 + c] for r < rows, c < cols from the tile's sums: alpha, beta C, bias, Z, act.
-// Each step is its own loop over the row with the options decided outside it, so that the
-// loops vectorize (the weight gradient's epilogue covers a whole weight matrix).
-void store_tile(const GemmArgs<float>& g, int64_t i0, int rows, int64_t j0, int cols,
-                const float* acc) {
-  float x[kBf16PanelCols], bias[kBf16PanelCols];
-  if (g.bias)
-    for (int j = 0; j < cols; ++j) bias[j] = g.bias[(j0 + j) * g.bias_stride];
-  act_math::with_act(g.act, [&](auto tag) {
-    constexpr Act act = decltype(tag)::value;
-    for (int r = 0; r < rows; ++r) {
-      const float* s = acc + r * kBf16PanelCols;
-      float* c = g.C + (i0 + r) * g.rsc + j0 * g.csc;
-      for (int j = 0; j < cols; ++j) x[j] = g.alpha * s[j];
-      if (g.beta != 0.0f) {
-        if (g.csc == 1)
-          for (int j = 0; j < cols; ++j) x[j] += g.beta * c[j];
-        else
-          for (int j = 0; j < cols; ++j) x[j] += g.beta * c[j * g.csc];
-      }
-      if (g.bias)
-        for (int j = 0; j < cols; ++j) x[j] += bias[j];
-      if (g.Z) {
-        float* z = g.Z + (i0 + r) * g.rsc + j0 * g.csc;
-        for (int j = 0; j < cols; ++j) z[j * g.csc] = x[j];
-      }
-      if (g.csc == 1)
-        for (int j = 0; j < cols; ++j) c[j] = act_math::forward(act, g.act_param, x[j]);
-      else
-        for (int j = 0; j < cols; ++j) c[j * g.csc] = act_math::forward(act, g.act_param, x[j]);
-    }
-  });
-}
-
 void run_tiles(const GemmArgs<float>& g, const uint32_t* apack, const Bf16PackedB& b) {
   const Bf16Kernel kern = pick_kernel();
   const TilePlan t = plan_tiles(g.M, b.panels, kern.rows);
@@ -181,7 +147,7 @@ void run_tiles(const GemmArgs<float>& g, const uint32_t* apack, const Bf16Packed
       for (int64_t i0 = rb * t.row_block; i0 < i_end; i0 += kern.rows) {
         const int rows = int(std::min<int64_t>(kern.rows, i_end - i0));
         kern.tile(apack + i0 * b.kpairs, b.kpairs, rows, bq, b.kpairs, acc);
-        store_tile(g, i0, rows, j0, cols, acc);
+        kern.store(g, i0, rows, j0, cols, acc);
       }
     }
   };

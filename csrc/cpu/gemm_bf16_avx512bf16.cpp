@@ -4,6 +4,7 @@
 // Built with -mavx512bf16 (CMakeLists.txt); only called when cpu_features' bf16_path() is Native.
 #include <immintrin.h>
 
+#include "cpu/gemm_bf16_epilogue.h"
 #include "cpu/gemm_bf16_kernels.h"
 #include "cpu/gemm_bf16_round.h"
 
@@ -76,9 +77,38 @@ void tile(const uint32_t* a, int64_t lda, int rows, const uint32_t* b, int64_t k
   }
 }
 
+// gemm_bf16_round.h's loops on vcvtne2ps2bf16 (the same rounding, one instruction for 32
+// values), the scalar loops for the tails. (The instruction also flushes float32 denormals to
+// zero, which vdpbf16ps does with bf16 denormals anyway: the products are the same.)
+void round_row(const float* x, int64_t n, uint16_t* out) {
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(x + j));
+    _mm512_storeu_si512(out + j, (__m512i)v);
+  }
+  bf16_round::round_row(x + j, n - j, out + j);
+}
+
+void pair_rows(const float* even, const float* odd, int64_t n, uint32_t* out) {
+  // The conversion gives even[0..15] in the low 16 words and odd[0..15] in the high ones;
+  // word 2i of a pair row takes even[i], word 2i + 1 odd[i].
+  alignas(64) static const uint16_t interleave[32] = {
+      0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(interleave);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(odd + j), _mm512_loadu_ps(even + j));
+    _mm512_storeu_si512(out + j, _mm512_permutexvar_epi16(idx, (__m512i)v));
+  }
+  bf16_round::pair_rows(even + j, odd + j, n - j, out + j);
+}
+
 }  // namespace
 
-Bf16Kernel bf16_kernel() { return {kRows, &tile, &bf16_round::round_row, &bf16_round::pair_rows}; }
+Bf16Kernel bf16_kernel() {
+  return {kRows, &tile, &round_row, &pair_rows, &bf16_epilogue::store_tile};
+}
 
 }  // namespace avx512bf16
 }  // namespace cpu

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstring>
 
+#include "cpu/gemm_bf16_epilogue.h"
 #include "cpu/gemm_bf16_kernels.h"
 #include "cpu/gemm_bf16_round.h"
 
@@ -55,7 +56,10 @@ static_assert(kFallbackRows == 4, "tile() dispatches up to four rows");
 
 }  // namespace
 
-Bf16Kernel bf16_kernel() { return {kFallbackRows, &tile, &bf16_round::round_row, &bf16_round::pair_rows}; }
+Bf16Kernel bf16_kernel() {
+  return {kFallbackRows, &tile, &bf16_round::round_row, &bf16_round::pair_rows,
+          &bf16_epilogue::store_tile};
+}
 
 }  // namespace FASTNN_ISA
 }  // namespace cpu

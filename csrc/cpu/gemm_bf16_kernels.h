@@ -21,6 +21,9 @@ struct Bf16Kernel {
   Bf16TileFn tile;
   void (*round_row)(const float* x, int64_t n, uint16_t* out);
   void (*pair_rows)(const float* even, const float* odd, int64_t n, uint32_t* out);
+  // gemm_bf16_epilogue.h's store_tile: C from a tile's sums (alpha, beta, bias, Z, act).
+  void (*store)(const GemmArgs<float>& g, int64_t i0, int rows, int64_t j0, int cols,
+                const float* acc);
 };
 
 #define FASTNN_DECLARE_BF16_KERNEL(isa) \
