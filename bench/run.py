@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suites import gemm, gpu_kernels, gpu_train, gridsearch, kernels, linear, train
+from bench.suites import (gemm, gpu_kernels, gpu_train, gridsearch, infer, kernels, linear,
+                          train)
 
-SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, gridsearch, gpu_kernels,
-                                    gpu_train)}
+SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, infer, gridsearch,
+                                    gpu_kernels, gpu_train)}
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
@@ -28,10 +29,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="write results here instead of bench/out/<suite>.json; "
                         "with several suites the file holds all of them")
     p.add_argument("--markdown", metavar="PATH", default=None,
-                   help="also write the suites' tables as markdown here (the GPU suites "
-                        "provide them; for bench/RESULTS.md)")
+                   help="also write the suites' tables as markdown here (infer, train and "
+                        "the GPU suites provide them; for bench/RESULTS.md)")
     p.add_argument("--quick", action="store_true",
-                   help="fewer repeats and smaller sizes (whole run < 30 s)")
+                   help="fewer repeats, shorter quiet gaps and smaller sizes (a smoke run: "
+                        "each CPU suite takes seconds to a minute, not a measurement)")
     return p
 
 

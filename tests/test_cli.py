@@ -298,3 +298,24 @@ def test_bench_checkout_is_found_from_the_package_not_the_working_directory(tmp_
     # may itself sit inside the checkout) has no bench/ beside it.
     editable = Path(fastnn.__file__).resolve().parent == repo / "python" / "fastnn"
     assert cli_main._bench_checkout() == (repo if editable else None)
+
+
+def test_bench_passes_its_options_through_to_the_suites(capsys, monkeypatch, tmp_path):
+    """`python -m fastnn bench infer --quick --markdown F` means what `python -m bench ...` means:
+    every word after `bench` is the bench runner's, options included."""
+    import sys
+    import types
+
+    from fastnn import cli as cli_main
+
+    seen = []
+    fake_run = types.ModuleType("bench.run")
+    fake_run.main = lambda argv: seen.append(list(argv)) or 0
+    fake_pkg = types.ModuleType("bench")
+    fake_pkg.run = fake_run
+    monkeypatch.setitem(sys.modules, "bench", fake_pkg)
+    monkeypatch.setitem(sys.modules, "bench.run", fake_run)
+    monkeypatch.setattr(cli_main, "_bench_checkout", lambda: tmp_path)
+    rc, _, _ = cli(capsys, "bench", "--markdown", "out.md", "infer", "--quick")
+    assert rc == 0
+    assert seen == [["--markdown", "out.md", "infer", "--quick"]]

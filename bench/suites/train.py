@@ -14,21 +14,28 @@ import fastnn
 from fastnn import optim
 from fastnn.layers import Dense
 
+from bench.suites._ceilings import sgemm_fn
 from bench.suites._common import Context
-from bench.table import Column, Table
+from bench.suites._engines import NOT_IN_BUILD
+from bench.suites._mlp import NETWORKS, data, fastnn_model, torch_model, train_flops
+from bench.table import Column, Table, markdown
 from bench.threads import same_threads
-from bench.timing import measure
+from bench.timing import measure_interleaved
 
 NAME = "train"
 DESCRIPTION = "training samples/s and inference latency vs PyTorch CPU; digits vs scikit-learn"
 
-# name, layer widths, batch size, optimizer, samples (full / quick)
+# name, batch size, optimizer, samples per epoch (full / quick); widths from _mlp.NETWORKS
 CONFIGS = (
-    ("small 64-128-10", (64, 128, 10), 32, "sgd", 32768, 4096),
-    ("medium 784-256-256-10", (784, 256, 256, 10), 128, "adam", 16384, 2048),
-    ("wide 784-2048-2048-10", (784, 2048, 2048, 10), 256, "adam", 4096, 512),
+    ("small 64-128-10", 32, "sgd", 32768, 4096),
+    ("medium 784-256-256-10", 128, "adam", 16384, 2048),
+    ("wide 784-2048-2048-10", 256, "adam", 4096, 512),
 )
 THREADS = 2
+# The SGEMM rates the wide network's training flop rate is divided by: a large square and the
+# step's biggest forward shape (batch x 2048 x 2048), both fastnn.ops.matmul in the same run.
+SGEMM_SHAPES = ((2048, 2048, 2048), (256, 2048, 2048))
+SGEMM_SHAPES_QUICK = ((1024, 1024, 1024), (256, 2048, 2048))
 
 
 def _torch():
@@ -39,29 +46,25 @@ def _torch():
         return None
 
 
-def _data(widths, n, seed=0):
-    rng = np.random.default_rng(seed)
-    c = widths[-1]
-    centers = rng.standard_normal((c, widths[0])).astype(np.float32)
-    y = rng.integers(0, c, n)
-    X = (centers[y] + rng.standard_normal((n, widths[0]), dtype=np.float32))
-    return X.astype(np.float32), y.astype(np.int64)
-
-
-def _fastnn_model(widths, opt):
-    layers = [Dense(w, "relu") for w in widths[1:-1]] + [Dense(widths[-1])]
-    model = fastnn.Sequential(layers, input_dim=widths[0], seed=0)
+def _fastnn_model(widths, opt, precision="fp32"):
+    model = fastnn_model(widths, precision)
     model.compile("softmax_cross_entropy",
                   optim.SGD(lr=0.01, momentum=0.9) if opt == "sgd" else optim.Adam(lr=1e-3))
     return model
 
 
+def _fastnn_bf16(widths, opt, X, y, bs):
+    """A bf16 model that trains here, or the reason it cannot (feature-detected, as in infer)."""
+    try:
+        model = _fastnn_model(widths, opt, "bf16")
+        model.fit(X[:bs], y[:bs], epochs=1, batch_size=bs, verbose=0)
+    except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return model, ""
+
+
 def _torch_model(torch, widths, opt):
-    mods = []
-    for a, b in zip(widths[:-2], widths[1:-1]):
-        mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    mods.append(torch.nn.Linear(widths[-2], widths[-1]))
-    model = torch.nn.Sequential(*mods)
+    model = torch_model(torch, widths)
     o = (torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if opt == "sgd"
          else torch.optim.Adam(model.parameters(), lr=1e-3))
     return model, o
@@ -78,52 +81,89 @@ def _torch_epoch(torch, model, o, X, y, batch_size, gen):
         o.step()
 
 
+def _sgemm_label(m, k, n):
+    return f"SGEMM {m}x{k}x{n}"
+
+
 def _throughput_rows(ctx: Context, torch):
-    rows = []
-    for name, widths, bs, opt, n_full, n_quick in CONFIGS:
+    """One interleaved measurement per network: fastnn fp32 epoch, fastnn bf16 epoch (when the
+    build has it), the PyTorch epoch, and for the wide network the SGEMM shapes of its ceiling."""
+    rows, ceiling = [], None
+    for name, bs, opt, n_full, n_quick in CONFIGS:
+        widths = NETWORKS[name]
         n = n_quick if ctx.quick else n_full
-        X, y = _data(widths, n)
+        X, y = data(widths, n)
+        fns = {}
         with same_threads(ctx.blas, THREADS):
             model = _fastnn_model(widths, opt)
-            model.fit(X, y, epochs=1, batch_size=bs, verbose=0)  # warm-up
-            t = measure(lambda: model.fit(X, y, epochs=1, batch_size=bs, verbose=0), ctx.timer)
-            fast = n / t.median_s
-            row = {"shape": name, "threads": THREADS, "batch": bs, "fastnn": fast,
-                   "loss": model.evaluate(X, y)["loss"], "ok": True}
+            fns["fastnn"] = lambda: model.fit(X, y, epochs=1, batch_size=bs, verbose=0)
+            bf16, bf16_note = _fastnn_bf16(widths, opt, X, y, bs)
+            if bf16 is not None:
+                fns["bf16"] = lambda: bf16.fit(X, y, epochs=1, batch_size=bs, verbose=0)
             if torch is not None:
                 torch.set_num_threads(THREADS)
                 tm, to = _torch_model(torch, widths, opt)
                 Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
                 gen = torch.Generator().manual_seed(0)
-                _torch_epoch(torch, tm, to, Xt, yt, bs, gen)
-                tt = measure(lambda: _torch_epoch(torch, tm, to, Xt, yt, bs, gen), ctx.timer)
-                row["torch"] = n / tt.median_s
-                row["ratio"] = fast / row["torch"]
+                fns["torch"] = lambda: _torch_epoch(torch, tm, to, Xt, yt, bs, gen)
+            sgemm_flops = {}
+            if name.startswith("wide"):
+                for shape in SGEMM_SHAPES_QUICK if ctx.quick else SGEMM_SHAPES:
+                    fns[_sgemm_label(*shape)], sgemm_flops[_sgemm_label(*shape)] = sgemm_fn(*shape)
+            times = measure_interleaved(fns, ctx.timer)
+        flops = train_flops(widths) * n
+        fast = n / times["fastnn"].median_s
+        row = {"shape": name, "threads": THREADS, "batch": bs, "fastnn": fast,
+               "gflops": flops / times["fastnn"].median_s / 1e9,
+               "loss": model.evaluate(X, y)["loss"], "ok": True,
+               "fastnn_time": times["fastnn"].to_dict()}
+        if torch is not None:
+            row["torch"] = n / times["torch"].median_s
+            row["ratio"] = fast / row["torch"]
+            row["torch_time"] = times["torch"].to_dict()
+        if bf16 is not None:
+            row["bf16"] = n / times["bf16"].median_s
+            row["bf16_ratio"] = row["bf16"] / fast
+            row["bf16_loss"] = bf16.evaluate(X, y)["loss"]
+        else:
+            row["bf16"], row["bf16_detail"] = NOT_IN_BUILD, bf16_note
         rows.append(row)
-    return rows
+        if sgemm_flops:
+            ceiling = {"shape": f"{name} training flop rate", "threads": THREADS, "ok": True,
+                       "train_gflops": row["gflops"], "flops_per_sample": train_flops(widths)}
+            for i, (label, f) in enumerate(sgemm_flops.items()):
+                rate = f / times[label].median_s / 1e9
+                ceiling[f"sgemm{i}_label"], ceiling[f"sgemm{i}"] = label, rate
+                ceiling[f"ratio{i}"] = row["gflops"] / rate
+    return rows, ceiling
 
 
 def _inference_rows(ctx: Context, torch):
     rows = []
-    for name, widths, _, opt, _, _ in CONFIGS:
+    for name, _, opt, _, _ in CONFIGS:
+        widths = NETWORKS[name]
         model = _fastnn_model(widths, opt)
+        if torch is not None:
+            tm = torch_model(torch, widths, model.get_weights())
         for batch in (1, 1024):
-            X, _ = _data(widths, batch, seed=1)
+            X, _ = data(widths, batch, seed=1)
+            fns = {"fastnn": lambda: model.predict(X, batch_size=batch)}
+            if torch is not None:
+                Xt = torch.from_numpy(X)
+
+                def run():
+                    with torch.inference_mode():
+                        return torch.softmax(tm(Xt), dim=1)
+
+                fns["torch"] = run
             with same_threads(ctx.blas, THREADS):
-                t = measure(lambda: model.predict(X, batch_size=batch), ctx.timer)
-                row = {"shape": f"{name} predict", "threads": THREADS, "batch": batch,
-                       "fastnn_us": t.median_s * 1e6, "ok": True}
-                if torch is not None:
-                    tm, _ = _torch_model(torch, widths, opt)
-                    Xt = torch.from_numpy(X)
-
-                    def run():
-                        with torch.inference_mode():
-                            return torch.softmax(tm(Xt), dim=1)
-
-                    tt = measure(run, ctx.timer)
-                    row["torch_us"] = tt.median_s * 1e6
-                    row["ratio"] = tt.median_s / t.median_s
+                times = measure_interleaved(fns, ctx.timer)
+            t = times["fastnn"]
+            row = {"shape": f"{name} predict", "threads": THREADS, "batch": batch,
+                   "fastnn_us": t.median_s * 1e6, "ok": True}
+            if torch is not None:
+                row["torch_us"] = times["torch"].median_s * 1e6
+                row["ratio"] = times["torch"].median_s / t.median_s
             rows.append(row)
     return rows
 
@@ -187,44 +227,78 @@ def _process_rows():
     return rows
 
 
+TRAIN_COLUMNS = [
+    Column("shape", "training", width=24), Column("batch", "batch"),
+    Column("fastnn", "fastnn samples/s", ",.0f"), Column("gflops", "fastnn GFLOP/s", ".1f"),
+    Column("torch", "torch samples/s", ",.0f"), Column("ratio", "fastnn/torch", ".2f"),
+    Column("bf16", "fastnn bf16 samples/s", ",.0f"), Column("bf16_ratio", "bf16/fp32", ".2f"),
+]
+CEILING_COLUMNS = [
+    Column("shape", "ceiling", width=40), Column("train_gflops", "training GFLOP/s", ".1f"),
+    Column("sgemm0", "SGEMM GFLOP/s (0)", ".1f"), Column("ratio0", "training/SGEMM (0)", ".2f"),
+    Column("sgemm1", "SGEMM GFLOP/s (1)", ".1f"), Column("ratio1", "training/SGEMM (1)", ".2f"),
+]
+INFER_COLUMNS = [
+    Column("shape", "inference", width=32), Column("batch", "batch"),
+    Column("fastnn_us", "fastnn us", ",.1f"), Column("torch_us", "torch us", ",.1f"),
+    Column("ratio", "torch/fastnn", ".2f"),
+]
+DIGITS_COLUMNS = [
+    Column("shape", "vs scikit-learn", width=36), Column("fastnn_s", "fastnn s", ".2f"),
+    Column("sklearn_s", "sklearn s", ".2f"), Column("ratio", "sklearn/fastnn", ".1f"),
+    Column("fastnn_acc", "fastnn acc", ".4f"), Column("sklearn_acc", "sklearn acc", ".4f"),
+]
+PROCESS_COLUMNS = [
+    Column("shape", "process", width=16), Column("import_ms", "import ms", ".1f"),
+    Column("peak_mib", "peak MiB", ".1f"),
+]
+
+
+def _print_table(columns, rows) -> None:
+    table = Table(columns)
+    table.header()
+    for row in rows:
+        table.row(row)
+    print()
+
+
 def run(ctx: Context) -> dict:
     torch = _torch()
-    notes = [f"{THREADS} threads for fastnn, PyTorch ({'present' if torch else 'not installed'}) "
-             "and OpenBLAS; samples/s = samples per epoch / median epoch time (after one "
-             "warm-up epoch); PyTorch runs the usual loop (randperm, slice, zero_grad, forward, "
-             "cross_entropy, backward, step)"]
-    print(notes[0])
-    rows = []
-    table = Table([Column("shape", "training", width=24), Column("batch", "batch"),
-                   Column("fastnn", "fastnn samples/s", ",.0f"),
-                   Column("torch", "torch samples/s", ",.0f"), Column("ratio", "fastnn/torch", ".2f")])
-    table.header()
-    for row in _throughput_rows(ctx, torch):
-        table.row(row)
-        rows.append(row)
-    print()
-    table = Table([Column("shape", "inference", width=32), Column("batch", "batch"),
-                   Column("fastnn_us", "fastnn us", ",.1f"), Column("torch_us", "torch us", ",.1f"),
-                   Column("ratio", "torch/fastnn", ".2f")])
-    table.header()
-    for row in _inference_rows(ctx, torch):
-        table.row(row)
-        rows.append(row)
-    print()
-    row = _digits_row(ctx)
-    rows.append(row)
-    table = Table([Column("shape", "vs scikit-learn", width=36), Column("fastnn_s", "fastnn s", ".2f"),
-                   Column("sklearn_s", "sklearn s", ".2f"), Column("ratio", "sklearn/fastnn", ".1f"),
-                   Column("fastnn_acc", "fastnn acc", ".4f"), Column("sklearn_acc", "sklearn acc", ".4f")])
-    table.header()
-    table.row(row)
-    print()
-    table = Table([Column("shape", "process", width=16), Column("import_ms", "import ms", ".1f"),
-                   Column("peak_mib", "peak MiB", ".1f")])
-    table.header()
-    for row in _process_rows():
-        table.row(row)
-        rows.append(row)
+    notes = [
+        f"{THREADS} threads for fastnn, PyTorch ({'present' if torch else 'not installed'}) and "
+        "OpenBLAS; samples/s = samples per epoch / median epoch time, engines interleaved, "
+        "after warm-up epochs, a quiet gap before each (bench/timing.py); PyTorch runs the usual "
+        "loop (randperm, slice, zero_grad, forward, cross_entropy, backward, step)",
+        "training GFLOP/s counts 2*M*K*N per Dense layer forward, 2*M*K*N for dW and 2*M*K*N for "
+        "dX backward, no dX for the first layer (wide: "
+        f"{train_flops(NETWORKS['wide 784-2048-2048-10']) / 1e6:.1f} MFLOP per sample); "
+        "bias, activations, loss and optimizer not counted",
+        "ceiling: the same training flop rate / fastnn.ops.matmul GFLOP/s on SGEMM shapes "
+        "measured interleaved with the epochs of the same run",
+    ]
+    for note in notes:
+        print(note)
+    throughput, ceiling = _throughput_rows(ctx, torch)
+    _print_table(TRAIN_COLUMNS, throughput)
+    ceilings = [ceiling] if ceiling else []
+    if ceiling:
+        print("SGEMM (0) = " + ceiling["sgemm0_label"] + ", SGEMM (1) = " + ceiling["sgemm1_label"])
+        _print_table(CEILING_COLUMNS, ceilings)
+    inference = _inference_rows(ctx, torch)
+    _print_table(INFER_COLUMNS, inference)
+    digits = [_digits_row(ctx)]
+    _print_table(DIGITS_COLUMNS, digits)
+    process = _process_rows()
+    _print_table(PROCESS_COLUMNS, process)
+    rows = throughput + ceilings + inference + digits + process
     for r in rows:
         r.setdefault("threads", THREADS)
-    return {"rows": rows, "notes": notes}
+    sgemm_note = (f"SGEMM (0) = {ceiling['sgemm0_label']}, SGEMM (1) = {ceiling['sgemm1_label']}"
+                  if ceiling else "")
+    md = (markdown(TRAIN_COLUMNS, throughput, "Training throughput") + "\n"
+          + markdown(CEILING_COLUMNS, ceilings, "Wide network: training flop rate vs SGEMM")
+          + "\n" + markdown(INFER_COLUMNS, inference, "Inference (fastnn vs PyTorch)") + "\n"
+          + markdown(DIGITS_COLUMNS, digits, "Digits vs scikit-learn") + "\n"
+          + markdown(PROCESS_COLUMNS, process, "Process") + "\n"
+          + "".join(f"- {n}\n" for n in notes + ([sgemm_note] if sgemm_note else [])))
+    return {"rows": rows, "notes": notes, "markdown": md}

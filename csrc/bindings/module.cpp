@@ -16,6 +16,7 @@ namespace py = pybind11;
 using namespace fastnn;
 
 void bind_engine(py::module_& m);  // bind_engine.cpp: the CPU training engine
+void bind_quantized(py::module_& m);  // bind_quantized.cpp: int8 inference (fastnn.quantize)
 namespace fastnn::bind {
 void bind_bf16(py::module_& m);  // bind_bf16.cpp: the CPU bf16 GEMM and its kernel choice
 }
@@ -26,6 +27,7 @@ PYBIND11_MODULE(_C, m) {
 
   fastnn::bind::bind_op_families(m);
   bind_engine(m);
+  bind_quantized(m);
   fastnn::bind::bind_bf16(m);
 
   m.def("get_num_threads", &get_num_threads);

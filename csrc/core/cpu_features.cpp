@@ -17,7 +17,8 @@ namespace {
 
 struct Features {
   bool avx2 = false, fma = false, avx512f = false, avx512vl = false, avx512dq = false,
-       avx512bw = false, bmi2 = false, avx512_bf16 = false;
+       avx512bw = false, bmi2 = false;
+  bool avx512vnni = false, avx512_bf16 = false;
 };
 
 #ifdef FASTNN_HAVE_CPUID
@@ -48,6 +49,7 @@ Features detect() {
     f.avx512dq = b & (1u << 17);
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
+    f.avx512vnni = c & (1u << 11);
     const unsigned int max_sub = a;  // leaf 7 subleaf 0 gives the highest subleaf in EAX
     if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512_bf16 = a & (1u << 5);
   }
@@ -147,9 +149,12 @@ std::string cpu_feature_string() {
   add(f.avx512vl, "avx512vl");
   add(f.avx512dq, "avx512dq");
   add(f.avx512bw, "avx512bw");
+  add(f.avx512vnni, "avx512vnni");
   add(f.avx512_bf16, "avx512_bf16");
   return out.empty() ? "none" : out;
 }
+
+bool cpu_has_avx512_vnni() { return cpu_supports(Simd::Avx512) && features().avx512vnni; }
 
 namespace {
 

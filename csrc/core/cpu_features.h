@@ -19,6 +19,9 @@ void set_simd(Simd s);      // throws ValueError when the CPU lacks it
 
 std::string cpu_feature_string();  // e.g. "avx2 fma avx512f avx512vl ..."
 
+// AVX512_VNNI (vpdpbusd, the int8 dot product of quantized inference) next to the AVX-512 path.
+bool cpu_has_avx512_vnni();
+
 // The bf16 GEMM (cpu/gemm_bf16.h): vdpbf16ps where the CPU has AVX512_BF16 (CPUID leaf 7
 // subleaf 1, EAX bit 5, with the OS saving the ZMM state) and the AVX-512 path is active;
 // otherwise fp32 FMA on the bf16-rounded operands. FASTNN_BF16=fallback (read once) or

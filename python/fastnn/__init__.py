@@ -6,6 +6,7 @@ from fastnn import callbacks, cuda, data, io, layers, losses, model_selection, o
 from fastnn._config import get_num_threads, get_simd, set_num_threads, set_simd, show_config
 from fastnn.model import Sequential, load
 from fastnn.perceptron import Perceptron
+from fastnn.quantized import QuantizedModel, quantize
 from fastnn.tensor import Tensor, asarray, from_dlpack
 from fastnn import _threadpoolctl
 
@@ -15,4 +16,5 @@ __all__ = [
     "Tensor", "asarray", "from_dlpack", "Sequential", "Perceptron", "load", "layers", "optim",
     "callbacks", "data", "io", "losses", "model_selection", "__version__", "cuda", "ops",
     "get_num_threads", "set_num_threads", "get_simd", "set_simd", "show_config",
+    "quantize", "QuantizedModel",
 ]

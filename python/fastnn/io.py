@@ -460,6 +460,10 @@ _MAX_STEP = 2**53
 # Per optimizer kind, the engine's state slots that hold squares (never negative). The engine keeps
 # 1 slot per parameter for sgd/adagrad and 3 for the others (csrc/engine: optim_states).
 _SQUARE_SLOTS = {"adam": (1, 2), "adamw": (1, 2), "adagrad": (0,), "rmsprop": (0,)}
+# Other kinds of model stored in this format, by the metadata key that marks their files:
+# key -> reader(arrays, meta, where, device, precision). Each registers itself when imported
+# (fastnn.quantized: int8 models), so that this module imports none of them.
+MODEL_READERS = {}
 
 
 def model_arrays(model, include_optimizer=True, metadata=None):
@@ -494,7 +498,11 @@ def model_from_arrays(cls, arrays, meta, where, device="cpu", precision="fp32", 
     compiled as it was and with its optimizer state. where: the file, for messages. strict=False
     (unpickling, whose data is trusted) gives back the values as they were, even weights or
     state that diverged to NaN; the structure is checked all the same. options: further
-    arguments of `cls` (fused_mlp, ...)."""
+    arguments of `cls` (fused_mlp, ...). A file of another kind of model (MODEL_READERS) is
+    read by that kind's reader."""
+    for key, reader in MODEL_READERS.items():
+        if key in meta and FORMAT_KEY not in meta:
+            return reader(arrays, meta, where, device, precision)
     if FORMAT_KEY not in meta:
         raise ValueError(f"{where}: not a fastnn model file (no {FORMAT_KEY!r} in its metadata)")
     weight_keys = sorted(k for k in arrays if k.startswith("weights/"))

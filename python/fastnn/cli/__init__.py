@@ -136,7 +136,7 @@ def _cmd_bench(args):
     sys.path.insert(0, str(root))
     from bench.run import main as bench_main
 
-    return bench_main(args.suites)
+    return bench_main(args.bench_argv)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -224,9 +224,16 @@ def main(argv=None):
     predict.add_argument("--out", help="write predictions here (default: standard output)")
     predict.set_defaults(fn=_cmd_predict)
     bench = sub.add_parser("bench", help="run bench suites (from a source checkout)")
-    bench.add_argument("suites", nargs="*", help="suite names (default: all)")
+    bench.add_argument("suites", nargs="*", help="suite names (default: all) and the bench "
+                       "runner's options (--quick, --json F, --markdown F; see python -m bench -h)")
     bench.set_defaults(fn=_cmd_bench)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "bench":
+        # Every word after `bench` is the bench runner's own command line, options included.
+        args.bench_argv = argv[argv.index("bench") + 1:]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     prog = f"fastnn {args.command}"
     try:
         return args.fn(args)
