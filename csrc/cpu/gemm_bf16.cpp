@@ -152,7 +152,9 @@ void run_tiles(const GemmArgs<float>& g, const uint32_t* apack, const Bf16Packed
     }
   };
   const int64_t tasks = t.row_blocks * t.panel_groups;
-  if (tasks == 1 || g.M * g.N * g.K < (1 << 15)) {
+  // The FP32 GEMM's threshold for a second thread (gemm_driver.h: ~0.4 M multiply-adds), twice
+  // as many here: vdpbf16ps does two per lane.
+  if (tasks == 1 || double(g.M) * double(g.N) * double(g.K) < 800000.0) {
     for (int64_t id = 0; id < tasks; ++id) task(id);
   } else {
     parallel_for(int(tasks), [&](int id) { task(id); });
