@@ -212,8 +212,8 @@ def test_bad_input(rng):
             fastnn.Sequential([Dense(2)], input_dim=3, device="cuda")
     with pytest.raises(ValueError, match="device"):
         fastnn.Sequential([Dense(2)], input_dim=3, device="tpu")
-    with pytest.raises(ValueError, match="precision"):
-        fastnn.Sequential([Dense(2)], input_dim=3, precision="bf16")  # needs device="cuda"
+    with pytest.raises(ValueError, match="tf32"):
+        fastnn.Sequential([Dense(2)], input_dim=3, precision="tf32")  # needs device="cuda"
     with pytest.raises(ValueError, match="units"):
         Dense(0)
     with pytest.raises(ValueError, match="rate"):

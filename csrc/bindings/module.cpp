@@ -18,6 +18,9 @@ using namespace fastnn;
 void bind_engine(py::module_& m);  // bind_engine.cpp: the CPU training engine
 void bind_quantized(py::module_& m);  // bind_quantized.cpp: int8 inference (fastnn.quantize)
 void bind_gemm_packed(py::module_& m);  // bind_gemm_packed.cpp: the packed-B GEMM, for tests
+namespace fastnn::bind {
+void bind_bf16(py::module_& m);  // bind_bf16.cpp: the CPU bf16 GEMM and its kernel choice
+}
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn CPU kernels (internal; use fastnn.ops)";
@@ -27,6 +30,7 @@ PYBIND11_MODULE(_C, m) {
   bind_engine(m);
   bind_quantized(m);
   bind_gemm_packed(m);
+  fastnn::bind::bind_bf16(m);
 
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));

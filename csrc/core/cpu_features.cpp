@@ -18,7 +18,7 @@ namespace {
 struct Features {
   bool avx2 = false, fma = false, avx512f = false, avx512vl = false, avx512dq = false,
        avx512bw = false, bmi2 = false;
-  bool avx512vnni = false;
+  bool avx512vnni = false, avx512_bf16 = false;
 };
 
 #ifdef FASTNN_HAVE_CPUID
@@ -50,6 +50,8 @@ Features detect() {
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
     f.avx512vnni = c & (1u << 11);
+    const unsigned int max_sub = a;  // leaf 7 subleaf 0 gives the highest subleaf in EAX
+    if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512_bf16 = a & (1u << 5);
   }
 #endif
   return f;
@@ -148,9 +150,45 @@ std::string cpu_feature_string() {
   add(f.avx512dq, "avx512dq");
   add(f.avx512bw, "avx512bw");
   add(f.avx512vnni, "avx512vnni");
+  add(f.avx512_bf16, "avx512_bf16");
   return out.empty() ? "none" : out;
 }
 
 bool cpu_has_avx512_vnni() { return cpu_supports(Simd::Avx512) && features().avx512vnni; }
+
+namespace {
+
+std::atomic<int>& bf16_forced() {
+  static std::atomic<int> forced{[] {
+    const char* env = std::getenv("FASTNN_BF16");
+    return env && std::strcmp(env, "fallback") == 0 ? 1 : 0;
+  }()};
+  return forced;
+}
+
+}  // namespace
+
+bool cpu_supports_avx512_bf16() {
+#ifdef FASTNN_X86
+  return cpu_supports(Simd::Avx512) && features().avx512_bf16;
+#else
+  return false;
+#endif
+}
+
+Bf16Path bf16_path() {
+  // The vdpbf16ps kernel is part of the AVX-512 path: FASTNN_SIMD=avx2 or scalar selects the
+  // fallback on that instruction set too.
+  const bool native = cpu_supports_avx512_bf16() && active_simd() == Simd::Avx512 &&
+                      !bf16_forced().load(std::memory_order_relaxed);
+  return native ? Bf16Path::Native : Bf16Path::Fallback;
+}
+
+void set_bf16_fallback(bool forced) { bf16_forced().store(forced ? 1 : 0); }
+
+const char* bf16_path_name(Bf16Path p) {
+  return p == Bf16Path::Native ? "avx512_bf16 (vdpbf16ps)"
+                               : "fallback: fp32 FMA on bf16-rounded operands";
+}
 
 }  // namespace fastnn

@@ -22,4 +22,14 @@ std::string cpu_feature_string();  // e.g. "avx2 fma avx512f avx512vl ..."
 // AVX512_VNNI (vpdpbusd, the int8 dot product of quantized inference) next to the AVX-512 path.
 bool cpu_has_avx512_vnni();
 
+// The bf16 GEMM (cpu/gemm_bf16.h): vdpbf16ps where the CPU has AVX512_BF16 (CPUID leaf 7
+// subleaf 1, EAX bit 5, with the OS saving the ZMM state) and the AVX-512 path is active;
+// otherwise fp32 FMA on the bf16-rounded operands. FASTNN_BF16=fallback (read once) or
+// set_bf16_fallback(true) forces the fallback, so tests cover it on any machine.
+enum class Bf16Path : int { Native = 0, Fallback = 1 };
+bool cpu_supports_avx512_bf16();
+Bf16Path bf16_path();
+void set_bf16_fallback(bool forced);
+const char* bf16_path_name(Bf16Path p);  // what show_config() prints
+
 }  // namespace fastnn

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <shared_mutex>
 #include <thread>
+#include <type_traits>
 
 #include "core/error.h"
 #include "cpu/activations.h"
@@ -19,6 +20,7 @@
 #include "cpu/optim.h"
 #include "cpu/reduce.h"
 #include "cpu/sampled_softmax.h"
+#include "engine/bf16_weights.h"
 #include "engine/engine_common.h"
 #include "engine/prepared_weights.h"
 #include "engine/row_split.h"
@@ -83,7 +85,8 @@ struct Network<T>::Impl {
           m_.pool.pop_back();
         }
       }
-      w_->packed = m_.packed_layers();
+      // A bf16 network runs on its bf16 weight copies, not on packed FP32 kernels.
+      if (!m_.bf16) w_->packed = m_.packed_layers();
     }
     ~Lease() {
       w_->packed.reset();
@@ -126,6 +129,7 @@ struct Network<T>::Impl {
   std::vector<LayerDiagnostics> diag;
   bool any_penalty = false;
   bool has_batch_norm = false;
+  std::unique_ptr<Bf16Weights> bf16;  // precision "bf16": the Dense GEMMs' bf16 weight copies
 
   int64_t width(size_t i) const { return net->widths_[i]; }
 
@@ -189,10 +193,13 @@ struct Network<T>::Impl {
       switch (L.spec.kind) {
         case LayerKind::Dense: {
           T* z = training && L.keep_z ? w.z[i].data() : nullptr;
-          dense_gemm(dense_forward_args<T>(L.spec, N, in, out, x, net->params_[L.w].value.data(),
-                                           L.b >= 0 ? net->params_[L.b].value.data() : nullptr,
-                                           y, z),
-                     w.packed ? (*w.packed)[i].get() : nullptr);
+          const GemmArgs<T> g = dense_forward_args<T>(
+              L.spec, N, in, out, x, net->params_[L.w].value.data(),
+              L.b >= 0 ? net->params_[L.b].value.data() : nullptr, y, z);
+          if (bf16)
+            dense_forward_gemm(bf16.get(), i, g);  // precision "bf16": its own weight copies
+          else
+            dense_gemm(g, w.packed ? (*w.packed)[i].get() : nullptr);
           y_out = y;
           break;
         }
@@ -259,7 +266,7 @@ struct Network<T>::Impl {
       const bool need_dx = ii > 0;
       switch (L.spec.kind) {
         case LayerKind::Dense: {
-          cpu::dense_backward(dense_backward_args<T>(
+          dense_backward_gemms(bf16.get(), dense_backward_args<T>(
               L, N, in, out, x_in, net->params_[L.w].value.data(), dcur, y, w.z[ii].data(),
               net->params_[L.w].grad.data(), L.b >= 0 ? net->params_[L.b].grad.data() : nullptr,
               need_dx ? dnext : nullptr, accumulate));
@@ -469,6 +476,7 @@ struct Network<T>::Impl {
         cpu::rmsprop_step(otensors.data(), count, rmsprop_options(o, scale));
         break;
     }
+    if (bf16) bf16->invalidate();  // the bf16 weight copies are stale after a step
     ++s.updates;
   }
 
@@ -764,6 +772,14 @@ void Network<T>::write(Slot kind, size_t i, const T* host) {
   std::vector<T>& a = array(kind, i);
   std::memcpy(a.data(), host, a.size() * sizeof(T));
   impl_->prepared.invalidate();
+  if (kind == Slot::Params && impl_->bf16) impl_->bf16->invalidate();
+}
+
+template <class T>
+void Network<T>::use_bf16() {
+  FASTNN_CHECK((std::is_same<T, float>::value),
+               "precision: 'bf16' runs in float32 models (this one is float64)");
+  impl_->bf16.reset(new Bf16Weights(impl_->layers.size()));
 }
 
 template class Network<float>;
@@ -775,10 +791,14 @@ std::unique_ptr<Engine<T>> create_engine(const EngineConfig& c) {
   FASTNN_CHECK(c.options.device == -1,
                "device: the CPU engine runs on the host (device -1), got " +
                    std::to_string(c.options.device));
-  FASTNN_CHECK(c.options.precision == "fp32",
-               "precision: the CPU engine computes in fp32, got '" + c.options.precision + "'");
-  return std::unique_ptr<Engine<T>>(
+  const Precision p = precision_from_name(c.options.precision);
+  FASTNN_CHECK(p != Precision::TF32,
+               "precision: 'tf32' runs on a GPU only (tensor cores): the CPU engine computes in "
+               "fp32 or bf16");
+  std::unique_ptr<Network<T>> net(
       new Network<T>(c.input_dim, c.layers, c.loss, c.optim, c.seed, c.sampled));
+  if (p == Precision::BF16) net->use_bf16();
+  return net;
 }
 
 template std::unique_ptr<Engine<float>> create_engine<float>(const EngineConfig&);

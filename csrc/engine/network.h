@@ -53,6 +53,8 @@ class Network final : public Engine<T> {
   void check_labels(const int64_t* labels, int64_t n) override;
   bool nonfinite() const override { return nonfinite_; }
   std::vector<LayerDiagnostics> take_diagnostics() override;
+  // precision="bf16": the Dense GEMMs on cpu/gemm_bf16.h (engine/bf16_weights.h); float32 only.
+  void use_bf16();
 
  private:
   // The memory of array i of a kind.

@@ -56,6 +56,8 @@ def show_config(print_out=False):
         "cpu_features": _C.cpu_features(),
         "simd": get_simd(),
         "simd_best": _C.best_simd(),
+        # precision="bf16" on the CPU: "avx512_bf16 (vdpbf16ps)" or the fallback's description.
+        "bf16_gemm": _C.bf16_kernel(),
         "threads": get_num_threads(),
         "hardware_threads": _C.hardware_threads(),
         "max_threads": _C.max_threads(),

@@ -41,11 +41,21 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def check_precision(precision, index):
+    """The GEMM arithmetic: "fp32" anywhere, "bf16" on the CPU (vdpbf16ps where the CPU has
+    AVX512_BF16, else fp32 FMA on bf16-rounded operands) and the GPU, "tf32" on the GPU only."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "fp32" and index is None:
-        raise ValueError(f"precision: {precision!r} needs device='cuda' (the CPU engine computes "
-                         f"in fp32)")
+    if precision == "tf32" and index is None:
+        raise ValueError("precision: 'tf32' needs device='cuda' (TF32 is a GPU tensor-core "
+                         "format); the CPU engine computes in 'fp32' or 'bf16'")
+    return precision
+
+
+def check_precision_dtype(precision, dtype):
+    """bf16 GEMMs accumulate in float32: a float64 model computes in fp32 only."""
+    if precision != "fp32" and np.dtype(dtype) != np.float32:
+        raise ValueError(f"precision: {precision!r} needs dtype='float32' (got {np.dtype(dtype)}); "
+                         f"float64 models compute in 'fp32'")
     return precision
 
 
@@ -99,7 +109,7 @@ class HostPlacement:
 
     def options(self, model, loss):
         """The engine's options (EngineOptions) for `model` compiled with `loss`."""
-        return {}
+        return {"precision": model.precision}
 
     def native_features(self, X, input_dim):
         """X as the engine takes it without a host pass, or None (the host path)."""

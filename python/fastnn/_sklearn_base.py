@@ -68,9 +68,9 @@ PARAMETERS_DOC = """
     ------------
     dropout : float in [0, 1), default 0 -- dropout rate after each hidden layer.
     batch_norm : bool, default False -- BatchNorm before each hidden activation.
-    device : "cpu" (default), "cuda" or "cuda:N".  precision : "fp32" (default), "tf32" or
-        "bf16" -- the GPU's GEMM arithmetic.  Models compute in float64 for float64 input on the
-        CPU (as scikit-learn does), otherwise in float32.
+    device : "cpu" (default), "cuda" or "cuda:N".  precision : "fp32" (default), "bf16" (CPU
+        or GPU) or "tf32" (GPU) -- the GEMM arithmetic.  Models compute in float64 for float64
+        input on the CPU with precision="fp32" (as scikit-learn does), otherwise in float32.
 
     Fitted attributes: classes_ (classifier), coefs_, intercepts_, loss_, loss_curve_,
     best_loss_, validation_scores_, best_validation_score_, n_iter_ (epochs of the last call),
@@ -200,7 +200,8 @@ class BaseMLP(BaseEstimator):
         model = fastnn.Sequential(layers, input_dim=n_features,
                                   seed=int(rng.randint(np.iinfo(np.int32).max)),
                                   device=self.device, precision=self.precision,
-                                  dtype=dtype if self.device == "cpu" else np.float32)
+                                  dtype=dtype if self.device == "cpu" and self.precision == "fp32"
+                                  else np.float32)
         # scikit-learn's initialisation (Glorot uniform, intercepts too, bound sqrt(6 / (fan_in
         # + fan_out)), 2 instead of 6 for logistic units), drawn from random_state: fastnn's
         # own (He for relu, zero biases) learns noticeably slower on small unscaled data sets.

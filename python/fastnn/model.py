@@ -87,9 +87,12 @@ class Sequential:
     ``device="cuda"`` (or ``"cuda:N"``) trains on the GPU engine: the same batches, dropout masks,
     losses and updates as the CPU engine, with the data uploaded once per fit (GPU arrays --
     fastnn.Tensor, PyTorch, CuPy -- are used without a copy) and the training step replayed as a
-    CUDA graph. ``precision`` ("fp32", "tf32", "bf16"; GPU only) picks the GEMM arithmetic of the
-    forward and backward passes; weights, optimizer state and activations stay float32 in this
-    version. ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
+    CUDA graph. ``precision`` ("fp32"; "bf16" on the CPU and the GPU; "tf32" on the GPU) picks
+    the GEMM arithmetic of the forward and backward passes (bf16: operands rounded to bfloat16,
+    float32 accumulation; on the CPU, vdpbf16ps where the CPU has AVX512_BF16, else float32 FMA
+    on the rounded operands, see show_config()["bf16_gemm"]); weights, optimizer state and
+    activations stay float32 in this version (the CPU keeps an extra bf16 copy of the weights
+    for its GEMMs). ``fused_mlp`` / ``graphs`` switch the fused-MLP kernel and graph replay off (tests,
     debugging). The sampled softmax trains on the CPU only for now.
 
     Threads: a model may be used from any number of threads. ``predict``, ``predict_classes``,
@@ -138,6 +141,7 @@ class Sequential:
         device = self._place.device or device
         self.fused_mlp, self.graphs = flag(fused_mlp, "fused_mlp"), flag(graphs, "graphs")
         self.dtype = _dtype_arg(dtype, self._place)
+        _model_device.check_precision_dtype(self.precision, self.dtype)
         self.layers = list(layers)
         self.input_dim = int(input_dim)
         self.seed = _seed_arg(seed)

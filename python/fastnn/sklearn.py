@@ -15,7 +15,8 @@ Differences from sklearn.neural_network, by design:
   stratifies only two classes), falling back to a plain random split where a class is too rare.
 - fastnn's own parameters: dropout (rate after each hidden layer), batch_norm (BatchNorm before each
   hidden activation), device ("cpu", "cuda", "cuda:N"; GPU models compute in float32), precision
-  (the GPU's GEMM arithmetic: "fp32", "tf32", "bf16") and, for the classifier, class_weight
+  (the GEMM arithmetic: "fp32", "bf16" on the CPU or GPU, "tf32" on the GPU; not "fp32" computes
+  in float32) and, for the classifier, class_weight
   (None, "balanced" or {class: weight}, multiplied into sample_weight).
 
 Fitted models pickle, deepcopy and clone as scikit-learn's do: the network is a fastnn.Sequential
