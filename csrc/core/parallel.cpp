@@ -80,18 +80,21 @@ class Pool {
     next_.store(0, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     finished_workers_.store(0, std::memory_order_relaxed);
-    active_workers_ = nthreads - 1;
+    active_workers_.store(nthreads - 1, std::memory_order_relaxed);
+    entry_.store(kOpen, std::memory_order_release);  // publishes the job's fields to entrants
     {
       std::lock_guard<std::mutex> g(m_);
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     work();
-    // Wait for the tasks and for every worker to have left work(): after this no worker reads
-    // the job's fields, so the next job may overwrite them.
-    while (done_.load(std::memory_order_acquire) < ntasks ||
-           finished_workers_.load(std::memory_order_acquire) < active_workers_)
-      cpu_relax();
+    while (done_.load(std::memory_order_acquire) < ntasks) cpu_relax();
+    // Close the job, then wait only for the workers that entered it: after this no worker reads
+    // the job's fields, so the next job may overwrite them. A worker still asleep or descheduled
+    // finds the job closed and stays out, so it cannot stall this call once the tasks are done
+    // (waiting for every worker cost up to a scheduler slice on a busy 2-core machine).
+    const int64_t entered = entry_.exchange(0, std::memory_order_acq_rel) & ~kOpen;
+    while (finished_workers_.load(std::memory_order_acquire) < entered) cpu_relax();
     return true;
   }
 
@@ -123,6 +126,14 @@ class Pool {
       fn_(ctx_, t);
       done_.fetch_add(1, std::memory_order_release);
     }
+  }
+
+  // Joins the open job, if one is open (counted, so that its caller waits for this worker).
+  bool enter() {
+    int64_t state = entry_.load(std::memory_order_acquire);
+    while (state & kOpen)
+      if (entry_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel)) return true;
+    return false;
   }
 
   // Starts workers up to n (they are kept for later jobs); returns how many there are, fewer
@@ -158,8 +169,8 @@ class Pool {
         if (quit_) return;
       }
       seen = generation_.load(std::memory_order_acquire);
-      spin = index < active_workers_;
-      if (spin) {
+      spin = index < active_workers_.load(std::memory_order_relaxed);
+      if (spin && enter()) {
         work();
         finished_workers_.fetch_add(1, std::memory_order_release);
       }
@@ -175,7 +186,10 @@ class Pool {
   void (*fn_)(void*, int) = nullptr;
   void* ctx_ = nullptr;
   int ntasks_ = 0;
-  int active_workers_ = 0;
+  std::atomic<int> active_workers_{0};
+  // kOpen while a job takes workers, plus the number of workers that entered it.
+  static constexpr int64_t kOpen = int64_t(1) << 40;
+  std::atomic<int64_t> entry_{0};
   std::atomic<int> next_{0};
   std::atomic<int> done_{0};
   std::atomic<int> finished_workers_{0};
