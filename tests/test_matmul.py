@@ -256,3 +256,21 @@ def test_linear_row_equals_that_row_of_the_batch(simd, activation, rng):
         for i in (0, 13, 56):
             np.testing.assert_array_equal(ops.linear(x[i:i + 1], w, b, activation)[0], batch[i],
                                           err_msg=f"{n} columns, row {i}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", None])
+def test_narrow_products_read_rows_of_a_in_place(simd, threads, dtype, activation, rng):
+    # N up to one column sliver with row-major A: the kernel reads A where it lies. Rows cross
+    # the M tiles and blocks (with a short last tile), K crosses the K block (partial sums read
+    # back), and N = 8/16/32 is a full sliver on some path (B then read in place too for M <= 4 MR).
+    for m, n, k in [(145, 10, 300), (37, 16, 300), (13, 8, 257), (49, 32, 129), (200, 1, 40)]:
+        x = rng.standard_normal((m, k)).astype(dtype)
+        w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+        b = rng.standard_normal(n).astype(dtype)
+        assert_close(ops.matmul(x, w), oracle.matmul(x, w, False, False), dtype)
+        assert_close(ops.linear(x, w, b, activation=activation),
+                     oracle.linear(x, w, b, activation=activation), dtype)
+        xs = rng.standard_normal((m, k + 5)).astype(dtype)[:, 2:k + 2]  # a row stride > k
+        assert_close(ops.matmul(xs, w), oracle.matmul(np.ascontiguousarray(xs), w, False, False),
+                     dtype)

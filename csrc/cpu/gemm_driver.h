@@ -155,6 +155,29 @@ inline bool act_in_registers(Act a) {
 template <class T>
 inline void epilogue_tile(T* acc, int64_t ldacc, T* c, int64_t rsc, int64_t csc, int64_t m,
                           int64_t n, const Epilogue<T>& ep) {
+  // Contiguous columns (a narrow product's 10 outputs, a right edge): each step is one simple
+  // loop over the row that the compiler vectorises, where the general loop below tests every
+  // option at every element (it was twice the narrow kernel's own time in a small training step).
+  if (csc == 1 && ep.alpha == T(1) && (!ep.bias || ep.bias_stride == 1)) {
+    const T beta = ep.beta;
+    const T* bias = ep.last ? ep.bias : nullptr;
+    T* z = ep.last ? ep.z : nullptr;
+    const bool act = ep.last && ep.act != Act::None;
+    for (int64_t i = 0; i < m; ++i) {
+      T* __restrict row = acc + i * ldacc;
+      T* ci = c + i * rsc;
+      if (ep.read_c)
+        for (int64_t j = 0; j < n; ++j) row[j] += beta * ci[j];
+      if (bias)
+        for (int64_t j = 0; j < n; ++j) row[j] += bias[j];
+      if (z)
+        for (int64_t j = 0; j < n; ++j) z[i * rsc + j] = row[j];
+      if (act && (act_in_registers<T>(ep.act) || !act_run_vector(row, n, ep.act, ep.act_param)))
+        for (int64_t j = 0; j < n; ++j) row[j] = act_math::forward(ep.act, ep.act_param, row[j]);
+      for (int64_t j = 0; j < n; ++j) ci[j] = row[j];
+    }
+    return;
+  }
   for (int64_t i = 0; i < m; ++i) {
     T* row = acc + i * ldacc;
     for (int64_t j = 0; j < n; ++j) {
@@ -183,16 +206,22 @@ struct Kernel {
   static constexpr int64_t KC = KC_, MC = MC_, NC = NC_;
 
   // ap: packed A sliver, ap[k*MR + i]; bp: B sliver, bp[k*ldb + j] (ldb = NR when packed, the
-  // row stride of B when read in place); C tile at c.
+  // row stride of B when read in place); C tile at c. kAInPlace: ap is row-major A itself,
+  // ap[i*lda + k], with its first m rows real (the rest of the tile reads row 0 again and is
+  // never stored).
+  template <bool kAInPlace = false>
   static void run(int64_t kc, const T* __restrict ap, const T* __restrict bp, int64_t ldb, T* c,
                   int64_t rsc,
-                  int64_t csc, int64_t m, int64_t n, const Epilogue<T>& ep) {
+                  int64_t csc, int64_t m, int64_t n, const Epilogue<T>& ep, int64_t lda = 0) {
     R acc[MR][NV];
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
 
+    const T* arow[kAInPlace ? MR : 1];
+    if (kAInPlace)
+      for (int i = 0; i < MR; ++i) arow[i] = ap + (i < m ? i : 0) * lda;
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; ++k) {
       R b[NV];
@@ -200,11 +229,11 @@ struct Kernel {
       for (int j = 0; j < NV; ++j) b[j] = V::load(bp + j * V::W);
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) {
-        R a = V::set1(ap[i]);
+        R a = V::set1(kAInPlace ? arow[i][k] : ap[i]);
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(a, b[j], acc[i][j]);
       }
-      ap += MR;
+      if (!kAInPlace) ap += MR;
       bp += ldb;
     }
 
@@ -388,9 +417,25 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
       if (nc_full < nc)
         pack_slivers<NR>(nc - nc_full, kc, b_block + nc_full * g.csb, g.csb, g.rsb,
                          bp + nc_full * kc, gb_block, g.gate_b, colsum);
+      // A block used by a single B sliver (a classifier's 10 outputs: nc <= NR) would be packed
+      // to be read once: when its rows are contiguous and ungated, the kernel reads them in
+      // place (measured: 32 x 128 x 10, 4.1 -> ~2 us in a training step).
+      const bool a_in_place = nc <= NR && g.csa == 1 && !g.gate_a.data;
       for (int64_t ic = m0; ic < m1; ic += Kern::MC) {
         const int64_t mc = imin(Kern::MC, m1 - ic);
         const int64_t a_off = ic * g.rsa + pc * g.csa;
+        if (a_in_place) {
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            ep.bias = g.bias ? g.bias + jc * g.bias_stride : nullptr;
+            const int64_t c_off = (ic + ir) * g.rsc + jc * g.csc;
+            ep.z = g.Z ? g.Z + c_off : nullptr;
+            const bool b_full = nc_full > 0;  // one full sliver of B, read where it lies
+            Kern::template run<true>(kc, g.A + a_off + ir * g.rsa, b_full ? b_block : bp,
+                                     b_full ? g.rsb : NR, g.C + c_off, g.rsc, g.csc,
+                                     imin(MR, mc - ir), nc, ep, g.rsa);
+          }
+          continue;
+        }
         pack_slivers<MR>(mc, kc, g.A + a_off, g.rsa, g.csa, ap,
                          g.gate_a.data ? g.gate_a.data + a_off : nullptr, g.gate_a);
         for (int64_t ir = 0; ir < mc; ir += MR) {
