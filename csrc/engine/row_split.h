@@ -5,12 +5,6 @@
 //
 // Rows split this way cost one read of the weights per thread instead of one in all: below
 // kRowsPerTask rows a thread, the GEMMs' own split (by columns for few rows) is kept.
-//
-// The threads pull chunks of rows in turn rather than one fixed half each: when another process
-// (or another engine's spinning thread, as ONNX Runtime's pool does between its calls) holds a
-// core, a fixed half waits on the descheduled thread and the call takes one thread's time or
-// worse (medium network, batch 1024, 2 threads: 3.6 ms alone, 6.8 ms after an ORT session in
-// the same process had run); with chunks the running thread takes the rest of the batch.
 #pragma once
 #include <cstdint>
 
@@ -23,14 +17,6 @@ constexpr int64_t kRowsPerTask = 64;
 inline int row_tasks(int64_t rows, int threads) {
   const int64_t most = rows / kRowsPerTask;
   return most < 2 || threads < 2 ? 1 : int(most < threads ? most : threads);
-}
-
-// Rows per chunk for a batch of `rows` over `tasks` row tasks: about four chunks a task, so a
-// late thread costs at most a quarter of its share, and never under kRowsPerTask (each chunk
-// reads the weights once).
-inline int64_t row_chunk(int64_t rows, int tasks) {
-  const int64_t quarter = (rows + 4 * int64_t(tasks) - 1) / (4 * int64_t(tasks));
-  return quarter > kRowsPerTask ? quarter : kRowsPerTask;
 }
 
 }  // namespace engine
