@@ -4,8 +4,8 @@ bit for bit against the plain GEMM (ops.linear), whose K blocking it must share:
 alone must equal that row of a batch prediction.
 
 Sizes: ones, odd, around the panel widths (32/16/8 float columns on avx512/avx2/scalar, the big kernel's
-sliver, and the one-vector panels 16/8/4 of few-column layers), the row kernels (M = 1, short M, MR = 12/6/4),
-the K block (256) and a wide layer's batch-1 GEMV (the 784 x 2048 of the issue's wide network)."""
+sliver, and the one-vector panels 16/8/4 of few-column layers), the row kernels (M = 1, short M, MR = 12/6/4,
+and the short kernel taking the rows past the last whole big-kernel sliver: M = 16, 30, 32), the K block (256) and a wide layer's batch-1 GEMV (the 784 x 2048 of the issue's wide network)."""
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ SHAPES = [
     (1, 4, 3), (1, 5, 3), (3, 8, 5), (2, 9, 7), (1, 16, 5), (1, 17, 5), (2, 31, 7), (1, 33, 9),
     (3, 63, 31), (4, 64, 257), (5, 65, 255), (1, 129, 300),
     (12, 32, 16), (13, 33, 17), (7, 8, 9), (6, 100, 513),
-    (49, 130, 70), (145, 63, 31), (32, 300, 260),
+    (49, 130, 70), (145, 63, 31), (32, 300, 260), (16, 64, 300), (30, 48, 260),
     (1, 2048, 784),
 ]
 ACTIVATIONS = ["none", "relu", "gelu"]

@@ -23,11 +23,18 @@ namespace FASTNN_ISA {
 
 // One thread's share: C rows [m0, m1) x columns [n0, n1), n0 on a panel boundary. B's panels:
 // panel p holds columns [p P, p P + P) as K rows of P values (zero past N).
-template <class Kern>
+//
+// Rows past the last whole MR-row sliver of a row block go to Tail's shorter slivers: Kern
+// computes all MR rows whatever the number of valid ones, so 16 rows (batch 32 split in two)
+// cost 24 rows of work on the 12-row kernel alone, 16 with a 4-row tail. Both kernels run the
+// same FMA sequence per element (same KC), so a row's bits do not depend on which one ran it.
+template <class Kern, class Tail = Kern>
 void packed_block(const GemmArgs<typename Kern::T>& g, const typename Kern::T* panels, int64_t P,
                   int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   using T = typename Kern::T;
   constexpr int MR = Kern::MR, NR = Kern::NR;
+  static_assert(Tail::NR == NR && Tail::MR <= MR && Tail::KC == Kern::KC,
+                "the tail kernel must tile the same panels with the same K blocking");
   static thread_local ScratchBuffer<T> a_buf;
   T* ap = a_buf.get(round_up(Kern::MC, MR) * Kern::KC);
   // Column blocks of whole panels, about NC wide: the B block of one (jc, pc) stays in cache
@@ -47,28 +54,38 @@ void packed_block(const GemmArgs<typename Kern::T>& g, const typename Kern::T* p
       ep.act_param = g.act_param;
       for (int64_t ic = m0; ic < m1; ic += Kern::MC) {
         const int64_t mc = imin(Kern::MC, m1 - ic);
+        // Rows [0, full) in MR-row slivers, the rest in Tail::MR-row ones right after them.
+        const int64_t full = Tail::MR < MR ? mc / MR * MR : mc;
         const int64_t a_off = ic * g.rsa + pc * g.csa;
-        pack_slivers<MR>(mc, kc, g.A + a_off, g.rsa, g.csa, ap, static_cast<const T*>(nullptr),
+        pack_slivers<MR>(full, kc, g.A + a_off, g.rsa, g.csa, ap, static_cast<const T*>(nullptr),
                          g.gate_a);
-        for (int64_t ir = 0; ir < mc; ir += MR) {
-          const T* a_sliver = ap + ir * kc;
-          for (int64_t jr = 0; jr < nc; jr += NR) {
-            const int64_t col = jc + jr;
-            const T* b = panels + (col / P) * g.K * P + pc * P + col % P;
-            ep.bias = g.bias ? g.bias + col * g.bias_stride : nullptr;
-            const int64_t c_off = (ic + ir) * g.rsc + col * g.csc;
-            ep.z = g.Z ? g.Z + c_off : nullptr;
-            Kern::run(kc, a_sliver, b, P, g.C + c_off, g.rsc, g.csc, imin(MR, mc - ir),
-                      imin(NR, nc - jr), ep);
+        if (full < mc)
+          pack_slivers<Tail::MR>(mc - full, kc, g.A + a_off + full * g.rsa, g.rsa, g.csa,
+                                 ap + full * kc, static_cast<const T*>(nullptr), g.gate_a);
+        auto slivers = [&](auto kernel, int64_t r0, int64_t r1) {
+          using K = decltype(kernel);
+          for (int64_t ir = r0; ir < r1; ir += K::MR) {
+            const T* a_sliver = ap + ir * kc;
+            for (int64_t jr = 0; jr < nc; jr += NR) {
+              const int64_t col = jc + jr;
+              const T* b = panels + (col / P) * g.K * P + pc * P + col % P;
+              ep.bias = g.bias ? g.bias + col * g.bias_stride : nullptr;
+              const int64_t c_off = (ic + ir) * g.rsc + col * g.csc;
+              ep.z = g.Z ? g.Z + c_off : nullptr;
+              K::run(kc, a_sliver, b, P, g.C + c_off, g.rsc, g.csc, imin(K::MR, r1 - ir),
+                     imin(NR, nc - jr), ep);
+            }
           }
-        }
+        };
+        slivers(Kern(), 0, full);
+        if (full < mc) slivers(Tail(), full, mc);
       }
     }
   }
 }
 
 // Splits C over threads into a tm x tn grid: MR-row blocks by whole panels.
-template <class Kern>
+template <class Kern, class Tail = Kern>
 void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T* panels,
                     int64_t P) {
   constexpr int MR = Kern::MR;
@@ -81,7 +98,7 @@ void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T*
   int nt = macs < 400000.0 ? 1 : get_num_threads();
   if (nt > mblocks * pblocks) nt = static_cast<int>(mblocks * pblocks);
   if (nt <= 1) {
-    packed_block<Kern>(g, panels, P, 0, g.M, 0, g.N);
+    packed_block<Kern, Tail>(g, panels, P, 0, g.M, 0, g.N);
     return;
   }
   int best_tm = nt, best_tn = 1;
@@ -102,7 +119,7 @@ void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T*
     const int ti = t / tn, tj = t % tn;
     const int64_t m0 = mblocks * ti / tm * MR, m1 = imin(mblocks * (ti + 1) / tm * MR, g.M);
     const int64_t n0 = pblocks * tj / tn * P, n1 = imin(pblocks * (tj + 1) / tn * P, g.N);
-    if (m0 < m1 && n0 < n1) packed_block<Kern>(g, panels, P, m0, m1, n0, n1);
+    if (m0 < m1 && n0 < n1) packed_block<Kern, Tail>(g, panels, P, m0, m1, n0, n1);
   });
 }
 
@@ -129,7 +146,7 @@ void packed_by_rows(const GemmArgs<typename Big::T>& g, const typename Big::T* p
   } else if (g.M <= Small::MR) {
     packed_blocked<Small>(g, panels, P);
   } else {
-    packed_blocked<Big>(g, panels, P);
+    packed_blocked<Big, Small>(g, panels, P);
   }
 }
 
