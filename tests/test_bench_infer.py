@@ -100,8 +100,13 @@ def test_quick_run_tables(monkeypatch):
     monkeypatch.setattr(infer, "NETWORKS", TINY)
     monkeypatch.setattr(infer, "BATCHES_QUICK", (1, 4))
     monkeypatch.setattr(infer, "sgemm_gflops", lambda cfg, m, k, n: 100.0)
+    # Each engine runs in a child process (about a second each): two real ones, and one whose
+    # child fails, which must give a row that says so rather than fail the suite.
+    monkeypatch.setattr(_engines, "ENGINE_NAMES", ("fastnn fp32", "ORT fp32", "no such engine"))
     result = infer.run(_ctx())
     rows = result["rows"]
+    broken = [r for r in rows if r["engine"] == "no such engine"]
+    assert len(broken) == 4 and all(r["check"].startswith("failed: ") for r in broken)
     assert all(r["ok"] for r in rows), [r["check"] for r in rows if not r["ok"]]
     fp32 = [r for r in rows if r["engine"] == "fastnn fp32"]
     assert [(r["network"], r["batch"]) for r in fp32] == [(n, b) for n in TINY for b in (1, 4)]

@@ -201,15 +201,21 @@ _BUILDERS = (
 )
 
 
+ENGINE_NAMES = tuple(name for name, *_ in _BUILDERS)
+
+
+def build(name, model, widths, weights, tmp, threads) -> Engine:
+    """The engine called ``name`` (one of ENGINE_NAMES), or its note when it cannot run here."""
+    _, builder, exact, nbytes = next(b for b in _BUILDERS if b[0] == name)
+    predict, note, detail = None, "", ""
+    try:
+        predict = builder(model, widths, weights, tmp, threads)
+    except _Missing as exc:
+        note, detail = exc.args[0], " ".join(exc.args[1:])
+    except Exception as exc:  # a peer (or a new fastnn path) that breaks: say so, go on
+        note = f"failed: {_first_line(exc)}"
+    return Engine(name, predict, note, detail, exact, nbytes)
+
+
 def build_all(model, widths, weights, tmp, threads) -> list[Engine]:
-    engines = []
-    for name, build, exact, nbytes in _BUILDERS:
-        predict, note, detail = None, "", ""
-        try:
-            predict = build(model, widths, weights, tmp, threads)
-        except _Missing as exc:
-            note, detail = exc.args[0], " ".join(exc.args[1:])
-        except Exception as exc:  # a peer (or a new fastnn path) that breaks: say so, go on
-            note = f"failed: {_first_line(exc)}"
-        engines.append(Engine(name, predict, note, detail, exact, nbytes))
-    return engines
+    return [build(name, model, widths, weights, tmp, threads) for name in ENGINE_NAMES]

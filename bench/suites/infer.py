@@ -7,7 +7,11 @@ that say so; they never fail the suite."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -16,8 +20,8 @@ from bench.suites._ceilings import READ_METHOD, read_gbps, sgemm_gflops
 from bench.suites._common import Context
 from bench.suites._mlp import NETWORKS, bias_count, fastnn_model, forward_flops, weight_count
 from bench.table import Column, Table, markdown
-from bench.threads import same_threads
-from bench.timing import measure_interleaved
+from bench.threads import BlasThreads, same_threads
+from bench.timing import FULL, QUICK, Timing, measure
 
 NAME = "infer"
 DESCRIPTION = ("predict latency, fastnn fp32/bf16/int8 vs ONNX Runtime and PyTorch, "
@@ -29,6 +33,7 @@ BATCHES_QUICK = (1, 32)
 # fp32 engines summing in another order stay well below this on softmax probabilities.
 FP32_TOL = 1e-5
 REFERENCE = "fastnn fp32"
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: children import bench from it
 
 ROW_COLUMNS = [
     Column("network", "network", width=22), Column("batch", "batch"),
@@ -76,27 +81,68 @@ def _floor_s(ctx: Context, engine: _engines.Engine, widths, gemm_gflops: float, 
     return max(nbytes / bw_cache[nbytes], forward_flops(widths) / (gemm_gflops * 1e9)), nbytes
 
 
-def _network_rows(ctx, name, widths, batches, gemm_gflops, bw_cache, tmp):
+def _inputs(widths, batch) -> np.ndarray:
+    return np.random.default_rng(batch).standard_normal((batch, widths[0]), dtype=np.float32)
+
+
+def measure_engine(name, widths, batches, quick, out_dir) -> None:
+    """In a process of its own: build engine ``name`` from the seeded model's weights, time its
+    predict at each batch size, and leave in out_dir the timings (result.json) and the outputs
+    (<batch>.npy) for the parent to check."""
+    cfg = QUICK if quick else FULL
+    out = Path(out_dir)
     model = fastnn_model(widths)
-    weights = model.get_weights()
-    engines = _engines.build_all(model, widths, weights, tmp, THREADS)
+    with tempfile.TemporaryDirectory() as tmp, same_threads(BlasThreads(), THREADS):
+        e = _engines.build(name, model, widths, model.get_weights(), tmp, THREADS)
+        result = {"note": e.note, "detail": e.detail, "exact": e.exact,
+                  "weight_bytes": e.weight_bytes, "times": {}}
+        if e.predict is not None:
+            for batch in batches:
+                X = _inputs(widths, batch)
+                result["times"][str(batch)] = measure(lambda: e.predict(X), cfg).to_dict()
+                np.save(out / f"{batch}.npy", np.asarray(e.predict(X), dtype=np.float32))
+    (out / "result.json").write_text(json.dumps(result))
+
+
+def _engine_in_child(name, widths, batches, quick, out_dir) -> dict:
+    """measure_engine in a fresh Python process. Engines measured in one process disturb each
+    other: a peer's worker threads that keep spinning after its calls (ONNX Runtime's, OpenMP's)
+    take a core from whoever runs next, through any quiet gap."""
+    args = json.dumps([name, list(widths), list(batches), quick, str(out_dir)])
+    code = "import json, sys; from bench.suites.infer import measure_engine; " \
+           "measure_engine(*json.loads(sys.argv[1]))"
+    proc = subprocess.run([sys.executable, "-c", code, args], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"note": f"failed: {last[:60]}", "detail": proc.stderr[-2000:], "exact": True,
+                "weight_bytes": 4.0, "times": {}}
+    return json.loads((Path(out_dir) / "result.json").read_text())
+
+
+def _network_rows(ctx, name, widths, batches, gemm_gflops, bw_cache, tmp):
+    weights = fastnn_model(widths).get_weights()
+    results = {}
+    for engine in _engines.ENGINE_NAMES:
+        out_dir = Path(tmp) / f"{name}-{engine}".replace(" ", "_")
+        out_dir.mkdir()
+        results[engine] = (_engine_in_child(engine, widths, batches, ctx.quick, out_dir), out_dir)
     rows, summaries = [], []
     for batch in batches:
-        X = np.random.default_rng(batch).standard_normal((batch, widths[0]), dtype=np.float32)
-        ref = _reference(weights, X)
-        ready = {e.name: e for e in engines if e.predict is not None}
-        times = measure_interleaved({n: (lambda e=e: e.predict(X)) for n, e in ready.items()},
-                                    ctx.timer)
+        ref = _reference(weights, _inputs(widths, batch))
+        times = {n: Timing(**r["times"][str(batch)]) for n, (r, _) in results.items()
+                 if str(batch) in r["times"]}
         ort_s = times["ORT fp32"].median_s if "ORT fp32" in times else None
-        for e in engines:
-            row = {"shape": f"{name} b{batch} {e.name}", "network": name, "batch": batch,
-                   "engine": e.name, "threads": THREADS, "ok": True}
-            if e.predict is None:
+        for engine, (r, out_dir) in results.items():
+            e = _engines.Engine(engine, None, r["note"], r["detail"], r["exact"], r["weight_bytes"])
+            row = {"shape": f"{name} b{batch} {engine}", "network": name, "batch": batch,
+                   "engine": engine, "threads": THREADS, "ok": True}
+            if engine not in times:
                 row["check"], row["detail"] = e.note, e.detail
                 rows.append(row)
                 continue
-            t = times[e.name]
-            row["check"], row["ok"] = _check(e, e.predict(X), ref)
+            t = times[engine]
+            row["check"], row["ok"] = _check(e, np.load(out_dir / f"{batch}.npy"), ref)
             row["us"] = t.median_s * 1e6
             row["time"] = t.to_dict()
             if ort_s is not None:
@@ -130,8 +176,10 @@ def run(ctx: Context) -> dict:
         notes = [
             f"{THREADS} threads everywhere: fastnn.set_num_threads, OpenBLAS, "
             f"torch.set_num_threads, ORT intra_op_num_threads={THREADS} inter_op_num_threads=1; "
-            "the same weights (a seeded fastnn model's) in every engine; us/call = median of "
-            "interleaved samples after warm-up, a quiet gap before each (bench/timing.py)",
+            "the same weights (a seeded fastnn model's) in every engine; each engine timed in a "
+            "Python process of its own (a peer's spinning worker threads would slow whatever "
+            "runs next in the same process); us/call = median of samples after warm-up, a "
+            "quiet gap before each (bench/timing.py)",
             "ORT fp32: onnx.helper graph MatMul/Add/Relu/Softmax; ORT int8: "
             "onnxruntime.quantization.quantize_dynamic, weight_type=QInt8 (uint8 activations x "
             "int8 weights, U8S8, ORT's default and its recommended format on x86-64), per tensor; "
