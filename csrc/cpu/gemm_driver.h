@@ -139,6 +139,21 @@ struct Epilogue {
   T* z;             // pre-activation output at this tile (C's strides); null for none
 };
 
+// The epilogue of the K block [pc, pc + kc) of g, before its tile's bias and z are set: C is
+// scaled by beta on the first block only and accumulated after it; bias and activation on the last.
+template <class T>
+inline Epilogue<T> block_epilogue(const GemmArgs<T>& g, int64_t pc, int64_t kc) {
+  Epilogue<T> ep;
+  ep.alpha = g.alpha;
+  ep.read_c = pc > 0 || g.beta != T(0);
+  ep.beta = pc > 0 ? T(1) : g.beta;
+  ep.last = pc + kc >= g.K;
+  ep.bias_stride = g.bias_stride;
+  ep.act = g.act;
+  ep.act_param = g.act_param;
+  return ep;
+}
+
 // Activations that need transcendental functions (and step, whose NaN rule needs a test the
 // register wrappers lack) run over each finished row of a tile, while it is still in L1; the
 // others are applied in registers.
@@ -397,14 +412,7 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
       for (int64_t j = 0; j < nc; ++j) colsum[j] = 0.0;
     for (int64_t pc = 0; pc < g.K; pc += Kern::KC) {
       const int64_t kc = imin(Kern::KC, g.K - pc);
-      Epilogue<T> ep;
-      ep.alpha = g.alpha;
-      ep.read_c = pc > 0 || g.beta != T(0);
-      ep.beta = pc > 0 ? T(1) : g.beta;
-      ep.last = pc + kc >= g.K;
-      ep.bias_stride = g.bias_stride;
-      ep.act = g.act;
-      ep.act_param = g.act_param;
+      Epilogue<T> ep = block_epilogue(g, pc, kc);
       const int64_t b_off = pc * g.rsb + jc * g.csb;
       const T* b_block = g.B + b_off;
       const T* gb_block = g.gate_b.data ? g.gate_b.data + b_off : nullptr;

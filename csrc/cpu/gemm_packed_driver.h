@@ -44,14 +44,7 @@ void packed_block(const GemmArgs<typename Kern::T>& g, const typename Kern::T* p
     const int64_t nc = imin(nc_max, n1 - jc);
     for (int64_t pc = 0; pc < g.K; pc += Kern::KC) {
       const int64_t kc = imin(Kern::KC, g.K - pc);
-      Epilogue<T> ep;
-      ep.alpha = g.alpha;
-      ep.read_c = pc > 0 || g.beta != T(0);
-      ep.beta = pc > 0 ? T(1) : g.beta;
-      ep.last = pc + kc >= g.K;
-      ep.bias_stride = g.bias_stride;
-      ep.act = g.act;
-      ep.act_param = g.act_param;
+      Epilogue<T> ep = block_epilogue(g, pc, kc);
       for (int64_t ic = m0; ic < m1; ic += Kern::MC) {
         const int64_t mc = imin(Kern::MC, m1 - ic);
         // Rows [0, full) in MR-row slivers, the rest in Tail::MR-row ones right after them.
