@@ -592,6 +592,27 @@ def round_bf16(x):
 # (round_bf16 is the one of the bfloat16 section above.)
 
 
+def gemm_bf16(a, b, c0, trans_a, trans_b, alpha, beta, bias, act, param):
+    """A bf16 GEMM in float64 from bf16-rounded operands (A and B rounded, C, bias and the sums
+    not): (want, pre-activation, S), S = |alpha| |op(A)| @ |op(B)| + |beta C| + |bias|, the sum
+    that the accumulation error scales with. act None or "none": the identity."""
+    ar = round_bf16(a).astype(np.float64)
+    br = round_bf16(b).astype(np.float64)
+    opa = ar.T if trans_a else ar
+    opb = br.T if trans_b else br
+    pre = alpha * (opa @ opb)
+    S = abs(alpha) * (np.abs(opa) @ np.abs(opb))
+    if beta != 0:
+        pre = pre + beta * c0.astype(np.float64)
+        S = S + abs(beta) * np.abs(c0.astype(np.float64))
+    if bias is not None:
+        pre = pre + bias.astype(np.float64)
+        S = S + np.abs(bias.astype(np.float64))
+    if act in (None, "none"):
+        return pre, pre, S
+    return activation(act, pre, negative_slope=param, alpha=param), pre, S
+
+
 def round_tf32(x):
     """float32 -> float32 with a 10-bit mantissa, to nearest, ties away from zero (PTX
     cvt.rna.tf32.f32, what fastnn's TF32 kernels use). Inf and NaN pass through."""

@@ -404,12 +404,13 @@ def test_gpu_check_budget_caps_phases(tmp_path):
     # 100 s of budget: the build's 200 s cap is cut to what is left, and the phases after it
     # would find too little time; in a dry run nothing is spent, so check the caps printed.
     out = _check_sh(tmp_path, GPU_CHECK_DRY="1", GPU_CHECK_BUDGET="100")
-    # The machine-info step before the build (it imports torch) takes a second or more on a
-    # loaded machine, so "left" may already be 99 or 98; the cap is always left - 5.
+    # The machine-info step before the build (it imports torch) spends some of the budget, how
+    # much depends on the machine's load: the rule checked is the cap's, always left - 5, with
+    # no bound on how long that step took.
     m = re.search(r"== build \(cap (\d+) s, (\d+) s of the budget left\)", out.stdout)
     assert m, out.stdout
     cap, left = int(m.group(1)), int(m.group(2))
-    assert 90 <= left <= 100 and cap == left - 5
+    assert left <= 100 and cap == left - 5
     out = _check_sh(tmp_path, GPU_CHECK_DRY="1", GPU_CHECK_BUDGET="20")
     assert out.stdout.count("skipped, the time budget is spent") == 5
     assert "| build | skipped: budget spent |" in (tmp_path / "report.md").read_text()

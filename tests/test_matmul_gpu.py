@@ -363,25 +363,6 @@ def test_gemm_tf32_on_device_tensors():
 # A kernel that did not round, or a fragment in the wrong place, is off by ~1e-3 S or by O(S).
 
 
-def _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param):
-    """(want, pre-activation, S) in float64 from the bf16-rounded operands."""
-    ar = oracle.round_bf16(a).astype(np.float64)
-    br = oracle.round_bf16(b).astype(np.float64)
-    opa = ar.T if trans_a else ar
-    opb = br.T if trans_b else br
-    pre = alpha * (opa @ opb)
-    S = abs(alpha) * (np.abs(opa) @ np.abs(opb))
-    if beta != 0:
-        pre = pre + beta * c0.astype(np.float64)
-        S = S + abs(beta) * np.abs(c0.astype(np.float64))
-    if bias is not None:
-        pre = pre + bias.astype(np.float64)
-        S = S + np.abs(bias.astype(np.float64))
-    want = pre if activation is None else oracle.activation(activation, pre, negative_slope=param,
-                                                            alpha=param)
-    return want, pre, S
-
-
 def _assert_bf16_close(got, want, pre, S, K, activation, what):
     bound = gemm_bf16_bound(S, want, K)
     ok = np.abs(got.astype(np.float64) - want) <= bound
@@ -398,7 +379,8 @@ def _check_bf16(M, N, K, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, with
                 activation=None, param=0.0, seed=0):
     a, b, bias, out, c0 = _operands(M, N, K, trans_a, trans_b, beta, with_bias, seed)
     gemm(a, b, out, trans_a, trans_b, alpha, beta, bias, activation, param, variant="bf16")
-    want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, alpha, beta, bias, activation, param)
+    want, pre, S = oracle.gemm_bf16(a, b, c0, trans_a, trans_b, alpha, beta,
+                                    bias, activation, param)
     _assert_bf16_close(out, want, pre, S, K, activation,
                        f"M={M} N={N} K={K} trans_a={trans_a} trans_b={trans_b}")
 
@@ -568,7 +550,7 @@ def test_bf16_odd_sizes_padded_leading_dims(M, N, K, trans_a, trans_b):
     backend().gemm(ta, tb, tc, trans_a, trans_b, 0.75, 0.5, dev(bias), "gelu", 0.0,
                    variant="bf16")
     got = host(cbuf)
-    want, pre, S = _bf16_expected(a, b, c0, trans_a, trans_b, 0.75, 0.5, bias, "gelu", 0.0)
+    want, pre, S = oracle.gemm_bf16(a, b, c0, trans_a, trans_b, 0.75, 0.5, bias, "gelu", 0.0)
     _assert_bf16_close(got[:, :N], want, pre, S, K, "gelu", f"M={M} N={N} K={K} padded")
     assert np.isnan(got[:, N:]).all(), "wrote past N into the padding"
 
