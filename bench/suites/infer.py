@@ -7,9 +7,6 @@ that say so; they never fail the suite."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import numpy as np
 
 from bench.suites import _engines
 from bench.suites._ceilings import READ_METHOD, read_gbps, sgemm_gflops
+from bench.suites._child import ChildFailed, run_in_child, write_result
 from bench.suites._common import Context
 from bench.suites._mlp import NETWORKS, bias_count, fastnn_model, forward_flops, weight_count
 from bench.table import Column, Table, markdown
@@ -33,7 +31,6 @@ BATCHES_QUICK = (1, 32)
 # fp32 engines summing in another order stay well below this on softmax probabilities.
 FP32_TOL = 1e-5
 REFERENCE = "fastnn fp32"
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: children import bench from it
 
 ROW_COLUMNS = [
     Column("network", "network", width=22), Column("batch", "batch"),
@@ -101,23 +98,17 @@ def measure_engine(name, widths, batches, quick, out_dir) -> None:
                 X = _inputs(widths, batch)
                 result["times"][str(batch)] = measure(lambda: e.predict(X), cfg).to_dict()
                 np.save(out / f"{batch}.npy", np.asarray(e.predict(X), dtype=np.float32))
-    (out / "result.json").write_text(json.dumps(result))
+    write_result(out, result)
 
 
 def _engine_in_child(name, widths, batches, quick, out_dir) -> dict:
-    """measure_engine in a fresh Python process. Engines measured in one process disturb each
-    other: a peer's worker threads that keep spinning after its calls (ONNX Runtime's, OpenMP's)
-    take a core from whoever runs next, through any quiet gap."""
-    args = json.dumps([name, list(widths), list(batches), quick, str(out_dir)])
-    code = "import json, sys; from bench.suites.infer import measure_engine; " \
-           "measure_engine(*json.loads(sys.argv[1]))"
-    proc = subprocess.run([sys.executable, "-c", code, args], cwd=ROOT, capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"note": f"failed: {last[:60]}", "detail": proc.stderr[-2000:], "exact": True,
-                "weight_bytes": 4.0, "times": {}}
-    return json.loads((Path(out_dir) / "result.json").read_text())
+    """measure_engine in a fresh Python process (bench/suites/_child.py says why)."""
+    try:
+        return run_in_child("bench.suites.infer", "measure_engine",
+                            [name, list(widths), list(batches), quick, str(out_dir)], out_dir)
+    except ChildFailed as exc:
+        return {"note": exc.args[0], "detail": exc.args[1], "exact": True, "weight_bytes": 4.0,
+                "times": {}}
 
 
 def _network_rows(ctx, name, widths, batches, gemm_gflops, bw_cache, tmp):
