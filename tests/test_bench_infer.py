@@ -143,3 +143,44 @@ def test_train_rows_and_ceiling(monkeypatch):
     assert ceiling["sgemm0_label"] == "SGEMM 32x32x32"
     assert ceiling["ratio0"] == pytest.approx(wide["gflops"] / ceiling["sgemm0"])
     assert ceiling["ratio1"] == pytest.approx(wide["gflops"] / ceiling["sgemm1"])
+
+
+def _tiny_train(monkeypatch):
+    monkeypatch.setattr(train, "NETWORKS", {"small 64-128-10": (8, 16, 4)})
+    monkeypatch.setattr(train, "CONFIGS", (("small 64-128-10", 16, "sgd", 64, 64),))
+
+
+def test_train_peer_runs_in_its_own_process(monkeypatch):
+    """PyTorch's epochs come from a child process (torch never imported into this one by the
+    suite) and give the same row fields as before."""
+    pytest.importorskip("torch", reason="PyTorch is the train suite's optional peer")
+    _tiny_train(monkeypatch)
+    parts = []
+    real = train.run_in_child
+    monkeypatch.setattr(train, "run_in_child",
+                        lambda *a: parts.append(a[2][:2]) or real(*a))
+    rows, ceiling = train._throughput_rows(_ctx(), True)
+    assert parts == [["throughput", "fastnn"], ["throughput", "torch"]]
+    assert ceiling is None
+    row = rows[0]
+    assert row["ratio"] == pytest.approx(row["fastnn"] / row["torch"])
+    assert row["torch"] == pytest.approx(64 / row["torch_time"]["median_s"])
+
+
+def test_train_failed_child_gives_a_note(monkeypatch):
+    from bench.suites._child import ChildFailed
+
+    _tiny_train(monkeypatch)
+    real = train.run_in_child
+
+    def fail(module, function, args, out_dir):
+        if args[1] == "torch":
+            raise ChildFailed("failed: boom", "Traceback ...")
+        return real(module, function, args, out_dir)
+
+    monkeypatch.setattr(train, "run_in_child", fail)
+    rows, _ = train._throughput_rows(_ctx(), True)
+    assert rows[0]["torch"] == "failed: boom" and "ratio" not in rows[0]
+    assert rows[0]["fastnn"] > 0
+    inference = train._inference_rows(_ctx(), True)
+    assert [r["torch_us"] for r in inference] == ["failed: boom"] * 2

@@ -1,12 +1,15 @@
 """Whole-model training and inference: fastnn.Sequential against PyTorch (CPU, same threads)
 and scikit-learn's MLPClassifier, in the same run. PyTorch and scikit-learn are optional: rows
-whose peer is missing say so."""
+whose peer is missing say so. Each engine runs in a Python process of its own (_child.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -15,12 +18,13 @@ from fastnn import optim
 from fastnn.layers import Dense
 
 from bench.suites._ceilings import sgemm_fn
+from bench.suites._child import ChildFailed, run_in_child, write_result
 from bench.suites._common import Context
 from bench.suites._engines import NOT_IN_BUILD
 from bench.suites._mlp import NETWORKS, data, fastnn_model, torch_model, train_flops
 from bench.table import Column, Table, markdown
-from bench.threads import same_threads
-from bench.timing import measure_interleaved
+from bench.threads import BlasThreads, same_threads
+from bench.timing import Timing, TimerConfig, measure, measure_interleaved
 
 NAME = "train"
 DESCRIPTION = "training samples/s and inference latency vs PyTorch CPU; digits vs scikit-learn"
@@ -38,12 +42,9 @@ SGEMM_SHAPES = ((2048, 2048, 2048), (256, 2048, 2048))
 SGEMM_SHAPES_QUICK = ((1024, 1024, 1024), (256, 2048, 2048))
 
 
-def _torch():
-    try:
-        import torch
-        return torch
-    except ImportError:
-        return None
+def _present(module: str) -> bool:
+    """Whether an optional peer is installed, without importing it into this process."""
+    return importlib.util.find_spec(module) is not None
 
 
 def _fastnn_model(widths, opt, precision="fp32"):
@@ -85,122 +86,218 @@ def _sgemm_label(m, k, n):
     return f"SGEMM {m}x{k}x{n}"
 
 
+# ------------------------------------------------------------------ in the child processes
+# Each function below runs in a process of its own (measure_engine) and returns what the parent
+# needs, JSON-able: timings as Timing.to_dict(), or "note" when its engine cannot run here.
+
+def _fastnn_throughput(cfg, widths, bs, opt, n, sgemm_shapes):
+    """fp32 epoch, bf16 epoch (where this build trains bf16) and the SGEMM shapes of the
+    ceiling, interleaved: all fastnn, so they cannot disturb each other's threads."""
+    X, y = data(widths, n)
+    model = _fastnn_model(widths, opt)
+    fns = {"fastnn": lambda: model.fit(X, y, epochs=1, batch_size=bs, verbose=0)}
+    bf16, bf16_note = _fastnn_bf16(widths, opt, X, y, bs)
+    if bf16 is not None:
+        fns["bf16"] = lambda: bf16.fit(X, y, epochs=1, batch_size=bs, verbose=0)
+    sgemm_flops = {}
+    for shape in sgemm_shapes:
+        fns[_sgemm_label(*shape)], sgemm_flops[_sgemm_label(*shape)] = sgemm_fn(*shape)
+    times = measure_interleaved(fns, cfg)
+    out = {"times": {k: t.to_dict() for k, t in times.items()}, "sgemm_flops": sgemm_flops,
+           "loss": model.evaluate(X, y)["loss"], "bf16_note": bf16_note}
+    if bf16 is not None:
+        out["bf16_loss"] = bf16.evaluate(X, y)["loss"]
+    return out
+
+
+def _torch_throughput(cfg, widths, bs, opt, n, sgemm_shapes):
+    import torch
+
+    X, y = data(widths, n)
+    tm, to = _torch_model(torch, widths, opt)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(0)
+    t = measure(lambda: _torch_epoch(torch, tm, to, Xt, yt, bs, gen), cfg)
+    return {"times": {"torch": t.to_dict()}}
+
+
+def _fastnn_predict(cfg, widths, opt, batches):
+    model = _fastnn_model(widths, opt)
+    return {str(b): measure(lambda: model.predict(X, batch_size=b), cfg).to_dict()
+            for b in batches for X in [data(widths, b, seed=1)[0]]}
+
+
+def _torch_predict(cfg, widths, opt, batches):
+    import torch
+
+    tm = torch_model(torch, widths, _fastnn_model(widths, opt).get_weights())
+    out = {}
+    for b in batches:
+        Xt = torch.from_numpy(data(widths, b, seed=1)[0])
+
+        def run():
+            with torch.inference_mode():
+                return torch.softmax(tm(Xt), dim=1)
+
+        out[str(b)] = measure(run, cfg).to_dict()
+    return out
+
+
+DIGITS_EPOCHS, DIGITS_HIDDEN = 100, (128, 64)
+
+
+def _digits_split():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def _fastnn_digits():
+    Xtr, Xte, ytr, yte = _digits_split()
+    t0 = time.perf_counter()
+    model = fastnn.Sequential([Dense(DIGITS_HIDDEN[0], "relu"), Dense(DIGITS_HIDDEN[1], "relu"),
+                               Dense(10)], input_dim=64, seed=0)
+    model.compile("softmax_cross_entropy", optim.Adam(lr=1e-3), metrics=["accuracy"])
+    model.fit(Xtr, ytr, epochs=DIGITS_EPOCHS, batch_size=200, verbose=0)
+    return {"s": time.perf_counter() - t0, "acc": model.evaluate(Xte, yte)["accuracy"]}
+
+
+def _sklearn_digits():
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    Xtr, Xte, ytr, yte = _digits_split()
+    clf = MLPClassifier(hidden_layer_sizes=DIGITS_HIDDEN, solver="adam", batch_size=200,
+                        learning_rate_init=1e-3, max_iter=DIGITS_EPOCHS, random_state=0,
+                        n_iter_no_change=DIGITS_EPOCHS + 1, tol=0.0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
+        clf.fit(Xtr, ytr)
+    return {"s": time.perf_counter() - t0, "acc": clf.score(Xte, yte)}
+
+
+_PARTS = {
+    ("throughput", "fastnn"): _fastnn_throughput, ("throughput", "torch"): _torch_throughput,
+    ("predict", "fastnn"): _fastnn_predict, ("predict", "torch"): _torch_predict,
+    ("digits", "fastnn"): _fastnn_digits, ("digits", "sklearn"): _sklearn_digits,
+}
+
+
+def measure_engine(part, engine, jobs, timer, out_dir) -> None:
+    """In a process of its own: run ``part`` (throughput, predict, digits) of ``engine`` on each
+    job (a list of arguments after the timer config) at the suite's threads, and leave the
+    results in out_dir (bench/suites/_child.py)."""
+    cfg = TimerConfig(**timer)
+    fn = _PARTS[(part, engine)]
+    with same_threads(BlasThreads(), THREADS):
+        if engine == "torch":
+            import torch
+            torch.set_num_threads(THREADS)
+        args = [[cfg, *job] if part != "digits" else [] for job in jobs]
+        write_result(out_dir, {"results": [fn(*a) for a in args]})
+
+
+def _in_child(ctx: Context, part, engine, jobs) -> list | str:
+    """Each job's result from ``engine``'s own process, or a note saying why there is none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return run_in_child("bench.suites.train", "measure_engine",
+                                [part, engine, jobs, asdict(ctx.timer), tmp], tmp)["results"]
+        except ChildFailed as exc:
+            print(f"{engine} {part}: {exc.args[0]}\n{exc.args[1]}", file=sys.stderr)
+            return exc.args[0]
+
+
+# ------------------------------------------------------------------ in the parent
 def _throughput_rows(ctx: Context, torch):
-    """One interleaved measurement per network: fastnn fp32 epoch, fastnn bf16 epoch (when the
-    build has it), the PyTorch epoch, and for the wide network the SGEMM shapes of its ceiling."""
+    """Per network, fastnn's epochs (fp32, bf16 when the build has it, and for the wide network
+    the SGEMM shapes of its ceiling, interleaved) in one child process and the PyTorch epoch in
+    another; ``torch``: whether PyTorch is present."""
     rows, ceiling = [], None
+    jobs = []
     for name, bs, opt, n_full, n_quick in CONFIGS:
-        widths = NETWORKS[name]
-        n = n_quick if ctx.quick else n_full
-        X, y = data(widths, n)
-        fns = {}
-        with same_threads(ctx.blas, THREADS):
-            model = _fastnn_model(widths, opt)
-            fns["fastnn"] = lambda: model.fit(X, y, epochs=1, batch_size=bs, verbose=0)
-            bf16, bf16_note = _fastnn_bf16(widths, opt, X, y, bs)
-            if bf16 is not None:
-                fns["bf16"] = lambda: bf16.fit(X, y, epochs=1, batch_size=bs, verbose=0)
-            if torch is not None:
-                torch.set_num_threads(THREADS)
-                tm, to = _torch_model(torch, widths, opt)
-                Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-                gen = torch.Generator().manual_seed(0)
-                fns["torch"] = lambda: _torch_epoch(torch, tm, to, Xt, yt, bs, gen)
-            sgemm_flops = {}
-            if name.startswith("wide"):
-                for shape in SGEMM_SHAPES_QUICK if ctx.quick else SGEMM_SHAPES:
-                    fns[_sgemm_label(*shape)], sgemm_flops[_sgemm_label(*shape)] = sgemm_fn(*shape)
-            times = measure_interleaved(fns, ctx.timer)
+        shapes = (SGEMM_SHAPES_QUICK if ctx.quick else SGEMM_SHAPES) if name.startswith("wide") \
+            else ()
+        jobs.append([list(NETWORKS[name]), bs, opt, n_quick if ctx.quick else n_full,
+                     [list(s) for s in shapes]])
+    fast = _in_child(ctx, "throughput", "fastnn", jobs)
+    peer = _in_child(ctx, "throughput", "torch", jobs) if torch else None
+    if isinstance(fast, str):
+        return [{"shape": name, "note": fast, "ok": False} for name, *_ in CONFIGS], None
+    for i, (name, bs, opt, _, _) in enumerate(CONFIGS):
+        widths, n = NETWORKS[name], jobs[i][3]
+        r = fast[i]
+        times = {k: Timing(**t) for k, t in r["times"].items()}
         flops = train_flops(widths) * n
-        fast = n / times["fastnn"].median_s
-        row = {"shape": name, "threads": THREADS, "batch": bs, "fastnn": fast,
-               "gflops": flops / times["fastnn"].median_s / 1e9,
-               "loss": model.evaluate(X, y)["loss"], "ok": True,
+        rate = n / times["fastnn"].median_s
+        row = {"shape": name, "threads": THREADS, "batch": bs, "fastnn": rate,
+               "gflops": flops / times["fastnn"].median_s / 1e9, "loss": r["loss"], "ok": True,
                "fastnn_time": times["fastnn"].to_dict()}
-        if torch is not None:
-            row["torch"] = n / times["torch"].median_s
-            row["ratio"] = fast / row["torch"]
-            row["torch_time"] = times["torch"].to_dict()
-        if bf16 is not None:
+        if isinstance(peer, list):
+            t = Timing(**peer[i]["times"]["torch"])
+            row["torch"] = n / t.median_s
+            row["ratio"] = rate / row["torch"]
+            row["torch_time"] = t.to_dict()
+        elif isinstance(peer, str):
+            row["torch"] = peer
+        if "bf16" in times:
             row["bf16"] = n / times["bf16"].median_s
-            row["bf16_ratio"] = row["bf16"] / fast
-            row["bf16_loss"] = bf16.evaluate(X, y)["loss"]
+            row["bf16_ratio"] = row["bf16"] / rate
+            row["bf16_loss"] = r["bf16_loss"]
         else:
-            row["bf16"], row["bf16_detail"] = NOT_IN_BUILD, bf16_note
+            row["bf16"], row["bf16_detail"] = NOT_IN_BUILD, r["bf16_note"]
         rows.append(row)
-        if sgemm_flops:
+        if r["sgemm_flops"]:
             ceiling = {"shape": f"{name} training flop rate", "threads": THREADS, "ok": True,
                        "train_gflops": row["gflops"], "flops_per_sample": train_flops(widths)}
-            for i, (label, f) in enumerate(sgemm_flops.items()):
-                rate = f / times[label].median_s / 1e9
-                ceiling[f"sgemm{i}_label"], ceiling[f"sgemm{i}"] = label, rate
-                ceiling[f"ratio{i}"] = row["gflops"] / rate
+            for k, (label, f) in enumerate(r["sgemm_flops"].items()):
+                gf = f / times[label].median_s / 1e9
+                ceiling[f"sgemm{k}_label"], ceiling[f"sgemm{k}"] = label, gf
+                ceiling[f"ratio{k}"] = row["gflops"] / gf
     return rows, ceiling
 
 
 def _inference_rows(ctx: Context, torch):
+    batches = (1, 1024)
+    jobs = [[list(NETWORKS[name]), opt, list(batches)] for name, _, opt, _, _ in CONFIGS]
+    fast = _in_child(ctx, "predict", "fastnn", jobs)
+    peer = _in_child(ctx, "predict", "torch", jobs) if torch else None
     rows = []
-    for name, _, opt, _, _ in CONFIGS:
-        widths = NETWORKS[name]
-        model = _fastnn_model(widths, opt)
-        if torch is not None:
-            tm = torch_model(torch, widths, model.get_weights())
-        for batch in (1, 1024):
-            X, _ = data(widths, batch, seed=1)
-            fns = {"fastnn": lambda: model.predict(X, batch_size=batch)}
-            if torch is not None:
-                Xt = torch.from_numpy(X)
-
-                def run():
-                    with torch.inference_mode():
-                        return torch.softmax(tm(Xt), dim=1)
-
-                fns["torch"] = run
-            with same_threads(ctx.blas, THREADS):
-                times = measure_interleaved(fns, ctx.timer)
-            t = times["fastnn"]
-            row = {"shape": f"{name} predict", "threads": THREADS, "batch": batch,
-                   "fastnn_us": t.median_s * 1e6, "ok": True}
-            if torch is not None:
-                row["torch_us"] = times["torch"].median_s * 1e6
-                row["ratio"] = times["torch"].median_s / t.median_s
+    for i, (name, *_) in enumerate(CONFIGS):
+        for batch in batches:
+            row = {"shape": f"{name} predict", "threads": THREADS, "batch": batch, "ok": True}
+            if isinstance(fast, str):
+                row.update(note=fast, ok=False)
+                rows.append(row)
+                continue
+            t = Timing(**fast[i][str(batch)])
+            row["fastnn_us"] = t.median_s * 1e6
+            if isinstance(peer, list):
+                tp = Timing(**peer[i][str(batch)])
+                row["torch_us"] = tp.median_s * 1e6
+                row["ratio"] = tp.median_s / t.median_s
+            elif isinstance(peer, str):
+                row["torch_us"] = peer
             rows.append(row)
     return rows
 
 
 def _digits_row(ctx: Context):
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-        from sklearn.neural_network import MLPClassifier
-    except ImportError:
+    if not _present("sklearn"):
         return {"shape": "digits vs sklearn", "note": "scikit-learn not installed", "ok": True}
-    import warnings
-
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
-    epochs, hidden = 100, (128, 64)
-    with same_threads(ctx.blas, THREADS):
-        t0 = time.perf_counter()
-        model = fastnn.Sequential([Dense(hidden[0], "relu"), Dense(hidden[1], "relu"),
-                                   Dense(10)], input_dim=64, seed=0)
-        model.compile("softmax_cross_entropy", optim.Adam(lr=1e-3), metrics=["accuracy"])
-        model.fit(Xtr, ytr, epochs=epochs, batch_size=200, verbose=0)
-        t_fast = time.perf_counter() - t0
-        acc_fast = model.evaluate(Xte, yte)["accuracy"]
-        clf = MLPClassifier(hidden_layer_sizes=hidden, solver="adam", batch_size=200,
-                            learning_rate_init=1e-3, max_iter=epochs, random_state=0,
-                            n_iter_no_change=epochs + 1, tol=0.0)
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
-            clf.fit(Xtr, ytr)
-        t_sk = time.perf_counter() - t0
-        acc_sk = clf.score(Xte, yte)
-    return {"shape": f"digits 64-128-64-10, {epochs} epochs", "threads": THREADS,
-            "fastnn_s": t_fast, "sklearn_s": t_sk, "ratio": t_sk / t_fast,
-            "fastnn_acc": acc_fast, "sklearn_acc": acc_sk, "ok": acc_fast >= 0.9}
+    fast = _in_child(ctx, "digits", "fastnn", [[]])
+    sk = _in_child(ctx, "digits", "sklearn", [[]])
+    row = {"shape": f"digits 64-128-64-10, {DIGITS_EPOCHS} epochs", "threads": THREADS}
+    if isinstance(fast, str) or isinstance(sk, str):
+        return {**row, "note": fast if isinstance(fast, str) else sk, "ok": False}
+    f, k = fast[0], sk[0]
+    return {**row, "fastnn_s": f["s"], "sklearn_s": k["s"], "ratio": k["s"] / f["s"],
+            "fastnn_acc": f["acc"], "sklearn_acc": k["acc"], "ok": f["acc"] >= 0.9}
 
 
 def _process_rows():
@@ -263,18 +360,20 @@ def _print_table(columns, rows) -> None:
 
 
 def run(ctx: Context) -> dict:
-    torch = _torch()
+    torch = _present("torch")
     notes = [
         f"{THREADS} threads for fastnn, PyTorch ({'present' if torch else 'not installed'}) and "
-        "OpenBLAS; samples/s = samples per epoch / median epoch time, engines interleaved, "
-        "after warm-up epochs, a quiet gap before each (bench/timing.py); PyTorch runs the usual "
+        "OpenBLAS; each engine (fastnn, PyTorch, scikit-learn) timed in a Python process of its "
+        "own (a peer's spinning worker threads slow whatever runs next in the same process); "
+        "samples/s = samples per epoch / median epoch time after warm-up epochs, a quiet gap "
+        "before each (bench/timing.py); PyTorch runs the usual "
         "loop (randperm, slice, zero_grad, forward, cross_entropy, backward, step)",
         "training GFLOP/s counts 2*M*K*N per Dense layer forward, 2*M*K*N for dW and 2*M*K*N for "
         "dX backward, no dX for the first layer (wide: "
         f"{train_flops(NETWORKS['wide 784-2048-2048-10']) / 1e6:.1f} MFLOP per sample); "
         "bias, activations, loss and optimizer not counted",
         "ceiling: the same training flop rate / fastnn.ops.matmul GFLOP/s on SGEMM shapes "
-        "measured interleaved with the epochs of the same run",
+        "measured interleaved with fastnn's epochs, in its process",
     ]
     for note in notes:
         print(note)
