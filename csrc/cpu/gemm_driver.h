@@ -36,6 +36,7 @@
 #include "core/act_math.h"
 #include "core/parallel.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_transpose.h"
 
 namespace fastnn {
 namespace cpu {
@@ -317,9 +318,6 @@ struct ScratchBuffer {
   ~ScratchBuffer() { std::free(data); }
 };
 
-// The k extent of the tiles a transposing pack goes through: one 64-byte line of floats.
-constexpr int64_t kTransTile = 16;
-
 // Packs an operand block into P-wide slivers, zero-padded: for p in [0, np) and k in [0, kc),
 // sliver p / P holds src[p * ps + k * ks] at [k][p % P]. op(A)[0:mc, 0:kc] packs as (np, ps,
 // ks) = (mc, rsa, csa) into MR-tall slivers, op(B)[0:kc, 0:nc] as (nc, csb, rsb) into NR-wide
@@ -365,14 +363,20 @@ void pack_slivers(int64_t np, int64_t kc, const T* src, int64_t ps, int64_t ks,
       // per store across the whole sliver (32 KiB for NR = 32, all of L1). A P x kTransTile
       // tile is gathered run by run instead (contiguous reads, gated as runs), then written
       // out k-major, P contiguous values at a time, with everything in a few lines of L1.
+      // Whole tiles go through a register transpose where this ISA has one (gemm_transpose.h),
+      // straight from the source when ungated.
       alignas(64) T tile[P * kTransTile];
       for (int64_t k0 = 0; k0 < kc; k0 += kTransTile) {
         const int64_t len = imin(kTransTile, kc - k0);
+        if (len == kTransTile && !gsrc &&
+            transpose_block<P>(src + p0 * ps + k0, ps, out + k0 * P))
+          continue;
         for (int64_t p = 0; p < P; ++p) {
           const int64_t off = (p0 + p) * ps + k0;
           load_run(src + off, gsrc ? gsrc + off : nullptr, 1, len, gate, tile + p * kTransTile,
                    1);
         }
+        if (len == kTransTile && transpose_block<P>(tile, kTransTile, out + k0 * P)) continue;
         for (int64_t k = 0; k < len; ++k)
           for (int p = 0; p < P; ++p) out[(k0 + k) * P + p] = tile[p * kTransTile + k];
       }
