@@ -10,25 +10,13 @@ namespace cpu {
 
 namespace {
 
-// dX (M x K) = dZ (M x N) @ W^T (N x K), dZ formed again while A is packed.
-template <class T>
-void dense_dx(const DenseBackwardArgs<T>& a) {
-  GemmArgs<T> x = gemm_product(a.M, a.K, a.N, a.dY, a.ldy, 1, a.W, 1, a.ldw, a.dX, a.lddx);
-  x.gate_a = a.gate;
-  gemm(x);
-}
-
 template <class T>
 void dense_backward_impl(const DenseBackwardArgs<T>& a) {
-  // A dW callback may change W (the fused optimizer step): dX, which reads W, goes first then.
-  if (a.dX && a.dw_done) dense_dx(a);
   // dW (K x N) = X^T (K x M) @ dZ (M x N); db = colsum(dZ) while dZ is packed.
   std::vector<T> db_new;
   GemmArgs<T> w = gemm_product(a.K, a.N, a.M, a.X, 1, a.ldx, a.dY, a.ldy, 1, a.dW, a.lddw);
   w.gate_b = a.gate;
   w.beta = a.accumulate ? T(1) : T(0);
-  w.block_done = a.dw_done;
-  w.block_ctx = a.dw_ctx;
   if (a.db) {
     if (a.accumulate) {
       db_new.resize(static_cast<size_t>(a.N));
@@ -40,7 +28,12 @@ void dense_backward_impl(const DenseBackwardArgs<T>& a) {
   gemm(w);
   if (a.db && a.accumulate)
     for (int64_t j = 0; j < a.N; ++j) a.db[j] += db_new[static_cast<size_t>(j)];
-  if (a.dX && !a.dw_done) dense_dx(a);
+
+  if (!a.dX) return;
+  // dX (M x K) = dZ (M x N) @ W^T (N x K), dZ formed again while A is packed.
+  GemmArgs<T> x = gemm_product(a.M, a.K, a.N, a.dY, a.ldy, 1, a.W, 1, a.ldw, a.dX, a.lddx);
+  x.gate_a = a.gate;
+  gemm(x);
 }
 
 }  // namespace

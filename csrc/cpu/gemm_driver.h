@@ -446,7 +446,6 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
                                      b_full ? g.rsb : NR, g.C + c_off, g.rsc, g.csc,
                                      imin(MR, mc - ir), nc, ep, g.rsa);
           }
-          if (ep.last && g.block_done) g.block_done(g.block_ctx, ic, ic + mc, jc, jc + nc);
           continue;
         }
         pack_slivers<MR>(mc, kc, g.A + a_off, g.rsa, g.csa, ap,
@@ -466,7 +465,6 @@ void gemm_block(const GemmArgs<typename Kern::T>& g, int64_t m0, int64_t m1, int
                         imin(NR, nc - jr), ep);
           }
         }
-        if (ep.last && g.block_done) g.block_done(g.block_ctx, ic, ic + mc, jc, jc + nc);
       }
     }
     if (colsum)

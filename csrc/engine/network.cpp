@@ -130,15 +130,6 @@ struct Network<T>::Impl {
   bool any_penalty = false;
   bool has_batch_norm = false;
   std::unique_ptr<Bf16Weights> bf16;  // precision "bf16": the Dense GEMMs' bf16 weight copies
-  // The optimizer step fused into the backward pass (fuse_update_ok): per layer, what its dW
-  // product's blocks are applied to; per parameter, whether this batch's backward updated it.
-  struct FusedStep {
-    Impl* m;
-    int64_t param, cols, step;
-  };
-  std::vector<FusedStep> fused_steps;
-  std::vector<char> fused;
-  std::vector<fastnn::OptimTensor<T>> rest;  // update's tensors that the backward left
 
   int64_t width(size_t i) const { return net->widths_[i]; }
 
@@ -260,61 +251,10 @@ struct Network<T>::Impl {
     }
   }
 
-  // Whether this batch's optimizer step may run inside its backward pass, each kernel updated
-  // block by block as its dW product finishes them (while they are in cache; a wide network's
-  // separate Adam pass streamed every gradient and state from memory again, ~6% of its step).
-  // Only when the update follows this batch alone (no accumulation) unscaled (no clipping), and
-  // nothing reads the gradients or old weights in between (no diagnostics this step); not with
-  // bf16 (other backward products) or the sampled softmax. A hook that must see the gradients
-  // between backward and update (data-parallel averaging) has to turn it off too.
-  bool fuse_update_ok(bool update_after, int64_t micro_in_group, double clipnorm,
-                      bool diagnose) const {
-    return update_after && micro_in_group == 0 && clipnorm <= 0 && !diagnose && !bf16 &&
-           loss != LossKind::SampledSoftmax;
-  }
-
-  // One optimizer update of the tensors t (whole parameters, or rows of one) at step `step`.
-  void apply_optimizer(const fastnn::OptimTensor<T>* t, int64_t count, int64_t step,
-                       double scale) {
-    const OptimSpec& o = net->optim_;
-    switch (o.kind) {
-      case OptimKind::Sgd: cpu::sgd_step(t, count, sgd_options(o, step, scale)); break;
-      case OptimKind::Adam:
-      case OptimKind::AdamW: cpu::adam_step(t, count, adam_options(o, step, scale)); break;
-      case OptimKind::Adagrad: cpu::adagrad_step(t, count, adagrad_options(o, step, scale)); break;
-      case OptimKind::RmsProp: cpu::rmsprop_step(t, count, rmsprop_options(o, scale)); break;
-    }
-  }
-
-  // GemmArgs::block_done of a fused dW product: the optimizer step on the kernel's rows
-  // [m0, m1), columns [n0, n1), a few rows per call (serial: it runs in a GEMM thread).
-  static void fused_block(void* ctx, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-    const FusedStep& f = *static_cast<const FusedStep*>(ctx);
-    const fastnn::OptimTensor<T>& whole = f.m->otensors[size_t(f.param)];
-    constexpr int64_t kRows = 16;
-    fastnn::OptimTensor<T> rows[kRows];
-    for (int64_t r0 = m0; r0 < m1; r0 += kRows) {
-      const int64_t nr = std::min(kRows, m1 - r0);
-      for (int64_t i = 0; i < nr; ++i) {
-        const int64_t off = (r0 + i) * f.cols + n0;
-        fastnn::OptimTensor<T>& t = rows[i];
-        t = whole;
-        t.param += off;
-        t.grad += off;
-        for (T*& st : t.state)
-          if (st) st += off;
-        t.n = n1 - n0;
-      }
-      f.m->apply_optimizer(rows, nr, f.step, 1.0);
-    }
-  }
-
   // Back through the layers from dL/d(output) in d0; gradients written (accumulate = false) or
-  // added (accumulate = true) into the parameters' grad buffers; with fuse_update, the Dense
-  // kernels also take the next optimizer step (fuse_update_ok).
+  // added (accumulate = true) into the parameters' grad buffers.
   // `top`: the number of layers to go back through, from layer top - 1 down (default: all).
-  void backward(const T* x0, int64_t N, bool accumulate, size_t top = size_t(-1),
-                bool fuse_update = false) {
+  void backward(const T* x0, int64_t N, bool accumulate, size_t top = size_t(-1)) {
     Workspace& w = train;
     T* dcur = w.d0.data();
     T* dnext = w.d1.data();
@@ -326,17 +266,10 @@ struct Network<T>::Impl {
       const bool need_dx = ii > 0;
       switch (L.spec.kind) {
         case LayerKind::Dense: {
-          DenseBackwardArgs<T> a = dense_backward_args<T>(
+          dense_backward_gemms(bf16.get(), dense_backward_args<T>(
               L, N, in, out, x_in, net->params_[L.w].value.data(), dcur, y, w.z[ii].data(),
               net->params_[L.w].grad.data(), L.b >= 0 ? net->params_[L.b].grad.data() : nullptr,
-              need_dx ? dnext : nullptr, accumulate);
-          if (fuse_update) {
-            fused_steps[ii] = {this, int64_t(L.w), out, net->step_ + 1};
-            a.dw_done = &Impl::fused_block;
-            a.dw_ctx = &fused_steps[ii];
-            fused[size_t(L.w)] = 1;
-          }
-          dense_backward_gemms(bf16.get(), a);
+              need_dx ? dnext : nullptr, accumulate));
           break;
         }
         case LayerKind::Activation:
@@ -526,12 +459,23 @@ struct Network<T>::Impl {
     if (diagnose) gather_diagnostics(scale);
 
     ++net->step_;
-    // The parameters the backward pass already stepped (fused) are left out.
-    rest.clear();
-    for (size_t i = 0; i < otensors.size(); ++i)
-      if (!fused[i]) rest.push_back(otensors[i]);
-    std::fill(fused.begin(), fused.end(), char(0));
-    apply_optimizer(rest.data(), int64_t(rest.size()), net->step_, scale);
+    const OptimSpec& o = net->optim_;
+    const int64_t count = int64_t(otensors.size());
+    switch (o.kind) {
+      case OptimKind::Sgd:
+        cpu::sgd_step(otensors.data(), count, sgd_options(o, net->step_, scale));
+        break;
+      case OptimKind::Adam:
+      case OptimKind::AdamW:
+        cpu::adam_step(otensors.data(), count, adam_options(o, net->step_, scale));
+        break;
+      case OptimKind::Adagrad:
+        cpu::adagrad_step(otensors.data(), count, adagrad_options(o, net->step_, scale));
+        break;
+      case OptimKind::RmsProp:
+        cpu::rmsprop_step(otensors.data(), count, rmsprop_options(o, scale));
+        break;
+    }
     if (bf16) bf16->invalidate();  // the bf16 weight copies are stale after a step
     ++s.updates;
   }
@@ -616,7 +560,6 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
     m.layers.push_back(std::move(L));
   }
   m.diag.resize(m.layers.size());
-  m.fused_steps.resize(m.layers.size());
   this->layout_ = engine_layout(plan, optim.kind);
 
   // Buffers never move after this: the optimizer's tensor list points into them.
@@ -642,7 +585,6 @@ Network<T>::Network(int64_t input_dim, std::vector<LayerSpec> layers, LossKind l
     m.grad_ptrs.push_back(p.grad.data());
     m.grad_sizes.push_back(p.size());
   }
-  m.fused.assign(m.otensors.size(), 0);
 }
 
 template <class T>
@@ -722,17 +664,14 @@ BatchStats Network<T>::train_batches(const Data<T>& d, int64_t batch_size, int64
       ++s.batches;
       return s;
     }
-    // An update after every accumulate_steps batches, and after the epoch's last batch.
-    const bool last_batch = bi == nbatches - 1;
-    const bool update_after = micro + 1 == accumulate_steps || last_batch;
-    if (m.loss != LossKind::SampledSoftmax)
-      m.backward(w.xbatch.data(), N, micro > 0, size_t(-1),
-                 m.fuse_update_ok(update_after, micro, clipnorm, bi == last - 1));
+    if (m.loss != LossKind::SampledSoftmax) m.backward(w.xbatch.data(), N, micro > 0);
     ++micro;
     s.loss_sum += loss * double(N);
     s.rows += N;
     ++s.batches;
-    if (update_after) {
+    // An update after every accumulate_steps batches, and after the epoch's last batch.
+    const bool last_batch = bi == nbatches - 1;
+    if (micro == accumulate_steps || last_batch) {
       m.update(micro, clipnorm, s, bi == last - 1);
       micro = 0;
       if (nonfinite_) return s;

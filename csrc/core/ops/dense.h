@@ -29,10 +29,6 @@ struct DenseBackwardArgs {
   T* dX = nullptr;              // (M, K) or null
   int64_t lddx = 0;
   bool accumulate = false;      // dW += ..., db += ... (gradient accumulation); dX is overwritten
-  // CPU only: GemmArgs::block_done for the dW product (blocks of rows of in_features, columns
-  // of out_features). With it dX is computed first, so the callback may change W.
-  void (*dw_done)(void* ctx, int64_t m0, int64_t m1, int64_t n0, int64_t n1) = nullptr;
-  void* dw_ctx = nullptr;
 };
 
 }  // namespace fastnn

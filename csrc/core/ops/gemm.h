@@ -53,11 +53,6 @@ struct GemmArgs {
   OperandGate<T> gate_a, gate_b;
   T* colsum_b = nullptr;
   T* Z = nullptr;
-  // CPU only: called by the thread that computed it, once per block of C that is final (its
-  // last K block done), with the block's rows [m0, m1) and columns [n0, n1), while the block is
-  // still in cache (training applies the optimizer step to a fresh dW block here).
-  void (*block_done)(void* ctx, int64_t m0, int64_t m1, int64_t n0, int64_t n1) = nullptr;
-  void* block_ctx = nullptr;
 };
 
 // A plain product C (M x N, rows rsc apart, columns adjacent) = op(A) (M x K) op(B) (K x N),
