@@ -130,6 +130,7 @@ struct Network<T>::Impl {
   bool any_penalty = false;
   bool has_batch_norm = false;
   std::unique_ptr<Bf16Weights> bf16;  // precision "bf16": the Dense GEMMs' bf16 weight copies
+  std::shared_ptr<GradHook<T>> grad_hook;  // data-parallel training's (engine/grad_hook.h)
 
   int64_t width(size_t i) const { return net->widths_[i]; }
 
@@ -177,7 +178,8 @@ struct Network<T>::Impl {
   }
 
   uint64_t dropout_seed(size_t layer) const {
-    return engine::dropout_seed(seed, net->step_, micro, layer);
+    const int64_t offset = grad_hook ? grad_hook->micro_offset : 0;
+    return engine::dropout_seed(seed, net->step_, micro + offset, layer);
   }
 
   // Runs layers [0, stop) on x (rows N; stop defaults to all) with w's buffers, in training
@@ -439,6 +441,7 @@ struct Network<T>::Impl {
 
   // One optimizer update from gradients summed over `micro` batches (each a batch mean).
   void update(int64_t micro, double clipnorm, BatchStats& s, bool diagnose) {
+    if (grad_hook) run_grad_hook(*grad_hook, net->params_, micro);
     double scale = 1.0 / double(micro);
     // The global norm costs a pass over every gradient: taken for clipping, and on the slice's
     // last update for the diagnostics (a non-finite gradient otherwise shows up as a
@@ -599,6 +602,12 @@ std::vector<std::vector<T>*> Network<T>::buffers() {
       out.push_back(&L.running_var);
     }
   return out;
+}
+
+template <class T>
+bool Network<T>::set_grad_hook(std::shared_ptr<GradHook<T>> hook) {
+  impl_->grad_hook = std::move(hook);
+  return true;
 }
 
 template <class T>

@@ -409,7 +409,7 @@ class Sequential:
     # ------------------------------------------------------------------ training
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
             validation_data=None, callbacks=(), class_weight=None, accumulate_steps=1,
-            verbose=1, initial_epoch=0, sample_weight=None):
+            verbose=1, initial_epoch=0, sample_weight=None, distributed=None):
         """Train for `epochs` epochs; returns a `History`.
 
         batch_size=None trains on the whole data set per step (full-batch gradient descent),
@@ -425,8 +425,15 @@ class Sequential:
         class_weight ({class: weight} or one weight per class) and sample_weight (one per
         sample) weight each sample's loss as Keras does: a batch's loss is
         sum_i w_i l_i / batch size, with w_i = sample_weight[i] * class_weight[y_i].
+        distributed: a fastnn.distributed.DataParallel (or True for one over MPI.COMM_WORLD)
+        trains data-parallel over MPI: X, y are this rank's shard, the gradients are averaged
+        across the ranks before every update (see fastnn.distributed for what each part of
+        training means there).
         """
+        from fastnn.distributed import for_fit
+
         self._require_compiled("fit")
+        dist = for_fit(distributed)
         with _STATE_LOCK:
             self._check_not_training("fit")
             if self._fit_thread is not None:
@@ -436,15 +443,21 @@ class Sequential:
         try:
             return self._fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data,
                              callbacks, class_weight, accumulate_steps, verbose, initial_epoch,
-                             sample_weight)
+                             sample_weight, dist)
+        except BaseException as e:
+            dist._end(self, e)  # ends the other ranks' wait (MPI_Abort), see fastnn.distributed
+            raise
         finally:
+            dist._end(self, None)
             self._fit_thread = None
 
     def _fit(self, X, y, epochs, batch_size, shuffle, validation_split, validation_data,
-             callbacks, class_weight, accumulate_steps, verbose, initial_epoch, sample_weight):
+             callbacks, class_weight, accumulate_steps, verbose, initial_epoch, sample_weight,
+             dist):
         # fit's body (fit holds the model's training ownership around it). Its warnings name the
         # user's fit call: one frame further up than they would from fit itself.
         from fastnn.callbacks import configure_callbacks
+        from fastnn.distributed import _PeerStopped
 
         # Splitting off validation rows and class weights need the data on the host.
         X, labels, targets, unchecked = self._inputs(
@@ -492,6 +505,9 @@ class Sequential:
         if val is not None:
             val = tuple(self._place.put(a) for a in val)
 
+        if dist.rank:
+            verbose, callbacks = 0, dist._callbacks(callbacks)  # rank 0 prints and writes files
+        dist._begin(self, n, batch_size, accumulate_steps, epochs, initial_epoch)
         params = {"epochs": epochs, "steps": nb, "batch_size": batch_size, "samples": n,
                   "verbose": verbose}
         cbs, history = configure_callbacks(callbacks, self, params, verbose=verbose)
@@ -516,9 +532,13 @@ class Sequential:
                     # Callbacks (LearningRateScheduler, ReduceLROnPlateau) set optimizer.lr; a
                     # schedule maps it to this epoch's or step's value.
                     self._net.lr = float(self.optimizer.lr_at(epoch, self._net.step))
-                    s = self._net.train_batches(X, labels, targets, batch_size, first,
-                                                first + slice_len, accumulate_steps,
-                                                float(self.clipnorm or 0.0), weights)
+                    try:
+                        s = self._net.train_batches(X, labels, targets, batch_size, first,
+                                                    first + slice_len, accumulate_steps,
+                                                    float(self.clipnorm or 0.0), weights)
+                    except _PeerStopped:  # another rank's loss became non-finite
+                        nonfinite = True
+                        break
                     loss_sum += s["loss_sum"]
                     correct += s["correct"]
                     counted += s["counted"]
@@ -528,12 +548,19 @@ class Sequential:
                     cbs.on_batch_end(min(first + slice_len, nb) - 1, logs)
                     if s["nonfinite"]:
                         nonfinite = True
+                        dist._leave_step()
                         break
             except KeyboardInterrupt:
                 interrupted = True
+            if dist.size > 1:
+                loss_sum, correct, counted, rows, stopped = dist._epoch_sums(
+                    [loss_sum, correct, counted, rows, nonfinite])
+                nonfinite = bool(stopped)
+                dist._average_buffers(self._net)
             logs = self._train_logs(loss_sum, correct, counted, rows)
             if val is not None and not interrupted:
-                for k, v in self._evaluate_arrays(*val, batch_size=max(1024, batch_size)).items():
+                val_logs = self._evaluate_arrays(*val, batch_size=max(1024, batch_size))
+                for k, v in dist._mean_logs(val_logs, len(val[0])).items():
                     logs["val_" + k] = v
             logs["lr"] = float(self._net.lr)
             self._record_diagnostics(history)
@@ -545,7 +572,7 @@ class Sequential:
             if interrupted:
                 warnings.warn("fit: interrupted; the model keeps the weights reached so far",
                               RuntimeWarning, stacklevel=3)
-            if self.stop_training or nonfinite or interrupted:
+            if dist._any(self.stop_training) or nonfinite or interrupted:
                 break
         cbs.on_train_end({})
         return history

@@ -1,0 +1,78 @@
+"""Run under mpirun by tests/test_distributed.py: one scenario of data-parallel training per
+call (argv[1]), results written by each rank to argv[2]/rank<r>.npz."""
+
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+import fastnn
+from fastnn.distributed import DataParallel
+from fastnn.layers import Dense, Dropout
+
+# Each rank's shard: ROWS rows, batches of BATCH, ACCUMULATE batches per update.
+ROWS, BATCH, ACCUMULATE, EPOCHS = 64, 8, 2, 3
+
+
+def data(rank):
+    rng = np.random.default_rng(100 + rank)
+    X = rng.standard_normal((ROWS, 10)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1)
+    return X, y
+
+
+def model(optimizer):
+    opt = fastnn.optim.Adam(lr=1e-2) if optimizer == "adam" else \
+        fastnn.optim.SGD(lr=0.05, momentum=0.9)
+    m = fastnn.Sequential([Dense(16, "relu", l2=1e-3), Dropout(0.3), Dense(3)],
+                          input_dim=10, seed=3)
+    m.compile("softmax_cross_entropy", opt, metrics=["accuracy"])
+    return m
+
+
+class Fail(fastnn.callbacks.Callback):
+    """Rank 1 dies (kill) or stops answering (stall) at the start of the second epoch."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1 and self.how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if epoch == 1 and self.how == "stall":
+            time.sleep(120)
+
+
+def main(scenario, out):
+    from mpi4py import MPI
+
+    rank = MPI.COMM_WORLD.Get_rank()
+    X, y = data(rank)
+    if scenario in ("sgd", "adam"):
+        m = model(scenario)
+        h = m.fit(X, y, epochs=EPOCHS, batch_size=BATCH, accumulate_steps=ACCUMULATE,
+                  shuffle=False, verbose=0, distributed=DataParallel(timeout=60))
+        np.savez(os.path.join(out, f"rank{rank}.npz"), *m.get_weights(),
+                 loss=np.array(h.history["loss"]))
+    elif scenario == "nonfinite":
+        if rank == 1:
+            X[5:] = 3e38  # the loss overflows on rank 1's first batch only
+        m = model("sgd")
+        h = m.fit(X, y, epochs=EPOCHS, batch_size=BATCH, verbose=0,
+                  distributed=DataParallel(timeout=60))
+        np.savez(os.path.join(out, f"rank{rank}.npz"), *m.get_weights(),
+                 loss=np.array(h.history["loss"]))
+    elif scenario in ("kill", "stall"):
+        m = model("sgd")
+        callbacks = [Fail(scenario)] if rank == 1 else []
+        m.fit(X, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, callbacks=callbacks,
+              distributed=DataParallel(timeout=3))
+        np.savez(os.path.join(out, f"rank{rank}.npz"), done=np.array(1))
+    else:
+        raise SystemExit(f"unknown scenario {scenario!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,119 @@
+"""Data-parallel training over MPI (fastnn.distributed): `mpirun -n 2` on this machine trains to
+the weights one process reaches on the same global batches, and a dead or stalled rank ends the
+job instead of hanging it. The ranks run tests/_mpi_worker.py; each run has a hang guard."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'fastnn[mpi]')")
+
+import _mpi_worker as worker  # noqa: E402 (tests/ is on sys.path, as for the other helpers)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GUARD_S = 120  # a run that takes longer is a hang
+
+
+def _mpirun():
+    # The mpich wheel puts mpirun next to the interpreter.
+    for where in (os.path.dirname(sys.executable), None):
+        found = shutil.which("mpirun", path=where)
+        if found:
+            return found
+    pytest.skip("mpirun is not on PATH (pip install 'fastnn[mpi]' brings the mpich wheel)")
+
+
+def _run(scenario, out):
+    env = dict(os.environ, FASTNN_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    try:
+        return subprocess.run([_mpirun(), "-n", "2", sys.executable,
+                               os.path.join(HERE, "_mpi_worker.py"), scenario, str(out)],
+                              capture_output=True, text=True, timeout=GUARD_S, env=env)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"mpirun -n 2 ({scenario}) hung for {GUARD_S} s: {e.stderr}")
+
+
+def _one_process_reference(optimizer):
+    """One process on the same global batches: each accumulation group holds rank 0's batches
+    of the group, then rank 1's (fastnn.distributed's definition of the global batch)."""
+    (X0, y0), (X1, y1) = worker.data(0), worker.data(1)
+    group = worker.BATCH * worker.ACCUMULATE
+    Xs, ys = [], []
+    for g in range(worker.ROWS // group):
+        rows = slice(g * group, (g + 1) * group)
+        Xs += [X0[rows], X1[rows]]
+        ys += [y0[rows], y1[rows]]
+    m = worker.model(optimizer)
+    h = m.fit(np.concatenate(Xs), np.concatenate(ys), epochs=worker.EPOCHS,
+              batch_size=worker.BATCH, accumulate_steps=2 * worker.ACCUMULATE, shuffle=False,
+              verbose=0)
+    return m.get_weights(), h.history["loss"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_ranks_train_to_the_weights_of_one_process(optimizer, tmp_path):
+    # L2, dropout (p=0.3) and 2-batch gradient accumulation, 3 epochs.
+    r = _run(optimizer, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ranks = [np.load(tmp_path / f"rank{i}.npz") for i in range(2)]
+    weights, losses = _one_process_reference(optimizer)
+    for i, w in enumerate(weights):
+        # The replicas are identical, bit for bit: the same averaged gradient, the same update.
+        np.testing.assert_array_equal(ranks[0][f"arr_{i}"], ranks[1][f"arr_{i}"])
+        # One process: the same weights up to the order of the float32 gradient sums.
+        np.testing.assert_allclose(ranks[0][f"arr_{i}"], w, rtol=1e-5, atol=1e-6)
+    # The logged loss is the mean over both ranks' samples, as one process logs it.
+    np.testing.assert_allclose(ranks[0]["loss"], losses, rtol=1e-5)
+    np.testing.assert_array_equal(ranks[0]["loss"], ranks[1]["loss"])
+
+
+def test_a_rank_whose_loss_overflows_stops_every_rank_at_the_same_step(tmp_path):
+    r = _run("nonfinite", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the loss became" in r.stderr  # fit's warning, on each rank
+    ranks = [np.load(tmp_path / f"rank{i}.npz") for i in range(2)]
+    assert len(ranks[0]["loss"]) == len(ranks[1]["loss"]) == 1
+    for i in range(4):  # no update was taken on one rank and not the other
+        np.testing.assert_array_equal(ranks[0][f"arr_{i}"], ranks[1][f"arr_{i}"])
+
+
+def test_in_one_process_distributed_training_is_plain_training():
+    from fastnn.distributed import DataParallel
+
+    X, y = worker.data(0)
+    alone, one_rank = worker.model("adam"), worker.model("adam")
+    alone.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    one_rank.fit(X, y, epochs=2, batch_size=8, verbose=0, distributed=DataParallel())
+    for a, b in zip(alone.get_weights(), one_rank.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_distributed_arguments_are_named():
+    from fastnn.distributed import DataParallel
+
+    X, y = worker.data(0)
+    with pytest.raises(TypeError, match="distributed: expected None, True or a"):
+        worker.model("sgd").fit(X, y, distributed="mpi")
+    with pytest.raises(TypeError, match="comm: expected an mpi4py communicator"):
+        DataParallel(comm=object())
+    with pytest.raises(ValueError, match="timeout: expected seconds > 0"):
+        DataParallel(timeout=0)
+
+
+def test_a_killed_rank_ends_the_job(tmp_path):
+    r = _run("kill", tmp_path)
+    assert r.returncode != 0
+    assert not (tmp_path / "rank0.npz").exists()
+
+
+def test_a_stalled_rank_ends_the_job_with_a_clear_error_on_the_others(tmp_path):
+    # Rank 1 stops answering; rank 0 gives up after its timeout (3 s) and aborts the job.
+    r = _run("stall", tmp_path)
+    assert r.returncode != 0
+    assert "DistributedError" in r.stderr
+    assert "rank 0 of 2: waited 3 s for the other ranks' gradients" in r.stderr
+    assert not (tmp_path / "rank0.npz").exists()
