@@ -5,16 +5,18 @@ A `build_fn` returns a fresh compiled model with fit(X, y, **kw) and evaluate(X,
 least "loss"); fastnn.Sequential is one, but any object with those two methods works."""
 
 import inspect
+import itertools
 import math
 import numbers
 import time
 
 import numpy as np
 
+from . import _parallel
 from ._checks import flag, integer, seed_or_none
 from .data import _group_ids, split_validation, validate_xy
 
-__all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
+__all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts", "search"]
 
 
 def _check_n_splits(n_splits):
@@ -119,13 +121,24 @@ def _is_class_labels(y):
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
 
 
-def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0):
+def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0, n_jobs=None):
     """Fit a fresh model on each of k folds and evaluate it on the held-out fold.
 
     Returns a dict of per-fold lists: every key of model.evaluate(X_test, y_test) plus "fit_time"
     (seconds). stratified=None stratifies when y holds integer class labels (1-D); True forces it
     (one-hot y works), False turns it off. seed shuffles the samples before the folds are cut;
-    seed=None keeps them in order. fit_kwargs are passed to every fit (epochs, batch_size, ...)."""
+    seed=None keeps them in order. fit_kwargs are passed to every fit (epochs, batch_size, ...).
+    n_jobs: folds fitted at once through joblib (-1: one per core; joblib.parallel_config picks
+    the backend, e.g. "dask"), each with cores // jobs fastnn threads; the results are the
+    serial run's, bit for bit."""
+    X, y, folds, fit_kwargs = _folds(build_fn, X, y, k, fit_kwargs, stratified, seed)
+    per_fold = _parallel.run(((_fold_scores, (build_fn, X, y, train, test, fit_kwargs))
+                              for train, test in folds), n_jobs)
+    return _fold_table(per_fold)
+
+
+def _folds(build_fn, X, y, k, fit_kwargs, stratified, seed):
+    """cross_validate's arguments checked, and its folds as (train, test) index pairs."""
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable returning a compiled model, "
                         f"got {type(build_fn).__name__}")
@@ -135,17 +148,26 @@ def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0
         stratified = _is_class_labels(y)
     splitter_cls = StratifiedKFold if stratified else KFold
     splitter = splitter_cls(k, shuffle=seed is not None, seed=seed)
+    return X, y, list(splitter.split(X, y)), fit_kwargs
+
+
+def _fold_scores(build_fn, X, y, train, test, fit_kwargs):
+    """One fold: a fresh model fitted on the train rows, its scores on the test rows."""
+    model = _built(build_fn())
+    start = time.perf_counter()
+    model.fit(X[train], y[train], **fit_kwargs)
+    fit_time = time.perf_counter() - start
+    scores = model.evaluate(X[test], y[test])
+    if not isinstance(scores, dict):
+        raise TypeError(f"build_fn: the model's evaluate must return a dict of metrics, "
+                        f"got {type(scores).__name__}")
+    return dict(scores, fit_time=fit_time)
+
+
+def _fold_table(per_fold):
+    """The folds' score dicts as one dict of per-fold lists."""
     results = {}
-    for fold, (train, test) in enumerate(splitter.split(X, y)):
-        model = _built(build_fn())
-        start = time.perf_counter()
-        model.fit(X[train], y[train], **fit_kwargs)
-        fit_time = time.perf_counter() - start
-        scores = model.evaluate(X[test], y[test])
-        if not isinstance(scores, dict):
-            raise TypeError(f"build_fn: the model's evaluate must return a dict of metrics, "
-                            f"got {type(scores).__name__}")
-        scores = dict(scores, fit_time=fit_time)
+    for fold, scores in enumerate(per_fold):
         if fold and set(scores) != set(results):
             raise ValueError(f"evaluate returned keys {sorted(scores)} in fold {fold}, "
                              f"{sorted(results)} before")
@@ -178,7 +200,7 @@ def _seeded_builder(build_fn):
 
 
 def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=None,
-                    fit_kwargs=None, seed=0):
+                    fit_kwargs=None, seed=0, n_jobs=None):
     """Fit n fresh models and keep the one with the lowest validation loss.
 
     Model i is build_fn(seed + i) when build_fn takes a seed (see below), else build_fn(), so
@@ -191,7 +213,8 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
     required positional parameter, and not at all otherwise.
 
     Returns (best_model, val_losses) with val_losses the n losses in run order. Runs whose loss is
-    NaN or infinite never win; RuntimeError if all of them are."""
+    NaN or infinite never win; RuntimeError if all of them are. n_jobs: runs at once, as in
+    cross_validate (the models come back from the workers pickled)."""
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable returning a compiled model, "
                         f"got {type(build_fn).__name__}")
@@ -214,17 +237,10 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
         X_tr, y_tr = X, y
     else:
         (X_tr, y_tr), (X_val, y_val) = split_validation(X, y, validation_split)
-    build = _seeded_builder(build_fn)
+    runs = _parallel.run(((_restart, (build_fn, seed + i, X_tr, y_tr, X_val, y_val, fit_kwargs))
+                          for i in range(int(n))), n_jobs)
     best_model, best_loss, losses = None, math.inf, []
-    for i in range(int(n)):
-        model = _built(build(seed + i))
-        model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
-        scores = model.evaluate(X_val, y_val)
-        try:
-            loss = float(scores["loss"])
-        except (TypeError, KeyError):
-            raise TypeError(f"build_fn: the model's evaluate must return a dict with 'loss', "
-                            f"got {scores!r}") from None
+    for model, loss in runs:
         losses.append(loss)
         if math.isfinite(loss) and loss < best_loss:
             best_model, best_loss = model, loss
@@ -232,3 +248,79 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
         raise RuntimeError(f"random_restarts: all {n} runs ended with a non-finite validation "
                            f"loss {losses}")
     return best_model, losses
+
+
+def _restart(build_fn, seed, X_tr, y_tr, X_val, y_val, fit_kwargs):
+    """One restart: (the fitted model, its validation loss)."""
+    model = _built(_seeded_builder(build_fn)(seed))
+    model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
+    scores = model.evaluate(X_val, y_val)
+    try:
+        return model, float(scores["loss"])
+    except (TypeError, KeyError):
+        raise TypeError(f"build_fn: the model's evaluate must return a dict with 'loss', "
+                        f"got {scores!r}") from None
+
+
+def _candidates(params, n_iter, seed):
+    """search's parameter sets: the whole grid, or n_iter random draws."""
+    if not isinstance(params, dict) or not params:
+        raise TypeError("params: expected a non-empty dict {name: list of values (or, with "
+                        "n_iter, a function rng -> value)}")
+    names = sorted(params)
+    if n_iter is None:
+        for name in names:
+            if callable(params[name]) or isinstance(params[name], (str, bytes)) or \
+                    not hasattr(params[name], "__iter__"):
+                raise TypeError(f"params[{name!r}]: a grid needs a list of values; pass n_iter "
+                                f"to draw from a function")
+        return [dict(zip(names, values))
+                for values in itertools.product(*(list(params[n]) for n in names))]
+    if integer(n_iter, "n_iter") < 1:
+        raise ValueError(f"n_iter: expected >= 1 draws, got {n_iter}")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(int(n_iter)):
+        draw = {}
+        for name in names:
+            values = params[name]
+            draw[name] = values(rng) if callable(values) else \
+                list(values)[int(rng.integers(len(values)))]
+        draws.append(draw)
+    return draws
+
+
+def search(build_fn, params, X, y, n_iter=None, k=3, fit_kwargs=None, stratified=None, seed=0,
+           n_jobs=None):
+    """Cross-validate build_fn(**p) for each parameter set p and rank them by mean loss.
+
+    params: {name: list of values}; every combination is tried (a grid), or with n_iter, that
+    many random draws (a value from each list, or function(rng) -> value, with
+    np.random.default_rng(seed)). Each candidate gets cross_validate's k folds (the same folds for
+    every candidate). The candidates' folds run at once with n_jobs, as in cross_validate.
+
+    Returns a list of dicts, best (lowest mean "loss") first: {"params", "mean_loss",
+    "scores"} with scores cross_validate's dict of per-fold lists."""
+    candidates = _candidates(params, n_iter, seed)
+    X, y, folds, fit_kwargs = _folds(build_fn, X, y, k, fit_kwargs, stratified, seed)
+    calls = [(_fold_scores, (_Bound(build_fn, p), X, y, train, test, fit_kwargs))
+             for p in candidates for train, test in folds]
+    per_fold = _parallel.run(calls, n_jobs)
+    ranked = []
+    for c, p in enumerate(candidates):
+        scores = _fold_table(per_fold[c * len(folds):(c + 1) * len(folds)])
+        ranked.append({"params": p, "mean_loss": float(np.mean(scores["loss"])),
+                       "scores": scores})
+    # A NaN mean loss ranks last; ties keep the candidates' order.
+    ranked.sort(key=lambda r: (not math.isfinite(r["mean_loss"]), r["mean_loss"]))
+    return ranked
+
+
+class _Bound:
+    """build_fn with a candidate's parameters: a picklable closure (joblib ships it)."""
+
+    def __init__(self, build_fn, params):
+        self.build_fn, self.params = build_fn, params
+
+    def __call__(self):
+        return self.build_fn(**self.params)

@@ -1,0 +1,70 @@
+"""Runs model_selection's independent fits (folds, restarts, search candidates) through joblib.
+
+joblib is optional: without it, and with n_jobs=None when the caller has not imported joblib,
+the fits run one after another here. Through joblib, the user's ``joblib.parallel_config(
+backend="dask")`` (or "ray", "loky", ...) decides where they run, unchanged.
+
+Each job's fastnn threads are limited so that jobs x threads <= cores: several jobs that each
+start a thread per core would fight over the cores. A fit's results do not depend on its thread
+count (the kernels split work, never sums, across threads), so the same seeds give the serial
+run's results bit for bit."""
+
+import os
+import sys
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _with_threads(threads, fn, args):
+    """fn(*args) with fastnn limited to `threads` threads (None: as it is)."""
+    if threads is None:
+        return fn(*args)
+    from fastnn import _config
+
+    before = _config.get_num_threads()
+    _config.set_num_threads(min(threads, before))
+    try:
+        return fn(*args)
+    finally:
+        _config.set_num_threads(before)
+
+
+def _joblib(n_jobs):
+    """joblib when the call goes through it: n_jobs given, or joblib already imported (the user
+    may have set a parallel_config); None when the fits run here, one after another."""
+    if n_jobs is None:
+        return sys.modules.get("joblib")
+    try:
+        import joblib
+    except ImportError:
+        raise ImportError("n_jobs: running fits in parallel needs joblib (pip install joblib); "
+                          "pass n_jobs=None to run them one after another") from None
+    return joblib
+
+
+def check_n_jobs(n_jobs):
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
+        raise TypeError(f"n_jobs: expected an int or None, got {type(n_jobs).__name__}")
+    if n_jobs == 0:
+        raise ValueError("n_jobs: expected a number of jobs >= 1, or -1 for one per core, got 0")
+    return n_jobs
+
+
+def run(calls, n_jobs):
+    """[fn(*args) for fn, args in calls], through joblib when it applies (see the docstring),
+    in the order of `calls`."""
+    calls = list(calls)
+    joblib = _joblib(check_n_jobs(n_jobs))
+    if joblib is None:
+        return [fn(*args) for fn, args in calls]
+    jobs = min(joblib.effective_n_jobs(n_jobs), max(len(calls), 1))
+    threads = max(1, _cores() // jobs) if jobs > 1 else None
+    return joblib.Parallel(n_jobs=n_jobs)(
+        joblib.delayed(_with_threads)(threads, fn, args) for fn, args in calls)
