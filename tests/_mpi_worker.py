@@ -52,8 +52,14 @@ def main(scenario, out):
     X, y = data(rank)
     if scenario in ("sgd", "adam"):
         m = model(scenario)
+        # Checkpoints and CSV logs: written by rank 0 only (each rank names its own file here,
+        # so that a write from rank 1 would show).
+        saves = [fastnn.callbacks.ModelCheckpoint(os.path.join(out, f"ckpt{rank}.fastnn"),
+                                                  monitor="loss"),
+                 fastnn.callbacks.CSVLogger(os.path.join(out, f"log{rank}.csv"))]
         h = m.fit(X, y, epochs=EPOCHS, batch_size=BATCH, accumulate_steps=ACCUMULATE,
-                  shuffle=False, verbose=0, distributed=DataParallel(timeout=60))
+                  shuffle=False, verbose=0, callbacks=saves,
+                  distributed=DataParallel(timeout=60))
         np.savez(os.path.join(out, f"rank{rank}.npz"), *m.get_weights(),
                  loss=np.array(h.history["loss"]))
     elif scenario == "nonfinite":

@@ -12,6 +12,8 @@ from fastnn.layers import Dense
 
 da = pytest.importorskip("dask.array", reason="dask is not installed (pip install 'fastnn[dask]')")
 
+from _dask_cluster import dask_client  # noqa: E402,F401 (the fixture)
+
 
 def fitted():
     rng = np.random.default_rng(1)
@@ -30,16 +32,7 @@ def _tasks_holding(graph, model):
     return sum(1 for task in dict(graph).values() if len(pickle.dumps(task)) >= size // 2)
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
-
-
-def test_predict_over_a_dask_array_equals_predict_on_the_whole(client):
+def test_predict_over_a_dask_array_equals_predict_on_the_whole(dask_client):
     m, X = fitted()
     dX = da.from_array(X, chunks=((50, 50, 50, 53), (2, 3)))  # features split too
     P = fdask.predict(m, dX)
@@ -56,7 +49,7 @@ def test_the_model_is_one_task_of_the_graph():
     assert _tasks_holding(P.__dask_graph__(), m) == 1
 
 
-def test_predict_over_a_dask_dataframe(client):
+def test_predict_over_a_dask_dataframe(dask_client):
     dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe needs pandas and pyarrow")
     import pandas as pd
 

@@ -69,6 +69,9 @@ def test_two_ranks_train_to_the_weights_of_one_process(optimizer, tmp_path):
     # The logged loss is the mean over both ranks' samples, as one process logs it.
     np.testing.assert_allclose(ranks[0]["loss"], losses, rtol=1e-5)
     np.testing.assert_array_equal(ranks[0]["loss"], ranks[1]["loss"])
+    # Only rank 0 writes checkpoints and logs.
+    assert (tmp_path / "ckpt0.fastnn").exists() and (tmp_path / "log0.csv").exists()
+    assert not (tmp_path / "ckpt1.fastnn").exists() and not (tmp_path / "log1.csv").exists()
 
 
 def test_a_rank_whose_loss_overflows_stops_every_rank_at_the_same_step(tmp_path):

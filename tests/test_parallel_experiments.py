@@ -11,6 +11,8 @@ from fastnn.layers import Dense, Dropout
 
 joblib = pytest.importorskip("joblib", reason="joblib is not installed")
 
+from _dask_cluster import dask_client  # noqa: E402,F401 (the fixture)
+
 
 def data():
     rng = np.random.default_rng(0)
@@ -81,20 +83,8 @@ def test_search_ranks_a_grid_and_random_draws():
         ms.search(build, {"units": lambda rng: 3}, X, y)
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed",
-                                      reason="dask.distributed is not installed "
-                                             "(pip install 'fastnn[dask]')")
-    pytest.importorskip("joblib._dask", reason="this joblib has no dask backend")
-    # In-process workers (processes=False): two workers, one thread each, started in ~1 s.
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
-
-
 def test_experiments_on_a_dask_cluster_equal_the_serial_run(dask_client):
+    pytest.importorskip("joblib._dask", reason="this joblib has no dask backend")
     X, y = data()
     serial_cv = ms.cross_validate(build, X, y, k=3, fit_kwargs=FIT)
     serial_best, serial_losses = ms.random_restarts(build, X, y, n=3, fit_kwargs=FIT)

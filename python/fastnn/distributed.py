@@ -36,6 +36,7 @@ mpi4py is optional (``pip install fastnn[mpi]``, which brings the ``mpich`` whee
 raises NotImplementedError); not with the sampled softmax.
 """
 
+import os
 import sys
 import time
 import traceback
@@ -46,6 +47,13 @@ import numpy as np
 from ._checks import finite_real
 
 __all__ = ["DataParallel", "DistributedError", "shard"]
+
+# Waiting for a reduction: test this many times back to back, then yield the core between tests
+# for up to _YIELD_S seconds, then sleep _NAP_S between tests (a rank waiting that long waits
+# for a slower one, and a fraction of a millisecond more costs nothing next to it).
+_SPIN_TESTS = 200
+_YIELD_S = 0.002
+_NAP_S = 0.0002
 
 
 class DistributedError(RuntimeError):
@@ -121,11 +129,21 @@ class DataParallel:
         if not isinstance(requests, list):
             requests = [requests]
         test = self._MPI.Request.Testall
-        if test(requests):
-            return
-        deadline = time.monotonic() + self.timeout
+        for _ in range(_SPIN_TESTS):
+            if test(requests):
+                return
+        # Then yield the core between tests: a rank that spins while the others compute takes
+        # a core from them when the ranks share cores (ranks x threads > cores), and a
+        # non-blocking collective needs these tests to make progress.
+        start = time.monotonic()
+        deadline = start + self.timeout
         while not test(requests):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now - start < _YIELD_S:
+                os.sched_yield()
+            else:
+                time.sleep(_NAP_S)
+            if now > deadline:
                 raise DistributedError(
                     f"rank {self.rank} of {self.size}: waited {self.timeout:g} s for the other "
                     f"ranks' {what}; a rank died, hung, or left fit early")
