@@ -10,7 +10,7 @@ import numpy as np
 
 import fastnn
 from fastnn.distributed import DataParallel
-from fastnn.layers import Dense, Dropout
+from fastnn.layers import BatchNorm, Dense, Dropout
 
 # Each rank's shard: ROWS rows, batches of BATCH, ACCUMULATE batches per update.
 ROWS, BATCH, ACCUMULATE, EPOCHS = 64, 8, 2, 3
@@ -24,9 +24,11 @@ def data(rank):
 
 
 def model(optimizer):
-    opt = fastnn.optim.Adam(lr=1e-2) if optimizer == "adam" else \
-        fastnn.optim.SGD(lr=0.05, momentum=0.9)
-    m = fastnn.Sequential([Dense(16, "relu", l2=1e-3), Dropout(0.3), Dense(3)],
+    """optimizer: "sgd", "adam", or "batchnorm" (Adam, with a BatchNorm layer)."""
+    opt = fastnn.optim.SGD(lr=0.05, momentum=0.9) if optimizer == "sgd" else \
+        fastnn.optim.Adam(lr=1e-2)
+    norm = [BatchNorm()] if optimizer == "batchnorm" else []
+    m = fastnn.Sequential([Dense(16, "relu", l2=1e-3)] + norm + [Dropout(0.3), Dense(3)],
                           input_dim=10, seed=3)
     m.compile("softmax_cross_entropy", opt, metrics=["accuracy"])
     return m
@@ -50,7 +52,7 @@ def main(scenario, out):
 
     rank = MPI.COMM_WORLD.Get_rank()
     X, y = data(rank)
-    if scenario in ("sgd", "adam"):
+    if scenario in ("sgd", "adam", "batchnorm"):
         m = model(scenario)
         # Checkpoints and CSV logs: written by rank 0 only (each rank names its own file here,
         # so that a write from rank 1 would show).

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+import fastnn
+
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'fastnn[mpi]')")
 
 import _mpi_worker as worker  # noqa: E402 (tests/ is on sys.path, as for the other helpers)
@@ -72,6 +74,43 @@ def test_two_ranks_train_to_the_weights_of_one_process(optimizer, tmp_path):
     # Only rank 0 writes checkpoints and logs.
     assert (tmp_path / "ckpt0.fastnn").exists() and (tmp_path / "log0.csv").exists()
     assert not (tmp_path / "ckpt1.fastnn").exists() and not (tmp_path / "log1.csv").exists()
+
+
+def test_batchnorm_replicas_stay_identical_and_train_as_one_process(tmp_path):
+    # Batch statistics are each rank's own batch's (one process's micro-batches'); the running
+    # statistics are averaged after every epoch, so the replicas agree on every array.
+    r = _run("batchnorm", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ranks = [np.load(tmp_path / f"rank{i}.npz") for i in range(2)]
+    weights, _ = _one_process_reference("batchnorm")
+    roles = fastnn.layers.weight_roles(worker.model("batchnorm").layers)
+    assert len(roles) == len(weights)
+    for i, (w, role) in enumerate(zip(weights, roles)):
+        np.testing.assert_array_equal(ranks[0][f"arr_{i}"], ranks[1][f"arr_{i}"])
+        if fastnn.layers.ROLES[role].trainable:
+            np.testing.assert_allclose(ranks[0][f"arr_{i}"], w, rtol=1e-5, atol=1e-6)
+
+
+def test_shard_gives_each_rank_an_equal_block():
+    from fastnn.distributed import shard
+
+    class Comm:  # shard asks the communicator for the rank and the size only
+        def __init__(self, rank):
+            self.rank = rank
+
+        def Get_rank(self):
+            return self.rank
+
+        def Get_size(self):
+            return 3
+
+    X, y = np.arange(22).reshape(11, 2), np.arange(11)
+    with pytest.warns(UserWarning, match="the last 2 of 11 rows are left out"):
+        blocks = [shard(X, y, comm=Comm(r)) for r in range(3)]
+    assert [b[1].tolist() for b in blocks] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    np.testing.assert_array_equal(blocks[2][0], X[6:9])
+    with pytest.raises(ValueError, match="X: 2 rows cannot give each of 3 ranks one"):
+        shard(X[:2], comm=Comm(0))
 
 
 def test_a_rank_whose_loss_overflows_stops_every_rank_at_the_same_step(tmp_path):
