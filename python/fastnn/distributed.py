@@ -29,7 +29,8 @@ What each part of training means here:
 - Failure: a rank whose loss becomes non-finite tells the others (all stop with the warning); a
   rank that waits more than ``timeout`` seconds for the others raises DistributedError, and an
   exception leaving fit on any rank aborts the job (``MPI_Abort``; ``abort_on_error``) so that
-  no rank hangs waiting for a dead one.
+  no rank hangs waiting for a dead one. Ctrl-C (which mpirun passes to every rank, each stopping
+  at a different batch) is such an exception here, not fit's clean stop.
 
 mpi4py is optional (``pip install fastnn[mpi]``, which brings the ``mpich`` wheel and so
 ``mpirun``): it is imported when a DataParallel is made. The CPU engine only (the GPU engine

@@ -551,6 +551,8 @@ class Sequential:
                         dist._leave_step()
                         break
             except KeyboardInterrupt:
+                if dist.size > 1:  # the ranks stop at different batches: end the job instead
+                    raise
                 interrupted = True
             if dist.size > 1:
                 loss_sum, correct, counted, rows, stopped = dist._epoch_sums(
