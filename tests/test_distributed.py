@@ -113,6 +113,21 @@ def test_shard_gives_each_rank_an_equal_block():
         shard(X[:2], comm=Comm(0))
 
 
+def test_early_stopping_decides_alike_on_every_rank(tmp_path):
+    r = _run("early", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ranks = [np.load(tmp_path / f"rank{i}.npz") for i in range(2)]
+    # patience 1 with an improvement threshold no epoch meets: both stop after epoch 2, with
+    # the same (global) validation losses, from different local validation rows.
+    assert len(ranks[0]["val_loss"]) == len(ranks[1]["val_loss"]) == 2
+    np.testing.assert_array_equal(ranks[0]["val_loss"], ranks[1]["val_loss"])
+    # The last one is the mean over both ranks' validation rows (16 each) of the final model.
+    final = worker.model("adam")
+    final.set_weights([ranks[0][f"arr_{i}"] for i in range(4)])
+    local = [final.evaluate(X[48:], y[48:])["loss"] for X, y in map(worker.data, (0, 1))]
+    np.testing.assert_allclose(ranks[0]["val_loss"][-1], np.mean(local), rtol=1e-6)
+
+
 def test_a_rank_whose_loss_overflows_stops_every_rank_at_the_same_step(tmp_path):
     r = _run("nonfinite", tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
