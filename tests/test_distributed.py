@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.layers import Dense
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'fastnn[mpi]')")
 
@@ -147,6 +148,19 @@ def test_in_one_process_distributed_training_is_plain_training():
     one_rank.fit(X, y, epochs=2, batch_size=8, verbose=0, distributed=DataParallel())
     for a, b in zip(alone.get_weights(), one_rank.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_gpu_model_says_distributed_training_is_cpu_only(monkeypatch):
+    import _cuda_standin
+    from fastnn.distributed import DataParallel
+
+    _cuda_standin.install(monkeypatch)
+    m = fastnn.Sequential([Dense(4), Dense(3)], input_dim=10, device="cuda")
+    m.compile("softmax_cross_entropy", "sgd")
+    X, y = worker.data(0)
+    with pytest.raises(NotImplementedError, match="runs on the CPU engine only"):
+        m.fit(X, y, verbose=0, distributed=DataParallel())
+    m.fit(X, y, verbose=0)  # the model is left as it was
 
 
 def test_bad_distributed_arguments_are_named():

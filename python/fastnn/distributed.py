@@ -187,6 +187,7 @@ class DataParallel:
             net.step = step
         self._layout([a.size for a in params], params[0].dtype if params else np.float32)
         net.set_grad_hook(self._reduce, micro_offset=self.rank * accumulate_steps)
+        self._hooked = net
 
     def _layout(self, sizes, dtype):
         """Buckets in backward order (the last layer's gradients first, as backward produces
@@ -211,7 +212,8 @@ class DataParallel:
                          for k, (kind, b) in enumerate(self._buckets) if kind == "fused"]
 
     def _post(self, grads, stop):
-        """Starts the reductions of every bucket; returns (requests, fused buffers' contents)."""
+        """Starts the reductions of every bucket (the stop flag in the last fused buffer);
+        returns their requests."""
         SUM, requests, fused = self._MPI.SUM, [], iter(self._buffers)
         for kind, b in self._buckets:
             if kind == "own":
@@ -219,7 +221,7 @@ class DataParallel:
                 continue
             buf, at = next(fused), 0
             for i in b:
-                buf[at:at + self._sizes[i]] = grads[i] if grads is not None else 0
+                buf[at:at + self._sizes[i]] = grads[i]
                 at += self._sizes[i]
             if buf is self._buffers[-1]:
                 buf[-1] = float(stop)
@@ -281,15 +283,16 @@ class DataParallel:
 
     def _callbacks(self, callbacks):
         """The callbacks this rank runs: on ranks other than 0, not the ones that write files."""
-        if self.rank == 0:
+        if self.rank == 0 or not callbacks:
             return callbacks
         from .callbacks import CSVLogger, ModelCheckpoint
 
         return [c for c in callbacks if not isinstance(c, (ModelCheckpoint, CSVLogger))]
 
     def _end(self, model, error):
-        if model._net is not None:
-            model._net.set_grad_hook(None)
+        hooked, self._hooked = getattr(self, "_hooked", None), None
+        if hooked is not None:
+            hooked.set_grad_hook(None)
         if error is not None and self.abort_on_error and self.size > 1:
             # The others may be waiting in a reduction for this rank: end them all, saying why.
             sys.stderr.write(f"fastnn.distributed: rank {self.rank} of {self.size} failed; "
