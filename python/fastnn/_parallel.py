@@ -11,6 +11,7 @@ run's results bit for bit."""
 
 import os
 import sys
+import threading
 
 
 def _cores():
@@ -20,18 +21,33 @@ def _cores():
         return os.cpu_count() or 1
 
 
+# The thread count is the process's: jobs running as threads of one process (joblib's threading
+# backend, Dask workers with processes=False) share it. The first job to start saves the count
+# it finds and the last to end puts it back, so that no job restores another's limit.
+_lock = threading.Lock()
+_running = 0
+_saved = None
+
+
 def _with_threads(threads, fn, args):
     """fn(*args) with fastnn limited to `threads` threads (None: as it is)."""
+    global _running, _saved
     if threads is None:
         return fn(*args)
     from fastnn import _config
 
-    before = _config.get_num_threads()
-    _config.set_num_threads(min(threads, before))
+    with _lock:
+        if _running == 0:
+            _saved = _config.get_num_threads()
+        _running += 1
+        _config.set_num_threads(min(threads, _saved))
     try:
         return fn(*args)
     finally:
-        _config.set_num_threads(before)
+        with _lock:
+            _running -= 1
+            if _running == 0:
+                _config.set_num_threads(_saved)
 
 
 def _joblib(n_jobs):
