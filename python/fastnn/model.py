@@ -15,8 +15,10 @@ before other threads can see it."""
 
 import math
 import numbers
+import os
 import threading
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -755,6 +757,39 @@ class Sequential:
         with _STATE_LOCK:
             self._check_not_training("save")
             return io.model_arrays(self, include_optimizer, metadata)
+
+    # ------------------------------------------------------------------ models out and in
+    def _output_link(self):
+        """The link predict applies after the last layer ("softmax", "sigmoid" or None): the
+        compiled loss's, unless the last layer's activation already is that link. An
+        uncompiled model's predict returns the last layer's outputs as they are."""
+        if self.loss is None:
+            return None
+        link, in_last_layer = self._link(self.loss)
+        return None if in_last_layer else link
+
+    def export_onnx(self, path: "str | os.PathLike[str]") -> None:
+        """Write the model to `path` as an ONNX file computing what ``predict`` returns (float32
+        or float64 as the model; dynamic batch size). Needs the ``onnx`` package
+        (``pip install 'fastnn[onnx]'``). See fastnn/export_onnx.py."""
+        from fastnn.export_onnx import export_onnx
+
+        export_onnx(self, path)
+
+    def to_torch(self) -> Any:
+        """A ``torch.nn.Sequential`` (in eval mode, the model's dtype) with the same weights and
+        the same outputs as ``predict``. Needs PyTorch. See fastnn/torch_export.py."""
+        from fastnn.torch_export import to_torch
+
+        return to_torch(self)
+
+    def load_weights(self, path: "str | os.PathLike[str]") -> None:
+        """Set the weights from a ``.safetensors`` or ``.npz`` file whose arrays have the names
+        and layouts of ``to_torch().state_dict()`` (``dense_0.weight`` (units, inputs),
+        ``dense_0.bias``, ``batch_norm_0.running_mean``, ...). See fastnn/weights_files.py."""
+        from fastnn.weights_files import load_weights
+
+        load_weights(self, path)
 
     # Pickling (and copy.copy / copy.deepcopy) goes through the bytes `save` writes, never the
     # engine's memory: the copy is a new engine with the same weights, optimizer state and step,
