@@ -58,6 +58,13 @@ def test_output_link_is_predicts(rng, tmp_path, ending):
                                                              "binary_cross_entropy"))
 
 
+def test_sampled_softmax_model_exports_the_full_softmax(rng, tmp_path):
+    model = random_model(rng, "relu")
+    model.compile(fastnn.losses.SampledSoftmax(num_sampled=1))
+    proto = check_export(model, inputs(rng, model), tmp_path)
+    assert proto.graph.node[-1].op_type == "Softmax"
+
+
 def test_file_layout(rng, tmp_path):
     model = random_model(rng, "relu", ("softmax_cross_entropy", "linear"))
     proto = check_export(model, inputs(rng, model), tmp_path)

@@ -771,7 +771,8 @@ class Sequential:
     def export_onnx(self, path: "str | os.PathLike[str]") -> None:
         """Write the model to `path` as an ONNX file computing what ``predict`` returns (float32
         or float64 as the model; dynamic batch size). Needs the ``onnx`` package
-        (``pip install 'fastnn[onnx]'``). See fastnn/export_onnx.py."""
+        (``pip install 'fastnn[onnx]'``). A ``precision="bf16"`` model is written with its
+        float32 weights and computes in float32 there. See fastnn/export_onnx.py."""
         from fastnn.export_onnx import export_onnx
 
         export_onnx(self, path)

@@ -93,7 +93,7 @@ def _read_npz(f: Any, where: str, wanted: Dict[str, Tuple[int, ...]]) -> Dict[st
                 read_header = {(1, 0): fmt.read_array_header_1_0,
                                (2, 0): fmt.read_array_header_2_0}.get(version)
                 if read_header is None:
-                    raise ValueError(f"array {key!r} is in .npy format version {version}; "
+                    raise ValueError(f"{where}: array {key!r} is in .npy format version {version}; "
                                      f"fastnn reads 1.0 and 2.0 (numpy.savez's)")
                 shape, _, dtype = read_header(m)
             _check_array(where, key, dtype, shape, expected)
