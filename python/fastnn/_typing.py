@@ -18,6 +18,8 @@ ArrayIn = Union[ArrayLike, "Tensor"]
 Array = Union[NDArray[Any], "Tensor"]
 # An op's list arguments (the optimizer steps): a list of arrays, or one array.
 Arrays = Union[Sequence[Array], Array]
+# The optimizer steps' l1 / l2: None, one number for every tensor, or one per tensor.
+Penalty = Union[Sequence[float], float, None]
 # A path argument: a str or anything os.fspath takes.
 PathLike = Union[str, "os.PathLike[str]"]
 

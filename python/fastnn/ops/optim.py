@@ -21,13 +21,12 @@ A single array is accepted wherever a list is. Results do not depend on the thre
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from fastnn._checks import FLOAT_DTYPES, finite_real, flag, in_interval, non_negative
-from fastnn._typing import Array, Arrays
+from fastnn._typing import Array, Arrays, Penalty
 from fastnn.ops._dispatch import (backend, contiguous, copy, is_aligned, is_array, is_contiguous,
                                   kind, may_share_memory, require_aligned, writable)
 
@@ -100,7 +99,7 @@ def _optional(xs: Arrays | None, name: str, used: bool, why: str,
     return xs
 
 
-def _penalty(value: Sequence[float] | float | None, name: str, count: int) -> list[float]:
+def _penalty(value: Penalty, name: str, count: int) -> list[float]:
     """Per-tensor penalty weights: None -> zeros, a number -> that number for every tensor."""
     if value is None:
         return [0.0] * count
@@ -135,8 +134,7 @@ def _step(step: int) -> int:
     return int(step)
 
 
-def _common(params: Arrays, grads: Arrays, l1: Sequence[float] | float | None,
-            l2: Sequence[float] | float | None,
+def _common(params: Arrays, grads: Arrays, l1: Penalty, l2: Penalty,
             grad_scale: float) -> tuple[list[Array], list[Array], list[float], list[float], float]:
     params = _tensors(params, "params")
     grads = _tensors(grads, "grads", like=params, updated=False)
@@ -146,8 +144,8 @@ def _common(params: Arrays, grads: Arrays, l1: Sequence[float] | float | None,
 
 def sgd_step(params: Arrays, grads: Arrays, lr: float, momentum: float = 0.0,
              dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-             momentum_buffers: Arrays | None = None, step: int = 1, l1: Sequence[float] | float | None = None,
-             l2: Sequence[float] | float | None = None, grad_scale: float = 1.0) -> None:
+             momentum_buffers: Arrays | None = None, step: int = 1, l1: Penalty = None,
+             l2: Penalty = None, grad_scale: float = 1.0) -> None:
     """One ``torch.optim.SGD`` step, in place: ``g += weight_decay * p``; with momentum,
     ``buf = g`` on step 1 (the buffers' old contents are ignored) and
     ``buf = momentum * buf + (1 - dampening) * g`` later, then ``g = g + momentum * buf``
@@ -187,7 +185,7 @@ def _betas(betas: tuple[float, float]) -> tuple[float, float]:
 def adam_step(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays, step: int,
               lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
               weight_decay: float = 0.0, decoupled: bool = False, amsgrad: bool = False,
-              max_exp_avg_sqs: Arrays | None = None, l1: Sequence[float] | float | None = None, l2: Sequence[float] | float | None = None,
+              max_exp_avg_sqs: Arrays | None = None, l1: Penalty = None, l2: Penalty = None,
               grad_scale: float = 1.0) -> None:
     """One ``torch.optim.Adam`` step (``decoupled=True``: ``torch.optim.AdamW``), in place.
 
@@ -222,7 +220,7 @@ def adam_step(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arra
 def adamw_step(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays, step: int,
                lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                weight_decay: float = 1e-2, amsgrad: bool = False,
-               max_exp_avg_sqs: Arrays | None = None, l1: Sequence[float] | float | None = None, l2: Sequence[float] | float | None = None,
+               max_exp_avg_sqs: Arrays | None = None, l1: Penalty = None, l2: Penalty = None,
                grad_scale: float = 1.0) -> None:
     """One ``torch.optim.AdamW`` step: Adam with the decoupled decay ``p *= 1 - lr * wd``."""
     adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=lr, betas=betas, eps=eps,
@@ -232,7 +230,7 @@ def adamw_step(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arr
 
 def adagrad_step(params: Arrays, grads: Arrays, state_sums: Arrays, step: int, lr: float = 1e-2,
                  lr_decay: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-10,
-                 l1: Sequence[float] | float | None = None, l2: Sequence[float] | float | None = None, grad_scale: float = 1.0) -> None:
+                 l1: Penalty = None, l2: Penalty = None, grad_scale: float = 1.0) -> None:
     """One ``torch.optim.Adagrad`` step, in place: ``g += weight_decay * p``;
     ``state_sum += g * g``; ``p -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)``.
 
@@ -255,7 +253,7 @@ def rmsprop_step(params: Arrays, grads: Arrays, square_avgs: Arrays, lr: float =
                  alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False,
                  momentum_buffers: Arrays | None = None, grad_avgs: Arrays | None = None,
-                 l1: Sequence[float] | float | None = None, l2: Sequence[float] | float | None = None, grad_scale: float = 1.0) -> None:
+                 l1: Penalty = None, l2: Penalty = None, grad_scale: float = 1.0) -> None:
     """One ``torch.optim.RMSprop`` step, in place: ``g += weight_decay * p``;
     ``sq = alpha * sq + (1 - alpha) * g * g``; ``avg = sqrt(sq) + eps``, or when centered
     ``grad_avg = lerp(grad_avg, g, 1 - alpha)``, ``avg = sqrt(sq - grad_avg**2) + eps``; then
