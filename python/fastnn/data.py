@@ -178,7 +178,7 @@ def _split(X: Any, y: Any, sizes_named: Sequence[tuple[str, float]], seed: int |
 
 
 def train_test_split(X: Any, y: Any = None, test_size: float = 0.25, seed: int | None = 0,
-                     stratify: bool = False, shuffle: bool = True) -> list[Any]:
+                     stratify: bool = False, shuffle: bool = True) -> tuple[Any, ...]:
     """(X_train, X_test) or, with y, (X_train, X_test, y_train, y_test), like sklearn.
 
     test_size is a fraction of the samples (rounded up) or a count. stratify=True keeps every
@@ -190,7 +190,7 @@ def train_test_split(X: Any, y: Any = None, test_size: float = 0.25, seed: int |
 
 def train_val_test_split(X: Any, y: Any = None, val_size: float = 0.1, test_size: float = 0.1,
                          seed: int | None = 0, stratify: bool = False,
-                         shuffle: bool = True) -> list[Any]:
+                         shuffle: bool = True) -> tuple[Any, ...]:
     """(X_train, X_val, X_test) or, with y, (X_train, X_val, X_test, y_train, y_val, y_test).
 
     val_size and test_size are each a fraction of ALL samples (rounded up) or a count; the rest is
