@@ -8,7 +8,7 @@ import numbers
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import DTypeLike, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -246,7 +246,7 @@ def label_smoothing_arg(value: Any) -> float:
     return in_interval(value, "label_smoothing", 0, 1)
 
 
-def finite_as(a: ArrayLike, dtype: DTypeLike, what: str) -> NDArray[Any]:
+def finite_as(a: NDArray[Any], dtype: DTypeLike, what: str) -> NDArray[Any]:
     """a (a NumPy array) as `dtype` (the model's: float32, float64), refused (ValueError) unless
     every value is finite once stored: the check runs after the cast, so 1e300 in a float64 array
     is caught as the inf it would become in float32. Non-real dtypes (complex, strings, objects)

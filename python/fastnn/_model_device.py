@@ -164,7 +164,7 @@ class CudaPlacement:
         return {"device": self.index, "precision": model.precision,
                 "fused_mlp": bool(model.fused_mlp), "graphs": bool(model.graphs)}
 
-    def _here(self, t: Tensor, dtype: np.dtype[Any]) -> bool:
+    def _here(self, t: Tensor, dtype: DTypeLike) -> bool:
         return t.device == self.device and t.dtype == dtype and t.is_contiguous()
 
     def native_features(self, X: Any, input_dim: int) -> Any:

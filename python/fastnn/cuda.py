@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-_module = None
-_import_error = None
+_module: ModuleType | None = None
+_import_error: ImportError | None = None
 _probed = False
 
 
-def _load():
+def _load() -> ModuleType | None:
     """Import fastnn._cuda once; None when it was not built or cannot load."""
     global _module, _import_error, _probed
     if not _probed:

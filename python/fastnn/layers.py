@@ -57,7 +57,7 @@ class Layer:
     the arrays it adds to get_weights (their shapes and starting values follow from ROLES), its
     entry of the engine's plan (csrc/bindings/engine_specs.h), its summary row and its config."""
 
-    kind = None
+    kind: str | None = None
 
     def __init__(self) -> None:
         self.name = None

@@ -27,7 +27,7 @@ class Schedule:
     """Base class: subclasses implement ``__call__(base_lr, t) -> lr`` and list their
     constructor arguments in ``_ARGS`` (used by get_config, __eq__ and __repr__)."""
 
-    _ARGS = ()
+    _ARGS: tuple[str, ...] = ()
 
     def __init__(self, per: str = "epoch") -> None:
         if per not in _PER:
@@ -39,7 +39,7 @@ class Schedule:
 
     def get_config(self) -> dict[str, Any]:
         """A JSON-friendly dict; ``schedule_from_config`` turns it back into a schedule."""
-        config = {"name": type(self).__name__, "per": self.per}
+        config: dict[str, Any] = {"name": type(self).__name__, "per": self.per}
         for arg in self._ARGS:
             value = getattr(self, arg)
             config[arg] = value.get_config() if isinstance(value, Schedule) else value

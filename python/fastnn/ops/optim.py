@@ -175,7 +175,7 @@ def sgd_step(params: Arrays, grads: Arrays, lr: float, momentum: float = 0.0,
                 nesterov=bool(nesterov))
 
 
-def _betas(betas: tuple[float, float]) -> tuple[float, float]:
+def _betas(betas: tuple[float, float]) -> tuple[float, ...]:
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
     return tuple(in_interval(b, f"betas[{i}]", 0, 1, "left", "a value")
