@@ -22,6 +22,14 @@ class Perceptron:
     mistakes per epoch, ``converged_`` whether the last epoch had none.
     """
 
+    lr: float
+    max_epochs: int
+    seed: int
+    weights_: NDArray[np.float32] | None
+    bias_: np.float32 | None
+    errors_: list[int]
+    converged_: bool
+
     def __init__(self, lr: float = 1.0, max_epochs: int = 100, seed: int = 0) -> None:
         self.lr = finite_real(lr, "lr")
         if self.lr <= 0:
