@@ -162,7 +162,8 @@ def matmul_dims(a_shape: tuple[int, ...], b_shape: tuple[int, ...], trans_a: boo
     return m, k, n
 
 
-def linear_dims(x_shape: tuple[int, ...], w_shape: tuple[int, ...], b_shape: tuple[int, ...] | None = None) -> None:
+def linear_dims(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                b_shape: tuple[int, ...] | None = None) -> None:
     """Checks x (n, in), w (in, out), b (out,) of a dense layer."""
     if x_shape[1] != w_shape[0]:
         raise ValueError(f"linear: x has {x_shape[1]} features (x.shape={x_shape}) but w expects "
@@ -172,7 +173,8 @@ def linear_dims(x_shape: tuple[int, ...], w_shape: tuple[int, ...], b_shape: tup
                          f"got {b_shape}")
 
 
-def linear_grad_dims(dy_shape: tuple[int, ...], x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> tuple[int, int, int]:
+def linear_grad_dims(dy_shape: tuple[int, ...], x_shape: tuple[int, ...],
+                     w_shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(n, k, m) of a dense layer's backward: x (n, k), w (k, m), dy (n, m)."""
     n, k = x_shape
     if w_shape[0] != k:

@@ -176,7 +176,8 @@ class BaseMLP(BaseEstimator):
         X = validate_data(self, X, accept_sparse=ACCEPT_SPARSE, dtype=FLOATS, reset=reset)
         return X.toarray() if sp.issparse(X) else X
 
-    def _validate_Xy(self, X: ArrayLike, y: ArrayLike, reset: bool) -> tuple[NDArray[Any], NDArray[Any]]:
+    def _validate_Xy(self, X: ArrayLike, y: ArrayLike,
+                     reset: bool) -> tuple[NDArray[Any], NDArray[Any]]:
         X, y = validate_data(self, X, y, accept_sparse=ACCEPT_SPARSE, dtype=FLOATS, reset=reset,
                              multi_output=True, **self._y_checks())
         if y.ndim == 2 and y.shape[1] == 1:

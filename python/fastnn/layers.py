@@ -180,7 +180,8 @@ class Activation(_Activated):
 
     kind = "activation"
 
-    def __init__(self, activation: str | None, negative_slope: float = 0.01, alpha: float = 1.0) -> None:
+    def __init__(self, activation: str | None, negative_slope: float = 0.01,
+                 alpha: float = 1.0) -> None:
         super().__init__(activation, negative_slope, alpha)
 
     def get_config(self) -> dict[str, Any]:

@@ -185,7 +185,8 @@ def _seeded_builder(build_fn: Callable[..., Any]) -> Callable[[int], Any]:
     return lambda s: build_fn()
 
 
-def random_restarts(build_fn: Callable[..., Any], X: Any, y: Any, n: int = 5, validation_split: float = 0.2,
+def random_restarts(build_fn: Callable[..., Any], X: Any, y: Any, n: int = 5,
+                    validation_split: float = 0.2,
                     validation_data: tuple[Any, Any] | None = None,
                     fit_kwargs: Mapping[str, Any] | None = None,
                     seed: int | None = 0) -> tuple[Any, list[float]]:

@@ -104,7 +104,8 @@ class CosineAnnealing(Schedule):
 
     _ARGS = ("T_max", "eta_min")
 
-    def __init__(self, T_max: int, eta_min: float = 0.0, per: str = "epoch") -> None:  # noqa: N803 (torch's name)
+    def __init__(self, T_max: int, eta_min: float = 0.0,  # noqa: N803 (torch's name)
+                 per: str = "epoch") -> None:
         super().__init__(per)
         self.T_max = integer(T_max, "T_max", 1)
         self.eta_min = non_negative(eta_min, "eta_min")

@@ -32,7 +32,8 @@ def _shape_arg(shape: int | Sequence[int] | None) -> tuple[int, ...]:
     return shape
 
 
-def init_weights(kind: str, shape: int | Sequence[int] | None, seed: int, dtype: DTypeLike | None = None,
+def init_weights(kind: str, shape: int | Sequence[int] | None, seed: int,
+                 dtype: DTypeLike | None = None,
                  gain: float | None = None, out: NDArray[Any] | None = None) -> NDArray[Any]:
     """A new array of `shape` (or `out`, filled in place and returned) drawn by `kind`.
 
