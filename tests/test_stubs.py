@@ -12,20 +12,13 @@ import re
 import pytest
 
 import fastnn
+from test_binding_signatures import _cuda_module  # the compiled fastnn._cuda, or a skip
 
 PACKAGE = pathlib.Path(fastnn.__file__).parent
 
 
 def _module(name):
-    if name == "_cuda":
-        try:
-            mod = importlib.import_module("fastnn._cuda")
-        except ImportError as exc:
-            pytest.skip(f"fastnn._cuda is not built or does not load ({exc})")
-        if not str(getattr(mod, "__file__", "")).endswith((".so", ".pyd")):
-            pytest.skip("fastnn._cuda is not the compiled extension")
-        return mod
-    return importlib.import_module(f"fastnn.{name}")
+    return _cuda_module() if name == "_cuda" else importlib.import_module(f"fastnn.{name}")
 
 
 def _stub(name):
