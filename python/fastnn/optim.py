@@ -198,6 +198,11 @@ class SGD(Optimizer):
               _field("weight_decay", _non_negative, 0.0),
               _field("dampening", finite_real, 0.0))
 
+    if TYPE_CHECKING:  # the signature the table makes (tests/test_types.py compares them)
+        def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False,
+                     weight_decay: float = 0.0, dampening: float = 0.0,
+                     schedule: Schedule | None = None) -> None: ...
+
     def _check(self) -> None:
         # torch's rule: Nesterov's look-ahead is only defined for undamped momentum.
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
@@ -218,6 +223,11 @@ class Adam(Optimizer):
                                  _field("weight_decay", _non_negative, 0.0),
                                  _field("amsgrad", flag, False))
 
+    if TYPE_CHECKING:  # the signature the table makes (tests/test_types.py compares them)
+        def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                     eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+                     schedule: Schedule | None = None) -> None: ...
+
     def state_names(self) -> tuple[str, ...]:
         names = ("exp_avg", "exp_avg_sq")
         return names + ("max_exp_avg_sq",) if self.amsgrad else names
@@ -230,6 +240,11 @@ class AdamW(Adam):
     fields = tuple(f._replace(default=0.01) if f.name == "weight_decay" else f
                    for f in Adam.fields)
 
+    if TYPE_CHECKING:  # the signature the table makes (tests/test_types.py compares them)
+        def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                     eps: float = 1e-8, weight_decay: float = 0.01, amsgrad: bool = False,
+                     schedule: Schedule | None = None) -> None: ...
+
 
 class Adagrad(Optimizer):
     """torch.optim.Adagrad."""
@@ -240,6 +255,11 @@ class Adagrad(Optimizer):
               _field("weight_decay", _non_negative, 0.0),
               _field("lr_decay", _non_negative, 0.0),
               _field("initial_accumulator_value", _non_negative, 0.0))
+
+    if TYPE_CHECKING:  # the signature the table makes (tests/test_types.py compares them)
+        def __init__(self, lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0,
+                     lr_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                     schedule: Schedule | None = None) -> None: ...
 
     def state_names(self) -> tuple[str, ...]:
         return ("sum",)
@@ -256,6 +276,11 @@ class RMSprop(Optimizer):
               _field("weight_decay", _non_negative, 0.0),
               _field("centered", flag, False))
 
+    if TYPE_CHECKING:  # the signature the table makes (tests/test_types.py compares them)
+        def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                     momentum: float = 0.0, weight_decay: float = 0.0, centered: bool = False,
+                     schedule: Schedule | None = None) -> None: ...
+
     def state_names(self) -> tuple[str, ...]:
         names = ("square_avg",)
         if self.momentum > 0:
@@ -265,7 +290,8 @@ class RMSprop(Optimizer):
         return names
 
 
-OPTIMIZERS = {cls.kind: cls for cls in (SGD, Adam, AdamW, Adagrad, RMSprop)}
+OPTIMIZERS: dict[Any, type[Optimizer]] = {cls.kind: cls
+                                          for cls in (SGD, Adam, AdamW, Adagrad, RMSprop)}
 
 
 def get(identifier: str | Mapping[str, Any] | Optimizer) -> Optimizer:
