@@ -4,12 +4,17 @@ random restarts that keep the model with the lowest validation loss.
 A `build_fn` returns a fresh compiled model with fit(X, y, **kw) and evaluate(X, y) -> dict (at
 least "loss"); fastnn.Sequential is one, but any object with those two methods works."""
 
+from __future__ import annotations
+
 import inspect
 import math
 import numbers
 import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._checks import flag, integer, seed_or_none
 from .data import _group_ids, split_validation, validate_xy
@@ -17,14 +22,14 @@ from .data import _group_ids, split_validation, validate_xy
 __all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
 
 
-def _check_n_splits(n_splits):
+def _check_n_splits(n_splits: int) -> int:
     if integer(n_splits, "n_splits") < 2:
         raise ValueError(f"n_splits: expected >= 2 (one fold is no cross-validation), "
                          f"got {n_splits}")
     return int(n_splits)
 
 
-def _n_samples(X):
+def _n_samples(X: Any) -> int:
     if hasattr(X, "shape") and len(X.shape) > 0:
         return int(X.shape[0])
     if isinstance(X, numbers.Integral) and not isinstance(X, bool):
@@ -39,7 +44,7 @@ class KFold:
     once with np.random.default_rng(seed) before cutting the folds (seed=None draws fresh
     randomness; pass a seed for repeatable folds)."""
 
-    def __init__(self, n_splits=5, shuffle=False, seed=None):
+    def __init__(self, n_splits: int = 5, shuffle: bool = False, seed: int | None = None) -> None:
         self.n_splits = _check_n_splits(n_splits)
         self.shuffle = flag(shuffle, "shuffle")
         seed = seed_or_none(seed)
@@ -48,14 +53,14 @@ class KFold:
                              "seed=None")
         self.seed = seed
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(n_splits={self.n_splits}, shuffle={self.shuffle}, " \
                f"seed={self.seed})"
 
-    def get_n_splits(self, X=None, y=None):
+    def get_n_splits(self, X: Any = None, y: Any = None) -> int:
         return self.n_splits
 
-    def _test_folds(self, n, y):
+    def _test_folds(self, n: int, y: Any) -> NDArray[np.int64]:
         """Fold number of every sample."""
         if self.n_splits > n:
             raise ValueError(f"n_splits: {self.n_splits} folds need at least {self.n_splits} "
@@ -70,7 +75,8 @@ class KFold:
             folds = shuffled
         return folds
 
-    def split(self, X, y=None):
+    def split(self, X: Any,
+              y: Any = None) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
         """Yield (train_idx, test_idx): sorted int64 index arrays, every sample in exactly one
         test fold."""
         n = _n_samples(X)
@@ -88,7 +94,7 @@ class StratifiedKFold(KFold):
     Every class needs at least n_splits samples (ValueError otherwise): a fold without a class
     cannot measure it. y may be labels or one-hot rows."""
 
-    def _test_folds(self, n, y):
+    def _test_folds(self, n: int, y: Any) -> NDArray[np.int64]:
         if y is None:
             raise ValueError("y: StratifiedKFold needs the class labels, got None")
         groups = _group_ids(y)
@@ -114,12 +120,14 @@ class StratifiedKFold(KFold):
         return folds
 
 
-def _is_class_labels(y):
+def _is_class_labels(y: ArrayLike) -> bool:
     y = np.asarray(y)
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
 
 
-def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0):
+def cross_validate(build_fn: Callable[..., Any], X: Any, y: Any, k: int = 5,
+                   fit_kwargs: Mapping[str, Any] | None = None, stratified: bool | None = None,
+                   seed: int | None = 0) -> dict[str, list[float]]:
     """Fit a fresh model on each of k folds and evaluate it on the held-out fold.
 
     Returns a dict of per-fold lists: every key of model.evaluate(X_test, y_test) plus "fit_time"
@@ -154,7 +162,7 @@ def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0
     return results
 
 
-def _built(model):
+def _built(model: Any) -> Any:
     """build_fn's result, checked: a model to fit and evaluate."""
     if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "evaluate", None))):
         raise TypeError(f"build_fn: expected it to return a compiled model, got "
@@ -162,7 +170,7 @@ def _built(model):
     return model
 
 
-def _seeded_builder(build_fn):
+def _seeded_builder(build_fn: Callable[..., Any]) -> Callable[[int], Any]:
     """build_fn as a function of the seed: build_fn(seed=s) if it has a `seed` parameter,
     build_fn(s) if it has a required positional parameter, else build_fn() (seed ignored)."""
     try:
@@ -177,8 +185,11 @@ def _seeded_builder(build_fn):
     return lambda s: build_fn()
 
 
-def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=None,
-                    fit_kwargs=None, seed=0):
+def random_restarts(build_fn: Callable[..., Any], X: Any, y: Any, n: int = 5,
+                    validation_split: float = 0.2,
+                    validation_data: tuple[Any, Any] | None = None,
+                    fit_kwargs: Mapping[str, Any] | None = None,
+                    seed: int | None = 0) -> tuple[Any, list[float]]:
     """Fit n fresh models and keep the one with the lowest validation loss.
 
     Model i is build_fn(seed + i) when build_fn takes a seed (see below), else build_fn(), so
