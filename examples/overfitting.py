@@ -10,7 +10,7 @@ from fastnn.layers import Dense, Dropout
 args = _guide.parse_args(__doc__)
 X, y = _guide.features(n=2800, dim=10, seed=1)
 X_train, y_train, val = X[:800], y[:800], (X[800:], y[800:])   # few samples: easy to memorise
-epochs = 30 if args.quick else 120
+epochs = 15 if args.quick else 120
 
 
 def train(label, layers, callbacks=()):
