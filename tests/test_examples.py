@@ -59,6 +59,16 @@ def test_every_section_is_tested():
     assert scripts - standalone == set(SECTIONS)
 
 
+def test_guide_shows_every_section():
+    """docs/guide.md runs each section's script and links figures that are committed."""
+    guide = (EXAMPLES.parent / "docs" / "guide.md").read_text()
+    assert set(re.findall(r"<!-- run: examples/(\S+) -->", guide)) == set(SECTIONS)
+    images = re.findall(r"!\[[^]]*\]\((images/[^)]+)\)", guide)
+    assert images
+    for image in images:
+        assert (EXAMPLES.parent / "docs" / image).is_file(), image
+
+
 def test_xor():
     assert "classes: [0, 1, 1, 0] expected: [0, 1, 1, 0]" in run("xor.py")
 
