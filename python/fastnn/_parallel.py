@@ -9,12 +9,17 @@ start a thread per core would fight over the cores. A fit's results do not depen
 count (the kernels split work, never sums, across threads), so the same seeds give the serial
 run's results bit for bit."""
 
+from __future__ import annotations
+
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
 
 
-def _cores():
+def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -26,10 +31,10 @@ def _cores():
 # it finds and the last to end puts it back, so that no job restores another's limit.
 _lock = threading.Lock()
 _running = 0
-_saved = None
+_saved: int | None = None
 
 
-def _with_threads(threads, fn, args):
+def _with_threads(threads: int | None, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """fn(*args) with fastnn limited to `threads` threads (None: as it is)."""
     global _running, _saved
     if threads is None:
@@ -40,17 +45,17 @@ def _with_threads(threads, fn, args):
         if _running == 0:
             _saved = _config.get_num_threads()
         _running += 1
-        _config.set_num_threads(min(threads, _saved))
+        _config.set_num_threads(min(threads, _saved or threads))
     try:
         return fn(*args)
     finally:
         with _lock:
             _running -= 1
-            if _running == 0:
+            if _running == 0 and _saved is not None:
                 _config.set_num_threads(_saved)
 
 
-def _joblib(n_jobs):
+def _joblib(n_jobs: int | None) -> ModuleType | None:
     """joblib when the call goes through it: n_jobs given, or joblib already imported (the user
     may have set a parallel_config); None when the fits run here, one after another."""
     if n_jobs is None:
@@ -63,7 +68,7 @@ def _joblib(n_jobs):
     return joblib
 
 
-def check_n_jobs(n_jobs):
+def check_n_jobs(n_jobs: Any) -> int | None:
     if n_jobs is None:
         return None
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
@@ -73,7 +78,8 @@ def check_n_jobs(n_jobs):
     return n_jobs
 
 
-def run(calls, n_jobs):
+def run(calls: Iterable[tuple[Callable[..., Any], tuple[Any, ...]]],
+        n_jobs: int | None) -> list[Any]:
     """[fn(*args) for fn, args in calls], through joblib when it applies (see the docstring),
     in the order of `calls`."""
     calls = list(calls)

@@ -18,6 +18,10 @@ through its save bytes), not once per block. The same by hand (the recipe this h
 dask is optional (``pip install 'fastnn[dask]'``) and imported only here.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 __all__ = ["predict"]
@@ -25,11 +29,12 @@ __all__ = ["predict"]
 _METHODS = ("predict", "predict_classes")
 
 
-def _predict_block(block, model, method, batch_size):
+def _predict_block(block: Any, model: Any, method: str, batch_size: int) -> Any:
     return getattr(model, method)(np.asarray(block, dtype=np.float32), batch_size=batch_size)
 
 
-def _predict_partition(frame, model, method, batch_size, columns):
+def _predict_partition(frame: Any, model: Any, method: str, batch_size: int,
+                       columns: Any) -> Any:
     import pandas as pd
 
     out = _predict_block(frame.to_numpy(dtype=np.float32), model, method, batch_size)
@@ -38,7 +43,7 @@ def _predict_partition(frame, model, method, batch_size, columns):
     return pd.DataFrame(out, index=frame.index, columns=columns)
 
 
-def predict(model, X, method="predict", batch_size=1024):
+def predict(model: Any, X: Any, method: str = "predict", batch_size: int = 1024) -> Any:
     """``model.predict`` (or ``method="predict_classes"``) over a Dask array (n, features) or
     Dask DataFrame of feature columns, one block at a time: a lazy Dask array (n, outputs)
     float32 (n int64 for predict_classes), or for a DataFrame a Dask DataFrame with columns
@@ -46,8 +51,8 @@ def predict(model, X, method="predict", batch_size=1024):
     shipped to each worker once. Blocks may split rows anywhere; the features are rechunked into
     one chunk if they are split."""
     try:
-        import dask
         import dask.array as da
+        from dask.delayed import delayed
     except ImportError:
         raise ImportError("fastnn.dask needs dask: pip install 'fastnn[dask]'") from None
     if method not in _METHODS:
@@ -55,7 +60,7 @@ def predict(model, X, method="predict", batch_size=1024):
     for what in ("output_dim", "input_dim", method):
         if not hasattr(model, what):
             raise TypeError(f"model: expected a fitted fastnn model, got {type(model).__name__}")
-    shipped = dask.delayed(model, pure=True)
+    shipped = delayed(model, pure=True)
     classes = method == "predict_classes"
     if isinstance(X, da.Array):
         if X.ndim != 2 or X.shape[1] != model.input_dim:
@@ -71,10 +76,10 @@ def predict(model, X, method="predict", batch_size=1024):
                             chunks=(X.chunks[0], (model.output_dim,)),
                             meta=np.empty((0, 0), np.float32))
     try:
-        import dask.dataframe as dd
+        from dask.dataframe import DataFrame
     except ImportError:  # dask.dataframe needs pandas and pyarrow
-        dd = None
-    if dd is None or not isinstance(X, dd.DataFrame):
+        DataFrame = None
+    if DataFrame is None or not isinstance(X, DataFrame):
         raise TypeError(f"X: expected a Dask array or Dask DataFrame, got {type(X).__name__} "
                         f"(for data in memory call model.{method})")
     if len(X.columns) != model.input_dim:

@@ -37,11 +37,14 @@ mpi4py is optional (``pip install fastnn[mpi]``, which brings the ``mpich`` whee
 raises NotImplementedError); not with the sampled softmax.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 import time
 import traceback
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +68,7 @@ class _PeerStopped(Exception):
     """Another rank left the step (its loss became non-finite)."""
 
 
-def _mpi():
+def _mpi() -> Any:
     try:
         from mpi4py import MPI
     except ImportError:
@@ -74,7 +77,7 @@ def _mpi():
     return MPI
 
 
-def shard(X, y=None, comm=None):
+def shard(X: Any, y: Any = None, comm: Any = None) -> Any:
     """This rank's share of (X, y): a contiguous block of n // P rows (P = the number of ranks),
     the same size on every rank as DataParallel needs. The last n % P rows are left out, with a
     warning. Returns X_r, or (X_r, y_r) when y is given."""
@@ -104,7 +107,8 @@ class DataParallel:
     reduced in place. abort_on_error: an exception leaving fit on this rank is printed and
     ends the whole job (MPI_Abort), since the other ranks would otherwise wait for this one."""
 
-    def __init__(self, comm=None, timeout=300.0, bucket_mb=25.0, abort_on_error=True):
+    def __init__(self, comm: Any = None, timeout: float = 300.0, bucket_mb: float = 25.0,
+                 abort_on_error: bool = True) -> None:
         self._MPI = _mpi()
         self.comm = self._MPI.COMM_WORLD if comm is None else comm
         if not isinstance(self.comm, self._MPI.Comm):
@@ -122,11 +126,11 @@ class DataParallel:
         self.reduce_seconds = 0.0
         self.reductions = 0
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"DataParallel(rank={self.rank}, size={self.size}, timeout={self.timeout})"
 
     # ------------------------------------------------------------------ waiting with a deadline
-    def _wait(self, requests, what):
+    def _wait(self, requests: Any, what: str) -> None:
         if not isinstance(requests, list):
             requests = [requests]
         test = self._MPI.Request.Testall
@@ -149,7 +153,7 @@ class DataParallel:
                     f"rank {self.rank} of {self.size}: waited {self.timeout:g} s for the other "
                     f"ranks' {what}; a rank died, hung, or left fit early")
 
-    def _sum(self, values, what):
+    def _sum(self, values: Any, what: str) -> Any:
         """Element-wise sum over the ranks of a float64 vector."""
         send = np.ascontiguousarray(values, dtype=np.float64)
         out = np.empty_like(send)
@@ -157,7 +161,8 @@ class DataParallel:
         return out
 
     # ------------------------------------------------------------------ fit's steps
-    def _begin(self, model, n, batch_size, accumulate_steps, epochs, initial_epoch):
+    def _begin(self, model: Any, n: int, batch_size: int, accumulate_steps: int, epochs: int,
+               initial_epoch: int) -> None:
         """Checks that the ranks agree, gives every rank rank 0's model and installs the
         gradient hook."""
         if model._net.device >= 0:
@@ -189,12 +194,15 @@ class DataParallel:
         net.set_grad_hook(self._reduce, micro_offset=self.rank * accumulate_steps)
         self._hooked = net
 
-    def _layout(self, sizes, dtype):
+    def _layout(self, sizes: list[int], dtype: Any) -> None:
         """Buckets in backward order (the last layer's gradients first, as backward produces
         them): ('own', i) for a gradient reduced in place, ('fused', [i...]) for gradients
         copied into one buffer. The last fused buffer carries one more element, the stop flag."""
         itemsize = np.dtype(dtype).itemsize
-        self._buckets, fused, fused_bytes = [], [], 0
+        # (kind, index) for "own", (kind, [indices]) for "fused"
+        self._buckets: list[tuple[str, Any]] = []
+        fused: list[int] = []
+        fused_bytes = 0
         for i in reversed(range(len(sizes))):
             nbytes = sizes[i] * itemsize
             if nbytes >= self.bucket_bytes:
@@ -211,7 +219,7 @@ class DataParallel:
                                   dtype)
                          for k, (kind, b) in enumerate(self._buckets) if kind == "fused"]
 
-    def _post(self, grads, stop):
+    def _post(self, grads: list[Any], stop: bool) -> list[Any]:
         """Starts the reductions of every bucket (the stop flag in the last fused buffer);
         returns their requests."""
         SUM, requests, fused = self._MPI.SUM, [], iter(self._buffers)
@@ -228,7 +236,7 @@ class DataParallel:
             requests.append(self.comm.Iallreduce(self._MPI.IN_PLACE, buf, op=SUM))
         return requests
 
-    def _reduce(self, grads, micro):
+    def _reduce(self, grads: list[Any], micro: int) -> None:
         """The engine's hook: grads (views of the engine's gradients) become their mean over
         the ranks."""
         start = time.perf_counter()
@@ -248,17 +256,17 @@ class DataParallel:
         self.reduce_seconds += time.perf_counter() - start
         self.reductions += 1
 
-    def _leave_step(self):
+    def _leave_step(self) -> None:
         """This rank leaves a step the others are in (its loss became non-finite): joins the
         reductions they wait in with the stop flag set, so that they stop too."""
         self._grad_scratch = getattr(self, "_grad_scratch", None) or [
             np.zeros(s, self._buffers[-1].dtype) for s in self._sizes]
         self._wait(self._post(self._grad_scratch, stop=True), "gradients")
 
-    def _epoch_sums(self, values):
+    def _epoch_sums(self, values: list[float]) -> list[float]:
         return self._sum(values, "epoch statistics")
 
-    def _average_buffers(self, net):
+    def _average_buffers(self, net: Any) -> None:
         """BatchNorm running statistics: their mean over the ranks."""
         (buffers,) = net.read("buffers")
         if not buffers:
@@ -271,17 +279,17 @@ class DataParallel:
             at += b.size
         net.write(buffers=out)
 
-    def _any(self, flag):
+    def _any(self, flag: bool) -> bool:
         return bool(self._sum([float(bool(flag))], "stop decisions")[0])
 
-    def _mean_logs(self, logs, rows):
+    def _mean_logs(self, logs: dict[str, float], rows: int) -> dict[str, float]:
         """Each rank's means over its `rows` samples as the means over all ranks' samples."""
         keys = sorted(logs)
         sums = self._sum([logs[k] * rows for k in keys] + [rows], "validation metrics")
         return {k: float(v / sums[-1]) if sums[-1] else float("nan")
                 for k, v in zip(keys, sums[:-1])}
 
-    def _callbacks(self, callbacks):
+    def _callbacks(self, callbacks: Any) -> Any:
         """The callbacks this rank runs: on ranks other than 0, not the ones that write files."""
         if self.rank == 0 or not callbacks:
             return callbacks
@@ -289,7 +297,7 @@ class DataParallel:
 
         return [c for c in callbacks if not isinstance(c, (ModelCheckpoint, CSVLogger))]
 
-    def _end(self, model, error):
+    def _end(self, model: Any, error: BaseException | None) -> None:
         hooked, self._hooked = getattr(self, "_hooked", None), None
         if hooked is not None:
             hooked.set_grad_hook(None)
@@ -308,32 +316,32 @@ class _Local:
 
     rank, size = 0, 1
 
-    def _begin(self, *args):
+    def _begin(self, *args: Any) -> None:
         pass
 
-    def _leave_step(self):
+    def _leave_step(self) -> None:
         pass
 
-    def _epoch_sums(self, values):
+    def _epoch_sums(self, values: list[float]) -> list[float]:
         return values
 
-    def _average_buffers(self, net):
+    def _average_buffers(self, net: Any) -> None:
         pass
 
-    def _any(self, flag):
+    def _any(self, flag: bool) -> bool:
         return flag
 
-    def _mean_logs(self, logs, rows):
+    def _mean_logs(self, logs: dict[str, float], rows: int) -> dict[str, float]:
         return logs
 
-    def _callbacks(self, callbacks):
+    def _callbacks(self, callbacks: Any) -> Any:
         return callbacks
 
-    def _end(self, model, error):
+    def _end(self, model: Any, error: BaseException | None) -> None:
         pass
 
 
-def for_fit(distributed):
+def for_fit(distributed: Any) -> DataParallel | _Local:
     """fit's `distributed` argument as the object fit calls at each step."""
     if distributed is None or distributed is False:
         return _Local()

@@ -4,13 +4,18 @@ random restarts that keep the model with the lowest validation loss.
 A `build_fn` returns a fresh compiled model with fit(X, y, **kw) and evaluate(X, y) -> dict (at
 least "loss"); fastnn.Sequential is one, but any object with those two methods works."""
 
+from __future__ import annotations
+
 import inspect
 import itertools
 import math
 import numbers
 import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _parallel
 from ._checks import flag, integer, seed_or_none
@@ -19,14 +24,14 @@ from .data import _group_ids, split_validation, validate_xy
 __all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts", "search"]
 
 
-def _check_n_splits(n_splits):
+def _check_n_splits(n_splits: int) -> int:
     if integer(n_splits, "n_splits") < 2:
         raise ValueError(f"n_splits: expected >= 2 (one fold is no cross-validation), "
                          f"got {n_splits}")
     return int(n_splits)
 
 
-def _n_samples(X):
+def _n_samples(X: Any) -> int:
     if hasattr(X, "shape") and len(X.shape) > 0:
         return int(X.shape[0])
     if isinstance(X, numbers.Integral) and not isinstance(X, bool):
@@ -41,7 +46,7 @@ class KFold:
     once with np.random.default_rng(seed) before cutting the folds (seed=None draws fresh
     randomness; pass a seed for repeatable folds)."""
 
-    def __init__(self, n_splits=5, shuffle=False, seed=None):
+    def __init__(self, n_splits: int = 5, shuffle: bool = False, seed: int | None = None) -> None:
         self.n_splits = _check_n_splits(n_splits)
         self.shuffle = flag(shuffle, "shuffle")
         seed = seed_or_none(seed)
@@ -50,14 +55,14 @@ class KFold:
                              "seed=None")
         self.seed = seed
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(n_splits={self.n_splits}, shuffle={self.shuffle}, " \
                f"seed={self.seed})"
 
-    def get_n_splits(self, X=None, y=None):
+    def get_n_splits(self, X: Any = None, y: Any = None) -> int:
         return self.n_splits
 
-    def _test_folds(self, n, y):
+    def _test_folds(self, n: int, y: Any) -> NDArray[np.int64]:
         """Fold number of every sample."""
         if self.n_splits > n:
             raise ValueError(f"n_splits: {self.n_splits} folds need at least {self.n_splits} "
@@ -72,7 +77,8 @@ class KFold:
             folds = shuffled
         return folds
 
-    def split(self, X, y=None):
+    def split(self, X: Any,
+              y: Any = None) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
         """Yield (train_idx, test_idx): sorted int64 index arrays, every sample in exactly one
         test fold."""
         n = _n_samples(X)
@@ -90,7 +96,7 @@ class StratifiedKFold(KFold):
     Every class needs at least n_splits samples (ValueError otherwise): a fold without a class
     cannot measure it. y may be labels or one-hot rows."""
 
-    def _test_folds(self, n, y):
+    def _test_folds(self, n: int, y: Any) -> NDArray[np.int64]:
         if y is None:
             raise ValueError("y: StratifiedKFold needs the class labels, got None")
         groups = _group_ids(y)
@@ -116,12 +122,14 @@ class StratifiedKFold(KFold):
         return folds
 
 
-def _is_class_labels(y):
+def _is_class_labels(y: ArrayLike) -> bool:
     y = np.asarray(y)
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
 
 
-def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0, n_jobs=None):
+def cross_validate(build_fn: Callable[..., Any], X: Any, y: Any, k: int = 5,
+                   fit_kwargs: Mapping[str, Any] | None = None, stratified: bool | None = None,
+                   seed: int | None = 0, n_jobs: int | None = None) -> dict[str, list[float]]:
     """Fit a fresh model on each of k folds and evaluate it on the held-out fold.
 
     Returns a dict of per-fold lists: every key of model.evaluate(X_test, y_test) plus "fit_time"
@@ -137,7 +145,9 @@ def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0
     return _fold_table(per_fold)
 
 
-def _folds(build_fn, X, y, k, fit_kwargs, stratified, seed):
+def _folds(build_fn: Callable[..., Any], X: Any, y: Any, k: int,
+           fit_kwargs: Mapping[str, Any] | None, stratified: bool | None,
+           seed: int | None) -> tuple[Any, Any, list[tuple[Any, Any]], dict[str, Any]]:
     """cross_validate's arguments checked, and its folds as (train, test) index pairs."""
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable returning a compiled model, "
@@ -151,7 +161,8 @@ def _folds(build_fn, X, y, k, fit_kwargs, stratified, seed):
     return X, y, list(splitter.split(X, y)), fit_kwargs
 
 
-def _fold_scores(build_fn, X, y, train, test, fit_kwargs):
+def _fold_scores(build_fn: Callable[..., Any], X: Any, y: Any, train: Any, test: Any,
+                 fit_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """One fold: a fresh model fitted on the train rows, its scores on the test rows."""
     model = _built(build_fn())
     start = time.perf_counter()
@@ -164,7 +175,7 @@ def _fold_scores(build_fn, X, y, train, test, fit_kwargs):
     return dict(scores, fit_time=fit_time)
 
 
-def _fold_table(per_fold):
+def _fold_table(per_fold: list[dict[str, Any]]) -> dict[str, list[float]]:
     """The folds' score dicts as one dict of per-fold lists."""
     results = {}
     for fold, scores in enumerate(per_fold):
@@ -176,7 +187,7 @@ def _fold_table(per_fold):
     return results
 
 
-def _built(model):
+def _built(model: Any) -> Any:
     """build_fn's result, checked: a model to fit and evaluate."""
     if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "evaluate", None))):
         raise TypeError(f"build_fn: expected it to return a compiled model, got "
@@ -184,7 +195,7 @@ def _built(model):
     return model
 
 
-def _seeded_builder(build_fn):
+def _seeded_builder(build_fn: Callable[..., Any]) -> Callable[[int], Any]:
     """build_fn as a function of the seed: build_fn(seed=s) if it has a `seed` parameter,
     build_fn(s) if it has a required positional parameter, else build_fn() (seed ignored)."""
     try:
@@ -199,8 +210,11 @@ def _seeded_builder(build_fn):
     return lambda s: build_fn()
 
 
-def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=None,
-                    fit_kwargs=None, seed=0, n_jobs=None):
+def random_restarts(build_fn: Callable[..., Any], X: Any, y: Any, n: int = 5,
+                    validation_split: float = 0.2,
+                    validation_data: tuple[Any, Any] | None = None,
+                    fit_kwargs: Mapping[str, Any] | None = None,
+                    seed: int | None = 0, n_jobs: int | None = None) -> tuple[Any, list[float]]:
     """Fit n fresh models and keep the one with the lowest validation loss.
 
     Model i is build_fn(seed + i) when build_fn takes a seed (see below), else build_fn(), so
@@ -250,7 +264,8 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
     return best_model, losses
 
 
-def _restart(build_fn, seed, X_tr, y_tr, X_val, y_val, fit_kwargs):
+def _restart(build_fn: Callable[..., Any], seed: int, X_tr: Any, y_tr: Any, X_val: Any,
+             y_val: Any, fit_kwargs: Mapping[str, Any]) -> tuple[Any, float]:
     """One restart: (the fitted model, its validation loss)."""
     model = _built(_seeded_builder(build_fn)(seed))
     model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
@@ -262,7 +277,8 @@ def _restart(build_fn, seed, X_tr, y_tr, X_val, y_val, fit_kwargs):
                         f"got {scores!r}") from None
 
 
-def _candidates(params, n_iter, seed):
+def _candidates(params: Mapping[str, Any], n_iter: int | None,
+                seed: int | None) -> list[dict[str, Any]]:
     """search's parameter sets: the whole grid, or n_iter random draws."""
     if not isinstance(params, dict) or not params:
         raise TypeError("params: expected a non-empty dict {name: list of values (or, with "
@@ -290,8 +306,10 @@ def _candidates(params, n_iter, seed):
     return draws
 
 
-def search(build_fn, params, X, y, n_iter=None, k=3, fit_kwargs=None, stratified=None, seed=0,
-           n_jobs=None):
+def search(build_fn: Callable[..., Any], params: Mapping[str, Any], X: Any, y: Any,
+           n_iter: int | None = None, k: int = 3, fit_kwargs: Mapping[str, Any] | None = None,
+           stratified: bool | None = None, seed: int | None = 0,
+           n_jobs: int | None = None) -> list[dict[str, Any]]:
     """Cross-validate build_fn(**p) for each parameter set p and rank them by mean loss.
 
     params: {name: list of values}; every combination is tried (a grid), or with n_iter, that
@@ -319,8 +337,8 @@ def search(build_fn, params, X, y, n_iter=None, k=3, fit_kwargs=None, stratified
 class _Bound:
     """build_fn with a candidate's parameters: a picklable closure (joblib ships it)."""
 
-    def __init__(self, build_fn, params):
+    def __init__(self, build_fn: Callable[..., Any], params: dict[str, Any]) -> None:
         self.build_fn, self.params = build_fn, params
 
-    def __call__(self):
+    def __call__(self) -> Any:
         return self.build_fn(**self.params)
