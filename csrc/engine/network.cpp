@@ -2,6 +2,7 @@
 #include "engine/network.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -727,10 +728,11 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
   const int64_t rows = std::min(batch_size, std::max<int64_t>(n, 1));
   // One workspace per row task, taken and sized here: nothing allocates inside the tasks.
   const int tasks = row_tasks(rows, get_num_threads());
+  const int64_t chunk = tasks > 1 ? row_chunk(rows, tasks) : rows;
   std::vector<std::unique_ptr<typename Impl::Lease>> leases;
   for (int t = 0; t < tasks; ++t) {
     leases.emplace_back(new typename Impl::Lease(m));
-    m.ensure_rows(**leases.back(), (rows + tasks - 1) / tasks);
+    m.ensure_rows(**leases.back(), chunk);
   }
   for (int64_t r0 = 0; r0 < n; r0 += batch_size) {
     if (stop && stop()) throw Interrupted();
@@ -740,9 +742,14 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
       m.predict_rows(**leases[0], X + r0 * in, N, out + r0 * C);
       continue;
     }
+    // Each task pulls chunks until none is left (row_split.h: a late thread is not waited for).
+    const int64_t step = std::min(row_chunk(N, k), chunk), chunks = (N + step - 1) / step;
+    std::atomic<int64_t> next{0};
     parallel_for(k, [&](int t) {
-      const int64_t a = N * t / k, b = N * (t + 1) / k;
-      m.predict_rows(**leases[size_t(t)], X + (r0 + a) * in, b - a, out + (r0 + a) * C);
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+        const int64_t a = c * step, b = std::min(N, a + step);
+        m.predict_rows(**leases[size_t(t)], X + (r0 + a) * in, b - a, out + (r0 + a) * C);
+      }
     });
   }
 }
