@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench.suites import (gemm, gpu_kernels, gpu_train, gridsearch, infer, kernels, linear,
-                          train)
+from bench.suites import (dist, gemm, gpu_kernels, gpu_train, gridsearch, infer, kernels,
+                          linear, train)
 
 SUITES = {mod.NAME: mod for mod in (gemm, linear, kernels, train, infer, gridsearch,
-                                    gpu_kernels, gpu_train)}
+                                    gpu_kernels, gpu_train, dist)}
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 

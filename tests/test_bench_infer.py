@@ -145,6 +145,21 @@ def test_train_rows_and_ceiling(monkeypatch):
     assert ceiling["ratio1"] == pytest.approx(wide["gflops"] / ceiling["sgemm1"])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_read_bandwidth_probe_reads_every_slice(monkeypatch, threads):
+    # The batch-1 floor's bandwidth: bytes read / best time, each thread reading its own slice
+    # of one buffer again and again (the working set stays the buffer's size).
+    from bench.suites import _ceilings
+
+    seen = []
+    real_max = np.max
+    monkeypatch.setattr(_ceilings.np, "max", lambda a: seen.append(a.shape) or real_max(a))
+    gbps = _ceilings.read_gbps(FAST, 4000, threads)
+    assert np.isfinite(gbps) and gbps > 0
+    assert set(seen) == {(_ceilings._STREAM_BYTES // 4000, 1000 // threads)}
+    assert len(seen) % threads == 0  # every call reads every slice
+
+
 def _tiny_train(monkeypatch):
     monkeypatch.setattr(train, "NETWORKS", {"small 64-128-10": (8, 16, 4)})
     monkeypatch.setattr(train, "CONFIGS", (("small 64-128-10", 16, "sgd", 64, 64),))

@@ -5,7 +5,7 @@ alone must equal that row of a batch prediction.
 
 Sizes: ones, odd, around the panel widths (32/16/8 float columns on avx512/avx2/scalar, the big kernel's
 sliver, and the one-vector panels 16/8/4 of few-column layers), the row kernels (M = 1, short M, MR = 12/6/4,
-and the short kernel taking the rows past the last whole big-kernel sliver: M = 16, 30, 32), the K block (256) and a wide layer's batch-1 GEMV (the 784 x 2048 of the issue's wide network)."""
+and the short kernel taking the rows past the last whole big-kernel sliver: M = 16, 30, 32), the K block (256), A packed (rows 2 KiB apart) or read in place (otherwise), and a wide layer's batch-1 GEMV (the 784 x 2048 of the issue's wide network)."""
 
 import numpy as np
 import pytest
@@ -24,6 +24,8 @@ SHAPES = [
     (12, 32, 16), (13, 33, 17), (7, 8, 9), (6, 100, 513),
     (49, 130, 70), (145, 63, 31), (32, 300, 260), (16, 64, 300), (30, 48, 260),
     (1, 2048, 784),
+    # Rows a multiple of 2 KiB apart: A packed (read in place otherwise), across K blocks.
+    (13, 40, 512), (30, 33, 1024),
 ]
 ACTIVATIONS = ["none", "relu", "gelu"]
 

@@ -74,7 +74,7 @@ def _floor_s(ctx: Context, engine: _engines.Engine, widths, gemm_gflops: float, 
     """Batch-1 floor: max(weight bytes / read bandwidth of a buffer that size, flops / GEMM rate)."""
     nbytes = int(engine.weight_bytes * weight_count(widths) + 4 * bias_count(widths))
     if nbytes not in bw_cache:
-        bw_cache[nbytes] = read_gbps(ctx.timer, nbytes)
+        bw_cache[nbytes] = read_gbps(ctx.timer, nbytes, THREADS)
     return max(nbytes / bw_cache[nbytes], forward_flops(widths) / (gemm_gflops * 1e9)), nbytes
 
 

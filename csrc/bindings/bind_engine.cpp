@@ -22,6 +22,7 @@
 
 #include "bindings/engine_calls.h"
 #include "bindings/engine_specs.h"
+#include "bindings/py_grad_hook.h"
 #include "core/error.h"
 #include "engine/engine.h"
 
@@ -329,6 +330,27 @@ void bind_network(py::module_& m, const char* name) {
            py::arg("X"), py::arg("out"), py::arg("batch_size"),
            "writes the outputs after the loss's link into out (n, outputs); host engines return "
            "whether every output is finite, GPU engines None")
+      .def("set_grad_hook",
+           [](E& e, const py::object& fn, int64_t micro_offset) {
+             std::shared_ptr<GradHook<T>> hook;
+             if (!fn.is_none()) hook = std::make_shared<PyGradHook<T>>(fn, micro_offset);
+             bool done;
+             {
+               py::gil_scoped_release release;
+               std::unique_lock<RwLock> held(e.lock());
+               done = e.set_grad_hook(hook);
+             }
+             if (!done) {
+               PyErr_SetString(PyExc_NotImplementedError,
+                               "distributed training: this engine (the GPU's) has no gradient "
+                               "hook; train with device='cpu'");
+               throw py::error_already_set();
+             }
+           },
+           py::arg("fn"), py::arg("micro_offset") = 0,
+           "fn(grads, micro) is called before every update with the gradients as NumPy views "
+           "(each the sum of micro batch means), to rewrite in place; None removes it. "
+           "micro_offset shifts the batch numbers that key the dropout masks")
       .def("take_diagnostics", [](E& e) {
         std::vector<LayerDiagnostics> d;
         {

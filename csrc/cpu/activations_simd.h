@@ -187,13 +187,16 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
       acc = V::zero();
     }
   }
-  if (i < n) {
-    alignas(64) float buf[V::W];
-    for (int j = 0; j < V::W; ++j) buf[j] = i + j < n ? x[i + j] : ninf;  // e^-inf = 0
-    const R e = sm::exp<V>(V::sub(V::load(buf), mb));
-    acc = V::add(acc, e);
-    V::store(buf, e);
-    if (!log) std::memcpy(y + i, buf, sizeof(float) * static_cast<size_t>(n - i));
+  // The partial last vector (all of a 10-class row) stays in a register until it is scaled:
+  // one copy out of it, where storing it unscaled and scaling it through map1 copied it out
+  // twice (two memcpy calls per row, ~4% of a small network's batch predict).
+  const int64_t tail = n - i;
+  alignas(64) float buf[V::W];
+  R tail_e = V::zero();
+  if (tail > 0) {
+    for (int j = 0; j < V::W; ++j) buf[j] = j < tail ? x[i + j] : ninf;  // e^-inf = 0
+    tail_e = sm::exp<V>(V::sub(V::load(buf), mb));
+    acc = V::add(acc, tail_e);
   }
   s += V::hsum(acc);
   if (log) {
@@ -202,7 +205,12 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
     map1<V>(x, y, n, [&](R v) { return V::sub(V::sub(v, mb), ls); });
   } else {
     const R inv = V::set1(static_cast<float>(1.0 / s));
-    map1<V>(y, y, n, [&](R v) { return V::mul(v, inv); });
+    map1<V>(y, y, i, [&](R v) { return V::mul(v, inv); });
+    if (tail > 0) {
+      V::store(buf, V::mul(tail_e, inv));
+      for (int j = 0; j < V::W; ++j)  // fixed trip count: unrolled, not a memcpy call
+        if (j < tail) y[i + j] = buf[j];
+    }
   }
 }
 

@@ -21,6 +21,16 @@ namespace fastnn {
 namespace cpu {
 namespace FASTNN_ISA {
 
+// Row-major, ungated A (every forward pass) is read where it lies: the kernel broadcasts each
+// row's values in k order, the same FMAs as from a packed sliver. Packing cost up to half a layer
+// with few columns (512 x 128 x 10, one thread: 69 -> 36 us read in place; 512 x 64 x 128: 112
+// -> 103 us). Rows a multiple of 2 KiB apart are packed still: a sliver's rows then share a few
+// L1 sets and evict each other (32 x 2048 x 2048 was 12% slower read in place).
+template <class T>
+bool reads_a_in_place(const GemmArgs<T>& g) {
+  return g.csa == 1 && !g.gate_a.data && (g.rsa * int64_t(sizeof(T))) % 2048 != 0;
+}
+
 // One thread's share: C rows [m0, m1) x columns [n0, n1), n0 on a panel boundary. B's panels:
 // panel p holds columns [p P, p P + P) as K rows of P values (zero past N).
 //
@@ -50,23 +60,29 @@ void packed_block(const GemmArgs<typename Kern::T>& g, const typename Kern::T* p
         // Rows [0, full) in MR-row slivers, the rest in Tail::MR-row ones right after them.
         const int64_t full = Tail::MR < MR ? mc / MR * MR : mc;
         const int64_t a_off = ic * g.rsa + pc * g.csa;
-        pack_slivers<MR>(full, kc, g.A + a_off, g.rsa, g.csa, ap, static_cast<const T*>(nullptr),
-                         g.gate_a);
-        if (full < mc)
-          pack_slivers<Tail::MR>(mc - full, kc, g.A + a_off + full * g.rsa, g.rsa, g.csa,
-                                 ap + full * kc, static_cast<const T*>(nullptr), g.gate_a);
+        const bool a_in_place = reads_a_in_place(g);
+        if (!a_in_place) {
+          pack_slivers<MR>(full, kc, g.A + a_off, g.rsa, g.csa, ap,
+                           static_cast<const T*>(nullptr), g.gate_a);
+          if (full < mc)
+            pack_slivers<Tail::MR>(mc - full, kc, g.A + a_off + full * g.rsa, g.rsa, g.csa,
+                                   ap + full * kc, static_cast<const T*>(nullptr), g.gate_a);
+        }
         auto slivers = [&](auto kernel, int64_t r0, int64_t r1) {
           using K = decltype(kernel);
           for (int64_t ir = r0; ir < r1; ir += K::MR) {
-            const T* a_sliver = ap + ir * kc;
             for (int64_t jr = 0; jr < nc; jr += NR) {
               const int64_t col = jc + jr;
               const T* b = panels + (col / P) * g.K * P + pc * P + col % P;
               ep.bias = g.bias ? g.bias + col * g.bias_stride : nullptr;
               const int64_t c_off = (ic + ir) * g.rsc + col * g.csc;
               ep.z = g.Z ? g.Z + c_off : nullptr;
-              K::run(kc, a_sliver, b, P, g.C + c_off, g.rsc, g.csc, imin(K::MR, r1 - ir),
-                     imin(NR, nc - jr), ep);
+              if (a_in_place)
+                K::template run<true>(kc, g.A + a_off + ir * g.rsa, b, P, g.C + c_off, g.rsc,
+                                      g.csc, imin(K::MR, r1 - ir), imin(NR, nc - jr), ep, g.rsa);
+              else
+                K::run(kc, ap + ir * kc, b, P, g.C + c_off, g.rsc, g.csc, imin(K::MR, r1 - ir),
+                       imin(NR, nc - jr), ep);
             }
           }
         };
@@ -77,7 +93,10 @@ void packed_block(const GemmArgs<typename Kern::T>& g, const typename Kern::T* p
   }
 }
 
-// Splits C over threads into a tm x tn grid: MR-row blocks by whole panels.
+// Splits C over threads into a tm x tn grid: MR-row blocks by whole panels, each thread's columns
+// cut again into a few tasks that the threads pull in turn (parallel_for hands out tasks as
+// threads ask): a thread that starts late -- woken from sleep, or held off its core by another
+// process -- leaves its tasks to the one running instead of being waited for.
 template <class Kern, class Tail = Kern>
 void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T* panels,
                     int64_t P) {
@@ -86,7 +105,8 @@ void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T*
   // The plain driver's threshold (~0.8 MFLOP), also for batch 1: the second thread sleeps
   // between sporadic predict calls (a futex wake-up, tens of microseconds on a VM) and, on a busy
   // machine, waits for a core; 784 x 256 (medium network, batch 1) measured 15 us on one thread,
-  // a median of 260 us on two with the other core loaded.
+  // a median of 260 us on two with the other core loaded (26 vs 50 us under load again with the
+  // tasks below).
   const double macs = double(g.M) * double(g.N) * double(g.K);
   int nt = macs < 400000.0 ? 1 : get_num_threads();
   if (nt > mblocks * pblocks) nt = static_cast<int>(mblocks * pblocks);
@@ -107,7 +127,11 @@ void packed_blocked(const GemmArgs<typename Kern::T>& g, const typename Kern::T*
       best_tn = tn;
     }
   }
-  const int tm = best_tm, tn = best_tn;
+  // Tasks per thread's columns: 4 where A is read in place (a task costs nothing to start), 2
+  // where each task packs its rows of A again.
+  const int64_t per = reads_a_in_place(g) ? 4 : 2;
+  const int tm = best_tm;
+  const int tn = static_cast<int>(imin(pblocks, best_tn * per));
   parallel_for(tm * tn, [&](int t) {
     const int ti = t / tn, tj = t % tn;
     const int64_t m0 = mblocks * ti / tm * MR, m1 = imin(mblocks * (ti + 1) / tm * MR, g.M);

@@ -26,6 +26,7 @@
 
 #include "core/rw_lock.h"
 #include "core/ops/activation.h"
+#include "engine/grad_hook.h"
 
 namespace fastnn {
 namespace engine {
@@ -216,6 +217,9 @@ class Engine {
   // Whether the last train_batches call met a non-finite loss or gradient.
   virtual bool nonfinite() const = 0;
   virtual std::vector<LayerDiagnostics> take_diagnostics() = 0;
+  // Installs (or, with nullptr, removes) the gradient hook of data-parallel training
+  // (engine/grad_hook.h); the caller holds lock() exclusively. False: this engine has none.
+  virtual bool set_grad_hook(std::shared_ptr<GradHook<T>>) { return false; }
 
   // The GPU engine's own counters, for its tests (the CPU has none): training steps replayed
   // from a CUDA graph, and the layers its fused-MLP kernel runs as (first layer, count) runs.

@@ -2,6 +2,7 @@
 #include "engine/network.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -130,6 +131,7 @@ struct Network<T>::Impl {
   bool any_penalty = false;
   bool has_batch_norm = false;
   std::unique_ptr<Bf16Weights> bf16;  // precision "bf16": the Dense GEMMs' bf16 weight copies
+  std::shared_ptr<GradHook<T>> grad_hook;  // data-parallel training's (engine/grad_hook.h)
 
   int64_t width(size_t i) const { return net->widths_[i]; }
 
@@ -177,7 +179,8 @@ struct Network<T>::Impl {
   }
 
   uint64_t dropout_seed(size_t layer) const {
-    return engine::dropout_seed(seed, net->step_, micro, layer);
+    const int64_t offset = grad_hook ? grad_hook->micro_offset : 0;
+    return engine::dropout_seed(seed, net->step_, micro + offset, layer);
   }
 
   // Runs layers [0, stop) on x (rows N; stop defaults to all) with w's buffers, in training
@@ -439,6 +442,7 @@ struct Network<T>::Impl {
 
   // One optimizer update from gradients summed over `micro` batches (each a batch mean).
   void update(int64_t micro, double clipnorm, BatchStats& s, bool diagnose) {
+    if (grad_hook) run_grad_hook(*grad_hook, net->params_, micro);
     double scale = 1.0 / double(micro);
     // The global norm costs a pass over every gradient: taken for clipping, and on the slice's
     // last update for the diagnostics (a non-finite gradient otherwise shows up as a
@@ -602,6 +606,12 @@ std::vector<std::vector<T>*> Network<T>::buffers() {
 }
 
 template <class T>
+bool Network<T>::set_grad_hook(std::shared_ptr<GradHook<T>> hook) {
+  impl_->grad_hook = std::move(hook);
+  return true;
+}
+
+template <class T>
 void Network<T>::begin_epoch(int64_t n, int64_t epoch, bool shuffle) {
   std::unique_lock<RwLock> exclusive(lock_);
   Impl& m = *impl_;
@@ -718,10 +728,11 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
   const int64_t rows = std::min(batch_size, std::max<int64_t>(n, 1));
   // One workspace per row task, taken and sized here: nothing allocates inside the tasks.
   const int tasks = row_tasks(rows, get_num_threads());
+  const int64_t chunk = tasks > 1 ? row_chunk(rows, tasks) : rows;
   std::vector<std::unique_ptr<typename Impl::Lease>> leases;
   for (int t = 0; t < tasks; ++t) {
     leases.emplace_back(new typename Impl::Lease(m));
-    m.ensure_rows(**leases.back(), (rows + tasks - 1) / tasks);
+    m.ensure_rows(**leases.back(), chunk);
   }
   for (int64_t r0 = 0; r0 < n; r0 += batch_size) {
     if (stop && stop()) throw Interrupted();
@@ -731,9 +742,14 @@ void Network<T>::predict(const T* X, int64_t n, int64_t batch_size, T* out,
       m.predict_rows(**leases[0], X + r0 * in, N, out + r0 * C);
       continue;
     }
+    // Each task pulls chunks until none is left (row_split.h: a late thread is not waited for).
+    const int64_t step = std::min(row_chunk(N, k), chunk), chunks = (N + step - 1) / step;
+    std::atomic<int64_t> next{0};
     parallel_for(k, [&](int t) {
-      const int64_t a = N * t / k, b = N * (t + 1) / k;
-      m.predict_rows(**leases[size_t(t)], X + (r0 + a) * in, b - a, out + (r0 + a) * C);
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+        const int64_t a = c * step, b = std::min(N, a + step);
+        m.predict_rows(**leases[size_t(t)], X + (r0 + a) * in, b - a, out + (r0 + a) * C);
+      }
     });
   }
 }

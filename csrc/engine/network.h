@@ -53,6 +53,7 @@ class Network final : public Engine<T> {
   void check_labels(const int64_t* labels, int64_t n) override;
   bool nonfinite() const override { return nonfinite_; }
   std::vector<LayerDiagnostics> take_diagnostics() override;
+  bool set_grad_hook(std::shared_ptr<GradHook<T>> hook) override;
   // precision="bf16": the Dense GEMMs on cpu/gemm_bf16.h (engine/bf16_weights.h); float32 only.
   void use_bf16();
 

@@ -8,6 +8,7 @@ from fastnn.model import Sequential, load
 from fastnn.perceptron import Perceptron
 from fastnn.quantized import QuantizedModel, quantize
 from fastnn.tensor import Tensor, asarray, from_dlpack
+from fastnn.torch_import import from_torch
 from fastnn import _threadpoolctl
 
 _threadpoolctl.install()  # threadpoolctl.threadpool_limits then limits fastnn's threads too
@@ -16,5 +17,5 @@ __all__ = [
     "Tensor", "asarray", "from_dlpack", "Sequential", "Perceptron", "load", "layers", "optim",
     "callbacks", "data", "io", "losses", "model_selection", "__version__", "cuda", "ops",
     "get_num_threads", "set_num_threads", "get_simd", "set_simd", "show_config",
-    "quantize", "QuantizedModel",
+    "quantize", "QuantizedModel", "from_torch",
 ]

@@ -1,15 +1,19 @@
 """Argument checks shared by fastnn.ops: every message names the argument, what was expected and
 what was given."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_float_array(x, name, ndim=None):
+def as_float_array(x: Any, name: str, ndim: int | None = None) -> NDArray[Any]:
     """x as a float32/float64 NumPy array the kernels can read (native byte order, strides in
     whole elements), without copying when it already is one."""
     if type(x) is np.ndarray and x.dtype.char in "fd" and x.dtype.isnative:
@@ -37,14 +41,14 @@ def as_float_array(x, name, ndim=None):
     return aligned(x)
 
 
-def aligned(x):
+def aligned(x: NDArray[Any]) -> NDArray[Any]:
     """x, or a C-contiguous copy when its address is not a multiple of its item size (a view of
     a byte buffer at an odd offset, np.frombuffer with an offset): C++ may only read an element
     at an address aligned for its type; anything else is undefined behaviour."""
     return x if x.flags.aligned else np.array(x, order="C")
 
 
-def require_aligned(x, name):
+def require_aligned(x: NDArray[Any], name: str) -> NDArray[Any]:
     """For an array the kernel updates in place, which an aligned copy cannot stand in for."""
     if not x.flags.aligned:
         raise ValueError(f"{name}: expected an aligned array (it is updated in place), got one "
@@ -53,7 +57,7 @@ def require_aligned(x, name):
     return x
 
 
-def same_dtype(**arrays):
+def same_dtype(**arrays: Any) -> None:
     """Raise TypeError unless every given array has the same dtype."""
     named = [(n, a) for n, a in arrays.items() if a is not None]
     first_name, first = named[0]
@@ -63,7 +67,7 @@ def same_dtype(**arrays):
                             f"all arrays must share one dtype")
 
 
-def finite_real(value, name):
+def finite_real(value: Any, name: str) -> float:
     """value as a float, raising unless it is a finite real number."""
     if type(value) is float and math.isfinite(value):
         return value
@@ -75,7 +79,8 @@ def finite_real(value, name):
     return value
 
 
-def in_interval(value, name, low, high, closed="both", what="a number"):
+def in_interval(value: Any, name: str, low: float, high: float, closed: str = "both",
+                what: str = "a number") -> float:
     """value as a finite float between low and high; closed: "both" ends, or "left" only (high
     excluded), as scikit-learn's Interval says it."""
     value = finite_real(value, name)
@@ -85,7 +90,7 @@ def in_interval(value, name, low, high, closed="both", what="a number"):
     return value
 
 
-def integer(value, name, minimum=None):
+def integer(value: Any, name: str, minimum: int | None = None) -> int:
     """value as an int (bools refused: True is not a count), >= minimum when one is given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
@@ -94,7 +99,7 @@ def integer(value, name, minimum=None):
     return int(value)
 
 
-def non_negative(value, name, what="a number"):
+def non_negative(value: Any, name: str, what: str = "a number") -> float:
     """value as a finite float >= 0."""
     value = finite_real(value, name)
     if value < 0:
@@ -102,7 +107,7 @@ def non_negative(value, name, what="a number"):
     return value
 
 
-def flag(value, name):
+def flag(value: Any, name: str) -> bool:
     """value as a bool: True or False (NumPy's included) only, since bool("no") is True and
     a 0/1 is as likely another argument passed in the wrong place."""
     if value is True or value is False:
@@ -112,7 +117,7 @@ def flag(value, name):
     raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
 
 
-def seed_or_none(value, name="seed"):
+def seed_or_none(value: Any, name: str = "seed") -> int | None:
     """A seed for np.random.default_rng: an int >= 0, or None for fresh randomness."""
     if value is None:
         return None
@@ -123,7 +128,7 @@ def seed_or_none(value, name="seed"):
     return int(value)
 
 
-def verbosity(value, name="verbose"):
+def verbosity(value: Any, name: str = "verbose") -> int:
     """0 (silent), 1 or 2; True and False stand for 1 and 0, the everyday spelling."""
     if isinstance(value, (bool, np.bool_)):
         return int(value)
@@ -135,7 +140,7 @@ def verbosity(value, name="verbose"):
     return int(value)
 
 
-def real_array(a, name):
+def real_array(a: NDArray[Any], name: str) -> NDArray[Any]:
     """TypeError for complex values, which a conversion to float would silently drop the
     imaginary part of."""
     if np.iscomplexobj(a):
@@ -145,7 +150,8 @@ def real_array(a, name):
 
 # Shape rules of the dense kernels, checked once by fastnn.ops for either device:
 # they take shapes, so NumPy arrays and fastnn.Tensor get the same checks and messages.
-def matmul_dims(a_shape, b_shape, trans_a, trans_b):
+def matmul_dims(a_shape: tuple[int, ...], b_shape: tuple[int, ...], trans_a: bool,
+                trans_b: bool) -> tuple[int, int, int]:
     """(m, k, n) of op(a) @ op(b); ValueError when the inner dimensions differ."""
     m, k = (a_shape[1], a_shape[0]) if trans_a else a_shape
     kb, n = (b_shape[1], b_shape[0]) if trans_b else b_shape
@@ -156,7 +162,8 @@ def matmul_dims(a_shape, b_shape, trans_a, trans_b):
     return m, k, n
 
 
-def linear_dims(x_shape, w_shape, b_shape=None):
+def linear_dims(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                b_shape: tuple[int, ...] | None = None) -> None:
     """Checks x (n, in), w (in, out), b (out,) of a dense layer."""
     if x_shape[1] != w_shape[0]:
         raise ValueError(f"linear: x has {x_shape[1]} features (x.shape={x_shape}) but w expects "
@@ -166,7 +173,8 @@ def linear_dims(x_shape, w_shape, b_shape=None):
                          f"got {b_shape}")
 
 
-def linear_grad_dims(dy_shape, x_shape, w_shape):
+def linear_grad_dims(dy_shape: tuple[int, ...], x_shape: tuple[int, ...],
+                     w_shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(n, k, m) of a dense layer's backward: x (n, k), w (k, m), dy (n, m)."""
     n, k = x_shape
     if w_shape[0] != k:
@@ -179,7 +187,8 @@ def linear_grad_dims(dy_shape, x_shape, w_shape):
     return n, k, m
 
 
-def sampled_softmax_dims(h_shape, W_shape, b_shape=None):
+def sampled_softmax_dims(h_shape: tuple[int, ...], W_shape: tuple[int, ...],
+                         b_shape: tuple[int, ...] | None = None) -> tuple[int, int, int]:
     """(n, d, c) of a sampled softmax: h (n, d) with n > 0, W (d, c) with c > 0, b (c,)."""
     n, d = h_shape
     if n == 0:
@@ -195,7 +204,7 @@ def sampled_softmax_dims(h_shape, W_shape, b_shape=None):
     return n, d, c
 
 
-def softmax_xent_dims(logits_shape):
+def softmax_xent_dims(logits_shape: tuple[int, ...]) -> tuple[int, int]:
     """(n, c) of softmax cross-entropy logits (n, c), both positive."""
     n, c = logits_shape
     if n == 0:
@@ -205,7 +214,8 @@ def softmax_xent_dims(logits_shape):
     return n, c
 
 
-def softmax_xent_label_kind(labels_dtype, labels_shape, logits_dtype, logits_shape):
+def softmax_xent_label_kind(labels_dtype: np.dtype[Any], labels_shape: tuple[int, ...],
+                            logits_dtype: np.dtype[Any], logits_shape: tuple[int, ...]) -> str:
     """"index" for integer class indices (their shape and range are the caller's to check),
     "probs" for probability rows of the logits' dtype and shape; TypeError/ValueError otherwise."""
     if labels_dtype.kind in "iu":
@@ -225,7 +235,7 @@ def softmax_xent_label_kind(labels_dtype, labels_shape, logits_dtype, logits_sha
                     f"probabilities, got {labels_dtype}")
 
 
-def class_weight_shape(weight_shape, logits_shape):
+def class_weight_shape(weight_shape: tuple[int, ...], logits_shape: tuple[int, ...]) -> None:
     """One weight per class (column) of the logits."""
     c = logits_shape[1]
     if tuple(weight_shape) != (c,):
@@ -233,12 +243,12 @@ def class_weight_shape(weight_shape, logits_shape):
                          f"logits {logits_shape}, got {weight_shape}")
 
 
-def label_smoothing_arg(value):
+def label_smoothing_arg(value: Any) -> float:
     """A float in [0, 1]."""
     return in_interval(value, "label_smoothing", 0, 1)
 
 
-def finite_as(a, dtype, what):
+def finite_as(a: NDArray[Any], dtype: DTypeLike, what: str) -> NDArray[Any]:
     """a (a NumPy array) as `dtype` (the model's: float32, float64), refused (ValueError) unless
     every value is finite once stored: the check runs after the cast, so 1e300 in a float64 array
     is caught as the inf it would become in float32. Non-real dtypes (complex, strings, objects)

@@ -1,11 +1,14 @@
 """Threads, SIMD path and the build/runtime description (`show_config`)."""
 
+from __future__ import annotations
+
 import platform
+from typing import Any
 
 from fastnn import _C
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of CPU threads fastnn kernels use.
 
     Unless set_num_threads was called (threadpoolctl's limits call it too), the count comes from
@@ -16,7 +19,7 @@ def get_num_threads():
     return _C.get_num_threads()
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of CPU threads fastnn kernels use: an integer from 1 to 4 per CPU this
     process may run on (``fastnn.show_config()["max_threads"]``); ValueError outside that range.
 
@@ -30,12 +33,12 @@ def set_num_threads(n):
     _C.set_num_threads(n)
 
 
-def get_simd():
+def get_simd() -> str:
     """The SIMD kernel path in use: 'avx512', 'avx2' or 'scalar'."""
     return _C.get_simd()
 
 
-def set_simd(name=None):
+def set_simd(name: str | None = None) -> None:
     """Pin the SIMD kernel path ('avx512', 'avx2', 'scalar'); None restores the best available.
 
     The environment variable FASTNN_SIMD does the same at start-up. Asking for a path this CPU
@@ -44,7 +47,7 @@ def set_simd(name=None):
     _C.set_simd(_C.best_simd() if name is None else str(name))
 
 
-def show_config(print_out=False):
+def show_config(print_out: bool = False) -> dict[str, Any]:
     """Describe this build and machine; returns a dict (and prints it when print_out is True)."""
     from fastnn import __version__, cuda
 

@@ -1,12 +1,18 @@
 """Data checks and conversions for the model layer: done once per fit/evaluate/predict call,
 so the engine can take the arrays as they are."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from fastnn._checks import aligned, real_array
 
 
-def as_features(X, input_dim, name="X", check_finite=True, dtype=np.float32):
+def as_features(X: Any, input_dim: int, name: str = "X", check_finite: bool = True,
+                dtype: DTypeLike = np.float32) -> NDArray[Any]:
     """X as a C-contiguous (n, input_dim) array of the model's dtype (float32 unless the model
     is a float64 one), checked for NaN and infinity (unless the caller leaves that to the
     engine: check_finite=False)."""
@@ -36,13 +42,13 @@ def as_features(X, input_dim, name="X", check_finite=True, dtype=np.float32):
     return X
 
 
-def _raise_nonfinite(X, name):
+def _raise_nonfinite(X: NDArray[Any], name: str) -> None:
     bad = np.argwhere(~np.isfinite(X))[0]
     raise ValueError(f"{name}: contains NaN or infinity (first at row {bad[0]}, column "
                      f"{bad[1]}); clean or impute the data first")
 
 
-def _class_indices(y, n_classes, name):
+def _class_indices(y: Any, n_classes: int, name: str) -> NDArray[Any]:
     """Integer class labels (any integer dtype, integral floats, or one-hot rows)."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == n_classes and n_classes > 1:
@@ -72,7 +78,8 @@ def _class_indices(y, n_classes, name):
     return np.ascontiguousarray(y.astype(np.int64))
 
 
-def as_targets(y, n, loss, n_outputs, name="y", dtype=np.float32):
+def as_targets(y: Any, n: int, loss: str, n_outputs: int, name: str = "y",
+               dtype: DTypeLike = np.float32) -> tuple[NDArray[Any] | None, NDArray[Any] | None]:
     """(labels, targets) for the engine: int64 class indices for the softmax cross-entropy,
     (n, outputs) targets of the model's dtype for the other losses; the other one is None."""
     if y is None:

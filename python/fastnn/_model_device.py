@@ -12,12 +12,21 @@ same Network32 / Network64, engine/engine.h) and how the model's arrays get ther
 - predict returns NumPy for NumPy input and a CUDA fastnn.Tensor for GPU input.
 """
 
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from fastnn import _C, cuda as _cuda_api
 
+if TYPE_CHECKING:  # imported where used at run time
+    from fastnn.tensor import Tensor
 
-def parse_device(device):
+
+def parse_device(device: str) -> int | None:
     """None for the CPU, else the CUDA device index ("cuda", "cuda:N", "gpu")."""
     if not isinstance(device, str):
         raise TypeError(f"device: expected 'cpu' or 'cuda', got {type(device).__name__}")
@@ -40,7 +49,7 @@ def parse_device(device):
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
-def check_precision(precision, index):
+def check_precision(precision: str, index: int | None) -> str:
     """The GEMM arithmetic: "fp32" anywhere, "bf16" on the CPU (vdpbf16ps where the CPU has
     AVX512_BF16, else fp32 FMA on bf16-rounded operands) and the GPU, "tf32" on the GPU only."""
     if precision not in PRECISIONS:
@@ -51,7 +60,7 @@ def check_precision(precision, index):
     return precision
 
 
-def check_precision_dtype(precision, dtype):
+def check_precision_dtype(precision: str, dtype: np.dtype[Any]) -> str:
     """bf16 GEMMs accumulate in float32: a float64 model computes in fp32 only."""
     if precision != "fp32" and np.dtype(dtype) != np.float32:
         raise ValueError(f"precision: {precision!r} needs dtype='float32' (got {np.dtype(dtype)}); "
@@ -59,7 +68,7 @@ def check_precision_dtype(precision, dtype):
     return precision
 
 
-def on_gpu(obj):
+def on_gpu(obj: Any) -> bool:
     """Whether obj is a CUDA array (fastnn.Tensor, DLPack or CUDA array interface producer)."""
     from fastnn.tensor import Tensor
 
@@ -75,7 +84,7 @@ def on_gpu(obj):
     return hasattr(obj, "__cuda_array_interface__")
 
 
-def as_tensor(obj):
+def as_tensor(obj: Any) -> Tensor:
     """A fastnn.Tensor sharing memory with a GPU object."""
     from fastnn.tensor import Tensor, from_dlpack
 
@@ -87,7 +96,7 @@ def as_tensor(obj):
                     f"pass a fastnn.Tensor, a PyTorch or CuPy array")
 
 
-def to_host(obj):
+def to_host(obj: Any) -> Any:
     """A NumPy copy of a GPU object (or the object itself when it is not on the GPU)."""
     return as_tensor(obj).numpy() if on_gpu(obj) else obj
 
@@ -100,32 +109,32 @@ class HostPlacement:
     # The CPU engine scans predict's input for NaN on its way through (no extra NumPy pass).
     engine_checks_finite = True
 
-    def backend(self):
+    def backend(self) -> ModuleType:
         return _C
 
-    def check_dtype(self, dtype):
+    def check_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
         """The model's working dtype, if this engine has it (ValueError otherwise)."""
         return dtype
 
-    def options(self, model, loss):
+    def options(self, model: Any, loss: str) -> dict[str, Any]:
         """The engine's options (EngineOptions) for `model` compiled with `loss`."""
         return {"precision": model.precision}
 
-    def native_features(self, X, input_dim):
+    def native_features(self, X: Any, input_dim: int) -> Any:
         """X as the engine takes it without a host pass, or None (the host path)."""
         return None
 
-    def native_targets(self, y, n, loss, outputs):
+    def native_targets(self, y: Any, n: int, loss: str, outputs: int) -> Any:
         return None
 
-    def put(self, a):
+    def put(self, a: Any) -> Any:
         """An array validated on the host (or None), where the engine takes it."""
         return a
 
-    def empty(self, shape, dtype):
+    def empty(self, shape: tuple[int, ...], dtype: DTypeLike) -> Any:
         return np.empty(shape, dtype)
 
-    def result(self, out, X):
+    def result(self, out: Any, X: Any) -> Any:
         """predict's return value for input X."""
         return out
 
@@ -135,30 +144,30 @@ class CudaPlacement:
 
     engine_checks_finite = False
 
-    def __init__(self, index):
+    def __init__(self, index: int) -> None:
         self.index = index
         self.device = f"cuda:{index}"
 
-    def backend(self):
+    def backend(self) -> ModuleType:
         return _cuda_api._require()
 
-    def check_dtype(self, dtype):
+    def check_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
         if dtype != np.float32:
             raise ValueError("dtype: float64 models run on the CPU only; the GPU engine is "
                              "float32")
         return dtype
 
-    def options(self, model, loss):
+    def options(self, model: Any, loss: str) -> dict[str, Any]:
         if loss == "sampled_softmax":
             raise NotImplementedError("the sampled softmax is not available on the GPU yet; "
                                       "train with device='cpu'")
         return {"device": self.index, "precision": model.precision,
                 "fused_mlp": bool(model.fused_mlp), "graphs": bool(model.graphs)}
 
-    def _here(self, t, dtype):
+    def _here(self, t: Tensor, dtype: DTypeLike) -> bool:
         return t.device == self.device and t.dtype == dtype and t.is_contiguous()
 
-    def native_features(self, X, input_dim):
+    def native_features(self, X: Any, input_dim: int) -> Any:
         if not on_gpu(X):
             return None
         t = as_tensor(X)
@@ -166,7 +175,7 @@ class CudaPlacement:
             return t
         return None
 
-    def native_targets(self, y, n, loss, outputs):
+    def native_targets(self, y: Any, n: int, loss: str, outputs: int) -> Any:
         """(labels, targets) as CUDA tensors usable without a copy, or None."""
         if not on_gpu(y):
             return None
@@ -183,28 +192,28 @@ class CudaPlacement:
             return None, _column(t)
         return None
 
-    def put(self, a):
+    def put(self, a: Any) -> Any:
         from fastnn.tensor import Tensor
 
         if a is None or (isinstance(a, Tensor) and a.device == self.device):
             return a
         return Tensor._upload(np.ascontiguousarray(a), self.index)
 
-    def empty(self, shape, dtype):
+    def empty(self, shape: tuple[int, ...], dtype: DTypeLike) -> Any:
         from fastnn.tensor import Tensor
 
         return Tensor._empty_cuda(tuple(shape), np.dtype(dtype), self.index)
 
-    def result(self, out, X):
+    def result(self, out: Any, X: Any) -> Any:
         return out if on_gpu(X) else out.numpy()
 
 
-def placement(index):
+def placement(index: int | None) -> Any:
     """The placement of a model on device ``index`` (None: the CPU)."""
     return HostPlacement() if index is None else CudaPlacement(index)
 
 
-def _column(t):
+def _column(t: Tensor) -> Tensor:
     """(n,) CUDA tensor -> (n, 1) view of the same memory."""
     from fastnn.tensor import Tensor
 

@@ -5,10 +5,15 @@ constraints, the network they build, and the training loop with scikit-learn's s
 The subclasses say how targets are encoded (``_encode_targets``), scored on the validation part
 (``_validation_score``) and decoded (``predict``)."""
 
+from __future__ import annotations
+
 import numbers
 import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -19,6 +24,12 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
                                       validate_data)
 
 from fastnn.layers import weight_roles
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
+
+    from fastnn.model import Sequential
+    from fastnn.optim import Optimizer
 
 # scikit-learn's activation names -> fastnn's (None: no activation).
 ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -80,7 +91,7 @@ PARAMETERS_DOC = """
 
 
 class BaseMLP(BaseEstimator):
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, Any] = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
@@ -112,18 +123,18 @@ class BaseMLP(BaseEstimator):
         "precision": [StrOptions({"fp32", "tf32", "bf16"})],
     }
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # accepted, and made dense for the engine
         return tags
 
-    def __sklearn_is_fitted__(self):
+    def __sklearn_is_fitted__(self) -> bool:
         # The network, not any attribute ending in "_": a fit that failed half-way (after the
         # attributes' starting values were set) leaves an unfitted estimator.
         return hasattr(self, "model_")
 
     # ------------------------------------------------------------------ parameters
-    def _hidden_sizes(self):
+    def _hidden_sizes(self) -> list[int]:
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, numbers.Integral):
             sizes = [sizes]
@@ -137,7 +148,7 @@ class BaseMLP(BaseEstimator):
                                  f"{self.hidden_layer_sizes!r}")
         return [int(h) for h in sizes]
 
-    def _check_combination(self, incremental):
+    def _check_combination(self, incremental: bool) -> None:
         """Parameter combinations that each constraint alone lets through."""
         if self.solver == "lbfgs":
             raise ValueError("solver='lbfgs' is not offered by fastnn, which trains by "
@@ -149,7 +160,7 @@ class BaseMLP(BaseEstimator):
             raise ValueError("validation_fraction: early_stopping=True monitors a validation "
                              "score, which needs validation_fraction > 0, got 0")
 
-    def _optimizer(self):
+    def _optimizer(self) -> Optimizer:
         from fastnn import optim
 
         if self.solver == "adam":
@@ -159,20 +170,21 @@ class BaseMLP(BaseEstimator):
                          nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
 
     # ------------------------------------------------------------------ data
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X: ArrayLike, reset: bool) -> NDArray[Any]:
         """validate_data with the estimators' rules; sparse input becomes dense (the engine
         reads dense rows)."""
         X = validate_data(self, X, accept_sparse=ACCEPT_SPARSE, dtype=FLOATS, reset=reset)
         return X.toarray() if sp.issparse(X) else X
 
-    def _validate_Xy(self, X, y, reset):
+    def _validate_Xy(self, X: ArrayLike, y: ArrayLike,
+                     reset: bool) -> tuple[NDArray[Any], NDArray[Any]]:
         X, y = validate_data(self, X, y, accept_sparse=ACCEPT_SPARSE, dtype=FLOATS, reset=reset,
                              multi_output=True, **self._y_checks())
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # scikit-learn's DataConversionWarning
         return (X.toarray() if sp.issparse(X) else X), y
 
-    def _forward(self, X):
+    def _forward(self, X: ArrayLike) -> NDArray[Any]:
         """The network's outputs (after its output link), in X's precision or wider."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
@@ -180,7 +192,8 @@ class BaseMLP(BaseEstimator):
         return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
 
     # ------------------------------------------------------------------ the network
-    def _build_model(self, n_features, n_outputs, out_activation, dtype, rng, batch, weight_mean):
+    def _build_model(self, n_features: int, n_outputs: int, out_activation: str, dtype: Any,
+                     rng: np.random.RandomState, batch: int, weight_mean: float) -> Sequential:
         import fastnn
         from fastnn.layers import Activation, BatchNorm, Dense, Dropout
 
@@ -215,12 +228,12 @@ class BaseMLP(BaseEstimator):
         model.set_weights(weights)
         return model.compile(loss, self._optimizer())
 
-    def _l2(self, batch, weight_mean):
+    def _l2(self, batch: int, weight_mean: float) -> float:
         # scikit-learn adds alpha / 2 * ||W||^2 to each batch's loss, divided by the batch's
         # total sample weight; fastnn's Dense(l2=) adds l2 * ||W||^2 to each batch's loss.
         return 0.5 * float(self.alpha) / (batch * weight_mean)
 
-    def _start(self, n_outputs, out_activation):
+    def _start(self, n_outputs: int, out_activation: str) -> None:
         """The fitted attributes' starting values (scikit-learn's _initialize)."""
         self.n_iter_ = 0
         self.t_ = 0
@@ -233,7 +246,7 @@ class BaseMLP(BaseEstimator):
         self.validation_scores_ = self.best_validation_score_ = self.best_loss_ = None
         self._start_monitoring()
 
-    def _start_monitoring(self):
+    def _start_monitoring(self) -> None:
         """The starting values of what early stopping (or else the training loss) monitors; also
         when a warm start switches early_stopping on or off."""
         if self.early_stopping and self.validation_scores_ is None:
@@ -246,14 +259,15 @@ class BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
-    def _set_weight_attributes(self):
+    def _set_weight_attributes(self) -> None:
         """coefs_ / intercepts_ (one per Dense layer) from the model's weights."""
         pairs = list(zip(weight_roles(self.model_.layers), self.model_.get_weights()))
         self.coefs_ = [w for role, w in pairs if role == "kernel"]
         self.intercepts_ = [w for role, w in pairs if role == "bias"]
 
     # ------------------------------------------------------------------ training
-    def _fit(self, X, y, sample_weight, incremental):
+    def _fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None,
+             incremental: bool) -> Self:
         from fastnn._sklearn_epochs import SklearnEpochs
 
         self._check_combination(incremental)
@@ -330,10 +344,10 @@ class BaseMLP(BaseEstimator):
                           stacklevel=3)
         return self
 
-    def _class_weights(self, y, incremental):
+    def _class_weights(self, y: NDArray[Any], incremental: bool) -> Any:
         return 1.0  # the classifier's class_weight; the regressor has none
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Train on (X, y) for up to max_iter epochs (a fresh network unless warm_start).
 
         sample_weight: one weight per sample; a batch's loss is the weighted mean of the
@@ -342,7 +356,7 @@ class BaseMLP(BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=False)
 
 
-def keep_params(estimator, params):
+def keep_params(estimator: Any, params: Mapping[str, Any]) -> None:
     """Store an estimator's __init__ arguments (its locals()) as attributes, unchanged:
     scikit-learn's get_params and clone read them back by the names of the signature, and
     check_estimator requires that __init__ does nothing else."""
@@ -351,7 +365,7 @@ def keep_params(estimator, params):
             setattr(estimator, name, value)
 
 
-def _stratify(labels, fraction):
+def _stratify(labels: NDArray[Any], fraction: float) -> NDArray[Any] | None:
     """The labels to stratify the validation split by, or None where that cannot be done (no
     labels: regression, multi-label; a class with a single sample; fewer rows in a part than
     there are classes): then the split is a plain seeded random one."""

@@ -11,7 +11,10 @@ best epoch's weights (``_best_weights``) too: a warm-started fit that never beat
 fit's best validation score ends with that fit's best weights, as scikit-learn's does.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 from fastnn.callbacks import Callback
 
@@ -21,7 +24,7 @@ class SklearnEpochs(Callback):
     trained on per epoch; validation: (X_val, y_val, sample_weight_val) for early stopping, or
     None; incremental: partial_fit (one epoch, no stopping decision)."""
 
-    def __init__(self, est, n_train, validation, incremental):
+    def __init__(self, est: Any, n_train: int, validation: Any, incremental: bool) -> None:
         super().__init__()
         self.est = est
         self.n_train = n_train
@@ -29,7 +32,7 @@ class SklearnEpochs(Callback):
         self.incremental = incremental
         self.converged = False
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         est, model = self.est, self.model
         loss = float(logs["loss"])
         est.n_iter_ += 1
@@ -60,7 +63,7 @@ class SklearnEpochs(Callback):
         self.converged = True
         model.stop_training = True
 
-    def _count_no_improvement(self, loss):
+    def _count_no_improvement(self, loss: float) -> None:
         est = self.est
         if self.validation is None:
             est._no_improvement_count = (est._no_improvement_count + 1

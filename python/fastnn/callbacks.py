@@ -10,15 +10,20 @@ What a callback may use of the model: ``stop_training`` (set True to stop after 
 ``get_weights()``, ``set_weights(ws)``, ``save(path)`` and ``optimizer.lr`` (settable).
 """
 
+from __future__ import annotations
+
 import csv
 import inspect
 import math
 import numbers
 import os
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TextIO
 
 from fastnn._callback_base import Callback
 from fastnn._checks import finite_real, flag, integer, non_negative, verbosity
+from fastnn._typing import PathLike
 from fastnn.history import History
 from fastnn.progress import progress_callback
 from fastnn.schedules import Schedule
@@ -32,8 +37,11 @@ class LambdaCallback(Callback):
     """A callback made of plain functions: ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
     """
 
-    def __init__(self, on_train_begin=None, on_train_end=None, on_epoch_begin=None,
-                 on_epoch_end=None, on_batch_end=None):
+    def __init__(self, on_train_begin: Callable[..., Any] | None = None,
+                 on_train_end: Callable[..., Any] | None = None,
+                 on_epoch_begin: Callable[..., Any] | None = None,
+                 on_epoch_end: Callable[..., Any] | None = None,
+                 on_batch_end: Callable[..., Any] | None = None) -> None:
         given = {k: v for k, v in locals().items() if k.startswith("on_") and v is not None}
         super().__init__()
         for name, fn in given.items():
@@ -46,7 +54,8 @@ class CallbackList:
     """The callbacks of one fit call, called in order. The same ``logs`` dict goes to each, so a
     key one callback adds (e.g. "lr") is seen by the ones after it."""
 
-    def __init__(self, callbacks=(), model=None, params=None):
+    def __init__(self, callbacks: Iterable[Callback] | None = (), model: Any = None,
+                 params: Mapping[str, Any] | None = None) -> None:
         if callbacks is None:
             callbacks = ()
         if isinstance(callbacks, Callback):
@@ -64,59 +73,62 @@ class CallbackList:
         if params is not None:
             self.set_params(params)
 
-    def append(self, callback):
+    def append(self, callback: Callback) -> None:
         self.callbacks.append(_checked(callback, "callback"))
         if self.model is not None:
             callback.set_model(self.model)
         if self.params:
             callback.set_params(self.params)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Callback]:
         return iter(self.callbacks)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.callbacks)
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         self.model = model
         for cb in self.callbacks:
             cb.set_model(model)
 
-    def set_params(self, params):
+    def set_params(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
         for cb in self.callbacks:
             cb.set_params(self.params)
 
-    def _each(self, hook, args, logs):
+    def _each(self, hook: str, args: tuple[Any, ...], logs: dict[str, Any] | None) -> None:
         # One logs dict for all: what a callback adds, the ones after it see.
         logs = {} if logs is None else logs
         for cb in self.callbacks:
             getattr(cb, hook)(*args, logs)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._each("on_train_begin", (), logs)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._each("on_train_end", (), logs)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._each("on_epoch_begin", (epoch,), logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._each("on_epoch_end", (epoch,), logs)
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._each("on_batch_end", (batch,), logs)
 
 
-def _checked(callback, name):
+def _checked(callback: Any, name: str) -> Callback:
     if not isinstance(callback, Callback):
         raise TypeError(f"{name}: expected a fastnn.callbacks.Callback (subclass it for your "
                         f"own), got {type(callback).__name__}")
     return callback
 
 
-def configure_callbacks(callbacks, model, params, verbose=1, history=None, stream=None):
+def configure_callbacks(callbacks: Iterable[Callback] | None, model: Any,
+                        params: Mapping[str, Any],
+                        verbose: int = 1, history: History | None = None,
+                        stream: TextIO | None = None) -> tuple[CallbackList, History]:
     """The CallbackList fit uses: the user's callbacks, then the History (so it records keys the
     user's callbacks add, such as "lr"), then the progress printer for ``verbose`` (last, so it
     prints the final logs). Returns (callback_list, history)."""
@@ -137,7 +149,7 @@ def configure_callbacks(callbacks, model, params, verbose=1, history=None, strea
 _MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "r2")
 
 
-def _resolve_mode(mode, monitor):
+def _resolve_mode(mode: str, monitor: str) -> str:
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
     if not isinstance(monitor, str):
@@ -149,7 +161,7 @@ def _resolve_mode(mode, monitor):
     return mode
 
 
-def _monitor_value(logs, monitor, who):
+def _monitor_value(logs: dict[str, Any] | None, monitor: str, who: str) -> float | None:
     """logs[monitor] as a float, or None with a warning naming the keys there are (as Keras)."""
     logs = logs or {}
     value = logs.get(monitor)
@@ -174,8 +186,9 @@ class EarlyStopping(Callback):
     are 0-based.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
         super().__init__()
         self.mode = _resolve_mode(mode, monitor)
         self.monitor = monitor
@@ -187,24 +200,24 @@ class EarlyStopping(Callback):
         self.start_from_epoch = integer(start_from_epoch, "start_from_epoch", 0)
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self.wait = 0
         self.stopped_epoch = 0
         self.best = None
         self.best_epoch = 0
         self.best_weights = None
 
-    def _is_improvement(self, value, reference):
+    def _is_improvement(self, value: float, reference: float | None) -> bool:
         if reference is None:
             return True
         if self.mode == "min":
             return value + self.min_delta < reference
         return value - self.min_delta > reference
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._reset()  # the same instance may serve several fit calls
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         current = _monitor_value(logs, self.monitor, "EarlyStopping")
         if current is None or epoch < self.start_from_epoch:
             return
@@ -225,7 +238,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -243,8 +256,9 @@ class ModelCheckpoint(Callback):
     and the logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.fastnn"``. Missing folders are created.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto",
-                 initial_value_threshold=None):
+    def __init__(self, filepath: PathLike, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, mode: str = "auto",
+                 initial_value_threshold: float | None = None) -> None:
         super().__init__()
         if not isinstance(filepath, (str, os.PathLike)):
             raise TypeError(f"filepath: expected a path string, got {type(filepath).__name__}")
@@ -258,24 +272,24 @@ class ModelCheckpoint(Callback):
                                                     "initial_value_threshold"))
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         if self.initial_value_threshold is not None:
             self.best = self.initial_value_threshold
         else:
             self.best = math.inf if self.mode == "min" else -math.inf
         self.last_saved = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._reset()
 
-    def _path(self, epoch, logs):
+    def _path(self, epoch: int, logs: dict[str, Any]) -> str:
         try:
             return self.filepath.format(epoch=epoch + 1, **logs)
         except KeyError as e:
             raise KeyError(f"filepath: {self.filepath!r} names {e.args[0]!r}, which is not in the "
                            f"logs; available keys: {['epoch'] + sorted(logs)}") from None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         path = self._path(epoch, logs)
         if self.save_best_only:
@@ -307,7 +321,7 @@ class LearningRateScheduler(Callback):
     ``schedule(epoch) -> new_lr``, or a fastnn.optim schedule counting epochs (evaluated at the
     learning rate the optimizer had when training began)."""
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Schedule | Callable[..., float], verbose: int = 0) -> None:
         super().__init__()
         if isinstance(schedule, Schedule):
             if schedule.per != "epoch":
@@ -324,10 +338,10 @@ class LearningRateScheduler(Callback):
         self.verbose = verbosity(verbose)
         self._base_lr = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._base_lr = float(self.model.optimizer.lr)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         optimizer = self.model.optimizer
         if self._arity == "base":
             base = self._base_lr if self._base_lr is not None else float(optimizer.lr)
@@ -343,12 +357,12 @@ class LearningRateScheduler(Callback):
         if self.verbose:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs["lr"] = float(self.model.optimizer.lr)
 
 
-def _positional_arity(fn):
+def _positional_arity(fn: Callable[..., Any]) -> int:
     """1 if fn takes just the epoch, else 2 (Keras 2's (epoch, lr)); 2 when it cannot be told."""
     try:
         params = inspect.signature(fn).parameters.values()
@@ -365,8 +379,9 @@ class ReduceLROnPlateau(Callback):
     ``min_delta``) for ``patience`` epochs, then wait ``cooldown`` epochs before watching again;
     never below ``min_lr`` (Keras semantics)."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
+                 min_lr: float = 0.0) -> None:
         super().__init__()
         self.mode = _resolve_mode(mode, monitor)
         self.monitor = monitor
@@ -382,23 +397,23 @@ class ReduceLROnPlateau(Callback):
         self.min_lr = non_negative(min_lr, "min_lr")
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf
         self.wait = 0
         self.cooldown_counter = 0
 
-    def _better(self, current):
+    def _better(self, current: float) -> bool:
         if self.mode == "min":
             return current < self.best - self.min_delta
         return current > self.best + self.min_delta
 
-    def in_cooldown(self):
+    def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._reset()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = {} if logs is None else logs
         optimizer = self.model.optimizer
         logs["lr"] = float(optimizer.lr)  # the rate this epoch ran with
@@ -428,17 +443,17 @@ class ReduceLROnPlateau(Callback):
 class TerminateOnNaN(Callback):
     """Stop training as soon as the loss is NaN or infinite (checked whenever logs arrive)."""
 
-    def _check(self, where, logs):
+    def _check(self, where: str, logs: dict[str, Any] | None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             warnings.warn(f"TerminateOnNaN: invalid loss {float(loss)} at {where}, "
                           f"terminating training", RuntimeWarning, stacklevel=3)
             self.model.stop_training = True
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._check(f"batch {batch}", logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._check(f"epoch {epoch + 1}", logs)
 
 
@@ -448,7 +463,7 @@ class CSVLogger(Callback):
     append=True continues an existing file, reusing its header's columns. A key missing in an
     epoch is written as "NA"; keys that first appear after the header are left out."""
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: PathLike, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         if not isinstance(filename, (str, os.PathLike)):
             raise TypeError(f"filename: expected a path string, got {type(filename).__name__}")
@@ -461,14 +476,14 @@ class CSVLogger(Callback):
         self._file = None
         self._writer = None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # An open file does not pickle; a copy reopens it when it next writes (as a callback used
         # without on_train_begin does).
         state = dict(self.__dict__)
         state["_file"] = state["_writer"] = None
         return state
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.keys = None
         self._writer = None
         existing = None
@@ -480,7 +495,7 @@ class CSVLogger(Callback):
         self._needs_header = existing is None
         self._file = open(self.filename, "a" if self.append else "w", newline="")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if self._file is None:  # used without on_train_begin (a hand-driven loop)
             self.on_train_begin()
@@ -493,14 +508,14 @@ class CSVLogger(Callback):
         self._writer.writerow([epoch] + [_csv_value(logs.get(k, "NA")) for k in self.keys])
         self._file.flush()  # a run that crashes later still leaves its rows on disk
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._file is not None:
             self._file.close()
         self._file = None
         self._writer = None
 
 
-def _csv_value(value):
+def _csv_value(value: Any) -> Any:
     # NumPy 2 scalars repr as "np.float32(0.5)"; write the plain number, full precision.
     if isinstance(value, bool):
         return value

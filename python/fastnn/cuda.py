@@ -1,14 +1,19 @@
 """The CUDA backend, loaded lazily: importing fastnn never needs a GPU, a driver or the CUDA
 runtime. Without any of them, `is_available()` is False and `device_count()` is 0."""
 
-import importlib
+from __future__ import annotations
 
-_module = None
-_import_error = None
+import importlib
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+_module: ModuleType | None = None
+_import_error: ImportError | None = None
 _probed = False
 
 
-def _load():
+def _load() -> ModuleType | None:
     """Import fastnn._cuda once; None when it was not built or cannot load."""
     global _module, _import_error, _probed
     if not _probed:
@@ -28,12 +33,12 @@ def _load():
     return _module
 
 
-def is_compiled():
+def is_compiled() -> bool:
     """True when this build of fastnn includes the CUDA backend."""
     return _load() is not None
 
 
-def device_count():
+def device_count() -> int:
     """Number of usable CUDA devices (0 with no GPU, no driver, or a driver that is too old)."""
     mod = _load()
     if mod is None:
@@ -44,12 +49,12 @@ def device_count():
         return 0
 
 
-def is_available():
+def is_available() -> bool:
     """True when at least one CUDA device can be used."""
     return device_count() > 0
 
 
-def describe():
+def describe() -> dict[str, Any]:
     """Runtime, driver and device names, for show_config()."""
     mod = _load()
     if mod is None:
@@ -61,7 +66,7 @@ def describe():
         return {"cuda_runtime": f"error: {exc}", "cuda_driver": None, "gpus": []}
 
 
-def _require():
+def _require() -> ModuleType:
     mod = _load()
     if mod is None:
         raise RuntimeError("fastnn was built without CUDA support"
@@ -71,7 +76,8 @@ def _require():
     return mod
 
 
-def _fused_mlp_applies(widths, activations=None, precision="fp32", act_params=None):
+def _fused_mlp_applies(widths: Sequence[int], activations: Sequence[str | None] | None = None,
+                       precision: str = "fp32", act_params: Sequence[float] | None = None) -> bool:
     """Whether the fused MLP kernel takes a stack of widths [in, out_0, ..., out_{n-1}] with one
     activation (a name or None) per layer. Host-side only: needs the CUDA module, not a GPU."""
     mod = _load()
@@ -85,22 +91,22 @@ def _fused_mlp_applies(widths, activations=None, precision="fp32", act_params=No
 
 # ---------------------------------------------------------------- device layer (fastnn.Tensor)
 
-def memory_stats(device=0):
+def memory_stats(device: int = 0) -> dict[str, int]:
     """The caching allocator's counters for `device`: bytes_in_use, peak_bytes_in_use,
     bytes_cached, num_allocs, num_cache_hits, num_cuda_malloc, num_cuda_free."""
     return dict(_require().memory_stats(int(device)))
 
 
-def empty_cache(device=None):
+def empty_cache(device: int | None = None) -> None:
     """Returns the cached (free) blocks of `device` (all devices when None) to the driver."""
     _require().empty_cache(-1 if device is None else int(device))
 
 
-def synchronize(device=0):
+def synchronize(device: int = 0) -> None:
     """Waits until all fastnn work queued on `device` has finished."""
     _require().synchronize(int(device))
 
 
-def current_stream(device=0):
+def current_stream(device: int = 0) -> int:
     """fastnn's stream on `device` as an integer cudaStream_t (all fastnn GPU work runs there)."""
     return int(_require().stream(int(device)))

@@ -4,11 +4,16 @@ the one-time validation of (X, y) that fit/evaluate/predict rely on.
 Every random function takes a `seed` and builds its own np.random.default_rng(seed): the same seed
 and data give the same split, whatever else the program does with NumPy's global state."""
 
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastnn._checks import flag, integer, seed_or_none
 
@@ -16,7 +21,7 @@ __all__ = ["one_hot", "train_test_split", "train_val_test_split", "batches", "va
            "split_validation"]
 
 
-def _int_labels(labels, name):
+def _int_labels(labels: ArrayLike, name: str) -> NDArray[Any]:
     """labels as an integer NumPy array (TypeError for floats, bools, strings...)."""
     arr = np.asarray(labels)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
@@ -25,7 +30,8 @@ def _int_labels(labels, name):
     return arr
 
 
-def one_hot(labels, num_classes=None, dtype=np.float32):
+def one_hot(labels: ArrayLike, num_classes: int | None = None,
+            dtype: DTypeLike = np.float32) -> NDArray[Any]:
     """Rows of zeros with a one at each label: shape labels.shape + (num_classes,).
 
     num_classes defaults to max(labels) + 1. Labels must be integers in [0, num_classes)."""
@@ -49,7 +55,7 @@ def one_hot(labels, num_classes=None, dtype=np.float32):
     return out
 
 
-def _check_rows(X, name):
+def _check_rows(X: Any, name: str) -> Any:
     if not hasattr(X, "shape") or not hasattr(X, "__getitem__"):
         X = np.asarray(X)
     if len(X.shape) == 0:
@@ -57,7 +63,7 @@ def _check_rows(X, name):
     return X
 
 
-def _check_xy_rows(X, y):
+def _check_xy_rows(X: Any, y: Any) -> tuple[Any, Any, int]:
     """(X, y, n): both indexable by row, y (if given) with X's n rows."""
     X = _check_rows(X, "X")
     n = len(X)
@@ -68,7 +74,7 @@ def _check_xy_rows(X, y):
     return X, y, n
 
 
-def _part_size(size, n, name):
+def _part_size(size: float, n: int, name: str) -> int:
     """sklearn's rule: a float in (0, 1) is a fraction of n (rounded up for the held-out part),
     an int is a count."""
     if isinstance(size, bool) or not isinstance(size, numbers.Real):
@@ -85,7 +91,7 @@ def _part_size(size, n, name):
     return int(math.ceil(size * n))
 
 
-def _group_ids(y):
+def _group_ids(y: ArrayLike) -> NDArray[Any]:
     """Class index of every row of y: 1-D labels, or one-hot / label rows (unique rows)."""
     y = np.asarray(y)
     if y.dtype.kind in "fc" and np.isnan(y).any():
@@ -100,7 +106,7 @@ def _group_ids(y):
     return inv.reshape(-1)
 
 
-def _allocate(counts, total):
+def _allocate(counts: NDArray[Any], total: int) -> NDArray[Any]:
     """Split `total` across classes in proportion to `counts` (largest remainders get the extra
     ones), never giving a class more than it has; sums exactly to total."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -116,7 +122,8 @@ def _allocate(counts, total):
     return alloc
 
 
-def _partition(n, sizes, groups, shuffle, rng):
+def _partition(n: int, sizes: Sequence[int], groups: NDArray[Any] | None, shuffle: bool,
+               rng: np.random.Generator) -> list[NDArray[Any]]:
     """Index arrays of len(sizes) + 1 parts: sizes[i] samples in part i + 1, the rest in part 0.
     Every index lands in exactly one part."""
     if groups is None:
@@ -147,7 +154,8 @@ def _partition(n, sizes, groups, shuffle, rng):
     return [rng.permutation(np.concatenate(p)) if p else np.arange(0) for p in parts]
 
 
-def _split(X, y, sizes_named, seed, stratify, shuffle):
+def _split(X: Any, y: Any, sizes_named: Sequence[tuple[str, float]], seed: int | None,
+           stratify: bool, shuffle: bool) -> list[Any]:
     X, y, n = _check_xy_rows(X, y)
     sizes = [_part_size(s, n, name) for name, s in sizes_named]
     if sum(sizes) >= n and n > 0:
@@ -169,7 +177,8 @@ def _split(X, y, sizes_named, seed, stratify, shuffle):
     return out
 
 
-def train_test_split(X, y=None, test_size=0.25, seed=0, stratify=False, shuffle=True):
+def train_test_split(X: Any, y: Any = None, test_size: float = 0.25, seed: int | None = 0,
+                     stratify: bool = False, shuffle: bool = True) -> tuple[Any, ...]:
     """(X_train, X_test) or, with y, (X_train, X_test, y_train, y_test), like sklearn.
 
     test_size is a fraction of the samples (rounded up) or a count. stratify=True keeps every
@@ -179,8 +188,9 @@ def train_test_split(X, y=None, test_size=0.25, seed=0, stratify=False, shuffle=
     return (X_tr, X_te, *ys)
 
 
-def train_val_test_split(X, y=None, val_size=0.1, test_size=0.1, seed=0, stratify=False,
-                         shuffle=True):
+def train_val_test_split(X: Any, y: Any = None, val_size: float = 0.1, test_size: float = 0.1,
+                         seed: int | None = 0, stratify: bool = False,
+                         shuffle: bool = True) -> tuple[Any, ...]:
     """(X_train, X_val, X_test) or, with y, (X_train, X_val, X_test, y_train, y_val, y_test).
 
     val_size and test_size are each a fraction of ALL samples (rounded up) or a count; the rest is
@@ -193,7 +203,8 @@ def train_val_test_split(X, y=None, val_size=0.1, test_size=0.1, seed=0, stratif
     return X_tr, X_va, X_te
 
 
-def batches(n, batch_size=32, shuffle=True, seed=0):
+def batches(n: int, batch_size: int | None = 32, shuffle: bool = True,
+            seed: int | None = 0) -> Iterator[NDArray[np.int64]]:
     """Yield index arrays covering range(n) in batches of batch_size (the last one may be smaller).
 
     batch_size=None gives one batch of all n. shuffle draws one permutation from seed."""
@@ -210,12 +221,13 @@ def batches(n, batch_size=32, shuffle=True, seed=0):
         yield order[start:start + batch_size]
 
 
-def _first_bad_row(a):
+def _first_bad_row(a: NDArray[Any]) -> int:
     bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
     return int(np.flatnonzero(bad)[0])
 
 
-def validate_xy(X, y=None, dtype=np.float32):
+def validate_xy(X: ArrayLike, y: ArrayLike | None = None,
+                dtype: DTypeLike = np.float32) -> tuple[NDArray[Any], NDArray[Any] | None]:
     """Check and convert (X, y) once, before training or inference: returns (X, y).
 
     X becomes a C-contiguous 2-D array of dtype (float32 unless asked), copied only if needed.
@@ -264,7 +276,8 @@ def validate_xy(X, y=None, dtype=np.float32):
     return arr, y_arr
 
 
-def split_validation(X, y=None, fraction=0.1):
+def split_validation(X: Any, y: Any = None,
+                     fraction: float = 0.1) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """Keras's `validation_split` rule: ((X_train, y_train), (X_val, y_val)) where the validation
     part is the LAST `fraction` of the rows, taken in order BEFORE any shuffling.
 
@@ -288,7 +301,7 @@ def split_validation(X, y=None, fraction=0.1):
     return (X[:split_at], y_tr), (X[split_at:], y_va)
 
 
-def _class_set(y):
+def _class_set(y: Any) -> set[Any] | None:
     """The classes in y (class indices, or one binary target column), or None when y holds
     other values (regression targets, soft or multi-label targets)."""
     y = np.asarray(y)
@@ -302,7 +315,8 @@ def _class_set(y):
     return {int(v) for v in values}
 
 
-def _warn_if_split_loses_classes(y_train, y_val, fraction, stacklevel=3):
+def _warn_if_split_loses_classes(y_train: Any, y_val: Any, fraction: float,
+                                 stacklevel: int = 3) -> None:
     """UserWarning when the last-fraction validation part (split_validation) has classes that
     the training part lacks, or lacks classes that it has: rows sorted by class give such a split,
     and the validation figures then measure something else than the model's accuracy."""

@@ -1,8 +1,13 @@
 """History: what model.fit returns, the per-epoch record of losses, metrics and learning rate."""
 
+from __future__ import annotations
+
 import math
 import numbers
 import sys
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from fastnn._callback_base import Callback
 
@@ -19,20 +24,22 @@ class History(Callback):
     logs (or the model calls ``append`` itself).
     """
 
-    def __init__(self, history=None, epoch=None, params=None, diagnostics=None):
+    def __init__(self, history: Mapping[str, Iterable[Any]] | None = None,
+                 epoch: Iterable[int] | None = None, params: Mapping[str, Any] | None = None,
+                 diagnostics: Mapping[str, Any] | None = None) -> None:
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.epoch = list(epoch or [])
         self.params = dict(params or {})
         self.diagnostics = dict(diagnostics or {})
         self.model = None
 
-    def set_params(self, params):
+    def set_params(self, params: Mapping[str, Any]) -> None:
         self.params = dict(params)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self.append(epoch, logs or {})
 
-    def append(self, epoch, logs):
+    def append(self, epoch: int, logs: Mapping[str, Any]) -> None:
         """Record one epoch's logs. A key first seen late is padded with NaN for the epochs before
         it, and a key missing this epoch gets NaN, so every list stays as long as ``epoch``."""
         n = len(self.epoch)
@@ -45,14 +52,15 @@ class History(Callback):
             if len(values) == n:
                 values.append(math.nan)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.epoch)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         keys = ", ".join(self.history)
         return f"History(epochs={len(self.epoch)}, keys=[{keys}])"
 
-    def plot(self, path=None, metrics=None):
+    def plot(self, path: str | os.PathLike[str] | None = None,
+             metrics: str | Sequence[str] | None = None) -> Any:
         """Plot loss and metric curves, one panel per quantity, validation dashed beside training.
 
         metrics: names to plot (without the ``val_`` prefix); default every recorded quantity.
@@ -93,7 +101,7 @@ class History(Callback):
             plt.close(fig)  # written: free it, pyplot would otherwise keep every figure alive
         return fig
 
-    def _plot_names(self, metrics):
+    def _plot_names(self, metrics: str | Sequence[str] | None) -> list[str]:
         available = []
         for key in self.history:
             base = key[4:] if key.startswith("val_") else key
@@ -109,7 +117,7 @@ class History(Callback):
         return list(metrics)
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     # NumPy scalars become Python numbers, so the history pickles/JSON-dumps cleanly.
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)

@@ -26,6 +26,8 @@ optimizer state must be finite in the model's dtype, variances and second moment
 step count a non-negative int consistent with the state. This module builds models without
 importing fastnn.model: the caller passes the class (fastnn.model.load, unpickling)."""
 
+from __future__ import annotations
+
 import errno
 import hashlib
 import json
@@ -34,12 +36,17 @@ import numbers
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
+from io import FileIO
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastnn import layers as layers_mod
 from fastnn import optim as optim_mod
 from fastnn._checks import finite_as, integer
+from fastnn._typing import PathLike
 from fastnn.losses import SampledSoftmax
 
 __all__ = ["save_arrays", "load_arrays", "dumps_arrays", "loads_arrays", "FORMAT_VERSION"]
@@ -68,7 +75,7 @@ _DTYPES = {
 _CODES = {(dt.kind, dt.itemsize): code for code, dt in _DTYPES.items()}
 
 
-def _as_array(name, value):
+def _as_array(name: str, value: Any) -> tuple[str, NDArray[Any]]:
     """value as a C-contiguous little-endian array of a safetensors dtype (TypeError otherwise)."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"arrays: keys must be non-empty strings, got {name!r}")
@@ -90,7 +97,7 @@ def _as_array(name, value):
     return code, np.asarray(arr, dtype=_DTYPES[code], order="C")
 
 
-def _canonical(header):
+def _canonical(header: dict[str, Any]) -> bytes:
     """Bytes the header checksum covers: the header without the checksums, in one fixed spelling."""
     meta = {k: v for k, v in header.get("__metadata__", {}).items()
             if k not in ("checksum", "header_checksum")}
@@ -99,7 +106,8 @@ def _canonical(header):
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _encode(arrays, metadata):
+def _encode(arrays: Mapping[str, ArrayLike],
+            metadata: Mapping[str, Any] | None) -> tuple[bytes, list[bytes]]:
     if not isinstance(arrays, dict):
         raise TypeError(f"arrays: expected a dict of name -> array, got {type(arrays).__name__}")
     if metadata is None:
@@ -139,13 +147,15 @@ def _encode(arrays, metadata):
     return len(text).to_bytes(8, "little") + text, chunks
 
 
-def dumps_arrays(arrays, metadata=None):
+def dumps_arrays(arrays: Mapping[str, ArrayLike],
+                 metadata: Mapping[str, Any] | None = None) -> bytes:
     """The bytes save_arrays would write: a safetensors file in memory."""
     head, chunks = _encode(arrays, metadata)
     return b"".join([head, *chunks])
 
 
-def save_arrays(path, arrays, metadata=None):
+def save_arrays(path: PathLike, arrays: Mapping[str, ArrayLike],
+                metadata: Mapping[str, Any] | None = None) -> None:
     """Write a dict of arrays (and JSON-able metadata) to `path` as a safetensors file, atomically.
 
     The file is written to a temporary file in the same directory, flushed to disk and renamed over
@@ -182,13 +192,13 @@ def save_arrays(path, arrays, metadata=None):
     _fsync_dir(directory)
 
 
-def _temp_prefix(path):
+def _temp_prefix(path: str) -> str:
     # ".<name>.<pid>.<random>.tmp": hidden, tied to its target, and naming the writer's process
     # so that the next save can tell a dead writer's leftover from a live one's file in progress.
     return "." + os.path.basename(path) + "."
 
 
-def _remove_stale_temps(directory, prefix):
+def _remove_stale_temps(directory: str, prefix: str) -> None:
     """Delete the temporary files of earlier saves to the same path whose process is gone."""
     try:
         names = os.listdir(directory)
@@ -207,7 +217,7 @@ def _remove_stale_temps(directory, prefix):
             pass  # removed by someone else meanwhile, or not ours to remove
 
 
-def _process_alive(pid):
+def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True  # another thread of this process may be saving right now
     try:
@@ -219,7 +229,7 @@ def _process_alive(pid):
     return True
 
 
-def _fsync_dir(directory):
+def _fsync_dir(directory: str) -> None:
     """Make the rename itself durable; best effort (some systems cannot open directories)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -233,7 +243,7 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def _no_duplicates(pairs):
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen = {}
     for key, value in pairs:
         if key in seen:
@@ -242,11 +252,11 @@ def _no_duplicates(pairs):
     return seen
 
 
-def _is_count(v):
+def _is_count(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def _json(text, what):
+def _json(text: bytes | str, what: str) -> Any:
     """json.loads with duplicate keys and nesting deeper than _MAX_DEPTH refused (ValueError)."""
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates)
@@ -264,7 +274,7 @@ def _json(text, what):
     return value
 
 
-def _header_length(first8, size, where):
+def _header_length(first8: bytes | bytearray | memoryview, size: int, where: str) -> int:
     """N from the first 8 bytes, checked against the cap and the `size` bytes available."""
     if size < 8:
         raise ValueError(f"{where}: truncated: {size} bytes, shorter than the 8-byte header length")
@@ -277,7 +287,7 @@ def _header_length(first8, size, where):
     return n
 
 
-def _parse_header(text, where):
+def _parse_header(text: bytes | bytearray | memoryview, where: str) -> dict[str, Any]:
     text = bytes(text)
     # Counted on the raw text, brackets inside strings included: a bound, found without parsing.
     containers = text.count(b"{") + text.count(b"[")
@@ -298,7 +308,7 @@ def _parse_header(text, where):
     return header
 
 
-def _check_entries(header, data_len, where):
+def _check_entries(header: dict[str, Any], data_len: int, where: str) -> list[Any]:
     """(name, dtype, shape, begin, end) for every array, after checking that the offsets tile the
     data section exactly: in bounds, no overlap, no gap, nothing left over."""
     entries = []
@@ -338,7 +348,8 @@ def _check_entries(header, data_len, where):
     return entries
 
 
-def _read_metadata(header, data, where, allow_foreign):
+def _read_metadata(header: dict[str, Any], data: Any, where: str,
+                   allow_foreign: bool) -> dict[str, Any]:
     raw = header.get("__metadata__", {})
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                             for k, v in raw.items()):
@@ -373,7 +384,8 @@ def _read_metadata(header, data, where, allow_foreign):
     return meta
 
 
-def _decode(header, data, where, allow_foreign):
+def _decode(header: dict[str, Any], data: Any, where: str,
+            allow_foreign: bool) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
     entries = _check_entries(header, len(data), where)
     meta = _read_metadata(header, data, where, allow_foreign)
     arrays = {}
@@ -384,7 +396,8 @@ def _decode(header, data, where, allow_foreign):
     return arrays, meta
 
 
-def loads_arrays(blob, allow_foreign=False):
+def loads_arrays(blob: bytes | bytearray | memoryview,
+                 allow_foreign: bool = False) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
     """load_arrays on bytes (from dumps_arrays): (dict of arrays, metadata dict)."""
     blob = memoryview(blob).cast("B")
     where = "<bytes>"
@@ -393,7 +406,8 @@ def loads_arrays(blob, allow_foreign=False):
     return _decode(header, blob[8 + n:], where, allow_foreign)
 
 
-def load_arrays(path, allow_foreign=False):
+def load_arrays(path: PathLike,
+                allow_foreign: bool = False) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
     """Read a file written by save_arrays: (dict of arrays, metadata dict).
 
     Arrays come back in the saved order as writable, native-byte-order copies; metadata holds the
@@ -416,7 +430,7 @@ def load_arrays(path, allow_foreign=False):
     return _decode(header, memoryview(data), where, allow_foreign)
 
 
-def _open_regular(path, where):
+def _open_regular(path: PathLike, where: str) -> FileIO:
     """The file at `path`, opened for reading, if it is a regular file (ValueError otherwise).
 
     O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; fstat then
@@ -438,7 +452,7 @@ def _open_regular(path, where):
         raise
 
 
-def _read_exactly(f, count, where):
+def _read_exactly(f: FileIO, count: int, where: str) -> bytearray:
     """`count` bytes from f into one preallocated buffer (ValueError if the file is shorter)."""
     buf = bytearray(count)
     view, done = memoryview(buf), 0
@@ -466,7 +480,9 @@ _SQUARE_SLOTS = {"adam": (1, 2), "adamw": (1, 2), "adagrad": (0,), "rmsprop": (0
 MODEL_READERS = {}
 
 
-def model_arrays(model, include_optimizer=True, metadata=None):
+def model_arrays(model: Any, include_optimizer: bool = True,
+                 metadata: Mapping[str, Any] | None = None
+                 ) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
     """(arrays, metadata) of the model file: weights, optimizer state (include_optimizer) and the
     description. The caller keeps the model still meanwhile (Sequential._to_arrays)."""
     from fastnn import __version__
@@ -492,8 +508,9 @@ def model_arrays(model, include_optimizer=True, metadata=None):
     return arrays, meta
 
 
-def model_from_arrays(cls, arrays, meta, where, device="cpu", precision="fp32", strict=True,
-                      options=None):
+def model_from_arrays(cls: Any, arrays: Mapping[str, NDArray[Any]], meta: dict[str, Any],
+                      where: str, device: str = "cpu", precision: str = "fp32", strict: bool = True,
+                      options: Mapping[str, Any] | None = None) -> Any:
     """The model of class `cls` (fastnn.Sequential) a model file's (arrays, metadata) describe,
     compiled as it was and with its optimizer state. where: the file, for messages. strict=False
     (unpickling, whose data is trusted) gives back the values as they were, even weights or
@@ -541,7 +558,7 @@ def model_from_arrays(cls, arrays, meta, where, device="cpu", precision="fp32", 
     return model
 
 
-def _one_row_as_2d(stored, shape):
+def _one_row_as_2d(stored: NDArray[Any], shape: tuple[int, ...]) -> NDArray[Any]:
     """Files written by fastnn 0.1.0 before parameters carried their shape hold a one-row kernel
     (input_dim 1, or after a width-1 layer) and its optimizer state as 1-D (out,): read as
     (1, out)."""
@@ -550,13 +567,14 @@ def _one_row_as_2d(stored, shape):
     return stored
 
 
-def _dict(value, name):
+def _dict(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"{name}: expected a JSON object, got {type(value).__name__}")
     return value
 
 
-def _restore_optimizer(model, state, meta, where, strict):
+def _restore_optimizer(model: Any, state: list[NDArray[Any]], meta: dict[str, Any], where: str,
+                       strict: bool) -> None:
     """Copy saved optimizer state and step into a freshly compiled model, after checking them."""
     if model._net is None:
         raise ValueError(f"{where}: optimizer state without a compiled model (no 'compile' in "

@@ -1,6 +1,10 @@
 """Loss descriptions for `Sequential.compile`. Plain names ("softmax_cross_entropy",
 "binary_cross_entropy", "mse", "mae") need no object; the sampled softmax has settings."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from fastnn._checks import flag, integer
 from fastnn.ops.sampled import SAMPLERS
 
@@ -19,8 +23,9 @@ class SampledSoftmax:
 
     name = "sampled_softmax"
 
-    def __init__(self, num_sampled=64, sampler="log_uniform", unique=True, subtract_log_q=True,
-                 remove_accidental_hits=True, correct_true_logit=True):
+    def __init__(self, num_sampled: int = 64, sampler: str = "log_uniform", unique: bool = True,
+                 subtract_log_q: bool = True, remove_accidental_hits: bool = True,
+                 correct_true_logit: bool = True) -> None:
         self.num_sampled = integer(num_sampled, "num_sampled", 1)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
@@ -30,11 +35,11 @@ class SampledSoftmax:
         self.remove_accidental_hits = flag(remove_accidental_hits, "remove_accidental_hits")
         self.correct_true_logit = flag(correct_true_logit, "correct_true_logit")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"num_sampled": self.num_sampled, "sampler": self.sampler, "unique": self.unique,
                 "subtract_log_q": self.subtract_log_q,
                 "remove_accidental_hits": self.remove_accidental_hits,
                 "correct_true_logit": self.correct_true_logit}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "SampledSoftmax(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"

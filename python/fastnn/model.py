@@ -13,17 +13,30 @@ another thread while fit runs raises RuntimeError. Replacing the engine (compile
 built inference engine) happens under _STATE_LOCK: the new engine is complete, weights included,
 before other threads can see it."""
 
+from __future__ import annotations
+
 import math
 import numbers
+import os
 import threading
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastnn import _model_device, io, layers as layers_mod
 from fastnn._checks import finite_as, finite_real, flag, integer, real_array, verbosity
 from fastnn._model_data import as_features, as_targets
+from fastnn._typing import Array, ArrayIn, PathLike
 from fastnn.data import split_validation, _warn_if_split_loses_classes
+
+if TYPE_CHECKING:  # imported where used at run time (they import fastnn.model themselves)
+    from fastnn._callback_base import Callback
+    from fastnn.history import History
+    from fastnn.losses import SampledSoftmax
+    from fastnn.optim import Optimizer
 
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy", "mse", "mae", "sampled_softmax")
 LOSS_ALIASES = {"categorical_crossentropy": "softmax_cross_entropy",
@@ -39,14 +52,14 @@ CLASS_LOSSES = ("softmax_cross_entropy", "sampled_softmax")
 METRICS = ("accuracy", "binary_accuracy", "top_k_accuracy", "mse", "mae")
 
 
-def _seed_arg(seed):
+def _seed_arg(seed: int) -> int:
     seed = integer(seed, "seed")
     if not 0 <= seed < 2**63:
         raise ValueError(f"seed: expected 0 <= seed < 2**63, got {seed}")
     return seed
 
 
-def _dtype_arg(dtype, place):
+def _dtype_arg(dtype: DTypeLike, place: Any) -> np.dtype[Any]:
     """The working dtype: float32, or float64 on the CPU (the float64 engine: slower, for
     float64 pipelines such as scikit-learn's, and for checks against float64 references)."""
     try:
@@ -64,7 +77,7 @@ def _dtype_arg(dtype, place):
 _STATE_LOCK = threading.RLock()
 
 
-def _warn_overflow():
+def _warn_overflow() -> None:
     # Finite inputs, non-finite outputs: weights so large that the arithmetic overflows (a
     # diverged model, or a file with extreme values). Said, never silent.
     warnings.warn("predict: the model's outputs overflowed to NaN or infinity; its weights "
@@ -72,7 +85,7 @@ def _warn_overflow():
                   RuntimeWarning, stacklevel=3)
 
 
-def _sub_seed(seed, index):
+def _sub_seed(seed: int, index: int) -> int:
     """A seed of its own for each weight tensor, derived from the model's seed."""
     return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint32).view(np.uint64)[0])
 
@@ -117,8 +130,9 @@ class Sequential:
     # The id of the thread running fit on this model, None when none is.
     _fit_thread = None
 
-    def __init__(self, layers, input_dim, seed=0, device="cpu", precision="fp32", *,
-                 fused_mlp=True, graphs=True, dtype="float32"):
+    def __init__(self, layers: Sequence[layers_mod.Layer], input_dim: int, seed: int = 0,
+                 device: str = "cpu", precision: str = "fp32", *, fused_mlp: bool = True,
+                 graphs: bool = True, dtype: DTypeLike = "float32") -> None:
         if isinstance(layers, layers_mod.Layer) or not isinstance(layers, (list, tuple)):
             raise TypeError("layers: expected a list of fastnn.layers objects")
         if not layers:
@@ -167,7 +181,7 @@ class Sequential:
         self._weights = self._initial_weights()
 
     # ------------------------------------------------------------------ weights
-    def _initial_weights(self):
+    def _initial_weights(self) -> list[NDArray[Any]]:
         """Each layer's arrays as it starts them (a seed of its own for each layer)."""
         out, widths = [], layers_mod.widths(self.layers, self.input_dim)
         for i, layer in enumerate(self.layers):
@@ -177,14 +191,14 @@ class Sequential:
         # A float64 model starts from the float32 model's values (the same seed, the same model).
         return [w.astype(self.dtype, copy=False) for w in out]
 
-    def _engine_weights(self, net):
+    def _engine_weights(self, net: Any) -> list[NDArray[Any]]:
         """Copies of the engine's arrays in get_weights order (one locked read)."""
         # The engine lists the trainable arrays and the buffers apart, each in layer order.
         params, buffers = (iter(a) for a in net.read("params", "buffers"))
         return [next(params if layers_mod.ROLES[role].trainable else buffers)
                 for role in layers_mod.weight_roles(self.layers)]
 
-    def get_weights(self):
+    def get_weights(self) -> list[NDArray[Any]]:
         """Copies of the weights: ``[W1, b1, W2, b2, ...]`` in layer order; a BatchNorm adds
         gamma, beta, running mean and running variance. During fit in another thread: the
         weights between two slices of batches."""
@@ -196,21 +210,22 @@ class Sequential:
                     return [np.array(a, copy=True) for a in self._weights]
         return self._engine_weights(net)
 
-    def _check_not_training(self, what):
+    def _check_not_training(self, what: str) -> None:
         """RuntimeError when fit runs on this model in another thread."""
         owner = self._fit_thread
         if owner is not None and owner != threading.get_ident():
             raise RuntimeError(f"{what}: fit is running in another thread; the model cannot be "
                                f"changed until it returns")
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         """Replace the weights (a list like get_weights returns). Values are stored in the model's
         dtype (float32 unless dtype="float64") and must be finite as such; BatchNorm running
         variances must be >= 0. Waits for the predict and evaluate calls in progress in other
         threads; RuntimeError while fit runs in another thread."""
         self._put_weights(weights, check_values=True)
 
-    def _put_weights(self, weights, check_values, net=None):
+    def _put_weights(self, weights: Sequence[ArrayLike], check_values: bool,
+                     net: Any = None) -> None:
         # check_values=False: an unpickled model gets back exactly what it held, even weights that
         # diverged to NaN (pickle data is trusted; a file is not: fastnn.load always checks).
         # net: an engine not yet published (compile, _inference_net; their caller holds
@@ -221,7 +236,8 @@ class Sequential:
                 net = self._net
             self._store_weights(net, weights, check_values)
 
-    def _store_weights(self, net, weights, check_values):
+    def _store_weights(self, net: Any, weights: Sequence[ArrayLike],
+                       check_values: bool) -> None:
         # The shapes from the architecture: reading the engine's arrays only to compare shapes
         # would copy every weight (and download a GPU model's).
         described = layers_mod.weight_shapes(self.layers, self.input_dim)
@@ -252,12 +268,12 @@ class Sequential:
         net.write(params=[w for w, t in zip(converted, trainable) if t],
                   buffers=[w for w, t in zip(converted, trainable) if not t])
 
-    def count_params(self):
+    def count_params(self) -> int:
         """Number of trainable parameters (BatchNorm's running statistics not counted)."""
         return layers_mod.trainable_count(self.layers, self.input_dim)
 
     # ------------------------------------------------------------------ compile
-    def _link(self, loss):
+    def _link(self, loss: str) -> tuple[str | None, bool]:
         """(link applied by predict, whether the last layer's activation is that link)."""
         last = self.layers[-1]
         act = getattr(last, "activation", None)
@@ -267,14 +283,16 @@ class Sequential:
                              f"not {loss!r}")
         return link, act is not None and act == link
 
-    def _engine_layers(self, loss):
+    def _engine_layers(self, loss: str) -> list[dict[str, Any]]:
         # With the link in the loss, the engine's last layer gives the logits; predict applies
         # the link.
         _, strip = self._link(loss)
         last = len(self.layers) - 1
         return [layer.engine_spec(strip and i == last) for i, layer in enumerate(self.layers)]
 
-    def compile(self, loss, optimizer="adam", metrics=(), clipnorm=None):
+    def compile(self, loss: str | SampledSoftmax,
+                optimizer: str | Mapping[str, Any] | Optimizer = "adam",
+                metrics: Sequence[str] = (), clipnorm: float | None = None) -> Sequential:
         """Choose the loss, optimizer (a `fastnn.optim` object or its name) and metrics.
 
         loss: "softmax_cross_entropy" (labels are class indices or one-hot rows),
@@ -336,26 +354,27 @@ class Sequential:
             self._net, self._weights = net, None
         return self
 
-    def _new_net(self, loss, optimizer, sampled_config):
+    def _new_net(self, loss: str, optimizer: dict[str, Any],
+                 sampled_config: dict[str, Any]) -> Any:
         """The engine, from the model's backend (fastnn._C or fastnn._cuda)."""
         backend = self._place.backend()
         engine = backend.Network64 if self.dtype == np.float64 else backend.Network32
         return engine(self.input_dim, self._engine_layers(loss), loss, optimizer, self.seed,
                       sampled_config, self._place.options(self, loss))
 
-    def _require_compiled(self, what):
+    def _require_compiled(self, what: str) -> None:
         if self._net is None:
             raise RuntimeError(f"{what}: call compile(loss, optimizer) first")
 
     # ------------------------------------------------------------------ data
-    def _x(self, X, name="X"):
+    def _x(self, X: ArrayLike, name: str = "X") -> NDArray[Any]:
         return as_features(X, self.input_dim, name, dtype=self.dtype)
 
-    def _y(self, y, n, name="y"):
+    def _y(self, y: ArrayLike, n: int, name: str = "y") -> tuple[Any, Any]:
         """(labels, targets) in the engine's form for this loss."""
         return as_targets(y, n, self.loss, self.output_dim, name, dtype=self.dtype)
 
-    def _inputs(self, X, y, native=True):
+    def _inputs(self, X: Any, y: Any, native: bool = True) -> tuple[Any, Any, Any, bool]:
         """(X, labels, targets, unchecked) for the engine: arrays already on the engine's device
         in its form are taken as they are (native=True; their labels are `unchecked`, for the
         engine's check_labels), the rest validated and converted on the host."""
@@ -368,7 +387,8 @@ class Sequential:
             return (X, *yn, True)
         return (X, *self._y(to_host(y), len(X)), False)
 
-    def _sample_weights(self, n, labels, class_weight, sample_weight):
+    def _sample_weights(self, n: int, labels: Any, class_weight: Any,
+                        sample_weight: Any) -> Any:
         """Per-sample weights ((n,), the model's dtype) from sample_weight times class_weight[label], or
         None when neither is given."""
         if class_weight is None and sample_weight is None:
@@ -407,9 +427,12 @@ class Sequential:
         return np.ascontiguousarray(w)
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_split=0.0,
-            validation_data=None, callbacks=(), class_weight=None, accumulate_steps=1,
-            verbose=1, initial_epoch=0, sample_weight=None):
+    def fit(self, X: ArrayIn, y: ArrayIn, epochs: int = 1, batch_size: int | None = 32,
+            shuffle: bool = True, validation_split: float = 0.0,
+            validation_data: tuple[Any, ...] | None = None, callbacks: Iterable[Callback] = (),
+            class_weight: Mapping[int, float] | ArrayLike | str | None = None,
+            accumulate_steps: int = 1, verbose: int = 1, initial_epoch: int = 0,
+            sample_weight: ArrayLike | None = None, distributed: Any = None) -> History:
         """Train for `epochs` epochs; returns a `History`.
 
         batch_size=None trains on the whole data set per step (full-batch gradient descent),
@@ -425,8 +448,15 @@ class Sequential:
         class_weight ({class: weight} or one weight per class) and sample_weight (one per
         sample) weight each sample's loss as Keras does: a batch's loss is
         sum_i w_i l_i / batch size, with w_i = sample_weight[i] * class_weight[y_i].
+        distributed: a fastnn.distributed.DataParallel (or True for one over MPI.COMM_WORLD)
+        trains data-parallel over MPI: X, y are this rank's shard, the gradients are averaged
+        across the ranks before every update (see fastnn.distributed for what each part of
+        training means there).
         """
+        from fastnn.distributed import for_fit
+
         self._require_compiled("fit")
+        dist = for_fit(distributed)
         with _STATE_LOCK:
             self._check_not_training("fit")
             if self._fit_thread is not None:
@@ -436,15 +466,22 @@ class Sequential:
         try:
             return self._fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data,
                              callbacks, class_weight, accumulate_steps, verbose, initial_epoch,
-                             sample_weight)
+                             sample_weight, dist)
+        except BaseException as e:
+            dist._end(self, e)  # ends the other ranks' wait (MPI_Abort), see fastnn.distributed
+            raise
         finally:
+            dist._end(self, None)
             self._fit_thread = None
 
-    def _fit(self, X, y, epochs, batch_size, shuffle, validation_split, validation_data,
-             callbacks, class_weight, accumulate_steps, verbose, initial_epoch, sample_weight):
+    def _fit(self, X: Any, y: Any, epochs: int, batch_size: int | None, shuffle: bool,
+             validation_split: float, validation_data: Any, callbacks: Any, class_weight: Any,
+             accumulate_steps: int, verbose: int, initial_epoch: int,
+             sample_weight: Any, dist: Any) -> History:
         # fit's body (fit holds the model's training ownership around it). Its warnings name the
         # user's fit call: one frame further up than they would from fit itself.
         from fastnn.callbacks import configure_callbacks
+        from fastnn.distributed import _PeerStopped
 
         # Splitting off validation rows and class weights need the data on the host.
         X, labels, targets, unchecked = self._inputs(
@@ -492,6 +529,9 @@ class Sequential:
         if val is not None:
             val = tuple(self._place.put(a) for a in val)
 
+        if dist.rank:
+            verbose, callbacks = 0, dist._callbacks(callbacks)  # rank 0 prints and writes files
+        dist._begin(self, n, batch_size, accumulate_steps, epochs, initial_epoch)
         params = {"epochs": epochs, "steps": nb, "batch_size": batch_size, "samples": n,
                   "verbose": verbose}
         cbs, history = configure_callbacks(callbacks, self, params, verbose=verbose)
@@ -516,9 +556,13 @@ class Sequential:
                     # Callbacks (LearningRateScheduler, ReduceLROnPlateau) set optimizer.lr; a
                     # schedule maps it to this epoch's or step's value.
                     self._net.lr = float(self.optimizer.lr_at(epoch, self._net.step))
-                    s = self._net.train_batches(X, labels, targets, batch_size, first,
-                                                first + slice_len, accumulate_steps,
-                                                float(self.clipnorm or 0.0), weights)
+                    try:
+                        s = self._net.train_batches(X, labels, targets, batch_size, first,
+                                                    first + slice_len, accumulate_steps,
+                                                    float(self.clipnorm or 0.0), weights)
+                    except _PeerStopped:  # another rank's loss became non-finite
+                        nonfinite = True
+                        break
                     loss_sum += s["loss_sum"]
                     correct += s["correct"]
                     counted += s["counted"]
@@ -528,12 +572,21 @@ class Sequential:
                     cbs.on_batch_end(min(first + slice_len, nb) - 1, logs)
                     if s["nonfinite"]:
                         nonfinite = True
+                        dist._leave_step()
                         break
             except KeyboardInterrupt:
+                if dist.size > 1:  # the ranks stop at different batches: end the job instead
+                    raise
                 interrupted = True
+            if dist.size > 1:
+                loss_sum, correct, counted, rows, stopped = dist._epoch_sums(
+                    [loss_sum, correct, counted, rows, nonfinite])
+                nonfinite = bool(stopped)
+                dist._average_buffers(self._net)
             logs = self._train_logs(loss_sum, correct, counted, rows)
             if val is not None and not interrupted:
-                for k, v in self._evaluate_arrays(*val, batch_size=max(1024, batch_size)).items():
+                val_logs = self._evaluate_arrays(*val, batch_size=max(1024, batch_size))
+                for k, v in dist._mean_logs(val_logs, len(val[0])).items():
                     logs["val_" + k] = v
             logs["lr"] = float(self._net.lr)
             self._record_diagnostics(history)
@@ -545,21 +598,22 @@ class Sequential:
             if interrupted:
                 warnings.warn("fit: interrupted; the model keeps the weights reached so far",
                               RuntimeWarning, stacklevel=3)
-            if self.stop_training or nonfinite or interrupted:
+            if dist._any(self.stop_training) or nonfinite or interrupted:
                 break
         cbs.on_train_end({})
         return history
 
     _int_arg = staticmethod(integer)
 
-    def _train_logs(self, loss_sum, correct, counted, rows):
+    def _train_logs(self, loss_sum: float, correct: int, counted: int,
+                    rows: int) -> dict[str, float]:
         logs = {"loss": loss_sum / rows if rows else float("nan")}
         for m in self.metrics:
             if m in ("accuracy", "binary_accuracy") and counted:
                 logs[m] = correct / counted
         return logs
 
-    def _record_diagnostics(self, history):
+    def _record_diagnostics(self, history: History) -> None:
         """Per-layer gradient norms, update ratios and dead-ReLU fractions of the epoch, with a
         warning when they show a classic failure."""
         diag = self._net.take_diagnostics()
@@ -599,7 +653,8 @@ class Sequential:
                               stacklevel=4)
 
     # ------------------------------------------------------------------ inference
-    def _evaluate_arrays(self, X, labels, targets, batch_size=1024, sample_weight=None):
+    def _evaluate_arrays(self, X: Any, labels: Any, targets: Any, batch_size: int = 1024,
+                         sample_weight: Any = None) -> dict[str, float]:
         net = self._net
         s = net.evaluate(X, labels, targets, batch_size, sample_weight)
         out = {"loss": s["loss_sum"] / s["rows"] if s["rows"] else float("nan")}
@@ -621,7 +676,8 @@ class Sequential:
                 out[m] = float(np.mean(d * d) if m == "mse" else np.mean(np.abs(d)))
         return out
 
-    def evaluate(self, X, y, batch_size=1024, verbose=0, sample_weight=None):
+    def evaluate(self, X: ArrayIn, y: ArrayIn, batch_size: int = 1024, verbose: int = 0,
+                 sample_weight: ArrayLike | None = None) -> dict[str, float]:
         """The loss and metrics on (X, y) in inference mode: ``{"loss": ..., "accuracy": ...}``.
         With sample_weight the loss is sum_i w_i l_i / n (the metrics are unweighted).
         Safe from many threads at once; Ctrl-C interrupts it (KeyboardInterrupt) within about
@@ -641,7 +697,7 @@ class Sequential:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in out.items()))
         return out
 
-    def _inference_net(self):
+    def _inference_net(self) -> Any:
         """The engine, or for a model never compiled, one built just for inference (once, by
         whichever thread asks first)."""
         net = self._net
@@ -658,7 +714,7 @@ class Sequential:
                 self._net, self._weights = net, None
             return self._net
 
-    def predict(self, X, batch_size=1024):
+    def predict(self, X: ArrayIn, batch_size: int = 1024) -> Array:
         """Outputs after the loss's link: class probabilities for the cross-entropies, raw
         outputs for regression. (n, outputs) float32: a NumPy array, or on a GPU model given
         GPU input (fastnn.Tensor, PyTorch, CuPy), a CUDA fastnn.Tensor.
@@ -696,13 +752,13 @@ class Sequential:
             _warn_overflow()
         return out
 
-    def _predict_arrays(self, net, X, batch_size):
+    def _predict_arrays(self, net: Any, X: Any, batch_size: int) -> Any:
         """The engine's predict on arrays already on its device: a new (n, outputs) array there."""
         out = self._place.empty((len(X), self.output_dim), self.dtype)
         net.predict(X, out, batch_size)
         return out
 
-    def predict_classes(self, X, batch_size=1024):
+    def predict_classes(self, X: ArrayIn, batch_size: int = 1024) -> Array:
         """Class indices: argmax for several outputs, probability > 0.5 for one sigmoid."""
         p = _model_device.to_host(self.predict(X, batch_size))
         if p.shape[1] == 1:
@@ -712,7 +768,7 @@ class Sequential:
         return argmax_rows(p)
 
     # ------------------------------------------------------------------ description
-    def summary(self, print_fn=print):
+    def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
         """A table of layers, output shapes and parameter counts; printed and returned."""
         lines = [f"Sequential (input_dim={self.input_dim})",
                  f"{'layer':<16}{'type':<18}{'output':<14}{'params':>10}"]
@@ -729,7 +785,7 @@ class Sequential:
             print_fn(text)
         return text
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = {"input_dim": self.input_dim, "seed": self.seed,
                   "layers": [layer.get_config() for layer in self.layers]}
         if self.dtype != np.float32:  # float32 files stay as they were
@@ -737,7 +793,8 @@ class Sequential:
         return config
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path, include_optimizer=True, metadata=None):
+    def save(self, path: PathLike, include_optimizer: bool = True,
+             metadata: Mapping[str, Any] | None = None) -> None:
         """Write the model to `path` (safetensors; atomic). See `fastnn.load`.
 
         include_optimizer: also the optimizer state and step count, so training can resume.
@@ -746,7 +803,8 @@ class Sequential:
         """
         io.save_arrays(path, *self._to_arrays(include_optimizer, metadata))
 
-    def _to_arrays(self, include_optimizer=True, metadata=None):
+    def _to_arrays(self, include_optimizer: bool = True,
+                   metadata: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """(arrays, metadata) of the file `save` writes."""
         # Weights, optimizer state and step must be one snapshot: fit in another thread would
         # move them between the reads, so saving (or pickling) then raises; fit cannot start
@@ -756,20 +814,54 @@ class Sequential:
             self._check_not_training("save")
             return io.model_arrays(self, include_optimizer, metadata)
 
+    # ------------------------------------------------------------------ models out and in
+    def _output_link(self) -> str | None:
+        """The link predict applies after the last layer ("softmax", "sigmoid" or None): the
+        compiled loss's, unless the last layer's activation already is that link. An
+        uncompiled model's predict returns the last layer's outputs as they are."""
+        if self.loss is None:
+            return None
+        link, in_last_layer = self._link(self.loss)
+        return None if in_last_layer else link
+
+    def export_onnx(self, path: "str | os.PathLike[str]") -> None:
+        """Write the model to `path` as an ONNX file computing what ``predict`` returns (float32
+        or float64 as the model; dynamic batch size). Needs the ``onnx`` package
+        (``pip install 'fastnn[onnx]'``). A ``precision="bf16"`` model is written with its
+        float32 weights and computes in float32 there. See fastnn/export_onnx.py."""
+        from fastnn.export_onnx import export_onnx
+
+        export_onnx(self, path)
+
+    def to_torch(self) -> Any:
+        """A ``torch.nn.Sequential`` (in eval mode, the model's dtype) with the same weights and
+        the same outputs as ``predict``. Needs PyTorch. See fastnn/torch_export.py."""
+        from fastnn.torch_export import to_torch
+
+        return to_torch(self)
+
+    def load_weights(self, path: "str | os.PathLike[str]") -> None:
+        """Set the weights from a ``.safetensors`` or ``.npz`` file whose arrays have the names
+        and layouts of ``to_torch().state_dict()`` (``dense_0.weight`` (units, inputs),
+        ``dense_0.bias``, ``batch_norm_0.running_mean``, ...). See fastnn/weights_files.py."""
+        from fastnn.weights_files import load_weights
+
+        load_weights(self, path)
+
     # Pickling (and copy.copy / copy.deepcopy) goes through the bytes `save` writes, never the
     # engine's memory: the copy is a new engine with the same weights, optimizer state and step,
     # so it predicts the same and resumes training exactly as the original would. The Python-side
     # record of the last fit (history, stop_training) travels along.
     _PICKLED_ATTRIBUTES = ("history", "stop_training")
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = {"model": io.dumps_arrays(*self._to_arrays()), "device": self.device,
                  "precision": self.precision, "fused_mlp": self.fused_mlp,
                  "graphs": self.graphs}
         state.update((k, self.__dict__[k]) for k in self._PICKLED_ATTRIBUTES)
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or "model" not in state:
             raise ValueError("Sequential: unpickled state is not one Sequential.__getstate__ made")
         fresh = io.model_from_arrays(Sequential, *io.loads_arrays(state["model"]), "<bytes>",
@@ -781,7 +873,7 @@ class Sequential:
         self.__dict__.update((k, state[k]) for k in self._PICKLED_ATTRIBUTES if k in state)
 
 
-def load(path, device="cpu", precision="fp32"):
+def load(path: PathLike, device: str = "cpu", precision: str = "fp32") -> Sequential:
     """A model saved by `Sequential.save`: same architecture and weights, compiled as it was
     (with its optimizer state when saved), so it predicts the same and can resume training.
     device / precision: where the loaded model lives and computes (as for Sequential); a file

@@ -4,27 +4,34 @@ random restarts that keep the model with the lowest validation loss.
 A `build_fn` returns a fresh compiled model with fit(X, y, **kw) and evaluate(X, y) -> dict (at
 least "loss"); fastnn.Sequential is one, but any object with those two methods works."""
 
+from __future__ import annotations
+
 import inspect
+import itertools
 import math
 import numbers
 import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from . import _parallel
 from ._checks import flag, integer, seed_or_none
 from .data import _group_ids, split_validation, validate_xy
 
-__all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts"]
+__all__ = ["KFold", "StratifiedKFold", "cross_validate", "random_restarts", "search"]
 
 
-def _check_n_splits(n_splits):
+def _check_n_splits(n_splits: int) -> int:
     if integer(n_splits, "n_splits") < 2:
         raise ValueError(f"n_splits: expected >= 2 (one fold is no cross-validation), "
                          f"got {n_splits}")
     return int(n_splits)
 
 
-def _n_samples(X):
+def _n_samples(X: Any) -> int:
     if hasattr(X, "shape") and len(X.shape) > 0:
         return int(X.shape[0])
     if isinstance(X, numbers.Integral) and not isinstance(X, bool):
@@ -39,7 +46,7 @@ class KFold:
     once with np.random.default_rng(seed) before cutting the folds (seed=None draws fresh
     randomness; pass a seed for repeatable folds)."""
 
-    def __init__(self, n_splits=5, shuffle=False, seed=None):
+    def __init__(self, n_splits: int = 5, shuffle: bool = False, seed: int | None = None) -> None:
         self.n_splits = _check_n_splits(n_splits)
         self.shuffle = flag(shuffle, "shuffle")
         seed = seed_or_none(seed)
@@ -48,14 +55,14 @@ class KFold:
                              "seed=None")
         self.seed = seed
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(n_splits={self.n_splits}, shuffle={self.shuffle}, " \
                f"seed={self.seed})"
 
-    def get_n_splits(self, X=None, y=None):
+    def get_n_splits(self, X: Any = None, y: Any = None) -> int:
         return self.n_splits
 
-    def _test_folds(self, n, y):
+    def _test_folds(self, n: int, y: Any) -> NDArray[np.int64]:
         """Fold number of every sample."""
         if self.n_splits > n:
             raise ValueError(f"n_splits: {self.n_splits} folds need at least {self.n_splits} "
@@ -70,7 +77,8 @@ class KFold:
             folds = shuffled
         return folds
 
-    def split(self, X, y=None):
+    def split(self, X: Any,
+              y: Any = None) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
         """Yield (train_idx, test_idx): sorted int64 index arrays, every sample in exactly one
         test fold."""
         n = _n_samples(X)
@@ -88,7 +96,7 @@ class StratifiedKFold(KFold):
     Every class needs at least n_splits samples (ValueError otherwise): a fold without a class
     cannot measure it. y may be labels or one-hot rows."""
 
-    def _test_folds(self, n, y):
+    def _test_folds(self, n: int, y: Any) -> NDArray[np.int64]:
         if y is None:
             raise ValueError("y: StratifiedKFold needs the class labels, got None")
         groups = _group_ids(y)
@@ -114,18 +122,33 @@ class StratifiedKFold(KFold):
         return folds
 
 
-def _is_class_labels(y):
+def _is_class_labels(y: ArrayLike) -> bool:
     y = np.asarray(y)
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
 
 
-def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0):
+def cross_validate(build_fn: Callable[..., Any], X: Any, y: Any, k: int = 5,
+                   fit_kwargs: Mapping[str, Any] | None = None, stratified: bool | None = None,
+                   seed: int | None = 0, n_jobs: int | None = None) -> dict[str, list[float]]:
     """Fit a fresh model on each of k folds and evaluate it on the held-out fold.
 
     Returns a dict of per-fold lists: every key of model.evaluate(X_test, y_test) plus "fit_time"
     (seconds). stratified=None stratifies when y holds integer class labels (1-D); True forces it
     (one-hot y works), False turns it off. seed shuffles the samples before the folds are cut;
-    seed=None keeps them in order. fit_kwargs are passed to every fit (epochs, batch_size, ...)."""
+    seed=None keeps them in order. fit_kwargs are passed to every fit (epochs, batch_size, ...).
+    n_jobs: folds fitted at once through joblib (-1: one per core; joblib.parallel_config picks
+    the backend, e.g. "dask"), each with cores // jobs fastnn threads; the results are the
+    serial run's, bit for bit."""
+    X, y, folds, fit_kwargs = _folds(build_fn, X, y, k, fit_kwargs, stratified, seed)
+    per_fold = _parallel.run(((_fold_scores, (build_fn, X, y, train, test, fit_kwargs))
+                              for train, test in folds), n_jobs)
+    return _fold_table(per_fold)
+
+
+def _folds(build_fn: Callable[..., Any], X: Any, y: Any, k: int,
+           fit_kwargs: Mapping[str, Any] | None, stratified: bool | None,
+           seed: int | None) -> tuple[Any, Any, list[tuple[Any, Any]], dict[str, Any]]:
+    """cross_validate's arguments checked, and its folds as (train, test) index pairs."""
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable returning a compiled model, "
                         f"got {type(build_fn).__name__}")
@@ -135,17 +158,27 @@ def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0
         stratified = _is_class_labels(y)
     splitter_cls = StratifiedKFold if stratified else KFold
     splitter = splitter_cls(k, shuffle=seed is not None, seed=seed)
+    return X, y, list(splitter.split(X, y)), fit_kwargs
+
+
+def _fold_scores(build_fn: Callable[..., Any], X: Any, y: Any, train: Any, test: Any,
+                 fit_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """One fold: a fresh model fitted on the train rows, its scores on the test rows."""
+    model = _built(build_fn())
+    start = time.perf_counter()
+    model.fit(X[train], y[train], **fit_kwargs)
+    fit_time = time.perf_counter() - start
+    scores = model.evaluate(X[test], y[test])
+    if not isinstance(scores, dict):
+        raise TypeError(f"build_fn: the model's evaluate must return a dict of metrics, "
+                        f"got {type(scores).__name__}")
+    return dict(scores, fit_time=fit_time)
+
+
+def _fold_table(per_fold: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """The folds' score dicts as one dict of per-fold lists."""
     results = {}
-    for fold, (train, test) in enumerate(splitter.split(X, y)):
-        model = _built(build_fn())
-        start = time.perf_counter()
-        model.fit(X[train], y[train], **fit_kwargs)
-        fit_time = time.perf_counter() - start
-        scores = model.evaluate(X[test], y[test])
-        if not isinstance(scores, dict):
-            raise TypeError(f"build_fn: the model's evaluate must return a dict of metrics, "
-                            f"got {type(scores).__name__}")
-        scores = dict(scores, fit_time=fit_time)
+    for fold, scores in enumerate(per_fold):
         if fold and set(scores) != set(results):
             raise ValueError(f"evaluate returned keys {sorted(scores)} in fold {fold}, "
                              f"{sorted(results)} before")
@@ -154,7 +187,7 @@ def cross_validate(build_fn, X, y, k=5, fit_kwargs=None, stratified=None, seed=0
     return results
 
 
-def _built(model):
+def _built(model: Any) -> Any:
     """build_fn's result, checked: a model to fit and evaluate."""
     if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "evaluate", None))):
         raise TypeError(f"build_fn: expected it to return a compiled model, got "
@@ -162,7 +195,7 @@ def _built(model):
     return model
 
 
-def _seeded_builder(build_fn):
+def _seeded_builder(build_fn: Callable[..., Any]) -> Callable[[int], Any]:
     """build_fn as a function of the seed: build_fn(seed=s) if it has a `seed` parameter,
     build_fn(s) if it has a required positional parameter, else build_fn() (seed ignored)."""
     try:
@@ -177,8 +210,11 @@ def _seeded_builder(build_fn):
     return lambda s: build_fn()
 
 
-def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=None,
-                    fit_kwargs=None, seed=0):
+def random_restarts(build_fn: Callable[..., Any], X: Any, y: Any, n: int = 5,
+                    validation_split: float = 0.2,
+                    validation_data: tuple[Any, Any] | None = None,
+                    fit_kwargs: Mapping[str, Any] | None = None,
+                    seed: int | None = 0, n_jobs: int | None = None) -> tuple[Any, list[float]]:
     """Fit n fresh models and keep the one with the lowest validation loss.
 
     Model i is build_fn(seed + i) when build_fn takes a seed (see below), else build_fn(), so
@@ -191,7 +227,8 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
     required positional parameter, and not at all otherwise.
 
     Returns (best_model, val_losses) with val_losses the n losses in run order. Runs whose loss is
-    NaN or infinite never win; RuntimeError if all of them are."""
+    NaN or infinite never win; RuntimeError if all of them are. n_jobs: runs at once, as in
+    cross_validate (the models come back from the workers pickled)."""
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable returning a compiled model, "
                         f"got {type(build_fn).__name__}")
@@ -214,17 +251,10 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
         X_tr, y_tr = X, y
     else:
         (X_tr, y_tr), (X_val, y_val) = split_validation(X, y, validation_split)
-    build = _seeded_builder(build_fn)
+    runs = _parallel.run(((_restart, (build_fn, seed + i, X_tr, y_tr, X_val, y_val, fit_kwargs))
+                          for i in range(int(n))), n_jobs)
     best_model, best_loss, losses = None, math.inf, []
-    for i in range(int(n)):
-        model = _built(build(seed + i))
-        model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
-        scores = model.evaluate(X_val, y_val)
-        try:
-            loss = float(scores["loss"])
-        except (TypeError, KeyError):
-            raise TypeError(f"build_fn: the model's evaluate must return a dict with 'loss', "
-                            f"got {scores!r}") from None
+    for model, loss in runs:
         losses.append(loss)
         if math.isfinite(loss) and loss < best_loss:
             best_model, best_loss = model, loss
@@ -232,3 +262,83 @@ def random_restarts(build_fn, X, y, n=5, validation_split=0.2, validation_data=N
         raise RuntimeError(f"random_restarts: all {n} runs ended with a non-finite validation "
                            f"loss {losses}")
     return best_model, losses
+
+
+def _restart(build_fn: Callable[..., Any], seed: int, X_tr: Any, y_tr: Any, X_val: Any,
+             y_val: Any, fit_kwargs: Mapping[str, Any]) -> tuple[Any, float]:
+    """One restart: (the fitted model, its validation loss)."""
+    model = _built(_seeded_builder(build_fn)(seed))
+    model.fit(X_tr, y_tr, validation_data=(X_val, y_val), **fit_kwargs)
+    scores = model.evaluate(X_val, y_val)
+    try:
+        return model, float(scores["loss"])
+    except (TypeError, KeyError):
+        raise TypeError(f"build_fn: the model's evaluate must return a dict with 'loss', "
+                        f"got {scores!r}") from None
+
+
+def _candidates(params: Mapping[str, Any], n_iter: int | None,
+                seed: int | None) -> list[dict[str, Any]]:
+    """search's parameter sets: the whole grid, or n_iter random draws."""
+    if not isinstance(params, dict) or not params:
+        raise TypeError("params: expected a non-empty dict {name: list of values (or, with "
+                        "n_iter, a function rng -> value)}")
+    names = sorted(params)
+    if n_iter is None:
+        for name in names:
+            if callable(params[name]) or isinstance(params[name], (str, bytes)) or \
+                    not hasattr(params[name], "__iter__"):
+                raise TypeError(f"params[{name!r}]: a grid needs a list of values; pass n_iter "
+                                f"to draw from a function")
+        return [dict(zip(names, values))
+                for values in itertools.product(*(list(params[n]) for n in names))]
+    if integer(n_iter, "n_iter") < 1:
+        raise ValueError(f"n_iter: expected >= 1 draws, got {n_iter}")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(int(n_iter)):
+        draw = {}
+        for name in names:
+            values = params[name]
+            draw[name] = values(rng) if callable(values) else \
+                list(values)[int(rng.integers(len(values)))]
+        draws.append(draw)
+    return draws
+
+
+def search(build_fn: Callable[..., Any], params: Mapping[str, Any], X: Any, y: Any,
+           n_iter: int | None = None, k: int = 3, fit_kwargs: Mapping[str, Any] | None = None,
+           stratified: bool | None = None, seed: int | None = 0,
+           n_jobs: int | None = None) -> list[dict[str, Any]]:
+    """Cross-validate build_fn(**p) for each parameter set p and rank them by mean loss.
+
+    params: {name: list of values}; every combination is tried (a grid), or with n_iter, that
+    many random draws (a value from each list, or function(rng) -> value, with
+    np.random.default_rng(seed)). Each candidate gets cross_validate's k folds (the same folds for
+    every candidate). The candidates' folds run at once with n_jobs, as in cross_validate.
+
+    Returns a list of dicts, best (lowest mean "loss") first: {"params", "mean_loss",
+    "scores"} with scores cross_validate's dict of per-fold lists."""
+    candidates = _candidates(params, n_iter, seed)
+    X, y, folds, fit_kwargs = _folds(build_fn, X, y, k, fit_kwargs, stratified, seed)
+    calls = [(_fold_scores, (_Bound(build_fn, p), X, y, train, test, fit_kwargs))
+             for p in candidates for train, test in folds]
+    per_fold = _parallel.run(calls, n_jobs)
+    ranked = []
+    for c, p in enumerate(candidates):
+        scores = _fold_table(per_fold[c * len(folds):(c + 1) * len(folds)])
+        ranked.append({"params": p, "mean_loss": float(np.mean(scores["loss"])),
+                       "scores": scores})
+    # A NaN mean loss ranks last; ties keep the candidates' order.
+    ranked.sort(key=lambda r: (not math.isfinite(r["mean_loss"]), r["mean_loss"]))
+    return ranked
+
+
+class _Bound:
+    """build_fn with a candidate's parameters: a picklable closure (joblib ships it)."""
+
+    def __init__(self, build_fn: Callable[..., Any], params: dict[str, Any]) -> None:
+        self.build_fn, self.params = build_fn, params
+
+    def __call__(self) -> Any:
+        return self.build_fn(**self.params)

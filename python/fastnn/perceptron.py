@@ -1,9 +1,12 @@
 """The classic single-layer perceptron (Rosenblatt): a step activation and the perceptron
 learning rule, one sample at a time."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastnn._checks import finite_real, integer
 from fastnn._model_data import as_features
@@ -19,7 +22,15 @@ class Perceptron:
     mistakes per epoch, ``converged_`` whether the last epoch had none.
     """
 
-    def __init__(self, lr=1.0, max_epochs=100, seed=0):
+    lr: float
+    max_epochs: int
+    seed: int
+    weights_: NDArray[np.float32] | None
+    bias_: np.float32 | None
+    errors_: list[int]
+    converged_: bool
+
+    def __init__(self, lr: float = 1.0, max_epochs: int = 100, seed: int = 0) -> None:
         self.lr = finite_real(lr, "lr")
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive number, got {self.lr}")
@@ -32,7 +43,7 @@ class Perceptron:
         self.errors_ = []
         self.converged_ = False
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> Perceptron:
         X = np.asarray(X)
         if X.ndim != 2:
             raise ValueError(f"X: expected a 2-D array (samples, features), got shape {X.shape}")
@@ -69,15 +80,15 @@ class Perceptron:
         self.bias_ = np.float32(b)
         return self
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float32]:
         if self.weights_ is None:
             raise RuntimeError("Perceptron: call fit first")
         X = as_features(X, len(self.weights_))
         return X @ self.weights_ + self.bias_
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
         """0/1 labels: step(x @ weights_ + bias_)."""
         return (self.decision_function(X) > 0).astype(np.int64)
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y)))

@@ -5,9 +5,13 @@ samples/s figure "samples" (per epoch) and "batch_size". Batch logs may carry "s
 done so far this epoch) when the engine knows better than ``(batch + 1) * batch_size``.
 """
 
+from __future__ import annotations
+
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TextIO
 
 from fastnn._checks import verbosity
 from fastnn._callback_base import Callback
@@ -18,7 +22,7 @@ __all__ = ["ProgressBar", "EpochLogger", "progress_callback", "format_logs"]
 _HIDDEN = ("samples", "size", "batch")
 
 
-def _number(value):
+def _number(value: Any) -> str:
     # Keras shows 4 decimals; tiny values (learning rates, small losses) would print as 0.0000.
     value = float(value)
     if value != 0.0 and abs(value) < 1e-3:
@@ -26,7 +30,7 @@ def _number(value):
     return f"{value:.4f}"
 
 
-def _shown(logs):
+def _shown(logs: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(key, value as text) of the logs worth showing, in their order."""
     for key, value in logs.items():
         if key in _HIDDEN:
@@ -37,12 +41,12 @@ def _shown(logs):
             yield key, str(value)
 
 
-def format_logs(logs):
+def format_logs(logs: Mapping[str, Any]) -> str:
     """``"loss: 0.4321 - accuracy: 0.8812"``, in the logs' order."""
     return " - ".join(f"{key}: {value}" for key, value in _shown(logs))
 
 
-def _duration(seconds):
+def _duration(seconds: float) -> str:
     """0:07, 12:03, 1:02:03."""
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -50,29 +54,30 @@ def _duration(seconds):
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _rate(samples, seconds):
+def _rate(samples: int | None, seconds: float) -> str | None:
     return f"{samples / seconds:,.0f} samples/s" if seconds > 0 and samples else None
 
 
 class _Timed(Callback):
     """Shared by both printers: the stream, the clock, and samples done so far."""
 
-    def __init__(self, stream=None, clock=None):
+    def __init__(self, stream: TextIO | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         super().__init__()
         self.stream = stream
         self.clock = time.perf_counter if clock is None else clock
         self._epoch_start = None
 
-    def _out(self):
+    def _out(self) -> TextIO:
         # Looked up at write time, so pytest's capsys and redirect_stdout see the output.
         return sys.stdout if self.stream is None else self.stream
 
-    def _write(self, text):
+    def _write(self, text: str) -> None:
         out = self._out()
         out.write(text)
         out.flush()
 
-    def _samples_done(self, batch, logs):
+    def _samples_done(self, batch: int | None, logs: dict[str, Any] | None) -> int | None:
         if logs and "samples" in logs:
             return int(logs["samples"])
         batch_size = self.params.get("batch_size")
@@ -82,11 +87,11 @@ class _Timed(Callback):
         total = self.params.get("samples")
         return min(done, total) if total else done
 
-    def _epoch_title(self, epoch):
+    def _epoch_title(self, epoch: int) -> str:
         epochs = self.params.get("epochs")
         return f"Epoch {epoch + 1}/{epochs}" if epochs else f"Epoch {epoch + 1}"
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch_start = self.clock()
 
 
@@ -94,7 +99,7 @@ class EpochLogger(_Timed):
     """verbose=2: one line at the end of each epoch, e.g.
     ``Epoch 3/10 - 1s - loss: 0.4321 - val_loss: 0.5012 - 52,000 samples/s``."""
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         elapsed = self.clock() - self._epoch_start if self._epoch_start is not None else 0.0
         steps = self.params.get("steps")
         samples = self.params.get("samples") or (self._samples_done(steps - 1, logs)
@@ -118,8 +123,9 @@ class ProgressBar(_Timed):
 
     width = 20
 
-    def __init__(self, stream=None, use_tqdm=None, clock=None, min_interval=0.1,
-                 interactive=None, columns=None):
+    def __init__(self, stream: TextIO | None = None, use_tqdm: bool | None = None,
+                 clock: Callable[[], float] | None = None, min_interval: float = 0.1,
+                 interactive: bool | None = None, columns: int | None = None) -> None:
         super().__init__(stream, clock)
         if interactive not in (None, True, False):
             raise ValueError(f"interactive: expected None, True or False, got {interactive!r}")
@@ -141,11 +147,12 @@ class ProgressBar(_Timed):
         self._last_len = 0
 
     # -- tqdm --------------------------------------------------------------------------------
-    def _tqdm_begin(self, epoch):
+    def _tqdm_begin(self, epoch: int) -> None:
         self._bar = self._tqdm(total=self.params.get("steps"), desc=self._epoch_title(epoch),
                                file=self._out(), unit="batch", leave=True)
 
-    def _tqdm_postfix(self, logs, samples, elapsed):
+    def _tqdm_postfix(self, logs: Mapping[str, Any], samples: int | None,
+                      elapsed: float) -> None:
         post = dict(_shown(logs))
         rate = _rate(samples, elapsed)
         if rate:
@@ -153,7 +160,7 @@ class ProgressBar(_Timed):
         self._bar.set_postfix(post, refresh=False)
 
     # -- plain -------------------------------------------------------------------------------
-    def _draw(self, text, end=""):
+    def _draw(self, text: str, end: str = "") -> None:
         if not self._live:  # a file or a pipe: the finished line only, no carriage returns
             self._write(text + end)
             return
@@ -162,7 +169,7 @@ class ProgressBar(_Timed):
         self._write("\r" + text + pad + end)
         self._last_len = 0 if end else len(text)
 
-    def _fit(self, parts):
+    def _fit(self, parts: list[str]) -> str:
         """The parts joined, cut to the terminal's width: whole parts dropped from the end
         (samples/s first, then metrics), the first one shortened only if it alone is too long."""
         text = " - ".join(parts)
@@ -173,7 +180,8 @@ class ProgressBar(_Timed):
             text = " - ".join(parts)
         return text[:self._limit]
 
-    def _plain_line(self, epoch, batch, logs, elapsed, final):
+    def _plain_line(self, epoch: int, batch: int | None, logs: Mapping[str, Any], elapsed: float,
+                    final: bool) -> str:
         steps = self.params.get("steps")
         done = batch + 1
         parts = [self._epoch_title(epoch)]
@@ -197,7 +205,7 @@ class ProgressBar(_Timed):
         return " - ".join(parts) if final else self._fit(parts)
 
     # -- hooks -------------------------------------------------------------------------------
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_begin(epoch, logs)
         self._epoch = epoch
         self._last_batch = -1
@@ -211,14 +219,14 @@ class ProgressBar(_Timed):
         if self._tqdm is not None and self._live:
             self._tqdm_begin(epoch)
 
-    def _is_terminal(self):
+    def _is_terminal(self) -> bool:
         isatty = getattr(self._out(), "isatty", None)
         try:
             return bool(isatty and isatty())
         except ValueError:  # a closed stream
             return False
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         now = self.clock()
         if self._epoch_start is None:  # driven without on_epoch_begin: start the clock here
@@ -239,7 +247,7 @@ class ProgressBar(_Timed):
         self._last_draw = now
         self._draw(self._plain_line(self._epoch, batch, logs, elapsed, final=False))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if self._epoch_start is None:
             self.on_epoch_begin(epoch)
@@ -255,7 +263,7 @@ class ProgressBar(_Timed):
         self._draw(self._plain_line(epoch, batch, logs, elapsed, final=True), end="\n")
 
 
-def _import_tqdm():
+def _import_tqdm() -> Any:
     try:
         from tqdm import tqdm
     except ImportError:
@@ -263,7 +271,7 @@ def _import_tqdm():
     return tqdm
 
 
-def progress_callback(verbose, stream=None):
+def progress_callback(verbose: int, stream: TextIO | None = None) -> Callback | None:
     """The printer for fit's ``verbose``: 0 -> None, 1 -> ProgressBar, 2 -> EpochLogger."""
     verbose = verbosity(verbose)
     if verbose == 0:

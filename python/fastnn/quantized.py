@@ -27,14 +27,20 @@ A QuantizedModel never changes: any number of threads may predict at once. It sa
 from the same safe format as Sequential (``model.save(path)``, ``fastnn.load(path)``; no pickle,
 no code runs on load), and pickles, deep-copies and joblib-dumps through those bytes."""
 
+from __future__ import annotations
+
 import math
 import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastnn import _C, io
 from fastnn._checks import integer
 from fastnn._model_data import as_features
+from fastnn._typing import PathLike
 from fastnn.layers import ACTIVATIONS
 from fastnn.model import LINKS, Sequential
 
@@ -48,7 +54,7 @@ _STEP_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a not in ("linear", "softmax
 _LINKS = ("softmax", "sigmoid", "none")
 
 
-def quantize(model):
+def quantize(model: Sequential) -> QuantizedModel:
     """An int8 `QuantizedModel` of a CPU `fastnn.Sequential` (compiled or not): int8 weights with
     one scale per output channel, activations quantized per sample at each call (the module's
     docstring gives the scheme). The model is read once (a snapshot of its weights); later
@@ -80,7 +86,8 @@ def quantize(model):
                           source=model.get_config())
 
 
-def _add_step(steps, spec, arrays, width, out, name):
+def _add_step(steps: list[dict[str, Any]], spec: dict[str, Any], arrays: list[NDArray[Any]],
+              width: int, out: int, name: str) -> None:
     """Appends the float step of one layer to `steps`, folding into the step before it where
     that changes nothing (a BatchNorm or an activation after a Dense without activation)."""
     kind = spec["kind"]
@@ -109,7 +116,7 @@ def _add_step(steps, spec, arrays, width, out, name):
     # dropout: the identity at inference
 
 
-def _fold_forward(steps):
+def _fold_forward(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A BatchNorm (affine step) right before a Dense goes into that Dense's weights:
     (x * s + t) @ W + b = x @ (s[:, None] * W) + (t @ W + b)."""
     out = []
@@ -122,7 +129,7 @@ def _fold_forward(steps):
     return out
 
 
-def _quantize_weights(W, name):
+def _quantize_weights(W: NDArray[Any], name: str) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
     """(int8 W, float32 per-column scales) of a float64 kernel (in, out)."""
     amax = np.abs(W).max(axis=0) if W.shape[0] else np.zeros(W.shape[1])
     scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
@@ -132,7 +139,7 @@ def _quantize_weights(W, name):
     return q, scale
 
 
-def _float32(a, what):
+def _float32(a: ArrayLike, what: str) -> NDArray[np.float32]:
     a = np.asarray(a, np.float64)
     with np.errstate(over="ignore"):
         b = a.astype(np.float32)
@@ -150,7 +157,8 @@ class QuantizedModel:
     steps (a BatchNorm that could not be folded: ``y = x * scale + shift``); activation steps.
     ``link`` is the output link predict applies ("softmax", "sigmoid" or "none")."""
 
-    def __init__(self, input_dim, steps, link, source=None):
+    def __init__(self, input_dim: int, steps: Sequence[dict[str, Any]], link: str,
+                 source: Mapping[str, Any] | None = None) -> None:
         # steps: float steps from quantize (dense W / b in float64), or quantized ones (a file).
         self.input_dim = integer(input_dim, "input_dim", 1)
         if link not in _LINKS:
@@ -163,7 +171,7 @@ class QuantizedModel:
         self.output_dim = self._net.output_dim
 
     @staticmethod
-    def _final_step(step):
+    def _final_step(step: dict[str, Any]) -> dict[str, Any]:
         step = {k: v for k, v in step.items()}
         name = step.get("name", step["kind"])
         if step["kind"] == "dense" and "W" in step:
@@ -175,16 +183,16 @@ class QuantizedModel:
         return step
 
     @staticmethod
-    def _engine_step(step):
+    def _engine_step(step: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in step.items() if k != "name"}
 
     # ------------------------------------------------------------------ inference
     @property
-    def kernel(self):
+    def kernel(self) -> str:
         """The int8 path predict uses now: "vnni", "avx2" or "scalar" (follows fastnn.set_simd)."""
         return _C.QuantizedNetwork.kernel_path
 
-    def predict(self, X, batch_size=1024):
+    def predict(self, X: ArrayLike, batch_size: int = 1024) -> NDArray[np.float32]:
         """Outputs after the link, as `Sequential.predict`: (n, outputs) float32. batch_size:
         samples run through the network at once (memory only: each sample's output is the same
         whatever it is). Safe from many threads at once; Ctrl-C interrupts it."""
@@ -208,7 +216,7 @@ class QuantizedModel:
     predict_classes = Sequential.predict_classes
 
     # ------------------------------------------------------------------ description
-    def summary(self, print_fn=print):
+    def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
         """A table of the steps that run, their output widths and stored bytes; printed and
         returned."""
         lines = [f"QuantizedModel (input_dim={self.input_dim}, int8 path {self.kernel}, "
@@ -231,14 +239,15 @@ class QuantizedModel:
             print_fn(text)
         return text
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         widths = [self.input_dim] + [s["weight"].shape[1] for s in self.steps
                                      if s["kind"] == "dense"]
         return (f"QuantizedModel({'-'.join(map(str, widths))}, link={self.link!r}, "
                 f"kernel={self.kernel!r})")
 
     # ------------------------------------------------------------------ persistence
-    def _to_arrays(self, metadata=None):
+    def _to_arrays(self, metadata: Mapping[str, Any] | None = None
+                   ) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
         from fastnn import __version__
 
         if metadata is not None and not isinstance(metadata, dict):
@@ -263,15 +272,15 @@ class QuantizedModel:
         meta["fastnn_version"] = __version__
         return arrays, meta
 
-    def save(self, path, metadata=None):
+    def save(self, path: PathLike, metadata: Mapping[str, Any] | None = None) -> None:
         """Write the model to `path` in fastnn's safe format (atomic); `fastnn.load` reads it
         back. metadata: extra JSON-able values stored alongside."""
         io.save_arrays(path, *self._to_arrays(metadata))
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {"model": io.dumps_arrays(*self._to_arrays())}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or "model" not in state:
             raise ValueError("QuantizedModel: unpickled state is not one __getstate__ made")
         fresh = from_arrays(*io.loads_arrays(state["model"]), "<bytes>")
@@ -288,7 +297,8 @@ _KEYS = {"dense": {"kind", "activation", "act_param", "name"},
          "activation": {"kind", "activation", "act_param", "width", "name"}}
 
 
-def from_arrays(arrays, meta, where, device="cpu", precision="fp32"):
+def from_arrays(arrays: Mapping[str, NDArray[Any]], meta: dict[str, Any], where: str,
+                device: str = "cpu", precision: str = "fp32") -> QuantizedModel:
     """The QuantizedModel an int8 model file's (arrays, metadata) describe, checked for meaning:
     every array the steps need and no other, of the right dtype and shape, int8 weights in
     [-127, 127], positive finite scales, finite biases. Damage raises ValueError naming `where`.
@@ -315,7 +325,8 @@ def from_arrays(arrays, meta, where, device="cpu", precision="fp32"):
         raise ValueError(f"{where}: damaged int8 model: {text}") from None
 
 
-def _step_from_file(i, entry, arrays, used):
+def _step_from_file(i: int, entry: Any, arrays: Mapping[str, NDArray[Any]],
+                    used: set[str]) -> dict[str, Any]:
     if not isinstance(entry, dict) or entry.get("kind") not in _ARRAYS:
         raise ValueError(f"step {i}: expected an object with kind dense, affine or activation")
     kind = entry["kind"]

@@ -8,14 +8,18 @@ the same value however often they are asked. ReduceLROnPlateau depends on the mo
 it is a callback (fastnn.callbacks), not a schedule.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from fastnn._checks import finite_real, integer, non_negative
 
 _PER = ("epoch", "step")
 
 
-def _check_t(t):
+def _check_t(t: int) -> int:
     return integer(t, "t", 0)
 
 
@@ -23,28 +27,28 @@ class Schedule:
     """Base class: subclasses implement ``__call__(base_lr, t) -> lr`` and list their
     constructor arguments in ``_ARGS`` (used by get_config, __eq__ and __repr__)."""
 
-    _ARGS = ()
+    _ARGS: tuple[str, ...] = ()
 
-    def __init__(self, per="epoch"):
+    def __init__(self, per: str = "epoch") -> None:
         if per not in _PER:
             raise ValueError(f"per: expected 'epoch' or 'step', got {per!r}")
         self.per = per
 
-    def __call__(self, base_lr, t):
+    def __call__(self, base_lr: float, t: int) -> float:
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """A JSON-friendly dict; ``schedule_from_config`` turns it back into a schedule."""
-        config = {"name": type(self).__name__, "per": self.per}
+        config: dict[str, Any] = {"name": type(self).__name__, "per": self.per}
         for arg in self._ARGS:
             value = getattr(self, arg)
             config[arg] = value.get_config() if isinstance(value, Schedule) else value
         return config
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.get_config() == other.get_config()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{a}={getattr(self, a)!r}" for a in self._ARGS)
         return f"{type(self).__name__}({args}, per={self.per!r})"
 
@@ -55,12 +59,12 @@ class StepLR(Schedule):
 
     _ARGS = ("step_size", "gamma")
 
-    def __init__(self, step_size, gamma=0.1, per="epoch"):
+    def __init__(self, step_size: int, gamma: float = 0.1, per: str = "epoch") -> None:
         super().__init__(per)
         self.step_size = integer(step_size, "step_size", 1)
         self.gamma = _positive(gamma, "gamma")
 
-    def __call__(self, base_lr, t):
+    def __call__(self, base_lr: float, t: int) -> float:
         return base_lr * self.gamma ** (_check_t(t) // self.step_size)
 
 
@@ -69,11 +73,11 @@ class ExponentialLR(Schedule):
 
     _ARGS = ("gamma",)
 
-    def __init__(self, gamma, per="epoch"):
+    def __init__(self, gamma: float, per: str = "epoch") -> None:
         super().__init__(per)
         self.gamma = _positive(gamma, "gamma")
 
-    def __call__(self, base_lr, t):
+    def __call__(self, base_lr: float, t: int) -> float:
         return base_lr * self.gamma ** _check_t(t)
 
 
@@ -85,11 +89,11 @@ class InverseScaling(Schedule):
 
     _ARGS = ("power",)
 
-    def __init__(self, power=0.5, per="epoch"):
+    def __init__(self, power: float = 0.5, per: str = "epoch") -> None:
         super().__init__(per)
         self.power = non_negative(power, "power")
 
-    def __call__(self, base_lr, t):
+    def __call__(self, base_lr: float, t: int) -> float:
         return base_lr / (_check_t(t) + 1) ** self.power
 
 
@@ -100,12 +104,13 @@ class CosineAnnealing(Schedule):
 
     _ARGS = ("T_max", "eta_min")
 
-    def __init__(self, T_max, eta_min=0.0, per="epoch"):  # noqa: N803 (torch's name)
+    def __init__(self, T_max: int, eta_min: float = 0.0,  # noqa: N803 (torch's name)
+                 per: str = "epoch") -> None:
         super().__init__(per)
         self.T_max = integer(T_max, "T_max", 1)
         self.eta_min = non_negative(eta_min, "eta_min")
 
-    def __call__(self, base_lr, t):
+    def __call__(self, base_lr: float, t: int) -> float:
         cos = math.cos(math.pi * _check_t(t) / self.T_max)
         return self.eta_min + (base_lr - self.eta_min) * (1.0 + cos) / 2.0
 
@@ -120,7 +125,7 @@ class Warmup(Schedule):
 
     _ARGS = ("warmup_steps", "after")
 
-    def __init__(self, warmup_steps, after=None, per="step"):
+    def __init__(self, warmup_steps: int, after: Schedule | None = None, per: str = "step") -> None:
         super().__init__(per)
         self.warmup_steps = integer(warmup_steps, "warmup_steps", 1)
         if after is not None:
@@ -132,7 +137,7 @@ class Warmup(Schedule):
                                  f"{self.per!r}; give both the same `per`")
         self.after = after
 
-    def __call__(self, base_lr, t):
+    def __call__(self, base_lr: float, t: int) -> float:
         t = _check_t(t)
         w = self.warmup_steps
         if t < w:
@@ -141,7 +146,7 @@ class Warmup(Schedule):
         return base_lr if self.after is None else self.after(base_lr, t - w)
 
 
-def _positive(value, name):
+def _positive(value: float, name: str) -> float:
     value = finite_real(value, name)
     if value <= 0:
         raise ValueError(f"{name}: expected a number > 0, got {value}")
@@ -152,7 +157,7 @@ SCHEDULES = {cls.__name__: cls for cls in (StepLR, ExponentialLR, InverseScaling
                                            CosineAnnealing, Warmup)}
 
 
-def schedule_from_config(config):
+def schedule_from_config(config: Mapping[str, Any] | None) -> Schedule | None:
     """The schedule described by ``config`` (a dict from ``Schedule.get_config``), or None."""
     if config is None:
         return None

@@ -23,7 +23,13 @@ Fitted models pickle, deepcopy and clone as scikit-learn's do: the network is a 
 (``model_``), which pickles through fastnn's safe format.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 try:
     from sklearn.base import ClassifierMixin, RegressorMixin
@@ -50,30 +56,36 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     class_weight : None (default), "balanced" or {class: weight} -- multiplies sample_weight.
     """ + PARAMETERS_DOC
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, Any] = {
         **BaseMLP._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, device="cpu", precision="fp32",
-                 class_weight=None):
+    def __init__(self,
+                 hidden_layer_sizes: int | Sequence[int] = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,
+                 verbose: bool | int = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10, max_fun: int = 15000,
+                 dropout: float = 0.0, batch_norm: bool = False, device: str = "cpu",
+                 precision: str = "fp32",
+                 class_weight: Mapping[Any, float] | str | None = None) -> None:
         keep_params(self, locals())
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
 
-    def _y_checks(self):
+    def _y_checks(self) -> dict[str, Any]:
         return {}
 
-    def _encode_targets(self, y, first, incremental):
+    def _encode_targets(self, y: NDArray[Any], first: bool,
+                        incremental: bool) -> tuple[Any, Any, int, str]:
         """(engine targets, 1-D labels or None, outputs, out_activation) for y."""
         if y.dtype == object:  # NaN is refused by validate_data; None would fail to sort
             missing = [i for i, row in enumerate(y) if any(v is None for v in np.ravel(row))]
@@ -101,7 +113,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return np.argmax(Y, axis=1).astype(np.int64), y, Y.shape[1], "softmax"
         return Y.astype(np.float64), (y if y.ndim == 1 else None), Y.shape[1], "logistic"
 
-    def _class_weights(self, y, incremental):
+    def _class_weights(self, y: NDArray[Any], incremental: bool) -> Any:
         if self.class_weight is None:
             return 1.0
         if y.ndim != 1:
@@ -112,14 +124,16 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                              "batch would be balanced on its own); pass a dict of weights")
         return compute_sample_weight(self.class_weight, y)
 
-    def _validation_score(self, X, y, sample_weight):
+    def _validation_score(self, X: NDArray[Any], y: NDArray[Any],
+                          sample_weight: NDArray[Any] | None) -> float:
         proba = np.asarray(self.model_.predict(X))
         if not np.isfinite(proba).all():
             return np.nan
         return accuracy_score(y, self._label_binarizer.inverse_transform(proba),
                               sample_weight=sample_weight)
 
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> MLPClassifier:
         """One epoch over (X, y), continuing the training so far. The first call needs
         `classes`: every class the model will ever see."""
         self._validate_params()
@@ -129,7 +143,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             self._label_binarizer.fit(target)
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[Any]:
         """Class probabilities, (n_samples, n_classes); for multi-label y, one probability per
         label."""
         p = self._forward(X)
@@ -137,10 +151,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return np.hstack([1 - p, p])
         return p
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[Any]:
         return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """The predicted classes (for multi-label y, the 0/1 indicator rows)."""
         proba = self._forward(X)  # first: it raises NotFittedError before fit
         return self._label_binarizer.inverse_transform(proba)
@@ -153,44 +167,52 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     loss : "squared_error" (default; half the mean squared error, as scikit-learn's).
     """ + PARAMETERS_DOC
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, Any] = {
         **BaseMLP._parameter_constraints,
         "loss": [StrOptions({"squared_error"})],
     }
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, device="cpu", precision="fp32"):
+    def __init__(self, loss: str = "squared_error",
+                 hidden_layer_sizes: int | Sequence[int] = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,
+                 verbose: bool | int = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10, max_fun: int = 15000,
+                 dropout: float = 0.0, batch_norm: bool = False, device: str = "cpu",
+                 precision: str = "fp32") -> None:
         keep_params(self, locals())
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
 
-    def _y_checks(self):
+    def _y_checks(self) -> dict[str, Any]:
         return {"y_numeric": True}
 
-    def _encode_targets(self, y, first, incremental):
+    def _encode_targets(self, y: NDArray[Any], first: bool,
+                        incremental: bool) -> tuple[Any, Any, int, str]:
         targets = y.reshape(len(y), -1)
         return targets, None, targets.shape[1], "identity"
 
-    def _validation_score(self, X, y, sample_weight):
+    def _validation_score(self, X: NDArray[Any], y: NDArray[Any],
+                          sample_weight: NDArray[Any] | None) -> float:
         pred = np.asarray(self.model_.predict(X))
         if not np.isfinite(pred).all():
             return np.nan
         return r2_score(y, pred.reshape(np.shape(y)), sample_weight=sample_weight)
 
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None) -> MLPRegressor:
         """One epoch over (X, y), continuing the training so far."""
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """(n_samples,) for one target, (n_samples, n_targets) for several."""
         out = self._forward(X)
         return out[:, 0] if self.n_outputs_ == 1 else out

@@ -9,9 +9,15 @@ libraries synchronise streams as the DLPack and CUDA Array Interface (v3) protoc
 Nothing here touches CUDA until a CUDA tensor is asked for, so ``import fastnn`` stays GPU-free.
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastnn import cuda as _cuda_api
 
@@ -31,11 +37,11 @@ _KIND_TO_CODE = {"i": _DL_INT, "u": _DL_UINT, "f": _DL_FLOAT, "b": _DL_BOOL}
 _CODE_TO_KIND = {v: k for k, v in _KIND_TO_CODE.items()}
 
 
-def _supported_names():
+def _supported_names() -> str:
     return ", ".join(str(d) for d in _SUPPORTED)
 
 
-def _check_dtype(dtype, name="dtype"):
+def _check_dtype(dtype: DTypeLike, name: str = "dtype") -> np.dtype[Any]:
     """dtype as a supported native NumPy dtype, else TypeError naming it."""
     try:
         dt = np.dtype(dtype)
@@ -46,7 +52,7 @@ def _check_dtype(dtype, name="dtype"):
     return dt.newbyteorder("=")
 
 
-def _dtype_from_dlpack(code, bits, lanes):
+def _dtype_from_dlpack(code: int, bits: int, lanes: int) -> np.dtype[Any]:
     kind = _CODE_TO_KIND.get(code)
     if kind is None or lanes != 1:
         raise TypeError(f"from_dlpack: unsupported DLPack dtype (code {code}, bits {bits}, lanes "
@@ -54,7 +60,7 @@ def _dtype_from_dlpack(code, bits, lanes):
     return _check_dtype(np.dtype(f"{kind}{bits // 8}"), "from_dlpack")
 
 
-def _parse_device(device):
+def _parse_device(device: str) -> tuple[str, int]:
     """('cpu', 0) or ('cuda', index) from "cpu", "cuda", "cuda:N"; a CUDA device must exist."""
     if not isinstance(device, str):
         raise TypeError(f"device: expected a string such as 'cpu', 'cuda' or 'cuda:0', got "
@@ -75,11 +81,11 @@ def _parse_device(device):
     return "cuda", index
 
 
-def _mod():
+def _mod() -> ModuleType:
     return _cuda_api._require()
 
 
-def _contiguous_strides(shape):
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides, running = [], 1
     for n in reversed(shape):
         strides.append(running)
@@ -87,7 +93,7 @@ def _contiguous_strides(shape):
     return tuple(reversed(strides))
 
 
-def _extent(shape, strides):
+def _extent(shape: tuple[int, ...], strides: tuple[int, ...]) -> tuple[int, int] | None:
     """(lo, hi): the smallest and largest element offsets a view reaches (None when empty)."""
     if any(n == 0 for n in shape):
         return None
@@ -101,7 +107,7 @@ def _extent(shape, strides):
     return lo, hi
 
 
-def _stream_arg(stream):
+def _stream_arg(stream: int | None) -> int:
     """The DLPack stream argument as an int for the C++ side: -1 = no synchronisation."""
     if stream is None:
         return 1  # the spec's default for CUDA: the legacy default stream
@@ -126,14 +132,21 @@ class Tensor:
 
     __slots__ = ("_array", "_storage", "_offset", "_shape", "_strides", "_dtype", "_index",
                  "__weakref__")
+    _array: Any  # a CPU tensor's NumPy array; None on a GPU
+    _storage: Any  # a CUDA tensor's fastnn._cuda.Storage; None on the CPU
+    _offset: int
+    _shape: tuple[int, ...]
+    _strides: Any  # a CUDA tensor's element strides (a tuple); None on the CPU
+    _dtype: np.dtype[Any]
+    _index: int
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("use fastnn.asarray(obj, device=...) or fastnn.from_dlpack(obj) to make a "
                         "Tensor")
 
     # ------------------------------------------------------------------ construction (internal)
     @classmethod
-    def _wrap_numpy(cls, array):
+    def _wrap_numpy(cls, array: NDArray[Any]) -> Tensor:
         t = object.__new__(cls)
         t._array = array
         t._storage = None
@@ -145,7 +158,8 @@ class Tensor:
         return t
 
     @classmethod
-    def _wrap_storage(cls, storage, offset, shape, strides, dtype, index):
+    def _wrap_storage(cls, storage: Any, offset: int, shape: Sequence[int], strides: Sequence[int],
+                      dtype: np.dtype[Any], index: int) -> Tensor:
         t = object.__new__(cls)
         t._array = None
         t._storage = storage
@@ -157,13 +171,13 @@ class Tensor:
         return t
 
     @classmethod
-    def _empty_cuda(cls, shape, dtype, index):
+    def _empty_cuda(cls, shape: tuple[int, ...], dtype: np.dtype[Any], index: int) -> Tensor:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         storage = _mod().empty(nbytes, index)
         return cls._wrap_storage(storage, 0, shape, _contiguous_strides(shape), dtype, index)
 
     @classmethod
-    def _upload(cls, array, index):
+    def _upload(cls, array: ArrayLike, index: int) -> Tensor:
         array = np.asarray(array, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         t = cls._empty_cuda(array.shape, array.dtype, index)
         if array.size:
@@ -173,64 +187,64 @@ class Tensor:
     # ------------------------------------------------------------------ properties
     # A CPU tensor reads shape and dtype from its array, which NumPy lets a user reshape in place.
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return self._shape if self._array is None else self._array.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self._dtype if self._array is None else self._array.dtype
 
     @property
-    def device(self):
+    def device(self) -> str:
         return "cpu" if self._storage is None else f"cuda:{self._index}"
 
     @property
-    def is_cuda(self):
+    def is_cuda(self) -> bool:
         return self._storage is not None
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def size(self):
+    def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
-    def itemsize(self):
+    def itemsize(self) -> int:
         return self.dtype.itemsize
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
 
     @property
-    def strides(self):
+    def strides(self) -> tuple[int, ...]:
         """Strides in bytes, as in NumPy."""
         if self._storage is None:
             return self._array.strides
         return tuple(s * self._dtype.itemsize for s in self._strides)
 
-    def data_ptr(self):
+    def data_ptr(self) -> int:
         """Address of the first element (a device address for CUDA tensors)."""
         if self._storage is None:
             return self._array.ctypes.data
         return self._storage.ptr + self._offset
 
-    def is_contiguous(self):
+    def is_contiguous(self) -> bool:
         if self._storage is None:
             return self._array.flags.c_contiguous
         expected = _contiguous_strides(self._shape)
         return self.size == 0 or all(
             n == 1 or s == e for n, s, e in zip(self._shape, self._strides, expected))
 
-    def __len__(self):
+    def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
     # ------------------------------------------------------------------ copies
-    def numpy(self):
+    def numpy(self) -> NDArray[Any]:
         """The data as a NumPy array: a copy to host for a CUDA tensor; for a CPU tensor the
         wrapped array itself (shared memory, as with ``torch.Tensor.numpy``)."""
         if self._storage is None:
@@ -252,7 +266,7 @@ class Tensor:
         out[...] = view
         return out
 
-    def to(self, device, dtype=None):
+    def to(self, device: str, dtype: DTypeLike | None = None) -> Tensor:
         """This tensor on `device` ("cpu", "cuda", "cuda:N"), converted to `dtype` if given.
         Returns self when nothing changes. Conversions of CUDA tensors go through the host."""
         kind, index = _parse_device(device)
@@ -273,17 +287,17 @@ class Tensor:
             _mod().copy_device(t._storage, 0, self._storage, self._offset, self.nbytes)
         return t
 
-    def cpu(self):
+    def cpu(self) -> Tensor:
         return self.to("cpu")
 
-    def cuda(self, index=0):
+    def cuda(self, index: int = 0) -> Tensor:
         return self.to(f"cuda:{int(index)}")
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Tensor:
         """A copy converted to `dtype`, on the same device (self when the dtype already matches)."""
         return self.to(self.device, dtype)
 
-    def copy(self):
+    def copy(self) -> Tensor:
         """A contiguous copy on the same device."""
         if self._storage is None:
             return Tensor._wrap_numpy(self._array.copy())
@@ -295,15 +309,16 @@ class Tensor:
         return t
 
     # ------------------------------------------------------------------ protocols
-    def __dlpack_device__(self):
+    def __dlpack_device__(self) -> tuple[int, int]:
         return (_DL_CPU, 0) if self._storage is None else (_DL_CUDA, self._index)
 
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    def __dlpack__(self, *, stream: int | None = None, max_version: tuple[int, int] | None = None,
+                   dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
         """A DLPack capsule viewing this tensor (zero-copy unless `copy` or `dl_device` asks
         otherwise). For a CUDA tensor, `stream` is the consumer's stream (None: the legacy
         default stream; -1: no synchronisation): it is made to wait for fastnn's stream."""
         if self._storage is None:
-            kwargs = {"stream": stream}
+            kwargs: dict[str, Any] = {"stream": stream}
             for key, value in (("max_version", max_version), ("dl_device", dl_device),
                                ("copy", copy)):
                 if value is not None:
@@ -324,7 +339,7 @@ class Tensor:
                                     versioned, bool(copy))
 
     @property
-    def __cuda_array_interface__(self):
+    def __cuda_array_interface__(self) -> dict[str, Any]:
         """CUDA Array Interface v3 (CUDA tensors only). "stream" is fastnn's stream: consumers
         synchronise with it before touching the data."""
         if self._storage is None:
@@ -341,7 +356,7 @@ class Tensor:
             "stream": int(_mod().stream(self._index)),
         }
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> NDArray[Any]:
         if self._storage is not None:
             raise TypeError(f"a {self.device} tensor does not convert to NumPy implicitly; call "
                             f".numpy() for a host copy")
@@ -353,7 +368,7 @@ class Tensor:
             raise ValueError("__array__: a dtype conversion needs a copy")
         return self._array.astype(dtype)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         device = "" if self._storage is None else f", device='{self.device}'"
         if self.size <= 100:
             body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
@@ -361,7 +376,7 @@ class Tensor:
         return f"Tensor(shape={self.shape}, dtype={self.dtype}, device='{self.device}')"
 
 
-def _as_host_array(obj, dtype):
+def _as_host_array(obj: Any, dtype: DTypeLike | None) -> NDArray[Any]:
     """A NumPy array from NumPy input or nested lists/scalars. Python floats become float32 (the
     working type) unless `dtype` says otherwise; NumPy input keeps its dtype."""
     is_numpy = isinstance(obj, (np.ndarray, np.generic))
@@ -378,7 +393,7 @@ def _as_host_array(obj, dtype):
     return arr
 
 
-def asarray(obj, device="cpu", dtype=None):
+def asarray(obj: Any, device: str = "cpu", dtype: DTypeLike | None = None) -> Tensor:
     """`obj` as a Tensor on `device` ("cpu", "cuda", "cuda:N"), converted to `dtype` if given.
 
     `obj` may be a Tensor, a NumPy array, anything with ``__dlpack__`` (PyTorch, CuPy, JAX), or
@@ -396,7 +411,7 @@ def asarray(obj, device="cpu", dtype=None):
     return t.to(device, dtype=dt)
 
 
-def from_dlpack(obj):
+def from_dlpack(obj: Any) -> Tensor:
     """A Tensor sharing memory with `obj` (anything with ``__dlpack__`` and
     ``__dlpack_device__``: PyTorch, CuPy, JAX, NumPy, fastnn). CPU data becomes a CPU tensor
     (a NumPy array underneath); CUDA data a CUDA tensor, with the producer's pending work ordered

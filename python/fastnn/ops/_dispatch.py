@@ -7,9 +7,14 @@ op validates once and calls ``be.<kernel>(...)`` either way. The helpers below (
 allocation, copies, memory overlap) take either kind of array, so the ops need not ask which.
 """
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from fastnn import _C
 from fastnn import cuda as _cuda_api
@@ -23,11 +28,11 @@ class _CudaBackend:
     before it evaluates the arguments, whose checks must come before any need for a GPU); a
     kernel the CUDA module lacks is a clear NotImplementedError."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Callable[..., Any]:
         return functools.partial(_call_cuda, name)
 
 
-def _call_cuda(name, *args, **kwargs):
+def _call_cuda(name: str, *args: Any, **kwargs: Any) -> Any:
     fn = getattr(_cuda_api._require(), name, None)
     if fn is None:
         raise NotImplementedError(f"{name}: not available on the GPU yet (fastnn._cuda has no "
@@ -38,11 +43,11 @@ def _call_cuda(name, *args, **kwargs):
 CUDA = _CudaBackend()
 
 
-def _is_cuda(a):
+def _is_cuda(a: Any) -> bool:
     return type(a) is Tensor and a._storage is not None
 
 
-def _host(a):
+def _host(a: Any) -> Any:
     """A CPU tensor's NumPy array, a list of them element by element; anything else as it is."""
     if type(a) is Tensor:
         return a._array if a._storage is None else a
@@ -51,7 +56,7 @@ def _host(a):
     return a
 
 
-def _what(a):
+def _what(a: Any) -> str:
     if type(a) is Tensor:
         return f"a Tensor on {a.device}"
     if isinstance(a, np.ndarray):
@@ -59,7 +64,7 @@ def _what(a):
     return type(a).__name__
 
 
-def _named(arrays):
+def _named(arrays: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """(name, array) for every array argument; a list argument (the optimizer steps) gives one
     per element, named like params[0]."""
     for name, a in arrays.items():
@@ -70,7 +75,7 @@ def _named(arrays):
             yield name, a
 
 
-def backend(**arrays):
+def backend(**arrays: Any) -> tuple[Any, ...]:
     """(module, *arrays): `_C` and the arrays (CPU tensors unwrapped) when none is a CUDA
     tensor; else `_cuda` and the arrays as given, which must then all be CUDA tensors
     (TypeError) on one device (ValueError). None arguments are skipped."""
@@ -81,7 +86,7 @@ def backend(**arrays):
     return (_C, *arrays.values())  # NumPy arrays and the like: a type test each, nothing more
 
 
-def _backend_of(arrays):
+def _backend_of(arrays: dict[str, Any]) -> tuple[Any, ...]:
     first = None
     for name, a in _named(arrays):
         if type(a) is Tensor and a._storage is not None:
@@ -101,7 +106,7 @@ def _backend_of(arrays):
     return (CUDA, *arrays.values())
 
 
-def float32_only(be, dtype, what):
+def float32_only(be: Any, dtype: np.dtype[Any], what: str) -> None:
     """The CUDA GEMM has float32 kernels only: TypeError for anything else on the GPU."""
     if be is CUDA and dtype != np.float32:
         raise TypeError(f"{what} on the GPU: float32 only (the CUDA GEMM has no float64 kernel), "
@@ -109,15 +114,15 @@ def float32_only(be, dtype, what):
 
 
 # ---------------------------------------------------------------- arrays of either kind
-def is_array(a):
+def is_array(a: Any) -> bool:
     return isinstance(a, np.ndarray) or _is_cuda(a)
 
 
-def kind(a):
+def kind(a: Any) -> str:
     return "tensor" if type(a) is Tensor else "array"
 
 
-def float_array(a, name, ndim=None):
+def float_array(a: Any, name: str, ndim: int | None = None) -> Any:
     """A float32/float64 array the kernels can read: for NumPy input as_float_array (any
     array-like, strides in whole elements); a CUDA tensor is made contiguous."""
     if not _is_cuda(a):
@@ -130,33 +135,33 @@ def float_array(a, name, ndim=None):
     return contiguous(a)
 
 
-def matrix(a, name):
+def matrix(a: Any, name: str) -> Any:
     """A C-contiguous 2-D float array on a's device (float_array, copied when strided)."""
     return contiguous(float_array(a, name, ndim=2))
 
 
-def is_contiguous(a):
+def is_contiguous(a: Any) -> bool:
     return a.is_contiguous() if _is_cuda(a) else a.flags.c_contiguous
 
 
-def is_aligned(a):
+def is_aligned(a: Any) -> bool:
     return True if _is_cuda(a) else a.flags.aligned
 
 
-def writable(a):
+def writable(a: Any) -> bool:
     return not a._storage.readonly if _is_cuda(a) else a.flags.writeable
 
 
-def copy(a):
+def copy(a: Any) -> Any:
     """A C-contiguous copy on a's device."""
     return a.copy() if _is_cuda(a) else np.array(a, order="C")
 
 
-def contiguous(a):
+def contiguous(a: Any) -> Any:
     return a if is_contiguous(a) else copy(a)
 
 
-def convert(a, dtype):
+def convert(a: Any, dtype: DTypeLike) -> Any:
     """a as a C-contiguous (and aligned) array of dtype on its device; a CUDA tensor of another
     dtype is converted through the host."""
     if _is_cuda(a):
@@ -164,20 +169,20 @@ def convert(a, dtype):
     return aligned(np.ascontiguousarray(a, dtype=dtype))
 
 
-def host(a):
+def host(a: Any) -> Any:
     """The values of a as a NumPy array (a copy from the device for a CUDA tensor): for the
     checks that read values, such as a label range."""
     return a.numpy() if _is_cuda(a) else a
 
 
-def empty(shape, dtype, like):
+def empty(shape: Sequence[int], dtype: DTypeLike, like: Any) -> Any:
     """A new C-contiguous array on like's device."""
     if _is_cuda(like):
         return Tensor._empty_cuda(tuple(shape), np.dtype(dtype), like._index)
     return np.empty(shape, dtype)
 
 
-def copy_into(dst, src):
+def copy_into(dst: Any, src: Any) -> Any:
     """dst[...] = src, both of one shape and dtype, src C-contiguous; returns dst."""
     if not _is_cuda(dst):
         dst[...] = src
@@ -186,11 +191,11 @@ def copy_into(dst, src):
     return dst
 
 
-def data_ptr(a):
+def data_ptr(a: Any) -> int:
     return a.data_ptr() if _is_cuda(a) else a.__array_interface__["data"][0]
 
 
-def may_share_memory(a, b):
+def may_share_memory(a: Any, b: Any) -> bool:
     """Whether a and b may overlap (NumPy's bounds test; CUDA tensors are contiguous here)."""
     if a is None or b is None:
         return False
@@ -202,13 +207,14 @@ def may_share_memory(a, b):
     return a0 < b0 + b.nbytes and b0 < a0 + a.nbytes
 
 
-def same_block(a, b):
+def same_block(a: Any, b: Any) -> bool:
     """a and b are the same C-contiguous block: safe for the kernels' in-place mode."""
     return (is_contiguous(a) and is_contiguous(b) and tuple(a.shape) == tuple(b.shape)
             and data_ptr(a) == data_ptr(b))
 
 
-def check_out(a, name, shape, dtype, contiguous_only=True):
+def check_out(a: Any, name: str, shape: Sequence[int], dtype: DTypeLike,
+              contiguous_only: bool = True) -> Any:
     """An array a kernel writes: exactly this dtype and shape, writable, on the call's device.
     C-contiguous and aligned when contiguous_only (it is written directly); otherwise the op
     writes through a temporary, which only NumPy arrays can take."""
@@ -229,6 +235,6 @@ def check_out(a, name, shape, dtype, contiguous_only=True):
     return a
 
 
-def require_aligned(a, name):
+def require_aligned(a: Any, name: str) -> Any:
     # fastnn's allocator and DLPack imports hand out aligned device memory.
     return a if _is_cuda(a) else _require_aligned_array(a, name)

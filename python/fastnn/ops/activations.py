@@ -6,7 +6,12 @@ for an in-place update). All are numerically stable: no overflow and no NaN from
 and a NaN input gives a NaN output. Results do not depend on the number of threads; float32 runs
 vectorized (AVX-512/AVX2) within a few ulp of the correctly rounded value."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from fastnn._checks import finite_real, same_dtype
+from fastnn._typing import Array, ArrayIn, ElementwiseOp
 from fastnn.ops._dispatch import (backend, check_out, contiguous, copy_into, empty, float_array,
                                   is_aligned, is_contiguous, may_share_memory, same_block)
 
@@ -15,7 +20,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus
 ROWWISE = ("softmax", "log_softmax")
 
 
-def _activation_arg(activation, negative_slope):
+def _activation_arg(activation: str | None, negative_slope: float) -> tuple[str, float]:
     """(kernel name, parameter) for an activation given by name or None."""
     # The slope is checked even when unused: a bad value is a mistake whatever the activation.
     negative_slope = finite_real(negative_slope, "negative_slope")
@@ -31,7 +36,7 @@ def _activation_arg(activation, negative_slope):
     return activation, 0.0
 
 
-def _output(out, like):
+def _output(out: Array | None, like: Array) -> tuple[Array, Array | None]:
     """(array the kernel writes, user's out to copy into afterwards or None)."""
     if out is None:
         return empty(like.shape, like.dtype, like), None
@@ -44,11 +49,11 @@ def _output(out, like):
     return empty(like.shape, like.dtype, like), out
 
 
-def _finish(result, copy_to):
+def _finish(result: Array, copy_to: Array | None) -> Array:
     return result if copy_to is None else copy_into(copy_to, result)
 
 
-def _elementwise(x, name, param, out):
+def _elementwise(x: ArrayIn, name: str, param: float, out: Array | None) -> Array:
     be, x, out = backend(x=x, out=out)
     x = contiguous(float_array(x, "x"))
     dst, copy_to = _output(out, x)
@@ -56,9 +61,9 @@ def _elementwise(x, name, param, out):
     return _finish(dst, copy_to)
 
 
-def _unary(name, doc):
+def _unary(name: str, doc: str) -> ElementwiseOp:
     """The public function of a parameterless element-wise activation."""
-    def fn(x, out=None):
+    def fn(x: ArrayIn, out: Array | None = None) -> Array:
         return _elementwise(x, name, 0.0, out)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc
@@ -78,17 +83,17 @@ step = _unary("step", "The perceptron's step: 1 if x > 0 else 0 (NaN stays NaN);
                       "is 0.")
 
 
-def leaky_relu(x, negative_slope=0.01, out=None):
+def leaky_relu(x: ArrayIn, negative_slope: float = 0.01, out: Array | None = None) -> Array:
     """x if x > 0 else negative_slope * x."""
     return _elementwise(x, "leaky_relu", finite_real(negative_slope, "negative_slope"), out)
 
 
-def elu(x, alpha=1.0, out=None):
+def elu(x: ArrayIn, alpha: float = 1.0, out: Array | None = None) -> Array:
     """x if x > 0 else alpha * (exp(x) - 1)."""
     return _elementwise(x, "elu", finite_real(alpha, "alpha"), out)
 
 
-def _rowwise(be, x, log, out):
+def _rowwise(be: Any, x: ArrayIn, log: bool, out: Array | None) -> Array:
     x = contiguous(float_array(x, "x"))
     if x.ndim == 0:
         raise ValueError("x: expected a 1-D or 2-D array (softmax runs over the last axis), "
@@ -98,19 +103,20 @@ def _rowwise(be, x, log, out):
     return _finish(dst, copy_to)
 
 
-def softmax(x, out=None):
+def softmax(x: ArrayIn, out: Array | None = None) -> Array:
     """exp(x - max) / sum(exp(x - max)) over the last axis: softmax([1e4, 0]) = [1, 0]."""
     be, x, out = backend(x=x, out=out)
     return _rowwise(be, x, False, out)
 
 
-def log_softmax(x, out=None):
+def log_softmax(x: ArrayIn, out: Array | None = None) -> Array:
     """(x - max) - log(sum(exp(x - max))) over the last axis: finite for any finite x."""
     be, x, out = backend(x=x, out=out)
     return _rowwise(be, x, True, out)
 
 
-def activation_grad(name, dy, x, negative_slope=0.01, alpha=1.0):
+def activation_grad(name: str | None, dy: ArrayIn, x: ArrayIn, negative_slope: float = 0.01,
+                    alpha: float = 1.0) -> Array:
     """dy * act'(x) for the element-wise activations (step's derivative is 0, relu's is 0 at 0),
     and for softmax / log_softmax the vector-Jacobian product over the last axis given the input
     x: softmax dx = y * (dy - sum(dy * y)), log_softmax dx = dy - softmax(x) * sum(dy).

@@ -1,11 +1,17 @@
 """Batch normalization over the rows of (N, F) inputs, as torch.nn.BatchNorm1d computes it."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from fastnn._checks import flag, in_interval, non_negative
+from fastnn._typing import Array, ArrayIn
 from fastnn.ops._dispatch import (backend, contiguous, float_array, is_array, is_contiguous, kind,
                                   matrix, require_aligned, writable)
 
 
-def _features(v, name, like, updated=False, required=False):
+def _features(v: Any, name: str, like: Array, updated: bool = False,
+              required: bool = False) -> Array | None:
     """A per-feature (F,) vector of like's dtype, or None. One that is updated in place must
     already be exactly what the kernel writes: a copy would leave the caller's array stale."""
     if v is None:
@@ -30,8 +36,10 @@ def _features(v, name, like, updated=False, required=False):
     return require_aligned(v, name)
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1,
-               eps=1e-5):
+def batch_norm(x: ArrayIn, gamma: ArrayIn | None, beta: ArrayIn | None,
+               running_mean: Array | None, running_var: Array | None, training: bool = True,
+               momentum: float = 0.1,
+               eps: float = 1e-5) -> tuple[Array, Array | None, Array | None]:
     """Batch normalization of x (N, F), one statistic per feature (column).
 
     training=True: normalizes with the batch mean and biased variance, updates running_mean
@@ -63,7 +71,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
     return be.batch_norm_infer(x, gamma, beta, running_mean, running_var, eps), None, None
 
 
-def batch_norm_grad(dy, x, gamma, save_mean, save_invstd):
+def batch_norm_grad(dy: ArrayIn, x: ArrayIn, gamma: ArrayIn | None, save_mean: Array,
+                    save_invstd: Array) -> tuple[Array, Array, Array]:
     """Gradients of training-mode batch_norm: ``(dx, dgamma, dbeta)``.
 
     dx = gamma * invstd / N * (N dy - sum(dy) - xhat * sum(dy * xhat)), dgamma = sum(dy * xhat),

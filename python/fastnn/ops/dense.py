@@ -1,8 +1,13 @@
 """Matrix products and the fused dense layer, forward (`matmul`, `linear`) and backward
 (`linear_grad`). On the GPU these are float32 only (the CUDA GEMM has no float64 kernel)."""
 
+from __future__ import annotations
+
+from typing import Any, Literal, overload
+
 from fastnn._checks import (finite_real, flag, linear_dims, linear_grad_dims, matmul_dims,
                             same_dtype)
+from fastnn._typing import Array, ArrayIn
 from fastnn.ops._dispatch import (backend, check_out, contiguous, copy, copy_into, empty,
                                   float32_only, float_array, is_aligned, may_share_memory)
 from fastnn.ops.activations import _activation_arg
@@ -12,7 +17,8 @@ from fastnn.ops.activations import _activation_arg
 GRAD_FROM_OUTPUT = ("relu", "leaky_relu", "sigmoid", "tanh", "elu", "step")
 
 
-def _gemm(be, a, b, out, trans_a, trans_b, alpha, beta, bias, act, act_param):
+def _gemm(be: Any, a: Array, b: Array, out: Array, trans_a: bool, trans_b: bool, alpha: float,
+          beta: float, bias: Array | None, act: str, act_param: float) -> Array:
     # The kernel writes out while it reads a and b: when they overlap, compute into a fresh
     # array and copy, as NumPy does; the same for an out the kernel may not address directly.
     if not is_aligned(out) or may_share_memory(out, a) or may_share_memory(out, b):
@@ -23,7 +29,8 @@ def _gemm(be, a, b, out, trans_a, trans_b, alpha, beta, bias, act, act_param):
     return out
 
 
-def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+def matmul(a: ArrayIn, b: ArrayIn, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
+           beta: float = 0.0, out: Array | None = None) -> Array:
     """``alpha * op(a) @ op(b) + beta * out``, where op transposes when asked.
 
     a, b: 2-D float32 or float64 arrays of one dtype, any strides; sizes may be 0.
@@ -51,7 +58,16 @@ def matmul(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
     return _gemm(be, a, b, out, trans_a, trans_b, alpha, beta, None, "none", 0.0)
 
 
-def linear(x, w, b=None, activation=None, negative_slope=0.01, return_preactivation=False):
+@overload
+def linear(x: ArrayIn, w: ArrayIn, b: ArrayIn | None = None, activation: str | None = None,
+           negative_slope: float = 0.01, return_preactivation: Literal[False] = False) -> Array: ...
+@overload
+def linear(x: ArrayIn, w: ArrayIn, b: ArrayIn | None = None, activation: str | None = None,
+           negative_slope: float = 0.01, *,
+           return_preactivation: Literal[True]) -> tuple[Array, Array]: ...
+def linear(x: ArrayIn, w: ArrayIn, b: ArrayIn | None = None, activation: str | None = None,
+           negative_slope: float = 0.01,
+           return_preactivation: bool = False) -> Array | tuple[Array, Array]:
     """Fused dense layer ``act(x @ w + b)``: the bias and activation are applied to each output
     tile while it is still in registers, with no extra pass over memory.
 
@@ -80,7 +96,7 @@ def linear(x, w, b=None, activation=None, negative_slope=0.01, return_preactivat
     return _gemm(be, x, w, out, False, False, 1.0, 0.0, b, act, param)
 
 
-def _rows(a, name, shape, dtype):
+def _rows(a: ArrayIn, name: str, shape: tuple[int, ...], dtype: Any) -> Array:
     """a as an array the kernel reads row by row (columns contiguous)."""
     a = float_array(a, name, ndim=2)
     if a.shape != shape:
@@ -92,8 +108,11 @@ def _rows(a, name, shape, dtype):
     return a
 
 
-def linear_grad(dy, x, w, activation=None, z=None, y=None, negative_slope=0.01, need_dx=True,
-                dx=None, dw=None, db=None, accumulate=False):
+def linear_grad(dy: ArrayIn, x: ArrayIn, w: ArrayIn, activation: str | None = None,
+                z: ArrayIn | None = None, y: ArrayIn | None = None, negative_slope: float = 0.01,
+                need_dx: bool = True, dx: Array | None = None, dw: Array | None = None,
+                db: Array | None = None,
+                accumulate: bool = False) -> tuple[Array | None, Array, Array]:
     """Gradients of ``y = act(x @ w + b)`` given ``dy = dL/dy``, in one fused call.
 
     Returns ``(dx, dw, db)`` with ``dz = dy * act'(z)``, ``dw = x.T @ dz``, ``db = dz.sum(0)``,

@@ -1,21 +1,24 @@
 """Inverted dropout."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from fastnn._checks import in_interval
+from fastnn._typing import Array, ArrayIn
 from fastnn.ops._dispatch import (backend, check_out, contiguous, data_ptr, float_array, is_array,
                                   may_share_memory)
 
 _UINT8 = np.dtype(np.uint8)
 
 
-def _rate_arg(rate):
+def _rate_arg(rate: float) -> float:
     return in_interval(rate, "rate", 0, 1, what="a probability")
 
 
-def seed_arg(seed):
+def seed_arg(seed: int) -> int:
     """A Philox key: an int in [0, 2**64)."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
@@ -24,7 +27,8 @@ def seed_arg(seed):
     return int(seed)
 
 
-def dropout(x, rate, seed, out=None, mask=None):
+def dropout(x: ArrayIn, rate: float, seed: int, out: Array | None = None,
+            mask: Array | None = None) -> tuple[Array, Array]:
     """Inverted dropout: each element is zeroed with probability `rate`, the others are scaled
     by 1 / (1 - rate). Returns (y, mask), mask a uint8 array (1 = kept) of x's shape.
 
@@ -50,7 +54,7 @@ def dropout(x, rate, seed, out=None, mask=None):
     return out, mask
 
 
-def dropout_grad(dy, mask, rate):
+def dropout_grad(dy: ArrayIn, mask: Array, rate: float) -> Array:
     """Gradient of dropout: dy * mask / (1 - rate)."""
     be, dy, mask = backend(dy=dy, mask=mask)
     dy = contiguous(float_array(dy, "dy"))

@@ -1,9 +1,14 @@
 """Weight initializers: torch.nn.init's formulas, drawn from a counter-based generator, so a
 (kind, shape, seed) gives the same bits for any thread count. CPU only: into NumPy arrays."""
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from fastnn import _C
 from fastnn._checks import FLOAT_DTYPES, non_negative
@@ -15,7 +20,7 @@ INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "l
                 "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
 
 
-def _shape_arg(shape):
+def _shape_arg(shape: int | Sequence[int] | None) -> tuple[int, ...]:
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
     if not isinstance(shape, (tuple, list)) or not all(
@@ -27,7 +32,9 @@ def _shape_arg(shape):
     return shape
 
 
-def init_weights(kind, shape, seed, dtype=None, gain=None, out=None):
+def init_weights(kind: str, shape: int | Sequence[int] | None, seed: int,
+                 dtype: DTypeLike | None = None,
+                 gain: float | None = None, out: NDArray[Any] | None = None) -> NDArray[Any]:
     """A new array of `shape` (or `out`, filled in place and returned) drawn by `kind`.
 
     kind: glorot_uniform / glorot_normal (Xavier: a = gain sqrt(6 / (fan_in + fan_out)),

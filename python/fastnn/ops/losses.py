@@ -4,17 +4,21 @@ The loss is a Python float (accumulated in double precision; on the GPU it waits
 kernel); the gradient has the dtype and shape of the first argument, on its device. Results do
 not depend on the number of threads."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
 
 from fastnn._checks import (class_weight_shape, label_smoothing_arg, same_dtype,
                             softmax_xent_dims, softmax_xent_label_kind)
+from fastnn._typing import Array, ArrayIn
 from fastnn.ops._dispatch import (backend, contiguous, convert, float_array, host, is_array,
                                   matrix)
 
 
-def as_labels(labels):
+def as_labels(labels: Any) -> Array:
     """labels as an array (NumPy or a CUDA tensor); array-likes are converted, anything else is a
     TypeError."""
     if is_array(labels):
@@ -24,7 +28,7 @@ def as_labels(labels):
     raise TypeError(f"labels: expected a NumPy array, got {type(labels).__name__}")
 
 
-def class_indices(labels, n, c, rows_of="scores", note=""):
+def class_indices(labels: Array, n: int, c: int, rows_of: str = "scores", note: str = "") -> Array:
     """Integer class indices (n,) as a contiguous int64 array on their device, checked against
     [0, c) on the host; note adds to the range error."""
     if labels.dtype.kind not in "iu":
@@ -42,7 +46,8 @@ def class_indices(labels, n, c, rows_of="scores", note=""):
     return convert(labels, np.int64)
 
 
-def softmax_cross_entropy(logits, labels, class_weight=None, label_smoothing=0.0):
+def softmax_cross_entropy(logits: ArrayIn, labels: ArrayIn, class_weight: ArrayIn | None = None,
+                          label_smoothing: float = 0.0) -> tuple[float, Array]:
     """Mean softmax cross-entropy of ``logits`` (N, C) and its gradient ``dlogits``.
 
     labels: integer class indices (N,), any integer dtype, or probability rows (N, C) of the
@@ -76,7 +81,8 @@ def softmax_cross_entropy(logits, labels, class_weight=None, label_smoothing=0.0
     return float(loss), grad
 
 
-def _pair(be, kernel, a, b, a_name, b_name):
+def _pair(be: Any, kernel: str, a: ArrayIn, b: ArrayIn, a_name: str,
+          b_name: str) -> tuple[float, Array]:
     a = contiguous(float_array(a, a_name))
     b = contiguous(float_array(b, b_name))
     same_dtype(**{a_name: a, b_name: b})
@@ -88,20 +94,20 @@ def _pair(be, kernel, a, b, a_name, b_name):
     return float(loss), grad
 
 
-def binary_cross_entropy_with_logits(logits, targets):
+def binary_cross_entropy_with_logits(logits: ArrayIn, targets: ArrayIn) -> tuple[float, Array]:
     """Mean over all elements of ``max(x, 0) - x t + log1p(exp(-|x|))`` and its gradient
     ``(sigmoid(x) - t) / count``. logits and targets: one shape, one float dtype."""
     be, logits, targets = backend(logits=logits, targets=targets)
     return _pair(be, "binary_cross_entropy_with_logits", logits, targets, "logits", "targets")
 
 
-def mse(pred, target):
+def mse(pred: ArrayIn, target: ArrayIn) -> tuple[float, Array]:
     """Mean squared error and its gradient ``2 (pred - target) / count``."""
     be, pred, target = backend(pred=pred, target=target)
     return _pair(be, "mse", pred, target, "pred", "target")
 
 
-def mae(pred, target):
+def mae(pred: ArrayIn, target: ArrayIn) -> tuple[float, Array]:
     """Mean absolute error and its gradient ``sign(pred - target) / count`` (0 where equal)."""
     be, pred, target = backend(pred=pred, target=target)
     return _pair(be, "mae", pred, target, "pred", "target")

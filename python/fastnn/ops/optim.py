@@ -18,16 +18,20 @@ Common arguments:
 
 A single array is accepted wherever a list is. Results do not depend on the thread count."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
 
 from fastnn._checks import FLOAT_DTYPES, finite_real, flag, in_interval, non_negative
+from fastnn._typing import Array, Arrays, Penalty
 from fastnn.ops._dispatch import (backend, contiguous, copy, is_aligned, is_array, is_contiguous,
                                   kind, may_share_memory, require_aligned, writable)
 
 
-def _as_list(xs, name):
+def _as_list(xs: Arrays, name: str) -> list[Any]:
     if is_array(xs):
         return [xs]
     if isinstance(xs, (list, tuple)):
@@ -35,7 +39,8 @@ def _as_list(xs, name):
     raise TypeError(f"{name}: expected a list of NumPy arrays, got {type(xs).__name__}")
 
 
-def _tensors(xs, name, like=None, updated=True):
+def _tensors(xs: Arrays, name: str, like: list[Array] | None = None,
+             updated: bool = True) -> list[Array]:
     """xs as a list of arrays the kernels can update: one float dtype, C-contiguous, writable
     when updated, and matching `like` (the params list) index by index."""
     xs = _as_list(xs, name)
@@ -68,7 +73,7 @@ def _tensors(xs, name, like=None, updated=True):
     return xs
 
 
-def _no_overlap(named_lists):
+def _no_overlap(named_lists: list[tuple[str, list[Array]]]) -> None:
     """The kernel reads and writes each tensor's arrays as distinct memory (restrict pointers):
     refuse a param, grad or state that overlaps another of the same index."""
     names = [n for n, xs in named_lists]
@@ -81,7 +86,8 @@ def _no_overlap(named_lists):
                                      f"each needs its own array")
 
 
-def _optional(xs, name, used, why, named):
+def _optional(xs: Arrays | None, name: str, used: bool, why: str,
+              named: list[tuple[str, list[Array]]]) -> list[Array] | None:
     """An optional state list, checked against named[0] (the params) and added to `named` when
     `used`; else None, which the kernel skips. why: the condition that needs it."""
     if not used:
@@ -93,7 +99,7 @@ def _optional(xs, name, used, why, named):
     return xs
 
 
-def _penalty(value, name, count):
+def _penalty(value: Penalty, name: str, count: int) -> list[float]:
     """Per-tensor penalty weights: None -> zeros, a number -> that number for every tensor."""
     if value is None:
         return [0.0] * count
@@ -115,11 +121,11 @@ def _penalty(value, name, count):
     return out
 
 
-def _non_negative(value, name):
+def _non_negative(value: float, name: str) -> float:
     return non_negative(value, name, "a value")
 
 
-def _step(step):
+def _step(step: int) -> int:
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise TypeError(f"step: expected an int (the 1-based step count), "
                         f"got {type(step).__name__}")
@@ -128,15 +134,18 @@ def _step(step):
     return int(step)
 
 
-def _common(params, grads, l1, l2, grad_scale):
+def _common(params: Arrays, grads: Arrays, l1: Penalty, l2: Penalty,
+            grad_scale: float) -> tuple[list[Array], list[Array], list[float], list[float], float]:
     params = _tensors(params, "params")
     grads = _tensors(grads, "grads", like=params, updated=False)
     return (params, grads, _penalty(l1, "l1", len(params)), _penalty(l2, "l2", len(params)),
             finite_real(grad_scale, "grad_scale"))
 
 
-def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-             momentum_buffers=None, step=1, l1=None, l2=None, grad_scale=1.0):
+def sgd_step(params: Arrays, grads: Arrays, lr: float, momentum: float = 0.0,
+             dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+             momentum_buffers: Arrays | None = None, step: int = 1, l1: Penalty = None,
+             l2: Penalty = None, grad_scale: float = 1.0) -> None:
     """One ``torch.optim.SGD`` step, in place: ``g += weight_decay * p``; with momentum,
     ``buf = g`` on step 1 (the buffers' old contents are ignored) and
     ``buf = momentum * buf + (1 - dampening) * g`` later, then ``g = g + momentum * buf``
@@ -166,16 +175,18 @@ def sgd_step(params, grads, lr, momentum=0.0, dampening=0.0, nesterov=False, wei
                 nesterov=bool(nesterov))
 
 
-def _betas(betas):
+def _betas(betas: tuple[float, float]) -> tuple[float, ...]:
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
     return tuple(in_interval(b, f"betas[{i}]", 0, 1, "left", "a value")
                  for i, b in enumerate(betas))
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0.999),
-              eps=1e-8, weight_decay=0.0, decoupled=False, amsgrad=False, max_exp_avg_sqs=None,
-              l1=None, l2=None, grad_scale=1.0):
+def adam_step(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays, step: int,
+              lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0.0, decoupled: bool = False, amsgrad: bool = False,
+              max_exp_avg_sqs: Arrays | None = None, l1: Penalty = None, l2: Penalty = None,
+              grad_scale: float = 1.0) -> None:
     """One ``torch.optim.Adam`` step (``decoupled=True``: ``torch.optim.AdamW``), in place.
 
     ``g += weight_decay * p`` (Adam) or ``p *= 1 - lr * weight_decay`` (AdamW);
@@ -206,17 +217,20 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0
                  weight_decay=weight_decay)
 
 
-def adamw_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, betas=(0.9, 0.999),
-               eps=1e-8, weight_decay=1e-2, amsgrad=False, max_exp_avg_sqs=None, l1=None,
-               l2=None, grad_scale=1.0):
+def adamw_step(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays, step: int,
+               lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+               weight_decay: float = 1e-2, amsgrad: bool = False,
+               max_exp_avg_sqs: Arrays | None = None, l1: Penalty = None, l2: Penalty = None,
+               grad_scale: float = 1.0) -> None:
     """One ``torch.optim.AdamW`` step: Adam with the decoupled decay ``p *= 1 - lr * wd``."""
     adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=lr, betas=betas, eps=eps,
               weight_decay=weight_decay, decoupled=True, amsgrad=amsgrad,
               max_exp_avg_sqs=max_exp_avg_sqs, l1=l1, l2=l2, grad_scale=grad_scale)
 
 
-def adagrad_step(params, grads, state_sums, step, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 eps=1e-10, l1=None, l2=None, grad_scale=1.0):
+def adagrad_step(params: Arrays, grads: Arrays, state_sums: Arrays, step: int, lr: float = 1e-2,
+                 lr_decay: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-10,
+                 l1: Penalty = None, l2: Penalty = None, grad_scale: float = 1.0) -> None:
     """One ``torch.optim.Adagrad`` step, in place: ``g += weight_decay * p``;
     ``state_sum += g * g``; ``p -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(state_sum) + eps)``.
 
@@ -235,9 +249,11 @@ def adagrad_step(params, grads, state_sums, step, lr=1e-2, lr_decay=0.0, weight_
                     lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
 
 
-def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
-                 momentum=0.0, centered=False, momentum_buffers=None, grad_avgs=None, l1=None,
-                 l2=None, grad_scale=1.0):
+def rmsprop_step(params: Arrays, grads: Arrays, square_avgs: Arrays, lr: float = 1e-2,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False,
+                 momentum_buffers: Arrays | None = None, grad_avgs: Arrays | None = None,
+                 l1: Penalty = None, l2: Penalty = None, grad_scale: float = 1.0) -> None:
     """One ``torch.optim.RMSprop`` step, in place: ``g += weight_decay * p``;
     ``sq = alpha * sq + (1 - alpha) * g * g``; ``avg = sqrt(sq) + eps``, or when centered
     ``grad_avg = lerp(grad_avg, g, 1 - alpha)``, ``avg = sqrt(sq - grad_avg**2) + eps``; then
@@ -265,7 +281,7 @@ def rmsprop_step(params, grads, square_avgs, lr=1e-2, alpha=0.99, eps=1e-8, weig
                     lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
 
 
-def global_norm(tensors):
+def global_norm(tensors: Arrays) -> float:
     """The 2-norm of all elements of all tensors (one float dtype) together, ``sqrt(sum x**2)``,
     accumulated in double. inf or NaN when an element is. Arrays may have any strides
     (non-contiguous ones are copied first)."""
@@ -275,7 +291,7 @@ def global_norm(tensors):
     return float(be.global_norm(tensors)) if tensors else 0.0
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads: Arrays, max_norm: float) -> float:
     """``torch.nn.utils.clip_grad_norm_``: scales every gradient in place by
     ``max_norm / (total_norm + 1e-6)`` when that is below 1, and returns the total 2-norm of
     the gradients before clipping.

@@ -1,16 +1,19 @@
 """Row reductions and accuracy counts. Sums are accumulated in double and do not depend on the
 number of threads."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from fastnn._checks import finite_real
+from fastnn._typing import Array, ArrayIn
 from fastnn.ops._dispatch import backend, contiguous, convert, float_array, is_array, matrix
 from fastnn.ops.losses import as_labels, class_indices
 
 
-def _class_scores(scores, name):
+def _class_scores(scores: ArrayIn, name: str) -> Array:
     scores = matrix(scores, name)
     if scores.shape[1] == 0 and scores.shape[0] > 0:
         raise ValueError(f"{name}: expected at least one class (column), got shape "
@@ -18,13 +21,13 @@ def _class_scores(scores, name):
     return scores
 
 
-def sum_rows(x):
+def sum_rows(x: ArrayIn) -> Array:
     """Column sums of x (N, F) -> (F,), x's dtype, accumulated in double; zeros when N == 0."""
     be, x = backend(x=x)
     return be.sum_rows(matrix(x, "x"))
 
 
-def mean_rows(x):
+def mean_rows(x: ArrayIn) -> Array:
     """Column means of x (N, F) -> (F,), accumulated in double; N == 0 raises ValueError."""
     be, x = backend(x=x)
     x = matrix(x, "x")
@@ -33,14 +36,14 @@ def mean_rows(x):
     return be.mean_rows(x)
 
 
-def argmax_rows(x):
+def argmax_rows(x: ArrayIn) -> Array:
     """Index of each row's maximum, x (N, F) -> int64 (N,). Ties go to the first maximum. NaN
     counts as larger than any number, as in numpy.argmax: a row with NaN gives its first NaN."""
     be, x = backend(x=x)
     return be.argmax_rows(_class_scores(x, "x"))
 
 
-def count_correct(scores, labels):
+def count_correct(scores: ArrayIn, labels: ArrayIn) -> int:
     """Number of rows whose argmax (as argmax_rows) equals the label.
 
     scores: (N, C) logits or probabilities. labels: integer class indices (N,), or (N, C)
@@ -57,7 +60,7 @@ def count_correct(scores, labels):
     return int(be.top_k_correct(scores, class_indices(labels, n, c), 1))
 
 
-def top_k_correct(scores, labels, k):
+def top_k_correct(scores: ArrayIn, labels: ArrayIn, k: int) -> int:
     """Number of rows whose label is among the k highest scores. Ranking follows argmax_rows
     (NaN highest, ties to the lower index), so k == 1 equals count_correct; k >= C counts
     every row. labels: integer class indices (N,)."""
@@ -72,7 +75,7 @@ def top_k_correct(scores, labels, k):
     return int(be.top_k_correct(scores, labels, min(int(k), max(c, 1))))
 
 
-def binary_correct(logits, targets, threshold=0.0):
+def binary_correct(logits: ArrayIn, targets: ArrayIn, threshold: float = 0.0) -> int:
     """Number of elements where ``logits > threshold`` agrees with ``targets >= 0.5``.
 
     The threshold is on logits (0.0 is probability 0.5); pass threshold=0.5 to score

@@ -5,8 +5,14 @@ shared by all rows, drawn by a seeded Philox stream; logits corrected by the log
 expected count; accidental hits masked; loss = mean over rows of the cross-entropy with the true
 class as target. Only the touched columns of W and b get gradients."""
 
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
 from fastnn import _C
 from fastnn._checks import flag, integer, same_dtype, sampled_softmax_dims
+from fastnn._typing import Array, ArrayIn
 from fastnn.ops._dispatch import backend, check_out, contiguous, empty, float_array, matrix
 from fastnn.ops.dropout import seed_arg
 from fastnn.ops.losses import as_labels, class_indices
@@ -14,7 +20,8 @@ from fastnn.ops.losses import as_labels, class_indices
 SAMPLERS = ("log_uniform", "uniform")
 
 
-def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
+def _sampling_args(num_sampled: int, num_classes: int, seed: int, sampler: str,
+                   unique: bool) -> tuple[int, int, int, str, bool]:
     num_sampled = integer(num_sampled, "num_sampled", 1)
     num_classes = integer(num_classes, "num_classes", 1)
     if num_classes > 2**53:
@@ -29,7 +36,8 @@ def _sampling_args(num_sampled, num_classes, seed, sampler, unique):
     return num_sampled, num_classes, seed_arg(seed), sampler, flag(unique, "unique")
 
 
-def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", unique=True):
+def sample_candidates(num_sampled: int, num_classes: int, seed: int, sampler: str = "log_uniform",
+                      unique: bool = True) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Draw ``num_sampled`` class ids in [0, num_classes) -> ``(ids, expected_counts)``.
 
     sampler: "log_uniform" (Zipf: P(c) = log((c+2)/(c+1)) / log(C+1), for classes sorted by
@@ -52,9 +60,12 @@ def sample_candidates(num_sampled, num_classes, seed, sampler="log_uniform", uni
     return ids, expected
 
 
-def sampled_softmax_cross_entropy(h, W, b, labels, num_sampled, seed, sampler="log_uniform",
-                                  unique=True, subtract_log_q=True, remove_accidental_hits=True,
-                                  correct_true_logit=True, dW=None, db=None):
+def sampled_softmax_cross_entropy(
+        h: ArrayIn, W: ArrayIn, b: ArrayIn | None, labels: ArrayIn, num_sampled: int, seed: int,
+        sampler: str = "log_uniform", unique: bool = True, subtract_log_q: bool = True,
+        remove_accidental_hits: bool = True, correct_true_logit: bool = True,
+        dW: Array | None = None,
+        db: Array | None = None) -> tuple[float, Array, Array, Array, Array | None]:
     """Sampled softmax loss of the output layer ``logits = h @ W + b`` and its gradients.
 
     h: (N, D) inputs of the output layer; W: (D, C); b: (C,) or None; labels: (N,) integer
