@@ -36,10 +36,20 @@ class StandIn:
     def __init__(self, devices=2):
         self.devices = devices
         self.calls = []
+        # What the default build holds (cmake/cuda_architectures.cmake), and an H100 per device.
+        self.images = ["sm_80", "sm_86", "sm_89", "sm_90", "compute_90"]
+        self.capability = (9, 0)
 
     # ------------------------------------------------------------ storage and streams
     def device_count(self):
         return self.devices
+
+    def compiled_architectures(self):
+        return list(self.images)
+
+    def device_capability(self, device):
+        assert 0 <= device < self.devices
+        return self.capability
 
     def empty(self, nbytes, device):
         assert 0 <= device < self.devices

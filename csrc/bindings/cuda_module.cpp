@@ -10,6 +10,7 @@
 
 #include "bindings/errors.h"
 #include "bindings/families.h"
+#include "cuda/device.h"
 
 namespace py = pybind11;
 using namespace fastnn;
@@ -38,6 +39,35 @@ int device_count() {
   return n;
 }
 
+#ifndef FASTNN_CUDA_ARCH_IMAGES
+#define FASTNN_CUDA_ARCH_IMAGES ""  // set by CMakeLists.txt (cmake/cuda_architectures.cmake)
+#endif
+
+// The device-code images this module holds, e.g. ["sm_80", "sm_90", "compute_90"].
+py::list compiled_architectures() {
+  py::list images;
+  const std::string all = FASTNN_CUDA_ARCH_IMAGES;
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find(',', start);
+    if (end == std::string::npos) end = all.size();
+    if (end > start) images.append(all.substr(start, end - start));
+    start = end + 1;
+  }
+  return images;
+}
+
+// (major, minor) compute capability of `device`; ValueError for a device that does not exist.
+py::tuple device_capability(int device) {
+  cuda::check_device(device);
+  int major = 0, minor = 0;
+  cuda::check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+              "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
+  cuda::check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
+              "cudaDeviceGetAttribute(ComputeCapabilityMinor)");
+  return py::make_tuple(major, minor);
+}
+
 py::dict describe() {
   py::dict info;
   int runtime = 0;
@@ -64,6 +94,7 @@ py::dict describe() {
                 ", " + std::to_string(std::lround(gib)) + " GiB)");
   }
   info["gpus"] = gpus;
+  info["cuda_architectures"] = compiled_architectures();
   return info;
 }
 
@@ -79,6 +110,10 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("describe", &describe,
         "{'cuda_runtime': str, 'cuda_driver': str or None, 'gpus': [str]} (never raises for a "
         "missing GPU or driver)");
+  m.def("compiled_architectures", &compiled_architectures,
+        "The device-code images compiled in: sm_XY (SASS), compute_XY (PTX)");
+  m.def("device_capability", &device_capability, py::arg("device"),
+        "(major, minor) compute capability of a CUDA device");
   fastnn::bind::bind_op_families(m);
   bind_cuda_device_calls(m);
   bind_engine(m);

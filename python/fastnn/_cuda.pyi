@@ -4,7 +4,7 @@ fastnn CUDA kernels (internal; use fastnn.cuda)
 from __future__ import annotations
 import collections.abc
 import typing
-__all__: list[str] = ['Network32', 'Network64', 'Storage', 'act_backward', 'act_backward_device', 'act_forward', 'adagrad_step', 'adam_step', 'argmax_rows', 'batch_norm_backward', 'batch_norm_infer', 'batch_norm_train', 'batch_norm_workspace_bytes', 'binary_cross_entropy_with_logits', 'column_sums_workspace_bytes', 'copy_device', 'copy_from_host', 'copy_to_host', 'dense_backward', 'dense_backward_device', 'dense_backward_workspace_bytes', 'describe', 'device_count', 'dropout_backward', 'dropout_forward', 'dropout_forward_into', 'empty', 'empty_cache', 'export_dlpack', 'fused_mlp_applies', 'fused_mlp_backward_device', 'fused_mlp_forward_device', 'gemm', 'gemm_device', 'global_norm', 'global_norm_partials', 'import_dlpack', 'loss_workspace_bytes', 'mae', 'mean_rows', 'memory_stats', 'mse', 'rmsprop_step', 'sampled_softmax_cross_entropy', 'scale_tensors', 'scatter_add_columns', 'sgd_step', 'size_class', 'softmax_backward', 'softmax_cross_entropy', 'softmax_forward', 'stream', 'stream_wait', 'sum_rows', 'sum_rows_device', 'synchronize', 'top_k_correct']
+__all__: list[str] = ['Network32', 'Network64', 'Storage', 'act_backward', 'act_backward_device', 'act_forward', 'adagrad_step', 'adam_step', 'argmax_rows', 'batch_norm_backward', 'batch_norm_infer', 'batch_norm_train', 'batch_norm_workspace_bytes', 'binary_cross_entropy_with_logits', 'column_sums_workspace_bytes', 'compiled_architectures', 'copy_device', 'copy_from_host', 'copy_to_host', 'dense_backward', 'dense_backward_device', 'dense_backward_workspace_bytes', 'describe', 'device_capability', 'device_count', 'dropout_backward', 'dropout_forward', 'dropout_forward_into', 'empty', 'empty_cache', 'export_dlpack', 'fused_mlp_applies', 'fused_mlp_backward_device', 'fused_mlp_forward_device', 'gemm', 'gemm_device', 'global_norm', 'global_norm_partials', 'import_dlpack', 'loss_workspace_bytes', 'mae', 'mean_rows', 'memory_stats', 'mse', 'rmsprop_step', 'sampled_softmax_cross_entropy', 'scale_tensors', 'scatter_add_columns', 'sgd_step', 'size_class', 'softmax_backward', 'softmax_cross_entropy', 'softmax_forward', 'stream', 'stream_wait', 'sum_rows', 'sum_rows_device', 'synchronize', 'top_k_correct']
 class Storage:
     """
     A span of device or imported memory (internal: fastnn.Tensor)
@@ -194,6 +194,10 @@ def binary_cross_entropy_with_logits(logits: typing.Any, targets: typing.Any) ->
     ...
 def column_sums_workspace_bytes(N: typing.SupportsInt | typing.SupportsIndex, F: typing.SupportsInt | typing.SupportsIndex) -> int:
     ...
+def compiled_architectures() -> list[typing.Any]:
+    """
+    The device-code images compiled in: sm_XY (SASS), compute_XY (PTX)
+    """
 def copy_device(dst: Storage, dst_offset: typing.SupportsInt | typing.SupportsIndex, src: Storage, src_offset: typing.SupportsInt | typing.SupportsIndex, nbytes: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Device-to-device (or peer) copy, asynchronous
@@ -221,6 +225,10 @@ def dense_backward_workspace_bytes(M: typing.SupportsInt | typing.SupportsIndex,
 def describe() -> dict[str, typing.Any]:
     """
     {'cuda_runtime': str, 'cuda_driver': str or None, 'gpus': [str]} (never raises for a missing GPU or driver)
+    """
+def device_capability(device: typing.SupportsInt | typing.SupportsIndex) -> tuple[typing.Any, ...]:
+    """
+    (major, minor) compute capability of a CUDA device
     """
 def device_count() -> int:
     """

@@ -43,6 +43,7 @@ def parse_device(device: str) -> int | None:
     count = _cuda_api.device_count()
     if index >= count:
         raise ValueError(f"device: {device!r} does not exist; {count} CUDA device(s) available")
+    _cuda_api._require_device(index)
     return index
 
 

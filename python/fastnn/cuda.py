@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from fastnn import _cuda_arch
+
 _module: ModuleType | None = None
 _import_error: ImportError | None = None
 _probed = False
+_covered: set[int] = set()  # devices found to run this build's device code
 
 
 def _load() -> ModuleType | None:
@@ -73,6 +76,21 @@ def _require() -> ModuleType:
                            if _import_error is None else f"fastnn._cuda failed to load: {_import_error}")
     if device_count() == 0:
         raise RuntimeError("no CUDA device is available (no GPU, no driver, or the driver is too old)")
+    return mod
+
+
+def _require_device(index: int) -> ModuleType:
+    """_require(), and the check, at a device's first use, that this build holds GPU code that
+    runs on it: RuntimeError naming its compute capability and the images compiled in, rather
+    than a "no kernel image" error from the first kernel. `index` must be a valid device."""
+    mod = _require()
+    if index not in _covered:
+        images = [str(a) for a in mod.compiled_architectures()]
+        major, minor = mod.device_capability(int(index))
+        message = _cuda_arch.coverage_error(f"cuda:{index}", (int(major), int(minor)), images)
+        if message is not None:
+            raise RuntimeError(message)
+        _covered.add(index)
     return mod
 
 

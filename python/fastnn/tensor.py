@@ -78,6 +78,7 @@ def _parse_device(device: str) -> tuple[str, int]:
     count = _cuda_api.device_count()
     if index >= count:
         raise ValueError(f"device: {device!r} does not exist; {count} CUDA device(s) available")
+    _cuda_api._require_device(index)
     return "cuda", index
 
 
@@ -439,6 +440,7 @@ def from_dlpack(obj: Any) -> Tensor:
     if dev_id >= _cuda_api.device_count():
         raise ValueError(f"from_dlpack: the data is on cuda:{dev_id}, which this process cannot "
                          f"see")
+    _cuda_api._require_device(dev_id)
     # The producer orders its pending writes before fastnn's stream (DLPack stream handshake).
     stream = int(mod.stream(dev_id))
     try:
