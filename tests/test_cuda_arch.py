@@ -161,3 +161,38 @@ def test_compiled_module_reports_its_images():
     assert images and all(parse_image(i) for i in images)
     assert all(parse_image(i)[1] >= _cuda_arch.MIN_CAPABILITY for i in images)
     assert cuda.describe()["cuda_architectures"] == images
+
+
+# ------------------------------------------------------------ the CMake side (configure only)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("archs, expected", [
+    ("", "sm_80,sm_86,sm_89,sm_90,compute_90"),  # no GPU here: the default list
+    ("default", "sm_80,sm_86,sm_89,sm_90,compute_90"),
+    ("80,90-virtual", "sm_80,compute_80,compute_90"),
+    ("86-real;120", "sm_86,sm_120,compute_120"),
+    ("bogus", "'bogus' is not an architecture"),
+])
+def test_cmake_resolves_fastnn_cuda_archs(tmp_path, archs, expected):
+    """cmake/cuda_architectures.cmake, configured with nvcc (about 20 s each): the images it
+    reports for FASTNN_CUDA_ARCHS, or its error."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("cmake") is None or shutil.which("nvcc") is None:
+        pytest.skip("needs cmake and nvcc")
+    pybind11 = pytest.importorskip("pybind11", reason="the build's pybind11")
+    if cuda.is_available():
+        pytest.skip("a visible GPU makes the empty setting mean native")
+    run = subprocess.run(
+        ["cmake", "-S", str(ROOT), "-B", str(tmp_path), "-DFASTNN_CUDA=ON",
+         f"-DFASTNN_CUDA_ARCHS={archs}", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+         f"-DPython_EXECUTABLE={sys.executable}"],
+        capture_output=True, text=True)
+    output = run.stdout + run.stderr
+    if "bogus" in archs:
+        assert run.returncode != 0 and expected in " ".join(output.split()), output
+    else:
+        assert run.returncode == 0, output
+        assert f"building the CUDA backend for {expected} " in output, output
