@@ -139,6 +139,16 @@ class Plan:
         self.bytes = 4 * self.words
 
 
+def fit_rows(wp, precision, rows, limit):
+    """fit_rows: the largest slab of at most `rows` rows (halving down to 16) whose plan fits in
+    `limit` bytes of shared memory; 0 where none does."""
+    while rows >= 16:
+        if Plan(wp, rows, precision).bytes <= limit:
+            return rows
+        rows //= 2
+    return 0
+
+
 class Block:
     def __init__(self, layers, M, rows, precision, block_index, mem):
         self.L, self.M, self.rows, self.P = layers, M, rows, precision

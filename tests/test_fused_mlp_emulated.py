@@ -72,6 +72,33 @@ def test_shared_memory_plan(rows, precision, wmax):
         assert 2 * (p.bytes + 1024) <= 228 * 1024
 
 
+# cudaDevAttrMaxSharedMemoryPerBlockOptin of the GPUs the default build covers.
+SMEM_OPTIN = {"H100": 232448, "A100": 166912, "8.6/8.9": 101376}
+
+
+@pytest.mark.parametrize("gpu", sorted(SMEM_OPTIN))
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("wmax", [1, 33, 64, 65, 96, 97, 128])
+def test_slab_rows_fit_the_devices_shared_memory(gpu, precision, wmax):
+    # The 128-row slab asks for up to 203 KiB: more than an A100 or an 8.x card allows. The slab
+    # is halved until it fits (each row's arithmetic is the same for any slab), and where even 16
+    # rows do not fit the stack is not fused (fused_mlp_fits_device: the engine runs the layers
+    # one by one) instead of failing at launch.
+    limit, wp = SMEM_OPTIN[gpu], emu.round_up(wmax, 32)
+    rows = emu.fit_rows(wp, precision, 128, limit)
+    if gpu == "H100":
+        assert rows == 128  # the slab the kernel was written for, unchanged
+    if rows:
+        assert emu.Plan(wp, rows, precision).bytes <= limit
+        assert rows == 128 or emu.Plan(wp, 2 * rows, precision).bytes > limit
+    else:
+        assert emu.Plan(wp, 16, precision).bytes > limit
+    # An A100 fuses every stack (width 128 in 32-row slabs in fp32 / tf32); 8.6 / 8.9 cards all
+    # but fp32 / tf32 stacks wider than 96, whose weights alone (two 128 x 136 float buffers)
+    # need 136 KiB.
+    assert (rows > 0) == (gpu != "8.6/8.9" or wp <= 96 or precision == "bf16")
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_four_warps(monkeypatch, precision):
     # A 64-row slab (4 warps: the cross-warp race checks see more than a pair), two blocks.

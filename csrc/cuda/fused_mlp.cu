@@ -41,6 +41,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -596,6 +597,35 @@ size_t smem_bytes(const MlpDev& p) {
          (size_t(p.rows) * p.ldz + p.a_words + 2 * size_t(p.b_words) + 2 * kMaxWidth);
 }
 
+// The current device's opt-in shared memory per block, asked once per device: 227 KiB on an
+// H100, 163 KiB on an A100, 99 KiB on 8.6 / 8.9 GPUs (RTX 30xx / 40xx, A10, L4).
+size_t smem_limit() {
+  static std::atomic<int> cached[64];
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  std::atomic<int>& c = cached[dev >= 0 && dev < 64 ? dev : 0];
+  if (c.load() == 0) {
+    int limit = 0;
+    check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+          "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+    c.store(limit > 0 ? limit : 1);
+  }
+  return size_t(c.load());
+}
+
+// Plans the largest slab of at most `rows` rows (halving down to 16) whose shared memory fits in
+// `limit` bytes; returns its rows, or 0 where even 16 rows do not fit (the widest layers on GPUs
+// with less shared memory than an H100: the engine then runs the layers one by one). Each row's
+// arithmetic is the same for any slab size, so a smaller slab never changes a result.
+int fit_rows(MlpDev& p, int wp, Precision precision, int rows, size_t limit) {
+  for (; rows >= 16; rows /= 2) {
+    p.rows = rows;
+    plan_smem(p, wp, precision);
+    if (smem_bytes(p) <= limit) return rows;
+  }
+  return 0;
+}
+
 using KernelFn = void (*)(MlpDev);
 
 // Raises the kernel's dynamic shared memory limit (48 KiB by default) once per device.
@@ -658,10 +688,11 @@ void dispatch(const MlpDev& p, int wp, Precision precision, cudaStream_t stream)
 // Fills the per-layer fields and the shared-memory plan; returns the padded widest width.
 int plan(const FusedMlpLayer* layers, int64_t count, Precision precision, MlpDev& p,
              const char* what) {
-  FASTNN_CHECK(fused_mlp_applies(layers, count, precision),
+  FASTNN_CHECK(fused_mlp_fits_device(layers, count, precision),
                std::string("cuda ") + what +
                    ": the fused MLP does not apply (1 to 16 layers, widths 1 to 128 chained "
-                   "in -> out, activations whose gradient follows from the output)");
+                   "in -> out, activations whose gradient follows from the output, a 16-row slab of "
+                   "the widest layer within the device's shared memory)");
   p = MlpDev{};
   p.count = int(count);
   int wmax = int(layers[0].in);
@@ -708,6 +739,14 @@ bool fused_mlp_applies(const FusedMlpLayer* layers, int64_t count, Precision pre
   return true;
 }
 
+bool fused_mlp_fits_device(const FusedMlpLayer* layers, int64_t count, Precision precision) {
+  if (!fused_mlp_applies(layers, count, precision)) return false;
+  int wmax = int(layers[0].in);
+  for (int64_t l = 0; l < count; ++l) wmax = std::max(wmax, int(layers[l].out));
+  MlpDev probe{};
+  return fit_rows(probe, round_up(wmax, 32), precision, 16, smem_limit()) > 0;
+}
+
 void fused_mlp_forward(const FusedMlpLayer* layers, int64_t count, const float* X, int64_t M,
                        float* const* outputs, Precision precision, void* stream) {
   MlpDev p;
@@ -720,8 +759,7 @@ void fused_mlp_forward(const FusedMlpLayer* layers, int64_t count, const float* 
   for (int64_t l = 0; l < count; ++l) p.layer[l].dst = outputs[l];
   p.M = M;
   p.X = X;
-  p.rows = slab_rows(M);
-  plan_smem(p, wp, precision);
+  fit_rows(p, wp, precision, slab_rows(M), smem_limit());  // > 0: plan() checked that 16 fit
   dispatch<false>(p, wp, precision, static_cast<cudaStream_t>(stream));
 }
 
@@ -746,8 +784,7 @@ void fused_mlp_backward(const FusedMlpLayer* layers, int64_t count, const float*
   p.M = M;
   p.dY = dY;
   p.dX = dX;
-  p.rows = slab_rows(M);
-  plan_smem(p, wp, precision);
+  fit_rows(p, wp, precision, slab_rows(M), smem_limit());  // > 0: plan() checked that 16 fit
   dispatch<true>(p, wp, precision, static_cast<cudaStream_t>(stream));
 }
 

@@ -32,10 +32,16 @@ struct FusedMlpLayer {
 
 // Whether the fused kernel handles this stack: 1 to kFusedMlpMaxLayers layers, every width
 // (inputs included) at most kFusedMlpMaxWidth, and activations whose derivative follows from the
-// output (act_grad_from_output_ok), since the backward pass only keeps outputs.
+// output (act_grad_from_output_ok), since the backward pass only keeps outputs. Host-only: asks
+// no device.
 constexpr int64_t kFusedMlpMaxWidth = 128;
 constexpr int64_t kFusedMlpMaxLayers = 16;
 bool fused_mlp_applies(const FusedMlpLayer* layers, int64_t count, Precision precision);
+// fused_mlp_applies, and a 16-row slab of the widest layer fits the current device's shared
+// memory: the widest stacks do not on GPUs with less of it than an H100 (A100: fp32 / tf32 wider
+// than 96, bf16 at 128; 8.6 / 8.9 cards: wider than 64), where the engine runs the layers one by
+// one. Asks the current device.
+bool fused_mlp_fits_device(const FusedMlpLayer* layers, int64_t count, Precision precision);
 
 // X (M, layers[0].in) -> outputs[l] (M, layers[l].out) for every l. outputs[l] may be null for
 // l < count - 1 (inference: hidden activations are then not written); training passes them all,

@@ -734,7 +734,8 @@ CudaNetwork::CudaNetwork(int64_t input_dim, std::vector<LayerSpec> layers, LossK
         f.act = m.layers[j].spec.act;
         f.act_param = float(m.layers[j].spec.act_param);
         R.spec.push_back(f);  // W and b filled in below, once the parameters exist
-        if (!cuda::fused_mlp_applies(R.spec.data(), int64_t(R.spec.size()), options.precision)) {
+        if (!cuda::fused_mlp_fits_device(R.spec.data(), int64_t(R.spec.size()),
+                                         options.precision)) {
           R.spec.pop_back();
           break;
         }
