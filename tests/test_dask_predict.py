@@ -42,6 +42,19 @@ def test_predict_over_a_dask_array_equals_predict_on_the_whole(dask_client):
                                   m.predict_classes(X))
 
 
+def test_a_float64_model_predicts_in_float64(dask_client):
+    # The blocks reach the model in its own dtype and the result says the dtype it holds.
+    m32, X32 = fitted()
+    m = fastnn.Sequential([Dense(8, "tanh"), Dense(3)], input_dim=5, seed=2, dtype="float64")
+    m.set_weights(m32.get_weights())
+    X = X32.astype(np.float64) + 1e-9  # a difference that float32 input would round away
+    P = fdask.predict(m, da.from_array(X, chunks=50))
+    assert P.dtype == np.float64
+    computed = P.compute()
+    assert computed.dtype == np.float64
+    np.testing.assert_array_equal(computed, m.predict(X))
+
+
 def test_the_model_is_one_task_of_the_graph():
     m, X = fitted()
     P = fdask.predict(m, da.from_array(X, chunks=20))

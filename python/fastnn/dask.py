@@ -3,7 +3,7 @@ DataFrame, block by block (partition by partition), lazily.
 
     import dask.array as da, fastnn.dask
     X = da.from_zarr("features.zarr")               # (n, features), any row chunks
-    P = fastnn.dask.predict(model, X)               # lazy (n, outputs) float32 Dask array
+    P = fastnn.dask.predict(model, X)               # lazy (n, outputs) Dask array
     P.to_zarr("predictions.zarr")                   # computed on the cluster, block by block
 
 The model enters the task graph once, as one task of its own (``dask.delayed(model)``) that every
@@ -11,9 +11,9 @@ block's task depends on: the scheduler ships it to each worker once (a fitted mo
 through its save bytes), not once per block. The same by hand (the recipe this helper wraps):
 
     m = dask.delayed(model, pure=True)
-    P = X.map_blocks(lambda b, m: m.predict(b), m, dtype="float32",
+    P = X.map_blocks(lambda b, m: m.predict(b), m, dtype=model.dtype,
                      chunks=(X.chunks[0], (model.output_dim,)))
-    # a DataFrame: df.map_partitions(lambda p, m: m.predict(p.to_numpy("float32")), m, ...)
+    # a DataFrame: df.map_partitions(lambda p, m: m.predict(p.to_numpy(model.dtype)), m, ...)
 
 dask is optional (``pip install 'fastnn[dask]'``) and imported only here.
 """
@@ -30,14 +30,19 @@ _METHODS = ("predict", "predict_classes")
 
 
 def _predict_block(block: Any, model: Any, method: str, batch_size: int) -> Any:
-    return getattr(model, method)(np.asarray(block, dtype=np.float32), batch_size=batch_size)
+    return getattr(model, method)(np.asarray(block, dtype=_dtype(model)), batch_size=batch_size)
+
+
+def _dtype(model: Any) -> Any:
+    """The model's float dtype (float32 for models that do not say, as QuantizedModel)."""
+    return np.dtype(getattr(model, "dtype", np.float32))
 
 
 def _predict_partition(frame: Any, model: Any, method: str, batch_size: int,
                        columns: Any) -> Any:
     import pandas as pd
 
-    out = _predict_block(frame.to_numpy(dtype=np.float32), model, method, batch_size)
+    out = _predict_block(frame.to_numpy(dtype=_dtype(model)), model, method, batch_size)
     if method == "predict_classes":
         return pd.Series(out, index=frame.index, name=columns)
     return pd.DataFrame(out, index=frame.index, columns=columns)
@@ -45,8 +50,8 @@ def _predict_partition(frame: Any, model: Any, method: str, batch_size: int,
 
 def predict(model: Any, X: Any, method: str = "predict", batch_size: int = 1024) -> Any:
     """``model.predict`` (or ``method="predict_classes"``) over a Dask array (n, features) or
-    Dask DataFrame of feature columns, one block at a time: a lazy Dask array (n, outputs)
-    float32 (n int64 for predict_classes), or for a DataFrame a Dask DataFrame with columns
+    Dask DataFrame of feature columns, one block at a time: a lazy Dask array (n, outputs) in
+    the model's dtype (n int64 for predict_classes), or for a DataFrame a Dask DataFrame with columns
     "0".."outputs-1" (a Series "class") on the same index. The model is one task of the graph,
     shipped to each worker once. Blocks may split rows anywhere; the features are rechunked into
     one chunk if they are split."""
@@ -62,6 +67,7 @@ def predict(model: Any, X: Any, method: str = "predict", batch_size: int = 1024)
             raise TypeError(f"model: expected a fitted fastnn model, got {type(model).__name__}")
     shipped = delayed(model, pure=True)
     classes = method == "predict_classes"
+    dtype = _dtype(model)
     if isinstance(X, da.Array):
         if X.ndim != 2 or X.shape[1] != model.input_dim:
             raise ValueError(f"X: expected a Dask array (n, {model.input_dim}), got shape "
@@ -72,9 +78,9 @@ def predict(model: Any, X: Any, method: str = "predict", batch_size: int = 1024)
         if classes:
             return X.map_blocks(_predict_block, shipped, method, batch_size, dtype=np.int64,
                                 drop_axis=1, meta=np.empty((0,), np.int64))
-        return X.map_blocks(_predict_block, shipped, method, batch_size, dtype=np.float32,
+        return X.map_blocks(_predict_block, shipped, method, batch_size, dtype=dtype,
                             chunks=(X.chunks[0], (model.output_dim,)),
-                            meta=np.empty((0, 0), np.float32))
+                            meta=np.empty((0, 0), dtype))
     try:
         from dask.dataframe import DataFrame
     except ImportError:  # dask.dataframe needs pandas and pyarrow
@@ -91,5 +97,5 @@ def predict(model: Any, X: Any, method: str = "predict", batch_size: int = 1024)
         columns = "class"
     else:
         columns = [str(c) for c in range(model.output_dim)]
-        meta = pd.DataFrame({c: pd.Series([], dtype=np.float32) for c in columns})
+        meta = pd.DataFrame({c: pd.Series([], dtype=dtype) for c in columns})
     return X.map_partitions(_predict_partition, shipped, method, batch_size, columns, meta=meta)
