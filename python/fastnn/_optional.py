@@ -1,4 +1,4 @@
-"""Optional packages (onnx, torch): imported on first use, with the pip line that installs them
+"""Optional packages (onnx, torch, mpi4py, dask): imported on first use, with the pip line that installs them
 when they are missing. fastnn itself needs NumPy only."""
 
 import importlib

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ._optional import require
+
 __all__ = ["predict"]
 
 _METHODS = ("predict", "predict_classes")
@@ -55,11 +57,8 @@ def predict(model: Any, X: Any, method: str = "predict", batch_size: int = 1024)
     "0".."outputs-1" (a Series "class") on the same index. The model is one task of the graph,
     shipped to each worker once. Blocks may split rows anywhere; the features are rechunked into
     one chunk if they are split."""
-    try:
-        import dask.array as da
-        from dask.delayed import delayed
-    except ImportError:
-        raise ImportError("fastnn.dask needs dask: pip install 'fastnn[dask]'") from None
+    da = require("dask.array", "dask", "fastnn.dask")
+    delayed = require("dask.delayed", "dask", "fastnn.dask").delayed
     if method not in _METHODS:
         raise ValueError(f"method: expected one of {_METHODS}, got {method!r}")
     for what in ("output_dim", "input_dim", method):

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import finite_real
+from ._optional import require
 
 __all__ = ["DataParallel", "DistributedError", "shard"]
 
@@ -69,12 +70,8 @@ class _PeerStopped(Exception):
 
 
 def _mpi() -> Any:
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        raise ImportError("fastnn.distributed needs mpi4py: pip install 'fastnn[mpi]' "
-                          "(mpi4py and the mpich wheel, which gives mpirun)") from None
-    return MPI
+    # The mpi extra brings mpi4py and the mpich wheel, which gives mpirun.
+    return require("mpi4py.MPI", "mpi", "fastnn.distributed")
 
 
 def shard(X: Any, y: Any = None, comm: Any = None) -> Any:
